@@ -1,0 +1,513 @@
+//! The sharded, slab-backed, intrusive LRU cache with one global time to live.
+//!
+//! Keys hash (foldhash) to one of a power-of-two number of shards, each behind its own
+//! `RwLock`. A shard is a slab of nodes linked into a recency list by `u32` indices, plus a
+//! `HashTable<u32>` index of slots (see [`shard`]). Each entry is one allocation holding
+//! `key || value`; a [`Value`] shares it, so a hit copies no bytes and allocates nothing.
+//!
+//! Capacity is split between shards (the first shards take the remainder), so the cache
+//! never holds more than its capacity. Up to [`SINGLE_SHARD_MAX`] entries there is one shard
+//! and eviction order is global; above, each shard evicts its own least recently used entry.
+//!
+//! Ordering: a hit holds only the read lock and records `(slot, generation)` in a lossy
+//! per-shard buffer; the buffer is replayed in order by whoever takes the write lock
+//! (insert, remove, expiry, or the reader that filled it), always before an eviction
+//! decision. Reads from one thread, one after another, are therefore promoted exactly in
+//! order, and LRU order is exact for a single client. Under contention, when the buffer is
+//! full and the write lock is busy, hits are dropped from the buffer (still served and
+//! counted), so LRU order is approximate: a hot entry can lose a promotion, never a value.
+//!
+//! Expiry: an entry with `deadline <= now` is absent for every read; the read that finds it
+//! removes it. The reaper ([`crate::reaper`]) removes the rest in the background.
+
+mod access;
+mod shard;
+mod slab;
+
+use std::hash::BuildHasher;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hashbrown::DefaultHashBuilder;
+
+use self::access::Recorded;
+pub(crate) use self::shard::Expiry;
+use self::shard::{Counters, Shard};
+use crate::clock::{Clock, Nanos};
+
+/// Capacities up to this use one shard, so eviction follows exact global LRU order.
+pub const SINGLE_SHARD_MAX: usize = 4096;
+
+/// Fewest shards for a sharded cache: enough to keep lock contention low on a few cores.
+const MIN_SHARDS: usize = 16;
+
+/// Most shards: more only adds per-shard fixed cost and makes each shard's LRU coarser.
+const MAX_SHARDS: usize = 64;
+
+/// Aim for at least this many entries per shard, so per-shard LRU stays close to global LRU.
+const TARGET_SHARD_ENTRIES: usize = 2048;
+
+/// A cached value: cheap to clone, readable after the shard lock is released.
+#[derive(Clone, Debug)]
+pub struct Value {
+    /// `key || value`, shared with the cache entry.
+    bytes: Arc<[u8]>,
+    key_len: u32,
+}
+
+impl Deref for Value {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        &self.bytes[self.key_len as usize..]
+    }
+}
+
+/// Counters of one cache, summed over its shards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Reads that found a live entry.
+    pub hits: u64,
+    /// Reads that found nothing, or only an expired entry.
+    pub misses: u64,
+    /// Entries added or replaced.
+    pub inserts: u64,
+    /// Entries removed to make room (capacity).
+    pub evictions: u64,
+    /// Entries removed because their deadline passed.
+    pub expirations: u64,
+    /// Entries held now.
+    pub size: u64,
+}
+
+/// The concurrent LRU cache with a global time to live.
+pub struct Cache {
+    shards: Box<[Shard]>,
+    /// `shards.len() - 1`; the shard count is a power of two.
+    shard_mask: u64,
+    hasher: DefaultHashBuilder,
+    capacity: usize,
+    ttl: Nanos,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("shards", &self.shards.len())
+            .field("capacity", &self.capacity)
+            .field("ttl_ns", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// A cache of at most `capacity` entries (>= 1), each living `ttl` after insertion.
+    pub fn new(capacity: usize, ttl: Duration, clock: Clock) -> Cache {
+        Cache::with_shards(capacity, ttl, clock, default_shards(capacity))
+    }
+
+    /// Like [`Cache::new`] with an explicit shard count (a power of two, at most `capacity`).
+    pub fn with_shards(capacity: usize, ttl: Duration, clock: Clock, shards: usize) -> Cache {
+        assert!(capacity >= 1, "cache capacity must be at least 1");
+        assert!(
+            shards.is_power_of_two(),
+            "shard count must be a power of two"
+        );
+        assert!(
+            shards <= capacity,
+            "every shard must hold at least one entry"
+        );
+        let base = capacity / shards;
+        let extra = capacity % shards;
+        let shards: Box<[Shard]> = (0..shards)
+            .map(|i| Shard::new(base + usize::from(i < extra)))
+            .collect();
+        Cache {
+            shard_mask: shards.len() as u64 - 1,
+            shards,
+            hasher: DefaultHashBuilder::default(),
+            capacity,
+            ttl: u64::try_from(ttl.as_nanos()).unwrap_or(Nanos::MAX),
+            clock,
+        }
+    }
+
+    #[inline]
+    fn locate(&self, key: &[u8]) -> (u64, &Shard) {
+        let hash = self.hasher.hash_one(key);
+        // hashbrown uses the low bits (bucket) and the top 7 bits (tag); take the shard from
+        // the middle so keys within a shard still spread over both.
+        let shard = ((hash >> 32) & self.shard_mask) as usize;
+        (hash, &self.shards[shard])
+    }
+
+    /// Looks `key` up; a hit moves the entry to the front of its shard's LRU order.
+    pub fn get(&self, key: &[u8]) -> Option<Value> {
+        let (hash, shard) = self.locate(key);
+        let now = self.clock.now();
+        let (value, full) = {
+            let state = shard.state.read();
+            let Some(slot) = state.find(hash, key) else {
+                drop(state);
+                Counters::bump(&shard.counters.misses);
+                return None;
+            };
+            let node = state.slab.node(slot);
+            if node.deadline <= now {
+                drop(state);
+                self.remove_expired(shard, hash, key, now);
+                Counters::bump(&shard.counters.misses);
+                return None;
+            }
+            let value = Value {
+                bytes: node.bytes.clone().expect("indexed slots are live"),
+                key_len: node.key_len,
+            };
+            let full = shard.reads.record(slot, node.generation) == Recorded::Full;
+            (value, full)
+        };
+        if full {
+            // Busy lock: leave the buffer to the writer (it drains before deciding anything).
+            if let Some(mut state) = shard.state.try_write() {
+                state.apply_reads(&shard.reads);
+            }
+        }
+        Counters::bump(&shard.counters.hits);
+        Some(value)
+    }
+
+    /// Removes `key` found expired by a read, unless someone replaced it meanwhile.
+    #[cold]
+    fn remove_expired(&self, shard: &Shard, hash: u64, key: &[u8], now: Nanos) {
+        let mut state = shard.state.write();
+        state.apply_reads(&shard.reads);
+        if let Some(slot) = state.find(hash, key)
+            && state.slab.node(slot).deadline <= now
+        {
+            state.remove_slot(&self.hasher, slot);
+            Counters::bump(&shard.counters.expirations);
+            shard
+                .counters
+                .size
+                .store(state.slab.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds or replaces `key`, evicting the least recently used entry of the shard if full.
+    pub fn insert(&self, key: &[u8], value: &[u8]) -> Value {
+        let key_len = u32::try_from(key.len()).expect("keys are shorter than 4 GiB");
+        // One allocation per entry (the iterator has an exact length), made before locking.
+        let bytes: Arc<[u8]> = key.iter().chain(value).copied().collect();
+        let handle = Value {
+            bytes: Arc::clone(&bytes),
+            key_len,
+        };
+        let (hash, shard) = self.locate(key);
+        let deadline = self.clock.now().saturating_add(self.ttl);
+        let evicted = {
+            let mut state = shard.state.write();
+            state.apply_reads(&shard.reads);
+            let (_, evicted) = state.insert(&self.hasher, hash, bytes, key_len, deadline);
+            shard
+                .counters
+                .size
+                .store(state.slab.len() as u64, Ordering::Relaxed);
+            evicted
+        };
+        shard.has_pending.store(true, Ordering::Release);
+        Counters::bump(&shard.counters.inserts);
+        if evicted {
+            Counters::bump(&shard.counters.evictions);
+        }
+        handle
+    }
+
+    /// Removes `key`; true if it was present.
+    pub fn remove(&self, key: &[u8]) -> bool {
+        let (hash, shard) = self.locate(key);
+        let mut state = shard.state.write();
+        state.apply_reads(&shard.reads);
+        let removed = state.remove_key(hash, key);
+        shard
+            .counters
+            .size
+            .store(state.slab.len() as u64, Ordering::Relaxed);
+        removed
+    }
+
+    /// Entries held now.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.counters.size.load(Ordering::Relaxed) as usize)
+            .sum()
+    }
+
+    /// True when no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The configured capacity in entries.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Counters summed over all shards.
+    pub fn stats(&self) -> CacheStats {
+        let mut stats = CacheStats::default();
+        for shard in self.shards.iter() {
+            let c = &shard.counters;
+            stats.hits += c.hits.load(Ordering::Relaxed);
+            stats.misses += c.misses.load(Ordering::Relaxed);
+            stats.inserts += c.inserts.load(Ordering::Relaxed);
+            stats.evictions += c.evictions.load(Ordering::Relaxed);
+            stats.expirations += c.expirations.load(Ordering::Relaxed);
+            stats.size += c.size.load(Ordering::Relaxed);
+        }
+        stats
+    }
+
+    /// The clock the cache reads deadlines from.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Number of shards (a power of two).
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Keys of one shard from most to least recently used (replays buffered hits first).
+    #[doc(hidden)]
+    pub fn keys_by_recency(&self, shard: usize) -> Vec<Vec<u8>> {
+        let shard = &self.shards[shard];
+        let mut state = shard.state.write();
+        state.apply_reads(&shard.reads);
+        state
+            .slab
+            .iter_recency()
+            .map(|slot| state.slab.node(slot).key().to_vec())
+            .collect()
+    }
+
+    /// Slab slots allocated over all shards (live + free): the memory high-water mark.
+    #[doc(hidden)]
+    pub fn slots(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.state.read().slab.slots())
+            .sum()
+    }
+
+    /// Panics unless every shard's invariants hold: each slot free or linked exactly once,
+    /// links consistent, index and list agree, size within capacity, counters match.
+    #[doc(hidden)]
+    pub fn validate(&self) {
+        let mut total_capacity = 0;
+        for (i, shard) in self.shards.iter().enumerate() {
+            let state = shard.state.read();
+            state.validate(&self.hasher);
+            total_capacity += state.capacity();
+            assert_eq!(
+                shard.counters.size.load(Ordering::Relaxed),
+                state.slab.len() as u64,
+                "size counter of shard {i}"
+            );
+            for slot in state.slab.iter_recency() {
+                let key = state.slab.node(slot).key();
+                assert!(
+                    std::ptr::eq(self.locate(key).1, shard),
+                    "key of slot {slot} hashes to shard {i}"
+                );
+            }
+        }
+        assert_eq!(
+            total_capacity, self.capacity,
+            "shard capacities sum to capacity"
+        );
+    }
+
+    // ---- for the reaper -------------------------------------------------------------
+
+    /// Moves shard `shard`'s new expiries into `out` (skips the lock when there are none).
+    pub(crate) fn take_expiries(&self, shard: usize, out: &mut Vec<Expiry>) {
+        let shard = &self.shards[shard];
+        if !shard.has_pending.swap(false, Ordering::Acquire) {
+            return;
+        }
+        let mut state = shard.state.write();
+        state.take_pending(out);
+    }
+
+    /// Removes the entries of `batch` (all in shard `shard`) that are still current and
+    /// past their deadline, under one write lock; returns how many.
+    pub(crate) fn expire_batch(&self, shard: usize, batch: &[Expiry], now: Nanos) -> usize {
+        let shard = &self.shards[shard];
+        let mut state = shard.state.write();
+        state.apply_reads(&shard.reads);
+        let removed = batch
+            .iter()
+            .filter(|e| state.expire(&self.hasher, e, now))
+            .count();
+        shard
+            .counters
+            .size
+            .store(state.slab.len() as u64, Ordering::Relaxed);
+        shard
+            .counters
+            .expirations
+            .fetch_add(removed as u64, Ordering::Relaxed);
+        removed
+    }
+
+    /// Keeps the expiries of shard `shard` that still describe a live entry, one each.
+    pub(crate) fn retain_current(&self, shard: usize, expiries: &mut Vec<Expiry>) {
+        self.shards[shard].state.read().retain_current(expiries);
+    }
+
+    /// Expiries buffered in the shards, not yet collected by a reaper.
+    #[doc(hidden)]
+    pub fn pending_expiries(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.state.read().pending_len())
+            .sum()
+    }
+}
+
+fn default_shards(capacity: usize) -> usize {
+    if capacity <= SINGLE_SHARD_MAX {
+        1
+    } else {
+        (capacity / TARGET_SHARD_ENTRIES)
+            .next_power_of_two()
+            .clamp(MIN_SHARDS, MAX_SHARDS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(capacity: usize, shards: usize) -> Cache {
+        Cache::with_shards(capacity, Duration::from_secs(10), Clock::manual(), shards)
+    }
+
+    #[test]
+    fn shard_count_is_one_up_to_4096_then_sharded() {
+        assert_eq!(default_shards(1), 1);
+        assert_eq!(default_shards(4096), 1);
+        let n = default_shards(4097);
+        assert!(n.is_power_of_two() && (16..=64).contains(&n));
+        assert_eq!(default_shards(10_000_000), 64);
+    }
+
+    #[test]
+    fn capacity_split_sums_exactly() {
+        for capacity in [4097, 10_000, 100_003, 1 << 20] {
+            let c = Cache::new(capacity, Duration::from_secs(1), Clock::manual());
+            c.validate();
+            assert_eq!(c.capacity(), capacity);
+        }
+    }
+
+    #[test]
+    fn value_derefs_to_value_bytes_only() {
+        let c = cache(4, 1);
+        let v = c.insert(b"key", b"value");
+        assert_eq!(&*v, b"value");
+        assert_eq!(c.get(b"key").as_deref(), Some(&b"value"[..]));
+        assert_eq!(c.insert(b"", b"").len(), 0);
+        assert_eq!(c.get(b"").as_deref(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn full_shard_evicts_least_recently_read() {
+        let c = cache(3, 1);
+        c.insert(b"a", b"1");
+        c.insert(b"b", b"2");
+        c.insert(b"c", b"3");
+        assert!(c.get(b"a").is_some());
+        c.insert(b"d", b"4");
+        assert!(c.get(b"b").is_none(), "b was least recently used");
+        assert!(c.get(b"a").is_some());
+        c.validate();
+        let s = c.stats();
+        assert_eq!((s.evictions, s.size, s.inserts), (1, 3, 4));
+    }
+
+    #[test]
+    fn many_sequential_hits_keep_exact_order() {
+        let c = cache(100, 1);
+        for i in 0..100u32 {
+            c.insert(&i.to_be_bytes(), b"v");
+        }
+        // Read in reverse, several buffer-lengths' worth, then check the whole order.
+        for round in 0..5 {
+            for i in (0..100u32).rev() {
+                assert!(c.get(&i.to_be_bytes()).is_some(), "round {round} key {i}");
+            }
+        }
+        let order: Vec<Vec<u8>> = (0..100u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        assert_eq!(c.keys_by_recency(0), order);
+        c.validate();
+    }
+
+    #[test]
+    fn expired_entry_is_a_miss_and_removed_on_read() {
+        let clock = Clock::manual();
+        let c = Cache::with_shards(4, Duration::from_millis(100), clock.clone(), 1);
+        c.insert(b"k", b"v");
+        clock.advance(Duration::from_millis(99));
+        assert!(c.get(b"k").is_some());
+        clock.advance(Duration::from_millis(1));
+        assert!(c.get(b"k").is_none(), "deadline <= now is expired");
+        let s = c.stats();
+        assert_eq!((s.hits, s.misses, s.expirations, s.size), (1, 1, 1, 0));
+        c.validate();
+    }
+
+    #[test]
+    fn reinsert_replaces_value_and_deadline() {
+        let clock = Clock::manual();
+        let c = Cache::with_shards(4, Duration::from_millis(100), clock.clone(), 1);
+        c.insert(b"k", b"old");
+        clock.advance(Duration::from_millis(60));
+        c.insert(b"k", b"new");
+        clock.advance(Duration::from_millis(60));
+        assert_eq!(c.get(b"k").as_deref(), Some(&b"new"[..]));
+        assert_eq!(c.len(), 1);
+        c.validate();
+    }
+
+    #[test]
+    fn remove_reports_presence() {
+        let c = cache(4, 1);
+        c.insert(b"k", b"v");
+        assert!(c.remove(b"k"));
+        assert!(!c.remove(b"k"));
+        assert!(c.is_empty());
+        c.validate();
+    }
+
+    #[test]
+    fn pending_expiries_stay_bounded_without_a_reaper() {
+        let c = cache(8, 1);
+        for i in 0..10_000u32 {
+            c.insert(&(i % 20).to_be_bytes(), b"v");
+        }
+        assert!(c.pending_expiries() <= 2 * 8 + 64);
+        c.validate();
+    }
+
+    #[test]
+    fn cache_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Cache>();
+        assert_send_sync::<Value>();
+    }
+}

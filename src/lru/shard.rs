@@ -1,0 +1,249 @@
+//! One shard: a slab, a hash index from key to slot, the lossy hit buffer, the expiries
+//! not yet handed to the reaper, and the shard's counters.
+//!
+//! The index is a `HashTable<u32>` of slots hashed by the key stored in the node, so each
+//! key is stored once. Lookups take the read lock; anything that changes the list or the
+//! index takes the write lock and first replays the hit buffer, so eviction always sees
+//! every hit that was buffered.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use parking_lot::RwLock;
+
+use super::access::AccessBuffer;
+use super::slab::Slab;
+use crate::clock::Nanos;
+
+/// An entry's expiry as told to the reaper: it is still current while the slot has this
+/// generation and this deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Expiry {
+    pub(crate) deadline: Nanos,
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+}
+
+/// Slack added to bounds that are "twice the capacity" so tiny shards do not compact
+/// on every other insert.
+const BOUND_SLACK: usize = 64;
+
+/// Counters of one shard; Relaxed atomics, summed on read.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) inserts: AtomicU64,
+    pub(crate) evictions: AtomicU64,
+    pub(crate) expirations: AtomicU64,
+    /// Live entries; written only under the write lock.
+    pub(crate) size: AtomicU64,
+}
+
+impl Counters {
+    #[inline]
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A shard, aligned to its own cache lines so two shards never share one.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct Shard {
+    pub(crate) state: RwLock<ShardState>,
+    pub(crate) reads: AccessBuffer,
+    pub(crate) counters: Counters,
+    /// Set when `pending` is non-empty, so the reaper skips idle shards without locking.
+    pub(crate) has_pending: AtomicBool,
+}
+
+impl Shard {
+    pub(crate) fn new(capacity: usize) -> Shard {
+        Shard {
+            state: RwLock::new(ShardState::new(capacity)),
+            reads: AccessBuffer::new(),
+            counters: Counters::default(),
+            has_pending: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The data behind a shard's lock.
+#[derive(Debug)]
+pub(crate) struct ShardState {
+    pub(crate) slab: Slab,
+    index: HashTable<u32>,
+    capacity: usize,
+    /// Expiries of entries inserted since the reaper last looked, oldest first.
+    pending: Vec<Expiry>,
+}
+
+impl ShardState {
+    fn new(capacity: usize) -> ShardState {
+        ShardState {
+            slab: Slab::with_capacity(capacity),
+            // Sized for a full shard so the index never rehashes on the insert path.
+            index: HashTable::with_capacity(capacity),
+            capacity,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Entries this shard may hold.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The live slot holding `key`.
+    #[inline]
+    pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
+        let slab = &self.slab;
+        self.index
+            .find(hash, |&slot| slab.node(slot).key() == key)
+            .copied()
+    }
+
+    /// Replays buffered hits in order; stale ones (slot freed since) are skipped.
+    #[inline]
+    pub(crate) fn apply_reads(&mut self, reads: &AccessBuffer) {
+        let slab = &mut self.slab;
+        reads.drain(|slot, generation| {
+            if slab.live(slot, generation).is_some() {
+                slab.move_to_front(slot);
+            }
+        });
+    }
+
+    /// Adds or replaces an entry and makes it the most recently used.
+    /// Returns the slot and whether a live entry was evicted to make room.
+    pub(crate) fn insert(
+        &mut self,
+        hasher: &DefaultHashBuilder,
+        hash: u64,
+        bytes: Arc<[u8]>,
+        key_len: u32,
+        deadline: Nanos,
+    ) -> (u32, bool) {
+        let key = &bytes[..key_len as usize];
+        let mut evicted = false;
+        let slot = if let Some(slot) = self.find(hash, key) {
+            let node = self.slab.node_mut(slot);
+            node.bytes = Some(bytes);
+            node.key_len = key_len;
+            node.deadline = deadline;
+            self.slab.move_to_front(slot);
+            slot
+        } else {
+            if self.slab.len() >= self.capacity {
+                let tail = self.slab.tail().expect("a full shard has a tail");
+                self.remove_slot(hasher, tail);
+                evicted = true;
+            }
+            let slot = self.slab.insert_front(bytes, key_len, deadline);
+            let slab = &self.slab;
+            self.index
+                .insert_unique(hash, slot, |&s| hasher.hash_one(slab.node(s).key()));
+            slot
+        };
+        let generation = self.slab.node(slot).generation;
+        self.pending.push(Expiry {
+            deadline,
+            slot,
+            generation,
+        });
+        if self.pending.len() > 2 * self.capacity + BOUND_SLACK {
+            // No reaper is collecting (or it is far behind): keep only current expiries.
+            let mut pending = std::mem::take(&mut self.pending);
+            self.retain_current(&mut pending);
+            self.pending = pending;
+        }
+        (slot, evicted)
+    }
+
+    /// Removes the entry for `key`; true if it was there.
+    pub(crate) fn remove_key(&mut self, hash: u64, key: &[u8]) -> bool {
+        let slab = &self.slab;
+        match self
+            .index
+            .find_entry(hash, |&slot| slab.node(slot).key() == key)
+        {
+            Ok(entry) => {
+                let (slot, _) = entry.remove();
+                self.slab.remove(slot);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Removes a live slot from index and slab.
+    pub(crate) fn remove_slot(&mut self, hasher: &DefaultHashBuilder, slot: u32) -> Arc<[u8]> {
+        let hash = hasher.hash_one(self.slab.node(slot).key());
+        match self.index.find_entry(hash, |&s| s == slot) {
+            Ok(entry) => {
+                entry.remove();
+            }
+            Err(_) => panic!("live slot {slot} is in the index"),
+        }
+        self.slab.remove(slot)
+    }
+
+    /// Moves the expiries not yet handed out into `out`.
+    pub(crate) fn take_pending(&mut self, out: &mut Vec<Expiry>) {
+        out.append(&mut self.pending);
+    }
+
+    /// Whether `expiry` still describes a live entry.
+    #[inline]
+    pub(crate) fn is_current(&self, expiry: &Expiry) -> bool {
+        self.slab
+            .live(expiry.slot, expiry.generation)
+            .is_some_and(|node| node.deadline == expiry.deadline)
+    }
+
+    /// Keeps only the expiries that still describe a live entry, one per entry.
+    pub(crate) fn retain_current(&self, expiries: &mut Vec<Expiry>) {
+        expiries.retain(|e| self.is_current(e));
+        expiries.sort_unstable();
+        expiries.dedup();
+    }
+
+    /// Removes the entry `expiry` names if it is current and its deadline has passed.
+    pub(crate) fn expire(
+        &mut self,
+        hasher: &DefaultHashBuilder,
+        expiry: &Expiry,
+        now: Nanos,
+    ) -> bool {
+        if self.is_current(expiry) && expiry.deadline <= now {
+            self.remove_slot(hasher, expiry.slot);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Expiries waiting for the reaper.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Panics unless slab, index and bounds agree.
+    pub(crate) fn validate(&self, hasher: &DefaultHashBuilder) {
+        self.slab.validate();
+        assert!(self.slab.len() <= self.capacity, "size within capacity");
+        assert_eq!(self.index.len(), self.slab.len(), "index and list agree");
+        for slot in self.slab.iter_recency() {
+            let key = self.slab.node(slot).key();
+            assert_eq!(
+                self.find(hasher.hash_one(key), key),
+                Some(slot),
+                "index maps the key of slot {slot} to it"
+            );
+        }
+        assert!(self.pending.len() <= 2 * self.capacity + BOUND_SLACK);
+    }
+}

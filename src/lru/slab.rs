@@ -1,0 +1,330 @@
+//! The slab of one shard: a `Vec` of nodes addressed by `u32` slot, with an intrusive
+//! doubly linked recency list and a free list threaded through the same `next` field.
+//!
+//! Invariants (checked by [`Slab::validate`]):
+//! - every slot is either free (no bytes, on the free list) or live (bytes, linked into the
+//!   recency list), exactly once;
+//! - `prev`/`next` of live nodes agree, `head` has no `prev`, `tail` has no `next`;
+//! - a slot's generation is never 0 and changes whenever the slot is freed, so a
+//!   `(slot, generation)` pair held outside the lock names at most one entry's lifetime.
+
+use std::sync::Arc;
+
+use crate::clock::Nanos;
+
+/// The "no slot" link.
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// One slot: a live entry (key || value in one allocation) or a free slot.
+#[derive(Debug)]
+pub(crate) struct Node {
+    /// `key || value`; `None` while the slot is free.
+    pub(crate) bytes: Option<Arc<[u8]>>,
+    /// Towards the most recently used end; unused while free.
+    prev: u32,
+    /// Towards the least recently used end; the next free slot while free.
+    next: u32,
+    /// Lifetime counter of this slot, never 0.
+    pub(crate) generation: u32,
+    /// How many leading bytes of `bytes` are the key.
+    pub(crate) key_len: u32,
+    /// When the entry expires (it is absent from `deadline <= now` on).
+    pub(crate) deadline: Nanos,
+}
+
+impl Node {
+    /// The key bytes of a live node (empty for a free one).
+    #[inline]
+    pub(crate) fn key(&self) -> &[u8] {
+        match &self.bytes {
+            Some(bytes) => &bytes[..self.key_len as usize],
+            None => &[],
+        }
+    }
+}
+
+/// Nodes, recency list and free list of one shard.
+#[derive(Debug)]
+pub(crate) struct Slab {
+    nodes: Vec<Node>,
+    /// Most recently used live slot.
+    head: u32,
+    /// Least recently used live slot: the next to evict.
+    tail: u32,
+    /// First free slot.
+    free: u32,
+    /// Live slots.
+    len: usize,
+}
+
+impl Slab {
+    /// An empty slab with room for `capacity` nodes reserved up front.
+    pub(crate) fn with_capacity(capacity: usize) -> Slab {
+        Slab {
+            nodes: Vec::with_capacity(capacity),
+            head: NIL,
+            tail: NIL,
+            free: NIL,
+            len: 0,
+        }
+    }
+
+    /// Live entries.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Nodes ever allocated (live + free).
+    pub(crate) fn slots(&self) -> usize {
+        self.nodes.len()
+    }
+
+    #[inline]
+    pub(crate) fn node(&self, slot: u32) -> &Node {
+        &self.nodes[slot as usize]
+    }
+
+    #[inline]
+    pub(crate) fn node_mut(&mut self, slot: u32) -> &mut Node {
+        &mut self.nodes[slot as usize]
+    }
+
+    /// The live node at `slot` if it still has generation `generation`.
+    #[inline]
+    pub(crate) fn live(&self, slot: u32, generation: u32) -> Option<&Node> {
+        self.nodes
+            .get(slot as usize)
+            .filter(|n| n.generation == generation && n.bytes.is_some())
+    }
+
+    /// The least recently used live slot.
+    pub(crate) fn tail(&self) -> Option<u32> {
+        (self.tail != NIL).then_some(self.tail)
+    }
+
+    /// Stores an entry in a free (or new) slot and links it at the front.
+    pub(crate) fn insert_front(&mut self, bytes: Arc<[u8]>, key_len: u32, deadline: Nanos) -> u32 {
+        let slot = if self.free != NIL {
+            let slot = self.free;
+            let node = &mut self.nodes[slot as usize];
+            debug_assert!(node.bytes.is_none(), "free list holds only free slots");
+            self.free = node.next;
+            node.bytes = Some(bytes);
+            node.key_len = key_len;
+            node.deadline = deadline;
+            slot
+        } else {
+            let slot = u32::try_from(self.nodes.len())
+                .ok()
+                .filter(|&s| s != NIL)
+                .expect("a shard holds fewer than u32::MAX slots");
+            self.nodes.push(Node {
+                bytes: Some(bytes),
+                prev: NIL,
+                next: NIL,
+                generation: 1,
+                key_len,
+                deadline,
+            });
+            slot
+        };
+        self.link_front(slot);
+        self.len += 1;
+        slot
+    }
+
+    /// Unlinks and frees a live slot, bumping its generation; returns its bytes.
+    pub(crate) fn remove(&mut self, slot: u32) -> Arc<[u8]> {
+        self.unlink(slot);
+        let free = self.free;
+        let node = &mut self.nodes[slot as usize];
+        let bytes = node.bytes.take().expect("only live slots are removed");
+        node.generation = match node.generation.wrapping_add(1) {
+            0 => 1,
+            g => g,
+        };
+        node.next = free;
+        node.prev = NIL;
+        self.free = slot;
+        self.len -= 1;
+        bytes
+    }
+
+    /// Makes a live slot the most recently used.
+    #[inline]
+    pub(crate) fn move_to_front(&mut self, slot: u32) {
+        if self.head != slot {
+            self.unlink(slot);
+            self.link_front(slot);
+        }
+    }
+
+    fn link_front(&mut self, slot: u32) {
+        let old_head = self.head;
+        {
+            let node = &mut self.nodes[slot as usize];
+            node.prev = NIL;
+            node.next = old_head;
+        }
+        if old_head != NIL {
+            self.nodes[old_head as usize].prev = slot;
+        } else {
+            self.tail = slot;
+        }
+        self.head = slot;
+    }
+
+    fn unlink(&mut self, slot: u32) {
+        let (prev, next) = {
+            let node = &self.nodes[slot as usize];
+            debug_assert!(node.bytes.is_some(), "only live slots are linked");
+            (node.prev, node.next)
+        };
+        if prev != NIL {
+            self.nodes[prev as usize].next = next;
+        } else {
+            self.head = next;
+        }
+        if next != NIL {
+            self.nodes[next as usize].prev = prev;
+        } else {
+            self.tail = prev;
+        }
+    }
+
+    /// Live slots from most to least recently used.
+    pub(crate) fn iter_recency(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut cursor = self.head;
+        std::iter::from_fn(move || {
+            (cursor != NIL).then(|| {
+                let slot = cursor;
+                cursor = self.nodes[slot as usize].next;
+                slot
+            })
+        })
+    }
+
+    /// Panics unless every invariant in the module doc holds.
+    pub(crate) fn validate(&self) {
+        let n = self.nodes.len();
+        let mut seen = vec![false; n];
+
+        let mut live = 0usize;
+        let mut prev = NIL;
+        let mut cursor = self.head;
+        while cursor != NIL {
+            assert!((cursor as usize) < n, "link {cursor} out of bounds");
+            assert!(!seen[cursor as usize], "slot {cursor} linked twice");
+            seen[cursor as usize] = true;
+            let node = &self.nodes[cursor as usize];
+            assert!(
+                node.bytes.is_some(),
+                "free slot {cursor} on the recency list"
+            );
+            assert_eq!(node.prev, prev, "prev of slot {cursor}");
+            assert!(node.key_len as usize <= node.bytes.as_ref().map_or(0, |b| b.len()));
+            prev = cursor;
+            cursor = node.next;
+            live += 1;
+        }
+        assert_eq!(self.tail, prev, "tail is the last linked slot");
+        assert_eq!(live, self.len, "len counts the linked slots");
+
+        let mut free = 0usize;
+        cursor = self.free;
+        while cursor != NIL {
+            assert!((cursor as usize) < n, "free link {cursor} out of bounds");
+            assert!(!seen[cursor as usize], "slot {cursor} both linked and free");
+            seen[cursor as usize] = true;
+            assert!(
+                self.nodes[cursor as usize].bytes.is_none(),
+                "live slot on free list"
+            );
+            cursor = self.nodes[cursor as usize].next;
+            free += 1;
+        }
+        assert_eq!(live + free, n, "every slot is free or linked");
+        assert!(self.nodes.iter().all(|node| node.generation != 0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(s: &str) -> Arc<[u8]> {
+        Arc::from(s.as_bytes())
+    }
+
+    #[test]
+    fn new_slots_link_at_front_and_tail_is_oldest() {
+        let mut slab = Slab::with_capacity(4);
+        let a = slab.insert_front(bytes("a"), 1, 0);
+        let b = slab.insert_front(bytes("b"), 1, 0);
+        let c = slab.insert_front(bytes("c"), 1, 0);
+        slab.validate();
+        assert_eq!(slab.iter_recency().collect::<Vec<_>>(), vec![c, b, a]);
+        assert_eq!(slab.tail(), Some(a));
+        slab.move_to_front(a);
+        slab.validate();
+        assert_eq!(slab.iter_recency().collect::<Vec<_>>(), vec![a, c, b]);
+        slab.move_to_front(c);
+        slab.validate();
+        assert_eq!(slab.iter_recency().collect::<Vec<_>>(), vec![c, a, b]);
+    }
+
+    #[test]
+    fn freed_slot_is_reused_with_a_new_generation() {
+        let mut slab = Slab::with_capacity(2);
+        let a = slab.insert_front(bytes("a"), 1, 0);
+        let _b = slab.insert_front(bytes("b"), 1, 0);
+        let generation = slab.node(a).generation;
+        assert!(slab.live(a, generation).is_some());
+        assert_eq!(&*slab.remove(a), b"a");
+        slab.validate();
+        assert!(slab.live(a, generation).is_none(), "old generation is dead");
+        let again = slab.insert_front(bytes("c"), 1, 0);
+        assert_eq!(again, a, "free list is reused before growing");
+        assert_eq!(slab.slots(), 2);
+        assert_ne!(slab.node(again).generation, generation);
+        assert!(
+            slab.live(a, generation).is_none(),
+            "reuse keeps the old generation dead"
+        );
+        slab.validate();
+    }
+
+    #[test]
+    fn removing_head_tail_and_middle_keeps_links_consistent() {
+        let mut slab = Slab::with_capacity(5);
+        let slots: Vec<u32> = (0..5)
+            .map(|i| slab.insert_front(bytes(&i.to_string()), 1, 0))
+            .collect();
+        slab.remove(slots[2]);
+        slab.validate();
+        slab.remove(slots[4]); // head
+        slab.validate();
+        slab.remove(slots[0]); // tail
+        slab.validate();
+        assert_eq!(
+            slab.iter_recency().collect::<Vec<_>>(),
+            vec![slots[3], slots[1]]
+        );
+        slab.remove(slots[3]);
+        slab.remove(slots[1]);
+        slab.validate();
+        assert_eq!(slab.len(), 0);
+        assert_eq!(slab.tail(), None);
+    }
+
+    #[test]
+    fn generation_skips_zero_on_wrap() {
+        let mut slab = Slab::with_capacity(1);
+        let a = slab.insert_front(bytes("a"), 1, 0);
+        slab.node_mut(a).generation = u32::MAX;
+        slab.remove(a);
+        assert_eq!(slab.node(a).generation, 1);
+        slab.validate();
+    }
+}
