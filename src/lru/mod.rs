@@ -294,6 +294,13 @@ impl Cache {
             .collect()
     }
 
+    /// Whether `key` is stored (expired or not), without counting, promoting or expiring.
+    #[doc(hidden)]
+    pub fn peek_contains(&self, key: &[u8]) -> bool {
+        let (hash, shard) = self.locate(key);
+        shard.state.read().find(hash, key).is_some()
+    }
+
     /// Slab slots allocated over all shards (live + free): the memory high-water mark.
     #[doc(hidden)]
     pub fn slots(&self) -> usize {
