@@ -1,0 +1,356 @@
+//! Configuration: the `env` file (`KEY=VALUE` lines, `#` comments, optional quotes), then
+//! the process environment on top, validated into one typed [`Config`].
+//!
+//! Every key, its default and its meaning live in [`KEYS`]; `--help` prints that table, so
+//! the help text and the parser cannot drift apart. A bad value is a [`ConfigError`] that
+//! names the key, the value and what is allowed; `main` turns it into exit code 2.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::log::Level;
+
+/// One configuration key: name, default, and help text.
+pub struct Key {
+    /// The variable's name.
+    pub name: &'static str,
+    /// Its default, as it would be written in the env file.
+    pub default: &'static str,
+    /// What it means and what is allowed.
+    pub help: &'static str,
+}
+
+/// Every configuration key, in the order `--help` lists them.
+pub const KEYS: &[Key] = &[
+    Key { name: "PROXY_HOST", default: "", help: "address to bind; empty means all interfaces" },
+    Key { name: "PROXY_PORT", default: "8000", help: "HTTP port (1-65535)" },
+    Key { name: "PROXY_RESP_PORT", default: "6380", help: "Redis-protocol port; 0 disables it" },
+    Key { name: "PROXY_MAX_KEYS", default: "1000", help: "cache capacity in keys (>= 1)" },
+    Key { name: "PROXY_TTL_MS", default: "10000", help: "expiry of an entry in ms, counted from when it was cached (>= 1)" },
+    Key { name: "PROXY_WORKERS", default: "0", help: "event loops; 0 means one per core" },
+    Key { name: "PROXY_MAX_CONNECTIONS", default: "10000", help: "client connections held at once, all ports together (>= 1)" },
+    Key { name: "PROXY_RATE_LIMIT_RPS", default: "0", help: "lookups per second over the whole process; 0 means unlimited" },
+    Key { name: "PROXY_IDLE_TIMEOUT_MS", default: "60000", help: "an idle or half-sent connection is closed after this many ms (>= 1)" },
+    Key { name: "PROXY_MAX_KEY_BYTES", default: "1024", help: "longest key accepted, in bytes (1-65536); longer gets 400" },
+    Key { name: "REDIS_HOST", default: "redis", help: "host name or address of the backing Redis" },
+    Key { name: "REDIS_PORT", default: "6379", help: "port of the backing Redis (1-65535)" },
+    Key { name: "REDIS_CONNECTIONS", default: "4", help: "pooled connections to Redis (1-256)" },
+    Key { name: "REDIS_TIMEOUT_MS", default: "1000", help: "connect and read timeout towards Redis in ms (>= 1)" },
+    Key { name: "REDIS_USERNAME", default: "", help: "Redis ACL user name; unset means none" },
+    Key { name: "REDIS_PASSWORD", default: "", help: "Redis password; unset means no AUTH" },
+    Key { name: "REDIS_DB", default: "0", help: "Redis database number to SELECT (>= 0)" },
+    Key { name: "PROXY_LOG", default: "info", help: "log level: error, warn, info, debug" },
+];
+
+/// The validated configuration of one process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Address to bind; empty means all interfaces.
+    pub host: String,
+    /// HTTP port.
+    pub port: u16,
+    /// RESP port; 0 disables the RESP front end.
+    pub resp_port: u16,
+    /// Cache capacity in keys.
+    pub max_keys: usize,
+    /// Expiry of an entry.
+    pub ttl: Duration,
+    /// Event loops; 0 means one per core.
+    pub workers: usize,
+    /// Client connections held at once over all ports.
+    pub max_connections: usize,
+    /// Lookups per second over the process; 0 means unlimited.
+    pub rate_limit_rps: u64,
+    /// Idle or half-sent connections are closed after this.
+    pub idle_timeout: Duration,
+    /// Longest key accepted.
+    pub max_key_bytes: usize,
+    /// Host of the backing Redis.
+    pub redis_host: String,
+    /// Port of the backing Redis.
+    pub redis_port: u16,
+    /// Pooled connections to Redis.
+    pub redis_connections: usize,
+    /// Connect and read timeout towards Redis.
+    pub redis_timeout: Duration,
+    /// Redis ACL user, if any.
+    pub redis_username: Option<String>,
+    /// Redis password, if any.
+    pub redis_password: Option<String>,
+    /// Redis database to SELECT.
+    pub redis_db: i64,
+    /// Log level.
+    pub log_level: Level,
+}
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads `env_file` (if it exists, or must exist when `required`), then the process
+    /// environment, and validates the result.
+    pub fn load(env_file: &Path, required: bool) -> Result<Config, ConfigError> {
+        let mut vars = match std::fs::read(env_file) {
+            Ok(bytes) => parse_env_file(&String::from_utf8_lossy(&bytes))
+                .map_err(|e| ConfigError(format!("{}: {e}", env_file.display())))?,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => {
+                return Err(ConfigError(format!(
+                    "cannot read env file {}: {e}",
+                    env_file.display()
+                )));
+            }
+        };
+        for key in KEYS {
+            if let Ok(value) = std::env::var(key.name) {
+                vars.insert(key.name.to_string(), value);
+            }
+        }
+        Config::from_vars(&vars)
+    }
+
+    /// Validates a map of raw values; keys absent from it take their defaults.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let raw = |name: &str| -> String {
+            match vars.get(name) {
+                Some(v) => v.trim().to_string(),
+                None => KEYS
+                    .iter()
+                    .find(|k| k.name == name)
+                    .map(|k| k.default.to_string())
+                    .unwrap_or_default(),
+            }
+        };
+        let num = |name: &str, min: u64, max: u64| -> Result<u64, ConfigError> {
+            let value = raw(name);
+            match value.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(ConfigError(format!(
+                    "invalid {name}={value:?}: expected a whole number from {min} to {max}"
+                ))),
+            }
+        };
+        let host = |name: &str, allow_empty: bool| -> Result<String, ConfigError> {
+            let value = raw(name);
+            let ok = if value.is_empty() {
+                allow_empty
+            } else {
+                value.parse::<std::net::IpAddr>().is_ok() || is_host_name(&value)
+            };
+            if ok {
+                Ok(value)
+            } else {
+                Err(ConfigError(format!(
+                    "invalid {name}={value:?}: expected an IP address or a host name"
+                )))
+            }
+        };
+        let optional = |name: &str| -> Option<String> {
+            let value = raw(name);
+            (!value.is_empty()).then_some(value)
+        };
+        let log_level = {
+            let value = raw("PROXY_LOG");
+            Level::parse(&value).ok_or_else(|| {
+                ConfigError(format!(
+                    "invalid PROXY_LOG={value:?}: expected error, warn, info or debug"
+                ))
+            })?
+        };
+        let max = u32::MAX as u64;
+        Ok(Config {
+            host: host("PROXY_HOST", true)?,
+            port: num("PROXY_PORT", 1, 65535)? as u16,
+            resp_port: num("PROXY_RESP_PORT", 0, 65535)? as u16,
+            max_keys: num("PROXY_MAX_KEYS", 1, max)? as usize,
+            ttl: Duration::from_millis(num("PROXY_TTL_MS", 1, 365 * 24 * 3600 * 1000)?),
+            workers: num("PROXY_WORKERS", 0, 1024)? as usize,
+            max_connections: num("PROXY_MAX_CONNECTIONS", 1, 1_000_000)? as usize,
+            rate_limit_rps: num("PROXY_RATE_LIMIT_RPS", 0, 1_000_000_000)?,
+            idle_timeout: Duration::from_millis(num("PROXY_IDLE_TIMEOUT_MS", 1, max)?),
+            max_key_bytes: num("PROXY_MAX_KEY_BYTES", 1, 65536)? as usize,
+            redis_host: host("REDIS_HOST", false)?,
+            redis_port: num("REDIS_PORT", 1, 65535)? as u16,
+            redis_connections: num("REDIS_CONNECTIONS", 1, 256)? as usize,
+            redis_timeout: Duration::from_millis(num("REDIS_TIMEOUT_MS", 1, 3_600_000)?),
+            redis_username: optional("REDIS_USERNAME"),
+            redis_password: optional("REDIS_PASSWORD"),
+            redis_db: num("REDIS_DB", 0, 1_000_000)? as i64,
+            log_level,
+        })
+    }
+
+    /// Event loops to run: the configured count, or one per core.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }
+    }
+
+    /// A one-line summary of the effective configuration (the password is not shown).
+    pub fn summary(&self) -> String {
+        format!(
+            "http={}:{} resp_port={} max_keys={} ttl_ms={} workers={} max_connections={} \
+             rate_limit_rps={} idle_timeout_ms={} max_key_bytes={} redis={}:{} db={} \
+             redis_connections={} redis_timeout_ms={} auth={} log={}",
+            if self.host.is_empty() { "*" } else { &self.host },
+            self.port,
+            self.resp_port,
+            self.max_keys,
+            self.ttl.as_millis(),
+            self.worker_count(),
+            self.max_connections,
+            self.rate_limit_rps,
+            self.idle_timeout.as_millis(),
+            self.max_key_bytes,
+            self.redis_host,
+            self.redis_port,
+            self.redis_db,
+            self.redis_connections,
+            self.redis_timeout.as_millis(),
+            if self.redis_password.is_some() { "yes" } else { "no" },
+            self.log_level.name(),
+        )
+    }
+}
+
+/// The `--help` text: usage and every key with its default.
+pub fn help_text() -> String {
+    let mut out = String::from(
+        "proxyredis: a caching proxy in front of Redis (HTTP and Redis protocol)\n\n\
+         usage: proxyredis [--env-file PATH] [--help]\n\n\
+         Configuration is read from ./env (or --env-file PATH), then from the environment.\n\n",
+    );
+    for key in KEYS {
+        out.push_str(&format!(
+            "  {:<22} default {:<8} {}\n",
+            key.name,
+            if key.default.is_empty() {
+                "\"\"".to_string()
+            } else {
+                key.default.to_string()
+            },
+            key.help
+        ));
+    }
+    out
+}
+
+/// Parses env-file text: `KEY=VALUE` per line, `#` comments, blank lines, an optional
+/// `export ` prefix, and values optionally wrapped in single or double quotes.
+pub fn parse_env_file(text: &str) -> Result<HashMap<String, String>, String> {
+    let mut vars = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("line {}: expected KEY=VALUE", n + 1));
+        };
+        let key = key.trim();
+        let mut value = value.trim();
+        if value.len() >= 2
+            && ((value.starts_with('"') && value.ends_with('"'))
+                || (value.starts_with('\'') && value.ends_with('\'')))
+        {
+            value = &value[1..value.len() - 1];
+        } else if let Some(i) = value.find(" #") {
+            value = value[..i].trim_end();
+        }
+        vars.insert(key.to_string(), value.to_string());
+    }
+    Ok(vars)
+}
+
+fn is_host_name(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !label.starts_with('-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(c.port, 8000);
+        assert_eq!(c.resp_port, 6380);
+        assert_eq!(c.max_keys, 1000);
+        assert_eq!(c.ttl, Duration::from_millis(10_000));
+        assert_eq!(c.redis_host, "redis");
+        assert_eq!(c.redis_port, 6379);
+        assert_eq!(c.redis_connections, 4);
+        assert_eq!(c.redis_timeout, Duration::from_millis(1000));
+        assert_eq!(c.redis_password, None);
+        assert_eq!(c.log_level, Level::Info);
+    }
+
+    #[test]
+    fn env_file_syntax() {
+        let v = parse_env_file(
+            "# comment\n\nPROXY_PORT=9000\nexport REDIS_HOST=\"localhost\"\nREDIS_PASSWORD='a b#c'\nPROXY_TTL_MS=5 # five\n",
+        )
+        .unwrap();
+        assert_eq!(v["PROXY_PORT"], "9000");
+        assert_eq!(v["REDIS_HOST"], "localhost");
+        assert_eq!(v["REDIS_PASSWORD"], "a b#c");
+        assert_eq!(v["PROXY_TTL_MS"], "5");
+        assert!(parse_env_file("NOEQUALS\n").is_err());
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (key, value) in [
+            ("PROXY_PORT", "abc"),
+            ("PROXY_PORT", "70000"),
+            ("PROXY_MAX_KEYS", "0"),
+            ("PROXY_TTL_MS", "-5"),
+            ("REDIS_HOST", "bad host!"),
+            ("PROXY_LOG", "loud"),
+        ] {
+            let err = Config::from_vars(&vars(&[(key, value)])).unwrap_err();
+            assert!(err.0.contains(key), "{err}");
+            assert!(err.0.contains(value), "{err}");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_key() {
+        let help = help_text();
+        for key in KEYS {
+            assert!(help.contains(key.name));
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The `proxyredis` binary: config, build the parts, start the threads, wait for a signal.
+//!
+//! ```text
+//! config -> cache + reaper -> listeners (per loop) -> backend threads -> event loops
+//!        -> wait for SIGTERM/SIGINT -> drain loops -> stop backend, reaper -> exit 0
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use proxyredis::backend::Backend;
+use proxyredis::clock::Clock;
+use proxyredis::config::{self, Config};
+use proxyredis::lru::Cache;
+use proxyredis::net::{Bound, Shared};
+use proxyredis::reaper::Reaper;
+use proxyredis::stats::Stats;
+use proxyredis::throttle::Throttle;
+use proxyredis::{error, info, log};
+
+/// Burst allowed above PROXY_RATE_LIMIT_RPS: a tenth of a second's worth, at least one.
+fn burst_for(rate: u64) -> u64 {
+    (rate / 10).max(1)
+}
+
+/// Requests per second allowed on /stats and /metrics together, so scrapers cannot crowd
+/// out lookups.
+const ADMIN_RATE: u64 = 20;
+
+fn main() -> ExitCode {
+    let mut env_file = PathBuf::from("env");
+    let mut env_file_required = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--help" | "-h" => {
+                print!("{}", config::help_text());
+                return ExitCode::SUCCESS;
+            }
+            "--env-file" => match args.next() {
+                Some(path) => {
+                    env_file = PathBuf::from(path);
+                    env_file_required = true;
+                }
+                None => {
+                    eprintln!("proxyredis: --env-file needs a path");
+                    return ExitCode::from(2);
+                }
+            },
+            other => {
+                eprintln!("proxyredis: unknown argument {other:?}; see --help");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let config = match Config::load(&env_file, env_file_required) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("proxyredis: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    log::set_level(config.log_level);
+    info!("starting: {}", config.summary());
+
+    let clock = Clock::real();
+    let cache = Arc::new(Cache::new(config.max_keys, config.ttl, clock.clone()));
+    let reaper = Reaper::spawn(Arc::clone(&cache));
+
+    let bound = match Bound::bind(&config) {
+        Ok(b) => b,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (backend, backend_threads) =
+        Backend::start(&config, Arc::clone(&cache), bound.mailboxes());
+    let stats = Stats::new(bound.loop_stats(), Arc::clone(&cache), Arc::clone(&backend));
+    let shared = Arc::new(Shared {
+        throttle: Throttle::new(
+            config.rate_limit_rps,
+            burst_for(config.rate_limit_rps),
+            clock.clone(),
+        ),
+        admin_throttle: Throttle::new(ADMIN_RATE, ADMIN_RATE, clock),
+        config,
+        cache,
+        backend,
+        stats,
+        connections: AtomicUsize::new(0),
+        shutdown: AtomicBool::new(false),
+    });
+    info!(
+        "listening: http port {}, resp port {}",
+        shared.config.port, shared.config.resp_port
+    );
+    let running = bound.run(Arc::clone(&shared));
+
+    wait_for_signal();
+    info!("signal received: draining");
+    running.shutdown();
+    backend_threads.stop();
+    reaper.stop();
+    info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// Blocks until SIGTERM or SIGINT; a second signal afterwards exits at once.
+fn wait_for_signal() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot install signal handlers: {e}");
+            std::process::exit(1);
+        }
+    };
+    signals.forever().next();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            std::process::exit(130);
+        }
+    });
+}

@@ -1,0 +1,980 @@
+//! One event loop: a `mio::Poll` over this loop's listeners, its connections and a waker.
+//!
+//! Each turn: wait for events (or the next idle deadline), accept new connections, read
+//! and answer requests, take the backend's answers from the channel, flush output, and
+//! close connections that are done or idle. Nothing here blocks: misses go to the backend
+//! and come back through the channel.
+//!
+//! Idle timeout: every connection has exactly one entry in `timers`, a FIFO ordered by
+//! deadline (the timeout is the same for everyone, so appending keeps it nearly sorted).
+//! When an entry comes due the connection is closed if it has been quiet for the whole
+//! timeout, else the entry is re-queued at `last_active + timeout`. That is O(1) per
+//! timeout period per connection, with no scan of all connections.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+use super::conn::{Conn, Pending, Protocol, ReadOutcome, WaitKind, Waiting};
+use super::http::{self, Connection, Parsed, Route};
+use super::resp;
+use super::{FIRST_CONN, HTTP_LISTENER, LoopParts, RESP_LISTENER, Shared, WAKER};
+use crate::backend::{Answer, Outcome, Waiter};
+use crate::clock::{Clock, Nanos};
+use crate::stats::{LoopStats, RespKind};
+
+/// Longest RESP command buffered (many MGET keys); over it is a protocol error.
+const MAX_RESP_INPUT: usize = 16 * 1024 * 1024;
+
+/// Longest HTTP request buffered: head plus body limits.
+const MAX_HTTP_INPUT: usize = http::MAX_HEAD + http::MAX_BODY + 1024;
+
+/// How long a draining loop waits for in-flight replies before it gives up.
+const DRAIN_LIMIT: Duration = Duration::from_millis(900);
+
+/// Longest sleep in `poll`, so the shutdown flag is seen even without a wake.
+const MAX_POLL_WAIT: Duration = Duration::from_millis(250);
+
+struct Slot {
+    generation: u32,
+    conn: Option<Conn>,
+}
+
+struct Timer {
+    deadline: Nanos,
+    index: usize,
+    generation: u32,
+}
+
+/// Per-loop scratch space reused for every request, so rendering allocates nothing.
+struct Scratch {
+    body: Vec<u8>,
+    key: Vec<u8>,
+    args: Vec<Range<usize>>,
+}
+
+/// State a request handler needs besides its connection.
+struct Context {
+    id: usize,
+    shared: Arc<Shared>,
+    stats: Arc<LoopStats>,
+    clock: Clock,
+    scratch: Scratch,
+}
+
+/// One event loop and everything it owns.
+pub struct EventLoop {
+    poll: Poll,
+    answers: Receiver<Answer>,
+    http_listener: Option<TcpListener>,
+    resp_listener: Option<TcpListener>,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    timers: VecDeque<Timer>,
+    ctx: Context,
+    draining_since: Option<Nanos>,
+    idle_timeout: Nanos,
+}
+
+impl EventLoop {
+    pub(super) fn new(id: usize, parts: LoopParts, shared: Arc<Shared>) -> EventLoop {
+        let clock = shared.cache.clock().clone();
+        let idle_timeout = shared.config.idle_timeout.as_nanos() as Nanos;
+        EventLoop {
+            poll: parts.poll,
+            answers: parts.answers,
+            http_listener: Some(parts.http),
+            resp_listener: parts.resp,
+            slots: Vec::new(),
+            free: Vec::new(),
+            timers: VecDeque::new(),
+            ctx: Context {
+                id,
+                shared,
+                stats: parts.stats,
+                clock,
+                scratch: Scratch {
+                    body: Vec::with_capacity(4096),
+                    key: Vec::with_capacity(256),
+                    args: Vec::with_capacity(16),
+                },
+            },
+            draining_since: None,
+            idle_timeout,
+        }
+    }
+
+    /// Runs until shutdown has drained every connection.
+    pub fn run(&mut self) -> io::Result<()> {
+        if let Some(l) = &mut self.http_listener {
+            self.poll
+                .registry()
+                .register(l, HTTP_LISTENER, Interest::READABLE)?;
+        }
+        if let Some(l) = &mut self.resp_listener {
+            self.poll
+                .registry()
+                .register(l, RESP_LISTENER, Interest::READABLE)?;
+        }
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    HTTP_LISTENER => self.accept(Protocol::Http),
+                    RESP_LISTENER => self.accept(Protocol::Resp),
+                    WAKER => {}
+                    Token(t) => {
+                        let index = t - FIRST_CONN;
+                        if event.is_writable() {
+                            self.on_writable(index);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.on_readable(index);
+                        }
+                    }
+                }
+            }
+            self.take_answers();
+            self.expire_idle();
+            if self.ctx.shared.shutdown.load(Ordering::Acquire) && self.drain_step() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        let now = self.ctx.clock.now();
+        let until_timer = self
+            .timers
+            .front()
+            .map(|t| Duration::from_nanos(t.deadline.saturating_sub(now)))
+            .unwrap_or(MAX_POLL_WAIT);
+        let cap = if self.draining_since.is_some() {
+            Duration::from_millis(10)
+        } else {
+            MAX_POLL_WAIT
+        };
+        until_timer.min(cap)
+    }
+
+    fn accept(&mut self, protocol: Protocol) {
+        // Edge-triggered: accept until the queue is empty, or no event comes for the rest.
+        loop {
+            let listener = match protocol {
+                Protocol::Http => self.http_listener.as_ref(),
+                Protocol::Resp => self.resp_listener.as_ref(),
+            };
+            let Some(listener) = listener else { return };
+            match listener.accept() {
+                Ok((stream, _)) => self.admit(stream, protocol),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of descriptors and the like: give up until the next event.
+                    crate::warn!("loop {}: accept failed: {e}", self.ctx.id);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, mut stream: TcpStream, protocol: Protocol) {
+        let shared = &self.ctx.shared;
+        let open = shared.connections.fetch_add(1, Ordering::AcqRel);
+        if open >= shared.config.max_connections {
+            shared.connections.fetch_sub(1, Ordering::AcqRel);
+            self.ctx.stats.refused.incr();
+            self.ctx.shared.stats.warn_refused(open);
+            let mut refusal = Vec::new();
+            match protocol {
+                Protocol::Http => {
+                    let mut body = Vec::new();
+                    http::error_body(&mut body, 503, "too many connections");
+                    http::write_response(&mut refusal, 503, http::JSON, &body, Connection::Close, "");
+                }
+                Protocol::Resp => resp::error(&mut refusal, "ERR max number of clients reached"),
+            }
+            // Best effort: a fresh socket's send buffer takes this in one write.
+            let _ = stream.write(&refusal);
+            return;
+        }
+        self.ctx.stats.accepted.incr();
+        let _ = stream.set_nodelay(true);
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    conn: None,
+                });
+                self.slots.len() - 1
+            }
+        };
+        let token = Token(index + FIRST_CONN);
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            crate::warn!("loop {}: cannot register a connection: {e}", self.ctx.id);
+            self.free.push(index);
+            shared.connections.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let now = self.ctx.clock.now();
+        let slot = &mut self.slots[index];
+        slot.conn = Some(Conn::new(stream, protocol, now));
+        self.timers.push_back(Timer {
+            deadline: now + self.idle_timeout,
+            index,
+            generation: slot.generation,
+        });
+    }
+
+    fn close(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        if let Some(mut conn) = slot.conn.take() {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            slot.generation = slot.generation.wrapping_add(1);
+            self.free.push(index);
+            self.ctx.shared.connections.fetch_sub(1, Ordering::AcqRel);
+            self.ctx.stats.closed.incr();
+        }
+    }
+
+    fn on_writable(&mut self, index: usize) {
+        let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) else {
+            return;
+        };
+        let was_paused = conn.should_pause();
+        match conn.flush() {
+            Ok(true) => conn.last_active = self.ctx.clock.now(),
+            Ok(false) => {}
+            Err(_) => return self.close(index),
+        }
+        if was_paused && !conn.should_pause() {
+            // Back-pressure lifted: parse what is buffered and read what the socket holds.
+            self.on_readable(index);
+        } else {
+            self.finish(index);
+        }
+    }
+
+    fn on_readable(&mut self, index: usize) {
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        let generation = slot.generation;
+        let Some(conn) = slot.conn.as_mut() else {
+            return;
+        };
+        let max_input = match conn.protocol {
+            Protocol::Http => MAX_HTTP_INPUT,
+            Protocol::Resp => MAX_RESP_INPUT,
+        };
+        // Whatever is already buffered first (after back-pressure lifts).
+        self.ctx.serve(conn, index, generation);
+        while !conn.should_pause() {
+            match conn.read_once(max_input) {
+                Ok(ReadOutcome::Data { more }) => {
+                    conn.last_active = self.ctx.clock.now();
+                    self.ctx.serve(conn, index, generation);
+                    if !more {
+                        break;
+                    }
+                }
+                Ok(ReadOutcome::WouldBlock) => break,
+                Ok(ReadOutcome::Eof) => {
+                    conn.peer_closed = true;
+                    break;
+                }
+                Ok(ReadOutcome::Full) => {
+                    // Parsers reject oversized requests before this; be safe anyway.
+                    conn.closing = true;
+                    break;
+                }
+                Err(_) => return self.close(index),
+            }
+        }
+        if conn.flush().is_err() {
+            return self.close(index);
+        }
+        self.finish(index);
+    }
+
+    /// Closes the connection if it has nothing left to do.
+    fn finish(&mut self, index: usize) {
+        let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) else {
+            return;
+        };
+        if (conn.closing || conn.peer_closed) && conn.output.is_idle() {
+            if conn.closing {
+                let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+            }
+            self.close(index);
+        }
+    }
+
+    /// Delivers the backend's answers to their connections.
+    fn take_answers(&mut self) {
+        let mut touched: Vec<usize> = Vec::new();
+        while let Ok(answer) = self.answers.try_recv() {
+            let w = answer.waiter;
+            let Some(slot) = self.slots.get_mut(w.conn) else {
+                continue;
+            };
+            if slot.generation != w.generation {
+                continue;
+            }
+            let Some(conn) = slot.conn.as_mut() else {
+                continue;
+            };
+            if self.ctx.complete(conn, w, answer.outcome) && !touched.contains(&w.conn) {
+                touched.push(w.conn);
+            }
+        }
+        for index in touched {
+            if let Some(conn) = self.slots[index].conn.as_mut() {
+                let was_paused = conn.should_pause();
+                if conn.flush().is_err() {
+                    self.close(index);
+                    continue;
+                }
+                if was_paused && !conn.should_pause() {
+                    self.on_readable(index);
+                    continue;
+                }
+            }
+            self.finish(index);
+        }
+    }
+
+    fn expire_idle(&mut self) {
+        let now = self.ctx.clock.now();
+        while let Some(front) = self.timers.front() {
+            if front.deadline > now {
+                break;
+            }
+            let timer = self.timers.pop_front().expect("front exists");
+            let slot = &self.slots[timer.index];
+            if slot.generation != timer.generation {
+                continue;
+            }
+            let Some(conn) = slot.conn.as_ref() else {
+                continue;
+            };
+            let quiet_until = conn.last_active + self.idle_timeout;
+            // A reply waiting on Redis is not idleness: the backend answers within its timeout.
+            let waiting = !conn.output.pending.is_empty();
+            if quiet_until <= now && !waiting {
+                self.ctx.stats.idle_closed.incr();
+                self.close(timer.index);
+            } else {
+                self.timers.push_back(Timer {
+                    deadline: quiet_until.max(now + 1_000_000),
+                    index: timer.index,
+                    generation: timer.generation,
+                });
+            }
+        }
+    }
+
+    /// One step of a graceful stop; true once this loop is done.
+    fn drain_step(&mut self) -> bool {
+        let now = self.ctx.clock.now();
+        if self.draining_since.is_none() {
+            self.draining_since = Some(now);
+            for mut l in [self.http_listener.take(), self.resp_listener.take()]
+                .into_iter()
+                .flatten()
+            {
+                let _ = self.poll.registry().deregister(&mut l);
+            }
+            for index in 0..self.slots.len() {
+                if let Some(conn) = self.slots[index].conn.as_mut() {
+                    conn.closing = true;
+                }
+                self.finish(index);
+            }
+        }
+        let open = self.slots.iter().filter(|s| s.conn.is_some()).count();
+        let started = self.draining_since.unwrap_or(now);
+        open == 0 || now.saturating_sub(started) >= DRAIN_LIMIT.as_nanos() as Nanos
+    }
+}
+
+impl Context {
+    /// Parses and answers every whole request buffered on `conn`.
+    fn serve(&mut self, conn: &mut Conn, index: usize, generation: u32) {
+        let started = self.clock.now();
+        let mut hits = 0u64;
+        while !conn.should_pause() {
+            let consumed = match conn.protocol {
+                Protocol::Http => self.serve_http(conn, index, generation, started, &mut hits),
+                Protocol::Resp => self.serve_resp(conn, index, generation, started, &mut hits),
+            };
+            match consumed {
+                Some(n) => conn.input.consume(n),
+                None => break,
+            }
+        }
+        if hits > 0 {
+            let elapsed = self.clock.now().saturating_sub(started);
+            self.stats.hit_latency.record(elapsed, hits);
+        }
+    }
+
+    fn waiter(&self, index: usize, generation: u32, seq: u64, key_index: u32) -> Waiter {
+        Waiter {
+            loop_id: self.id,
+            conn: index,
+            generation,
+            seq,
+            index: key_index,
+        }
+    }
+
+    /// One HTTP request; returns the bytes consumed, or None when more input is needed.
+    fn serve_http(
+        &mut self,
+        conn: &mut Conn,
+        index: usize,
+        generation: u32,
+        started: Nanos,
+        hits: &mut u64,
+    ) -> Option<usize> {
+        let input = &conn.input.buf[conn.input.start..conn.input.end];
+        if input.is_empty() {
+            return None;
+        }
+        let (req, n) = match http::parse(input) {
+            Parsed::Partial => return None,
+            Parsed::Complete(req, n) => (req, n),
+            Parsed::Error(err) => {
+                let (status, text) = match err {
+                    http::HttpError::HeadTooLarge => (431, "request head too large"),
+                    http::HttpError::BodyTooLarge => (413, "request body too large"),
+                    http::HttpError::Malformed(why) => (400, why),
+                };
+                self.stats.http(Route::Unknown, status);
+                let body = &mut self.scratch.body;
+                body.clear();
+                http::error_body(body, status, text);
+                let out = conn.output.reply_buf();
+                http::write_response(out, status, http::JSON, body, Connection::Close, "");
+                conn.closing = true;
+                return Some(conn.input.end - conn.input.start);
+            }
+        };
+        let connection = Connection::for_request(req.keep_alive, req.minor_version);
+        if !req.keep_alive {
+            conn.closing = true;
+        }
+        let route = Route::of(req.path);
+        let shared = &self.shared;
+        let body = &mut self.scratch.body;
+        body.clear();
+        if route == Route::Unknown {
+            http::error_body(body, 404, "no such route");
+            self.stats.http(route, 404);
+            let out = conn.output.reply_buf();
+            http::write_response(out, 404, http::JSON, body, connection, "");
+            return Some(n);
+        }
+        if req.method != "GET" {
+            http::error_body(body, 405, "method not allowed");
+            self.stats.http(route, 405);
+            let out = conn.output.reply_buf();
+            http::write_response(out, 405, http::JSON, body, connection, "Allow: GET\r\n");
+            return Some(n);
+        }
+        match route {
+            Route::Lookup | Route::Raw => {
+                let raw = route == Route::Raw;
+                let key = &mut self.scratch.key;
+                if let Err(why) = http::key_param(req.query, shared.config.max_key_bytes, key) {
+                    self.stats.http(route, 400);
+                    http::lookup_body(body, None, None, 400, Some(why));
+                    let out = conn.output.reply_buf();
+                    http::write_response(out, 400, http::JSON, body, connection, "");
+                    return Some(n);
+                }
+                let Ok(key_text) = std::str::from_utf8(key) else {
+                    if !raw {
+                        self.stats.http(route, 400);
+                        http::lookup_body(
+                            body,
+                            None,
+                            None,
+                            400,
+                            Some("key is not valid UTF-8; use /v1/raw for binary keys"),
+                        );
+                        let out = conn.output.reply_buf();
+                        http::write_response(out, 400, http::JSON, body, connection, "");
+                        return Some(n);
+                    }
+                    return Some(self.http_lookup_binary(conn, index, generation, started, connection, n, hits));
+                };
+                if !shared.throttle.allow() {
+                    self.stats.throttled.incr();
+                    self.stats.http(route, 503);
+                    http::lookup_body(body, Some(key_text), None, 503, Some("rate limit exceeded"));
+                    let out = conn.output.reply_buf();
+                    http::write_response(out, 503, http::JSON, body, connection, "Retry-After: 1\r\n");
+                    return Some(n);
+                }
+                if let Some(value) = shared.cache.get(key) {
+                    *hits += 1;
+                    self.stats.http(route, 200);
+                    let out = conn.output.reply_buf();
+                    if raw {
+                        http::write_response(out, 200, http::OCTETS, &value, connection, "");
+                    } else {
+                        http::lookup_body(body, Some(key_text), Some(&value), 200, None);
+                        http::write_response(out, 200, http::JSON, body, connection, "");
+                    }
+                    return Some(n);
+                }
+                let kind = WaitKind::HttpLookup { raw, connection };
+                self.start_fetch(conn, index, generation, started, kind);
+                Some(n)
+            }
+            Route::Healthz => {
+                self.stats.http(route, 200);
+                let out = conn.output.reply_buf();
+                http::write_response(out, 200, http::JSON, b"{\"status\":200}", connection, "");
+                Some(n)
+            }
+            Route::Readyz => {
+                let seq = conn.output.wait(Waiting {
+                    seq: 0,
+                    kind: WaitKind::HttpReady { connection },
+                    keys: Vec::new(),
+                    outcomes: vec![None],
+                    outstanding: 1,
+                    started,
+                });
+                shared.backend.ping(self.waiter(index, generation, seq, 0));
+                Some(n)
+            }
+            Route::Stats | Route::Metrics => {
+                if !shared.admin_throttle.allow() {
+                    self.stats.http(route, 429);
+                    http::error_body(body, 429, "stats rate limit exceeded");
+                    let out = conn.output.reply_buf();
+                    http::write_response(out, 429, http::JSON, body, connection, "Retry-After: 1\r\n");
+                    return Some(n);
+                }
+                self.stats.http(route, 200);
+                let content_type = if route == Route::Stats {
+                    shared.stats.render_json(body);
+                    http::JSON
+                } else {
+                    shared.stats.render_prometheus(body);
+                    http::PROMETHEUS
+                };
+                let out = conn.output.reply_buf();
+                http::write_response(out, 200, content_type, body, connection, "");
+                Some(n)
+            }
+            Route::Unknown => unreachable!("handled above"),
+        }
+    }
+
+    /// `/v1/raw` with a key that is not UTF-8: same as a lookup, minus the JSON.
+    #[allow(clippy::too_many_arguments)]
+    fn http_lookup_binary(
+        &mut self,
+        conn: &mut Conn,
+        index: usize,
+        generation: u32,
+        started: Nanos,
+        connection: Connection,
+        n: usize,
+        hits: &mut u64,
+    ) -> usize {
+        let shared = &self.shared;
+        if !shared.throttle.allow() {
+            self.stats.throttled.incr();
+            self.stats.http(Route::Raw, 503);
+            let out = conn.output.reply_buf();
+            http::write_response(out, 503, http::OCTETS, b"", connection, "Retry-After: 1\r\n");
+            return n;
+        }
+        if let Some(value) = shared.cache.get(&self.scratch.key) {
+            *hits += 1;
+            self.stats.http(Route::Raw, 200);
+            let out = conn.output.reply_buf();
+            http::write_response(out, 200, http::OCTETS, &value, connection, "");
+            return n;
+        }
+        let kind = WaitKind::HttpLookup {
+            raw: true,
+            connection,
+        };
+        self.start_fetch(conn, index, generation, started, kind);
+        n
+    }
+
+    /// Queues a reply waiting on Redis for the key in `scratch.key`.
+    fn start_fetch(
+        &mut self,
+        conn: &mut Conn,
+        index: usize,
+        generation: u32,
+        started: Nanos,
+        kind: WaitKind,
+    ) {
+        let key: Box<[u8]> = Box::from(&self.scratch.key[..]);
+        let seq = conn.output.wait(Waiting {
+            seq: 0,
+            kind,
+            keys: vec![key],
+            outcomes: vec![None],
+            outstanding: 1,
+            started,
+        });
+        let waiter = self.waiter(index, generation, seq, 0);
+        if !self.shared.backend.fetch(&self.scratch.key, waiter) {
+            self.complete(conn, waiter, Outcome::Unavailable);
+        }
+    }
+
+    /// Records one backend answer; true when replies became ready to send.
+    fn complete(&mut self, conn: &mut Conn, w: Waiter, outcome: Outcome) -> bool {
+        let Some(waiting) = conn.output.waiting_mut(w.seq) else {
+            return false;
+        };
+        let Some(slot) = waiting.outcomes.get_mut(w.index as usize) else {
+            return false;
+        };
+        if slot.is_none() {
+            *slot = Some(outcome);
+            waiting.outstanding -= 1;
+        }
+        if waiting.outstanding > 0 {
+            return false;
+        }
+        // Render every finished reply at the front, in order.
+        let mut released = false;
+        loop {
+            match conn.output.pending.front() {
+                Some(Pending::Ready(_)) => {
+                    if let Some(Pending::Ready(bytes)) = conn.output.pending.pop_front() {
+                        conn.output.buf.extend_from_slice(&bytes);
+                    }
+                }
+                Some(Pending::Waiting(w)) if w.outstanding == 0 => {
+                    if let Some(Pending::Waiting(w)) = conn.output.pending.pop_front() {
+                        let elapsed = self.clock.now().saturating_sub(w.started);
+                        self.stats.miss_latency.record(elapsed, 1);
+                        self.render_waiting(&w, &mut conn.output.buf);
+                    }
+                }
+                _ => break,
+            }
+            released = true;
+        }
+        // A finished reply behind a still-waiting one is rendered now, sent later.
+        for p in conn.output.pending.iter_mut() {
+            if let Pending::Waiting(w) = p {
+                if w.outstanding == 0 {
+                    let mut bytes = Vec::new();
+                    self.render_waiting(w, &mut bytes);
+                    let elapsed = self.clock.now().saturating_sub(w.started);
+                    self.stats.miss_latency.record(elapsed, 1);
+                    *p = Pending::Ready(bytes);
+                }
+            }
+        }
+        released
+    }
+
+    fn render_waiting(&mut self, w: &Waiting, out: &mut Vec<u8>) {
+        let body = &mut self.scratch.body;
+        body.clear();
+        match w.kind {
+            WaitKind::HttpLookup { raw, connection } => {
+                let key = std::str::from_utf8(&w.keys[0]).ok();
+                let route = if raw { Route::Raw } else { Route::Lookup };
+                let outcome = w.outcomes[0].as_ref().unwrap_or(&Outcome::Unavailable);
+                let (status, value, error) = match outcome {
+                    Outcome::Found(v) => (200, Some(&v[..]), None),
+                    Outcome::NotFound => (404, None, None),
+                    Outcome::Error(e) => (502, None, Some(&e[..])),
+                    Outcome::Unavailable | Outcome::Pong => {
+                        (503, None, Some("backend unavailable"))
+                    }
+                };
+                self.stats.http(route, status);
+                if raw {
+                    let bytes = if status == 200 { value.unwrap_or(b"") } else { b"" };
+                    http::write_response(out, status, http::OCTETS, bytes, connection, "");
+                } else {
+                    http::lookup_body(body, key, value, status, error);
+                    http::write_response(out, status, http::JSON, body, connection, "");
+                }
+            }
+            WaitKind::HttpReady { connection } => {
+                let up = matches!(w.outcomes[0], Some(Outcome::Pong));
+                let status = if up { 200 } else { 503 };
+                self.stats.http(Route::Readyz, status);
+                let text: &[u8] = if up {
+                    b"{\"status\":200,\"redis\":\"up\"}"
+                } else {
+                    b"{\"status\":503,\"redis\":\"down\",\"error\":\"backend unavailable\"}"
+                };
+                http::write_response(out, status, http::JSON, text, connection, "");
+            }
+            WaitKind::RespGet => {
+                resp_value(out, w.outcomes[0].as_ref());
+            }
+            WaitKind::RespMget => {
+                let failed = w.outcomes.iter().find_map(|o| match o {
+                    Some(Outcome::Unavailable) | None => Some("ERR backend unavailable".into()),
+                    Some(Outcome::Error(e)) if !e.starts_with("WRONGTYPE") => Some(e.to_string()),
+                    _ => None,
+                });
+                match failed {
+                    Some(text) => resp::error(out, &text),
+                    None => {
+                        resp::array(out, w.outcomes.len());
+                        for o in &w.outcomes {
+                            match o {
+                                Some(Outcome::Found(v)) => resp::bulk(out, v),
+                                // MGET answers nil for keys of another type, as Redis does.
+                                _ => resp::nil(out),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One RESP command; returns the bytes consumed, or None when more input is needed.
+    fn serve_resp(
+        &mut self,
+        conn: &mut Conn,
+        index: usize,
+        generation: u32,
+        started: Nanos,
+        hits: &mut u64,
+    ) -> Option<usize> {
+        let input = &conn.input.buf[conn.input.start..conn.input.end];
+        if input.is_empty() {
+            return None;
+        }
+        let max_bulk = self.shared.config.max_key_bytes.max(64 * 1024);
+        let mut args = std::mem::take(&mut self.scratch.args);
+        let n = match resp::parse_command(input, max_bulk, &mut args) {
+            Ok(None) => {
+                self.scratch.args = args;
+                return None;
+            }
+            Ok(Some(n)) => n,
+            Err(resp::ProtocolError(why)) => {
+                self.stats.resp(RespKind::ProtocolError);
+                let out = conn.output.reply_buf();
+                out.extend_from_slice(b"-ERR Protocol error: ");
+                out.extend_from_slice(why.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                conn.closing = true;
+                self.scratch.args = args;
+                return Some(conn.input.end - conn.input.start);
+            }
+        };
+        if !args.is_empty() {
+            self.resp_command(conn, index, generation, started, hits, &args);
+        }
+        self.scratch.args = args;
+        Some(n)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn resp_command(
+        &mut self,
+        conn: &mut Conn,
+        index: usize,
+        generation: u32,
+        started: Nanos,
+        hits: &mut u64,
+        args: &[Range<usize>],
+    ) {
+        let input = &conn.input.buf[conn.input.start..conn.input.end];
+        let arg = |i: usize| &input[args[i].clone()];
+        let name = arg(0);
+        let argc = args.len();
+        let shared = &self.shared;
+        let out = conn.output.reply_buf();
+        let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+        if is("GET") {
+            self.stats.resp(RespKind::Get);
+            if argc != 2 {
+                return resp::wrong_arity(out, "get");
+            }
+            if !shared.throttle.allow() {
+                self.stats.throttled.incr();
+                return resp::error(out, "ERR rate limit exceeded");
+            }
+            let key = arg(1);
+            if let Some(value) = shared.cache.get(key) {
+                *hits += 1;
+                return resp::bulk(out, &value);
+            }
+            self.scratch.key.clear();
+            self.scratch.key.extend_from_slice(key);
+            self.start_fetch(conn, index, generation, started, WaitKind::RespGet);
+        } else if is("MGET") {
+            self.stats.resp(RespKind::Mget);
+            if argc < 2 {
+                return resp::wrong_arity(out, "mget");
+            }
+            if !shared.throttle.allow() {
+                self.stats.throttled.incr();
+                return resp::error(out, "ERR rate limit exceeded");
+            }
+            let mut outcomes = Vec::with_capacity(argc - 1);
+            let mut missing = Vec::new();
+            for i in 1..argc {
+                match shared.cache.get(arg(i)) {
+                    Some(v) => outcomes.push(Some(Outcome::Found(v))),
+                    None => {
+                        outcomes.push(None);
+                        missing.push(i);
+                    }
+                }
+            }
+            if missing.is_empty() {
+                *hits += 1;
+                resp::array(out, outcomes.len());
+                for o in &outcomes {
+                    if let Some(Outcome::Found(v)) = o {
+                        resp::bulk(out, v);
+                    }
+                }
+                return;
+            }
+            let keys: Vec<Box<[u8]>> = missing.iter().map(|&i| Box::from(arg(i))).collect();
+            let seq = conn.output.wait(Waiting {
+                seq: 0,
+                kind: WaitKind::RespMget,
+                keys: keys.clone(),
+                outcomes,
+                outstanding: missing.len(),
+                started,
+            });
+            for (key, &i) in keys.iter().zip(&missing) {
+                let waiter = self.waiter(index, generation, seq, (i - 1) as u32);
+                if !self.shared.backend.fetch(key, waiter) {
+                    self.complete(conn, waiter, Outcome::Unavailable);
+                }
+            }
+        } else if is("PING") {
+            self.stats.resp(RespKind::Ping);
+            match argc {
+                1 => resp::simple(out, "PONG"),
+                2 => resp::bulk(out, arg(1)),
+                _ => resp::wrong_arity(out, "ping"),
+            }
+        } else if is("ECHO") {
+            self.stats.resp(RespKind::Other);
+            match argc {
+                2 => resp::bulk(out, arg(1)),
+                _ => resp::wrong_arity(out, "echo"),
+            }
+        } else if is("QUIT") {
+            self.stats.resp(RespKind::Other);
+            resp::simple(out, "OK");
+            conn.closing = true;
+        } else if is("SELECT") {
+            self.stats.resp(RespKind::Other);
+            match argc {
+                2 if arg(1) == b"0" => resp::simple(out, "OK"),
+                2 => resp::error(out, "ERR DB index is out of range"),
+                _ => resp::wrong_arity(out, "select"),
+            }
+        } else if is("CLIENT") {
+            self.stats.resp(RespKind::Other);
+            if argc < 2 {
+                return resp::wrong_arity(out, "client");
+            }
+            let sub = arg(1);
+            if sub.eq_ignore_ascii_case(b"SETNAME") && argc == 3
+                || sub.eq_ignore_ascii_case(b"SETINFO") && argc == 4
+            {
+                resp::simple(out, "OK");
+            } else if sub.eq_ignore_ascii_case(b"GETNAME") && argc == 2 {
+                resp::nil(out);
+            } else if sub.eq_ignore_ascii_case(b"ID") && argc == 2 {
+                resp::integer(out, (index as i64) << 8 | self.id as i64);
+            } else {
+                let text = format!(
+                    "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+                    String::from_utf8_lossy(&sub[..sub.len().min(128)])
+                );
+                resp::error(out, &text);
+            }
+        } else if is("HELLO") {
+            self.stats.resp(RespKind::Other);
+            if argc >= 2 && arg(1) != b"2" {
+                return resp::error(out, "NOPROTO unsupported protocol version");
+            }
+            resp::array(out, 14);
+            for (k, v) in [("server", "proxyredis"), ("version", env!("CARGO_PKG_VERSION"))] {
+                resp::bulk(out, k.as_bytes());
+                resp::bulk(out, v.as_bytes());
+            }
+            resp::bulk(out, b"proto");
+            resp::integer(out, 2);
+            resp::bulk(out, b"id");
+            resp::integer(out, (index as i64) << 8 | self.id as i64);
+            for (k, v) in [("mode", "standalone"), ("role", "master")] {
+                resp::bulk(out, k.as_bytes());
+                resp::bulk(out, v.as_bytes());
+            }
+            resp::bulk(out, b"modules");
+            resp::array(out, 0);
+        } else if is("COMMAND") {
+            self.stats.resp(RespKind::Other);
+            // redis-cli asks for COMMAND DOCS at start; an empty answer is enough.
+            resp::array(out, 0);
+        } else if is("INFO") {
+            self.stats.resp(RespKind::Info);
+            let body = &mut self.scratch.body;
+            body.clear();
+            shared.stats.render_info(body);
+            resp::bulk(out, body);
+        } else {
+            self.stats.resp(RespKind::Unknown);
+            let rest: Vec<&[u8]> = (1..argc.min(17)).map(arg).collect();
+            resp::unknown_command(out, name, &rest);
+        }
+    }
+}
+
+/// Writes one GET reply for an outcome.
+fn resp_value(out: &mut Vec<u8>, outcome: Option<&Outcome>) {
+    match outcome {
+        Some(Outcome::Found(v)) => resp::bulk(out, v),
+        Some(Outcome::NotFound) => resp::nil(out),
+        Some(Outcome::Error(e)) => resp::error(out, e),
+        Some(Outcome::Unavailable) | Some(Outcome::Pong) | None => {
+            resp::error(out, "ERR backend unavailable")
+        }
+    }
+}
