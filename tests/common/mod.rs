@@ -1,0 +1,404 @@
+//! Test harness shared by the system tests: a real `redis-server` on a free port and the
+//! real `proxyredis` binary, each behind a guard whose `Drop` kills the process, so no test
+//! leaves a process behind even when it fails. Readiness is polled, never slept for.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a process gets to become ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A port nobody listens on now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral port")
+}
+
+/// Polls `f` until it returns Some, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Fails with the install command when a tool is missing (never a silent skip).
+pub fn require_tool(name: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("`{name}` is not installed; install it with: sudo apt-get install -y {package}")
+    })
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "proxyredis-test-{tag}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("creating a temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed on drop.
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A real redis-server on a free loopback port, in its own temp dir.
+pub struct Redis {
+    pub port: u16,
+    child: ChildGuard,
+    dir: TempDir,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        Redis::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Redis {
+        let bin = require_tool("redis-server", "redis-server");
+        let dir = TempDir::new("redis");
+        let child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(&dir.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting redis-server");
+        let redis = Redis {
+            port,
+            child: ChildGuard(Some(child)),
+            dir,
+        };
+        wait_for("redis-server to answer PING", READY_TIMEOUT, || {
+            let mut c = redis.try_client()?;
+            redis::cmd("PING").query::<String>(&mut c).ok()
+        });
+        redis
+    }
+
+    fn try_client(&self) -> Option<redis::Connection> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).ok()?;
+        client
+            .get_connection_with_timeout(Duration::from_millis(500))
+            .ok()
+    }
+
+    /// A direct connection to this Redis.
+    pub fn client(&self) -> redis::Connection {
+        self.try_client().expect("connecting to the test redis")
+    }
+
+    /// SET key value, directly in Redis.
+    pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        let mut c = self.client();
+        redis::cmd("SET")
+            .arg(key.as_ref())
+            .arg(value.as_ref())
+            .query::<()>(&mut c)
+            .expect("SET in redis");
+    }
+
+    /// DEL key, directly in Redis.
+    pub fn del(&self, key: impl AsRef<[u8]>) {
+        let mut c = self.client();
+        redis::cmd("DEL")
+            .arg(key.as_ref())
+            .query::<()>(&mut c)
+            .expect("DEL in redis");
+    }
+
+    /// Kills the server (the port becomes free).
+    pub fn stop(&mut self) {
+        self.child.kill();
+    }
+}
+
+/// A running proxyredis binary.
+pub struct Proxy {
+    pub http_port: u16,
+    pub resp_port: u16,
+    child: ChildGuard,
+}
+
+/// Settings for one proxy start; `env` entries override the defaults below.
+pub struct ProxyOptions {
+    pub env: Vec<(String, String)>,
+}
+
+impl Proxy {
+    /// Starts the proxy against `redis_port` with test defaults plus `overrides`.
+    pub fn start(redis_port: u16, overrides: &[(&str, &str)]) -> Proxy {
+        Proxy::try_start(redis_port, overrides).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn try_start(redis_port: u16, overrides: &[(&str, &str)]) -> Result<Proxy, String> {
+        let http_port = free_port();
+        let resp_port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_proxyredis"));
+        cmd.args(["--env-file", "/dev/null"])
+            .env("PROXY_HOST", "127.0.0.1")
+            .env("PROXY_PORT", http_port.to_string())
+            .env("PROXY_RESP_PORT", resp_port.to_string())
+            .env("REDIS_HOST", "127.0.0.1")
+            .env("REDIS_PORT", redis_port.to_string())
+            .env("PROXY_WORKERS", "2")
+            .env("REDIS_TIMEOUT_MS", "1000")
+            .env("PROXY_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in overrides {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().map_err(|e| format!("starting proxyredis: {e}"))?;
+        let mut proxy = Proxy {
+            http_port,
+            resp_port,
+            child: ChildGuard(Some(child)),
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(c) = proxy.child.0.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    return Err(format!("proxyredis exited early with {status}"));
+                }
+            }
+            if let Ok(r) = proxy.try_get("/healthz") {
+                if r.status == 200 {
+                    return Ok(proxy);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err("proxyredis did not become healthy".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// Sends a signal by name (TERM, INT, KILL) to the proxy.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.0.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// GET `path` on a fresh connection (Connection: close).
+    pub fn get(&self, path: &str) -> Response {
+        self.try_get(path)
+            .unwrap_or_else(|e| panic!("GET {path} failed: {e}"))
+    }
+
+    pub fn try_get(&self, path: &str) -> std::io::Result<Response> {
+        self.request(&format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        ))
+    }
+
+    /// Sends raw request bytes on a fresh connection and reads one response until close.
+    pub fn request(&self, raw: &str) -> std::io::Result<Response> {
+        let mut s = self.http_stream()?;
+        s.write_all(raw.as_bytes())?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf)?;
+        Response::parse(&buf)
+            .map(|(r, _)| r)
+            .ok_or_else(|| std::io::Error::other(format!("bad response {buf:?}")))
+    }
+
+    /// A connection to the HTTP port with a read timeout.
+    pub fn http_stream(&self) -> std::io::Result<TcpStream> {
+        let s = TcpStream::connect(("127.0.0.1", self.http_port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(s)
+    }
+
+    /// A connection to the RESP port with a read timeout.
+    pub fn resp_stream(&self) -> std::io::Result<TcpStream> {
+        let s = TcpStream::connect(("127.0.0.1", self.resp_port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(s)
+    }
+
+    /// A redis-rs client connected to the proxy's RESP port.
+    pub fn resp_client(&self) -> redis::Connection {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.resp_port))
+            .expect("redis url");
+        let c = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .expect("connecting to the proxy's RESP port");
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c
+    }
+
+    /// `/lookup?key=K` (K percent-encoded here); returns the status and the JSON body.
+    pub fn lookup(&self, key: &str) -> (u16, serde_json::Value) {
+        let r = self.get(&format!("/lookup?key={}", encode(key.as_bytes())));
+        let json: serde_json::Value = serde_json::from_slice(&r.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", r.text()));
+        (r.status, json)
+    }
+
+    /// `/stats` as JSON.
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.get("/stats").body).expect("stats JSON")
+    }
+}
+
+/// Percent-encodes every byte that is not unreserved.
+pub fn encode(bytes: &[u8]) -> String {
+    let mut s = String::new();
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+/// One HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// Parses one response from the start of `buf`; returns it and the bytes it took.
+    pub fn parse(buf: &[u8]) -> Option<(Response, usize)> {
+        let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let head = std::str::from_utf8(&buf[..head_end]).ok()?;
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers: Vec<(String, String)> = lines
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse().ok())?;
+        if buf.len() < head_end + len {
+            return None;
+        }
+        let body = buf[head_end..head_end + len].to_vec();
+        Some((
+            Response {
+                status,
+                headers,
+                body,
+            },
+            head_end + len,
+        ))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == &name.to_ascii_lowercase())
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.text()))
+    }
+}
+
+/// Reads responses from a keep-alive connection until `n` are complete.
+pub fn read_responses(s: &mut TcpStream, n: usize) -> Vec<Response> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while out.len() < n {
+        while let Some((r, used)) = Response::parse(&buf) {
+            buf.drain(..used);
+            out.push(r);
+            if out.len() == n {
+                return out;
+            }
+        }
+        let got = s.read(&mut chunk).expect("reading responses");
+        assert!(got > 0, "connection closed after {} of {n} responses", out.len());
+        buf.extend_from_slice(&chunk[..got]);
+    }
+    out
+}
