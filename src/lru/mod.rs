@@ -215,9 +215,11 @@ impl Cache {
                 .counters
                 .size
                 .store(state.slab.len() as u64, Ordering::Relaxed);
+            if state.tracking() {
+                shard.has_pending.store(true, Ordering::Release);
+            }
             evicted
         };
-        shard.has_pending.store(true, Ordering::Release);
         Counters::bump(&shard.counters.inserts);
         if evicted {
             Counters::bump(&shard.counters.evictions);
@@ -339,6 +341,27 @@ impl Cache {
     }
 
     // ---- for the reaper -------------------------------------------------------------
+
+    /// Entries shard `shard` may hold.
+    pub(crate) fn shard_capacity(&self, shard: usize) -> usize {
+        self.shards[shard].state.read().capacity()
+    }
+
+    /// Makes inserts into shard `shard` record expiries for a reaper, and appends the
+    /// expiries of its live entries to `out`. One reaper per cache.
+    pub(crate) fn start_tracking(&self, shard: usize, out: &mut Vec<Expiry>) {
+        let shard = &self.shards[shard];
+        let mut state = shard.state.write();
+        state.start_tracking(out);
+        shard.has_pending.store(false, Ordering::Relaxed);
+    }
+
+    /// Stops recording expiries in every shard (the reaper is gone).
+    pub(crate) fn stop_tracking(&self) {
+        for shard in self.shards.iter() {
+            shard.state.write().stop_tracking();
+        }
+    }
 
     /// Moves shard `shard`'s new expiries into `out` (skips the lock when there are none).
     pub(crate) fn take_expiries(&self, shard: usize, out: &mut Vec<Expiry>) {
@@ -502,8 +525,16 @@ mod tests {
     }
 
     #[test]
-    fn pending_expiries_stay_bounded_without_a_reaper() {
+    fn pending_expiries_are_not_recorded_without_a_reaper() {
         let c = cache(8, 1);
+        c.insert(b"k", b"v");
+        assert_eq!(c.pending_expiries(), 0);
+    }
+
+    #[test]
+    fn pending_expiries_stay_bounded_when_the_reaper_lags() {
+        let c = cache(8, 1);
+        c.start_tracking(0, &mut Vec::new());
         for i in 0..10_000u32 {
             c.insert(&(i % 20).to_be_bytes(), b"v");
         }

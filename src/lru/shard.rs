@@ -77,6 +77,8 @@ pub(crate) struct ShardState {
     pub(crate) slab: Slab,
     index: HashTable<u32>,
     capacity: usize,
+    /// Whether a reaper collects expiries; without one, `pending` stays empty.
+    tracking: bool,
     /// Expiries of entries inserted since the reaper last looked, oldest first.
     pending: Vec<Expiry>,
 }
@@ -88,6 +90,7 @@ impl ShardState {
             // Sized for a full shard so the index never rehashes on the insert path.
             index: HashTable::with_capacity(capacity),
             capacity,
+            tracking: false,
             pending: Vec::new(),
         }
     }
@@ -148,6 +151,9 @@ impl ShardState {
                 .insert_unique(hash, slot, |&s| hasher.hash_one(slab.node(s).key()));
             slot
         };
+        if !self.tracking {
+            return (slot, evicted);
+        }
         let generation = self.slab.node(slot).generation;
         self.pending.push(Expiry {
             deadline,
@@ -189,6 +195,31 @@ impl ShardState {
             Err(_) => panic!("live slot {slot} is in the index"),
         }
         self.slab.remove(slot)
+    }
+
+    /// Whether inserts record expiries for a reaper.
+    pub(crate) fn tracking(&self) -> bool {
+        self.tracking
+    }
+
+    /// Starts recording expiries for a reaper and hands it those of every live entry.
+    pub(crate) fn start_tracking(&mut self, out: &mut Vec<Expiry>) {
+        self.tracking = true;
+        self.pending.clear();
+        out.extend(self.slab.iter_recency().map(|slot| {
+            let node = self.slab.node(slot);
+            Expiry {
+                deadline: node.deadline,
+                slot,
+                generation: node.generation,
+            }
+        }));
+    }
+
+    /// Stops recording expiries (the reaper is gone) and frees what was recorded.
+    pub(crate) fn stop_tracking(&mut self) {
+        self.tracking = false;
+        self.pending = Vec::new();
     }
 
     /// Moves the expiries not yet handed out into `out`.

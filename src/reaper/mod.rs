@@ -1,13 +1,13 @@
 //! The expiry reaper: a background thread that removes expired entries without any read
 //! touching them, so their memory is returned.
 //!
-//! It owns a min-heap of `(deadline, shard, slot, generation)`. Inserts leave their expiry in
+//! It owns a min-heap of `(deadline, slot, generation)` per shard. Inserts leave their expiry in
 //! a per-shard pending list (under the write lock they already hold); each pass the reaper
 //! collects those, pops every heap entry whose deadline has passed, and removes the entries
 //! in batches, taking each shard's write lock once per batch. A heap entry whose slot was
 //! freed (generation changed) or whose entry was re-inserted (deadline changed) is skipped.
-//! The heap stays bounded: past twice the capacity it drops every entry that is no longer
-//! current. Between passes the thread sleeps until the earliest deadline, at most
+//! Each heap stays bounded: past twice its shard's capacity it drops every entry that is no
+//! longer current. Between passes the thread sleeps until the earliest deadline, at most
 //! [`MAX_SLEEP`], on a condition variable so that [`Reaper::stop`] is immediate.
 
 use std::cmp::Reverse;
@@ -32,29 +32,43 @@ pub const MAX_SLEEP: Duration = Duration::from_millis(50);
 /// pass can hold a write lock against readers.
 const REAP_BATCH: usize = 512;
 
-/// Heap entries allowed beyond twice the capacity before a compaction pass.
-const HEAP_SLACK: usize = 1024;
-
-/// One expiry the reaper tracks; ordered by deadline first.
-type Tracked = (Nanos, u32, u32, u32); // (deadline, shard, slot, generation)
+/// Heap entries allowed per shard beyond twice its capacity before a compaction pass.
+const HEAP_SLACK: usize = 64;
 
 /// The reaper's state and one pass of its work, usable synchronously in tests.
+///
+/// It keeps one min-heap of [`Expiry`] per shard (the shard is the heap's index, so an
+/// entry costs 16 bytes, not 24). While it exists the cache records expiries for it;
+/// dropping it stops that. One reaper per cache.
 #[derive(Debug)]
 pub struct ReaperCore {
     cache: Arc<Cache>,
-    heap: BinaryHeap<Reverse<Tracked>>,
-    /// Reused buffers, so steady-state passes do not allocate.
-    collected: Vec<Expiry>,
-    batch: Vec<(u32, Expiry)>,
+    heaps: Vec<BinaryHeap<Reverse<Expiry>>>,
+    /// Most heap entries per shard before compaction.
+    heap_bounds: Vec<usize>,
+    /// Reused buffer, so steady-state passes do not allocate.
+    batch: Vec<Expiry>,
 }
 
 impl ReaperCore {
-    /// A reaper state for `cache` with an empty heap.
+    /// A reaper state for `cache`, tracking every entry it holds now and from now on.
     pub fn new(cache: Arc<Cache>) -> ReaperCore {
+        let shards = cache.shard_count();
+        let mut batch = Vec::new();
+        let heaps = (0..shards)
+            .map(|shard| {
+                batch.clear();
+                cache.start_tracking(shard, &mut batch);
+                batch.drain(..).map(Reverse).collect()
+            })
+            .collect();
+        let heap_bounds = (0..shards)
+            .map(|shard| 2 * cache.shard_capacity(shard) + HEAP_SLACK)
+            .collect();
         ReaperCore {
             cache,
-            heap: BinaryHeap::new(),
-            collected: Vec::new(),
+            heaps,
+            heap_bounds,
             batch: Vec::with_capacity(REAP_BATCH),
         }
     }
@@ -62,97 +76,58 @@ impl ReaperCore {
     /// Collects new expiries and removes every entry whose deadline has passed;
     /// returns how many entries it removed.
     pub fn run_once(&mut self) -> usize {
-        self.collect();
         let now = self.cache.clock().now();
         let mut removed = 0;
-        loop {
-            self.batch.clear();
-            while self.batch.len() < REAP_BATCH {
-                match self.heap.peek() {
-                    Some(Reverse((deadline, ..))) if *deadline <= now => {}
-                    _ => break,
+        for shard in 0..self.heaps.len() {
+            self.collect(shard);
+            let heap = &mut self.heaps[shard];
+            loop {
+                self.batch.clear();
+                while self.batch.len() < REAP_BATCH
+                    && heap.peek().is_some_and(|Reverse(e)| e.deadline <= now)
+                {
+                    let Reverse(expiry) = heap.pop().expect("peeked");
+                    self.batch.push(expiry);
                 }
-                let Reverse((deadline, shard, slot, generation)) = self.heap.pop().expect("peeked");
-                self.batch.push((
-                    shard,
-                    Expiry {
-                        deadline,
-                        slot,
-                        generation,
-                    },
-                ));
-            }
-            if self.batch.is_empty() {
-                break;
-            }
-            self.batch.sort_unstable_by_key(|(shard, _)| *shard);
-            for group in self.batch.chunk_by(|a, b| a.0 == b.0) {
-                self.collected.clear();
-                self.collected.extend(group.iter().map(|(_, e)| *e));
-                removed += self
-                    .cache
-                    .expire_batch(group[0].0 as usize, &self.collected, now);
+                if self.batch.is_empty() {
+                    break;
+                }
+                removed += self.cache.expire_batch(shard, &self.batch, now);
             }
         }
-        self.collected.clear();
+        self.batch.clear();
         removed
     }
 
-    /// Moves every shard's pending expiries into the heap, compacting it when too large.
-    fn collect(&mut self) {
-        for shard in 0..self.cache.shard_count() {
-            self.collected.clear();
-            self.cache.take_expiries(shard, &mut self.collected);
-            let shard = shard as u32;
-            self.heap.extend(
-                self.collected
-                    .iter()
-                    .map(|e| Reverse((e.deadline, shard, e.slot, e.generation))),
-            );
-        }
-        self.collected.clear();
-        if self.heap.len() > 2 * self.cache.capacity() + HEAP_SLACK {
-            self.compact();
+    /// Moves a shard's pending expiries into its heap, compacting the heap when too large.
+    fn collect(&mut self, shard: usize) {
+        self.batch.clear();
+        self.cache.take_expiries(shard, &mut self.batch);
+        let heap = &mut self.heaps[shard];
+        heap.extend(self.batch.drain(..).map(Reverse));
+        if heap.len() > self.heap_bounds[shard] {
+            // Drop entries that no longer describe a live entry (one lock for the shard).
+            let mut all: Vec<Expiry> = std::mem::take(heap)
+                .into_vec()
+                .into_iter()
+                .map(|Reverse(e)| e)
+                .collect();
+            self.cache.retain_current(shard, &mut all);
+            *heap = all.into_iter().map(Reverse).collect();
         }
     }
 
-    /// Drops heap entries that no longer describe a live entry (one lock per shard).
-    fn compact(&mut self) {
-        let mut all = std::mem::take(&mut self.heap).into_vec();
-        all.sort_unstable_by_key(|Reverse((_, shard, ..))| *shard);
-        let mut kept = Vec::with_capacity(all.len().min(self.cache.capacity()));
-        for group in all.chunk_by(|a, b| a.0.1 == b.0.1) {
-            let shard = group[0].0.1;
-            self.collected.clear();
-            self.collected.extend(
-                group
-                    .iter()
-                    .map(|Reverse((deadline, _, slot, generation))| Expiry {
-                        deadline: *deadline,
-                        slot: *slot,
-                        generation: *generation,
-                    }),
-            );
-            self.cache
-                .retain_current(shard as usize, &mut self.collected);
-            kept.extend(
-                self.collected
-                    .iter()
-                    .map(|e| Reverse((e.deadline, shard, e.slot, e.generation))),
-            );
-        }
-        self.collected.clear();
-        self.heap = BinaryHeap::from(kept);
-    }
-
-    /// Expiries tracked in the heap.
+    /// Expiries tracked in the heaps.
     pub fn heap_len(&self) -> usize {
-        self.heap.len()
+        self.heaps.iter().map(BinaryHeap::len).sum()
     }
 
-    /// The earliest deadline in the heap.
+    /// The earliest deadline tracked.
     pub fn next_deadline(&self) -> Option<Nanos> {
-        self.heap.peek().map(|Reverse((deadline, ..))| *deadline)
+        self.heaps
+            .iter()
+            .filter_map(|heap| heap.peek().map(|Reverse(e)| e.deadline))
+            .min()
     }
 
     /// How long to sleep before the next pass.
@@ -164,6 +139,12 @@ impl ReaperCore {
             }
             None => MAX_SLEEP,
         }
+    }
+}
+
+impl Drop for ReaperCore {
+    fn drop(&mut self) {
+        self.cache.stop_tracking();
     }
 }
 
