@@ -1,0 +1,34 @@
+# ProxyRedis: `make run` starts the proxy (with a local Redis when none is reachable),
+# `make test` runs every check CI runs. See README.md.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: run test lint fmt build clean bench bench-cache ensure-redis
+
+build:
+	$(CARGO) build --release
+
+ensure-redis:
+	@scripts/ensure-redis.sh
+
+run: ensure-redis build
+	@scripts/run.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+test: ensure-redis lint
+	$(CARGO) test --all-features
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: ensure-redis build
+	@scripts/bench.sh
+
+bench-cache:
+	$(CARGO) bench --bench lru
+
+clean:
+	$(CARGO) clean
