@@ -204,7 +204,14 @@ impl EventLoop {
                 Protocol::Http => {
                     let mut body = Vec::new();
                     http::error_body(&mut body, 503, "too many connections");
-                    http::write_response(&mut refusal, 503, http::JSON, &body, Connection::Close, "");
+                    http::write_response(
+                        &mut refusal,
+                        503,
+                        http::JSON,
+                        &body,
+                        Connection::Close,
+                        "",
+                    );
                 }
                 Protocol::Resp => resp::error(&mut refusal, "ERR max number of clients reached"),
             }
@@ -287,12 +294,16 @@ impl EventLoop {
             Protocol::Resp => MAX_RESP_INPUT,
         };
         // Whatever is already buffered first (after back-pressure lifts).
-        self.ctx.serve(conn, index, generation);
+        if !self.ctx.serve_guarded(conn, index, generation) {
+            return self.close(index);
+        }
         while !conn.should_pause() {
             match conn.read_once(max_input) {
                 Ok(ReadOutcome::Data { more }) => {
                     conn.last_active = self.ctx.clock.now();
-                    self.ctx.serve(conn, index, generation);
+                    if !self.ctx.serve_guarded(conn, index, generation) {
+                        return self.close(index);
+                    }
                     if !more {
                         break;
                     }
@@ -418,6 +429,19 @@ impl EventLoop {
 }
 
 impl Context {
+    /// [`Context::serve`], but a panic while handling this connection's requests (a bug)
+    /// costs only this connection: false means it must be closed. Everyone else goes on.
+    fn serve_guarded(&mut self, conn: &mut Conn, index: usize, generation: u32) -> bool {
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.serve(conn, index, generation)
+        }));
+        if served.is_err() {
+            crate::error!("loop {}: request handling panicked; closing that connection", self.id);
+            self.scratch.args.clear();
+        }
+        served.is_ok()
+    }
+
     /// Parses and answers every whole request buffered on `conn`.
     fn serve(&mut self, conn: &mut Conn, index: usize, generation: u32) {
         let started = self.clock.now();
@@ -527,14 +551,23 @@ impl Context {
                         http::write_response(out, 400, http::JSON, body, connection, "");
                         return Some(n);
                     }
-                    return Some(self.http_lookup_binary(conn, index, generation, started, connection, n, hits));
+                    return Some(self.http_lookup_binary(
+                        conn, index, generation, started, connection, n, hits,
+                    ));
                 };
                 if !shared.throttle.allow() {
                     self.stats.throttled.incr();
                     self.stats.http(route, 503);
                     http::lookup_body(body, Some(key_text), None, 503, Some("rate limit exceeded"));
                     let out = conn.output.reply_buf();
-                    http::write_response(out, 503, http::JSON, body, connection, "Retry-After: 1\r\n");
+                    http::write_response(
+                        out,
+                        503,
+                        http::JSON,
+                        body,
+                        connection,
+                        "Retry-After: 1\r\n",
+                    );
                     return Some(n);
                 }
                 if let Some(value) = shared.cache.get(key) {
@@ -576,7 +609,14 @@ impl Context {
                     self.stats.http(route, 429);
                     http::error_body(body, 429, "stats rate limit exceeded");
                     let out = conn.output.reply_buf();
-                    http::write_response(out, 429, http::JSON, body, connection, "Retry-After: 1\r\n");
+                    http::write_response(
+                        out,
+                        429,
+                        http::JSON,
+                        body,
+                        connection,
+                        "Retry-After: 1\r\n",
+                    );
                     return Some(n);
                 }
                 self.stats.http(route, 200);
@@ -612,7 +652,14 @@ impl Context {
             self.stats.throttled.incr();
             self.stats.http(Route::Raw, 503);
             let out = conn.output.reply_buf();
-            http::write_response(out, 503, http::OCTETS, b"", connection, "Retry-After: 1\r\n");
+            http::write_response(
+                out,
+                503,
+                http::OCTETS,
+                b"",
+                connection,
+                "Retry-After: 1\r\n",
+            );
             return n;
         }
         if let Some(value) = shared.cache.get(&self.scratch.key) {
@@ -722,7 +769,11 @@ impl Context {
                 };
                 self.stats.http(route, status);
                 if raw {
-                    let bytes = if status == 200 { value.unwrap_or(b"") } else { b"" };
+                    let bytes = if status == 200 {
+                        value.unwrap_or(b"")
+                    } else {
+                        b""
+                    };
                     http::write_response(out, status, http::OCTETS, bytes, connection, "");
                 } else {
                     http::lookup_body(body, key, value, status, error);
@@ -935,7 +986,10 @@ impl Context {
                 return resp::error(out, "NOPROTO unsupported protocol version");
             }
             resp::array(out, 14);
-            for (k, v) in [("server", "proxyredis"), ("version", env!("CARGO_PKG_VERSION"))] {
+            for (k, v) in [
+                ("server", "proxyredis"),
+                ("version", env!("CARGO_PKG_VERSION")),
+            ] {
                 resp::bulk(out, k.as_bytes());
                 resp::bulk(out, v.as_bytes());
             }
