@@ -24,24 +24,96 @@ pub struct Key {
 
 /// Every configuration key, in the order `--help` lists them.
 pub const KEYS: &[Key] = &[
-    Key { name: "PROXY_HOST", default: "", help: "address to bind; empty means all interfaces" },
-    Key { name: "PROXY_PORT", default: "8000", help: "HTTP port (1-65535)" },
-    Key { name: "PROXY_RESP_PORT", default: "6380", help: "Redis-protocol port; 0 disables it" },
-    Key { name: "PROXY_MAX_KEYS", default: "1000", help: "cache capacity in keys (>= 1)" },
-    Key { name: "PROXY_TTL_MS", default: "10000", help: "expiry of an entry in ms, counted from when it was cached (>= 1)" },
-    Key { name: "PROXY_WORKERS", default: "0", help: "event loops; 0 means one per core" },
-    Key { name: "PROXY_MAX_CONNECTIONS", default: "10000", help: "client connections held at once, all ports together (>= 1)" },
-    Key { name: "PROXY_RATE_LIMIT_RPS", default: "0", help: "lookups per second over the whole process; 0 means unlimited" },
-    Key { name: "PROXY_IDLE_TIMEOUT_MS", default: "60000", help: "an idle or half-sent connection is closed after this many ms (>= 1)" },
-    Key { name: "PROXY_MAX_KEY_BYTES", default: "1024", help: "longest key accepted, in bytes (1-65536); longer gets 400" },
-    Key { name: "REDIS_HOST", default: "redis", help: "host name or address of the backing Redis" },
-    Key { name: "REDIS_PORT", default: "6379", help: "port of the backing Redis (1-65535)" },
-    Key { name: "REDIS_CONNECTIONS", default: "4", help: "pooled connections to Redis (1-256)" },
-    Key { name: "REDIS_TIMEOUT_MS", default: "1000", help: "connect and read timeout towards Redis in ms (>= 1)" },
-    Key { name: "REDIS_USERNAME", default: "", help: "Redis ACL user name; unset means none" },
-    Key { name: "REDIS_PASSWORD", default: "", help: "Redis password; unset means no AUTH" },
-    Key { name: "REDIS_DB", default: "0", help: "Redis database number to SELECT (>= 0)" },
-    Key { name: "PROXY_LOG", default: "info", help: "log level: error, warn, info, debug" },
+    Key {
+        name: "PROXY_HOST",
+        default: "",
+        help: "address to bind; empty means all interfaces",
+    },
+    Key {
+        name: "PROXY_PORT",
+        default: "8000",
+        help: "HTTP port (1-65535)",
+    },
+    Key {
+        name: "PROXY_RESP_PORT",
+        default: "6380",
+        help: "Redis-protocol port; 0 disables it",
+    },
+    Key {
+        name: "PROXY_MAX_KEYS",
+        default: "1000",
+        help: "cache capacity in keys (>= 1)",
+    },
+    Key {
+        name: "PROXY_TTL_MS",
+        default: "10000",
+        help: "expiry of an entry in ms, counted from when it was cached (>= 1)",
+    },
+    Key {
+        name: "PROXY_WORKERS",
+        default: "0",
+        help: "event loops; 0 means one per core",
+    },
+    Key {
+        name: "PROXY_MAX_CONNECTIONS",
+        default: "10000",
+        help: "client connections held at once, all ports together (>= 1)",
+    },
+    Key {
+        name: "PROXY_RATE_LIMIT_RPS",
+        default: "0",
+        help: "lookups per second over the whole process; 0 means unlimited",
+    },
+    Key {
+        name: "PROXY_IDLE_TIMEOUT_MS",
+        default: "60000",
+        help: "an idle or half-sent connection is closed after this many ms (>= 1)",
+    },
+    Key {
+        name: "PROXY_MAX_KEY_BYTES",
+        default: "1024",
+        help: "longest key accepted, in bytes (1-65536); longer gets 400",
+    },
+    Key {
+        name: "REDIS_HOST",
+        default: "redis",
+        help: "host name or address of the backing Redis",
+    },
+    Key {
+        name: "REDIS_PORT",
+        default: "6379",
+        help: "port of the backing Redis (1-65535)",
+    },
+    Key {
+        name: "REDIS_CONNECTIONS",
+        default: "4",
+        help: "pooled connections to Redis (1-256)",
+    },
+    Key {
+        name: "REDIS_TIMEOUT_MS",
+        default: "1000",
+        help: "connect and read timeout towards Redis in ms (>= 1)",
+    },
+    Key {
+        name: "REDIS_USERNAME",
+        default: "",
+        help: "Redis ACL user name; unset means none",
+    },
+    Key {
+        name: "REDIS_PASSWORD",
+        default: "",
+        help: "Redis password; unset means no AUTH",
+    },
+    Key {
+        name: "REDIS_DB",
+        default: "0",
+        help: "Redis database number to SELECT (>= 0)",
+    },
+    Key {
+        name: "PROXY_LOG",
+        default: "info",
+        help: "log level: error, warn, info, debug",
+    },
 ];
 
 /// The validated configuration of one process.
@@ -208,7 +280,11 @@ impl Config {
             "http={}:{} resp_port={} max_keys={} ttl_ms={} workers={} max_connections={} \
              rate_limit_rps={} idle_timeout_ms={} max_key_bytes={} redis={}:{} db={} \
              redis_connections={} redis_timeout_ms={} auth={} log={}",
-            if self.host.is_empty() { "*" } else { &self.host },
+            if self.host.is_empty() {
+                "*"
+            } else {
+                &self.host
+            },
             self.port,
             self.resp_port,
             self.max_keys,
@@ -223,7 +299,11 @@ impl Config {
             self.redis_db,
             self.redis_connections,
             self.redis_timeout.as_millis(),
-            if self.redis_password.is_some() { "yes" } else { "no" },
+            if self.redis_password.is_some() {
+                "yes"
+            } else {
+                "no"
+            },
             self.log_level.name(),
         )
     }

@@ -76,8 +76,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let (backend, backend_threads) =
-        Backend::start(&config, Arc::clone(&cache), bound.mailboxes());
+    let (backend, backend_threads) = Backend::start(&config, Arc::clone(&cache), bound.mailboxes());
     let stats = Stats::new(bound.loop_stats(), Arc::clone(&cache), Arc::clone(&backend));
     let shared = Arc::new(Shared {
         throttle: Throttle::new(

@@ -23,8 +23,10 @@ impl Counter {
     /// Adds `n` (single writer: a load and a store, no lock prefix).
     #[inline]
     pub fn add(&self, n: u64) {
-        self.0
-            .store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     /// Adds one.
@@ -120,7 +122,10 @@ impl HistogramSnapshot {
         for (i, &n) in self.buckets.iter().enumerate() {
             seen += n;
             if seen >= rank {
-                let bound = BUCKETS_NS.get(i).copied().unwrap_or(BUCKETS_NS[BUCKETS_NS.len() - 1] * 2);
+                let bound = BUCKETS_NS
+                    .get(i)
+                    .copied()
+                    .unwrap_or(BUCKETS_NS[BUCKETS_NS.len() - 1] * 2);
                 return bound as f64 / 1000.0;
             }
         }
@@ -162,7 +167,15 @@ pub enum RespKind {
 }
 
 /// Labels of [`RespKind`], by discriminant.
-pub const RESP_KINDS: [&str; 7] = ["get", "mget", "ping", "info", "other", "unknown", "protocol_error"];
+pub const RESP_KINDS: [&str; 7] = [
+    "get",
+    "mget",
+    "ping",
+    "info",
+    "other",
+    "unknown",
+    "protocol_error",
+];
 
 /// The counters one event loop owns.
 #[derive(Default, Debug)]
@@ -189,7 +202,10 @@ impl LoopStats {
     /// Counts one HTTP response.
     #[inline]
     pub fn http(&self, route: Route, status: u16) {
-        let r = ROUTES.iter().position(|(x, _)| *x == route).unwrap_or(ROUTES.len() - 1);
+        let r = ROUTES
+            .iter()
+            .position(|(x, _)| *x == route)
+            .unwrap_or(ROUTES.len() - 1);
         let s = STATUSES
             .iter()
             .position(|&x| x == status)
@@ -363,7 +379,12 @@ impl Stats {
             let _ = writeln!(t, "# HELP proxyredis_{name} {help}");
             let _ = writeln!(t, "# TYPE proxyredis_{name} {kind}");
         };
-        family(&mut t, "http_requests_total", "counter", "HTTP responses by route and status.");
+        family(
+            &mut t,
+            "http_requests_total",
+            "counter",
+            "HTTP responses by route and status.",
+        );
         for (r, (_, route)) in ROUTES.iter().enumerate() {
             for (i, status) in STATUSES.iter().enumerate() {
                 let _ = writeln!(
@@ -373,27 +394,100 @@ impl Stats {
                 );
             }
         }
-        family(&mut t, "resp_commands_total", "counter", "RESP commands by kind.");
+        family(
+            &mut t,
+            "resp_commands_total",
+            "counter",
+            "RESP commands by kind.",
+        );
         for (k, name) in RESP_KINDS.iter().enumerate() {
-            let _ = writeln!(t, "proxyredis_resp_commands_total{{command=\"{name}\"}} {}", s.resp[k]);
+            let _ = writeln!(
+                t,
+                "proxyredis_resp_commands_total{{command=\"{name}\"}} {}",
+                s.resp[k]
+            );
         }
         let counters: [(&str, &str, u64); 16] = [
-            ("cache_hits_total", "Cache lookups that found a live entry.", c.hits),
-            ("cache_misses_total", "Cache lookups that found nothing live.", c.misses),
-            ("cache_inserts_total", "Entries added or replaced.", c.inserts),
-            ("cache_evictions_total", "Entries evicted for capacity.", c.evictions),
-            ("cache_expirations_total", "Entries removed at their deadline.", c.expirations),
-            ("backend_fetches_total", "Keys fetched from Redis.", b.fetches.load(Ordering::Relaxed)),
-            ("backend_batches_total", "Pipelines sent to Redis.", b.batches.load(Ordering::Relaxed)),
-            ("backend_errors_total", "Failed connects and failed pipelines.", b.errors.load(Ordering::Relaxed)),
-            ("backend_timeouts_total", "Misses that waited past REDIS_TIMEOUT_MS in the queue.", b.timeouts.load(Ordering::Relaxed)),
-            ("backend_rejected_total", "Misses refused because too many keys were in flight.", b.rejected.load(Ordering::Relaxed)),
-            ("backend_connects_total", "Successful connects to Redis.", b.connects.load(Ordering::Relaxed)),
-            ("connections_accepted_total", "Client connections accepted.", s.accepted),
-            ("connections_refused_total", "Client connections refused at the cap.", s.refused),
-            ("connections_closed_total", "Client connections closed.", s.closed),
-            ("connections_idle_closed_total", "Client connections closed by the idle timeout.", s.idle_closed),
-            ("throttled_total", "Lookups refused by the rate limit.", s.throttled),
+            (
+                "cache_hits_total",
+                "Cache lookups that found a live entry.",
+                c.hits,
+            ),
+            (
+                "cache_misses_total",
+                "Cache lookups that found nothing live.",
+                c.misses,
+            ),
+            (
+                "cache_inserts_total",
+                "Entries added or replaced.",
+                c.inserts,
+            ),
+            (
+                "cache_evictions_total",
+                "Entries evicted for capacity.",
+                c.evictions,
+            ),
+            (
+                "cache_expirations_total",
+                "Entries removed at their deadline.",
+                c.expirations,
+            ),
+            (
+                "backend_fetches_total",
+                "Keys fetched from Redis.",
+                b.fetches.load(Ordering::Relaxed),
+            ),
+            (
+                "backend_batches_total",
+                "Pipelines sent to Redis.",
+                b.batches.load(Ordering::Relaxed),
+            ),
+            (
+                "backend_errors_total",
+                "Failed connects and failed pipelines.",
+                b.errors.load(Ordering::Relaxed),
+            ),
+            (
+                "backend_timeouts_total",
+                "Misses that waited past REDIS_TIMEOUT_MS in the queue.",
+                b.timeouts.load(Ordering::Relaxed),
+            ),
+            (
+                "backend_rejected_total",
+                "Misses refused because too many keys were in flight.",
+                b.rejected.load(Ordering::Relaxed),
+            ),
+            (
+                "backend_connects_total",
+                "Successful connects to Redis.",
+                b.connects.load(Ordering::Relaxed),
+            ),
+            (
+                "connections_accepted_total",
+                "Client connections accepted.",
+                s.accepted,
+            ),
+            (
+                "connections_refused_total",
+                "Client connections refused at the cap.",
+                s.refused,
+            ),
+            (
+                "connections_closed_total",
+                "Client connections closed.",
+                s.closed,
+            ),
+            (
+                "connections_idle_closed_total",
+                "Client connections closed by the idle timeout.",
+                s.idle_closed,
+            ),
+            (
+                "throttled_total",
+                "Lookups refused by the rate limit.",
+                s.throttled,
+            ),
         ];
         for (name, help, value) in counters {
             family(&mut t, name, "counter", help);
@@ -401,10 +495,26 @@ impl Stats {
         }
         let gauges: [(&str, &str, u64); 5] = [
             ("cache_keys", "Entries in the cache now.", c.size),
-            ("cache_capacity", "Cache capacity in keys.", self.cache.capacity() as u64),
-            ("backend_in_flight", "Keys waiting on Redis now.", self.backend.in_flight() as u64),
-            ("backend_up", "1 when the last contact with Redis succeeded.", u64::from(self.backend.is_healthy())),
-            ("connections_open", "Client connections open now.", s.accepted.saturating_sub(s.closed)),
+            (
+                "cache_capacity",
+                "Cache capacity in keys.",
+                self.cache.capacity() as u64,
+            ),
+            (
+                "backend_in_flight",
+                "Keys waiting on Redis now.",
+                self.backend.in_flight() as u64,
+            ),
+            (
+                "backend_up",
+                "1 when the last contact with Redis succeeded.",
+                u64::from(self.backend.is_healthy()),
+            ),
+            (
+                "connections_open",
+                "Client connections open now.",
+                s.accepted.saturating_sub(s.closed),
+            ),
         ];
         for (name, help, value) in gauges {
             family(&mut t, name, "gauge", help);

@@ -20,7 +20,11 @@ pub struct Throttle {
 impl Throttle {
     /// A limit of `rate` per second (0 = off) allowing bursts of `burst` at once.
     pub fn new(rate: u64, burst: u64, clock: Clock) -> Throttle {
-        let interval = if rate == 0 { 0 } else { 1_000_000_000 / rate.max(1) };
+        let interval = if rate == 0 {
+            0
+        } else {
+            1_000_000_000 / rate.max(1)
+        };
         Throttle {
             interval: interval.max(u64::from(rate != 0)),
             tolerance: interval.max(1) * burst.max(1),

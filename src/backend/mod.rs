@@ -252,10 +252,10 @@ impl Backend {
     }
 
     fn deliver_one(&self, answer: Answer) {
-        if let Some(mailbox) = self.mailboxes.get(answer.waiter.loop_id) {
-            if mailbox.tx.send(answer).is_ok() {
-                let _ = mailbox.waker.wake();
-            }
+        if let Some(mailbox) = self.mailboxes.get(answer.waiter.loop_id)
+            && mailbox.tx.send(answer).is_ok()
+        {
+            let _ = mailbox.waker.wake();
         }
     }
 }
@@ -357,10 +357,7 @@ impl Worker {
         }
         self.batch = batch;
         if !fresh.is_empty() {
-            let result = match self.connection() {
-                Some(conn) => Some(run_pipeline(conn, &fresh)),
-                None => None,
-            };
+            let result = self.connection().map(|conn| run_pipeline(conn, &fresh));
             match result {
                 Some(Ok(values)) => {
                     self.backend.stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -486,7 +483,10 @@ impl Worker {
 }
 
 /// Sends the batch as one pipeline; per-command errors come back as `ServerError` values.
-fn run_pipeline(conn: &mut redis::Connection, batch: &[Job]) -> redis::RedisResult<Vec<redis::Value>> {
+fn run_pipeline(
+    conn: &mut redis::Connection,
+    batch: &[Job],
+) -> redis::RedisResult<Vec<redis::Value>> {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for job in batch {

@@ -436,7 +436,10 @@ impl Context {
             self.serve(conn, index, generation)
         }));
         if served.is_err() {
-            crate::error!("loop {}: request handling panicked; closing that connection", self.id);
+            crate::error!(
+                "loop {}: request handling panicked; closing that connection",
+                self.id
+            );
             self.scratch.args.clear();
         }
         served.is_ok()
@@ -738,14 +741,14 @@ impl Context {
         }
         // A finished reply behind a still-waiting one is rendered now, sent later.
         for p in conn.output.pending.iter_mut() {
-            if let Pending::Waiting(w) = p {
-                if w.outstanding == 0 {
-                    let mut bytes = Vec::new();
-                    self.render_waiting(w, &mut bytes);
-                    let elapsed = self.clock.now().saturating_sub(w.started);
-                    self.stats.miss_latency.record(elapsed, 1);
-                    *p = Pending::Ready(bytes);
-                }
+            if let Pending::Waiting(w) = p
+                && w.outstanding == 0
+            {
+                let mut bytes = Vec::new();
+                self.render_waiting(w, &mut bytes);
+                let elapsed = self.clock.now().saturating_sub(w.started);
+                self.stats.miss_latency.record(elapsed, 1);
+                *p = Pending::Ready(bytes);
             }
         }
         released

@@ -207,7 +207,10 @@ pub fn percent_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), &'static st
         match input[i] {
             b'%' => {
                 let hex = |b: u8| (b as char).to_digit(16);
-                match (input.get(i + 1).and_then(|&b| hex(b)), input.get(i + 2).and_then(|&b| hex(b))) {
+                match (
+                    input.get(i + 1).and_then(|&b| hex(b)),
+                    input.get(i + 2).and_then(|&b| hex(b)),
+                ) {
                     (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
                     _ => return Err("bad percent-encoding in key"),
                 }
@@ -385,7 +388,10 @@ mod tests {
         let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
         big.extend(std::iter::repeat_n(b'a', MAX_HEAD + 10));
         assert_eq!(parse(&big), Parsed::Error(HttpError::HeadTooLarge));
-        assert!(matches!(parse(b"\x01\x02 garbage\r\n\r\n"), Parsed::Error(HttpError::Malformed(_))));
+        assert!(matches!(
+            parse(b"\x01\x02 garbage\r\n\r\n"),
+            Parsed::Error(HttpError::Malformed(_))
+        ));
         assert_eq!(
             parse(b"GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab"),
             Parsed::Partial
@@ -399,9 +405,18 @@ mod tests {
         assert_eq!(out, b"a/b c");
         assert_eq!(key_param("x=1", 100, &mut out), Err("missing key"));
         assert_eq!(key_param("key=", 100, &mut out), Err("empty key"));
-        assert_eq!(key_param("key=a&key=b", 100, &mut out), Err("key given twice"));
-        assert_eq!(key_param("key=%zz", 100, &mut out), Err("bad percent-encoding in key"));
-        assert_eq!(key_param("key=%4", 100, &mut out), Err("bad percent-encoding in key"));
+        assert_eq!(
+            key_param("key=a&key=b", 100, &mut out),
+            Err("key given twice")
+        );
+        assert_eq!(
+            key_param("key=%zz", 100, &mut out),
+            Err("bad percent-encoding in key")
+        );
+        assert_eq!(
+            key_param("key=%4", 100, &mut out),
+            Err("bad percent-encoding in key")
+        );
         assert_eq!(key_param("key=abcd", 3, &mut out), Err("key too long"));
     }
 

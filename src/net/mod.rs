@@ -158,10 +158,13 @@ impl Bound {
             let thread = std::thread::Builder::new()
                 .name(format!("loop-{id}"))
                 .spawn(move || {
-                    if let Some(core) = core {
-                        if !core_affinity::set_for_current(core) {
-                            crate::warn!("loop {id}: cannot pin to core {}; running unpinned", core.id);
-                        }
+                    if let Some(core) = core
+                        && !core_affinity::set_for_current(core)
+                    {
+                        crate::warn!(
+                            "loop {id}: cannot pin to core {}; running unpinned",
+                            core.id
+                        );
                     }
                     let mut ev = event_loop::EventLoop::new(id, parts, shared);
                     if let Err(e) = ev.run() {

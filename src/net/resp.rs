@@ -92,10 +92,7 @@ pub fn parse_command(
     Ok(Some(pos))
 }
 
-fn parse_inline(
-    buf: &[u8],
-    args: &mut Vec<Range<usize>>,
-) -> Result<Option<usize>, ProtocolError> {
+fn parse_inline(buf: &[u8], args: &mut Vec<Range<usize>>) -> Result<Option<usize>, ProtocolError> {
     let Some(nl) = buf.iter().take(MAX_INLINE + 1).position(|&b| b == b'\n') else {
         return if buf.len() > MAX_INLINE {
             Err(ProtocolError("too big inline request"))
@@ -103,7 +100,11 @@ fn parse_inline(
             Ok(None)
         };
     };
-    let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     let mut i = 0;
     while i < line_end {
         while i < line_end && buf[i].is_ascii_whitespace() {
@@ -217,7 +218,9 @@ fn clip(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn words(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, ProtocolError> {
+    type Words = Option<(Vec<Vec<u8>>, usize)>;
+
+    fn words(buf: &[u8]) -> Result<Words, ProtocolError> {
         let mut args = Vec::new();
         Ok(parse_command(buf, 1 << 20, &mut args)?
             .map(|n| (args.iter().map(|r| buf[r.clone()].to_vec()).collect(), n)))
@@ -225,7 +228,9 @@ mod tests {
 
     #[test]
     fn multibulk_and_inline() {
-        let (a, n) = words(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nextra").unwrap().unwrap();
+        let (a, n) = words(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nextra")
+            .unwrap()
+            .unwrap();
         assert_eq!(a, vec![b"GET".to_vec(), b"k".to_vec()]);
         assert_eq!(n, 20);
         let (a, n) = words(b"GET  key\r\n").unwrap().unwrap();
@@ -237,11 +242,26 @@ mod tests {
 
     #[test]
     fn protocol_errors() {
-        assert_eq!(words(b"*x\r\n"), Err(ProtocolError("invalid multibulk length")));
-        assert_eq!(words(b"*99999999\r\n"), Err(ProtocolError("invalid multibulk length")));
-        assert_eq!(words(b"*1\r\n$-5\r\n"), Err(ProtocolError("invalid bulk length")));
-        assert_eq!(words(b"*1\r\n$2000000\r\n"), Err(ProtocolError("invalid bulk length")));
-        assert_eq!(words(b"*1\r\n:1\r\n"), Err(ProtocolError("expected '$', got ':'")));
+        assert_eq!(
+            words(b"*x\r\n"),
+            Err(ProtocolError("invalid multibulk length"))
+        );
+        assert_eq!(
+            words(b"*99999999\r\n"),
+            Err(ProtocolError("invalid multibulk length"))
+        );
+        assert_eq!(
+            words(b"*1\r\n$-5\r\n"),
+            Err(ProtocolError("invalid bulk length"))
+        );
+        assert_eq!(
+            words(b"*1\r\n$2000000\r\n"),
+            Err(ProtocolError("invalid bulk length"))
+        );
+        assert_eq!(
+            words(b"*1\r\n:1\r\n"),
+            Err(ProtocolError("expected '$', got ':'"))
+        );
     }
 
     #[test]

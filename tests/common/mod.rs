@@ -198,7 +198,9 @@ impl Proxy {
         for (k, v) in overrides {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().map_err(|e| format!("starting proxyredis: {e}"))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting proxyredis: {e}"))?;
         let mut proxy = Proxy {
             http_port,
             resp_port,
@@ -206,15 +208,15 @@ impl Proxy {
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(c) = proxy.child.0.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    return Err(format!("proxyredis exited early with {status}"));
-                }
+            if let Some(c) = proxy.child.0.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                return Err(format!("proxyredis exited early with {status}"));
             }
-            if let Ok(r) = proxy.try_get("/healthz") {
-                if r.status == 200 {
-                    return Ok(proxy);
-                }
+            if let Ok(r) = proxy.try_get("/healthz")
+                && r.status == 200
+            {
+                return Ok(proxy);
             }
             if Instant::now() > deadline {
                 return Err("proxyredis did not become healthy".into());
@@ -397,7 +399,11 @@ pub fn read_responses(s: &mut TcpStream, n: usize) -> Vec<Response> {
             }
         }
         let got = s.read(&mut chunk).expect("reading responses");
-        assert!(got > 0, "connection closed after {} of {n} responses", out.len());
+        assert!(
+            got > 0,
+            "connection closed after {} of {n} responses",
+            out.len()
+        );
         buf.extend_from_slice(&chunk[..got]);
     }
     out
