@@ -20,8 +20,13 @@ const INITIAL_INPUT: usize = 16 * 1024;
 /// Once this much output is unsent, the connection stops reading (back-pressure).
 pub const OUTPUT_HIGH_WATER: usize = 256 * 1024;
 
-/// Most replies waiting on Redis per connection before it stops reading.
+/// Most replies queued per connection before it stops reading.
 pub const MAX_PENDING: usize = 1024;
+
+/// Most keys one connection may have waiting on Redis before it stops reading: a deep
+/// pipeline of misses (or huge MGETs) is slowed down to Redis's pace instead of filling the
+/// backend queue and being refused.
+pub const MAX_WAITING_KEYS: usize = 1024;
 
 /// Which protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +133,8 @@ pub struct Output {
     pub pending: VecDeque<Pending>,
     /// Next sequence number for a waiting reply.
     pub next_seq: u64,
+    /// Keys of this connection waiting on Redis now.
+    pub waiting_keys: usize,
 }
 
 impl Output {
@@ -137,6 +144,7 @@ impl Output {
             sent: 0,
             pending: VecDeque::new(),
             next_seq: 0,
+            waiting_keys: 0,
         }
     }
 
@@ -159,6 +167,7 @@ impl Output {
         let seq = self.next_seq;
         self.next_seq += 1;
         waiting.seq = seq;
+        self.waiting_keys += waiting.outstanding;
         self.pending.push_back(Pending::Waiting(waiting));
         seq
     }
@@ -228,6 +237,7 @@ impl Conn {
             || self.peer_closed
             || self.output.unsent() > OUTPUT_HIGH_WATER
             || self.output.pending.len() >= MAX_PENDING
+            || self.output.waiting_keys >= MAX_WAITING_KEYS
     }
 
     /// One read into the input buffer.

@@ -354,18 +354,20 @@ impl EventLoop {
             let Some(conn) = slot.conn.as_mut() else {
                 continue;
             };
-            if self.ctx.complete(conn, w, answer.outcome) && !touched.contains(&w.conn) {
+            self.ctx.complete(conn, w, answer.outcome);
+            if !touched.contains(&w.conn) {
                 touched.push(w.conn);
             }
         }
         for index in touched {
             if let Some(conn) = self.slots[index].conn.as_mut() {
-                let was_paused = conn.should_pause();
                 if conn.flush().is_err() {
                     self.close(index);
                     continue;
                 }
-                if was_paused && !conn.should_pause() {
+                if !conn.should_pause() {
+                    // Answers may have lifted back-pressure: go on with buffered requests
+                    // and whatever the socket holds (this also flushes and finishes).
                     self.on_readable(index);
                     continue;
                 }
@@ -712,11 +714,14 @@ impl Context {
         let Some(slot) = waiting.outcomes.get_mut(w.index as usize) else {
             return false;
         };
-        if slot.is_none() {
-            *slot = Some(outcome);
-            waiting.outstanding -= 1;
+        if slot.is_some() {
+            return false;
         }
-        if waiting.outstanding > 0 {
+        *slot = Some(outcome);
+        waiting.outstanding -= 1;
+        let done = waiting.outstanding == 0;
+        conn.output.waiting_keys -= 1;
+        if !done {
             return false;
         }
         // Render every finished reply at the front, in order.
