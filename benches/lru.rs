@@ -1,7 +1,8 @@
 //! Cache throughput: the proxy's LRU against quick_cache, moka and `lru` behind a mutex.
 //!
 //! Workloads (16-byte keys, 32-byte values, capacity 100,000):
-//! - `get_hit`: reads of resident keys, uniformly over 90,000 of them;
+//! - `get_hit`: reads of resident keys, uniformly over 90,000 of them (worst case for LRU:
+//!   most hits relink), and `get_hit_zipf`: the same keys drawn Zipf(0.99);
 //! - `insert_evict`: inserts of ever new keys into a full cache (each one evicts);
 //! - `mix_90_10`: 90% reads / 10% inserts, keys drawn Zipf(0.99) over 1,000,000 keys.
 //!
@@ -183,9 +184,16 @@ fn configure<'a>(
 }
 
 fn get_hit(c: &mut Criterion) {
+    get_hits(c, "get_hit", uniform_draws(RESIDENT, 7));
+}
+
+fn get_hit_zipf(c: &mut Criterion) {
+    get_hits(c, "get_hit_zipf", zipf_draws(RESIDENT, ZIPF_EXPONENT, 5));
+}
+
+fn get_hits(c: &mut Criterion, name: &str, draws: Vec<u32>) {
     let keys: Vec<[u8; 16]> = (0..RESIDENT).map(key).collect();
-    let draws = uniform_draws(RESIDENT, 7);
-    let mut group = configure(c, "get_hit");
+    let mut group = configure(c, name);
     for cache in contenders() {
         for &k in &keys {
             cache.insert(&k, &VALUE);
@@ -257,5 +265,5 @@ fn mix_90_10(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, get_hit, insert_evict, mix_90_10);
+criterion_group!(benches, get_hit, get_hit_zipf, insert_evict, mix_90_10);
 criterion_main!(benches);

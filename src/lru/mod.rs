@@ -12,11 +12,15 @@
 //! Ordering: a hit holds only the read lock and records `(slot, generation)` in a lossy
 //! per-shard buffer; the buffer is replayed in order by whoever takes the write lock
 //! (insert, remove, expiry, or the reader that filled it), always before an eviction
-//! decision. Reads from one thread, one after another, are therefore promoted exactly in
-//! order, and LRU order is exact for a single client. Under contention, when the buffer is
-//! full and the write lock is busy, hits are dropped from the buffer (still served and
-//! counted), so LRU order is approximate: a hot entry can lose a promotion, never a value.
-//!
+//! decision. With one shard, reads from one thread, one after another, are therefore
+//! promoted exactly in order: LRU order is exact for a single client. Under contention,
+//! when the buffer is full and the write lock is busy, hits are dropped from the buffer
+//! (still served and counted), so LRU order is approximate: a hot entry can lose a
+//! promotion, never a value. With several shards (capacity above [`SINGLE_SHARD_MAX`]),
+//! LRU is per shard, and a hit on an entry that is still among the most recent quarter of
+//! its shard is not re-promoted (it is nowhere near eviction; skipping the relink saves
+//! several cache misses per hit), so such an entry ages from its previous promotion.
+
 //! Expiry: an entry with `deadline <= now` is absent for every read; the read that finds it
 //! removes it. The reaper ([`crate::reaper`]) removes the rest in the background.
 
@@ -35,6 +39,7 @@ use hashbrown::DefaultHashBuilder;
 use self::access::Recorded;
 pub(crate) use self::shard::Expiry;
 use self::shard::{Counters, Shard};
+use self::slab::HEADER_LEN;
 use crate::clock::{Clock, Nanos};
 
 /// Capacities up to this use one shard, so eviction follows exact global LRU order.
@@ -52,7 +57,7 @@ const TARGET_SHARD_ENTRIES: usize = 2048;
 /// A cached value: cheap to clone, readable after the shard lock is released.
 #[derive(Clone, Debug)]
 pub struct Value {
-    /// `key || value`, shared with the cache entry.
+    /// `deadline || key || value`, shared with the cache entry.
     bytes: Arc<[u8]>,
     key_len: u32,
 }
@@ -61,7 +66,7 @@ impl Deref for Value {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
-        &self.bytes[self.key_len as usize..]
+        &self.bytes[HEADER_LEN + self.key_len as usize..]
     }
 }
 
@@ -123,7 +128,7 @@ impl Cache {
         let base = capacity / shards;
         let extra = capacity % shards;
         let shards: Box<[Shard]> = (0..shards)
-            .map(|i| Shard::new(base + usize::from(i < extra)))
+            .map(|i| Shard::new(base + usize::from(i < extra), shards == 1))
             .collect();
         Cache {
             shard_mask: shards.len() as u64 - 1,
@@ -156,7 +161,7 @@ impl Cache {
                 return None;
             };
             let node = state.slab.node(slot);
-            if node.deadline <= now {
+            if node.deadline() <= now {
                 drop(state);
                 self.remove_expired(shard, hash, key, now);
                 Counters::bump(&shard.counters.misses);
@@ -166,7 +171,8 @@ impl Cache {
                 bytes: node.bytes.clone().expect("indexed slots are live"),
                 key_len: node.key_len,
             };
-            let full = shard.reads.record(slot, node.generation) == Recorded::Full;
+            let full = state.wants_promotion(slot)
+                && shard.reads.record(slot, node.generation) == Recorded::Full;
             (value, full)
         };
         if full {
@@ -185,7 +191,7 @@ impl Cache {
         let mut state = shard.state.write();
         state.apply_reads(&shard.reads);
         if let Some(slot) = state.find(hash, key)
-            && state.slab.node(slot).deadline <= now
+            && state.slab.node(slot).deadline() <= now
         {
             state.remove_slot(&self.hasher, slot);
             Counters::bump(&shard.counters.expirations);
@@ -199,18 +205,18 @@ impl Cache {
     /// Adds or replaces `key`, evicting the least recently used entry of the shard if full.
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Value {
         let key_len = u32::try_from(key.len()).expect("keys are shorter than 4 GiB");
-        // One allocation per entry (the iterator has an exact length), made before locking.
-        let bytes: Arc<[u8]> = key.iter().chain(value).copied().collect();
+        let deadline = self.clock.now().saturating_add(self.ttl);
+        // One allocation per entry, made before taking the lock.
+        let bytes = slab::entry_bytes(deadline, key, value);
         let handle = Value {
             bytes: Arc::clone(&bytes),
             key_len,
         };
         let (hash, shard) = self.locate(key);
-        let deadline = self.clock.now().saturating_add(self.ttl);
         let evicted = {
             let mut state = shard.state.write();
             state.apply_reads(&shard.reads);
-            let (_, evicted) = state.insert(&self.hasher, hash, bytes, key_len, deadline);
+            let (_, evicted) = state.insert(&self.hasher, hash, bytes, key_len);
             shard
                 .counters
                 .size

@@ -14,7 +14,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use parking_lot::RwLock;
 
 use super::access::AccessBuffer;
-use super::slab::Slab;
+use super::slab::{HEADER_LEN, Slab};
 use crate::clock::Nanos;
 
 /// An entry's expiry as told to the reaper: it is still current while the slot has this
@@ -25,6 +25,11 @@ pub(crate) struct Expiry {
     pub(crate) slot: u32,
     pub(crate) generation: u32,
 }
+
+/// With several shards, a hit on an entry that is still within the most recent
+/// `capacity / LAZY_PROMOTION_DIVISOR` of its shard is not re-promoted: relinking it would
+/// cost a few cache misses for almost no change in eviction order.
+const LAZY_PROMOTION_DIVISOR: usize = 4;
 
 /// Slack added to bounds that are "twice the capacity" so tiny shards do not compact
 /// on every other insert.
@@ -61,9 +66,10 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    pub(crate) fn new(capacity: usize) -> Shard {
+    /// A shard of `capacity` entries; `exact` promotes on every hit (strict LRU).
+    pub(crate) fn new(capacity: usize, exact: bool) -> Shard {
         Shard {
-            state: RwLock::new(ShardState::new(capacity)),
+            state: RwLock::new(ShardState::new(capacity, exact)),
             reads: AccessBuffer::new(),
             counters: Counters::default(),
             has_pending: AtomicBool::new(false),
@@ -77,6 +83,9 @@ pub(crate) struct ShardState {
     pub(crate) slab: Slab,
     index: HashTable<u32>,
     capacity: usize,
+    /// A hit re-promotes an entry only if at least this many links happened since its last
+    /// promotion (0: always, exact LRU).
+    promote_window: u32,
     /// Whether a reaper collects expiries; without one, `pending` stays empty.
     tracking: bool,
     /// Expiries of entries inserted since the reaper last looked, oldest first.
@@ -84,12 +93,17 @@ pub(crate) struct ShardState {
 }
 
 impl ShardState {
-    fn new(capacity: usize) -> ShardState {
+    fn new(capacity: usize, exact: bool) -> ShardState {
         ShardState {
             slab: Slab::with_capacity(capacity),
             // Sized for a full shard so the index never rehashes on the insert path.
             index: HashTable::with_capacity(capacity),
             capacity,
+            promote_window: if exact {
+                0
+            } else {
+                u32::try_from(capacity / LAZY_PROMOTION_DIVISOR).unwrap_or(u32::MAX)
+            },
             tracking: false,
             pending: Vec::new(),
         }
@@ -107,6 +121,12 @@ impl ShardState {
         self.index
             .find(hash, |&slot| slab.node(slot).key() == key)
             .copied()
+    }
+
+    /// Whether a hit on live `slot` should be recorded for promotion.
+    #[inline]
+    pub(crate) fn wants_promotion(&self, slot: u32) -> bool {
+        self.slab.age(slot) >= self.promote_window
     }
 
     /// Replays buffered hits in order; stale ones (slot freed since) are skipped.
@@ -128,15 +148,13 @@ impl ShardState {
         hash: u64,
         bytes: Arc<[u8]>,
         key_len: u32,
-        deadline: Nanos,
     ) -> (u32, bool) {
-        let key = &bytes[..key_len as usize];
+        let key = &bytes[HEADER_LEN..HEADER_LEN + key_len as usize];
         let mut evicted = false;
         let slot = if let Some(slot) = self.find(hash, key) {
             let node = self.slab.node_mut(slot);
             node.bytes = Some(bytes);
             node.key_len = key_len;
-            node.deadline = deadline;
             self.slab.move_to_front(slot);
             slot
         } else {
@@ -145,7 +163,7 @@ impl ShardState {
                 self.remove_slot(hasher, tail);
                 evicted = true;
             }
-            let slot = self.slab.insert_front(bytes, key_len, deadline);
+            let slot = self.slab.insert_front(bytes, key_len);
             let slab = &self.slab;
             self.index
                 .insert_unique(hash, slot, |&s| hasher.hash_one(slab.node(s).key()));
@@ -154,7 +172,8 @@ impl ShardState {
         if !self.tracking {
             return (slot, evicted);
         }
-        let generation = self.slab.node(slot).generation;
+        let node = self.slab.node(slot);
+        let (deadline, generation) = (node.deadline(), node.generation);
         self.pending.push(Expiry {
             deadline,
             slot,
@@ -209,7 +228,7 @@ impl ShardState {
         out.extend(self.slab.iter_recency().map(|slot| {
             let node = self.slab.node(slot);
             Expiry {
-                deadline: node.deadline,
+                deadline: node.deadline(),
                 slot,
                 generation: node.generation,
             }
@@ -232,7 +251,7 @@ impl ShardState {
     pub(crate) fn is_current(&self, expiry: &Expiry) -> bool {
         self.slab
             .live(expiry.slot, expiry.generation)
-            .is_some_and(|node| node.deadline == expiry.deadline)
+            .is_some_and(|node| node.deadline() == expiry.deadline)
     }
 
     /// Keeps only the expiries that still describe a live entry, one per entry.

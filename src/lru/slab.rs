@@ -7,6 +7,10 @@
 //! - `prev`/`next` of live nodes agree, `head` has no `prev`, `tail` has no `next`;
 //! - a slot's generation is never 0 and changes whenever the slot is freed, so a
 //!   `(slot, generation)` pair held outside the lock names at most one entry's lifetime.
+//!
+//! An entry's bytes are one allocation: `deadline (8 bytes, LE) || key || value`. The
+//! deadline lives there, not in the node, because it changes only together with the value
+//! (a re-insert stores new bytes), and it keeps the node at 40 bytes.
 
 use std::sync::Arc;
 
@@ -15,10 +19,25 @@ use crate::clock::Nanos;
 /// The "no slot" link.
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// One slot: a live entry (key || value in one allocation) or a free slot.
+/// Bytes in front of the key in an entry's allocation: the deadline.
+pub(crate) const HEADER_LEN: usize = 8;
+
+/// One allocation holding `deadline || key || value`.
+pub(crate) fn entry_bytes(deadline: Nanos, key: &[u8], value: &[u8]) -> Arc<[u8]> {
+    // The iterator has an exact length, so `collect` allocates once.
+    deadline
+        .to_le_bytes()
+        .iter()
+        .chain(key)
+        .chain(value)
+        .copied()
+        .collect()
+}
+
+/// One slot: a live entry or a free slot.
 #[derive(Debug)]
 pub(crate) struct Node {
-    /// `key || value`; `None` while the slot is free.
+    /// `deadline || key || value`; `None` while the slot is free.
     pub(crate) bytes: Option<Arc<[u8]>>,
     /// Towards the most recently used end; unused while free.
     prev: u32,
@@ -26,10 +45,10 @@ pub(crate) struct Node {
     next: u32,
     /// Lifetime counter of this slot, never 0.
     pub(crate) generation: u32,
-    /// How many leading bytes of `bytes` are the key.
+    /// Length of the key in `bytes`.
     pub(crate) key_len: u32,
-    /// When the entry expires (it is absent from `deadline <= now` on).
-    pub(crate) deadline: Nanos,
+    /// The slab's `tick` when this node was last linked at the front.
+    promoted: u32,
 }
 
 impl Node {
@@ -37,9 +56,19 @@ impl Node {
     #[inline]
     pub(crate) fn key(&self) -> &[u8] {
         match &self.bytes {
-            Some(bytes) => &bytes[..self.key_len as usize],
+            Some(bytes) => &bytes[HEADER_LEN..HEADER_LEN + self.key_len as usize],
             None => &[],
         }
+    }
+
+    /// When the entry expires (it is absent from `deadline <= now` on); 0 for a free node.
+    #[inline]
+    pub(crate) fn deadline(&self) -> Nanos {
+        self.bytes.as_deref().map_or(0, |bytes| {
+            let mut header = [0; HEADER_LEN];
+            header.copy_from_slice(&bytes[..HEADER_LEN]);
+            Nanos::from_le_bytes(header)
+        })
     }
 }
 
@@ -55,6 +84,9 @@ pub(crate) struct Slab {
     free: u32,
     /// Live slots.
     len: usize,
+    /// Links at the front so far (wrapping): `tick - node.promoted` bounds how many nodes
+    /// are ahead of a node in the list.
+    tick: u32,
 }
 
 impl Slab {
@@ -66,6 +98,7 @@ impl Slab {
             tail: NIL,
             free: NIL,
             len: 0,
+            tick: 0,
         }
     }
 
@@ -104,7 +137,7 @@ impl Slab {
     }
 
     /// Stores an entry in a free (or new) slot and links it at the front.
-    pub(crate) fn insert_front(&mut self, bytes: Arc<[u8]>, key_len: u32, deadline: Nanos) -> u32 {
+    pub(crate) fn insert_front(&mut self, bytes: Arc<[u8]>, key_len: u32) -> u32 {
         let slot = if self.free != NIL {
             let slot = self.free;
             let node = &mut self.nodes[slot as usize];
@@ -112,7 +145,6 @@ impl Slab {
             self.free = node.next;
             node.bytes = Some(bytes);
             node.key_len = key_len;
-            node.deadline = deadline;
             slot
         } else {
             let slot = u32::try_from(self.nodes.len())
@@ -125,7 +157,7 @@ impl Slab {
                 next: NIL,
                 generation: 1,
                 key_len,
-                deadline,
+                promoted: 0,
             });
             slot
         };
@@ -160,13 +192,22 @@ impl Slab {
         }
     }
 
+    /// At most how many nodes are ahead of live `slot` in the list (exact when never
+    /// re-promoted lazily; an upper bound always, until the tick wraps).
+    #[inline]
+    pub(crate) fn age(&self, slot: u32) -> u32 {
+        self.tick.wrapping_sub(self.nodes[slot as usize].promoted)
+    }
+
     fn link_front(&mut self, slot: u32) {
         let old_head = self.head;
         {
             let node = &mut self.nodes[slot as usize];
             node.prev = NIL;
             node.next = old_head;
+            node.promoted = self.tick;
         }
+        self.tick = self.tick.wrapping_add(1);
         if old_head != NIL {
             self.nodes[old_head as usize].prev = slot;
         } else {
@@ -223,7 +264,9 @@ impl Slab {
                 "free slot {cursor} on the recency list"
             );
             assert_eq!(node.prev, prev, "prev of slot {cursor}");
-            assert!(node.key_len as usize <= node.bytes.as_ref().map_or(0, |b| b.len()));
+            assert!(
+                HEADER_LEN + node.key_len as usize <= node.bytes.as_ref().map_or(0, |b| b.len())
+            );
             prev = cursor;
             cursor = node.next;
             live += 1;
@@ -254,15 +297,37 @@ mod tests {
     use super::*;
 
     fn bytes(s: &str) -> Arc<[u8]> {
-        Arc::from(s.as_bytes())
+        entry_bytes(7, s.as_bytes(), b"value")
+    }
+
+    #[test]
+    fn entry_bytes_hold_deadline_key_and_value() {
+        let mut slab = Slab::with_capacity(1);
+        let a = slab.insert_front(entry_bytes(42, b"key", b"value"), 3);
+        assert_eq!(slab.node(a).key(), b"key");
+        assert_eq!(slab.node(a).deadline(), 42);
+        assert_eq!(
+            &slab.node(a).bytes.as_ref().unwrap()[HEADER_LEN + 3..],
+            b"value"
+        );
+    }
+
+    #[test]
+    fn age_bounds_the_position() {
+        let mut slab = Slab::with_capacity(3);
+        let a = slab.insert_front(bytes("a"), 1);
+        let b = slab.insert_front(bytes("b"), 1);
+        assert_eq!((slab.age(a), slab.age(b)), (2, 1));
+        slab.move_to_front(a);
+        assert_eq!((slab.age(a), slab.age(b)), (1, 2));
     }
 
     #[test]
     fn new_slots_link_at_front_and_tail_is_oldest() {
         let mut slab = Slab::with_capacity(4);
-        let a = slab.insert_front(bytes("a"), 1, 0);
-        let b = slab.insert_front(bytes("b"), 1, 0);
-        let c = slab.insert_front(bytes("c"), 1, 0);
+        let a = slab.insert_front(bytes("a"), 1);
+        let b = slab.insert_front(bytes("b"), 1);
+        let c = slab.insert_front(bytes("c"), 1);
         slab.validate();
         assert_eq!(slab.iter_recency().collect::<Vec<_>>(), vec![c, b, a]);
         assert_eq!(slab.tail(), Some(a));
@@ -277,14 +342,14 @@ mod tests {
     #[test]
     fn freed_slot_is_reused_with_a_new_generation() {
         let mut slab = Slab::with_capacity(2);
-        let a = slab.insert_front(bytes("a"), 1, 0);
-        let _b = slab.insert_front(bytes("b"), 1, 0);
+        let a = slab.insert_front(bytes("a"), 1);
+        let _b = slab.insert_front(bytes("b"), 1);
         let generation = slab.node(a).generation;
         assert!(slab.live(a, generation).is_some());
-        assert_eq!(&*slab.remove(a), b"a");
+        assert_eq!(&slab.remove(a)[HEADER_LEN..HEADER_LEN + 1], b"a");
         slab.validate();
         assert!(slab.live(a, generation).is_none(), "old generation is dead");
-        let again = slab.insert_front(bytes("c"), 1, 0);
+        let again = slab.insert_front(bytes("c"), 1);
         assert_eq!(again, a, "free list is reused before growing");
         assert_eq!(slab.slots(), 2);
         assert_ne!(slab.node(again).generation, generation);
@@ -299,7 +364,7 @@ mod tests {
     fn removing_head_tail_and_middle_keeps_links_consistent() {
         let mut slab = Slab::with_capacity(5);
         let slots: Vec<u32> = (0..5)
-            .map(|i| slab.insert_front(bytes(&i.to_string()), 1, 0))
+            .map(|i| slab.insert_front(bytes(&i.to_string()), 1))
             .collect();
         slab.remove(slots[2]);
         slab.validate();
@@ -321,7 +386,7 @@ mod tests {
     #[test]
     fn generation_skips_zero_on_wrap() {
         let mut slab = Slab::with_capacity(1);
-        let a = slab.insert_front(bytes("a"), 1, 0);
+        let a = slab.insert_front(bytes("a"), 1);
         slab.node_mut(a).generation = u32::MAX;
         slab.remove(a);
         assert_eq!(slab.node(a).generation, 1);
