@@ -26,9 +26,15 @@ fn http_outcome(buf: &[u8]) -> HttpOutcome {
 type RespOutcome = Result<Option<(Vec<Vec<u8>>, usize)>, resp::ProtocolError>;
 
 fn resp_outcome(buf: &[u8]) -> RespOutcome {
-    let mut args = Vec::new();
-    resp::parse_command(buf, 64 * 1024, &mut args)
-        .map(|r| r.map(|n| (args.iter().map(|a| buf[a.clone()].to_vec()).collect(), n)))
+    let mut args = resp::Args::new();
+    resp::parse_command(buf, 64 * 1024, &mut args).map(|r| {
+        r.map(|n| {
+            (
+                (0..args.len()).map(|i| args.get(buf, i).to_vec()).collect(),
+                n,
+            )
+        })
+    })
 }
 
 /// Requests that look like what clients send, with random parts.

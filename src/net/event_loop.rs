@@ -13,7 +13,6 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -57,7 +56,7 @@ struct Timer {
 struct Scratch {
     body: Vec<u8>,
     key: Vec<u8>,
-    args: Vec<Range<usize>>,
+    args: resp::Args,
 }
 
 /// State a request handler needs besides its connection.
@@ -103,7 +102,7 @@ impl EventLoop {
                 scratch: Scratch {
                     body: Vec::with_capacity(4096),
                     key: Vec::with_capacity(256),
-                    args: Vec::with_capacity(16),
+                    args: resp::Args::new(),
                 },
             },
             draining_since: None,
@@ -442,7 +441,6 @@ impl Context {
                 "loop {}: request handling panicked; closing that connection",
                 self.id
             );
-            self.scratch.args.clear();
         }
         served.is_ok()
     }
@@ -872,40 +870,43 @@ impl Context {
         generation: u32,
         started: Nanos,
         hits: &mut u64,
-        args: &[Range<usize>],
+        args: &resp::Args,
     ) {
         let input = &conn.input.buf[conn.input.start..conn.input.end];
-        let arg = |i: usize| &input[args[i].clone()];
+        let arg = |i: usize| args.get(input, i);
         let name = arg(0);
         let argc = args.len();
         let shared = &self.shared;
-        let out = conn.output.reply_buf();
         let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+        // GET and MGET take the reply buffer only once they know they answer now: a miss
+        // queues a waiting slot instead.
         if is("GET") {
             self.stats.resp(RespKind::Get);
             if argc != 2 {
-                return resp::wrong_arity(out, "get");
+                return resp::wrong_arity(conn.output.reply_buf(), "get");
             }
             if !shared.throttle.allow() {
                 self.stats.throttled.incr();
-                return resp::error(out, "ERR rate limit exceeded");
+                return resp::error(conn.output.reply_buf(), "ERR rate limit exceeded");
             }
             let key = arg(1);
             if let Some(value) = shared.cache.get(key) {
                 *hits += 1;
-                return resp::bulk(out, &value);
+                return resp::bulk(conn.output.reply_buf(), &value);
             }
             self.scratch.key.clear();
             self.scratch.key.extend_from_slice(key);
             self.start_fetch(conn, index, generation, started, WaitKind::RespGet);
-        } else if is("MGET") {
+            return;
+        }
+        if is("MGET") {
             self.stats.resp(RespKind::Mget);
             if argc < 2 {
-                return resp::wrong_arity(out, "mget");
+                return resp::wrong_arity(conn.output.reply_buf(), "mget");
             }
             if !shared.throttle.allow() {
                 self.stats.throttled.incr();
-                return resp::error(out, "ERR rate limit exceeded");
+                return resp::error(conn.output.reply_buf(), "ERR rate limit exceeded");
             }
             let mut outcomes = Vec::with_capacity(argc - 1);
             let mut missing = Vec::new();
@@ -920,6 +921,7 @@ impl Context {
             }
             if missing.is_empty() {
                 *hits += 1;
+                let out = conn.output.reply_buf();
                 resp::array(out, outcomes.len());
                 for o in &outcomes {
                     if let Some(Outcome::Found(v)) = o {
@@ -943,7 +945,10 @@ impl Context {
                     self.complete(conn, waiter, Outcome::Unavailable);
                 }
             }
-        } else if is("PING") {
+            return;
+        }
+        let out = conn.output.reply_buf();
+        if is("PING") {
             self.stats.resp(RespKind::Ping);
             match argc {
                 1 => resp::simple(out, "PONG"),
@@ -1023,8 +1028,7 @@ impl Context {
             resp::bulk(out, body);
         } else {
             self.stats.resp(RespKind::Unknown);
-            let rest: Vec<&[u8]> = (1..argc.min(17)).map(arg).collect();
-            resp::unknown_command(out, name, &rest);
+            resp::unknown_command(out, name, (1..argc).map(arg));
         }
     }
 }

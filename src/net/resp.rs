@@ -11,8 +11,10 @@
 //! "invalid bulk length", an inline line over [`MAX_INLINE`] is "too big inline request".
 //! Any protocol error closes the connection after the error reply.
 //!
-//! [`parse_command`] looks at the start of a buffer and returns the byte ranges of the
-//! arguments, so a caller reuses one `Vec` of ranges and allocates nothing per command.
+//! [`parse_command`] looks at the start of a buffer and fills [`Args`] with the byte ranges
+//! of the arguments, so a caller reuses one `Args` and allocates nothing per command.
+//! Inline arguments may be quoted as Redis allows (`"a b"`, `'a b'`, `\n`, `\xNN`
+//! escapes); those are unescaped into the `Args`' own buffer.
 
 use std::ops::Range;
 
@@ -21,6 +23,48 @@ pub const MAX_ARRAY: i64 = 1024 * 1024;
 
 /// Longest inline command line.
 pub const MAX_INLINE: usize = 64 * 1024;
+
+/// The arguments of one command: ranges into the input, or into `inline` for an inline
+/// command (whose quoted arguments had to be unescaped).
+#[derive(Debug, Default)]
+pub struct Args {
+    ranges: Vec<Range<usize>>,
+    inline: Vec<u8>,
+    is_inline: bool,
+}
+
+impl Args {
+    /// Empty arguments.
+    pub fn new() -> Args {
+        Args::default()
+    }
+
+    fn clear(&mut self) {
+        self.ranges.clear();
+        self.inline.clear();
+        self.is_inline = false;
+    }
+
+    /// Number of arguments (the command name included).
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// True for an empty command (skipped).
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Argument `i`; `input` is the buffer given to [`parse_command`].
+    pub fn get<'a>(&'a self, input: &'a [u8], i: usize) -> &'a [u8] {
+        let src = if self.is_inline {
+            &self.inline[..]
+        } else {
+            input
+        };
+        &src[self.ranges[i].clone()]
+    }
+}
 
 /// A request that breaks the protocol; the text follows `-ERR Protocol error: `.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +76,7 @@ pub struct ProtocolError(pub &'static str);
 pub fn parse_command(
     buf: &[u8],
     max_bulk: usize,
-    args: &mut Vec<Range<usize>>,
+    args: &mut Args,
 ) -> Result<Option<usize>, ProtocolError> {
     args.clear();
     if buf.is_empty() {
@@ -86,13 +130,13 @@ pub fn parse_command(
         if &buf[next + len..next + len + 2] != b"\r\n" {
             return Err(ProtocolError("bulk string not terminated by CRLF"));
         }
-        args.push(next..next + len);
+        args.ranges.push(next..next + len);
         pos = next + len + 2;
     }
     Ok(Some(pos))
 }
 
-fn parse_inline(buf: &[u8], args: &mut Vec<Range<usize>>) -> Result<Option<usize>, ProtocolError> {
+fn parse_inline(buf: &[u8], args: &mut Args) -> Result<Option<usize>, ProtocolError> {
     let Some(nl) = buf.iter().take(MAX_INLINE + 1).position(|&b| b == b'\n') else {
         return if buf.len() > MAX_INLINE {
             Err(ProtocolError("too big inline request"))
@@ -105,20 +149,96 @@ fn parse_inline(buf: &[u8], args: &mut Vec<Range<usize>>) -> Result<Option<usize
     } else {
         nl
     };
-    let mut i = 0;
-    while i < line_end {
-        while i < line_end && buf[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let start = i;
-        while i < line_end && !buf[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i > start {
-            args.push(start..i);
-        }
-    }
+    args.is_inline = true;
+    split_args(&buf[..line_end], args)?;
     Ok(Some(nl + 1))
+}
+
+/// Splits an inline line the way Redis's `sdssplitargs` does: words separated by blanks;
+/// `"..."` with `\n \r \t \b \a \\ \" \xNN` escapes; `'...'` with `\'`; a closing quote
+/// must be followed by a blank or the end of the line.
+fn split_args(line: &[u8], args: &mut Args) -> Result<(), ProtocolError> {
+    const UNBALANCED: ProtocolError = ProtocolError("unbalanced quotes in request");
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let blank = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t' | b'\0' | 0x0b | 0x0c);
+    let mut p = 0;
+    loop {
+        while p < line.len() && blank(line[p]) {
+            p += 1;
+        }
+        if p >= line.len() {
+            return Ok(());
+        }
+        let start = args.inline.len();
+        let (mut in_double, mut in_single) = (false, false);
+        loop {
+            let Some(&c) = line.get(p) else {
+                if in_double || in_single {
+                    return Err(UNBALANCED);
+                }
+                break;
+            };
+            if in_double {
+                let next = line.get(p + 1).copied();
+                if c == b'\\' && next == Some(b'x') {
+                    let pair = (
+                        line.get(p + 2).and_then(|&b| hex(b)),
+                        line.get(p + 3).and_then(|&b| hex(b)),
+                    );
+                    if let (Some(hi), Some(lo)) = pair {
+                        args.inline.push(hi * 16 + lo);
+                        p += 4;
+                        continue;
+                    }
+                    args.inline.push(c);
+                } else if c == b'\\' && next.is_some() {
+                    let e = next.unwrap_or(b'\\');
+                    args.inline.push(match e {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                    p += 2;
+                    continue;
+                } else if c == b'"' {
+                    if line.get(p + 1).is_some_and(|&b| !blank(b)) {
+                        return Err(UNBALANCED);
+                    }
+                    p += 1;
+                    break;
+                } else {
+                    args.inline.push(c);
+                }
+            } else if in_single {
+                if c == b'\\' && line.get(p + 1) == Some(&b'\'') {
+                    args.inline.push(b'\'');
+                    p += 2;
+                    continue;
+                } else if c == b'\'' {
+                    if line.get(p + 1).is_some_and(|&b| !blank(b)) {
+                        return Err(UNBALANCED);
+                    }
+                    p += 1;
+                    break;
+                } else {
+                    args.inline.push(c);
+                }
+            } else if blank(c) {
+                break;
+            } else if c == b'"' {
+                in_double = true;
+            } else if c == b'\'' {
+                in_single = true;
+            } else {
+                args.inline.push(c);
+            }
+            p += 1;
+        }
+        args.ranges.push(start..args.inline.len());
+    }
 }
 
 /// Finds `\r\n` at or after `from` (within `max` bytes); returns the line and what follows.
@@ -179,28 +299,36 @@ pub fn simple(out: &mut Vec<u8>, text: &str) {
 /// Appends `-<text>\r\n`; `text` starts with the error code (`ERR ...`). Line breaks in it
 /// are replaced so the reply stays one line.
 pub fn error(out: &mut Vec<u8>, text: &str) {
+    error_bytes(out, text.as_bytes());
+}
+
+fn error_bytes(out: &mut Vec<u8>, text: &[u8]) {
     out.push(b'-');
     out.extend(
-        text.bytes()
-            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        text.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
     );
     out.extend_from_slice(b"\r\n");
 }
 
-/// Redis's reply to an unknown command: the name and the first arguments, quoted.
-pub fn unknown_command(out: &mut Vec<u8>, name: &[u8], args: &[&[u8]]) {
-    let mut text = String::from("ERR unknown command '");
-    text.push_str(&clip(name));
-    text.push_str("', with args beginning with: ");
+/// Redis's reply to an unknown command: the name (cut to 128 bytes) and the arguments
+/// quoted, listed while the list is under 128 bytes, the last one cut to fit (as Redis 7).
+pub fn unknown_command<'a>(out: &mut Vec<u8>, name: &[u8], args: impl Iterator<Item = &'a [u8]>) {
+    let mut list: Vec<u8> = Vec::new();
     for arg in args {
-        text.push('\'');
-        text.push_str(&clip(arg));
-        text.push_str("' ");
-        if text.len() > 512 {
+        if list.len() >= 128 {
             break;
         }
+        let room = 128 - list.len();
+        list.push(b'\'');
+        list.extend_from_slice(&arg[..arg.len().min(room)]);
+        list.extend_from_slice(b"' ");
     }
-    error(out, &text);
+    let mut text = b"ERR unknown command '".to_vec();
+    text.extend_from_slice(&name[..name.len().min(128)]);
+    text.extend_from_slice(b"', with args beginning with: ");
+    text.extend_from_slice(&list);
+    error_bytes(out, &text);
 }
 
 /// Redis's reply to a known command with the wrong number of arguments.
@@ -210,10 +338,6 @@ pub fn wrong_arity(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b"' command\r\n");
 }
 
-fn clip(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(128)]).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,9 +345,13 @@ mod tests {
     type Words = Option<(Vec<Vec<u8>>, usize)>;
 
     fn words(buf: &[u8]) -> Result<Words, ProtocolError> {
-        let mut args = Vec::new();
-        Ok(parse_command(buf, 1 << 20, &mut args)?
-            .map(|n| (args.iter().map(|r| buf[r.clone()].to_vec()).collect(), n)))
+        let mut args = Args::new();
+        Ok(parse_command(buf, 1 << 20, &mut args)?.map(|n| {
+            (
+                (0..args.len()).map(|i| args.get(buf, i).to_vec()).collect(),
+                n,
+            )
+        }))
     }
 
     #[test]
@@ -238,6 +366,25 @@ mod tests {
         assert_eq!(n, 10);
         assert_eq!(words(b"*2\r\n$3\r\nGET\r\n$1\r\n").unwrap(), None);
         assert_eq!(words(b"GET k").unwrap(), None);
+    }
+
+    #[test]
+    fn inline_quotes_as_redis() {
+        let (a, _) = words(b"ECHO \"a b\\x41\\n\" 'it\\'s'\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            a,
+            vec![b"ECHO".to_vec(), b"a bA\n".to_vec(), b"it's".to_vec()]
+        );
+        assert_eq!(
+            words(b"ECHO \"open\r\n"),
+            Err(ProtocolError("unbalanced quotes in request"))
+        );
+        assert_eq!(
+            words(b"ECHO \"a\"b\r\n"),
+            Err(ProtocolError("unbalanced quotes in request"))
+        );
     }
 
     #[test]
@@ -267,7 +414,7 @@ mod tests {
     #[test]
     fn unknown_command_wording() {
         let mut out = Vec::new();
-        unknown_command(&mut out, b"foo", &[b"a", b"b"]);
+        unknown_command(&mut out, b"foo", [&b"a"[..], b"b"].into_iter());
         assert_eq!(
             out,
             b"-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n"
