@@ -110,8 +110,9 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
     if buf.len() < head_len + body_len {
         return Parsed::Partial;
     }
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, q),
+    // Byte search: '?' is ASCII, so both halves stay valid str slices.
+    let (path, query) = match target.bytes().position(|b| b == b'?') {
+        Some(i) => (&target[..i], &target[i + 1..]),
         None => (target, ""),
     };
     Parsed::Complete(
@@ -177,16 +178,19 @@ impl Route {
 pub fn key_param(query: &str, max_len: usize, out: &mut Vec<u8>) -> Result<(), &'static str> {
     out.clear();
     let mut found = false;
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if name != "key" {
+    for pair in query.as_bytes().split(|&b| b == b'&') {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        };
+        if name != b"key" {
             continue;
         }
         if found {
             return Err("key given twice");
         }
         found = true;
-        percent_decode(value.as_bytes(), out)?;
+        percent_decode(value, out)?;
     }
     if !found {
         return Err("missing key");
@@ -202,7 +206,12 @@ pub fn key_param(query: &str, max_len: usize, out: &mut Vec<u8>) -> Result<(), &
 
 /// Appends the percent-decoding of `input` to `out`.
 pub fn percent_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
-    let mut i = 0;
+    // Copy the plain prefix in one go (usually the whole key).
+    let mut i = input
+        .iter()
+        .position(|&b| b == b'%' || b == b'+')
+        .unwrap_or(input.len());
+    out.extend_from_slice(&input[..i]);
     while i < input.len() {
         match input[i] {
             b'%' => {
@@ -297,8 +306,47 @@ fn status_line(status: u16) -> &'static str {
     }
 }
 
+/// True when every byte is printable ASCII other than `"` and `\`: such bytes are valid
+/// UTF-8 and stand for themselves in a JSON string. Checks eight bytes at a time.
+#[inline]
+pub fn is_plain_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `v` is zero iff the same byte of the result has its high bit set.
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let plain = |v: u64| {
+        let control = v.wrapping_sub(ONES * 0x20) & !v & HIGH;
+        (v & HIGH)
+            | control
+            | zero_byte(v ^ (ONES * b'"' as u64))
+            | zero_byte(v ^ (ONES * b'\\' as u64))
+            == 0
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if !plain(u64::from_le_bytes(word)) {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+}
+
 /// Writes `s` as a JSON string (quoted and escaped) into `out`.
+#[inline]
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
+    // Fast path: plain ASCII (the usual key or value) is copied as it is, which is exactly
+    // what serde_json writes for it; anything else goes through serde_json.
+    if is_plain_ascii(s.as_bytes()) {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
 }
@@ -321,6 +369,11 @@ pub fn lookup_body(
     out.extend_from_slice(b",\"value\":");
     match value {
         None => out.extend_from_slice(b"null"),
+        Some(v) if is_plain_ascii(v) => {
+            out.push(b'"');
+            out.extend_from_slice(v);
+            out.push(b'"');
+        }
         Some(v) => match std::str::from_utf8(v) {
             Ok(text) => json_str(out, text),
             Err(_) => {
@@ -418,6 +471,39 @@ mod tests {
             Err("bad percent-encoding in key")
         );
         assert_eq!(key_param("key=abcd", 3, &mut out), Err("key too long"));
+    }
+
+    #[test]
+    fn plain_ascii_detection() {
+        assert!(is_plain_ascii(b""));
+        assert!(is_plain_ascii(b"key:000000000000 value ~!"));
+        for bad in [0x00u8, 0x1f, b'"', b'\\', 0x80, 0xff] {
+            for pos in [0, 3, 7, 8, 15, 20] {
+                let mut v = vec![b'a'; 21];
+                v[pos] = bad;
+                assert!(!is_plain_ascii(&v), "byte {bad:#x} at {pos}");
+            }
+        }
+        for b in 0x20u8..0x80 {
+            let v = vec![b; 17];
+            assert_eq!(is_plain_ascii(&v), b != b'"' && b != b'\\', "byte {b:#x}");
+        }
+    }
+
+    #[test]
+    fn json_fast_path_matches_serde_json() {
+        for s in [
+            "",
+            "plain",
+            "caf\u{e9} \u{65e5}",
+            "q\"b\\c",
+            "\u{1}\n\t\u{7f}",
+            "</script>",
+        ] {
+            let mut ours = Vec::new();
+            json_str(&mut ours, s);
+            assert_eq!(ours, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
     }
 
     #[test]
