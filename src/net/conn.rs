@@ -199,8 +199,10 @@ pub struct Conn {
     pub output: Output,
     /// Stop reading; close once every reply is sent (Connection: close, QUIT, errors, drain).
     pub closing: bool,
-    /// The peer shut its sending side.
+    /// The peer shut its sending side (end of input read).
     pub peer_closed: bool,
+    /// The poller reported a hang-up: read until the end of input before stopping.
+    pub hangup_seen: bool,
     /// Last time bytes moved in either direction.
     pub last_active: Nanos,
 }
@@ -227,6 +229,7 @@ impl Conn {
             output: Output::new(),
             closing: false,
             peer_closed: false,
+            hangup_seen: false,
             last_active: now,
         }
     }

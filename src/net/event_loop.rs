@@ -141,6 +141,9 @@ impl EventLoop {
                         if event.is_writable() {
                             self.on_writable(index);
                         }
+                        if event.is_read_closed() || event.is_error() {
+                            self.mark_hangup(index);
+                        }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.on_readable(index);
                         }
@@ -280,6 +283,14 @@ impl EventLoop {
         }
     }
 
+    /// Remembers that the peer shut its side, so reads go on until the end of input even
+    /// if this connection is paused now and resumed later.
+    fn mark_hangup(&mut self, index: usize) {
+        if let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) {
+            conn.hangup_seen = true;
+        }
+    }
+
     fn on_readable(&mut self, index: usize) {
         let Some(slot) = self.slots.get_mut(index) else {
             return;
@@ -303,7 +314,9 @@ impl EventLoop {
                     if !self.ctx.serve_guarded(conn, index, generation) {
                         return self.close(index);
                     }
-                    if !more {
+                    // A short read drained the socket; only a pending FIN (seen in the
+                    // event) is worth one more read, to notice the end of input now.
+                    if !more && !conn.hangup_seen {
                         break;
                     }
                 }
