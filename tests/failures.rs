@@ -55,23 +55,6 @@ fn read_resp_until(s: &mut TcpStream, suffix: &[u8]) -> Vec<u8> {
     buf
 }
 
-/// `/stats` as JSON, when the admin rate limit (20/s) lets the request through.
-fn try_stats(proxy: &Proxy) -> Option<serde_json::Value> {
-    let r = proxy.try_get("/stats").ok()?;
-    (r.status == 200).then(|| r.json())
-}
-
-/// `/stats` as JSON, waiting out the admin rate limit when polled often.
-fn stats(proxy: &Proxy) -> serde_json::Value {
-    wait_for("/stats to answer 200", Duration::from_secs(5), || {
-        let st = try_stats(proxy);
-        if st.is_none() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        st
-    })
-}
-
 /// One keep-alive lookup on an open connection.
 fn lookup_on(s: &mut TcpStream, key: &str) -> Response {
     s.write_all(lookup_req(key).as_bytes())
@@ -157,7 +140,7 @@ fn throttle_answers_some_503_and_some_200_to_a_burst() {
     );
 
     // Throttling shows in /stats, and the limit refills.
-    let stats = stats(&proxy);
+    let stats = proxy.stats();
     assert!(
         stats["throttled"].as_u64().unwrap() >= (throttled.len() + resp_throttled) as u64,
         "stats throttled {} < {} refused",
@@ -185,7 +168,7 @@ fn connection_over_the_cap_is_refused_while_the_others_work() {
         "start-up connections to be counted closed",
         Duration::from_secs(5),
         || {
-            let s = stats(&proxy);
+            let s = proxy.stats();
             (s["connections"]["open"].as_u64() == Some(1)).then_some(())
         },
     );
@@ -355,7 +338,7 @@ fn half_sent_and_idle_connections_are_closed_after_the_idle_timeout() {
 
     // The busy one still works.
     assert_eq!(lookup_on(&mut busy, "k").status, 200);
-    let stats = stats(&proxy);
+    let stats = proxy.stats();
     assert!(
         stats["connections"]["idle_closed"].as_u64().unwrap() >= 3,
         "idle closes not counted: {}",
@@ -439,7 +422,7 @@ fn redis_killed_and_restarted_while_a_client_keeps_asking() {
     stop.store(true, Ordering::Relaxed);
     let served = reader.join().expect("the cached-key reader failed");
     assert!(served > 0);
-    let stats = stats(&proxy);
+    let stats = proxy.stats();
     assert_eq!(stats["backend"]["up"], true, "{}", stats["backend"]);
 }
 
@@ -502,7 +485,7 @@ fn sigterm_with_a_miss_in_flight_answers_it_and_exits_0() {
     )
     .unwrap();
     wait_for("the miss to be in flight", Duration::from_secs(2), || {
-        let st = stats(&proxy);
+        let st = proxy.stats();
         (st["backend"]["in_flight"].as_u64() >= Some(1)).then_some(())
     });
     let t = Instant::now();
@@ -570,7 +553,7 @@ fn sigterm_when_idle_exits_0_quickly_and_a_second_signal_exits_at_once() {
     let mut s = proxy.http_stream().unwrap();
     s.write_all(lookup_req("stuck").as_bytes()).unwrap();
     wait_for("the miss to be in flight", Duration::from_secs(2), || {
-        let st = stats(&proxy);
+        let st = proxy.stats();
         (st["backend"]["in_flight"].as_u64() >= Some(1)).then_some(())
     });
     proxy.signal("TERM");
@@ -664,7 +647,7 @@ fn seeded_random_bytes_on_both_ports_leave_the_proxy_serving() {
         "every fuzz connection to be counted closed",
         Duration::from_secs(5),
         || {
-            let st = stats(&proxy);
+            let st = proxy.stats();
             (st["connections"]["open"].as_u64() == Some(1)).then_some(())
         },
     );
@@ -746,7 +729,7 @@ fn assert_flooder_cut_off_while_others_are_served(
                 || {
                     serve_other(proxy, &mut other);
                     served += 1;
-                    let st = stats(proxy);
+                    let st = proxy.stats();
                     (st["connections"]["idle_closed"].as_u64() >= Some(1)).then_some(())
                 },
             );
@@ -760,7 +743,7 @@ fn assert_flooder_cut_off_while_others_are_served(
     assert!(served >= 1, "nobody else was served during the flood");
     // Still serving afterwards.
     serve_other(proxy, &mut other);
-    let stats = stats(proxy);
+    let stats = proxy.stats();
     assert!(
         stats["connections"]["idle_closed"].as_u64().unwrap() >= 1,
         "{}",

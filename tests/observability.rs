@@ -8,23 +8,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// `/stats` as JSON, when the admin rate limit (20/s) lets the request through.
-fn try_stats(proxy: &Proxy) -> Option<serde_json::Value> {
-    let r = proxy.try_get("/stats").ok()?;
-    (r.status == 200).then(|| r.json())
-}
-
-/// `/stats` as JSON, waiting out the admin rate limit when polled often.
-fn stats(proxy: &Proxy) -> serde_json::Value {
-    wait_for("/stats to answer 200", Duration::from_secs(5), || {
-        let st = try_stats(proxy);
-        if st.is_none() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        st
-    })
-}
-
 /// `/metrics` text, waiting out the admin rate limit.
 fn metrics(proxy: &Proxy) -> (Response, String) {
     wait_for("/metrics to answer 200", Duration::from_secs(5), || {
@@ -70,7 +53,7 @@ fn cache_counters_are_exact_in_stats_metrics_and_info() {
         redis.port,
         &[("PROXY_MAX_KEYS", "2"), ("PROXY_TTL_MS", "1000")],
     );
-    let zero = stats(&proxy);
+    let zero = proxy.stats();
     for field in [
         "hits",
         "misses",
@@ -91,7 +74,7 @@ fn cache_counters_are_exact_in_stats_metrics_and_info() {
         assert_eq!(status, expect, "{body}");
         assert_eq!(body["value"], format!("value-{key}"));
     }
-    let st = stats(&proxy);
+    let st = proxy.stats();
     assert!(
         started.elapsed() < Duration::from_millis(900),
         "the sequence took {:?}, too close to the 1 s TTL for exact counts",
@@ -120,7 +103,7 @@ fn cache_counters_are_exact_in_stats_metrics_and_info() {
         "the reaper to empty the cache",
         Duration::from_secs(5),
         || {
-            let st = try_stats(&proxy)?;
+            let st = proxy.try_stats()?;
             (st["cache"]["keys"] == 0).then_some(())
         },
     );
@@ -129,7 +112,7 @@ fn cache_counters_are_exact_in_stats_metrics_and_info() {
     // A key absent from Redis: one miss, no insert.
     assert_eq!(proxy.lookup("absent").0, 404);
 
-    let st = stats(&proxy);
+    let st = proxy.stats();
     let cache = &st["cache"];
     let want = [
         ("hits", 1),
@@ -155,9 +138,9 @@ fn cache_counters_are_exact_in_stats_metrics_and_info() {
     assert_eq!(st["backend"]["fetches"], 5, "{}", st["backend"]);
     // /stats itself is no lookup.
     for _ in 0..3 {
-        stats(&proxy);
+        proxy.stats();
     }
-    let again = stats(&proxy);
+    let again = proxy.stats();
     assert_eq!(
         again["cache"], st["cache"],
         "/stats changed the cache counters"
@@ -215,7 +198,7 @@ fn an_expired_entry_found_on_read_counts_one_expiration_and_one_miss() {
     std::thread::sleep(Duration::from_millis(250));
     // Whether the reaper or this read finds it expired, it counts once.
     assert_eq!(proxy.lookup("x").0, 200);
-    let st = stats(&proxy);
+    let st = proxy.stats();
     let cache = &st["cache"];
     assert_eq!(cache["hits"], 0, "{cache}");
     assert_eq!(cache["misses"], 2, "{cache}");
@@ -615,7 +598,7 @@ fn readyz_follows_redis_down_and_back_up() {
         (r.status == 200).then_some(r)
     });
     assert_eq!(r.json(), serde_json::json!({"status":200,"redis":"up"}));
-    let st = stats(&proxy);
+    let st = proxy.stats();
     assert_eq!(
         st["requests"]["http"]["readyz"]["200"], 2,
         "{}",

@@ -311,9 +311,21 @@ impl Proxy {
         (r.status, json)
     }
 
-    /// `/stats` as JSON.
+    /// `/stats` as JSON, waiting out the admin rate limit when polled often.
     pub fn stats(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.get("/stats").body).expect("stats JSON")
+        wait_for("/stats to answer 200", Duration::from_secs(5), || {
+            let st = self.try_stats();
+            if st.is_none() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            st
+        })
+    }
+
+    /// `/stats` as JSON when the admin rate limit (20/s) lets the request through.
+    pub fn try_stats(&self) -> Option<serde_json::Value> {
+        let r = self.try_get("/stats").ok()?;
+        (r.status == 200).then(|| r.json())
     }
 }
 
