@@ -240,7 +240,7 @@ fn mix_90_10(c: &mut Criterion) {
     let keys: Vec<[u8; 16]> = (0..KEY_SPACE).map(key).collect();
     let draws = zipf_draws(KEY_SPACE, ZIPF_EXPONENT, 11);
     let mut rng = Rng(3);
-    let is_insert: Vec<bool> = (0..DRAWS).map(|_| rng.next() % 10 == 0).collect();
+    let is_insert: Vec<bool> = (0..DRAWS).map(|_| rng.next().is_multiple_of(10)).collect();
     let mut group = configure(c, "mix_90_10");
     for cache in contenders() {
         for &d in draws.iter().take(4 * CAPACITY) {

@@ -55,7 +55,7 @@ fn hammer(cache: &Cache, keys: u64) {
     });
     cache.validate();
     let stats = cache.stats();
-    assert_eq!(stats.hits + stats.misses > 0, true);
+    assert!(stats.hits + stats.misses > 0);
     assert_eq!(stats.size as usize, cache.len());
     assert!(cache.len() <= cache.capacity());
 }

@@ -38,7 +38,7 @@ use hashbrown::DefaultHashBuilder;
 
 use self::access::Recorded;
 pub(crate) use self::shard::Expiry;
-use self::shard::{Counters, Shard};
+use self::shard::{Counters, Displaced, Shard};
 use self::slab::HEADER_LEN;
 use crate::clock::{Clock, Nanos};
 
@@ -213,10 +213,10 @@ impl Cache {
             key_len,
         };
         let (hash, shard) = self.locate(key);
-        let evicted = {
+        let displaced = {
             let mut state = shard.state.write();
             state.apply_reads(&shard.reads);
-            let (_, evicted) = state.insert(&self.hasher, hash, bytes, key_len);
+            let displaced = state.insert(&self.hasher, hash, bytes, key_len);
             shard
                 .counters
                 .size
@@ -224,11 +224,16 @@ impl Cache {
             if state.tracking() {
                 shard.has_pending.store(true, Ordering::Release);
             }
-            evicted
+            displaced
         };
         Counters::bump(&shard.counters.inserts);
-        if evicted {
-            Counters::bump(&shard.counters.evictions);
+        match displaced {
+            Displaced::Evicted(bytes) => {
+                Counters::bump(&shard.counters.evictions);
+                drop(bytes);
+            }
+            Displaced::Replaced(bytes) => drop(bytes),
+            Displaced::Nothing => {}
         }
         handle
     }
@@ -243,7 +248,8 @@ impl Cache {
             .counters
             .size
             .store(state.slab.len() as u64, Ordering::Relaxed);
-        removed
+        drop(state);
+        removed.is_some()
     }
 
     /// Entries held now.

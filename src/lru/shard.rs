@@ -77,6 +77,17 @@ impl Shard {
     }
 }
 
+/// What an insert pushed out; dropped by the caller once the lock is released, so the
+/// free() of a cold allocation does not happen under the lock.
+#[derive(Debug)]
+pub(crate) enum Displaced {
+    Nothing,
+    /// The old bytes of a replaced key.
+    Replaced(Arc<[u8]>),
+    /// The bytes of the least recently used entry, evicted to make room.
+    Evicted(Arc<[u8]>),
+}
+
 /// The data behind a shard's lock.
 #[derive(Debug)]
 pub(crate) struct ShardState {
@@ -140,28 +151,29 @@ impl ShardState {
         });
     }
 
-    /// Adds or replaces an entry and makes it the most recently used.
-    /// Returns the slot and whether a live entry was evicted to make room.
+    /// Adds or replaces an entry and makes it the most recently used. Returns what it
+    /// displaced, for the caller to drop after releasing the lock.
     pub(crate) fn insert(
         &mut self,
         hasher: &DefaultHashBuilder,
         hash: u64,
         bytes: Arc<[u8]>,
         key_len: u32,
-    ) -> (u32, bool) {
+    ) -> Displaced {
         let key = &bytes[HEADER_LEN..HEADER_LEN + key_len as usize];
-        let mut evicted = false;
+        let mut displaced = Displaced::Nothing;
         let slot = if let Some(slot) = self.find(hash, key) {
             let node = self.slab.node_mut(slot);
-            node.bytes = Some(bytes);
+            if let Some(old) = node.bytes.replace(bytes) {
+                displaced = Displaced::Replaced(old);
+            }
             node.key_len = key_len;
             self.slab.move_to_front(slot);
             slot
         } else {
             if self.slab.len() >= self.capacity {
                 let tail = self.slab.tail().expect("a full shard has a tail");
-                self.remove_slot(hasher, tail);
-                evicted = true;
+                displaced = Displaced::Evicted(self.remove_slot(hasher, tail));
             }
             let slot = self.slab.insert_front(bytes, key_len);
             let slab = &self.slab;
@@ -170,7 +182,7 @@ impl ShardState {
             slot
         };
         if !self.tracking {
-            return (slot, evicted);
+            return displaced;
         }
         let node = self.slab.node(slot);
         let (deadline, generation) = (node.deadline(), node.generation);
@@ -185,11 +197,11 @@ impl ShardState {
             self.retain_current(&mut pending);
             self.pending = pending;
         }
-        (slot, evicted)
+        displaced
     }
 
-    /// Removes the entry for `key`; true if it was there.
-    pub(crate) fn remove_key(&mut self, hash: u64, key: &[u8]) -> bool {
+    /// Removes the entry for `key`; returns its bytes if it was there.
+    pub(crate) fn remove_key(&mut self, hash: u64, key: &[u8]) -> Option<Arc<[u8]>> {
         let slab = &self.slab;
         match self
             .index
@@ -197,10 +209,9 @@ impl ShardState {
         {
             Ok(entry) => {
                 let (slot, _) = entry.remove();
-                self.slab.remove(slot);
-                true
+                Some(self.slab.remove(slot))
             }
-            Err(_) => false,
+            Err(_) => None,
         }
     }
 
