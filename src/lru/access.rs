@@ -14,8 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// replaying it keeps the write lock for well under a microsecond.
 pub(crate) const ACCESS_BUFFER_LEN: usize = 64;
 
-/// Fixed ring of packed `generation << 32 | slot`; 0 marks an empty cell (generations
-/// are never 0).
+/// Fixed array of packed `generation << 32 | slot`, filled from index 0 after each drain.
 #[derive(Debug)]
 pub(crate) struct AccessBuffer {
     cells: [AtomicU64; ACCESS_BUFFER_LEN],
@@ -64,11 +63,11 @@ impl AccessBuffer {
         if n == 0 {
             return;
         }
+        // Every cell below `n` was written by an append that finished before this drain
+        // (appends hold the read lock), so plain loads suffice: no need to clear them.
         for cell in &self.cells[..n] {
-            let packed = cell.swap(0, Ordering::Relaxed);
-            if packed != 0 {
-                promote(packed as u32, (packed >> 32) as u32);
-            }
+            let packed = cell.load(Ordering::Relaxed);
+            promote(packed as u32, (packed >> 32) as u32);
         }
         self.next.store(0, Ordering::Relaxed);
     }
