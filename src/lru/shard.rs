@@ -35,8 +35,10 @@ const LAZY_PROMOTION_DIVISOR: usize = 4;
 /// on every other insert.
 const BOUND_SLACK: usize = 64;
 
-/// Counters of one shard; Relaxed atomics, summed on read.
+/// Counters of one shard; Relaxed atomics, summed on read. On their own cache lines, so
+/// bumping them does not evict the lock word or the shard state from other cores.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub(crate) struct Counters {
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
@@ -88,8 +90,10 @@ pub(crate) enum Displaced {
     Evicted(Arc<[u8]>),
 }
 
-/// The data behind a shard's lock.
+/// The data behind a shard's lock. Aligned so it does not share a cache line with the
+/// lock word, which every reader writes: lookups on other cores keep their copy of it.
 #[derive(Debug)]
+#[repr(align(128))]
 pub(crate) struct ShardState {
     pub(crate) slab: Slab,
     index: HashTable<u32>,
