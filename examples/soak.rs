@@ -36,7 +36,7 @@ fn main() {
     let mut key = [0u8; 16];
     let value = [b'v'; 32];
     let mut ops = 0u64;
-    println!("  time      RSS KiB     keys   inserts/s");
+    println!("  time      RSS KiB     keys       ops/s");
     let mut last_ops = 0;
     while start.elapsed() < Duration::from_secs(seconds) {
         for _ in 0..1024 {
