@@ -3,7 +3,8 @@
 //! Keys hash (foldhash) to one of a power-of-two number of shards, each behind its own
 //! `RwLock`. A shard is a slab of nodes linked into a recency list by `u32` indices, plus a
 //! `HashTable<u32>` index of slots (see [`shard`]). Each entry is one allocation holding
-//! `key || value`; a [`Value`] shares it, so a hit copies no bytes and allocates nothing.
+//! `deadline || key || value`; a [`Value`] shares it, so a hit copies no bytes and
+//! allocates nothing.
 //!
 //! Capacity is split between shards (the first shards take the remainder), so the cache
 //! never holds more than its capacity. Up to [`SINGLE_SHARD_MAX`] entries there is one shard
@@ -20,7 +21,7 @@
 //! LRU is per shard, and a hit on an entry that is still among the most recent quarter of
 //! its shard is not re-promoted (it is nowhere near eviction; skipping the relink saves
 //! several cache misses per hit), so such an entry ages from its previous promotion.
-
+//!
 //! Expiry: an entry with `deadline <= now` is absent for every read; the read that finds it
 //! removes it. The reaper ([`crate::reaper`]) removes the rest in the background.
 
