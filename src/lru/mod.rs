@@ -152,8 +152,15 @@ impl Cache {
 
     /// Looks `key` up; a hit moves the entry to the front of its shard's LRU order.
     pub fn get(&self, key: &[u8]) -> Option<Value> {
+        self.get_at(key, self.clock.now())
+    }
+
+    /// [`Cache::get`] as of `now`, a reading of this cache's clock taken by the caller: an
+    /// event loop reads the clock once when a batch of pipelined requests arrives and looks
+    /// every key of the batch up as of that moment, saving a clock read per lookup. An entry
+    /// whose deadline is at or before `now` is absent.
+    pub fn get_at(&self, key: &[u8], now: Nanos) -> Option<Value> {
         let (hash, shard) = self.locate(key);
-        let now = self.clock.now();
         let (value, full) = {
             let state = shard.state.read();
             let Some(slot) = state.find(hash, key) else {

@@ -586,7 +586,7 @@ impl Context {
                     );
                     return Some(n);
                 }
-                if let Some(value) = shared.cache.get(key) {
+                if let Some(value) = shared.cache.get_at(key, started) {
                     *hits += 1;
                     self.stats.http(route, 200);
                     let out = conn.output.reply_buf();
@@ -678,7 +678,7 @@ impl Context {
             );
             return n;
         }
-        if let Some(value) = shared.cache.get(&self.scratch.key) {
+        if let Some(value) = shared.cache.get_at(&self.scratch.key, started) {
             *hits += 1;
             self.stats.http(Route::Raw, 200);
             let out = conn.output.reply_buf();
@@ -903,7 +903,7 @@ impl Context {
                 return resp::error(conn.output.reply_buf(), "ERR rate limit exceeded");
             }
             let key = arg(1);
-            if let Some(value) = shared.cache.get(key) {
+            if let Some(value) = shared.cache.get_at(key, started) {
                 *hits += 1;
                 return resp::bulk(conn.output.reply_buf(), &value);
             }
@@ -924,7 +924,7 @@ impl Context {
             let mut outcomes = Vec::with_capacity(argc - 1);
             let mut missing = Vec::new();
             for i in 1..argc {
-                match shared.cache.get(arg(i)) {
+                match shared.cache.get_at(arg(i), started) {
                     Some(v) => outcomes.push(Some(Outcome::Found(v))),
                     None => {
                         outcomes.push(None);
