@@ -34,14 +34,30 @@ if [ "$(nproc)" -ge 2 ]; then SERVER_CPU="taskset -c 0"; LOAD_CPU="taskset -c 1"
 else SERVER_CPU=""; LOAD_CPU=""; PIN="unpinned (one core)"; fi
 
 port_free() { ! timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-free_port() { local p=$((20000 + RANDOM % 20000)); while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
+# Below the ephemeral range (32768+), so no client socket holds the port.
+free_port() { local p=$((20000 + RANDOM % 12000)); while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
 wait_port() { for _ in $(seq 200); do port_free "$1" || return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# CPU time (user + system, all threads) a process has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICKS=$(getconf CLK_TCK)
+# Runs "$@" while measuring the CPU time of server pid $SERVER_PID; sets CPU_SECONDS.
+with_cpu() {
+  local before after
+  before=$(cpu_ticks "$SERVER_PID")
+  "$@"
+  after=$(cpu_ticks "$SERVER_PID")
+  CPU_SECONDS=$(awk -v a="$after" -v b="$before" -v t="$TICKS" 'BEGIN { printf "%.2f", (a - b) / t }')
+}
 
 RESULTS=()
-row() { # name throughput p50_us p99_us ratio_name ratio
-  printf '%-34s %12s %10s %10s   %s\n' "$1" "$2" "$3" "$4" "$5"
-  RESULTS+=("{\"name\":\"$1\",\"throughput\":$2,\"p50_us\":${3:-null},\"p99_us\":${4:-null},\"ratio\":\"$5\"}")
+# Requests per second of server CPU (total requests / CPU seconds the server used): what
+# one core does when it is the bottleneck, fair even when the single-threaded load
+# generator is what limits req/s.
+per_cpu() { awk -v r="$1" -v c="$2" -v d="$3" 'BEGIN { if (c > 0) printf "%.0f", r * d / c; else print 0 }'; }
+row() { # name req/s p50_us p99_us server_cpu_s per_cpu_second ratio
+  printf '%-34s %10s %9s %9s %8s %12s   %s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7"
+  RESULTS+=("{\"name\":\"$1\",\"req_per_s\":$2,\"p50_us\":${3:-null},\"p99_us\":${4:-null},\"server_cpu_s\":$5,\"req_per_cpu_s\":$6,\"ratio\":\"$7\"}")
 }
 # wrk output -> "rps p50_us p99_us"
 wrk_parse() {
@@ -64,7 +80,7 @@ echo "== ProxyRedis benchmarks: $(nproc) cores, $PIN, wrk -c$CONNECTIONS -d$DURA
 REDIS_PORT=$(free_port)
 $SERVER_CPU redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$TMP" --logfile "$TMP/redis.log" &
-PIDS+=($!); wait_port "$REDIS_PORT"
+REDIS_PID=$!; PIDS+=("$REDIS_PID"); wait_port "$REDIS_PORT"
 redis_used() { redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ {print $2+0}'; }
 used_before=$(redis_used)
 awk -v n="$FILL_KEYS" 'BEGIN { for (i = 0; i < n; i++) { k = sprintf("key:%012d", i); v = sprintf("value:%026d", i);
@@ -91,7 +107,21 @@ rss_after=$(rss_kib "$PROXY_PID")
 stop_proxy
 proxy_per_key=$(awk -v a="$rss_after" -v b="$rss_before" -v n="$cached" 'BEGIN { printf "%.1f", (a - b) * 1024 / n }')
 redis_per_key=$(awk -v a="$used_after" -v b="$used_before" -v n="$FILL_KEYS" 'BEGIN { printf "%.1f", (a - b) / n }')
-printf '\n%-34s %12s %10s %10s   %s\n' "workload" "req/s" "p50 us" "p99 us" "ratio"
+
+# Each measurement sets M_<name>="req/s p50_us p99_us server_cpu_seconds run_seconds".
+wrk_run() { # name url lua server_pid
+  SERVER_PID=$4
+  with_cpu $LOAD_CPU wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$3" "$2" > "$TMP/wrk-$1.txt"
+  local r; r=$(wrk_parse "$TMP/wrk-$1.txt")
+  printf -v "M_$1" '%s %s %s' "$r" "$CPU_SECONDS" "${DURATION%s}"
+}
+rb_run() { # name port pipeline server_pid
+  SERVER_PID=$4
+  local n=$REQUESTS; [ "$3" -gt 1 ] && n=$((REQUESTS * 4))
+  with_cpu $LOAD_CPU redis-benchmark -p "$2" -t get -r 100 -n "$n" -c 50 -P "$3" --csv > "$TMP/rb-$1.csv" 2>/dev/null
+  local r; r=$(rb_parse "$TMP/rb-$1.csv")
+  printf -v "M_$1" '%s %s %s' "$r" "$CPU_SECONDS" "$(awk -v n="$n" -v r="${r%% *}" 'BEGIN { printf "%.3f", n / r }')"
+}
 
 # --- 1. HTTP hit path, with nginx's fixed 200 as the reference ---------------------------
 cat > "$TMP/hot.lua" <<'LUA'
@@ -103,26 +133,21 @@ end
 LUA
 start_proxy PROXY_MAX_KEYS=10000 PROXY_TTL_MS=3600000
 for i in $(seq 0 99); do curl -s "http://127.0.0.1:$PROXY_PORT/lookup?key=key:$(printf %012d "$i")" >/dev/null; done
-$LOAD_CPU wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$TMP/hot.lua" "http://127.0.0.1:$PROXY_PORT" > "$TMP/wrk-hit.txt"
-read -r hit_rps hit_p50 hit_p99 < <(wrk_parse "$TMP/wrk-hit.txt")
+wrk_run http_hit "http://127.0.0.1:$PROXY_PORT" "$TMP/hot.lua" "$PROXY_PID"
 
 # --- 3. RESP hit path vs redis-server's own GET, -P 1 and -P 16 ---------------------------
-declare -A RB
 for P in 1 16; do
-  for target in proxy redis; do
-    port=$RESP_PORT; [ "$target" = redis ] && port=$REDIS_PORT
-    $LOAD_CPU redis-benchmark -p "$port" -t get -r 100 -n "$REQUESTS" -c 50 -P "$P" --csv > "$TMP/rb-$target-$P.csv" 2>/dev/null
-    RB[$target-$P]=$(rb_parse "$TMP/rb-$target-$P.csv")
-  done
+  rb_run "resp_proxy_$P" "$RESP_PORT" "$P" "$PROXY_PID"
+  rb_run "resp_redis_$P" "$REDIS_PORT" "$P" "$REDIS_PID"
 done
 stop_proxy
 
-nginx_rps=""
 if command -v nginx >/dev/null 2>&1; then
   NGINX_PORT=$(free_port)
   mkdir -p "$TMP/nginx"
   cat > "$TMP/nginx.conf" <<NGINX
 worker_processes 1;
+master_process off;
 daemon off;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log;
@@ -139,8 +164,7 @@ http {
 NGINX
   $SERVER_CPU nginx -c "$TMP/nginx.conf" -p "$TMP/nginx" &
   NGINX_PID=$!; PIDS+=("$NGINX_PID"); wait_port "$NGINX_PORT"
-  $LOAD_CPU wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$TMP/hot.lua" "http://127.0.0.1:$NGINX_PORT" > "$TMP/wrk-nginx.txt"
-  read -r nginx_rps nginx_p50 nginx_p99 < <(wrk_parse "$TMP/wrk-nginx.txt")
+  wrk_run nginx "http://127.0.0.1:$NGINX_PORT" "$TMP/hot.lua" "$NGINX_PID"
   kill "$NGINX_PID" 2>/dev/null || true
 fi
 
@@ -153,11 +177,9 @@ request = function()
 end
 LUA
 start_proxy PROXY_MAX_KEYS=1000 PROXY_TTL_MS=3600000
-$LOAD_CPU wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$TMP/miss.lua" "http://127.0.0.1:$PROXY_PORT" > "$TMP/wrk-miss.txt"
-read -r miss_rps miss_p50 miss_p99 < <(wrk_parse "$TMP/wrk-miss.txt")
+wrk_run http_miss "http://127.0.0.1:$PROXY_PORT" "$TMP/miss.lua" "$PROXY_PID"
 stop_proxy
 
-webdis_rps=""
 if command -v webdis >/dev/null 2>&1; then
   WEBDIS_PORT=$(free_port)
   cat > "$TMP/webdis.json" <<JSON
@@ -167,21 +189,41 @@ JSON
   $SERVER_CPU webdis "$TMP/webdis.json" &
   WEBDIS_PID=$!; PIDS+=("$WEBDIS_PID"); wait_port "$WEBDIS_PORT"
   sed 's#/lookup?key=#/GET/#' "$TMP/miss.lua" > "$TMP/webdis.lua"
-  $LOAD_CPU wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$TMP/webdis.lua" "http://127.0.0.1:$WEBDIS_PORT" > "$TMP/wrk-webdis.txt"
-  read -r webdis_rps webdis_p50 webdis_p99 < <(wrk_parse "$TMP/wrk-webdis.txt")
+  wrk_run webdis "http://127.0.0.1:$WEBDIS_PORT" "$TMP/webdis.lua" "$WEBDIS_PID"
   kill "$WEBDIS_PID" 2>/dev/null || true
 fi
 
-# --- table ---------------------------------------------------------------------------------
-row "http hit (proxy)" "$hit_rps" "$hit_p50" "$hit_p99" "$( [ -n "$nginx_rps" ] && echo "x$(ratio "$hit_rps" "$nginx_rps") of nginx" || echo "nginx not installed")"
-[ -n "$nginx_rps" ] && row "http fixed 200 (nginx, reference)" "$nginx_rps" "$nginx_p50" "$nginx_p99" "x1.00"
-row "http miss (proxy -> redis)" "$miss_rps" "$miss_p50" "$miss_p99" "$( [ -n "$webdis_rps" ] && echo "x$(ratio "$miss_rps" "$webdis_rps") of webdis" || echo "webdis not installed")"
-[ -n "$webdis_rps" ] && row "http GET (webdis, reference)" "$webdis_rps" "$webdis_p50" "$webdis_p99" "x1.00"
+# --- table: ratios are of requests per server CPU-second, same run -------------------------
+printf '\n%-34s %10s %9s %9s %8s %12s   %s\n' "workload" "req/s" "p50 us" "p99 us" "cpu s" "req/cpu-s" "ratio (req/cpu-s)"
+emit() { # label measurement [reference-measurement reference-name | note]
+  local rps p50 p99 cpu dur rrps rp50 rp99 rcpu rdur mine ref text
+  read -r rps p50 p99 cpu dur <<< "$2"
+  mine=$(per_cpu "$rps" "$cpu" "$dur")
+  if [ -n "${4:-}" ] && [ -n "$3" ]; then
+    read -r rrps rp50 rp99 rcpu rdur <<< "$3"
+    ref=$(per_cpu "$rrps" "$rcpu" "$rdur")
+    text="x$(ratio "$mine" "$ref") of $4 per cpu-s, x$(ratio "$rps" "$rrps") req/s"
+  else
+    text=${3:-reference}
+  fi
+  row "$1" "$rps" "$p50" "$p99" "$cpu" "$mine" "$text"
+}
+if [ -n "${M_nginx:-}" ]; then
+  emit "http hit (proxy)" "$M_http_hit" "$M_nginx" nginx
+  emit "http fixed 200 (nginx, ref)" "$M_nginx"
+else
+  emit "http hit (proxy)" "$M_http_hit" "nginx not installed"
+fi
+if [ -n "${M_webdis:-}" ]; then
+  emit "http miss (proxy -> redis)" "$M_http_miss" "$M_webdis" webdis
+  emit "http GET (webdis, ref)" "$M_webdis"
+else
+  emit "http miss (proxy -> redis)" "$M_http_miss" "webdis not installed"
+fi
 for P in 1 16; do
-  read -r prps pp50 pp99 <<< "${RB[proxy-$P]}"
-  read -r rrps rp50 rp99 <<< "${RB[redis-$P]}"
-  row "resp GET -P $P (proxy)" "$prps" "$pp50" "$pp99" "x$(ratio "$prps" "$rrps") of redis"
-  row "resp GET -P $P (redis-server, ref)" "$rrps" "$rp50" "$rp99" "x1.00"
+  proxy_m="M_resp_proxy_$P"; redis_m="M_resp_redis_$P"
+  emit "resp GET -P $P (proxy)" "${!proxy_m}" "${!redis_m}" redis
+  emit "resp GET -P $P (redis-server, ref)" "${!redis_m}"
 done
 beyond=$(awk -v p="$proxy_per_key" 'BEGIN { printf "%.1f", p - 48 }')
 redis_beyond=$(awk -v p="$redis_per_key" 'BEGIN { printf "%.1f", p - 48 }')

@@ -12,7 +12,7 @@ cargo build --release --bin proxyredis --example hit_client >/dev/null 2>&1
 TMP=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$TMP"' EXIT
 port_free() { ! timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-free_port() { local p=$((20000 + RANDOM % 20000)); while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
+free_port() { local p=$((20000 + RANDOM % 12000)); while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
 wait_port() { for _ in $(seq 600); do port_free "$1" || return 0; sleep 0.05; done; exit 1; }
 
 REDIS_PORT=$(free_port)

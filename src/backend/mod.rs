@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
@@ -40,9 +40,6 @@ const MAX_BACKOFF: Duration = Duration::from_millis(1000);
 
 /// First pause after a failed connect.
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
-
-/// How often an idle backend thread looks at the stop flag.
-const IDLE_POLL: Duration = Duration::from_millis(50);
 
 /// Who is waiting for an answer: a request on a connection of an event loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,14 +132,14 @@ pub struct Backend {
     timeout: Duration,
     /// Whether the last contact with Redis succeeded; flips are logged once.
     healthy: AtomicBool,
-    stop: AtomicBool,
     /// Counters.
     pub stats: BackendStats,
 }
 
 /// The running backend threads; dropping it without [`BackendThreads::stop`] detaches them.
 pub struct BackendThreads {
-    backend: Arc<Backend>,
+    /// Never sent on; dropped by `stop` to wake and end every thread.
+    stop: Sender<()>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -162,25 +159,23 @@ impl Backend {
             cache,
             timeout: config.redis_timeout,
             healthy: AtomicBool::new(true),
-            stop: AtomicBool::new(false),
             stats: BackendStats::default(),
         });
         let info = connection_info(config);
+        let (stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let threads = (0..config.redis_connections)
             .map(|i| {
                 let backend = Arc::clone(&backend);
                 let rx = rx.clone();
+                let stop_rx = stop_rx.clone();
                 let info = info.clone();
                 std::thread::Builder::new()
                     .name(format!("backend-{i}"))
-                    .spawn(move || Worker::new(backend, rx, info).run())
+                    .spawn(move || Worker::new(backend, rx, stop_rx, info).run())
                     .expect("spawning a backend thread")
             })
             .collect();
-        let handle = BackendThreads {
-            backend: Arc::clone(&backend),
-            threads,
-        };
+        let handle = BackendThreads { stop, threads };
         (backend, handle)
     }
 
@@ -263,7 +258,8 @@ impl Backend {
 impl BackendThreads {
     /// Tells the backend threads to stop once their current batch is done, and joins them.
     pub fn stop(self) {
-        self.backend.stop.store(true, Ordering::Release);
+        // Dropping the only sender disconnects every thread's stop receiver at once.
+        drop(self.stop);
         for t in self.threads {
             let _ = t.join();
         }
@@ -291,6 +287,7 @@ fn connection_info(config: &Config) -> redis::ConnectionInfo {
 struct Worker {
     backend: Arc<Backend>,
     rx: Receiver<Job>,
+    stop: Receiver<()>,
     info: redis::ConnectionInfo,
     conn: Option<redis::Connection>,
     retry_at: Instant,
@@ -303,10 +300,16 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(backend: Arc<Backend>, rx: Receiver<Job>, info: redis::ConnectionInfo) -> Worker {
+    fn new(
+        backend: Arc<Backend>,
+        rx: Receiver<Job>,
+        stop: Receiver<()>,
+        info: redis::ConnectionInfo,
+    ) -> Worker {
         let loops = backend.mailboxes.len();
         Worker {
             backend,
+            stop,
             rx,
             info,
             conn: None,
@@ -320,15 +323,13 @@ impl Worker {
 
     fn run(mut self) {
         loop {
-            match self.rx.recv_timeout(IDLE_POLL) {
-                Ok(job) => self.batch.push(job),
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.backend.stop.load(Ordering::Acquire) {
-                        return;
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => return,
+            // Block until there is work or a stop: an idle backend costs no wake-ups.
+            crossbeam_channel::select! {
+                recv(self.rx) -> job => match job {
+                    Ok(job) => self.batch.push(job),
+                    Err(_) => return,
+                },
+                recv(self.stop) -> _ => return,
             }
             while self.batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
