@@ -124,7 +124,8 @@ pub struct BackendStats {
 
 /// Shared state of the backend: what loops call into.
 pub struct Backend {
-    jobs: Sender<Job>,
+    /// Jobs for the backend threads; `None` tells one thread to stop.
+    jobs: Sender<Option<Job>>,
     inflight: DashMap<Box<[u8]>, Vec<Waiter>>,
     queued: AtomicUsize,
     mailboxes: Vec<Mailbox>,
@@ -138,8 +139,8 @@ pub struct Backend {
 
 /// The running backend threads; dropping it without [`BackendThreads::stop`] detaches them.
 pub struct BackendThreads {
-    /// Never sent on; dropped by `stop` to wake and end every thread.
-    stop: Sender<()>,
+    /// The job channel, to send each thread its stop (`None`).
+    jobs: Sender<Option<Job>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -162,20 +163,21 @@ impl Backend {
             stats: BackendStats::default(),
         });
         let info = connection_info(config);
-        let (stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let threads = (0..config.redis_connections)
             .map(|i| {
                 let backend = Arc::clone(&backend);
                 let rx = rx.clone();
-                let stop_rx = stop_rx.clone();
                 let info = info.clone();
                 std::thread::Builder::new()
                     .name(format!("backend-{i}"))
-                    .spawn(move || Worker::new(backend, rx, stop_rx, info).run())
+                    .spawn(move || Worker::new(backend, rx, info).run())
                     .expect("spawning a backend thread")
             })
             .collect();
-        let handle = BackendThreads { stop, threads };
+        let handle = BackendThreads {
+            jobs: backend.jobs.clone(),
+            threads,
+        };
         (backend, handle)
     }
 
@@ -199,9 +201,9 @@ impl Backend {
                     key,
                     queued_at: Instant::now(),
                 };
-                if let Err(unsent) = self.jobs.send(job) {
+                if let Err(unsent) = self.jobs.send(Some(job)) {
                     // The backend threads are gone (shutting down): undo.
-                    if let Job::Fetch { key, .. } = unsent.0 {
+                    if let Some(Job::Fetch { key, .. }) = unsent.0 {
                         self.inflight.remove(&key);
                     }
                     self.queued.fetch_sub(1, Ordering::AcqRel);
@@ -218,7 +220,7 @@ impl Backend {
             waiter,
             queued_at: Instant::now(),
         };
-        if self.jobs.send(job).is_err() {
+        if self.jobs.send(Some(job)).is_err() {
             self.deliver_one(Answer {
                 waiter,
                 outcome: Outcome::Unavailable,
@@ -258,8 +260,11 @@ impl Backend {
 impl BackendThreads {
     /// Tells the backend threads to stop once their current batch is done, and joins them.
     pub fn stop(self) {
-        // Dropping the only sender disconnects every thread's stop receiver at once.
-        drop(self.stop);
+        // A stop queues behind the work already sent, one per thread; each thread
+        // finishes its batch and ends on its first `None`.
+        for _ in &self.threads {
+            let _ = self.jobs.send(None);
+        }
         for t in self.threads {
             let _ = t.join();
         }
@@ -286,8 +291,7 @@ fn connection_info(config: &Config) -> redis::ConnectionInfo {
 /// One backend thread: one Redis connection and the batch it is working on.
 struct Worker {
     backend: Arc<Backend>,
-    rx: Receiver<Job>,
-    stop: Receiver<()>,
+    rx: Receiver<Option<Job>>,
     info: redis::ConnectionInfo,
     conn: Option<redis::Connection>,
     retry_at: Instant,
@@ -302,14 +306,12 @@ struct Worker {
 impl Worker {
     fn new(
         backend: Arc<Backend>,
-        rx: Receiver<Job>,
-        stop: Receiver<()>,
+        rx: Receiver<Option<Job>>,
         info: redis::ConnectionInfo,
     ) -> Worker {
         let loops = backend.mailboxes.len();
         Worker {
             backend,
-            stop,
             rx,
             info,
             conn: None,
@@ -324,21 +326,26 @@ impl Worker {
     fn run(mut self) {
         loop {
             // Block until there is work or a stop: an idle backend costs no wake-ups.
-            crossbeam_channel::select! {
-                recv(self.rx) -> job => match job {
-                    Ok(job) => self.batch.push(job),
-                    Err(_) => return,
-                },
-                recv(self.stop) -> _ => return,
+            match self.rx.recv() {
+                Ok(Some(job)) => self.batch.push(job),
+                Ok(None) | Err(_) => return,
             }
+            let mut stopping = false;
             while self.batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
-                    Ok(job) => self.batch.push(job),
+                    Ok(Some(job)) => self.batch.push(job),
+                    Ok(None) => {
+                        stopping = true;
+                        break;
+                    }
                     Err(_) => break,
                 }
             }
             self.process_batch();
             self.flush_outbox();
+            if stopping {
+                return;
+            }
         }
     }
 
