@@ -92,6 +92,7 @@ impl Drop for ChildGuard {
 /// A real redis-server on a free loopback port, in its own temp dir.
 pub struct Redis {
     pub port: u16,
+    password: Option<String>,
     child: ChildGuard,
     dir: TempDir,
 }
@@ -102,6 +103,12 @@ impl Redis {
     }
 
     pub fn start_on(port: u16) -> Redis {
+        Redis::start_with(port, &[], None)
+    }
+
+    /// A redis-server with extra arguments; `password` (if it needs one) for readiness and
+    /// for the harness's own direct connections.
+    pub fn start_with(port: u16, extra: &[&str], password: Option<&str>) -> Redis {
         let bin = require_tool("redis-server", "redis-server");
         let dir = TempDir::new("redis");
         let child = Command::new(bin)
@@ -109,12 +116,14 @@ impl Redis {
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(&dir.0)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting redis-server");
         let redis = Redis {
             port,
+            password: password.map(str::to_string),
             child: ChildGuard(Some(child)),
             dir,
         };
@@ -126,7 +135,12 @@ impl Redis {
     }
 
     fn try_client(&self) -> Option<redis::Connection> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).ok()?;
+        let auth = self
+            .password
+            .as_ref()
+            .map(|p| format!(":{p}@"))
+            .unwrap_or_default();
+        let client = redis::Client::open(format!("redis://{auth}127.0.0.1:{}/", self.port)).ok()?;
         client
             .get_connection_with_timeout(Duration::from_millis(500))
             .ok()
