@@ -241,7 +241,7 @@ impl Config {
             })?
         };
         let max = u32::MAX as u64;
-        Ok(Config {
+        let config = Config {
             host: host("PROXY_HOST", true)?,
             port: num("PROXY_PORT", 1, 65535)? as u16,
             resp_port: num("PROXY_RESP_PORT", 0, 65535)? as u16,
@@ -260,7 +260,15 @@ impl Config {
             redis_password: optional("REDIS_PASSWORD"),
             redis_db: num("REDIS_DB", 0, 1_000_000)? as i64,
             log_level,
-        })
+        };
+        if config.resp_port == config.port {
+            // With SO_REUSEPORT both would bind and the kernel would mix the protocols.
+            return Err(ConfigError(format!(
+                "invalid PROXY_RESP_PORT={}: must differ from PROXY_PORT (or be 0 to disable RESP)",
+                config.resp_port
+            )));
+        }
+        Ok(config)
     }
 
     /// Event loops to run: the configured count, or one per core.
@@ -424,6 +432,17 @@ mod tests {
             assert!(err.0.contains(key), "{err}");
             assert!(err.0.contains(value), "{err}");
         }
+    }
+
+    #[test]
+    fn same_port_for_http_and_resp_is_refused() {
+        let err = Config::from_vars(&vars(&[
+            ("PROXY_PORT", "7000"),
+            ("PROXY_RESP_PORT", "7000"),
+        ]))
+        .unwrap_err();
+        assert!(err.0.contains("PROXY_RESP_PORT"), "{err}");
+        assert!(Config::from_vars(&vars(&[("PROXY_RESP_PORT", "0")])).is_ok());
     }
 
     #[test]

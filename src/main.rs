@@ -25,6 +25,10 @@ fn burst_for(rate: u64) -> u64 {
     (rate / 10).max(1)
 }
 
+/// How long shutdown waits for backend threads after the loops have drained (at most
+/// 800 ms), so the process exits within a second even while Redis hangs.
+const BACKEND_STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Requests per second allowed on /stats and /metrics together, so scrapers cannot crowd
 /// out lookups.
 const ADMIN_RATE: u64 = 20;
@@ -101,7 +105,7 @@ fn main() -> ExitCode {
     wait_for_signal();
     info!("signal received: draining");
     running.shutdown();
-    backend_threads.stop();
+    backend_threads.stop(BACKEND_STOP_GRACE);
     reaper.stop();
     info!("stopped");
     ExitCode::SUCCESS

@@ -845,3 +845,63 @@ fn a_client_that_half_closes_is_closed_promptly_not_at_the_idle_timeout() {
         t.elapsed()
     );
 }
+
+#[test]
+fn a_miss_queued_behind_a_hung_redis_still_gets_503_within_the_timeout() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(
+        redis.port,
+        &[("REDIS_CONNECTIONS", "1"), ("REDIS_TIMEOUT_MS", "500")],
+    );
+    // Warm the backend's one connection, then freeze Redis: connections stay open, nothing
+    // is answered, so the backend thread sits in its read timeout.
+    assert_eq!(proxy.lookup("warm").0, 404);
+    redis.signal("STOP");
+    let first = std::thread::spawn({
+        let port = proxy.http_port;
+        move || {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            lookup_on(&mut s, "a").status
+        }
+    });
+    std::thread::sleep(Duration::from_millis(250));
+    // The second miss waits in the queue behind the first batch; it must not get a whole
+    // new timeout of its own once the backend is free.
+    let sent = Instant::now();
+    let (status, body) = proxy.lookup("b");
+    let waited = sent.elapsed();
+    redis.signal("CONT");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "backend unavailable");
+    assert!(
+        waited < Duration::from_millis(750),
+        "503 after {waited:?}, timeout 500 ms"
+    );
+    assert_eq!(first.join().unwrap(), 503);
+}
+
+#[test]
+fn sigterm_while_redis_hangs_answers_the_waiting_miss_503_and_exits_within_a_second() {
+    let redis = Redis::start();
+    let mut proxy = Proxy::start(redis.port, &[("REDIS_TIMEOUT_MS", "5000")]);
+    assert_eq!(proxy.lookup("warm").0, 404);
+    redis.signal("STOP");
+    let mut s = proxy.http_stream().unwrap();
+    s.write_all(lookup_req("stuck").as_bytes()).unwrap();
+    wait_for("the miss to be in flight", Duration::from_secs(5), || {
+        let st = proxy.try_stats()?;
+        (st["backend"]["in_flight"].as_u64()? >= 1).then_some(())
+    });
+    let signalled = Instant::now();
+    proxy.signal("TERM");
+    let status = proxy.wait_exit(Duration::from_secs(3));
+    let took = signalled.elapsed();
+    redis.signal("CONT");
+    let status = status.expect("proxy did not exit");
+    assert!(status.success(), "exit status {status}");
+    assert!(took < Duration::from_millis(1200), "exited after {took:?}");
+    let answer = read_responses(&mut s, 1).remove(0);
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert_eq!(answer.json()["error"], "backend unavailable");
+}

@@ -831,3 +831,37 @@ fn many_pipelined_lookups_mixing_large_misses_and_hits_stay_in_order() {
         }
     }
 }
+
+#[test]
+fn deep_pipeline_of_hits_past_the_output_limit_is_answered_in_full() {
+    let redis = Redis::start();
+    let big = "x".repeat(100 * 1024);
+    let small = "v".repeat(1024);
+    redis.set("big", &big);
+    redis.set("small", &small);
+    let proxy = Proxy::start(redis.port, &[]);
+    assert_eq!(proxy.lookup("big").0, 200);
+    assert_eq!(proxy.lookup("small").0, 200);
+
+    // 40 answers of 100 KB, asked in one write: far past the 256 KiB output high-water mark,
+    // so the connection pauses and must resume by itself as the client reads.
+    let mut s = proxy.http_stream().unwrap();
+    let req = "GET /v1/raw?key=big HTTP/1.1\r\nHost: t\r\n\r\n".repeat(40);
+    s.write_all(req.as_bytes()).unwrap();
+    let answers = read_responses(&mut s, 40);
+    assert!(
+        answers
+            .iter()
+            .all(|r| r.status == 200 && r.body == big.as_bytes())
+    );
+
+    // 5,000 small hits in one write, on the same connection.
+    let req = "GET /lookup?key=small HTTP/1.1\r\nHost: t\r\n\r\n".repeat(5000);
+    s.write_all(req.as_bytes()).unwrap();
+    let answers = read_responses(&mut s, 5000);
+    assert!(
+        answers
+            .iter()
+            .all(|r| r.status == 200 && r.json()["value"] == small.as_str())
+    );
+}

@@ -817,3 +817,20 @@ fn redis_benchmark_get_completes() {
         .expect("requests.resp.get");
     assert!(gets >= 2000, "proxy counted {gets} RESP GETs");
 }
+
+#[test]
+fn deep_pipeline_of_hits_past_the_output_limit_is_answered_in_full() {
+    let (redis, proxy) = setup();
+    let value = vec![b'v'; 1024];
+    redis.set("k", &value);
+    let mut s = connect(proxy.resp_port);
+    s.write_all(b"GET k\r\n").unwrap();
+    let mut one = format!("${}\r\n", value.len()).into_bytes();
+    one.extend_from_slice(&value);
+    one.extend_from_slice(b"\r\n");
+    expect_reply(&mut s, &one, "warm-up GET");
+    // 5,000 GETs in one write: about 5 MB of answers, far past the output high-water mark.
+    s.write_all(&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n".repeat(5000))
+        .unwrap();
+    expect_reply(&mut s, &one.repeat(5000), "5,000 pipelined hits");
+}

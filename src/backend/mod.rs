@@ -258,15 +258,23 @@ impl Backend {
 }
 
 impl BackendThreads {
-    /// Tells the backend threads to stop once their current batch is done, and joins them.
-    pub fn stop(self) {
+    /// Tells the backend threads to stop once their current batch is done and waits for
+    /// them up to `grace`; a thread still blocked on a slow Redis after that is left to
+    /// end with the process (its requests were already answered by the draining loops).
+    pub fn stop(self, grace: Duration) {
         // A stop queues behind the work already sent, one per thread; each thread
         // finishes its batch and ends on its first `None`.
         for _ in &self.threads {
             let _ = self.jobs.send(None);
         }
+        let deadline = Instant::now() + grace;
         for t in self.threads {
-            let _ = t.join();
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -294,6 +302,8 @@ struct Worker {
     rx: Receiver<Option<Job>>,
     info: redis::ConnectionInfo,
     conn: Option<redis::Connection>,
+    /// The read/write timeout set on `conn`'s socket now.
+    socket_timeout: Duration,
     retry_at: Instant,
     backoff: Duration,
     batch: Vec<Job>,
@@ -315,6 +325,7 @@ impl Worker {
             rx,
             info,
             conn: None,
+            socket_timeout: Duration::ZERO,
             retry_at: Instant::now(),
             backoff: MIN_BACKOFF,
             batch: Vec::with_capacity(MAX_BATCH),
@@ -365,7 +376,26 @@ impl Worker {
         }
         self.batch = batch;
         if !fresh.is_empty() {
-            let result = self.connection().map(|conn| run_pipeline(conn, &fresh));
+            // Every job is answered within REDIS_TIMEOUT_MS of being queued: connect and
+            // read get only what is left of the oldest job's time.
+            let deadline = fresh.iter().map(Job::queued_at).min().unwrap_or(now) + timeout;
+            // A fresh batch keeps the full timeout already set on the socket (no syscall);
+            // one that waited in the queue gets a shorter one.
+            let left = remaining(deadline);
+            let wanted = if left >= timeout - timeout / 10 {
+                timeout
+            } else {
+                left
+            };
+            let set_before = self.socket_timeout;
+            let result = self.connection(deadline).map(|conn| {
+                if wanted != set_before {
+                    conn.set_read_timeout(Some(wanted))?;
+                    conn.set_write_timeout(Some(wanted))?;
+                }
+                run_pipeline(conn, &fresh)
+            });
+            self.socket_timeout = wanted;
             match result {
                 Some(Ok(values)) => {
                     self.backend.stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -393,15 +423,16 @@ impl Worker {
         self.fresh = fresh;
     }
 
-    /// The live connection, connecting first when the backoff allows.
-    fn connection(&mut self) -> Option<&mut redis::Connection> {
+    /// The live connection, connecting (by `deadline`) first when the backoff allows.
+    fn connection(&mut self, deadline: Instant) -> Option<&mut redis::Connection> {
         if self.conn.is_none() {
             let now = Instant::now();
             if now < self.retry_at {
                 return None;
             }
-            match self.connect() {
+            match self.connect(remaining(deadline)) {
                 Ok(conn) => {
+                    self.socket_timeout = Duration::ZERO;
                     self.backend.stats.connects.fetch_add(1, Ordering::Relaxed);
                     self.backoff = MIN_BACKOFF;
                     self.conn = Some(conn);
@@ -418,8 +449,7 @@ impl Worker {
         self.conn.as_mut()
     }
 
-    fn connect(&self) -> redis::RedisResult<redis::Connection> {
-        let timeout = self.backend.timeout;
+    fn connect(&self, timeout: Duration) -> redis::RedisResult<redis::Connection> {
         let client = redis::Client::open(self.info.clone())?;
         let conn = client.get_connection_with_timeout(timeout)?;
         conn.set_read_timeout(Some(timeout))?;
@@ -488,6 +518,13 @@ impl Worker {
             let _ = mailbox.waker.wake();
         }
     }
+}
+
+/// Time left until `deadline`, at least a millisecond (a zero socket timeout means "none").
+fn remaining(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
 }
 
 /// Sends the batch as one pipeline; per-command errors come back as `ServerError` values.

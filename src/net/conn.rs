@@ -185,6 +185,17 @@ impl Output {
         self.buf.len() - self.sent
     }
 
+    /// Bytes rendered and queued behind a reply that waits on Redis.
+    pub fn queued(&self) -> usize {
+        self.pending
+            .iter()
+            .map(|p| match p {
+                Pending::Ready(bytes) => bytes.len(),
+                Pending::Waiting(_) => 0,
+            })
+            .sum()
+    }
+
     /// Whether everything has been sent and nothing waits.
     pub fn is_idle(&self) -> bool {
         self.unsent() == 0 && self.pending.is_empty()
@@ -239,6 +250,7 @@ impl Conn {
         self.closing
             || self.peer_closed
             || self.output.unsent() > OUTPUT_HIGH_WATER
+            || (!self.output.pending.is_empty() && self.output.queued() > OUTPUT_HIGH_WATER)
             || self.output.pending.len() >= MAX_PENDING
             || self.output.waiting_keys >= MAX_WAITING_KEYS
     }

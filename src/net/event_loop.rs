@@ -29,14 +29,16 @@ use crate::backend::{Answer, Outcome, Waiter};
 use crate::clock::{Clock, Nanos};
 use crate::stats::{LoopStats, RespKind};
 
-/// Longest RESP command buffered (many MGET keys); over it is a protocol error.
-const MAX_RESP_INPUT: usize = 16 * 1024 * 1024;
+/// Longest RESP command buffered (an MGET of thousands of keys); over it is a protocol
+/// error. Partial commands are re-parsed per read, so this also bounds that work.
+const MAX_RESP_INPUT: usize = 4 * 1024 * 1024;
 
 /// Longest HTTP request buffered: head plus body limits.
 const MAX_HTTP_INPUT: usize = http::MAX_HEAD + http::MAX_BODY + 1024;
 
-/// How long a draining loop waits for in-flight replies before it gives up.
-const DRAIN_LIMIT: Duration = Duration::from_millis(900);
+/// How long a draining loop waits for in-flight replies before it answers what is left as
+/// unavailable; with the backend's own stop this keeps a shutdown under one second.
+const DRAIN_LIMIT: Duration = Duration::from_millis(800);
 
 /// Longest sleep in `poll`, so the shutdown flag is seen even without a wake.
 const MAX_POLL_WAIT: Duration = Duration::from_millis(250);
@@ -313,38 +315,46 @@ impl EventLoop {
             Protocol::Http => MAX_HTTP_INPUT,
             Protocol::Resp => MAX_RESP_INPUT,
         };
-        // Whatever is already buffered first (after back-pressure lifts).
-        if !self.ctx.serve_guarded(conn, index, generation) {
-            return self.close(index);
-        }
-        while !conn.should_pause() {
-            match conn.read_once(max_input) {
-                Ok(ReadOutcome::Data { more }) => {
-                    conn.last_active = self.ctx.now;
-                    if !self.ctx.serve_guarded(conn, index, generation) {
-                        return self.close(index);
+        loop {
+            // Whatever is already buffered first (after back-pressure lifts).
+            if !self.ctx.serve_guarded(conn, index, generation) {
+                return self.close(index);
+            }
+            while !conn.should_pause() {
+                match conn.read_once(max_input) {
+                    Ok(ReadOutcome::Data { more }) => {
+                        conn.last_active = self.ctx.now;
+                        if !self.ctx.serve_guarded(conn, index, generation) {
+                            return self.close(index);
+                        }
+                        // A short read drained the socket; only a pending FIN (seen in the
+                        // event) is worth one more read, to notice the end of input now.
+                        if !more && !conn.hangup_seen {
+                            break;
+                        }
                     }
-                    // A short read drained the socket; only a pending FIN (seen in the
-                    // event) is worth one more read, to notice the end of input now.
-                    if !more && !conn.hangup_seen {
+                    Ok(ReadOutcome::WouldBlock) => break,
+                    Ok(ReadOutcome::Eof) => {
+                        conn.peer_closed = true;
                         break;
                     }
+                    Ok(ReadOutcome::Full) => {
+                        // No whole request fits the input limit: refuse it and close.
+                        self.ctx.refuse_oversized(conn);
+                        break;
+                    }
+                    Err(_) => return self.close(index),
                 }
-                Ok(ReadOutcome::WouldBlock) => break,
-                Ok(ReadOutcome::Eof) => {
-                    conn.peer_closed = true;
-                    break;
-                }
-                Ok(ReadOutcome::Full) => {
-                    // Parsers reject oversized requests before this; be safe anyway.
-                    conn.closing = true;
-                    break;
-                }
-                Err(_) => return self.close(index),
             }
-        }
-        if conn.flush().is_err() {
-            return self.close(index);
+            let paused = conn.should_pause();
+            if conn.flush().is_err() {
+                return self.close(index);
+            }
+            // Paused on output and the flush drained it: no event will come for requests
+            // already buffered (or still in the socket), so go round again now.
+            if !paused || conn.should_pause() {
+                break;
+            }
         }
         self.finish(index);
     }
@@ -448,11 +458,62 @@ impl EventLoop {
         }
         let open = self.slots.iter().filter(|s| s.conn.is_some()).count();
         let started = self.draining_since.unwrap_or(now);
-        open == 0 || now.saturating_sub(started) >= DRAIN_LIMIT.as_nanos() as Nanos
+        if open == 0 {
+            return true;
+        }
+        if now.saturating_sub(started) < DRAIN_LIMIT.as_nanos() as Nanos {
+            return false;
+        }
+        // Out of time: whatever still waits on Redis is answered as unavailable and sent if
+        // the socket takes it; the connections close when the loop ends.
+        for index in 0..self.slots.len() {
+            let generation = self.slots[index].generation;
+            let Some(conn) = self.slots[index].conn.as_mut() else {
+                continue;
+            };
+            let unanswered: Vec<(u64, u32)> = conn
+                .output
+                .pending
+                .iter()
+                .filter_map(|p| match p {
+                    Pending::Waiting(w) => Some(w),
+                    Pending::Ready(_) => None,
+                })
+                .flat_map(|w| {
+                    w.outcomes
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, o)| o.is_none())
+                        .map(move |(i, _)| (w.seq, i as u32))
+                })
+                .collect();
+            for (seq, key_index) in unanswered {
+                let waiter = self.ctx.waiter(index, generation, seq, key_index);
+                self.ctx.complete(conn, waiter, Outcome::Unavailable);
+            }
+            let _ = conn.flush();
+        }
+        true
     }
 }
 
 impl Context {
+    /// Answers a request larger than the input limit with an error, and closes after it.
+    fn refuse_oversized(&mut self, conn: &mut Conn) {
+        let out = conn.output.reply_buf();
+        match conn.protocol {
+            Protocol::Http => {
+                let body = &mut self.scratch.body;
+                body.clear();
+                http::error_body(body, 431, "request too large");
+                http::write_response(out, 431, http::JSON, body, Connection::Close, "");
+            }
+            Protocol::Resp => resp::error(out, "ERR Protocol error: too big request"),
+        }
+        conn.input.consume(conn.input.end - conn.input.start);
+        conn.closing = true;
+    }
+
     /// [`Context::serve`], but a panic while handling this connection's requests (a bug)
     /// costs only this connection: false means it must be closed. Everyone else goes on.
     fn serve_guarded(&mut self, conn: &mut Conn, index: usize, generation: u32) -> bool {

@@ -170,6 +170,18 @@ impl Redis {
             .expect("DEL in redis");
     }
 
+    /// Sends a signal by name to the server: STOP freezes it (connections still open, no
+    /// answers), CONT resumes it.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.pid().to_string())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -{name} redis failed");
+    }
+
     /// Kills the server (the port becomes free).
     pub fn stop(&mut self) {
         self.child.kill();
