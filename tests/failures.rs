@@ -352,18 +352,27 @@ fn redis_killed_and_restarted_while_a_client_keeps_asking() {
     let port = redis.port;
     redis.set("cached", "c");
     redis.set("m1", "x");
-    let proxy = Arc::new(Proxy::start(
+    let proxy = Proxy::start(
         port,
         &[("REDIS_TIMEOUT_MS", "300"), ("PROXY_TTL_MS", "60000")],
-    ));
+    );
     assert_eq!(proxy.lookup("cached").0, 200);
 
-    // A client that keeps reading the cached key throughout.
+    // A client that keeps reading the cached key throughout (on its own connection, so the
+    // proxy's guard stays here); the stop guard ends it even if an assertion below fails.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
+    let _stop_guard = StopOnDrop(stop.clone());
     let reader = {
-        let (proxy, stop) = (proxy.clone(), stop.clone());
+        let (http_port, stop) = (proxy.http_port, stop.clone());
         std::thread::spawn(move || {
-            let mut s = proxy.http_stream().unwrap();
+            let mut s = TcpStream::connect(("127.0.0.1", http_port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 let r = lookup_on(&mut s, "cached");

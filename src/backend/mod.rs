@@ -427,7 +427,9 @@ impl Worker {
     fn connection(&mut self, deadline: Instant) -> Option<&mut redis::Connection> {
         if self.conn.is_none() {
             let now = Instant::now();
-            if now < self.retry_at {
+            // Back off while Redis is down, but once another thread got through (healthy
+            // again) reconnect at once rather than answering 503 until the backoff ends.
+            if now < self.retry_at && !self.backend.is_healthy() {
                 return None;
             }
             match self.connect(remaining(deadline)) {
