@@ -309,7 +309,7 @@ impl Stats {
     pub fn render_json(&self, out: &mut Vec<u8>) {
         let s = self.snapshot();
         let c = self.cache.stats();
-        let b = &self.backend.stats;
+        let b = self.backend.stats.counts();
         let lookups = c.hits + c.misses;
         let mut http = serde_json::Map::new();
         for (r, (_, route)) in ROUTES.iter().enumerate() {
@@ -348,12 +348,12 @@ impl Stats {
             },
             "backend": {
                 "up": self.backend.is_healthy(),
-                "fetches": b.fetches.load(Ordering::Relaxed),
-                "batches": b.batches.load(Ordering::Relaxed),
-                "errors": b.errors.load(Ordering::Relaxed),
-                "timeouts": b.timeouts.load(Ordering::Relaxed),
-                "rejected": b.rejected.load(Ordering::Relaxed),
-                "connects": b.connects.load(Ordering::Relaxed),
+                "fetches": b.fetches,
+                "batches": b.batches,
+                "errors": b.errors,
+                "timeouts": b.timeouts,
+                "rejected": b.rejected,
+                "connects": b.connects,
                 "in_flight": self.backend.in_flight(),
             },
             "connections": {
@@ -373,7 +373,7 @@ impl Stats {
     pub fn render_prometheus(&self, out: &mut Vec<u8>) {
         let s = self.snapshot();
         let c = self.cache.stats();
-        let b = &self.backend.stats;
+        let b = self.backend.stats.counts();
         let mut t = String::with_capacity(8192);
         let family = |t: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(t, "# HELP proxyredis_{name} {help}");
@@ -436,32 +436,32 @@ impl Stats {
             (
                 "backend_fetches_total",
                 "Keys fetched from Redis.",
-                b.fetches.load(Ordering::Relaxed),
+                b.fetches,
             ),
             (
                 "backend_batches_total",
                 "Pipelines sent to Redis.",
-                b.batches.load(Ordering::Relaxed),
+                b.batches,
             ),
             (
                 "backend_errors_total",
                 "Failed connects and failed pipelines.",
-                b.errors.load(Ordering::Relaxed),
+                b.errors,
             ),
             (
                 "backend_timeouts_total",
                 "Misses that waited past REDIS_TIMEOUT_MS in the queue.",
-                b.timeouts.load(Ordering::Relaxed),
+                b.timeouts,
             ),
             (
                 "backend_rejected_total",
                 "Misses refused because too many keys were in flight.",
-                b.rejected.load(Ordering::Relaxed),
+                b.rejected,
             ),
             (
                 "backend_connects_total",
                 "Successful connects to Redis.",
-                b.connects.load(Ordering::Relaxed),
+                b.connects,
             ),
             (
                 "connections_accepted_total",
@@ -557,7 +557,7 @@ impl Stats {
     pub fn render_info(&self, out: &mut Vec<u8>) {
         let s = self.snapshot();
         let c = self.cache.stats();
-        let b = &self.backend.stats;
+        let b = self.backend.stats.counts();
         let commands: u64 = s.resp.iter().sum();
         let mut t = String::with_capacity(2048);
         let _ = write!(
@@ -583,10 +583,10 @@ impl Stats {
             c.misses,
             s.throttled,
             u8::from(self.backend.is_healthy()),
-            b.fetches.load(Ordering::Relaxed),
-            b.batches.load(Ordering::Relaxed),
-            b.errors.load(Ordering::Relaxed),
-            b.timeouts.load(Ordering::Relaxed),
+            b.fetches,
+            b.batches,
+            b.errors,
+            b.timeouts,
             self.backend.in_flight(),
             c.size,
             c.size,

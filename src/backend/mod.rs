@@ -122,6 +122,38 @@ pub struct BackendStats {
     pub connects: AtomicU64,
 }
 
+/// The backend's counters read at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendCounts {
+    /// Keys fetched from Redis.
+    pub fetches: u64,
+    /// Pipelines sent.
+    pub batches: u64,
+    /// Failed connects and pipelines.
+    pub errors: u64,
+    /// Jobs that waited past the timeout in the queue.
+    pub timeouts: u64,
+    /// Misses refused at MAX_QUEUED.
+    pub rejected: u64,
+    /// Successful (re)connects.
+    pub connects: u64,
+}
+
+impl BackendStats {
+    /// Reads every counter.
+    pub fn counts(&self) -> BackendCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BackendCounts {
+            fetches: get(&self.fetches),
+            batches: get(&self.batches),
+            errors: get(&self.errors),
+            timeouts: get(&self.timeouts),
+            rejected: get(&self.rejected),
+            connects: get(&self.connects),
+        }
+    }
+}
+
 /// Shared state of the backend: what loops call into.
 pub struct Backend {
     /// Jobs for the backend threads; `None` tells one thread to stop.

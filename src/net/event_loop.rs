@@ -506,7 +506,16 @@ impl Context {
                 let body = &mut self.scratch.body;
                 body.clear();
                 http::error_body(body, 431, "request too large");
-                http::write_response(out, 431, http::JSON, body, Connection::Close, "");
+                respond(
+                    out,
+                    &self.stats,
+                    Route::Unknown,
+                    431,
+                    http::JSON,
+                    body,
+                    Connection::Close,
+                    "",
+                );
             }
             Protocol::Resp => resp::error(out, "ERR Protocol error: too big request"),
         }
@@ -588,12 +597,20 @@ impl Context {
                     http::HttpError::BodyTooLarge => (413, "request body too large"),
                     http::HttpError::Malformed(why) => (400, why),
                 };
-                self.stats.http(Route::Unknown, status);
                 let body = &mut self.scratch.body;
                 body.clear();
                 http::error_body(body, status, text);
                 let out = conn.output.reply_buf();
-                http::write_response(out, status, http::JSON, body, Connection::Close, "");
+                respond(
+                    out,
+                    &self.stats,
+                    Route::Unknown,
+                    status,
+                    http::JSON,
+                    body,
+                    Connection::Close,
+                    "",
+                );
                 conn.closing = true;
                 return Some(conn.input.end - conn.input.start);
             }
@@ -604,20 +621,28 @@ impl Context {
         }
         let route = Route::of(req.path);
         let shared = &self.shared;
+        let stats = &*self.stats;
         let body = &mut self.scratch.body;
         body.clear();
         if route == Route::Unknown {
             http::error_body(body, 404, "no such route");
-            self.stats.http(route, 404);
             let out = conn.output.reply_buf();
-            http::write_response(out, 404, http::JSON, body, connection, "");
+            respond(out, stats, route, 404, http::JSON, body, connection, "");
             return Some(n);
         }
         if req.method != "GET" {
             http::error_body(body, 405, "method not allowed");
-            self.stats.http(route, 405);
             let out = conn.output.reply_buf();
-            http::write_response(out, 405, http::JSON, body, connection, "Allow: GET\r\n");
+            respond(
+                out,
+                stats,
+                route,
+                405,
+                http::JSON,
+                body,
+                connection,
+                "Allow: GET\r\n",
+            );
             return Some(n);
         }
         match route {
@@ -625,54 +650,36 @@ impl Context {
                 let raw = route == Route::Raw;
                 let key = &mut self.scratch.key;
                 if let Err(why) = http::key_param(req.query, shared.config.max_key_bytes, key) {
-                    self.stats.http(route, 400);
                     http::lookup_body(body, None, None, 400, Some(why));
                     let out = conn.output.reply_buf();
-                    http::write_response(out, 400, http::JSON, body, connection, "");
+                    respond(out, stats, route, 400, http::JSON, body, connection, "");
                     return Some(n);
                 }
-                let Ok(key_text) = std::str::from_utf8(key) else {
-                    if !raw {
-                        self.stats.http(route, 400);
-                        http::lookup_body(
-                            body,
-                            None,
-                            None,
-                            400,
-                            Some("key is not valid UTF-8; use /v1/raw for binary keys"),
-                        );
-                        let out = conn.output.reply_buf();
-                        http::write_response(out, 400, http::JSON, body, connection, "");
-                        return Some(n);
-                    }
-                    return Some(self.http_lookup_binary(
-                        conn, index, generation, started, connection, n, hits,
-                    ));
-                };
-                if !shared.throttle.allow() {
-                    self.stats.throttled.incr();
-                    self.stats.http(route, 503);
-                    http::lookup_body(body, Some(key_text), None, 503, Some("rate limit exceeded"));
+                // JSON answers need a UTF-8 key; /v1/raw takes any bytes.
+                let key_text = std::str::from_utf8(key).ok();
+                if key_text.is_none() && !raw {
+                    let why = "key is not valid UTF-8; use /v1/raw for binary keys";
+                    http::lookup_body(body, None, None, 400, Some(why));
                     let out = conn.output.reply_buf();
-                    http::write_response(
-                        out,
-                        503,
-                        http::JSON,
-                        body,
-                        connection,
-                        "Retry-After: 1\r\n",
-                    );
+                    respond(out, stats, route, 400, http::JSON, body, connection, "");
+                    return Some(n);
+                }
+                if !shared.throttle.allow() {
+                    stats.throttled.incr();
+                    http::lookup_body(body, key_text, None, 503, Some("rate limit exceeded"));
+                    let out = conn.output.reply_buf();
+                    let retry = "Retry-After: 1\r\n";
+                    respond(out, stats, route, 503, http::JSON, body, connection, retry);
                     return Some(n);
                 }
                 if let Some(value) = shared.cache.get_at(key, started) {
                     *hits += 1;
-                    self.stats.http(route, 200);
                     let out = conn.output.reply_buf();
                     if raw {
-                        http::write_response(out, 200, http::OCTETS, &value, connection, "");
+                        respond(out, stats, route, 200, http::OCTETS, &value, connection, "");
                     } else {
-                        http::lookup_body(body, Some(key_text), Some(&value), 200, None);
-                        http::write_response(out, 200, http::JSON, body, connection, "");
+                        http::lookup_body(body, key_text, Some(&value), 200, None);
+                        respond(out, stats, route, 200, http::JSON, body, connection, "");
                     }
                     return Some(n);
                 }
@@ -681,9 +688,9 @@ impl Context {
                 Some(n)
             }
             Route::Healthz => {
-                self.stats.http(route, 200);
                 let out = conn.output.reply_buf();
-                http::write_response(out, 200, http::JSON, b"{\"status\":200}", connection, "");
+                let ok = b"{\"status\":200}";
+                respond(out, stats, route, 200, http::JSON, ok, connection, "");
                 Some(n)
             }
             Route::Readyz => {
@@ -699,21 +706,13 @@ impl Context {
                 Some(n)
             }
             Route::Stats | Route::Metrics => {
+                let out = conn.output.reply_buf();
                 if !shared.admin_throttle.allow() {
-                    self.stats.http(route, 429);
                     http::error_body(body, 429, "stats rate limit exceeded");
-                    let out = conn.output.reply_buf();
-                    http::write_response(
-                        out,
-                        429,
-                        http::JSON,
-                        body,
-                        connection,
-                        "Retry-After: 1\r\n",
-                    );
+                    let retry = "Retry-After: 1\r\n";
+                    respond(out, stats, route, 429, http::JSON, body, connection, retry);
                     return Some(n);
                 }
-                self.stats.http(route, 200);
                 let content_type = if route == Route::Stats {
                     shared.stats.render_json(body);
                     http::JSON
@@ -721,54 +720,11 @@ impl Context {
                     shared.stats.render_prometheus(body);
                     http::PROMETHEUS
                 };
-                let out = conn.output.reply_buf();
-                http::write_response(out, 200, content_type, body, connection, "");
+                respond(out, stats, route, 200, content_type, body, connection, "");
                 Some(n)
             }
             Route::Unknown => unreachable!("handled above"),
         }
-    }
-
-    /// `/v1/raw` with a key that is not UTF-8: same as a lookup, minus the JSON.
-    #[allow(clippy::too_many_arguments)]
-    fn http_lookup_binary(
-        &mut self,
-        conn: &mut Conn,
-        index: usize,
-        generation: u32,
-        started: Nanos,
-        connection: Connection,
-        n: usize,
-        hits: &mut u64,
-    ) -> usize {
-        let shared = &self.shared;
-        if !shared.throttle.allow() {
-            self.stats.throttled.incr();
-            self.stats.http(Route::Raw, 503);
-            let out = conn.output.reply_buf();
-            http::write_response(
-                out,
-                503,
-                http::OCTETS,
-                b"",
-                connection,
-                "Retry-After: 1\r\n",
-            );
-            return n;
-        }
-        if let Some(value) = shared.cache.get_at(&self.scratch.key, started) {
-            *hits += 1;
-            self.stats.http(Route::Raw, 200);
-            let out = conn.output.reply_buf();
-            http::write_response(out, 200, http::OCTETS, &value, connection, "");
-            return n;
-        }
-        let kind = WaitKind::HttpLookup {
-            raw: true,
-            connection,
-        };
-        self.start_fetch(conn, index, generation, started, kind);
-        n
     }
 
     /// Queues a reply waiting on Redis for the key in `scratch.key`.
@@ -813,39 +769,34 @@ impl Context {
         if !done {
             return false;
         }
-        // Render every finished reply at the front, in order.
-        let mut released = false;
-        loop {
-            match conn.output.pending.front() {
-                Some(Pending::Ready(_)) => {
-                    if let Some(Pending::Ready(bytes)) = conn.output.pending.pop_front() {
-                        conn.output.buf.extend_from_slice(&bytes);
-                    }
-                }
-                Some(Pending::Waiting(w)) if w.outstanding == 0 => {
-                    if let Some(Pending::Waiting(w)) = conn.output.pending.pop_front() {
-                        let elapsed = self.clock.now().saturating_sub(w.started);
-                        self.stats.miss_latency.record(elapsed, 1);
-                        self.render_waiting(&w, &mut conn.output.buf);
-                    }
-                }
-                _ => break,
-            }
-            released = true;
+        // The reply is complete: render it straight into the output when it is next in
+        // line (then send what was queued behind it), else in its place in the queue.
+        let Some(pos) = conn
+            .output
+            .pending
+            .iter()
+            .position(|p| matches!(p, Pending::Waiting(x) if x.seq == w.seq))
+        else {
+            return false;
+        };
+        let Some(Pending::Waiting(done)) = conn.output.pending.remove(pos) else {
+            return false;
+        };
+        let elapsed = self.clock.now().saturating_sub(done.started);
+        self.stats.miss_latency.record(elapsed, 1);
+        if pos > 0 {
+            let mut bytes = Vec::new();
+            self.render_waiting(&done, &mut bytes);
+            conn.output.pending.insert(pos, Pending::Ready(bytes));
+            return false;
         }
-        // A finished reply behind a still-waiting one is rendered now, sent later.
-        for p in conn.output.pending.iter_mut() {
-            if let Pending::Waiting(w) = p
-                && w.outstanding == 0
-            {
-                let mut bytes = Vec::new();
-                self.render_waiting(w, &mut bytes);
-                let elapsed = self.clock.now().saturating_sub(w.started);
-                self.stats.miss_latency.record(elapsed, 1);
-                *p = Pending::Ready(bytes);
+        self.render_waiting(&done, &mut conn.output.buf);
+        while let Some(Pending::Ready(_)) = conn.output.pending.front() {
+            if let Some(Pending::Ready(bytes)) = conn.output.pending.pop_front() {
+                conn.output.buf.extend_from_slice(&bytes);
             }
         }
-        released
+        true
     }
 
     fn render_waiting(&mut self, w: &Waiting, out: &mut Vec<u8>) {
@@ -864,29 +815,41 @@ impl Context {
                         (503, None, Some("backend unavailable"))
                     }
                 };
-                self.stats.http(route, status);
-                if raw {
-                    let bytes = if status == 200 {
-                        value.unwrap_or(b"")
-                    } else {
-                        b""
-                    };
-                    http::write_response(out, status, http::OCTETS, bytes, connection, "");
-                } else {
-                    http::lookup_body(body, key, value, status, error);
-                    http::write_response(out, status, http::JSON, body, connection, "");
+                let stats = &*self.stats;
+                match (raw, value) {
+                    // /v1/raw: the bytes, or an empty 404; errors are JSON like everywhere.
+                    (true, Some(bytes)) => {
+                        respond(out, stats, route, 200, http::OCTETS, bytes, connection, "")
+                    }
+                    (true, None) if status == 404 => {
+                        respond(out, stats, route, 404, http::OCTETS, b"", connection, "")
+                    }
+                    _ => {
+                        http::lookup_body(body, key, value, status, error);
+                        respond(out, stats, route, status, http::JSON, body, connection, "");
+                    }
                 }
             }
             WaitKind::HttpReady { connection } => {
                 let up = matches!(w.outcomes[0], Some(Outcome::Pong));
-                let status = if up { 200 } else { 503 };
-                self.stats.http(Route::Readyz, status);
-                let text: &[u8] = if up {
-                    b"{\"status\":200,\"redis\":\"up\"}"
+                let (status, text): (u16, &[u8]) = if up {
+                    (200, b"{\"status\":200,\"redis\":\"up\"}")
                 } else {
-                    b"{\"status\":503,\"redis\":\"down\",\"error\":\"backend unavailable\"}"
+                    (
+                        503,
+                        b"{\"status\":503,\"redis\":\"down\",\"error\":\"backend unavailable\"}",
+                    )
                 };
-                http::write_response(out, status, http::JSON, text, connection, "");
+                respond(
+                    out,
+                    &self.stats,
+                    Route::Readyz,
+                    status,
+                    http::JSON,
+                    text,
+                    connection,
+                    "",
+                );
             }
             WaitKind::RespGet => {
                 resp_value(out, w.outcomes[0].as_ref());
@@ -1122,6 +1085,23 @@ impl Context {
             resp::unknown_command(out, name, (1..argc).map(arg));
         }
     }
+}
+
+/// Writes one HTTP response and counts it by route and status: the one place where the
+/// loop turns an answer into HTTP.
+#[allow(clippy::too_many_arguments)]
+fn respond(
+    out: &mut Vec<u8>,
+    stats: &LoopStats,
+    route: Route,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    connection: Connection,
+    extra_headers: &str,
+) {
+    stats.http(route, status);
+    http::write_response(out, status, content_type, body, connection, extra_headers);
 }
 
 /// Writes one GET reply for an outcome.
