@@ -222,6 +222,17 @@ impl Backend {
                 true
             }
             Entry::Vacant(e) => {
+                // A fetch of this key may have ended between the caller's cache miss and
+                // now: it inserts before it leaves `inflight`, so with the entry held here
+                // the cache has the value if that happened. Answer from it, not Redis.
+                if let Some(value) = self.cache.peek(key) {
+                    drop(e);
+                    self.deliver_one(Answer {
+                        waiter,
+                        outcome: Outcome::Found(value),
+                    });
+                    return true;
+                }
                 if self.queued.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED {
                     self.queued.fetch_sub(1, Ordering::AcqRel);
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);

@@ -193,6 +193,18 @@ impl Cache {
         Some(value)
     }
 
+    /// The live value of `key` as of now, without counting a hit or a miss and without
+    /// promoting it: for a second look that must not skew the counters or the LRU order.
+    pub fn peek(&self, key: &[u8]) -> Option<Value> {
+        let (hash, shard) = self.locate(key);
+        let state = shard.state.read();
+        let node = state.slab.node(state.find(hash, key)?);
+        (node.deadline() > self.clock.now()).then(|| Value {
+            bytes: node.bytes.clone().expect("indexed slots are live"),
+            key_len: node.key_len,
+        })
+    }
+
     /// Removes `key` found expired by a read, unless someone replaced it meanwhile.
     #[cold]
     fn remove_expired(&self, shard: &Shard, hash: u64, key: &[u8], now: Nanos) {
