@@ -72,7 +72,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "PROXY_MAX_KEY_BYTES",
         default: "1024",
-        help: "longest key accepted, in bytes (1-65536); longer gets 400",
+        help: "longest key accepted, in bytes (1-65535); longer gets 400",
     },
     Key {
         name: "REDIS_HOST",
@@ -251,7 +251,7 @@ impl Config {
             max_connections: num("PROXY_MAX_CONNECTIONS", 1, 1_000_000)? as usize,
             rate_limit_rps: num("PROXY_RATE_LIMIT_RPS", 0, 1_000_000_000)?,
             idle_timeout: Duration::from_millis(num("PROXY_IDLE_TIMEOUT_MS", 1, max)?),
-            max_key_bytes: num("PROXY_MAX_KEY_BYTES", 1, 65536)? as usize,
+            max_key_bytes: num("PROXY_MAX_KEY_BYTES", 1, 65535)? as usize,
             redis_host: host("REDIS_HOST", false)?,
             redis_port: num("REDIS_PORT", 1, 65535)? as u16,
             redis_connections: num("REDIS_CONNECTIONS", 1, 256)? as usize,

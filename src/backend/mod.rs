@@ -25,7 +25,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
 use crate::config::Config;
-use crate::lru::{Cache, Value};
+use crate::lru::Cache;
 
 /// Most jobs sent to Redis in one pipeline: large enough to amortise the round trip, small
 /// enough that one slow batch does not hold many unrelated requests.
@@ -59,8 +59,8 @@ pub struct Waiter {
 /// What Redis said about a key (or about a PING).
 #[derive(Clone, Debug)]
 pub enum Outcome {
-    /// The key exists; its value (already in the cache).
-    Found(Value),
+    /// The key exists; its value (already in the cache), shared by every waiter.
+    Found(Arc<[u8]>),
     /// The key does not exist (not cached).
     NotFound,
     /// For PING: Redis answered in time.
@@ -225,7 +225,7 @@ impl Backend {
                 // A fetch of this key may have ended between the caller's cache miss and
                 // now: it inserts before it leaves `inflight`, so with the entry held here
                 // the cache has the value if that happened. Answer from it, not Redis.
-                if let Some(value) = self.cache.peek(key) {
+                if let Some(value) = self.cache.peek_with(key, |v| Arc::<[u8]>::from(v)) {
                     drop(e);
                     self.deliver_one(Answer {
                         waiter,
@@ -515,7 +515,8 @@ impl Worker {
                 self.backend.stats.fetches.fetch_add(1, Ordering::Relaxed);
                 let outcome = match value {
                     redis::Value::BulkString(bytes) => {
-                        Outcome::Found(self.backend.cache.insert(key, &bytes))
+                        self.backend.cache.insert(key, &bytes);
+                        Outcome::Found(Arc::from(bytes))
                     }
                     redis::Value::Nil => Outcome::NotFound,
                     redis::Value::ServerError(e) => Outcome::Error(Arc::from(e.to_string())),

@@ -2,9 +2,12 @@
 //!
 //! Keys hash (foldhash) to one of a power-of-two number of shards, each behind its own
 //! `RwLock`. A shard is a slab of nodes linked into a recency list by `u32` indices, plus a
-//! `HashTable<u32>` index of slots (see [`shard`]). Each entry is one allocation holding
-//! `deadline || key || value`; a [`Value`] shares it, so a hit copies no bytes and
-//! allocates nothing.
+//! `HashTable<u32>` index of slots (see [`shard`]). Entries (`deadline || lengths || key ||
+//! value`) are packed into one byte arena per shard (see [`slab`]): no allocation and no
+//! allocator header per entry, and 20-byte nodes. A hit copies the value out under the
+//! read lock ([`Cache::get_with`]), allocating nothing and touching no shared reference
+//! count; 1,000,000 entries of 16-byte keys and 32-byte values cost about 46 bytes each
+//! beyond key and value (node 20, arena header and alignment 16, index about 10).
 //!
 //! Capacity is split between shards (the first shards take the remainder), so the cache
 //! never holds more than its capacity. Up to [`SINGLE_SHARD_MAX`] entries there is one shard
@@ -30,8 +33,6 @@ mod shard;
 mod slab;
 
 use std::hash::BuildHasher;
-use std::ops::Deref;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -40,7 +41,7 @@ use hashbrown::DefaultHashBuilder;
 use self::access::Recorded;
 pub(crate) use self::shard::Expiry;
 use self::shard::{Counters, Displaced, Shard};
-use self::slab::HEADER_LEN;
+use self::slab::TooBig;
 use crate::clock::{Clock, Nanos};
 
 /// Capacities up to this use one shard, so eviction follows exact global LRU order.
@@ -54,22 +55,6 @@ const MAX_SHARDS: usize = 64;
 
 /// Aim for at least this many entries per shard, so per-shard LRU stays close to global LRU.
 const TARGET_SHARD_ENTRIES: usize = 2048;
-
-/// A cached value: cheap to clone, readable after the shard lock is released.
-#[derive(Clone, Debug)]
-pub struct Value {
-    /// `deadline || key || value`, shared with the cache entry.
-    bytes: Arc<[u8]>,
-    key_len: u32,
-}
-
-impl Deref for Value {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        &self.bytes[HEADER_LEN + self.key_len as usize..]
-    }
-}
 
 /// Counters of one cache, summed over its shards.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -150,38 +135,41 @@ impl Cache {
         (hash, &self.shards[shard])
     }
 
-    /// Looks `key` up; a hit moves the entry to the front of its shard's LRU order.
-    pub fn get(&self, key: &[u8]) -> Option<Value> {
-        self.get_at(key, self.clock.now())
+    /// Looks `key` up and returns a copy of its value; a hit moves the entry to the front
+    /// of its shard's LRU order. Allocates the copy: the proxy's lookups use
+    /// [`Cache::get_with`], which does not.
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get_with(key, self.clock.now(), <[u8]>::to_vec)
     }
 
-    /// [`Cache::get`] as of `now`, a reading of this cache's clock taken by the caller: an
-    /// event loop reads the clock once when a batch of pipelined requests arrives and looks
-    /// every key of the batch up as of that moment, saving a clock read per lookup. An entry
-    /// whose deadline is at or before `now` is absent.
-    pub fn get_at(&self, key: &[u8], now: Nanos) -> Option<Value> {
+    /// Looks `key` up as of `now`, a reading of this cache's clock taken by the caller,
+    /// and on a hit returns what `read` makes of the value. `read` runs under the shard's
+    /// read lock (other readers go on; writers of this shard wait), so it should only copy
+    /// the bytes somewhere, such as into an output buffer: a hit allocates nothing and
+    /// touches no shared reference count. An entry whose deadline is at or before `now` is
+    /// absent. An event loop reads the clock once when a batch of pipelined requests
+    /// arrives and looks every key of the batch up as of that moment.
+    #[inline]
+    pub fn get_with<R>(&self, key: &[u8], now: Nanos, read: impl FnOnce(&[u8]) -> R) -> Option<R> {
         let (hash, shard) = self.locate(key);
-        let (value, full) = {
+        let (answer, full) = {
             let state = shard.state.read();
             let Some(slot) = state.find(hash, key) else {
                 drop(state);
                 Counters::bump(&shard.counters.misses);
                 return None;
             };
-            let node = state.slab.node(slot);
-            if node.deadline() <= now {
+            let (deadline, _, value) = state.slab.parts(slot);
+            if deadline <= now {
                 drop(state);
                 self.remove_expired(shard, hash, key, now);
                 Counters::bump(&shard.counters.misses);
                 return None;
             }
-            let value = Value {
-                bytes: node.bytes.clone().expect("indexed slots are live"),
-                key_len: node.key_len,
-            };
+            let answer = read(value);
             let full = state.wants_promotion(slot)
-                && shard.reads.record(slot, node.generation) == Recorded::Full;
-            (value, full)
+                && shard.reads.record(slot, state.slab.generation(slot)) == Recorded::Full;
+            (answer, full)
         };
         if full {
             // Busy lock: leave the buffer to the writer (it drains before deciding anything).
@@ -190,19 +178,17 @@ impl Cache {
             }
         }
         Counters::bump(&shard.counters.hits);
-        Some(value)
+        Some(answer)
     }
 
-    /// The live value of `key` as of now, without counting a hit or a miss and without
-    /// promoting it: for a second look that must not skew the counters or the LRU order.
-    pub fn peek(&self, key: &[u8]) -> Option<Value> {
+    /// What `read` makes of the live value of `key` as of now, without counting a hit or
+    /// a miss and without promoting it: for a second look that must not skew the counters
+    /// or the LRU order.
+    pub fn peek_with<R>(&self, key: &[u8], read: impl FnOnce(&[u8]) -> R) -> Option<R> {
         let (hash, shard) = self.locate(key);
         let state = shard.state.read();
-        let node = state.slab.node(state.find(hash, key)?);
-        (node.deadline() > self.clock.now()).then(|| Value {
-            bytes: node.bytes.clone().expect("indexed slots are live"),
-            key_len: node.key_len,
-        })
+        let (deadline, _, value) = state.slab.parts(state.find(hash, key)?);
+        (deadline > self.clock.now()).then(|| read(value))
     }
 
     /// Removes `key` found expired by a read, unless someone replaced it meanwhile.
@@ -211,7 +197,7 @@ impl Cache {
         let mut state = shard.state.write();
         state.apply_reads(&shard.reads);
         if let Some(slot) = state.find(hash, key)
-            && state.slab.node(slot).deadline() <= now
+            && state.slab.deadline(slot) <= now
         {
             state.remove_slot(&self.hasher, slot);
             Counters::bump(&shard.counters.expirations);
@@ -223,20 +209,15 @@ impl Cache {
     }
 
     /// Adds or replaces `key`, evicting the least recently used entry of the shard if full.
-    pub fn insert(&self, key: &[u8], value: &[u8]) -> Value {
-        let key_len = u32::try_from(key.len()).expect("keys are shorter than 4 GiB");
+    /// Returns false, storing nothing, when key or value is longer than 4 GiB (or the
+    /// shard's arena is full), which the proxy's limits keep from happening.
+    pub fn insert(&self, key: &[u8], value: &[u8]) -> bool {
         let deadline = self.clock.now().saturating_add(self.ttl);
-        // One allocation per entry, made before taking the lock.
-        let bytes = slab::entry_bytes(deadline, key, value);
-        let handle = Value {
-            bytes: Arc::clone(&bytes),
-            key_len,
-        };
         let (hash, shard) = self.locate(key);
         let displaced = {
             let mut state = shard.state.write();
             state.apply_reads(&shard.reads);
-            let displaced = state.insert(&self.hasher, hash, bytes, key_len);
+            let displaced = state.insert(&self.hasher, hash, deadline, key, value);
             shard
                 .counters
                 .size
@@ -246,16 +227,16 @@ impl Cache {
             }
             displaced
         };
-        Counters::bump(&shard.counters.inserts);
         match displaced {
-            Displaced::Evicted(bytes) => {
-                Counters::bump(&shard.counters.evictions);
-                drop(bytes);
+            Ok(displaced) => {
+                Counters::bump(&shard.counters.inserts);
+                if displaced == Displaced::Evicted {
+                    Counters::bump(&shard.counters.evictions);
+                }
+                true
             }
-            Displaced::Replaced(bytes) => drop(bytes),
-            Displaced::Nothing => {}
+            Err(TooBig) => false,
         }
-        handle
     }
 
     /// Removes `key`; true if it was present.
@@ -269,7 +250,7 @@ impl Cache {
             .size
             .store(state.slab.len() as u64, Ordering::Relaxed);
         drop(state);
-        removed.is_some()
+        removed
     }
 
     /// Entries held now.
@@ -324,7 +305,7 @@ impl Cache {
         state
             .slab
             .iter_recency()
-            .map(|slot| state.slab.node(slot).key().to_vec())
+            .map(|slot| state.slab.key(slot).to_vec())
             .collect()
     }
 
@@ -359,7 +340,7 @@ impl Cache {
                 "size counter of shard {i}"
             );
             for slot in state.slab.iter_recency() {
-                let key = state.slab.node(slot).key();
+                let key = state.slab.key(slot);
                 assert!(
                     std::ptr::eq(self.locate(key).1, shard),
                     "key of slot {slot} hashes to shard {i}"
@@ -478,13 +459,46 @@ mod tests {
     }
 
     #[test]
-    fn value_derefs_to_value_bytes_only() {
+    fn get_with_reads_the_value_bytes_only() {
         let c = cache(4, 1);
-        let v = c.insert(b"key", b"value");
-        assert_eq!(&*v, b"value");
-        assert_eq!(c.get(b"key").as_deref(), Some(&b"value"[..]));
-        assert_eq!(c.insert(b"", b"").len(), 0);
+        assert!(c.insert(b"key", b"value"));
+        let mut out = b"prefix ".to_vec();
+        let now = c.clock().now();
+        assert_eq!(
+            c.get_with(b"key", now, |v| out.extend_from_slice(v)),
+            Some(())
+        );
+        assert_eq!(out, b"prefix value");
+        assert_eq!(c.get_with(b"nope", now, |v| v.len()), None);
+        assert!(c.insert(b"", b""));
         assert_eq!(c.get(b"").as_deref(), Some(&b""[..]));
+        assert_eq!(
+            c.peek_with(b"key", <[u8]>::to_vec).as_deref(),
+            Some(&b"value"[..])
+        );
+        let s = c.stats();
+        assert_eq!((s.hits, s.misses), (2, 1), "peek counts nothing");
+    }
+
+    #[test]
+    fn values_of_every_size_round_trip_through_arena_and_large_entries() {
+        let c = cache(64, 1);
+        for len in [0usize, 1, 7, 8, 9, 100, 4000, 4080, 4081, 5000, 1 << 20] {
+            let value: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            assert!(c.insert(&len.to_be_bytes(), &value));
+            assert_eq!(
+                c.get(&len.to_be_bytes()).as_deref(),
+                Some(&value[..]),
+                "{len}"
+            );
+        }
+        // Replace each with another size, churn, and read back again.
+        for len in [0usize, 1, 7, 8, 9, 100, 4000, 4080, 4081, 5000, 1 << 20] {
+            let value = vec![b'x'; (len * 3 + 1) % 9000];
+            assert!(c.insert(&len.to_be_bytes(), &value));
+            assert_eq!(c.get(&len.to_be_bytes()).as_deref(), Some(&value[..]));
+        }
+        c.validate();
     }
 
     #[test]
@@ -578,6 +592,5 @@ mod tests {
     fn cache_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Cache>();
-        assert_send_sync::<Value>();
     }
 }

@@ -1,20 +1,19 @@
 //! One shard: a slab, a hash index from key to slot, the lossy hit buffer, the expiries
 //! not yet handed to the reaper, and the shard's counters.
 //!
-//! The index is a `HashTable<u32>` of slots hashed by the key stored in the node, so each
+//! The index is a `HashTable<u32>` of slots hashed by the key stored in the slab, so each
 //! key is stored once. Lookups take the read lock; anything that changes the list or the
 //! index takes the write lock and first replays the hit buffer, so eviction always sees
 //! every hit that was buffered.
 
 use std::hash::BuildHasher;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use parking_lot::RwLock;
 
 use super::access::AccessBuffer;
-use super::slab::{HEADER_LEN, Slab};
+use super::slab::{Slab, TooBig};
 use crate::clock::Nanos;
 
 /// An entry's expiry as told to the reaper: it is still current while the slot has this
@@ -79,15 +78,14 @@ impl Shard {
     }
 }
 
-/// What an insert pushed out; dropped by the caller once the lock is released, so the
-/// free() of a cold allocation does not happen under the lock.
-#[derive(Debug)]
+/// What an insert did besides storing the entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Displaced {
     Nothing,
-    /// The old bytes of a replaced key.
-    Replaced(Arc<[u8]>),
-    /// The bytes of the least recently used entry, evicted to make room.
-    Evicted(Arc<[u8]>),
+    /// The key was there: its value and deadline were replaced.
+    Replaced,
+    /// The least recently used entry was evicted to make room.
+    Evicted,
 }
 
 /// The data behind a shard's lock. Aligned so it does not share a cache line with the
@@ -134,7 +132,7 @@ impl ShardState {
     pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
         let slab = &self.slab;
         self.index
-            .find(hash, |&slot| slab.node(slot).key() == key)
+            .find(hash, |&slot| slab.key(slot) == key)
             .copied()
     }
 
@@ -149,47 +147,42 @@ impl ShardState {
     pub(crate) fn apply_reads(&mut self, reads: &AccessBuffer) {
         let slab = &mut self.slab;
         reads.drain(|slot, generation| {
-            if slab.live(slot, generation).is_some() {
+            if slab.live(slot, generation) {
                 slab.move_to_front(slot);
             }
         });
     }
 
-    /// Adds or replaces an entry and makes it the most recently used. Returns what it
-    /// displaced, for the caller to drop after releasing the lock.
+    /// Adds or replaces an entry and makes it the most recently used; says what it
+    /// displaced. Stores nothing (and displaces nothing) when the entry is too big.
     pub(crate) fn insert(
         &mut self,
         hasher: &DefaultHashBuilder,
         hash: u64,
-        bytes: Arc<[u8]>,
-        key_len: u32,
-    ) -> Displaced {
-        let key = &bytes[HEADER_LEN..HEADER_LEN + key_len as usize];
-        let mut displaced = Displaced::Nothing;
-        let slot = if let Some(slot) = self.find(hash, key) {
-            let node = self.slab.node_mut(slot);
-            if let Some(old) = node.bytes.replace(bytes) {
-                displaced = Displaced::Replaced(old);
-            }
-            node.key_len = key_len;
-            self.slab.move_to_front(slot);
-            slot
+        deadline: Nanos,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Displaced, TooBig> {
+        let (slot, displaced) = if let Some(slot) = self.find(hash, key) {
+            self.slab.replace(slot, deadline, key, value)?;
+            (slot, Displaced::Replaced)
         } else {
+            let mut displaced = Displaced::Nothing;
             if self.slab.len() >= self.capacity {
                 let tail = self.slab.tail().expect("a full shard has a tail");
-                displaced = Displaced::Evicted(self.remove_slot(hasher, tail));
+                self.remove_slot(hasher, tail);
+                displaced = Displaced::Evicted;
             }
-            let slot = self.slab.insert_front(bytes, key_len);
+            let slot = self.slab.insert_front(deadline, key, value)?;
             let slab = &self.slab;
             self.index
-                .insert_unique(hash, slot, |&s| hasher.hash_one(slab.node(s).key()));
-            slot
+                .insert_unique(hash, slot, |&s| hasher.hash_one(slab.key(s)));
+            (slot, displaced)
         };
         if !self.tracking {
-            return displaced;
+            return Ok(displaced);
         }
-        let node = self.slab.node(slot);
-        let (deadline, generation) = (node.deadline(), node.generation);
+        let generation = self.slab.generation(slot);
         self.pending.push(Expiry {
             deadline,
             slot,
@@ -201,34 +194,32 @@ impl ShardState {
             self.retain_current(&mut pending);
             self.pending = pending;
         }
-        displaced
+        Ok(displaced)
     }
 
-    /// Removes the entry for `key`; returns its bytes if it was there.
-    pub(crate) fn remove_key(&mut self, hash: u64, key: &[u8]) -> Option<Arc<[u8]>> {
+    /// Removes the entry for `key`; true if it was there.
+    pub(crate) fn remove_key(&mut self, hash: u64, key: &[u8]) -> bool {
         let slab = &self.slab;
-        match self
-            .index
-            .find_entry(hash, |&slot| slab.node(slot).key() == key)
-        {
+        match self.index.find_entry(hash, |&slot| slab.key(slot) == key) {
             Ok(entry) => {
                 let (slot, _) = entry.remove();
-                Some(self.slab.remove(slot))
+                self.slab.remove(slot);
+                true
             }
-            Err(_) => None,
+            Err(_) => false,
         }
     }
 
     /// Removes a live slot from index and slab.
-    pub(crate) fn remove_slot(&mut self, hasher: &DefaultHashBuilder, slot: u32) -> Arc<[u8]> {
-        let hash = hasher.hash_one(self.slab.node(slot).key());
+    pub(crate) fn remove_slot(&mut self, hasher: &DefaultHashBuilder, slot: u32) {
+        let hash = hasher.hash_one(self.slab.key(slot));
         match self.index.find_entry(hash, |&s| s == slot) {
             Ok(entry) => {
                 entry.remove();
             }
             Err(_) => panic!("live slot {slot} is in the index"),
         }
-        self.slab.remove(slot)
+        self.slab.remove(slot);
     }
 
     /// Whether inserts record expiries for a reaper.
@@ -240,13 +231,10 @@ impl ShardState {
     pub(crate) fn start_tracking(&mut self, out: &mut Vec<Expiry>) {
         self.tracking = true;
         self.pending.clear();
-        out.extend(self.slab.iter_recency().map(|slot| {
-            let node = self.slab.node(slot);
-            Expiry {
-                deadline: node.deadline(),
-                slot,
-                generation: node.generation,
-            }
+        out.extend(self.slab.iter_recency().map(|slot| Expiry {
+            deadline: self.slab.deadline(slot),
+            slot,
+            generation: self.slab.generation(slot),
         }));
     }
 
@@ -264,9 +252,8 @@ impl ShardState {
     /// Whether `expiry` still describes a live entry.
     #[inline]
     pub(crate) fn is_current(&self, expiry: &Expiry) -> bool {
-        self.slab
-            .live(expiry.slot, expiry.generation)
-            .is_some_and(|node| node.deadline() == expiry.deadline)
+        self.slab.live(expiry.slot, expiry.generation)
+            && self.slab.deadline(expiry.slot) == expiry.deadline
     }
 
     /// Keeps only the expiries that still describe a live entry, one per entry.
@@ -302,7 +289,7 @@ impl ShardState {
         assert!(self.slab.len() <= self.capacity, "size within capacity");
         assert_eq!(self.index.len(), self.slab.len(), "index and list agree");
         for slot in self.slab.iter_recency() {
-            let key = self.slab.node(slot).key();
+            let key = self.slab.key(slot);
             assert_eq!(
                 self.find(hasher.hash_one(key), key),
                 Some(slot),

@@ -1,95 +1,253 @@
-//! The slab of one shard: a `Vec` of nodes addressed by `u32` slot, with an intrusive
-//! doubly linked recency list and a free list threaded through the same `next` field.
+//! The slab of one shard: a `Vec` of 20-byte nodes addressed by `u32` slot, with an
+//! intrusive doubly linked recency list and a free list threaded through the same `next`
+//! field, and the shard's entry bytes.
 //!
 //! Invariants (checked by [`Slab::validate`]):
-//! - every slot is either free (no bytes, on the free list) or live (bytes, linked into the
-//!   recency list), exactly once;
+//! - every slot is either free (no entry, on the free list) or live (an entry, linked into
+//!   the recency list), exactly once;
 //! - `prev`/`next` of live nodes agree, `head` has no `prev`, `tail` has no `next`;
 //! - a slot's generation is never 0 and changes whenever the slot is freed, so a
-//!   `(slot, generation)` pair held outside the lock names at most one entry's lifetime.
+//!   `(slot, generation)` pair held outside the lock names at most one entry's lifetime;
+//! - the arena's live byte count is the sum of the live arena entries' sizes.
 //!
-//! An entry's bytes are one allocation: `deadline (8 bytes, LE) || key || value`. The
-//! deadline lives there, not in the node, because it changes only together with the value
-//! (a re-insert stores new bytes), and it keeps the node at 40 bytes.
-
-use std::sync::Arc;
+//! An entry is stored as `deadline (u64 LE) || key length (u16 LE) || value length (u32
+//! LE) || key || value`. Entries up to [`LARGE_ENTRY`] bytes are packed back to back into
+//! one growable byte arena per shard: no allocation per entry, no allocator header, no
+//! alignment padding, no pointer in the node (it holds a 31-bit offset, so a shard's arena
+//! holds up to 2 GiB of such small entries; past that, inserts are refused). Removing an entry
+//! leaves a hole; once holes pass a quarter of the arena, the next write compacts it (a
+//! copy of the live entries, amortized over the bytes freed since the last one). Larger
+//! entries get an allocation of their own, so compaction never copies big values.
 
 use crate::clock::Nanos;
 
 /// The "no slot" link.
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// Bytes in front of the key in an entry's allocation: the deadline.
-pub(crate) const HEADER_LEN: usize = 8;
+/// Bytes in front of the key: deadline, key length, value length.
+pub(crate) const HEADER_LEN: usize = 14;
 
-/// Scratch space kept by a thread between inserts larger than it is worth keeping.
-const SCRATCH_KEEP: usize = 64 * 1024;
+/// Entries (header included) longer than this get their own allocation.
+pub(crate) const LARGE_ENTRY: usize = 4096;
 
-thread_local! {
-    /// Per-thread buffer where an entry is assembled before its one allocation is made.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
+/// Arena entries start at multiples of this; offsets count in these units. 1: entries are
+/// read with unaligned loads, and padding would cost more than it saves.
+const ALIGN: usize = 1;
 
-/// One allocation holding `deadline || key || value`.
-pub(crate) fn entry_bytes(deadline: Nanos, key: &[u8], value: &[u8]) -> Arc<[u8]> {
-    // Assembling in a reused buffer and copying with `Arc::from(&[u8])` is one allocation
-    // and two `memcpy`s; collecting an iterator into an `Arc` would copy byte by byte.
-    SCRATCH.with(|scratch| {
-        let mut buf = scratch.borrow_mut();
-        buf.clear();
-        buf.extend_from_slice(&deadline.to_le_bytes());
-        buf.extend_from_slice(key);
-        buf.extend_from_slice(value);
-        let bytes = Arc::from(&buf[..]);
-        if buf.capacity() > SCRATCH_KEEP {
-            *buf = Vec::new();
-        }
-        bytes
-    })
-}
+/// Arena bytes reserved per entry of capacity: address space only, pages cost memory when
+/// written, but growing by reallocation would leave the smaller old blocks behind.
+const RESERVE_PER_ENTRY: usize = 64;
 
-/// One slot: a live entry or a free slot.
+/// Most arena bytes reserved up front per shard.
+const RESERVE_MAX: usize = 64 << 20;
+
+/// `loc` of a node whose entry has its own allocation: this bit plus the index in `large`.
+const LARGE_BIT: u32 = 1 << 31;
+
+/// `loc` of a free node.
+const FREE: u32 = u32::MAX;
+
+/// Holes below this many bytes are never worth a compaction.
+const COMPACT_MIN: usize = 16 * 1024;
+
+/// One slot: a live entry or a free slot. 20 bytes.
 #[derive(Debug)]
 pub(crate) struct Node {
-    /// `deadline || key || value`; `None` while the slot is free.
-    pub(crate) bytes: Option<Arc<[u8]>>,
     /// Towards the most recently used end; unused while free.
     prev: u32,
     /// Towards the least recently used end; the next free slot while free.
     next: u32,
     /// Lifetime counter of this slot, never 0.
     pub(crate) generation: u32,
-    /// Length of the key in `bytes`.
-    pub(crate) key_len: u32,
+    /// Where the entry is: arena offset / ALIGN, or `LARGE_BIT | index`; `FREE` if none.
+    loc: u32,
     /// The slab's `tick` when this node was last linked at the front.
     promoted: u32,
 }
 
-impl Node {
-    /// The key bytes of a live node (empty for a free one).
+/// Why an entry could not be stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TooBig;
+
+/// Entry bytes of one shard: the packed arena and the entries too large for it.
+#[derive(Debug, Default)]
+struct Store {
+    arena: Vec<u8>,
+    /// Bytes of `arena` held by live entries (the rest are holes).
+    live: usize,
+    /// Entries larger than [`LARGE_ENTRY`]; an empty box is a free index.
+    large: Vec<Box<[u8]>>,
+    large_free: Vec<u32>,
+}
+
+/// Bytes an entry takes in the arena, alignment included.
+#[inline]
+fn arena_size(len: usize) -> usize {
+    len.next_multiple_of(ALIGN)
+}
+
+/// The entry at the start of `bytes`, which may run on past it.
+#[inline]
+fn header(bytes: &[u8]) -> (Nanos, usize, usize) {
+    let mut deadline = [0; 8];
+    deadline.copy_from_slice(&bytes[..8]);
+    let mut key_len = [0; 2];
+    key_len.copy_from_slice(&bytes[8..10]);
+    let mut value_len = [0; 4];
+    value_len.copy_from_slice(&bytes[10..14]);
+    (
+        Nanos::from_le_bytes(deadline),
+        usize::from(u16::from_le_bytes(key_len)),
+        u32::from_le_bytes(value_len) as usize,
+    )
+}
+
+/// Writes one entry into `out`, which is exactly as long as the entry.
+fn write_entry(out: &mut [u8], deadline: Nanos, key: &[u8], value: &[u8]) {
+    let (head, rest) = out.split_at_mut(HEADER_LEN);
+    head[..8].copy_from_slice(&deadline.to_le_bytes());
+    head[8..10].copy_from_slice(&(key.len() as u16).to_le_bytes());
+    head[10..].copy_from_slice(&(value.len() as u32).to_le_bytes());
+    let (k, v) = rest.split_at_mut(key.len());
+    k.copy_from_slice(key);
+    v.copy_from_slice(value);
+}
+
+/// Length of the entry for `key` and `value`, or `TooBig` for a key over 64 KiB or a value
+/// over 4 GiB.
+#[inline]
+fn entry_len(key: &[u8], value: &[u8]) -> Result<usize, TooBig> {
+    if u16::try_from(key.len()).is_err() || u32::try_from(value.len()).is_err() {
+        return Err(TooBig);
+    }
+    Ok(HEADER_LEN + key.len() + value.len())
+}
+
+impl Store {
+    /// The bytes of the entry at `loc`: header, key, value.
     #[inline]
-    pub(crate) fn key(&self) -> &[u8] {
-        match &self.bytes {
-            Some(bytes) => &bytes[HEADER_LEN..HEADER_LEN + self.key_len as usize],
-            None => &[],
+    fn entry(&self, loc: u32) -> &[u8] {
+        if loc & LARGE_BIT != 0 {
+            return &self.large[(loc & !LARGE_BIT) as usize];
         }
+        let start = loc as usize * ALIGN;
+        let (_, key_len, value_len) = header(&self.arena[start..]);
+        &self.arena[start..start + HEADER_LEN + key_len + value_len]
     }
 
-    /// When the entry expires (it is absent from `deadline <= now` on); 0 for a free node.
-    #[inline]
-    pub(crate) fn deadline(&self) -> Nanos {
-        self.bytes.as_deref().map_or(0, |bytes| {
-            let mut header = [0; HEADER_LEN];
-            header.copy_from_slice(&bytes[..HEADER_LEN]);
-            Nanos::from_le_bytes(header)
-        })
+    /// Stores a new entry; returns its `loc`. May first compact the arena, pointing the
+    /// `nodes` of the entries it moves at their new place.
+    fn write(
+        &mut self,
+        deadline: Nanos,
+        key: &[u8],
+        value: &[u8],
+        nodes: &mut [Node],
+    ) -> Result<u32, TooBig> {
+        let len = entry_len(key, value)?;
+        if len > LARGE_ENTRY {
+            let mut bytes = vec![0; len].into_boxed_slice();
+            write_entry(&mut bytes, deadline, key, value);
+            let index = match self.large_free.pop() {
+                Some(index) => {
+                    self.large[index as usize] = bytes;
+                    index
+                }
+                None => {
+                    let index = u32::try_from(self.large.len())
+                        .ok()
+                        .filter(|&i| i < LARGE_BIT - 1)
+                        .ok_or(TooBig)?;
+                    self.large.push(bytes);
+                    index
+                }
+            };
+            return Ok(LARGE_BIT | index);
+        }
+        let holes = self.arena.len() - self.live;
+        if holes > COMPACT_MIN && holes * 4 > self.arena.len() {
+            self.compact(nodes);
+        }
+        let start = self.arena.len();
+        let loc = u32::try_from(start / ALIGN)
+            .ok()
+            .filter(|&l| l < LARGE_BIT)
+            .ok_or(TooBig)?;
+        let size = arena_size(len);
+        self.arena.resize(start + size, 0);
+        write_entry(&mut self.arena[start..start + len], deadline, key, value);
+        self.live += size;
+        Ok(loc)
+    }
+
+    /// Overwrites the entry at `loc` in place when the new one has the same size there.
+    fn overwrite(&mut self, loc: u32, deadline: Nanos, key: &[u8], value: &[u8]) -> bool {
+        let Ok(len) = entry_len(key, value) else {
+            return false;
+        };
+        if loc & LARGE_BIT != 0 {
+            let bytes = &mut self.large[(loc & !LARGE_BIT) as usize];
+            if bytes.len() != len {
+                return false;
+            }
+            write_entry(bytes, deadline, key, value);
+            return true;
+        }
+        let start = loc as usize * ALIGN;
+        let (_, key_len, value_len) = header(&self.arena[start..]);
+        let old = HEADER_LEN + key_len + value_len;
+        if len > LARGE_ENTRY || arena_size(old) != arena_size(len) {
+            return false;
+        }
+        // Clear the old padding so a shorter entry leaves no stale bytes behind it.
+        self.arena[start..start + arena_size(old)].fill(0);
+        write_entry(&mut self.arena[start..start + len], deadline, key, value);
+        true
+    }
+
+    /// Copies the live arena entries (those `nodes` point at) into a new arena without
+    /// holes, and points the nodes at their new place.
+    fn compact(&mut self, nodes: &mut [Node]) {
+        let room = (self.live + self.live / 4 + LARGE_ENTRY).max(self.arena.capacity() / 2);
+        let mut arena = Vec::with_capacity(room);
+        for node in nodes.iter_mut() {
+            if node.loc == FREE || node.loc & LARGE_BIT != 0 {
+                continue;
+            }
+            let entry = self.entry(node.loc);
+            let start = arena.len();
+            arena.extend_from_slice(entry);
+            arena.resize(start + arena_size(entry.len()), 0);
+            node.loc = (start / ALIGN) as u32;
+        }
+        debug_assert_eq!(arena.len(), self.live);
+        self.arena = arena;
+    }
+
+    /// Frees the entry at `loc`.
+    fn free(&mut self, loc: u32) {
+        if loc & LARGE_BIT != 0 {
+            let index = loc & !LARGE_BIT;
+            self.large[index as usize] = Box::default();
+            self.large_free.push(index);
+            if self.large_free.len() == self.large.len() {
+                self.large = Vec::new();
+                self.large_free = Vec::new();
+            }
+        } else {
+            self.live -= arena_size(self.entry(loc).len());
+            if self.live == 0 {
+                self.arena.clear();
+            }
+        }
     }
 }
 
-/// Nodes, recency list and free list of one shard.
+/// Nodes, recency list, free list and entry bytes of one shard.
 #[derive(Debug)]
 pub(crate) struct Slab {
     nodes: Vec<Node>,
+    store: Store,
     /// Most recently used live slot.
     head: u32,
     /// Least recently used live slot: the next to evict.
@@ -104,10 +262,17 @@ pub(crate) struct Slab {
 }
 
 impl Slab {
-    /// An empty slab with room for `capacity` nodes reserved up front.
+    /// An empty slab with room for `capacity` nodes reserved up front (address space only:
+    /// untouched pages cost no memory).
     pub(crate) fn with_capacity(capacity: usize) -> Slab {
         Slab {
             nodes: Vec::with_capacity(capacity),
+            store: Store {
+                arena: Vec::with_capacity(
+                    capacity.saturating_mul(RESERVE_PER_ENTRY).min(RESERVE_MAX),
+                ),
+                ..Store::default()
+            },
             head: NIL,
             tail: NIL,
             free: NIL,
@@ -127,22 +292,53 @@ impl Slab {
         self.nodes.len()
     }
 
-    #[inline]
-    pub(crate) fn node(&self, slot: u32) -> &Node {
-        &self.nodes[slot as usize]
+    /// Arena bytes in use, holes included.
+    #[cfg(test)]
+    pub(crate) fn arena_len(&self) -> usize {
+        self.store.arena.len()
     }
 
+    /// The bytes of live `slot`'s entry.
     #[inline]
-    pub(crate) fn node_mut(&mut self, slot: u32) -> &mut Node {
-        &mut self.nodes[slot as usize]
+    fn entry(&self, slot: u32) -> &[u8] {
+        let loc = self.nodes[slot as usize].loc;
+        debug_assert_ne!(loc, FREE, "only live slots have entries");
+        self.store.entry(loc)
     }
 
-    /// The live node at `slot` if it still has generation `generation`.
+    /// Deadline, key and value of live `slot`.
     #[inline]
-    pub(crate) fn live(&self, slot: u32, generation: u32) -> Option<&Node> {
+    pub(crate) fn parts(&self, slot: u32) -> (Nanos, &[u8], &[u8]) {
+        let entry = self.entry(slot);
+        let (deadline, key_len, _) = header(entry);
+        let (key, value) = entry[HEADER_LEN..].split_at(key_len);
+        (deadline, key, value)
+    }
+
+    /// The key of live `slot`.
+    #[inline]
+    pub(crate) fn key(&self, slot: u32) -> &[u8] {
+        self.parts(slot).1
+    }
+
+    /// When the entry of live `slot` expires (it is absent from `deadline <= now` on).
+    #[inline]
+    pub(crate) fn deadline(&self, slot: u32) -> Nanos {
+        self.parts(slot).0
+    }
+
+    /// The generation of `slot`.
+    #[inline]
+    pub(crate) fn generation(&self, slot: u32) -> u32 {
+        self.nodes[slot as usize].generation
+    }
+
+    /// Whether `slot` is live with generation `generation`.
+    #[inline]
+    pub(crate) fn live(&self, slot: u32, generation: u32) -> bool {
         self.nodes
             .get(slot as usize)
-            .filter(|n| n.generation == generation && n.bytes.is_some())
+            .is_some_and(|n| n.generation == generation && n.loc != FREE)
     }
 
     /// The least recently used live slot.
@@ -151,41 +347,66 @@ impl Slab {
     }
 
     /// Stores an entry in a free (or new) slot and links it at the front.
-    pub(crate) fn insert_front(&mut self, bytes: Arc<[u8]>, key_len: u32) -> u32 {
+    pub(crate) fn insert_front(
+        &mut self,
+        deadline: Nanos,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<u32, TooBig> {
+        let loc = self.store.write(deadline, key, value, &mut self.nodes)?;
         let slot = if self.free != NIL {
             let slot = self.free;
             let node = &mut self.nodes[slot as usize];
-            debug_assert!(node.bytes.is_none(), "free list holds only free slots");
+            debug_assert_eq!(node.loc, FREE, "free list holds only free slots");
             self.free = node.next;
-            node.bytes = Some(bytes);
-            node.key_len = key_len;
+            node.loc = loc;
             slot
         } else {
-            let slot = u32::try_from(self.nodes.len())
-                .ok()
-                .filter(|&s| s != NIL)
-                .expect("a shard holds fewer than u32::MAX slots");
+            let Some(slot) = u32::try_from(self.nodes.len()).ok().filter(|&s| s != NIL) else {
+                self.store.free(loc);
+                return Err(TooBig);
+            };
             self.nodes.push(Node {
-                bytes: Some(bytes),
                 prev: NIL,
                 next: NIL,
                 generation: 1,
-                key_len,
+                loc,
                 promoted: 0,
             });
             slot
         };
         self.link_front(slot);
         self.len += 1;
-        slot
+        Ok(slot)
     }
 
-    /// Unlinks and frees a live slot, bumping its generation; returns its bytes.
-    pub(crate) fn remove(&mut self, slot: u32) -> Arc<[u8]> {
+    /// Gives live `slot` a new entry (same key) and makes it the most recently used.
+    pub(crate) fn replace(
+        &mut self,
+        slot: u32,
+        deadline: Nanos,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), TooBig> {
+        let old = self.nodes[slot as usize].loc;
+        if !self.store.overwrite(old, deadline, key, value) {
+            let loc = self.store.write(deadline, key, value, &mut self.nodes)?;
+            // A compaction may have moved the old entry: free it where it is now.
+            let old = self.nodes[slot as usize].loc;
+            self.store.free(old);
+            self.nodes[slot as usize].loc = loc;
+        }
+        self.move_to_front(slot);
+        Ok(())
+    }
+
+    /// Unlinks and frees a live slot, bumping its generation.
+    pub(crate) fn remove(&mut self, slot: u32) {
         self.unlink(slot);
         let free = self.free;
         let node = &mut self.nodes[slot as usize];
-        let bytes = node.bytes.take().expect("only live slots are removed");
+        let loc = std::mem::replace(&mut node.loc, FREE);
+        debug_assert_ne!(loc, FREE, "only live slots are removed");
         node.generation = match node.generation.wrapping_add(1) {
             0 => 1,
             g => g,
@@ -194,7 +415,7 @@ impl Slab {
         node.prev = NIL;
         self.free = slot;
         self.len -= 1;
-        bytes
+        self.store.free(loc);
     }
 
     /// Makes a live slot the most recently used.
@@ -233,7 +454,7 @@ impl Slab {
     fn unlink(&mut self, slot: u32) {
         let (prev, next) = {
             let node = &self.nodes[slot as usize];
-            debug_assert!(node.bytes.is_some(), "only live slots are linked");
+            debug_assert_ne!(node.loc, FREE, "only live slots are linked");
             (node.prev, node.next)
         };
         if prev != NIL {
@@ -266,6 +487,7 @@ impl Slab {
         let mut seen = vec![false; n];
 
         let mut live = 0usize;
+        let mut arena_live = 0usize;
         let mut prev = NIL;
         let mut cursor = self.head;
         while cursor != NIL {
@@ -273,20 +495,28 @@ impl Slab {
             assert!(!seen[cursor as usize], "slot {cursor} linked twice");
             seen[cursor as usize] = true;
             let node = &self.nodes[cursor as usize];
-            assert!(
-                node.bytes.is_some(),
-                "free slot {cursor} on the recency list"
-            );
+            assert_ne!(node.loc, FREE, "free slot {cursor} on the recency list");
             assert_eq!(node.prev, prev, "prev of slot {cursor}");
-            assert!(
-                HEADER_LEN + node.key_len as usize <= node.bytes.as_ref().map_or(0, |b| b.len())
-            );
+            let entry = self.store.entry(node.loc);
+            let (_, key_len, value_len) = header(entry);
+            assert_eq!(entry.len(), HEADER_LEN + key_len + value_len);
+            if node.loc & LARGE_BIT == 0 {
+                assert!(entry.len() <= LARGE_ENTRY, "small entries are in the arena");
+                arena_live += arena_size(entry.len());
+            } else {
+                assert!(
+                    entry.len() > LARGE_ENTRY,
+                    "large entries have their own box"
+                );
+            }
             prev = cursor;
             cursor = node.next;
             live += 1;
         }
         assert_eq!(self.tail, prev, "tail is the last linked slot");
         assert_eq!(live, self.len, "len counts the linked slots");
+        assert_eq!(arena_live, self.store.live, "arena live bytes");
+        assert!(self.store.live <= self.store.arena.len());
 
         let mut free = 0usize;
         cursor = self.free;
@@ -294,8 +524,8 @@ impl Slab {
             assert!((cursor as usize) < n, "free link {cursor} out of bounds");
             assert!(!seen[cursor as usize], "slot {cursor} both linked and free");
             seen[cursor as usize] = true;
-            assert!(
-                self.nodes[cursor as usize].bytes.is_none(),
+            assert_eq!(
+                self.nodes[cursor as usize].loc, FREE,
                 "live slot on free list"
             );
             cursor = self.nodes[cursor as usize].next;
@@ -310,27 +540,72 @@ impl Slab {
 mod tests {
     use super::*;
 
-    fn bytes(s: &str) -> Arc<[u8]> {
-        entry_bytes(7, s.as_bytes(), b"value")
+    fn put(slab: &mut Slab, key: &str) -> u32 {
+        slab.insert_front(7, key.as_bytes(), b"value").unwrap()
     }
 
     #[test]
-    fn entry_bytes_hold_deadline_key_and_value() {
-        let mut slab = Slab::with_capacity(1);
-        let a = slab.insert_front(entry_bytes(42, b"key", b"value"), 3);
-        assert_eq!(slab.node(a).key(), b"key");
-        assert_eq!(slab.node(a).deadline(), 42);
-        assert_eq!(
-            &slab.node(a).bytes.as_ref().unwrap()[HEADER_LEN + 3..],
-            b"value"
+    fn node_is_20_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 20);
+    }
+
+    #[test]
+    fn entries_hold_deadline_key_and_value() {
+        let mut slab = Slab::with_capacity(2);
+        let a = slab.insert_front(42, b"key", b"value").unwrap();
+        assert_eq!(slab.parts(a), (42, &b"key"[..], &b"value"[..]));
+        let big = vec![9u8; LARGE_ENTRY];
+        let b = slab.insert_front(43, b"big", &big).unwrap();
+        assert_eq!(slab.parts(b), (43, &b"big"[..], &big[..]));
+        assert_eq!(slab.arena_len(), HEADER_LEN + 8);
+        slab.validate();
+    }
+
+    #[test]
+    fn replace_in_place_or_moved_keeps_the_key_and_new_value() {
+        let mut slab = Slab::with_capacity(2);
+        let a = put(&mut slab, "a");
+        let b = put(&mut slab, "b");
+        slab.replace(a, 8, b"a", b"VALUE").unwrap(); // same size: in place
+        assert_eq!(slab.parts(a), (8, &b"a"[..], &b"VALUE"[..]));
+        assert_eq!(slab.iter_recency().collect::<Vec<_>>(), vec![a, b]);
+        slab.replace(b, 9, b"b", &[1; 100]).unwrap(); // larger: moved
+        assert_eq!(slab.parts(b), (9, &b"b"[..], &[1; 100][..]));
+        slab.replace(b, 10, b"b", &[2; 5000]).unwrap(); // now large
+        slab.replace(b, 11, b"b", b"v").unwrap(); // back in the arena
+        assert_eq!(slab.parts(b), (11, &b"b"[..], &b"v"[..]));
+        slab.validate();
+    }
+
+    #[test]
+    fn holes_are_compacted_away() {
+        let mut slab = Slab::with_capacity(10_000);
+        let slots: Vec<u32> = (0..10_000)
+            .map(|i| put(&mut slab, &format!("key{i}")))
+            .collect();
+        let full = slab.arena_len();
+        for &slot in slots.iter().step_by(2) {
+            slab.remove(slot);
+        }
+        slab.validate();
+        // The next write compacts: the arena holds the live half plus the new entry.
+        put(&mut slab, "new");
+        slab.validate();
+        assert!(
+            slab.arena_len() < full * 6 / 10,
+            "{} of {full}",
+            slab.arena_len()
         );
+        for (i, &slot) in slots.iter().enumerate().skip(1).step_by(2) {
+            assert_eq!(slab.key(slot), format!("key{i}").as_bytes());
+        }
     }
 
     #[test]
     fn age_bounds_the_position() {
         let mut slab = Slab::with_capacity(3);
-        let a = slab.insert_front(bytes("a"), 1);
-        let b = slab.insert_front(bytes("b"), 1);
+        let a = put(&mut slab, "a");
+        let b = put(&mut slab, "b");
         assert_eq!((slab.age(a), slab.age(b)), (2, 1));
         slab.move_to_front(a);
         assert_eq!((slab.age(a), slab.age(b)), (1, 2));
@@ -339,9 +614,9 @@ mod tests {
     #[test]
     fn new_slots_link_at_front_and_tail_is_oldest() {
         let mut slab = Slab::with_capacity(4);
-        let a = slab.insert_front(bytes("a"), 1);
-        let b = slab.insert_front(bytes("b"), 1);
-        let c = slab.insert_front(bytes("c"), 1);
+        let a = put(&mut slab, "a");
+        let b = put(&mut slab, "b");
+        let c = put(&mut slab, "c");
         slab.validate();
         assert_eq!(slab.iter_recency().collect::<Vec<_>>(), vec![c, b, a]);
         assert_eq!(slab.tail(), Some(a));
@@ -356,19 +631,19 @@ mod tests {
     #[test]
     fn freed_slot_is_reused_with_a_new_generation() {
         let mut slab = Slab::with_capacity(2);
-        let a = slab.insert_front(bytes("a"), 1);
-        let _b = slab.insert_front(bytes("b"), 1);
-        let generation = slab.node(a).generation;
-        assert!(slab.live(a, generation).is_some());
-        assert_eq!(&slab.remove(a)[HEADER_LEN..HEADER_LEN + 1], b"a");
+        let a = put(&mut slab, "a");
+        let _b = put(&mut slab, "b");
+        let generation = slab.generation(a);
+        assert!(slab.live(a, generation));
+        slab.remove(a);
         slab.validate();
-        assert!(slab.live(a, generation).is_none(), "old generation is dead");
-        let again = slab.insert_front(bytes("c"), 1);
+        assert!(!slab.live(a, generation), "old generation is dead");
+        let again = put(&mut slab, "c");
         assert_eq!(again, a, "free list is reused before growing");
         assert_eq!(slab.slots(), 2);
-        assert_ne!(slab.node(again).generation, generation);
+        assert_ne!(slab.generation(again), generation);
         assert!(
-            slab.live(a, generation).is_none(),
+            !slab.live(a, generation),
             "reuse keeps the old generation dead"
         );
         slab.validate();
@@ -377,9 +652,7 @@ mod tests {
     #[test]
     fn removing_head_tail_and_middle_keeps_links_consistent() {
         let mut slab = Slab::with_capacity(5);
-        let slots: Vec<u32> = (0..5)
-            .map(|i| slab.insert_front(bytes(&i.to_string()), 1))
-            .collect();
+        let slots: Vec<u32> = (0..5).map(|i| put(&mut slab, &i.to_string())).collect();
         slab.remove(slots[2]);
         slab.validate();
         slab.remove(slots[4]); // head
@@ -395,15 +668,16 @@ mod tests {
         slab.validate();
         assert_eq!(slab.len(), 0);
         assert_eq!(slab.tail(), None);
+        assert_eq!(slab.arena_len(), 0, "an empty arena is reset");
     }
 
     #[test]
     fn generation_skips_zero_on_wrap() {
         let mut slab = Slab::with_capacity(1);
-        let a = slab.insert_front(bytes("a"), 1);
-        slab.node_mut(a).generation = u32::MAX;
+        let a = put(&mut slab, "a");
+        slab.nodes[a as usize].generation = u32::MAX;
         slab.remove(a);
-        assert_eq!(slab.node(a).generation, 1);
+        assert_eq!(slab.generation(a), 1);
         slab.validate();
     }
 }

@@ -672,15 +672,19 @@ impl Context {
                     respond(out, stats, route, 503, http::JSON, body, connection, retry);
                     return Some(n);
                 }
-                if let Some(value) = shared.cache.get_at(key, started) {
-                    *hits += 1;
+                // A hit renders its answer under the shard's read lock, straight from the
+                // cache's bytes into the output buffer.
+                let hit = shared.cache.get_with(key, started, |value| {
                     let out = conn.output.reply_buf();
                     if raw {
-                        respond(out, stats, route, 200, http::OCTETS, &value, connection, "");
+                        respond(out, stats, route, 200, http::OCTETS, value, connection, "");
                     } else {
-                        http::lookup_body(body, key_text, Some(&value), 200, None);
+                        http::lookup_body(body, key_text, Some(value), 200, None);
                         respond(out, stats, route, 200, http::JSON, body, connection, "");
                     }
+                });
+                if hit.is_some() {
+                    *hits += 1;
                     return Some(n);
                 }
                 let kind = WaitKind::HttpLookup { raw, connection };
@@ -944,9 +948,12 @@ impl Context {
                 return resp::error(conn.output.reply_buf(), "ERR rate limit exceeded");
             }
             let key = arg(1);
-            if let Some(value) = shared.cache.get_at(key, started) {
+            let hit = shared.cache.get_with(key, started, |value| {
+                resp::bulk(conn.output.reply_buf(), value);
+            });
+            if hit.is_some() {
                 *hits += 1;
-                return resp::bulk(conn.output.reply_buf(), &value);
+                return;
             }
             self.scratch.key.clear();
             self.scratch.key.extend_from_slice(key);
@@ -962,28 +969,35 @@ impl Context {
                 self.stats.throttled.incr();
                 return resp::error(conn.output.reply_buf(), "ERR rate limit exceeded");
             }
-            let mut outcomes = Vec::with_capacity(argc - 1);
+            // Hits are copied into `values` (the range of each in `found`); when every key
+            // hit, the reply is written from there, else the hits wait with the misses.
+            let values = &mut self.scratch.body;
+            values.clear();
+            let mut found = Vec::with_capacity(argc - 1);
             let mut missing = Vec::new();
             for i in 1..argc {
-                match shared.cache.get_at(arg(i), started) {
-                    Some(v) => outcomes.push(Some(Outcome::Found(v))),
-                    None => {
-                        outcomes.push(None);
-                        missing.push(i);
-                    }
+                let range = shared.cache.get_with(arg(i), started, |v| {
+                    values.extend_from_slice(v);
+                    values.len() - v.len()..values.len()
+                });
+                if range.is_none() {
+                    missing.push(i);
                 }
+                found.push(range);
             }
             if missing.is_empty() {
                 *hits += 1;
                 let out = conn.output.reply_buf();
-                resp::array(out, outcomes.len());
-                for o in &outcomes {
-                    if let Some(Outcome::Found(v)) = o {
-                        resp::bulk(out, v);
-                    }
+                resp::array(out, found.len());
+                for range in found.into_iter().flatten() {
+                    resp::bulk(out, &values[range]);
                 }
                 return;
             }
+            let outcomes: Vec<Option<Outcome>> = found
+                .into_iter()
+                .map(|range| range.map(|r| Outcome::Found(Arc::from(&values[r]))))
+                .collect();
             let keys: Vec<Box<[u8]>> = missing.iter().map(|&i| Box::from(arg(i))).collect();
             let seq = conn.output.wait(Waiting {
                 seq: 0,
