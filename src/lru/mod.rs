@@ -21,9 +21,12 @@
 //! when the buffer is full and the write lock is busy, hits are dropped from the buffer
 //! (still served and counted), so LRU order is approximate: a hot entry can lose a
 //! promotion, never a value. With several shards (capacity above [`SINGLE_SHARD_MAX`]),
-//! LRU is per shard, and a hit on an entry that is still among the most recent quarter of
-//! its shard is not re-promoted (it is nowhere near eviction; skipping the relink saves
-//! several cache misses per hit), so such an entry ages from its previous promotion.
+//! each shard evicts by CLOCK, the classic LRU approximation: a hit only sets the entry's
+//! reference bit (a relaxed store, skipped when already set; no relink, no buffer, no
+//! write lock), and eviction walks from the least recently inserted or rescued end,
+//! giving each referenced entry a second chance at the front (clearing its bit) and
+//! evicting the first unreferenced one. An entry read since it last reached the front
+//! is therefore never evicted before one that was not read.
 //!
 //! Expiry: an entry with `deadline <= now` is absent for every read; the read that finds it
 //! removes it. The reaper ([`crate::reaper`]) removes the rest in the background.
@@ -167,8 +170,12 @@ impl Cache {
                 return None;
             }
             let answer = read(value);
-            let full = state.wants_promotion(slot)
-                && shard.reads.record(slot, state.slab.generation(slot)) == Recorded::Full;
+            let full = if state.exact {
+                shard.reads.record(slot, state.slab.generation(slot)) == Recorded::Full
+            } else {
+                state.slab.mark_referenced(slot);
+                false
+            };
             (answer, full)
         };
         if full {
@@ -514,6 +521,29 @@ mod tests {
         c.validate();
         let s = c.stats();
         assert_eq!((s.evictions, s.size, s.inserts), (1, 3, 4));
+    }
+
+    #[test]
+    fn sharded_eviction_gives_read_entries_a_second_chance() {
+        let c = cache(8, 2); // 4 entries per shard
+        let keys: Vec<Vec<u8>> = (0u32..)
+            .map(|i| i.to_be_bytes().to_vec())
+            .filter(|k| std::ptr::eq(c.locate(k).1, &c.shards[0]))
+            .take(6)
+            .collect();
+        for key in &keys[..4] {
+            c.insert(key, b"v");
+        }
+        assert!(c.get(&keys[0]).is_some(), "keys[0] is now referenced");
+        c.insert(&keys[4], b"v");
+        assert!(c.peek_contains(&keys[0]), "the read entry got a second chance");
+        assert!(!c.peek_contains(&keys[1]), "the oldest unread entry was evicted");
+        // keys[0] went to the front with its bit cleared: unread since, it ages again.
+        c.insert(&keys[5], b"v");
+        assert!(!c.peek_contains(&keys[2]));
+        assert!(c.peek_contains(&keys[0]));
+        assert_eq!(c.stats().evictions, 2);
+        c.validate();
     }
 
     #[test]

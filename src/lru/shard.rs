@@ -25,11 +25,6 @@ pub(crate) struct Expiry {
     pub(crate) generation: u32,
 }
 
-/// With several shards, a hit on an entry that is still within the most recent
-/// `capacity / LAZY_PROMOTION_DIVISOR` of its shard is not re-promoted: relinking it would
-/// cost a few cache misses for almost no change in eviction order.
-const LAZY_PROMOTION_DIVISOR: usize = 4;
-
 /// Slack added to bounds that are "twice the capacity" so tiny shards do not compact
 /// on every other insert.
 const BOUND_SLACK: usize = 64;
@@ -96,9 +91,10 @@ pub(crate) struct ShardState {
     pub(crate) slab: Slab,
     index: HashTable<u32>,
     capacity: usize,
-    /// A hit re-promotes an entry only if at least this many links happened since its last
-    /// promotion (0: always, exact LRU).
-    promote_window: u32,
+    /// Exact LRU (one shard): hits are buffered and replayed as relinks, in order.
+    /// Otherwise CLOCK: a hit sets the node's reference bit, and eviction gives a
+    /// referenced tail a second chance at the front instead of evicting it.
+    pub(crate) exact: bool,
     /// Whether a reaper collects expiries; without one, `pending` stays empty.
     tracking: bool,
     /// Expiries of entries inserted since the reaper last looked, oldest first.
@@ -112,11 +108,7 @@ impl ShardState {
             // Sized for a full shard so the index never rehashes on the insert path.
             index: HashTable::with_capacity(capacity),
             capacity,
-            promote_window: if exact {
-                0
-            } else {
-                u32::try_from(capacity / LAZY_PROMOTION_DIVISOR).unwrap_or(u32::MAX)
-            },
+            exact,
             tracking: false,
             pending: Vec::new(),
         }
@@ -136,10 +128,17 @@ impl ShardState {
             .copied()
     }
 
-    /// Whether a hit on live `slot` should be recorded for promotion.
-    #[inline]
-    pub(crate) fn wants_promotion(&self, slot: u32) -> bool {
-        self.slab.age(slot) >= self.promote_window
+    /// The entry to evict: the least recently used one, except that without exact LRU a
+    /// referenced tail has its bit cleared and moves to the front (second chance). Ends
+    /// within one pass: every node it passes over loses its bit.
+    fn victim(&mut self) -> u32 {
+        loop {
+            let tail = self.slab.tail().expect("a full shard has a tail");
+            if self.exact || !self.slab.take_referenced(tail) {
+                return tail;
+            }
+            self.slab.move_to_front(tail);
+        }
     }
 
     /// Replays buffered hits in order; stale ones (slot freed since) are skipped.
@@ -169,8 +168,8 @@ impl ShardState {
         } else {
             let mut displaced = Displaced::Nothing;
             if self.slab.len() >= self.capacity {
-                let tail = self.slab.tail().expect("a full shard has a tail");
-                self.remove_slot(hasher, tail);
+                let victim = self.victim();
+                self.remove_slot(hasher, victim);
                 displaced = Displaced::Evicted;
             }
             let slot = self.slab.insert_front(deadline, key, value)?;

@@ -19,6 +19,8 @@
 //! copy of the live entries, amortized over the bytes freed since the last one). Larger
 //! entries get an allocation of their own, so compaction never copies big values.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use crate::clock::Nanos;
 
 /// The "no slot" link.
@@ -61,8 +63,9 @@ pub(crate) struct Node {
     pub(crate) generation: u32,
     /// Where the entry is: arena offset / ALIGN, or `LARGE_BIT | index`; `FREE` if none.
     loc: u32,
-    /// The slab's `tick` when this node was last linked at the front.
-    promoted: u32,
+    /// Reference bit for CLOCK-style eviction in sharded caches: set (1) by a hit under
+    /// the read lock, cleared when the node is linked at the front.
+    referenced: AtomicU32,
 }
 
 /// Why an entry could not be stored.
@@ -256,9 +259,6 @@ pub(crate) struct Slab {
     free: u32,
     /// Live slots.
     len: usize,
-    /// Links at the front so far (wrapping): `tick - node.promoted` bounds how many nodes
-    /// are ahead of a node in the list.
-    tick: u32,
 }
 
 impl Slab {
@@ -277,7 +277,6 @@ impl Slab {
             tail: NIL,
             free: NIL,
             len: 0,
-            tick: 0,
         }
     }
 
@@ -371,7 +370,7 @@ impl Slab {
                 next: NIL,
                 generation: 1,
                 loc,
-                promoted: 0,
+                referenced: AtomicU32::new(0),
             });
             slot
         };
@@ -427,11 +426,21 @@ impl Slab {
         }
     }
 
-    /// At most how many nodes are ahead of live `slot` in the list (exact when never
-    /// re-promoted lazily; an upper bound always, until the tick wraps).
+    /// Sets live `slot`'s reference bit; needs only shared access (a hit holds the read
+    /// lock). The store is skipped when the bit is already set, so a hot entry's node
+    /// stays a shared cache line.
     #[inline]
-    pub(crate) fn age(&self, slot: u32) -> u32 {
-        self.tick.wrapping_sub(self.nodes[slot as usize].promoted)
+    pub(crate) fn mark_referenced(&self, slot: u32) {
+        let bit = &self.nodes[slot as usize].referenced;
+        if bit.load(Ordering::Relaxed) == 0 {
+            bit.store(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Clears live `slot`'s reference bit; says whether it was set.
+    #[inline]
+    pub(crate) fn take_referenced(&mut self, slot: u32) -> bool {
+        std::mem::take(self.nodes[slot as usize].referenced.get_mut()) != 0
     }
 
     fn link_front(&mut self, slot: u32) {
@@ -440,9 +449,8 @@ impl Slab {
             let node = &mut self.nodes[slot as usize];
             node.prev = NIL;
             node.next = old_head;
-            node.promoted = self.tick;
+            *node.referenced.get_mut() = 0;
         }
-        self.tick = self.tick.wrapping_add(1);
         if old_head != NIL {
             self.nodes[old_head as usize].prev = slot;
         } else {
@@ -602,13 +610,18 @@ mod tests {
     }
 
     #[test]
-    fn age_bounds_the_position() {
+    fn reference_bit_is_set_by_hits_and_cleared_by_relinking() {
         let mut slab = Slab::with_capacity(3);
         let a = put(&mut slab, "a");
         let b = put(&mut slab, "b");
-        assert_eq!((slab.age(a), slab.age(b)), (2, 1));
+        slab.mark_referenced(a);
+        slab.mark_referenced(a);
+        assert!(slab.take_referenced(a));
+        assert!(!slab.take_referenced(a), "taking clears it");
+        slab.mark_referenced(b);
         slab.move_to_front(a);
-        assert_eq!((slab.age(a), slab.age(b)), (1, 2));
+        slab.move_to_front(b);
+        assert!(!slab.take_referenced(b), "linking at the front clears it");
     }
 
     #[test]
