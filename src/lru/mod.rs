@@ -536,8 +536,14 @@ mod tests {
         }
         assert!(c.get(&keys[0]).is_some(), "keys[0] is now referenced");
         c.insert(&keys[4], b"v");
-        assert!(c.peek_contains(&keys[0]), "the read entry got a second chance");
-        assert!(!c.peek_contains(&keys[1]), "the oldest unread entry was evicted");
+        assert!(
+            c.peek_contains(&keys[0]),
+            "the read entry got a second chance"
+        );
+        assert!(
+            !c.peek_contains(&keys[1]),
+            "the oldest unread entry was evicted"
+        );
         // keys[0] went to the front with its bit cleared: unread since, it ages again.
         c.insert(&keys[5], b"v");
         assert!(!c.peek_contains(&keys[2]));

@@ -14,12 +14,15 @@
 //! LE) || key || value`. Entries up to [`LARGE_ENTRY`] bytes are packed back to back into
 //! one growable byte arena per shard: no allocation per entry, no allocator header, no
 //! alignment padding, no pointer in the node (it holds a 31-bit offset, so a shard's arena
-//! holds up to 2 GiB of such small entries; past that, inserts are refused). Removing an entry
-//! leaves a hole; once holes pass a quarter of the arena, the next write compacts it (a
-//! copy of the live entries, amortized over the bytes freed since the last one). Larger
+//! holds up to 2 GiB of such small entries; past that, inserts are refused). Removing an
+//! entry leaves a hole, which the next entry of exactly that length reuses; once holes pass
+//! a quarter of the arena, the next write that finds none to reuse compacts it (a copy of
+//! the live entries, amortized over the bytes freed since the last compaction). Larger
 //! entries get an allocation of their own, so compaction never copies big values.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use hashbrown::HashMap;
 
 use crate::clock::Nanos;
 
@@ -31,10 +34,6 @@ pub(crate) const HEADER_LEN: usize = 14;
 
 /// Entries (header included) longer than this get their own allocation.
 pub(crate) const LARGE_ENTRY: usize = 4096;
-
-/// Arena entries start at multiples of this; offsets count in these units. 1: entries are
-/// read with unaligned loads, and padding would cost more than it saves.
-const ALIGN: usize = 1;
 
 /// Arena bytes reserved per entry of capacity: address space only, pages cost memory when
 /// written, but growing by reallocation would leave the smaller old blocks behind.
@@ -61,7 +60,7 @@ pub(crate) struct Node {
     next: u32,
     /// Lifetime counter of this slot, never 0.
     pub(crate) generation: u32,
-    /// Where the entry is: arena offset / ALIGN, or `LARGE_BIT | index`; `FREE` if none.
+    /// Where the entry is: arena offset, or `LARGE_BIT | index`; `FREE` if none.
     loc: u32,
     /// Reference bit for CLOCK-style eviction in sharded caches: set (1) by a hit under
     /// the read lock, cleared when the node is linked at the front.
@@ -78,15 +77,12 @@ struct Store {
     arena: Vec<u8>,
     /// Bytes of `arena` held by live entries (the rest are holes).
     live: usize,
+    /// Offsets of holes by exact length: a new entry of that length takes one instead of
+    /// growing the arena, so a cache whose entries keep their sizes seldom compacts.
+    holes: HashMap<u16, Vec<u32>>,
     /// Entries larger than [`LARGE_ENTRY`]; an empty box is a free index.
     large: Vec<Box<[u8]>>,
     large_free: Vec<u32>,
-}
-
-/// Bytes an entry takes in the arena, alignment included.
-#[inline]
-fn arena_size(len: usize) -> usize {
-    len.next_multiple_of(ALIGN)
 }
 
 /// The entry at the start of `bytes`, which may run on past it.
@@ -133,7 +129,7 @@ impl Store {
         if loc & LARGE_BIT != 0 {
             return &self.large[(loc & !LARGE_BIT) as usize];
         }
-        let start = loc as usize * ALIGN;
+        let start = loc as usize;
         let (_, key_len, value_len) = header(&self.arena[start..]);
         &self.arena[start..start + HEADER_LEN + key_len + value_len]
     }
@@ -167,19 +163,28 @@ impl Store {
             };
             return Ok(LARGE_BIT | index);
         }
+        let reuse = self
+            .holes
+            .get_mut(&(len as u16))
+            .and_then(|offsets| offsets.pop());
+        if let Some(start) = reuse {
+            let start = start as usize;
+            write_entry(&mut self.arena[start..start + len], deadline, key, value);
+            self.live += len;
+            return Ok(start as u32);
+        }
         let holes = self.arena.len() - self.live;
         if holes > COMPACT_MIN && holes * 4 > self.arena.len() {
             self.compact(nodes);
         }
         let start = self.arena.len();
-        let loc = u32::try_from(start / ALIGN)
+        let loc = u32::try_from(start)
             .ok()
             .filter(|&l| l < LARGE_BIT)
             .ok_or(TooBig)?;
-        let size = arena_size(len);
-        self.arena.resize(start + size, 0);
-        write_entry(&mut self.arena[start..start + len], deadline, key, value);
-        self.live += size;
+        self.arena.resize(start + len, 0);
+        write_entry(&mut self.arena[start..], deadline, key, value);
+        self.live += len;
         Ok(loc)
     }
 
@@ -196,14 +201,10 @@ impl Store {
             write_entry(bytes, deadline, key, value);
             return true;
         }
-        let start = loc as usize * ALIGN;
-        let (_, key_len, value_len) = header(&self.arena[start..]);
-        let old = HEADER_LEN + key_len + value_len;
-        if len > LARGE_ENTRY || arena_size(old) != arena_size(len) {
+        let start = loc as usize;
+        if self.entry(loc).len() != len {
             return false;
         }
-        // Clear the old padding so a shorter entry leaves no stale bytes behind it.
-        self.arena[start..start + arena_size(old)].fill(0);
         write_entry(&mut self.arena[start..start + len], deadline, key, value);
         true
     }
@@ -217,14 +218,13 @@ impl Store {
             if node.loc == FREE || node.loc & LARGE_BIT != 0 {
                 continue;
             }
-            let entry = self.entry(node.loc);
             let start = arena.len();
-            arena.extend_from_slice(entry);
-            arena.resize(start + arena_size(entry.len()), 0);
-            node.loc = (start / ALIGN) as u32;
+            arena.extend_from_slice(self.entry(node.loc));
+            node.loc = start as u32;
         }
         debug_assert_eq!(arena.len(), self.live);
         self.arena = arena;
+        self.holes.clear();
     }
 
     /// Frees the entry at `loc`.
@@ -238,9 +238,13 @@ impl Store {
                 self.large_free = Vec::new();
             }
         } else {
-            self.live -= arena_size(self.entry(loc).len());
+            let len = self.entry(loc).len();
+            self.live -= len;
             if self.live == 0 {
                 self.arena.clear();
+                self.holes.clear();
+            } else {
+                self.holes.entry(len as u16).or_default().push(loc);
             }
         }
     }
@@ -510,7 +514,7 @@ impl Slab {
             assert_eq!(entry.len(), HEADER_LEN + key_len + value_len);
             if node.loc & LARGE_BIT == 0 {
                 assert!(entry.len() <= LARGE_ENTRY, "small entries are in the arena");
-                arena_live += arena_size(entry.len());
+                arena_live += entry.len();
             } else {
                 assert!(
                     entry.len() > LARGE_ENTRY,
@@ -525,6 +529,10 @@ impl Slab {
         assert_eq!(live, self.len, "len counts the linked slots");
         assert_eq!(arena_live, self.store.live, "arena live bytes");
         assert!(self.store.live <= self.store.arena.len());
+        let hole_bytes: usize = (self.store.holes.iter())
+            .map(|(&len, offsets)| usize::from(len) * offsets.len())
+            .sum();
+        assert!(hole_bytes <= self.store.arena.len() - self.store.live);
 
         let mut free = 0usize;
         cursor = self.free;
