@@ -35,8 +35,9 @@ mod access;
 mod shard;
 mod slab;
 
+use std::cell::Cell;
 use std::hash::BuildHasher;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hashbrown::DefaultHashBuilder;
@@ -76,8 +77,29 @@ pub struct CacheStats {
     pub size: u64,
 }
 
+/// Stripes of the hit and miss counters.
+const LOOKUP_STRIPES: usize = 16;
+
+/// Hit and miss counts of the threads on one stripe, on their own cache lines: lookups on
+/// different threads write different lines (a shared counter would bounce between cores
+/// on every hit).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct LookupCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's stripe, handed out round robin on its first lookup.
+    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
 /// The concurrent LRU cache with a global time to live.
 pub struct Cache {
+    lookup_counters: Box<[LookupCounters]>,
     shards: Box<[Shard]>,
     /// `shards.len() - 1`; the shard count is a power of two.
     shard_mask: u64,
@@ -120,6 +142,9 @@ impl Cache {
             .map(|i| Shard::new(base + usize::from(i < extra), shards == 1))
             .collect();
         Cache {
+            lookup_counters: (0..LOOKUP_STRIPES)
+                .map(|_| LookupCounters::default())
+                .collect(),
             shard_mask: shards.len() as u64 - 1,
             shards,
             hasher: DefaultHashBuilder::default(),
@@ -127,6 +152,20 @@ impl Cache {
             ttl: u64::try_from(ttl.as_nanos()).unwrap_or(Nanos::MAX),
             clock,
         }
+    }
+
+    /// The calling thread's hit and miss counters.
+    #[inline]
+    fn lookups(&self) -> &LookupCounters {
+        let stripe = STRIPE.with(|stripe| {
+            let mut n = stripe.get();
+            if n == usize::MAX {
+                n = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % LOOKUP_STRIPES;
+                stripe.set(n);
+            }
+            n
+        });
+        &self.lookup_counters[stripe]
     }
 
     #[inline]
@@ -159,14 +198,14 @@ impl Cache {
             let state = shard.state.read();
             let Some(slot) = state.find(hash, key) else {
                 drop(state);
-                Counters::bump(&shard.counters.misses);
+                self.lookups().misses.fetch_add(1, Ordering::Relaxed);
                 return None;
             };
             let (deadline, _, value) = state.slab.parts(slot);
             if deadline <= now {
                 drop(state);
                 self.remove_expired(shard, hash, key, now);
-                Counters::bump(&shard.counters.misses);
+                self.lookups().misses.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
             let answer = read(value);
@@ -184,7 +223,7 @@ impl Cache {
                 state.apply_reads(&shard.reads);
             }
         }
-        Counters::bump(&shard.counters.hits);
+        self.lookups().hits.fetch_add(1, Ordering::Relaxed);
         Some(answer)
     }
 
@@ -281,10 +320,12 @@ impl Cache {
     /// Counters summed over all shards.
     pub fn stats(&self) -> CacheStats {
         let mut stats = CacheStats::default();
+        for stripe in self.lookup_counters.iter() {
+            stats.hits += stripe.hits.load(Ordering::Relaxed);
+            stats.misses += stripe.misses.load(Ordering::Relaxed);
+        }
         for shard in self.shards.iter() {
             let c = &shard.counters;
-            stats.hits += c.hits.load(Ordering::Relaxed);
-            stats.misses += c.misses.load(Ordering::Relaxed);
             stats.inserts += c.inserts.load(Ordering::Relaxed);
             stats.evictions += c.evictions.load(Ordering::Relaxed);
             stats.expirations += c.expirations.load(Ordering::Relaxed);

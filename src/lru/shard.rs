@@ -34,8 +34,6 @@ const BOUND_SLACK: usize = 64;
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct Counters {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
     pub(crate) inserts: AtomicU64,
     pub(crate) evictions: AtomicU64,
     pub(crate) expirations: AtomicU64,

@@ -85,20 +85,26 @@ struct Store {
     large_free: Vec<u32>,
 }
 
-/// The entry at the start of `bytes`, which may run on past it.
-#[inline]
-fn header(bytes: &[u8]) -> (Nanos, usize, usize) {
-    let mut deadline = [0; 8];
-    deadline.copy_from_slice(&bytes[..8]);
-    let mut key_len = [0; 2];
-    key_len.copy_from_slice(&bytes[8..10]);
-    let mut value_len = [0; 4];
-    value_len.copy_from_slice(&bytes[10..14]);
-    (
-        Nanos::from_le_bytes(deadline),
-        usize::from(u16::from_le_bytes(key_len)),
-        u32::from_le_bytes(value_len) as usize,
-    )
+/// The header of the entry at the start of `bytes` (which may run on past the entry), and
+/// the bytes after it.
+#[inline(always)]
+fn header(bytes: &[u8]) -> ((Nanos, usize, usize), &[u8]) {
+    let (head, rest) = bytes
+        .split_first_chunk::<HEADER_LEN>()
+        .expect("an entry starts with its header");
+    let [d0, d1, d2, d3, d4, d5, d6, d7, k0, k1, v0, v1, v2, v3] = *head;
+    let deadline = Nanos::from_le_bytes([d0, d1, d2, d3, d4, d5, d6, d7]);
+    let key_len = usize::from(u16::from_le_bytes([k0, k1]));
+    let value_len = u32::from_le_bytes([v0, v1, v2, v3]) as usize;
+    ((deadline, key_len, value_len), rest)
+}
+
+/// Deadline, key and value of the entry at the start of `bytes`.
+#[inline(always)]
+fn split_entry(bytes: &[u8]) -> (Nanos, &[u8], &[u8]) {
+    let ((deadline, key_len, value_len), rest) = header(bytes);
+    let (key, rest) = rest.split_at(key_len);
+    (deadline, key, &rest[..value_len])
 }
 
 /// Writes one entry into `out`, which is exactly as long as the entry.
@@ -130,8 +136,18 @@ impl Store {
             return &self.large[(loc & !LARGE_BIT) as usize];
         }
         let start = loc as usize;
-        let (_, key_len, value_len) = header(&self.arena[start..]);
+        let ((_, key_len, value_len), _) = header(&self.arena[start..]);
         &self.arena[start..start + HEADER_LEN + key_len + value_len]
+    }
+
+    /// The bytes from the start of the entry at `loc` on (past its end, for an arena entry).
+    #[inline(always)]
+    fn bytes_from(&self, loc: u32) -> &[u8] {
+        if loc & LARGE_BIT != 0 {
+            &self.large[(loc & !LARGE_BIT) as usize]
+        } else {
+            &self.arena[loc as usize..]
+        }
     }
 
     /// Stores a new entry; returns its `loc`. May first compact the arena, pointing the
@@ -301,33 +317,25 @@ impl Slab {
         self.store.arena.len()
     }
 
-    /// The bytes of live `slot`'s entry.
-    #[inline]
-    fn entry(&self, slot: u32) -> &[u8] {
-        let loc = self.nodes[slot as usize].loc;
-        debug_assert_ne!(loc, FREE, "only live slots have entries");
-        self.store.entry(loc)
-    }
-
     /// Deadline, key and value of live `slot`.
     #[inline]
     pub(crate) fn parts(&self, slot: u32) -> (Nanos, &[u8], &[u8]) {
-        let entry = self.entry(slot);
-        let (deadline, key_len, _) = header(entry);
-        let (key, value) = entry[HEADER_LEN..].split_at(key_len);
-        (deadline, key, value)
+        split_entry(self.store.bytes_from(self.nodes[slot as usize].loc))
     }
 
     /// The key of live `slot`.
     #[inline]
     pub(crate) fn key(&self, slot: u32) -> &[u8] {
-        self.parts(slot).1
+        let ((_, key_len, _), rest) = header(self.store.bytes_from(self.nodes[slot as usize].loc));
+        &rest[..key_len]
     }
 
     /// When the entry of live `slot` expires (it is absent from `deadline <= now` on).
     #[inline]
     pub(crate) fn deadline(&self, slot: u32) -> Nanos {
-        self.parts(slot).0
+        header(self.store.bytes_from(self.nodes[slot as usize].loc))
+            .0
+            .0
     }
 
     /// The generation of `slot`.
@@ -510,7 +518,7 @@ impl Slab {
             assert_ne!(node.loc, FREE, "free slot {cursor} on the recency list");
             assert_eq!(node.prev, prev, "prev of slot {cursor}");
             let entry = self.store.entry(node.loc);
-            let (_, key_len, value_len) = header(entry);
+            let ((_, key_len, value_len), _) = header(entry);
             assert_eq!(entry.len(), HEADER_LEN + key_len + value_len);
             if node.loc & LARGE_BIT == 0 {
                 assert!(entry.len() <= LARGE_ENTRY, "small entries are in the arena");
