@@ -17,9 +17,10 @@
 //! per-shard buffer; the buffer is replayed in order by whoever takes the write lock
 //! (insert, remove, expiry, or the reader that filled it), always before an eviction
 //! decision. With one shard, reads from one thread, one after another, are therefore
-//! promoted exactly in order: LRU order is exact for a single client. Under contention,
-//! when the buffer is full and the write lock is busy, hits are dropped from the buffer
-//! (still served and counted), so LRU order is approximate: a hot entry can lose a
+//! promoted exactly in order: LRU order is exact for a single client (the reader that
+//! fills the buffer drains it before it returns, waiting for the write lock if need be).
+//! Under contention, hits of other readers that land while the buffer is full are dropped
+//! from it (still served and counted), so LRU order is approximate: a hot entry can lose a
 //! promotion, never a value. With several shards (capacity above [`SINGLE_SHARD_MAX`]),
 //! each shard evicts by CLOCK, the classic LRU approximation: a hit only sets the entry's
 //! reference bit (a relaxed store, skipped when already set; no relink, no buffer, no
@@ -218,10 +219,10 @@ impl Cache {
             (answer, full)
         };
         if full {
-            // Busy lock: leave the buffer to the writer (it drains before deciding anything).
-            if let Some(mut state) = shard.state.try_write() {
-                state.apply_reads(&shard.reads);
-            }
+            // Only the exact (one-shard) LRU buffers hits. Drain it now, waiting for the
+            // write lock if a writer or the reaper holds it: a client whose reads follow one
+            // another then never finds the buffer full, so none of its hits is dropped.
+            shard.state.write().apply_reads(&shard.reads);
         }
         self.lookups().hits.fetch_add(1, Ordering::Relaxed);
         Some(answer)
@@ -662,6 +663,26 @@ mod tests {
             c.insert(&(i % 20).to_be_bytes(), b"v");
         }
         assert!(c.pending_expiries() <= 2 * 8 + 64);
+        c.validate();
+    }
+
+    #[test]
+    fn a_key_over_64_kib_is_refused_without_evicting_anything() {
+        let c = cache(1, 1);
+        assert!(c.insert(b"k", b"v"));
+        let long = vec![b'k'; 65_536];
+        assert!(!c.insert(&long, b"v"));
+        assert!(c.get(&long).is_none());
+        assert_eq!(
+            c.get(b"k").as_deref(),
+            Some(&b"v"[..]),
+            "nothing was evicted for it"
+        );
+        assert!(
+            c.insert(&long[..65_535], b"v"),
+            "65,535 bytes is the longest key"
+        );
+        assert_eq!(c.stats().evictions, 1);
         c.validate();
     }
 

@@ -13,7 +13,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use parking_lot::RwLock;
 
 use super::access::AccessBuffer;
-use super::slab::{Slab, TooBig};
+use super::slab::{Slab, TooBig, entry_len};
 use crate::clock::Nanos;
 
 /// An entry's expiry as told to the reaper: it is still current while the slot has this
@@ -160,8 +160,15 @@ impl ShardState {
         key: &[u8],
         value: &[u8],
     ) -> Result<Displaced, TooBig> {
+        // Refuse an entry that cannot be stored before evicting anything for it.
+        entry_len(key, value)?;
         let (slot, displaced) = if let Some(slot) = self.find(hash, key) {
-            self.slab.replace(slot, deadline, key, value)?;
+            if let Err(too_big) = self.slab.replace(slot, deadline, key, value) {
+                // The new value cannot be stored (the arena is full): do not keep serving
+                // the old one in its place.
+                self.remove_slot(hasher, slot);
+                return Err(too_big);
+            }
             (slot, Displaced::Replaced)
         } else {
             let mut displaced = Displaced::Nothing;

@@ -121,7 +121,7 @@ fn write_entry(out: &mut [u8], deadline: Nanos, key: &[u8], value: &[u8]) {
 /// Length of the entry for `key` and `value`, or `TooBig` for a key over 64 KiB or a value
 /// over 4 GiB.
 #[inline]
-fn entry_len(key: &[u8], value: &[u8]) -> Result<usize, TooBig> {
+pub(crate) fn entry_len(key: &[u8], value: &[u8]) -> Result<usize, TooBig> {
     if u16::try_from(key.len()).is_err() || u32::try_from(value.len()).is_err() {
         return Err(TooBig);
     }
@@ -501,6 +501,55 @@ impl Slab {
         })
     }
 
+    /// Panics unless live arena entries and listed holes never overlap, lie within the
+    /// arena, and (with unlisted holes) cover it; and unless every large-entry index is used
+    /// by exactly one live node or listed free exactly once.
+    fn validate_store(&self) {
+        let store = &self.store;
+        let mut spans: Vec<(usize, usize, bool)> = Vec::new(); // (start, len, is_hole)
+        let mut large_used = vec![false; store.large.len()];
+        for node in self.nodes.iter().filter(|n| n.loc != FREE) {
+            if node.loc & LARGE_BIT != 0 {
+                let index = (node.loc & !LARGE_BIT) as usize;
+                assert!(!large_used[index], "large entry {index} used twice");
+                large_used[index] = true;
+            } else {
+                spans.push((node.loc as usize, store.entry(node.loc).len(), false));
+            }
+        }
+        for (&len, offsets) in &store.holes {
+            spans.extend(
+                offsets
+                    .iter()
+                    .map(|&at| (at as usize, usize::from(len), true)),
+            );
+        }
+        spans.sort_unstable();
+        let mut end = 0;
+        for &(start, len, hole) in &spans {
+            assert!(
+                start >= end,
+                "arena span at {start} overlaps the one before"
+            );
+            assert!(len > 0 || hole, "empty live entry at {start}");
+            end = start + len;
+        }
+        assert!(end <= store.arena.len(), "arena spans end inside the arena");
+        for &index in &store.large_free {
+            let index = index as usize;
+            assert!(!large_used[index], "large entry {index} both used and free");
+            assert!(
+                store.large[index].is_empty(),
+                "free large entry {index} is empty"
+            );
+            large_used[index] = true;
+        }
+        assert!(
+            large_used.iter().all(|&u| u),
+            "every large index used or free"
+        );
+    }
+
     /// Panics unless every invariant in the module doc holds.
     pub(crate) fn validate(&self) {
         let n = self.nodes.len();
@@ -537,10 +586,7 @@ impl Slab {
         assert_eq!(live, self.len, "len counts the linked slots");
         assert_eq!(arena_live, self.store.live, "arena live bytes");
         assert!(self.store.live <= self.store.arena.len());
-        let hole_bytes: usize = (self.store.holes.iter())
-            .map(|(&len, offsets)| usize::from(len) * offsets.len())
-            .sum();
-        assert!(hole_bytes <= self.store.arena.len() - self.store.live);
+        self.validate_store();
 
         let mut free = 0usize;
         cursor = self.free;

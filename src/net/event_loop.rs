@@ -504,7 +504,7 @@ impl Context {
         match conn.protocol {
             Protocol::Http => {
                 let body = &mut self.scratch.body;
-                body.clear();
+                reset_scratch(body);
                 http::error_body(body, 431, "request too large");
                 respond(
                     out,
@@ -598,7 +598,7 @@ impl Context {
                     http::HttpError::Malformed(why) => (400, why),
                 };
                 let body = &mut self.scratch.body;
-                body.clear();
+                reset_scratch(body);
                 http::error_body(body, status, text);
                 let out = conn.output.reply_buf();
                 respond(
@@ -623,7 +623,7 @@ impl Context {
         let shared = &self.shared;
         let stats = &*self.stats;
         let body = &mut self.scratch.body;
-        body.clear();
+        reset_scratch(body);
         if route == Route::Unknown {
             http::error_body(body, 404, "no such route");
             let out = conn.output.reply_buf();
@@ -805,7 +805,7 @@ impl Context {
 
     fn render_waiting(&mut self, w: &Waiting, out: &mut Vec<u8>) {
         let body = &mut self.scratch.body;
-        body.clear();
+        reset_scratch(body);
         match w.kind {
             WaitKind::HttpLookup { raw, connection } => {
                 let key = std::str::from_utf8(&w.keys[0]).ok();
@@ -972,7 +972,7 @@ impl Context {
             // Hits are copied into `values` (the range of each in `found`); when every key
             // hit, the reply is written from there, else the hits wait with the misses.
             let values = &mut self.scratch.body;
-            values.clear();
+            reset_scratch(values);
             let mut found = Vec::with_capacity(argc - 1);
             let mut missing = Vec::new();
             for i in 1..argc {
@@ -1091,7 +1091,7 @@ impl Context {
         } else if is("INFO") {
             self.stats.resp(RespKind::Info);
             let body = &mut self.scratch.body;
-            body.clear();
+            reset_scratch(body);
             shared.stats.render_info(body);
             resp::bulk(out, body);
         } else {
@@ -1127,5 +1127,17 @@ fn resp_value(out: &mut Vec<u8>, outcome: Option<&Outcome>) {
         Some(Outcome::Unavailable) | Some(Outcome::Pong) | None => {
             resp::error(out, "ERR backend unavailable")
         }
+    }
+}
+
+/// Most scratch capacity kept between requests; a buffer grown past it by one huge answer
+/// is given back instead of being held by the loop for good.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+/// Empties a per-loop scratch buffer, dropping its memory if one answer made it huge.
+fn reset_scratch(buf: &mut Vec<u8>) {
+    buf.clear();
+    if buf.capacity() > SCRATCH_KEEP {
+        buf.shrink_to(SCRATCH_KEEP / 16);
     }
 }
