@@ -188,7 +188,7 @@ impl Cache {
     /// Looks `key` up as of `now`, a reading of this cache's clock taken by the caller,
     /// and on a hit returns what `read` makes of the value. `read` runs under the shard's
     /// read lock (other readers go on; writers of this shard wait), so it should only copy
-    /// the bytes somewhere, such as into an output buffer: a hit allocates nothing and
+    /// the bytes somewhere, such as into a buffer the caller reuses: a hit allocates nothing and
     /// touches no shared reference count. An entry whose deadline is at or before `now` is
     /// absent. An event loop reads the clock once when a batch of pipelined requests
     /// arrives and looks every key of the batch up as of that moment.

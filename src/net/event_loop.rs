@@ -57,6 +57,8 @@ struct Timer {
 /// Per-loop scratch space reused for every request, so rendering allocates nothing.
 struct Scratch {
     body: Vec<u8>,
+    /// A cached value, copied out under the shard's read lock and rendered after it.
+    value: Vec<u8>,
     key: Vec<u8>,
     args: resp::Args,
 }
@@ -109,6 +111,7 @@ impl EventLoop {
                 clock,
                 scratch: Scratch {
                     body: Vec::with_capacity(4096),
+                    value: Vec::with_capacity(4096),
                     key: Vec::with_capacity(256),
                     args: resp::Args::new(),
                 },
@@ -672,9 +675,16 @@ impl Context {
                     respond(out, stats, route, 503, http::JSON, body, connection, retry);
                     return Some(n);
                 }
-                // A hit renders its answer under the shard's read lock, straight from the
-                // cache's bytes into the output buffer.
-                let hit = shared.cache.get_with(key, started, |value| {
+                // A hit only copies the value out under the shard's read lock (into a
+                // buffer this loop reuses); rendering happens after the lock is released.
+                let value = &mut self.scratch.value;
+                reset_scratch(value);
+                if shared
+                    .cache
+                    .get_with(key, started, |v| value.extend_from_slice(v))
+                    .is_some()
+                {
+                    *hits += 1;
                     let out = conn.output.reply_buf();
                     if raw {
                         respond(out, stats, route, 200, http::OCTETS, value, connection, "");
@@ -682,9 +692,6 @@ impl Context {
                         http::lookup_body(body, key_text, Some(value), 200, None);
                         respond(out, stats, route, 200, http::JSON, body, connection, "");
                     }
-                });
-                if hit.is_some() {
-                    *hits += 1;
                     return Some(n);
                 }
                 let kind = WaitKind::HttpLookup { raw, connection };
@@ -948,12 +955,15 @@ impl Context {
                 return resp::error(conn.output.reply_buf(), "ERR rate limit exceeded");
             }
             let key = arg(1);
-            let hit = shared.cache.get_with(key, started, |value| {
-                resp::bulk(conn.output.reply_buf(), value);
-            });
-            if hit.is_some() {
+            let value = &mut self.scratch.value;
+            reset_scratch(value);
+            if shared
+                .cache
+                .get_with(key, started, |v| value.extend_from_slice(v))
+                .is_some()
+            {
                 *hits += 1;
-                return;
+                return resp::bulk(conn.output.reply_buf(), value);
             }
             self.scratch.key.clear();
             self.scratch.key.extend_from_slice(key);
