@@ -8,7 +8,9 @@
 //! - `prev`/`next` of live nodes agree, `head` has no `prev`, `tail` has no `next`;
 //! - a slot's generation is never 0 and changes whenever the slot is freed, so a
 //!   `(slot, generation)` pair held outside the lock names at most one entry's lifetime;
-//! - the arena's live byte count is the sum of the live arena entries' sizes.
+//! - the arena's live byte count is the sum of the live arena entries' sizes; live entries
+//!   and listed holes never overlap and lie within the arena;
+//! - every large-entry index is used by exactly one live node or listed free exactly once.
 //!
 //! An entry is stored as `deadline (u64 LE) || key length (u16 LE) || value length (u32
 //! LE) || key || value`. Entries up to [`LARGE_ENTRY`] bytes are packed back to back into
