@@ -137,19 +137,9 @@ fn contenders() -> Vec<Box<dyn Contender>> {
     ]
 }
 
-/// xorshift64*: fast, good enough to pick keys.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+#[path = "../tests/common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// Key `i` as 16 bytes.
 fn key(i: usize) -> [u8; 16] {

@@ -11,17 +11,9 @@ use proxyredis::reaper::Reaper;
 const THREADS: u64 = 4;
 const OPS_PER_THREAD: u64 = 50_000;
 
-/// xorshift64*: a tiny deterministic generator, one per thread.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 fn hammer(cache: &Cache, keys: u64) {
     std::thread::scope(|scope| {

@@ -228,6 +228,14 @@ impl Cache {
         Some(answer)
     }
 
+    /// [`Cache::get_with`] that appends the value to `out`; true on a hit. The proxy's
+    /// lookups use this with a buffer each event loop reuses.
+    #[inline]
+    pub fn get_into(&self, key: &[u8], now: Nanos, out: &mut Vec<u8>) -> bool {
+        self.get_with(key, now, |value| out.extend_from_slice(value))
+            .is_some()
+    }
+
     /// What `read` makes of the live value of `key` as of now, without counting a hit or
     /// a miss and without promoting it: for a second look that must not skew the counters
     /// or the LRU order.
@@ -256,8 +264,8 @@ impl Cache {
     }
 
     /// Adds or replaces `key`, evicting the least recently used entry of the shard if full.
-    /// Returns false, storing nothing, when key or value is longer than 4 GiB (or the
-    /// shard's arena is full), which the proxy's limits keep from happening.
+    /// Returns false, storing nothing and evicting nothing, when the key is longer than
+    /// 65,535 bytes or the value than 4 GiB (or the shard's arena is full).
     pub fn insert(&self, key: &[u8], value: &[u8]) -> bool {
         let deadline = self.clock.now().saturating_add(self.ttl);
         let (hash, shard) = self.locate(key);
@@ -527,6 +535,17 @@ mod tests {
         );
         let s = c.stats();
         assert_eq!((s.hits, s.misses), (2, 1), "peek counts nothing");
+    }
+
+    #[test]
+    fn get_into_appends_the_value_on_a_hit_only() {
+        let c = cache(4, 1);
+        c.insert(b"key", b"value");
+        let now = c.clock().now();
+        let mut out = b"[".to_vec();
+        assert!(c.get_into(b"key", now, &mut out));
+        assert!(!c.get_into(b"nope", now, &mut out));
+        assert_eq!(out, b"[value");
     }
 
     #[test]

@@ -59,6 +59,8 @@ struct Scratch {
     body: Vec<u8>,
     /// A cached value, copied out under the shard's read lock and rendered after it.
     value: Vec<u8>,
+    /// Where each MGET key's value lies in `body` (None: a miss).
+    ranges: Vec<Option<std::ops::Range<usize>>>,
     key: Vec<u8>,
     args: resp::Args,
 }
@@ -112,6 +114,7 @@ impl EventLoop {
                 scratch: Scratch {
                     body: Vec::with_capacity(4096),
                     value: Vec::with_capacity(4096),
+                    ranges: Vec::new(),
                     key: Vec::with_capacity(256),
                     args: resp::Args::new(),
                 },
@@ -679,11 +682,7 @@ impl Context {
                 // buffer this loop reuses); rendering happens after the lock is released.
                 let value = &mut self.scratch.value;
                 reset_scratch(value);
-                if shared
-                    .cache
-                    .get_with(key, started, |v| value.extend_from_slice(v))
-                    .is_some()
-                {
+                if shared.cache.get_into(key, started, value) {
                     *hits += 1;
                     let out = conn.output.reply_buf();
                     if raw {
@@ -957,11 +956,7 @@ impl Context {
             let key = arg(1);
             let value = &mut self.scratch.value;
             reset_scratch(value);
-            if shared
-                .cache
-                .get_with(key, started, |v| value.extend_from_slice(v))
-                .is_some()
-            {
+            if shared.cache.get_into(key, started, value) {
                 *hits += 1;
                 return resp::bulk(conn.output.reply_buf(), value);
             }
@@ -979,33 +974,34 @@ impl Context {
                 self.stats.throttled.incr();
                 return resp::error(conn.output.reply_buf(), "ERR rate limit exceeded");
             }
-            // Hits are copied into `values` (the range of each in `found`); when every key
-            // hit, the reply is written from there, else the hits wait with the misses.
+            // Hits are copied into `values` (the range of each in `found`, both reused per
+            // loop); when every key hit, the reply is written from there, else the hits
+            // wait with the misses.
             let values = &mut self.scratch.body;
             reset_scratch(values);
-            let mut found = Vec::with_capacity(argc - 1);
+            let found = &mut self.scratch.ranges;
+            found.clear();
             let mut missing = Vec::new();
             for i in 1..argc {
-                let range = shared.cache.get_with(arg(i), started, |v| {
-                    values.extend_from_slice(v);
-                    values.len() - v.len()..values.len()
-                });
-                if range.is_none() {
+                let start = values.len();
+                if shared.cache.get_into(arg(i), started, values) {
+                    found.push(Some(start..values.len()));
+                } else {
+                    found.push(None);
                     missing.push(i);
                 }
-                found.push(range);
             }
             if missing.is_empty() {
                 *hits += 1;
                 let out = conn.output.reply_buf();
                 resp::array(out, found.len());
-                for range in found.into_iter().flatten() {
+                for range in found.drain(..).flatten() {
                     resp::bulk(out, &values[range]);
                 }
                 return;
             }
             let outcomes: Vec<Option<Outcome>> = found
-                .into_iter()
+                .drain(..)
                 .map(|range| range.map(|r| Outcome::Found(Arc::from(&values[r]))))
                 .collect();
             let keys: Vec<Box<[u8]>> = missing.iter().map(|&i| Box::from(arg(i))).collect();
