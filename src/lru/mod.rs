@@ -33,6 +33,7 @@
 //! removes it. The reaper ([`crate::reaper`]) removes the rest in the background.
 
 mod access;
+mod policy;
 mod shard;
 mod slab;
 
@@ -43,9 +44,9 @@ use std::time::Duration;
 
 use hashbrown::DefaultHashBuilder;
 
-use self::access::Recorded;
+pub use self::policy::Policy;
 pub(crate) use self::shard::Expiry;
-use self::shard::{Counters, Displaced, Shard};
+use self::shard::{Counters, Displaced, Shard, ShardState};
 use self::slab::TooBig;
 use crate::clock::{Clock, Nanos};
 
@@ -76,6 +77,35 @@ pub struct CacheStats {
     pub expirations: u64,
     /// Entries held now.
     pub size: u64,
+    /// Calls of [`Cache::invalidate`] (whether or not the key was held).
+    pub invalidations: u64,
+    /// Fills refused ([`Fill::Cancelled`]) because of an invalidation or a clear after
+    /// their ticket.
+    pub cancelled_fills: u64,
+}
+
+/// Taken before the request for `key` is sent to Redis; proves which invalidations the
+/// fill has seen. 24 bytes, no allocation.
+#[derive(Clone, Copy, Debug)]
+pub struct Ticket {
+    /// The cache's clear epoch when the ticket was taken.
+    epoch: u64,
+    /// The latest invalidation of the key's shard when the ticket was taken.
+    seq: u64,
+    /// The key's hash: a ticket filled under another key is cancelled.
+    hash: u64,
+}
+
+/// What a fill did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// The value was stored (as by [`Cache::insert`]).
+    Stored,
+    /// Nothing was stored: the key (or, conservatively, another key of its shard) was
+    /// invalidated, or the cache cleared, after the ticket was taken.
+    Cancelled,
+    /// Nothing was stored: the entry is too big (as when [`Cache::insert`] returns false).
+    TooBig,
 }
 
 /// Stripes of the hit and miss counters.
@@ -106,8 +136,11 @@ pub struct Cache {
     shard_mask: u64,
     hasher: DefaultHashBuilder,
     capacity: usize,
+    policy: Policy,
     ttl: Nanos,
     clock: Clock,
+    /// Calls of [`Cache::clear`] so far: a fill whose ticket saw an older epoch is cancelled.
+    epoch: AtomicU64,
 }
 
 impl std::fmt::Debug for Cache {
@@ -139,8 +172,9 @@ impl Cache {
         );
         let base = capacity / shards;
         let extra = capacity % shards;
+        let policy = Policy::for_shards(shards);
         let shards: Box<[Shard]> = (0..shards)
-            .map(|i| Shard::new(base + usize::from(i < extra), shards == 1))
+            .map(|i| Shard::new(base + usize::from(i < extra), policy))
             .collect();
         Cache {
             lookup_counters: (0..LOOKUP_STRIPES)
@@ -150,8 +184,10 @@ impl Cache {
             shards,
             hasher: DefaultHashBuilder::default(),
             capacity,
+            policy,
             ttl: u64::try_from(ttl.as_nanos()).unwrap_or(Nanos::MAX),
             clock,
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -210,12 +246,7 @@ impl Cache {
                 return None;
             }
             let answer = read(value);
-            let full = if state.exact {
-                shard.reads.record(slot, state.slab.generation(slot)) == Recorded::Full
-            } else {
-                state.slab.mark_referenced(slot);
-                false
-            };
+            let full = state.policy.record_hit(&state.slab, &shard.reads, slot);
             (answer, full)
         };
         if full {
@@ -269,19 +300,37 @@ impl Cache {
     pub fn insert(&self, key: &[u8], value: &[u8]) -> bool {
         let deadline = self.clock.now().saturating_add(self.ttl);
         let (hash, shard) = self.locate(key);
-        let displaced = {
-            let mut state = shard.state.write();
-            state.apply_reads(&shard.reads);
-            let displaced = state.insert(&self.hasher, hash, deadline, key, value);
-            shard
-                .counters
-                .size
-                .store(state.slab.len() as u64, Ordering::Relaxed);
-            if state.tracking() {
-                shard.has_pending.store(true, Ordering::Release);
-            }
-            displaced
-        };
+        let mut state = shard.state.write();
+        state.apply_reads(&shard.reads);
+        let displaced =
+            Self::store_locked(shard, &mut state, &self.hasher, hash, deadline, key, value);
+        drop(state);
+        Self::count_insert(shard, displaced)
+    }
+
+    /// The write-locked part of an insert into `shard`, whose state `state` is.
+    fn store_locked(
+        shard: &Shard,
+        state: &mut ShardState,
+        hasher: &DefaultHashBuilder,
+        hash: u64,
+        deadline: Nanos,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Displaced, TooBig> {
+        let displaced = state.insert(hasher, hash, deadline, key, value);
+        shard
+            .counters
+            .size
+            .store(state.slab.len() as u64, Ordering::Relaxed);
+        if state.tracking() {
+            shard.has_pending.store(true, Ordering::Release);
+        }
+        displaced
+    }
+
+    /// Counts an insert into `shard` after its lock is released; true if it stored.
+    fn count_insert(shard: &Shard, displaced: Result<Displaced, TooBig>) -> bool {
         match displaced {
             Ok(displaced) => {
                 Counters::bump(&shard.counters.inserts);
@@ -291,6 +340,103 @@ impl Cache {
                 true
             }
             Err(TooBig) => false,
+        }
+    }
+
+    /// A ticket for a fill of `key`: take it before sending the request for `key` to
+    /// Redis, and pass it to [`Cache::fill`] with the answer. Two atomic loads, no lock.
+    pub fn ticket(&self, key: &[u8]) -> Ticket {
+        let (hash, shard) = self.locate(key);
+        Ticket {
+            // Epoch first: a clear that bumps it after this load cancels the fill.
+            epoch: self.epoch.load(Ordering::Acquire),
+            // Acquire pairs with the Release store of `invalidate`: a ticket that sees an
+            // invalidation also sees everything its caller did before it (such as a
+            // model's new version in the tests, or Redis's answer ordering in the proxy).
+            seq: shard.invalidation_seq.load(Ordering::Acquire),
+            hash,
+        }
+    }
+
+    /// Stores `value` unless `key` was invalidated, or the cache cleared, after `ticket`
+    /// was taken. May also cancel when another key of the same shard was invalidated
+    /// (always when more than 64 were since the ticket): that
+    /// costs only a later refetch. A ticket taken for another key is cancelled.
+    pub fn fill(&self, ticket: Ticket, key: &[u8], value: &[u8]) -> Fill {
+        let deadline = self.clock.now().saturating_add(self.ttl);
+        let (hash, shard) = self.locate(key);
+        let mut state = shard.state.write();
+        // The decision and the store happen under the shard's write lock, which
+        // `invalidate` (of this shard) and `clear` (of every shard) also take. So for an
+        // invalidation or a clear after the ticket, either
+        // - its locked section came first: this section happens after it and sees its
+        //   effect. `invalidate` stored `invalidation_seq` > `ticket.seq` and recorded the
+        //   key's hash in the ring under that lock, so `invalidated_since` finds the hash
+        //   or finds the ring no longer covers the ticket: cancelled. `clear` bumped
+        //   `epoch` before taking this shard's lock, so `epoch` != `ticket.epoch`:
+        //   cancelled. Or
+        // - this section came first: the value is stored, and the invalidation or clear,
+        //   which removes it under the same lock afterwards, takes it out again.
+        // Either way no value fetched under the ticket survives the invalidation or clear.
+        // Sequence numbers only grow (u64, never wrapping), so `ticket.seq` <= the value
+        // read here whenever the ticket was taken before this call.
+        let cancelled = ticket.hash != hash
+            || self.epoch.load(Ordering::Acquire) != ticket.epoch
+            || state.invalidated_since(
+                hash,
+                ticket.seq,
+                shard.invalidation_seq.load(Ordering::Relaxed),
+            );
+        if cancelled {
+            drop(state);
+            Counters::bump(&shard.counters.cancelled_fills);
+            return Fill::Cancelled;
+        }
+        state.apply_reads(&shard.reads);
+        let displaced =
+            Self::store_locked(shard, &mut state, &self.hasher, hash, deadline, key, value);
+        drop(state);
+        if Self::count_insert(shard, displaced) {
+            Fill::Stored
+        } else {
+            Fill::TooBig
+        }
+    }
+
+    /// Removes `key` and cancels fills of it whose ticket was taken before this call.
+    /// True if an entry was removed.
+    pub fn invalidate(&self, key: &[u8]) -> bool {
+        let (hash, shard) = self.locate(key);
+        let mut state = shard.state.write();
+        state.apply_reads(&shard.reads);
+        // Under the write lock: the ring entry and the new sequence number are seen
+        // together by every later `fill` of this shard (see there).
+        let seq = shard.invalidation_seq.load(Ordering::Relaxed) + 1;
+        state.record_invalidation(seq, hash);
+        shard.invalidation_seq.store(seq, Ordering::Release);
+        let removed = state.remove_key(hash, key);
+        shard
+            .counters
+            .size
+            .store(state.slab.len() as u64, Ordering::Relaxed);
+        drop(state);
+        Counters::bump(&shard.counters.invalidations);
+        removed
+    }
+
+    /// Removes every entry (counted neither as evictions nor as expirations) and cancels
+    /// every fill whose ticket was taken before this call. Shards are emptied one after
+    /// another: a concurrent insert may land in a shard already emptied.
+    pub fn clear(&self) {
+        // Bump the epoch before emptying any shard: a fill that takes a shard's lock after
+        // this call has emptied that shard sees the new epoch (see `fill`).
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        for shard in self.shards.iter() {
+            let mut state = shard.state.write();
+            // Drop buffered hits: they name slots whose generation is about to change.
+            state.apply_reads(&shard.reads);
+            state.clear();
+            shard.counters.size.store(0, Ordering::Relaxed);
         }
     }
 
@@ -338,6 +484,8 @@ impl Cache {
             stats.inserts += c.inserts.load(Ordering::Relaxed);
             stats.evictions += c.evictions.load(Ordering::Relaxed);
             stats.expirations += c.expirations.load(Ordering::Relaxed);
+            stats.invalidations += c.invalidations.load(Ordering::Relaxed);
+            stats.cancelled_fills += c.cancelled_fills.load(Ordering::Relaxed);
             stats.size += c.size.load(Ordering::Relaxed);
         }
         stats
@@ -346,6 +494,11 @@ impl Cache {
     /// The clock the cache reads deadlines from.
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// How the cache evicts: [`Policy::ExactLru`] with one shard, else [`Policy::Clock`].
+    pub fn policy(&self) -> Policy {
+        self.policy
     }
 
     /// Number of shards (a power of two).
@@ -702,6 +855,23 @@ mod tests {
             "65,535 bytes is the longest key"
         );
         assert_eq!(c.stats().evictions, 1);
+        c.validate();
+    }
+
+    #[test]
+    fn a_huge_capacity_costs_memory_only_for_what_is_stored() {
+        // Near PROXY_MAX_KEYS's maximum: tables pre-sized with the capacity would ask for
+        // hundreds of GiB here and abort the process.
+        let c = Cache::new(4_000_000_000, Duration::from_secs(10), Clock::manual());
+        assert_eq!(c.shard_count(), MAX_SHARDS);
+        for i in 0..1000u32 {
+            assert!(c.insert(&i.to_be_bytes(), b"v"));
+        }
+        for i in 0..1000u32 {
+            assert_eq!(c.get(&i.to_be_bytes()).as_deref(), Some(&b"v"[..]));
+        }
+        assert_eq!(c.len(), 1000);
+        assert_eq!(c.slots(), 1000);
         c.validate();
     }
 

@@ -13,6 +13,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use parking_lot::RwLock;
 
 use super::access::AccessBuffer;
+use super::policy::Policy;
 use super::slab::{Slab, TooBig, entry_len};
 use crate::clock::Nanos;
 
@@ -24,6 +25,14 @@ pub(crate) struct Expiry {
     pub(crate) slot: u32,
     pub(crate) generation: u32,
 }
+
+/// Entries a shard has room for before its slab and index first grow.
+const INITIAL_ENTRIES: usize = 1024;
+
+/// Invalidations a shard remembers (key hashes, by sequence number): a fill whose ticket
+/// is at most this many invalidations old is cancelled only if its own key is among
+/// them; an older ticket is cancelled whatever its key.
+pub(crate) const INVALIDATION_RING: usize = 64;
 
 /// Slack added to bounds that are "twice the capacity" so tiny shards do not compact
 /// on every other insert.
@@ -37,6 +46,10 @@ pub(crate) struct Counters {
     pub(crate) inserts: AtomicU64,
     pub(crate) evictions: AtomicU64,
     pub(crate) expirations: AtomicU64,
+    /// Calls of `Cache::invalidate` on this shard.
+    pub(crate) invalidations: AtomicU64,
+    /// Fills refused because of an invalidation or a clear after their ticket.
+    pub(crate) cancelled_fills: AtomicU64,
     /// Live entries; written only under the write lock.
     pub(crate) size: AtomicU64,
 }
@@ -57,16 +70,21 @@ pub(crate) struct Shard {
     pub(crate) counters: Counters,
     /// Set when `pending` is non-empty, so the reaper skips idle shards without locking.
     pub(crate) has_pending: AtomicBool,
+    /// Invalidations of this shard so far: the sequence number of the latest one. Written
+    /// (Release) only under the write lock, by `invalidate`; read (Acquire) without a lock
+    /// by `Cache::ticket`.
+    pub(crate) invalidation_seq: AtomicU64,
 }
 
 impl Shard {
-    /// A shard of `capacity` entries; `exact` promotes on every hit (strict LRU).
-    pub(crate) fn new(capacity: usize, exact: bool) -> Shard {
+    /// A shard of `capacity` entries evicting by `policy`.
+    pub(crate) fn new(capacity: usize, policy: Policy) -> Shard {
         Shard {
-            state: RwLock::new(ShardState::new(capacity, exact)),
+            state: RwLock::new(ShardState::new(capacity, policy)),
             reads: AccessBuffer::new(),
             counters: Counters::default(),
             has_pending: AtomicBool::new(false),
+            invalidation_seq: AtomicU64::new(0),
         }
     }
 }
@@ -89,26 +107,29 @@ pub(crate) struct ShardState {
     pub(crate) slab: Slab,
     index: HashTable<u32>,
     capacity: usize,
-    /// Exact LRU (one shard): hits are buffered and replayed as relinks, in order.
-    /// Otherwise CLOCK: a hit sets the node's reference bit, and eviction gives a
-    /// referenced tail a second chance at the front instead of evicting it.
-    pub(crate) exact: bool,
+    /// What a hit records and which entry is evicted.
+    pub(crate) policy: Policy,
     /// Whether a reaper collects expiries; without one, `pending` stays empty.
     tracking: bool,
     /// Expiries of entries inserted since the reaper last looked, oldest first.
     pending: Vec<Expiry>,
+    /// Key hash of invalidation `seq` at `seq % INVALIDATION_RING`, for the last
+    /// `INVALIDATION_RING` invalidations of this shard.
+    invalidated: [u64; INVALIDATION_RING],
 }
 
 impl ShardState {
-    fn new(capacity: usize, exact: bool) -> ShardState {
+    fn new(capacity: usize, policy: Policy) -> ShardState {
         ShardState {
-            slab: Slab::with_capacity(capacity),
-            // Sized for a full shard so the index never rehashes on the insert path.
-            index: HashTable::with_capacity(capacity),
+            // Only a small start is sized by the capacity (which may be billions): slab and
+            // index grow as entries arrive, each by doubling, so growth is amortized.
+            slab: Slab::with_capacity(capacity.min(INITIAL_ENTRIES)),
+            index: HashTable::with_capacity(capacity.min(INITIAL_ENTRIES)),
             capacity,
-            exact,
+            policy,
             tracking: false,
             pending: Vec::new(),
+            invalidated: [0; INVALIDATION_RING],
         }
     }
 
@@ -124,19 +145,6 @@ impl ShardState {
         self.index
             .find(hash, |&slot| slab.key(slot) == key)
             .copied()
-    }
-
-    /// The entry to evict: the least recently used one, except that without exact LRU a
-    /// referenced tail has its bit cleared and moves to the front (second chance). Ends
-    /// within one pass: every node it passes over loses its bit.
-    fn victim(&mut self) -> u32 {
-        loop {
-            let tail = self.slab.tail().expect("a full shard has a tail");
-            if self.exact || !self.slab.take_referenced(tail) {
-                return tail;
-            }
-            self.slab.move_to_front(tail);
-        }
     }
 
     /// Replays buffered hits in order; stale ones (slot freed since) are skipped.
@@ -173,7 +181,7 @@ impl ShardState {
         } else {
             let mut displaced = Displaced::Nothing;
             if self.slab.len() >= self.capacity {
-                let victim = self.victim();
+                let victim = self.policy.victim(&mut self.slab);
                 self.remove_slot(hasher, victim);
                 displaced = Displaced::Evicted;
             }
@@ -199,6 +207,36 @@ impl ShardState {
             self.pending = pending;
         }
         Ok(displaced)
+    }
+
+    /// Records invalidation `seq` (the shard's previous one plus one) of the key hashing
+    /// to `hash`.
+    pub(crate) fn record_invalidation(&mut self, seq: u64, hash: u64) {
+        self.invalidated[(seq % INVALIDATION_RING as u64) as usize] = hash;
+    }
+
+    /// Whether a fill of the key hashing to `hash`, whose ticket saw invalidation
+    /// `since` as the shard's latest, may have missed an invalidation of its key, now
+    /// that `latest` is: true when one of `since + 1 ..= latest` was of `hash`, or when
+    /// some of them have left the ring (then it cannot tell, and says true).
+    pub(crate) fn invalidated_since(&self, hash: u64, since: u64, latest: u64) -> bool {
+        if latest <= since {
+            return false;
+        }
+        if latest - since > INVALIDATION_RING as u64 {
+            return true;
+        }
+        (since + 1..=latest)
+            .any(|seq| self.invalidated[(seq % INVALIDATION_RING as u64) as usize] == hash)
+    }
+
+    /// Removes every entry. Slots stay allocated (free, generation bumped) so that a
+    /// `(slot, generation)` held by the reaper or the hit buffer never names a later entry;
+    /// entry bytes, pending expiries and index entries are dropped.
+    pub(crate) fn clear(&mut self) {
+        self.slab.clear();
+        self.index.clear();
+        self.pending.clear();
     }
 
     /// Removes the entry for `key`; true if it was there.

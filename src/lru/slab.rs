@@ -28,6 +28,9 @@ use hashbrown::HashMap;
 
 use crate::clock::Nanos;
 
+/// Arena bytes reserved per node reserved.
+const RESERVE_PER_ENTRY: usize = 64;
+
 /// The "no slot" link.
 pub(crate) const NIL: u32 = u32::MAX;
 
@@ -36,13 +39,6 @@ pub(crate) const HEADER_LEN: usize = 14;
 
 /// Entries (header included) longer than this get their own allocation.
 pub(crate) const LARGE_ENTRY: usize = 4096;
-
-/// Arena bytes reserved per entry of capacity: address space only, pages cost memory when
-/// written, but growing by reallocation would leave the smaller old blocks behind.
-const RESERVE_PER_ENTRY: usize = 64;
-
-/// Most arena bytes reserved up front per shard.
-const RESERVE_MAX: usize = 64 << 20;
 
 /// `loc` of a node whose entry has its own allocation: this bit plus the index in `large`.
 const LARGE_BIT: u32 = 1 << 31;
@@ -284,15 +280,14 @@ pub(crate) struct Slab {
 }
 
 impl Slab {
-    /// An empty slab with room for `capacity` nodes reserved up front (address space only:
-    /// untouched pages cost no memory).
-    pub(crate) fn with_capacity(capacity: usize) -> Slab {
+    /// An empty slab with room for `entries` nodes and their bytes (at [`RESERVE_PER_ENTRY`]
+    /// each) reserved. Both grow by doubling past that, so callers pass a small start, not
+    /// the shard's capacity.
+    pub(crate) fn with_capacity(entries: usize) -> Slab {
         Slab {
-            nodes: Vec::with_capacity(capacity),
+            nodes: Vec::with_capacity(entries),
             store: Store {
-                arena: Vec::with_capacity(
-                    capacity.saturating_mul(RESERVE_PER_ENTRY).min(RESERVE_MAX),
-                ),
+                arena: Vec::with_capacity(entries.saturating_mul(RESERVE_PER_ENTRY)),
                 ..Store::default()
             },
             head: NIL,
@@ -429,6 +424,30 @@ impl Slab {
         self.free = slot;
         self.len -= 1;
         self.store.free(loc);
+    }
+
+    /// Frees every slot, bumping the generation of each live one, and drops all entry
+    /// bytes. Nodes stay allocated, so generations keep telling lifetimes apart.
+    pub(crate) fn clear(&mut self) {
+        self.store = Store::default();
+        self.head = NIL;
+        self.tail = NIL;
+        self.free = NIL;
+        self.len = 0;
+        // Thread the free list from the last slot down, so slot 0 is reused first.
+        for (slot, node) in self.nodes.iter_mut().enumerate().rev() {
+            if node.loc != FREE {
+                node.loc = FREE;
+                node.generation = match node.generation.wrapping_add(1) {
+                    0 => 1,
+                    g => g,
+                };
+            }
+            node.prev = NIL;
+            node.next = self.free;
+            *node.referenced.get_mut() = 0;
+            self.free = slot as u32;
+        }
     }
 
     /// Makes a live slot the most recently used.
@@ -623,7 +642,7 @@ mod tests {
 
     #[test]
     fn entries_hold_deadline_key_and_value() {
-        let mut slab = Slab::with_capacity(2);
+        let mut slab = Slab::with_capacity(4);
         let a = slab.insert_front(42, b"key", b"value").unwrap();
         assert_eq!(slab.parts(a), (42, &b"key"[..], &b"value"[..]));
         let big = vec![9u8; LARGE_ENTRY];
@@ -635,7 +654,7 @@ mod tests {
 
     #[test]
     fn replace_in_place_or_moved_keeps_the_key_and_new_value() {
-        let mut slab = Slab::with_capacity(2);
+        let mut slab = Slab::with_capacity(4);
         let a = put(&mut slab, "a");
         let b = put(&mut slab, "b");
         slab.replace(a, 8, b"a", b"VALUE").unwrap(); // same size: in place
@@ -651,7 +670,7 @@ mod tests {
 
     #[test]
     fn holes_are_compacted_away() {
-        let mut slab = Slab::with_capacity(10_000);
+        let mut slab = Slab::with_capacity(4);
         let slots: Vec<u32> = (0..10_000)
             .map(|i| put(&mut slab, &format!("key{i}")))
             .collect();
@@ -675,7 +694,7 @@ mod tests {
 
     #[test]
     fn reference_bit_is_set_by_hits_and_cleared_by_relinking() {
-        let mut slab = Slab::with_capacity(3);
+        let mut slab = Slab::with_capacity(4);
         let a = put(&mut slab, "a");
         let b = put(&mut slab, "b");
         slab.mark_referenced(a);
@@ -707,7 +726,7 @@ mod tests {
 
     #[test]
     fn freed_slot_is_reused_with_a_new_generation() {
-        let mut slab = Slab::with_capacity(2);
+        let mut slab = Slab::with_capacity(4);
         let a = put(&mut slab, "a");
         let _b = put(&mut slab, "b");
         let generation = slab.generation(a);
@@ -728,7 +747,7 @@ mod tests {
 
     #[test]
     fn removing_head_tail_and_middle_keeps_links_consistent() {
-        let mut slab = Slab::with_capacity(5);
+        let mut slab = Slab::with_capacity(4);
         let slots: Vec<u32> = (0..5).map(|i| put(&mut slab, &i.to_string())).collect();
         slab.remove(slots[2]);
         slab.validate();
@@ -750,7 +769,7 @@ mod tests {
 
     #[test]
     fn generation_skips_zero_on_wrap() {
-        let mut slab = Slab::with_capacity(1);
+        let mut slab = Slab::with_capacity(4);
         let a = put(&mut slab, "a");
         slab.nodes[a as usize].generation = u32::MAX;
         slab.remove(a);

@@ -1,0 +1,168 @@
+//! Fills with tickets: a fill never stores a value fetched before an invalidation of its
+//! key, or a clear, that happened after its ticket was taken.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use proxyredis::clock::Clock;
+use proxyredis::lru::{Cache, Fill, Policy};
+
+fn cache(capacity: usize, shards: usize) -> Cache {
+    Cache::with_shards(capacity, Duration::from_secs(3600), Clock::manual(), shards)
+}
+
+#[test]
+fn a_fill_after_an_invalidation_of_its_key_is_cancelled() {
+    let c = cache(16, 1);
+    c.insert(b"k", b"old");
+    let ticket = c.ticket(b"k");
+    assert!(c.invalidate(b"k"), "the entry was there");
+    assert!(!c.invalidate(b"k"), "and is gone");
+    assert_eq!(c.fill(ticket, b"k", b"stale"), Fill::Cancelled);
+    assert!(c.get(b"k").is_none());
+    let s = c.stats();
+    assert_eq!((s.invalidations, s.cancelled_fills, s.size), (2, 1, 0));
+    c.validate();
+}
+
+#[test]
+fn a_fill_after_a_clear_is_cancelled_and_clear_empties_the_cache() {
+    let c = cache(10_000, 16);
+    for i in 0..1000u32 {
+        c.insert(&i.to_be_bytes(), b"v");
+    }
+    let ticket = c.ticket(b"k");
+    c.clear();
+    assert!(c.is_empty());
+    let s = c.stats();
+    assert_eq!((s.size, s.evictions, s.expirations), (0, 0, 0));
+    assert_eq!(c.fill(ticket, b"k", b"stale"), Fill::Cancelled);
+    assert!(c.get(b"k").is_none());
+    c.validate();
+    // The cache is usable afterwards.
+    let ticket = c.ticket(b"k");
+    assert_eq!(c.fill(ticket, b"k", b"fresh"), Fill::Stored);
+    assert_eq!(c.get(b"k").as_deref(), Some(&b"fresh"[..]));
+    c.validate();
+}
+
+#[test]
+fn a_ticket_taken_after_the_invalidation_fills() {
+    let c = cache(16, 1);
+    c.insert(b"k", b"old");
+    c.invalidate(b"k");
+    let ticket = c.ticket(b"k");
+    assert_eq!(c.fill(ticket, b"k", b"new"), Fill::Stored);
+    assert_eq!(c.get(b"k").as_deref(), Some(&b"new"[..]));
+    assert_eq!(c.stats().inserts, 2);
+}
+
+#[test]
+fn an_invalidation_of_another_key_of_the_shard_does_not_cancel_within_the_ring() {
+    let c = cache(16, 1);
+    let ticket = c.ticket(b"k");
+    for i in 0..63u32 {
+        c.invalidate(&i.to_be_bytes());
+    }
+    assert_eq!(c.fill(ticket, b"k", b"v"), Fill::Stored);
+    assert_eq!(c.stats().cancelled_fills, 0);
+}
+
+#[test]
+fn a_ticket_older_than_the_ring_is_cancelled() {
+    let c = cache(16, 1);
+    let ticket = c.ticket(b"k");
+    for i in 0..65u32 {
+        c.invalidate(&i.to_be_bytes());
+    }
+    assert_eq!(c.fill(ticket, b"k", b"v"), Fill::Cancelled);
+}
+
+#[test]
+fn a_ticket_filled_under_another_key_is_cancelled() {
+    let c = cache(16, 1);
+    let ticket = c.ticket(b"a");
+    assert_eq!(c.fill(ticket, b"b", b"v"), Fill::Cancelled);
+}
+
+#[test]
+fn a_fill_too_big_says_so() {
+    let c = cache(16, 1);
+    let ticket = c.ticket(&[b'k'; 65_536]);
+    assert_eq!(c.fill(ticket, &[b'k'; 65_536], b"v"), Fill::TooBig);
+}
+
+#[test]
+fn policy_follows_the_shard_count() {
+    assert_eq!(cache(16, 1).policy(), Policy::ExactLru);
+    assert_eq!(cache(16, 4).policy(), Policy::Clock);
+}
+
+/// Readers take a ticket, read the model's version of a key, and fill it; a writer bumps
+/// the model's version, invalidates the key, and then publishes the version as
+/// "invalidated". Whenever a checker reads a published version and then the cache, the
+/// cache holds that version or a newer one, never an older one. Clears run too.
+fn versions_never_go_back(shards: usize, keys: usize) {
+    const WRITES: u64 = 3000;
+    let c = cache(1024, shards);
+    let model: Vec<AtomicU64> = (0..keys).map(|_| AtomicU64::new(0)).collect();
+    let invalidated: Vec<AtomicU64> = (0..keys).map(|_| AtomicU64::new(0)).collect();
+    let done = AtomicBool::new(false);
+    let key = |i: usize| (i as u32).to_be_bytes();
+    let check = |i: usize| {
+        let floor = invalidated[i].load(Ordering::Acquire);
+        if let Some(v) = c.get(&key(i)) {
+            let v = u64::from_le_bytes(v.try_into().expect("8-byte value"));
+            assert!(
+                v >= floor,
+                "key {i}: cache holds {v}, invalidated up to {floor}"
+            );
+        }
+    };
+    std::thread::scope(|scope| {
+        for t in 0..2 {
+            let (c, model, done) = (&c, &model, &done);
+            scope.spawn(move || {
+                let mut i = t;
+                while !done.load(Ordering::Relaxed) {
+                    i = (i * 7 + 3) % keys;
+                    let ticket = c.ticket(&key(i));
+                    let version = model[i].load(Ordering::Acquire);
+                    std::thread::yield_now();
+                    c.fill(ticket, &key(i), &version.to_le_bytes());
+                    check(i);
+                }
+            });
+        }
+        scope.spawn(|| {
+            for n in 0..WRITES {
+                let i = (n as usize * 5) % keys;
+                let version = model[i].fetch_add(1, Ordering::AcqRel) + 1;
+                c.invalidate(&key(i));
+                invalidated[i].fetch_max(version, Ordering::AcqRel);
+                if n % 500 == 499 {
+                    c.clear();
+                }
+                check(i);
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+    });
+    for i in 0..keys {
+        check(i);
+    }
+    let s = c.stats();
+    assert_eq!(s.invalidations, WRITES);
+    assert!(s.inserts > 0, "some fills were stored");
+    c.validate();
+}
+
+#[test]
+fn concurrent_fills_never_store_a_version_older_than_an_invalidation_one_shard() {
+    versions_never_go_back(1, 8);
+}
+
+#[test]
+fn concurrent_fills_never_store_a_version_older_than_an_invalidation_sharded() {
+    versions_never_go_back(4, 40);
+}
