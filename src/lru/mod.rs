@@ -29,8 +29,31 @@
 //! evicting the first unreferenced one. An entry read since it last reached the front
 //! is therefore never evicted before one that was not read.
 //!
+//! The policy is a type, [`Policy`] ([`Cache::policy`]): [`Policy::ExactLru`] for one
+//! shard, [`Policy::Clock`] for several. It says what a hit records and which entry a full
+//! shard evicts; the hit path matches on it once, as it did on the `bool` it replaced.
+//!
 //! Expiry: an entry with `deadline <= now` is absent for every read; the read that finds it
 //! removes it. The reaper ([`crate::reaper`]) removes the rest in the background.
+//!
+//! Memory: nothing is sized by the capacity, which may be billions. A shard starts with
+//! room for at most 1,024 entries, and its slab, arena and index grow (by doubling) as
+//! entries arrive.
+//!
+//! Coherence (Redis invalidation messages): [`Cache::invalidate`] removes a key and
+//! cancels the fills of it in flight; [`Cache::clear`] removes everything (counting
+//! neither evictions nor expirations) and cancels every fill in flight. A fill takes a
+//! [`Ticket`] ([`Cache::ticket`]: two atomic loads, no lock, no allocation) before sending
+//! its request to Redis and stores the answer with [`Cache::fill`], which decides under
+//! the shard's write lock and never stores a value if the key was invalidated, or the
+//! cache cleared, after the ticket was taken. Each shard numbers its invalidations and
+//! remembers the key hashes of the last 64; a ticket holds the shard's number and the
+//! cache's clear epoch. A fill is cancelled when the epoch changed, when one of the
+//! invalidations since its ticket was of its key's hash, or when more than 64 were (it can
+//! no longer tell): an invalidation of an unrelated key costs at most a later refetch.
+//! [`Cache::insert`] stays unconditional. Cleared slots keep their nodes with a new
+//! generation, so the reaper's heap entries and buffered hits that name them are stale,
+//! never wrong.
 
 mod access;
 mod policy;
