@@ -1,24 +1,27 @@
 //! The `proxyredis` binary: config, build the parts, start the threads, wait for a signal.
 //!
 //! ```text
-//! config -> cache + reaper -> listeners (per loop) -> backend threads -> event loops
+//! config -> cache + reaper -> listeners (per loop) -> backend threads -> admin, services
+//!        -> applications (per loop) -> event loops
 //!        -> wait for SIGTERM/SIGINT -> drain loops -> stop backend, reaper -> exit 0
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
 
+use proxyredis::admin::Admin;
+use proxyredis::apps::{self, Apps};
 use proxyredis::backend::Backend;
 use proxyredis::clock::Clock;
 use proxyredis::config::{self, Config};
 use proxyredis::lru::Cache;
-use proxyredis::net::{Bound, Shared};
+use proxyredis::net::{Bound, Limits, NetShared};
 use proxyredis::reaper::Reaper;
-use proxyredis::stats::Stats;
+use proxyredis::services::Services;
+use proxyredis::stats::LoopStats;
 use proxyredis::throttle::Throttle;
-use proxyredis::{error, info, log};
+use proxyredis::{error, http, info, log, resp};
 
 /// Burst allowed above PROXY_RATE_LIMIT_RPS: a tenth of a second's worth, at least one.
 fn burst_for(rate: u64) -> u64 {
@@ -73,34 +76,47 @@ fn main() -> ExitCode {
     let cache = Arc::new(Cache::new(config.max_keys, config.ttl, clock.clone()));
     let reaper = Reaper::spawn(Arc::clone(&cache));
 
-    let bound = match Bound::bind(&config) {
+    let mut ports = [0u16; 2];
+    ports[apps::HTTP] = config.port;
+    ports[apps::RESP] = config.resp_port;
+    let bound = match Bound::bind(&config.host, &ports, config.worker_count()) {
         Ok(b) => b,
         Err(e) => {
             error!("{e}");
             return ExitCode::from(1);
         }
     };
+    let loop_stats: Vec<Arc<LoopStats>> = (0..bound.len())
+        .map(|_| Arc::new(LoopStats::new(http::counters(), resp::counters())))
+        .collect();
     let (backend, backend_threads) = Backend::start(&config, Arc::clone(&cache), bound.mailboxes());
-    let stats = Stats::new(bound.loop_stats(), Arc::clone(&cache), Arc::clone(&backend));
-    let shared = Arc::new(Shared {
+    let services = Arc::new(Services {
+        admin: Admin::new(loop_stats.clone(), Arc::clone(&cache), Arc::clone(&backend)),
         throttle: Throttle::new(
             config.rate_limit_rps,
             burst_for(config.rate_limit_rps),
             clock.clone(),
         ),
-        admin_throttle: Throttle::new(ADMIN_RATE, ADMIN_RATE, clock),
-        config,
+        admin_throttle: Throttle::new(ADMIN_RATE, ADMIN_RATE, clock.clone()),
         cache,
         backend,
-        stats,
-        connections: AtomicUsize::new(0),
-        shutdown: AtomicBool::new(false),
+        max_key_bytes: config.max_key_bytes,
+        clock: clock.clone(),
     });
+    let apps: Vec<Apps> = loop_stats
+        .iter()
+        .map(|stats| Apps::new(&services, stats))
+        .collect();
+    let limits = Limits {
+        idle_timeout: config.idle_timeout,
+        max_connections: config.max_connections,
+    };
+    let net = Arc::new(NetShared::new(limits, clock));
     info!(
         "listening: http port {}, resp port {}",
-        shared.config.port, shared.config.resp_port
+        config.port, config.resp_port
     );
-    let running = bound.run(Arc::clone(&shared));
+    let running = bound.run(net, apps, loop_stats);
 
     wait_for_signal();
     info!("signal received: draining");

@@ -135,7 +135,14 @@ fn versions_never_go_back(shards: usize, keys: usize) {
             });
         }
         scope.spawn(|| {
-            for n in 0..WRITES {
+            // At least WRITES writes, and on until some fill was stored (so the checks are
+            // not vacuous on a loaded machine where the readers start late), within 10 s.
+            let started = std::time::Instant::now();
+            let mut n = 0u64;
+            while n < WRITES
+                || (c.stats().inserts == 0
+                    && started.elapsed() < std::time::Duration::from_secs(10))
+            {
                 let i = (n as usize * 5) % keys;
                 let version = model[i].fetch_add(1, Ordering::AcqRel) + 1;
                 c.invalidate(&key(i));
@@ -144,6 +151,7 @@ fn versions_never_go_back(shards: usize, keys: usize) {
                     c.clear();
                 }
                 check(i);
+                n += 1;
             }
             done.store(true, Ordering::Relaxed);
         });
@@ -152,7 +160,11 @@ fn versions_never_go_back(shards: usize, keys: usize) {
         check(i);
     }
     let s = c.stats();
-    assert_eq!(s.invalidations, WRITES);
+    assert!(
+        s.invalidations >= WRITES,
+        "{} invalidations",
+        s.invalidations
+    );
     assert!(s.inserts > 0, "some fills were stored");
     c.validate();
 }

@@ -2,8 +2,8 @@
 //! feeding a request in pieces (as reads deliver it) agrees with parsing it in one piece.
 
 use proptest::prelude::*;
-use proxyredis::net::http::{self, Parsed};
-use proxyredis::net::resp;
+use proxyredis::http::parse::{self as http, Parsed};
+use proxyredis::resp::parse as resp;
 
 /// The outcome of a parse, owned, so results of different buffers can be compared.
 #[derive(Debug, PartialEq, Eq)]

@@ -1,18 +1,12 @@
-//! One client connection: its socket, input buffer, output buffer, and the replies it is
-//! still waiting for.
-//!
-//! Replies leave in request order. While no reply is waiting on Redis, replies are rendered
-//! straight into `out` (the hit path allocates nothing). Once one waits, every later reply
-//! queues behind it in `pending`, and [`Output::release`] moves the finished prefix to
-//! `out` as answers arrive.
+//! One client connection: its socket, input buffer, output, and the application's state
+//! for it (`session`). The transport owns it; the application sees only the input bytes,
+//! its session and a [`Replies`](super::output::Replies) handle.
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
-use crate::backend::Outcome;
-use crate::clock::Nanos;
+use super::output::Output;
 
 /// First size of an input buffer; it grows when one request needs more.
 const INITIAL_INPUT: usize = 16 * 1024;
@@ -28,20 +22,11 @@ pub const MAX_PENDING: usize = 1024;
 /// backend queue and being refused.
 pub const MAX_WAITING_KEYS: usize = 1024;
 
-/// Which protocol a connection speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// HTTP/1.x.
-    Http,
-    /// RESP2.
-    Resp,
-}
-
 /// Bytes read and not yet parsed: `buf[start..end]`.
 pub struct Input {
-    pub buf: Vec<u8>,
-    pub start: usize,
-    pub end: usize,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
 }
 
 impl Input {
@@ -53,13 +38,26 @@ impl Input {
         }
     }
 
+    /// The bytes read and not yet consumed.
+    #[inline]
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
     /// Marks `n` bytes as parsed.
+    #[inline]
     pub fn consume(&mut self, n: usize) {
         self.start += n;
-        if self.start == self.end {
+        if self.start >= self.end {
             self.start = 0;
             self.end = 0;
         }
+    }
+
+    /// Drops everything buffered.
+    pub fn discard(&mut self) {
+        self.start = 0;
+        self.end = 0;
     }
 
     /// Makes room for a read: compacts, or grows up to `max` bytes. False when full.
@@ -82,140 +80,19 @@ impl Input {
     }
 }
 
-/// A reply still being put together.
-pub struct Waiting {
-    /// Sequence number the backend's answers carry.
-    pub seq: u64,
-    /// What kind of reply to render once complete.
-    pub kind: WaitKind,
-    /// The keys asked for (one, or several for MGET).
-    pub keys: Vec<Box<[u8]>>,
-    /// Outcome per key; `None` while Redis has not answered.
-    pub outcomes: Vec<Option<Outcome>>,
-    /// Keys still waiting.
-    pub outstanding: usize,
-    /// When the request was read, for the miss latency histogram.
-    pub started: Nanos,
-}
-
-/// How a waiting reply is rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitKind {
-    /// HTTP lookup: JSON, or raw bytes when `raw`.
-    HttpLookup {
-        raw: bool,
-        connection: crate::net::http::Connection,
-    },
-    /// HTTP /readyz.
-    HttpReady {
-        connection: crate::net::http::Connection,
-    },
-    /// RESP GET.
-    RespGet,
-    /// RESP MGET.
-    RespMget,
-}
-
-/// A reply slot in request order.
-pub enum Pending {
-    /// Rendered, queued behind an earlier waiting reply.
-    Ready(Vec<u8>),
-    /// Waiting on the backend.
-    Waiting(Waiting),
-}
-
-/// Output side of a connection.
-pub struct Output {
-    /// Bytes to send: `buf[sent..]`.
-    pub buf: Vec<u8>,
-    pub sent: usize,
-    /// Replies not yet in `buf`, oldest first.
-    pub pending: VecDeque<Pending>,
-    /// Next sequence number for a waiting reply.
-    pub next_seq: u64,
-    /// Keys of this connection waiting on Redis now.
-    pub waiting_keys: usize,
-}
-
-impl Output {
-    fn new() -> Output {
-        Output {
-            buf: Vec::new(),
-            sent: 0,
-            pending: VecDeque::new(),
-            next_seq: 0,
-            waiting_keys: 0,
-        }
-    }
-
-    /// Where the next immediate reply goes: `buf`, or a queued slot behind waiting replies.
-    pub fn reply_buf(&mut self) -> &mut Vec<u8> {
-        if self.pending.is_empty() {
-            return &mut self.buf;
-        }
-        if !matches!(self.pending.back(), Some(Pending::Ready(_))) {
-            self.pending.push_back(Pending::Ready(Vec::new()));
-        }
-        match self.pending.back_mut() {
-            Some(Pending::Ready(v)) => v,
-            _ => unreachable!("a Ready slot was just ensured at the back"),
-        }
-    }
-
-    /// Queues a reply that waits on the backend; returns its sequence number.
-    pub fn wait(&mut self, mut waiting: Waiting) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        waiting.seq = seq;
-        self.waiting_keys += waiting.outstanding;
-        self.pending.push_back(Pending::Waiting(waiting));
-        seq
-    }
-
-    /// The waiting reply with sequence number `seq`, if this connection still has it.
-    pub fn waiting_mut(&mut self, seq: u64) -> Option<&mut Waiting> {
-        self.pending.iter_mut().find_map(|p| match p {
-            Pending::Waiting(w) if w.seq == seq => Some(w),
-            _ => None,
-        })
-    }
-
-    /// Unsent bytes.
-    pub fn unsent(&self) -> usize {
-        self.buf.len() - self.sent
-    }
-
-    /// Bytes rendered and queued behind a reply that waits on Redis.
-    pub fn queued(&self) -> usize {
-        self.pending
-            .iter()
-            .map(|p| match p {
-                Pending::Ready(bytes) => bytes.len(),
-                Pending::Waiting(_) => 0,
-            })
-            .sum()
-    }
-
-    /// Whether everything has been sent and nothing waits.
-    pub fn is_idle(&self) -> bool {
-        self.unsent() == 0 && self.pending.is_empty()
-    }
-}
-
 /// A client connection.
-pub struct Conn {
+pub struct Conn<S, W> {
     pub stream: TcpStream,
-    pub protocol: Protocol,
+    /// The application's state for this connection.
+    pub session: S,
     pub input: Input,
-    pub output: Output,
+    pub output: Output<W>,
     /// Stop reading; close once every reply is sent (Connection: close, QUIT, errors, drain).
     pub closing: bool,
     /// The peer shut its sending side (end of input read).
     pub peer_closed: bool,
     /// The poller reported a hang-up: read until the end of input before stopping.
     pub hangup_seen: bool,
-    /// Last time bytes moved in either direction.
-    pub last_active: Nanos,
 }
 
 /// Result of reading from the socket.
@@ -230,29 +107,30 @@ pub enum ReadOutcome {
     Eof,
 }
 
-impl Conn {
+impl<S, W> Conn<S, W> {
     /// A new connection.
-    pub fn new(stream: TcpStream, protocol: Protocol, now: Nanos) -> Conn {
+    pub fn new(stream: TcpStream, session: S) -> Conn<S, W> {
         Conn {
             stream,
-            protocol,
+            session,
             input: Input::new(),
-            output: Output::new(),
+            output: Output::default(),
             closing: false,
             peer_closed: false,
             hangup_seen: false,
-            last_active: now,
         }
     }
 
     /// Whether to stop taking requests for now (back-pressure or closing).
+    #[inline]
     pub fn should_pause(&self) -> bool {
+        let out = &self.output;
         self.closing
             || self.peer_closed
-            || self.output.unsent() > OUTPUT_HIGH_WATER
-            || (!self.output.pending.is_empty() && self.output.queued() > OUTPUT_HIGH_WATER)
-            || self.output.pending.len() >= MAX_PENDING
-            || self.output.waiting_keys >= MAX_WAITING_KEYS
+            || out.unsent() > OUTPUT_HIGH_WATER
+            || out.queued() > OUTPUT_HIGH_WATER
+            || out.pending_len() >= MAX_PENDING
+            || out.waiting_keys() >= MAX_WAITING_KEYS
     }
 
     /// One read into the input buffer.

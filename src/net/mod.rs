@@ -1,68 +1,104 @@
-//! The network side: per-core `mio` event loops serving HTTP and RESP.
+//! The transport: per-core `mio` event loops that own sockets, buffers, readiness, idle
+//! timers and shutdown, and hand request bytes to an [`Application`].
 //!
 //! ```text
 //!  loop 0 (pinned to core 0)          loop 1 (pinned to core 1)        ...
 //!  +-------------------------+        +-------------------------+
-//!  | Poll: HTTP listener     |        | Poll: HTTP listener     |   same ports, SO_REUSEPORT:
-//!  |       RESP listener     |        |       RESP listener     |   the kernel spreads accepts
-//!  |       waker  <----------+--+     |       waker  <----------+--+
+//!  | Poll: listener 0..n     |        | Poll: listener 0..n     |   same ports, SO_REUSEPORT:
+//!  |       waker  <----------+--+     |       waker  <----------+--+   the kernel spreads accepts
 //!  |       connections       |  |     |       connections       |  |
+//!  |       Application       |  |     |       Application       |  |
 //!  +-------------------------+  |     +-------------------------+  |
 //!        | miss (Backend::fetch) |           |                      |
 //!        v                       |           v                      |
 //!   backend threads --- answers on the loop's channel + Waker -----+
 //! ```
 //!
-//! Each loop owns its connections outright (no locks); the only shared state is the cache,
-//! the backend's in-flight map, the connection count, the throttle and the counters.
+//! Each loop owns its connections outright (no locks); the only shared state is what the
+//! application shares (cache, backend, throttle) and, here, the connection count and the
+//! shutdown flag. This room must not know HTTP or RESP: it sees listener indices, bytes,
+//! and the [`Application`] trait.
 
+mod app;
 mod conn;
 mod event_loop;
-pub mod http;
-pub mod resp;
+mod output;
+mod timers;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use mio::{Poll, Token, Waker};
 
-use crate::backend::{Answer, Backend, Mailbox};
-use crate::config::Config;
-use crate::lru::Cache;
-use crate::stats::{LoopStats, Stats};
-use crate::throttle::Throttle;
+pub use self::app::{Application, Served};
+pub use self::conn::{MAX_PENDING, MAX_WAITING_KEYS, OUTPUT_HIGH_WATER};
+pub use self::output::{Output, Released, Replies, Sink, Waiting, Whom};
 
-/// Token of the HTTP listener in every loop.
-const HTTP_LISTENER: Token = Token(0);
-/// Token of the RESP listener in every loop.
-const RESP_LISTENER: Token = Token(1);
+use crate::backend::{Answer, Mailbox};
+use crate::clock::Clock;
+use crate::stats::LoopStats;
+
+/// Most listeners per loop (tokens below this are listeners).
+const MAX_LISTENERS: usize = 8;
 /// Token of the waker in every loop.
-const WAKER: Token = Token(2);
+const WAKER: Token = Token(MAX_LISTENERS);
 /// Connection `i` of a loop has token `FIRST_CONN + i`.
-const FIRST_CONN: usize = 3;
+const FIRST_CONN: usize = MAX_LISTENERS + 1;
+
+/// The transport's limits.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// A connection quiet this long (nothing read or written, nothing waiting) is closed.
+    pub idle_timeout: Duration,
+    /// Most client connections open at once over all loops and ports.
+    pub max_connections: usize,
+}
 
 /// What every loop shares.
-pub struct Shared {
-    /// The effective configuration.
-    pub config: Config,
-    /// The cache.
-    pub cache: Arc<Cache>,
-    /// The Redis side.
-    pub backend: Arc<Backend>,
-    /// The lookup rate limit.
-    pub throttle: Throttle,
-    /// The small separate limit for /stats and /metrics.
-    pub admin_throttle: Throttle,
-    /// Counters of every loop and of the process.
-    pub stats: Stats,
+pub struct NetShared {
+    /// The limits.
+    pub limits: Limits,
+    /// The clock (the cache's, so "now" means the same everywhere).
+    pub clock: Clock,
     /// Client connections open now, over all loops and ports.
     pub connections: AtomicUsize,
     /// Set once on SIGTERM/SIGINT: stop accepting, drain, exit.
     pub shutdown: AtomicBool,
+    started: Instant,
+    last_refusal_warning: AtomicU64,
+}
+
+impl NetShared {
+    /// Shared state for loops under `limits`.
+    pub fn new(limits: Limits, clock: Clock) -> NetShared {
+        NetShared {
+            limits,
+            clock,
+            connections: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            started: Instant::now(),
+            last_refusal_warning: AtomicU64::new(0),
+        }
+    }
+
+    /// Logs a refused connection, at most once per second over the process.
+    fn warn_refused(&self, open: usize) {
+        let now = self.started.elapsed().as_secs() + 1;
+        let last = self.last_refusal_warning.load(Ordering::Relaxed);
+        if now > last
+            && self
+                .last_refusal_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            crate::warn!("refusing connections: {open} open, at PROXY_MAX_CONNECTIONS");
+        }
+    }
 }
 
 /// The loops before they run: their polls, wakers and listeners are ready.
@@ -75,50 +111,63 @@ struct LoopParts {
     waker: Arc<Waker>,
     answers_tx: crossbeam_channel::Sender<Answer>,
     answers: Receiver<Answer>,
-    http: mio::net::TcpListener,
-    resp: Option<mio::net::TcpListener>,
-    stats: Arc<LoopStats>,
+    listeners: Vec<Option<mio::net::TcpListener>>,
 }
 
 /// The running loops.
 pub struct Running {
-    shared: Arc<Shared>,
+    shared: Arc<NetShared>,
     wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Bound {
-    /// Creates `config.worker_count()` polls and binds each loop's listeners.
-    pub fn bind(config: &Config) -> io::Result<Bound> {
-        let ip: IpAddr = if config.host.is_empty() {
+    /// Creates `loops` polls, each with a listener on every port of `ports` (listener `i`
+    /// is `ports[i]`; a port of 0 is no listener).
+    pub fn bind(host: &str, ports: &[u16], loops: usize) -> io::Result<Bound> {
+        assert!(
+            ports.len() <= MAX_LISTENERS,
+            "at most {MAX_LISTENERS} listeners"
+        );
+        let ip: IpAddr = if host.is_empty() {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         } else {
-            match config.host.parse() {
+            match host.parse() {
                 Ok(ip) => ip,
-                Err(_) => resolve(&config.host)?,
+                Err(_) => resolve(host)?,
             }
         };
-        let mut loops = Vec::new();
-        for _ in 0..config.worker_count() {
+        let mut parts = Vec::new();
+        for _ in 0..loops.max(1) {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (answers_tx, answers) = crossbeam_channel::unbounded();
-            let http = listen(SocketAddr::new(ip, config.port))?;
-            let resp = match config.resp_port {
-                0 => None,
-                port => Some(listen(SocketAddr::new(ip, port))?),
-            };
-            loops.push(LoopParts {
+            let listeners = ports
+                .iter()
+                .map(|&port| match port {
+                    0 => Ok(None),
+                    port => listen(SocketAddr::new(ip, port)).map(Some),
+                })
+                .collect::<io::Result<Vec<_>>>()?;
+            parts.push(LoopParts {
                 poll,
                 waker,
                 answers_tx,
                 answers,
-                http,
-                resp,
-                stats: Arc::new(LoopStats::default()),
+                listeners,
             });
         }
-        Ok(Bound { loops })
+        Ok(Bound { loops: parts })
+    }
+
+    /// Number of loops.
+    pub fn len(&self) -> usize {
+        self.loops.len()
+    }
+
+    /// True when there is no loop (never: `bind` makes at least one).
+    pub fn is_empty(&self) -> bool {
+        self.loops.is_empty()
     }
 
     /// The inboxes the backend answers into, one per loop.
@@ -132,28 +181,23 @@ impl Bound {
             .collect()
     }
 
-    /// The counters of each loop, for the process-wide [`Stats`].
-    pub fn loop_stats(&self) -> Vec<Arc<LoopStats>> {
-        self.loops.iter().map(|l| Arc::clone(&l.stats)).collect()
-    }
-
-    /// Starts one thread per loop, pinned to a core when possible.
-    pub fn run(self, shared: Arc<Shared>) -> Running {
+    /// Starts one thread per loop, pinned to a core when possible; loop `i` runs `apps[i]`
+    /// and counts into `stats[i]`.
+    pub fn run<A: Application>(
+        self,
+        shared: Arc<NetShared>,
+        apps: Vec<A>,
+        stats: Vec<Arc<LoopStats>>,
+    ) -> Running {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
-        let mut pin_failed_logged = false;
+        if cores.is_empty() {
+            crate::warn!("cannot list CPU cores; event loops run unpinned");
+        }
         let mut wakers = Vec::new();
         let mut threads = Vec::new();
-        for (id, parts) in self.loops.into_iter().enumerate() {
+        for (id, ((parts, app), stats)) in self.loops.into_iter().zip(apps).zip(stats).enumerate() {
             wakers.push(Arc::clone(&parts.waker));
-            let core = if cores.is_empty() {
-                None
-            } else {
-                Some(cores[id % cores.len()])
-            };
-            if core.is_none() && !pin_failed_logged {
-                crate::warn!("cannot list CPU cores; event loops run unpinned");
-                pin_failed_logged = true;
-            }
+            let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
             let shared = Arc::clone(&shared);
             let thread = std::thread::Builder::new()
                 .name(format!("loop-{id}"))
@@ -166,7 +210,7 @@ impl Bound {
                             core.id
                         );
                     }
-                    let mut ev = event_loop::EventLoop::new(id, parts, shared);
+                    let mut ev = event_loop::EventLoop::new(id, parts, app, shared, stats);
                     if let Err(e) = ev.run() {
                         crate::error!("loop {id} stopped: {e}");
                     }
@@ -190,8 +234,23 @@ impl Running {
             let _ = w.wake();
         }
         for t in self.threads {
-            let _ = t.join();
+            if t.join().is_err() {
+                crate::error!("an event loop panicked outside any connection");
+            }
         }
+    }
+}
+
+/// Most scratch capacity an application keeps between requests; a buffer grown past it by
+/// one huge answer is given back instead of being held by the loop for good.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+/// Empties a per-loop scratch buffer, dropping its memory if one answer made it huge.
+#[inline]
+pub fn reset_scratch(buf: &mut Vec<u8>) {
+    buf.clear();
+    if buf.capacity() > SCRATCH_KEEP {
+        buf.shrink_to(SCRATCH_KEEP / 16);
     }
 }
 

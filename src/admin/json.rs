@@ -1,0 +1,71 @@
+//! `/stats`: one JSON document (field names are part of the README's contract).
+
+use super::Snapshot;
+use crate::stats::HistogramSnapshot;
+
+/// Writes the document for `s` into `out`.
+pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
+    let c = &s.cache;
+    let b = &s.backend;
+    let lookups = c.hits + c.misses;
+    let mut http = serde_json::Map::new();
+    for (r, route) in s.http.rows.iter().enumerate() {
+        let mut by_status = serde_json::Map::new();
+        for (i, status) in s.http.columns.iter().enumerate() {
+            if s.http.counts[r][i] > 0 {
+                by_status.insert(status.to_string(), s.http.counts[r][i].into());
+            }
+        }
+        http.insert(route.to_string(), by_status.into());
+    }
+    let mut resp = serde_json::Map::new();
+    for (k, name) in s.resp.rows.iter().enumerate() {
+        resp.insert(
+            name.to_string(),
+            s.resp.counts[k].iter().sum::<u64>().into(),
+        );
+    }
+    let latency = |h: &HistogramSnapshot| {
+        serde_json::json!({
+            "count": h.count(),
+            "p50": h.quantile_us(0.50),
+            "p99": h.quantile_us(0.99),
+            "p999": h.quantile_us(0.999),
+        })
+    };
+    let doc = serde_json::json!({
+        "uptime_seconds": s.uptime_seconds,
+        "requests": { "http": http, "resp": resp },
+        "cache": {
+            "hits": c.hits,
+            "misses": c.misses,
+            "hit_ratio": if lookups == 0 { 0.0 } else { c.hits as f64 / lookups as f64 },
+            "inserts": c.inserts,
+            "evictions": c.evictions,
+            "expirations": c.expirations,
+            "keys": c.size,
+            "capacity": s.capacity,
+        },
+        "backend": {
+            "up": s.backend_up,
+            "fetches": b.fetches,
+            "batches": b.batches,
+            "errors": b.errors,
+            "timeouts": b.timeouts,
+            "rejected": b.rejected,
+            "connects": b.connects,
+            "cancelled_fills": b.cancelled_fills,
+            "in_flight": s.in_flight,
+        },
+        "connections": {
+            "open": s.open(),
+            "accepted": s.accepted,
+            "refused": s.refused,
+            "closed": s.closed,
+            "idle_closed": s.idle_closed,
+        },
+        "throttled": s.throttled,
+        "latency_us": { "hit": latency(&s.hit_latency), "miss": latency(&s.miss_latency) },
+    });
+    let _ = serde_json::to_writer(&mut *out, &doc);
+}

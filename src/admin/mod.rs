@@ -1,0 +1,127 @@
+//! The admin room: reads every part's counters and renders them for people and scrapers:
+//! `/stats` ([`json`]), `/metrics` ([`prometheus`]) and RESP `INFO` ([`info`]).
+//!
+//! It owns no counter. The loops, the HTTP and RESP applications, the cache and the backend
+//! each count what they do ([`crate::stats`], [`crate::lru::CacheStats`],
+//! [`crate::backend::BackendStats`]); labels come from the owners' tables carried by the
+//! counters themselves. This room may read everything below it and is called only by the
+//! protocol applications' admin routes; it never writes a counter.
+
+mod info;
+mod json;
+mod prometheus;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::backend::{Backend, BackendCounts};
+use crate::lru::{Cache, CacheStats};
+use crate::stats::{HistogramSnapshot, LoopStats, TableSnapshot};
+
+/// Everything summed at one moment.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// HTTP responses by route and status.
+    pub http: TableSnapshot,
+    /// RESP commands by command.
+    pub resp: TableSnapshot,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections refused at the cap.
+    pub refused: u64,
+    /// Connections closed.
+    pub closed: u64,
+    /// Connections closed by the idle timeout.
+    pub idle_closed: u64,
+    /// Lookups refused by the rate limit.
+    pub throttled: u64,
+    /// Latency of hits.
+    pub hit_latency: HistogramSnapshot,
+    /// Latency of misses.
+    pub miss_latency: HistogramSnapshot,
+    /// The cache's counters.
+    pub cache: CacheStats,
+    /// Cache capacity in keys.
+    pub capacity: usize,
+    /// The backend's counters.
+    pub backend: BackendCounts,
+    /// Keys waiting on Redis now.
+    pub in_flight: usize,
+    /// Whether the last contact with Redis succeeded.
+    pub backend_up: bool,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+}
+
+impl Snapshot {
+    /// Client connections open now.
+    pub fn open(&self) -> u64 {
+        self.accepted.saturating_sub(self.closed)
+    }
+}
+
+/// The process-wide view over every loop's counters, the cache and the backend.
+pub struct Admin {
+    loops: Vec<Arc<LoopStats>>,
+    cache: Arc<Cache>,
+    backend: Arc<Backend>,
+    started: Instant,
+}
+
+impl Admin {
+    /// A view over `loops`, `cache` and `backend`.
+    pub fn new(loops: Vec<Arc<LoopStats>>, cache: Arc<Cache>, backend: Arc<Backend>) -> Admin {
+        Admin {
+            loops,
+            cache,
+            backend,
+            started: Instant::now(),
+        }
+    }
+
+    /// Sums every loop's counters and reads the cache's and the backend's.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = Snapshot {
+            http: TableSnapshot::sum(self.loops.iter().map(|l| &l.http)),
+            resp: TableSnapshot::sum(self.loops.iter().map(|l| &l.resp)),
+            accepted: 0,
+            refused: 0,
+            closed: 0,
+            idle_closed: 0,
+            throttled: 0,
+            hit_latency: HistogramSnapshot::default(),
+            miss_latency: HistogramSnapshot::default(),
+            cache: self.cache.stats(),
+            capacity: self.cache.capacity(),
+            backend: self.backend.stats().counts(),
+            in_flight: self.backend.in_flight(),
+            backend_up: self.backend.is_healthy(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+        };
+        for l in &self.loops {
+            s.accepted += l.accepted.get();
+            s.refused += l.refused.get();
+            s.closed += l.closed.get();
+            s.idle_closed += l.idle_closed.get();
+            s.throttled += l.throttled.get();
+            s.hit_latency.add(&l.hit_latency);
+            s.miss_latency.add(&l.miss_latency);
+        }
+        s
+    }
+
+    /// `/stats`: one JSON document.
+    pub fn render_json(&self, out: &mut Vec<u8>) {
+        json::render(&self.snapshot(), out);
+    }
+
+    /// `/metrics`: the Prometheus text exposition format.
+    pub fn render_prometheus(&self, out: &mut Vec<u8>) {
+        prometheus::render(&self.snapshot(), out);
+    }
+
+    /// RESP `INFO`: Redis-style sections, with Redis's field names where they exist.
+    pub fn render_info(&self, out: &mut Vec<u8>) {
+        info::render(&self.snapshot(), out);
+    }
+}

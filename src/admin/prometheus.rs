@@ -1,0 +1,190 @@
+//! `/metrics`: the Prometheus text exposition format, every family with HELP and TYPE.
+
+use std::fmt::Write as _;
+
+use super::Snapshot;
+use crate::stats::BUCKETS_NS;
+
+/// Writes the exposition of `s` into `out`.
+pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
+    let c = &s.cache;
+    let b = &s.backend;
+    let mut t = String::with_capacity(8192);
+    let family = |t: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(t, "# HELP proxyredis_{name} {help}");
+        let _ = writeln!(t, "# TYPE proxyredis_{name} {kind}");
+    };
+    family(
+        &mut t,
+        "http_requests_total",
+        "counter",
+        "HTTP responses by route and status.",
+    );
+    for (r, route) in s.http.rows.iter().enumerate() {
+        for (i, status) in s.http.columns.iter().enumerate() {
+            let _ = writeln!(
+                t,
+                "proxyredis_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {}",
+                s.http.counts[r][i]
+            );
+        }
+    }
+    family(
+        &mut t,
+        "resp_commands_total",
+        "counter",
+        "RESP commands by command.",
+    );
+    for (k, name) in s.resp.rows.iter().enumerate() {
+        let _ = writeln!(
+            t,
+            "proxyredis_resp_commands_total{{command=\"{name}\"}} {}",
+            s.resp.counts[k].iter().sum::<u64>()
+        );
+    }
+    let counters: [(&str, &str, u64); 17] = [
+        (
+            "cache_hits_total",
+            "Cache lookups that found a live entry.",
+            c.hits,
+        ),
+        (
+            "cache_misses_total",
+            "Cache lookups that found nothing live.",
+            c.misses,
+        ),
+        (
+            "cache_inserts_total",
+            "Entries added or replaced.",
+            c.inserts,
+        ),
+        (
+            "cache_evictions_total",
+            "Entries evicted for capacity.",
+            c.evictions,
+        ),
+        (
+            "cache_expirations_total",
+            "Entries removed at their deadline.",
+            c.expirations,
+        ),
+        (
+            "backend_fetches_total",
+            "Keys fetched from Redis.",
+            b.fetches,
+        ),
+        (
+            "backend_batches_total",
+            "Pipelines sent to Redis.",
+            b.batches,
+        ),
+        (
+            "backend_errors_total",
+            "Failed connects and failed pipelines.",
+            b.errors,
+        ),
+        (
+            "backend_timeouts_total",
+            "Misses that waited past REDIS_TIMEOUT_MS in the queue.",
+            b.timeouts,
+        ),
+        (
+            "backend_rejected_total",
+            "Misses refused because too many keys were in flight.",
+            b.rejected,
+        ),
+        (
+            "backend_connects_total",
+            "Successful connects to Redis.",
+            b.connects,
+        ),
+        (
+            "backend_cancelled_fills_total",
+            "Values fetched but not cached because their key was invalidated meanwhile.",
+            b.cancelled_fills,
+        ),
+        (
+            "connections_accepted_total",
+            "Client connections accepted.",
+            s.accepted,
+        ),
+        (
+            "connections_refused_total",
+            "Client connections refused at the cap.",
+            s.refused,
+        ),
+        (
+            "connections_closed_total",
+            "Client connections closed.",
+            s.closed,
+        ),
+        (
+            "connections_idle_closed_total",
+            "Client connections closed by the idle timeout.",
+            s.idle_closed,
+        ),
+        (
+            "throttled_total",
+            "Lookups refused by the rate limit.",
+            s.throttled,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(&mut t, name, "counter", help);
+        let _ = writeln!(t, "proxyredis_{name} {value}");
+    }
+    let gauges: [(&str, &str, u64); 5] = [
+        ("cache_keys", "Entries in the cache now.", c.size),
+        (
+            "cache_capacity",
+            "Cache capacity in keys.",
+            s.capacity as u64,
+        ),
+        (
+            "backend_in_flight",
+            "Keys waiting on Redis now.",
+            s.in_flight as u64,
+        ),
+        (
+            "backend_up",
+            "1 when the last contact with Redis succeeded.",
+            u64::from(s.backend_up),
+        ),
+        ("connections_open", "Client connections open now.", s.open()),
+    ];
+    for (name, help, value) in gauges {
+        family(&mut t, name, "gauge", help);
+        let _ = writeln!(t, "proxyredis_{name} {value}");
+    }
+    family(
+        &mut t,
+        "lookup_duration_seconds",
+        "histogram",
+        "Time from reading a lookup to rendering its reply, by result.",
+    );
+    for (result, h) in [("hit", &s.hit_latency), ("miss", &s.miss_latency)] {
+        let mut cumulative = 0;
+        for (i, n) in h.buckets.iter().enumerate() {
+            cumulative += n;
+            let le = match BUCKETS_NS.get(i) {
+                Some(&ns) => format!("{}", ns as f64 / 1e9),
+                None => "+Inf".to_string(),
+            };
+            let _ = writeln!(
+                t,
+                "proxyredis_lookup_duration_seconds_bucket{{result=\"{result}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            t,
+            "proxyredis_lookup_duration_seconds_sum{{result=\"{result}\"}} {}",
+            h.sum_ns as f64 / 1e9
+        );
+        let _ = writeln!(
+            t,
+            "proxyredis_lookup_duration_seconds_count{{result=\"{result}\"}} {}",
+            h.count()
+        );
+    }
+    out.extend_from_slice(t.as_bytes());
+}

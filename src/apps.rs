@@ -1,0 +1,121 @@
+//! The applications an event loop runs, behind the transport's one [`Application`]:
+//! HTTP on listener [`HTTP`], RESP on listener [`RESP`]. This is only a switch: each
+//! call goes to the protocol of the connection's listener, with static dispatch.
+
+use std::sync::Arc;
+
+use crate::backend::Outcome;
+use crate::clock::Nanos;
+use crate::http::{self, HttpApp};
+use crate::net::{Application, Replies, Served, Waiting};
+use crate::resp::{self, RespApp};
+use crate::services::Services;
+use crate::stats::LoopStats;
+
+/// Listener index of the HTTP port.
+pub const HTTP: usize = 0;
+/// Listener index of the RESP port.
+pub const RESP: usize = 1;
+
+/// A connection's protocol state.
+pub enum Session {
+    /// HTTP keeps nothing between requests.
+    Http,
+    /// RESP: the parse in progress and the client's settings.
+    Resp(resp::Session),
+}
+
+/// A reply waiting on the backend, by protocol.
+pub enum Wait {
+    /// An HTTP response.
+    Http(http::Wait),
+    /// A RESP reply.
+    Resp(resp::Wait),
+}
+
+impl From<http::Wait> for Wait {
+    fn from(w: http::Wait) -> Wait {
+        Wait::Http(w)
+    }
+}
+
+impl From<resp::Wait> for Wait {
+    fn from(w: resp::Wait) -> Wait {
+        Wait::Resp(w)
+    }
+}
+
+/// Both protocols of one loop.
+pub struct Apps {
+    http: HttpApp,
+    resp: RespApp,
+}
+
+impl Apps {
+    /// The applications of one loop counting into `stats`.
+    pub fn new(services: &Arc<Services>, stats: &Arc<LoopStats>) -> Apps {
+        Apps {
+            http: HttpApp::new(Arc::clone(services), Arc::clone(stats)),
+            resp: RespApp::new(Arc::clone(services), Arc::clone(stats)),
+        }
+    }
+}
+
+impl Application for Apps {
+    type Session = Session;
+    type Wait = Wait;
+
+    fn open(&mut self, listener: usize) -> Session {
+        match listener {
+            RESP => Session::Resp(self.resp.open()),
+            _ => Session::Http,
+        }
+    }
+
+    fn max_input(&self, session: &Session) -> usize {
+        match session {
+            Session::Http => http::MAX_INPUT,
+            Session::Resp(_) => resp::MAX_INPUT,
+        }
+    }
+
+    #[inline]
+    fn serve(
+        &mut self,
+        session: &mut Session,
+        input: &[u8],
+        replies: &mut Replies<'_, Wait>,
+    ) -> Served {
+        match session {
+            Session::Http => self.http.serve(input, replies),
+            Session::Resp(s) => self.resp.serve(s, input, replies),
+        }
+    }
+
+    fn render(&mut self, _session: &mut Session, done: Waiting<Wait>, out: &mut Vec<u8>) {
+        let outcomes: &[Option<Outcome>] = &done.outcomes;
+        match done.what {
+            Wait::Http(w) => self.http.render(w, outcomes, done.started, out),
+            Wait::Resp(w) => self.resp.render(w, outcomes, done.started, out),
+        }
+    }
+
+    fn refuse_oversized(&mut self, session: &mut Session, out: &mut Vec<u8>) {
+        match session {
+            Session::Http => self.http.refuse_oversized(out),
+            Session::Resp(_) => self.resp.refuse_oversized(out),
+        }
+    }
+
+    fn refuse_connection(&mut self, listener: usize, out: &mut Vec<u8>) {
+        match listener {
+            RESP => self.resp.refuse_connection(out),
+            _ => self.http.refuse_connection(out),
+        }
+    }
+
+    fn end_turn(&mut self, woke: Nanos) {
+        self.http.end_turn(woke);
+        self.resp.end_turn(woke);
+    }
+}

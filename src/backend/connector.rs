@@ -1,0 +1,53 @@
+//! The connection factory: every connection to Redis is made here, from one description
+//! of where Redis is and how to log in (address, AUTH, SELECT; later TLS and the tracking
+//! handshake), so no other part of the backend builds a connection by hand.
+
+use std::time::Duration;
+
+use redis::IntoConnectionInfo;
+
+use super::error::BackendError;
+use crate::config::Config;
+
+/// Where a Redis node is and how to log in to it.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    info: redis::ConnectionInfo,
+}
+
+impl Connector {
+    /// The standalone node of `config` (REDIS_HOST, REDIS_PORT, credentials, REDIS_DB).
+    pub fn standalone(config: &Config) -> Connector {
+        Connector::for_node(config, &config.redis_host, config.redis_port)
+    }
+
+    /// A node at `host:port` with the credentials and database of `config`.
+    pub fn for_node(config: &Config, host: &str, port: u16) -> Connector {
+        let mut settings = redis::RedisConnectionInfo::default()
+            .set_db(config.redis_db)
+            .set_skip_set_lib_name();
+        if let Some(user) = &config.redis_username {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &config.redis_password {
+            settings = settings.set_password(password);
+        }
+        let info = redis::ConnectionAddr::Tcp(host.to_string(), port)
+            .into_connection_info()
+            .expect("a TCP address is always a valid connection info")
+            .set_redis_settings(settings);
+        Connector { info }
+    }
+
+    /// A logged-in connection whose connect, reads and writes time out after `timeout`.
+    pub fn connect(&self, timeout: Duration) -> Result<redis::Connection, BackendError> {
+        let open = || -> redis::RedisResult<redis::Connection> {
+            let client = redis::Client::open(self.info.clone())?;
+            let conn = client.get_connection_with_timeout(timeout)?;
+            conn.set_read_timeout(Some(timeout))?;
+            conn.set_write_timeout(Some(timeout))?;
+            Ok(conn)
+        };
+        open().map_err(|e| BackendError::from_redis(&e))
+    }
+}

@@ -1,0 +1,182 @@
+//! What every upstream answers into: the single-flight map, the cache fills, the loops'
+//! mailboxes, the health flag and the counters. An upstream (standalone today) only sends
+//! jobs to Redis and hands each reply to [`Core::finish`], the one place where a reply
+//! becomes answers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::job::{Answer, Job, Mailbox, Outcome, Request, Waiter};
+use super::singleflight::SingleFlight;
+use crate::lru::Cache;
+
+/// Counters of the backend, readable at any time.
+#[derive(Default, Debug)]
+pub struct BackendStats {
+    /// Keys fetched from Redis (one per distinct in-flight key).
+    pub fetches: AtomicU64,
+    /// Pipelines sent.
+    pub batches: AtomicU64,
+    /// Batches that failed on I/O or connect.
+    pub errors: AtomicU64,
+    /// Jobs answered unavailable because they waited longer than the timeout.
+    pub timeouts: AtomicU64,
+    /// Misses refused because too many keys were already in flight.
+    pub rejected: AtomicU64,
+    /// Successful (re)connects.
+    pub connects: AtomicU64,
+    /// Values fetched but not cached because their key was invalidated meanwhile.
+    pub cancelled_fills: AtomicU64,
+}
+
+/// The backend's counters read at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendCounts {
+    /// Keys fetched from Redis.
+    pub fetches: u64,
+    /// Pipelines sent.
+    pub batches: u64,
+    /// Failed connects and pipelines.
+    pub errors: u64,
+    /// Jobs that waited past the timeout in the queue.
+    pub timeouts: u64,
+    /// Misses refused when too many keys were in flight.
+    pub rejected: u64,
+    /// Successful (re)connects.
+    pub connects: u64,
+    /// Fetched values not cached because their key was invalidated meanwhile.
+    pub cancelled_fills: u64,
+}
+
+impl BackendStats {
+    /// Reads every counter.
+    pub fn counts(&self) -> BackendCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BackendCounts {
+            fetches: get(&self.fetches),
+            batches: get(&self.batches),
+            errors: get(&self.errors),
+            timeouts: get(&self.timeouts),
+            rejected: get(&self.rejected),
+            connects: get(&self.connects),
+            cancelled_fills: get(&self.cancelled_fills),
+        }
+    }
+
+    /// Adds one to `counter`.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Shared by the backend's front ([`super::Backend`]) and its upstream's threads.
+pub struct Core {
+    /// Keys being fetched and their waiters.
+    pub flights: SingleFlight,
+    /// Where fetched values go.
+    pub cache: Arc<Cache>,
+    mailboxes: Vec<Mailbox>,
+    healthy: AtomicBool,
+    /// Counters.
+    pub stats: BackendStats,
+}
+
+impl Core {
+    /// A core answering into `mailboxes` (one per event loop).
+    pub fn new(cache: Arc<Cache>, mailboxes: Vec<Mailbox>) -> Core {
+        Core {
+            flights: SingleFlight::default(),
+            cache,
+            mailboxes,
+            healthy: AtomicBool::new(true),
+            stats: BackendStats::default(),
+        }
+    }
+
+    /// Number of event loops answered into.
+    pub fn loops(&self) -> usize {
+        self.mailboxes.len()
+    }
+
+    /// Whether the last contact with Redis succeeded.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Records the result of a contact with Redis; flips are logged once.
+    pub fn set_healthy(&self, up: bool, why: &dyn std::fmt::Display) {
+        if self.healthy.swap(up, Ordering::AcqRel) != up {
+            if up {
+                crate::info!("redis is reachable again");
+            } else {
+                crate::warn!("redis is unavailable: {why}");
+            }
+        }
+    }
+
+    /// Sends one answer at once and wakes its loop.
+    pub fn deliver_one(&self, answer: Answer) {
+        if let Some(mailbox) = self.mailboxes.get(answer.waiter.loop_id)
+            && mailbox.tx.send(answer).is_ok()
+        {
+            let _ = mailbox.waker.wake();
+        }
+    }
+
+    /// Turns the reply to `job` into answers in `outbox`: a fetched value fills the cache
+    /// first (so a request arriving after its waiters are released hits), unless its key was
+    /// invalidated after the ticket was taken; then every waiter of the flight is answered.
+    pub fn finish(&self, job: &Job, outcome: Outcome, outbox: &mut Outbox) {
+        match &job.request {
+            Request::Fetch { key, ticket } => {
+                if let Outcome::Found(value) = &outcome
+                    && self.cache.fill(*ticket, key, value) == crate::lru::Fill::Cancelled
+                {
+                    BackendStats::bump(&self.stats.cancelled_fills);
+                }
+                for waiter in self.flights.release(key) {
+                    outbox.push(waiter, outcome.clone());
+                }
+            }
+            Request::Command { waiter, .. } => outbox.push(*waiter, outcome),
+        }
+    }
+
+    /// Sends each loop its answers in `outbox` and wakes it once.
+    pub fn flush(&self, outbox: &mut Outbox) {
+        for (loop_id, answers) in outbox.by_loop.iter_mut().enumerate() {
+            if answers.is_empty() {
+                continue;
+            }
+            let Some(mailbox) = self.mailboxes.get(loop_id) else {
+                answers.clear();
+                continue;
+            };
+            for answer in answers.drain(..) {
+                let _ = mailbox.tx.send(answer);
+            }
+            let _ = mailbox.waker.wake();
+        }
+    }
+}
+
+/// Answers of one batch, per loop, sent together so each loop is woken once per batch.
+pub struct Outbox {
+    by_loop: Vec<Vec<Answer>>,
+}
+
+impl Outbox {
+    /// An empty outbox for `loops` loops.
+    pub fn new(loops: usize) -> Outbox {
+        Outbox {
+            by_loop: (0..loops).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    /// Queues one answer.
+    pub fn push(&mut self, waiter: Waiter, outcome: Outcome) {
+        if let Some(out) = self.by_loop.get_mut(waiter.loop_id) {
+            out.push(Answer { waiter, outcome });
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! What flows through the backend: who waits ([`Waiter`]), what is asked ([`Job`]), and
+//! what comes back ([`Outcome`], delivered as an [`Answer`] into a loop's [`Mailbox`]).
+//!
+//! A job is a command and the way its reply is read: a [`Request::Fetch`] is `GET key`
+//! whose value fills the cache (with the ticket taken before it was sent) and answers
+//! every waiter of the key's single flight; a [`Request::Command`] is any other command,
+//! answered to its one waiter and never cached.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+
+use super::error::BackendError;
+use crate::lru::Ticket;
+
+/// Who is waiting for an answer: a request on a connection of an event loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Waiter {
+    /// Index of the event loop that owns the connection.
+    pub loop_id: usize,
+    /// The connection's slot in that loop.
+    pub conn: usize,
+    /// The connection slot's generation, so an answer never lands on a reused slot.
+    pub generation: u32,
+    /// The reply's sequence number on that connection.
+    pub seq: u64,
+    /// Position of the key within the request (MGET); 0 otherwise.
+    pub index: u32,
+}
+
+/// What Redis said.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// A bulk string: the key's value (already in the cache for a fetch).
+    Found(Arc<[u8]>),
+    /// Nil: the key does not exist (not cached).
+    NotFound,
+    /// An integer reply (`TTL`, `EXISTS`, ...).
+    Integer(i64),
+    /// A status reply (`PONG`, `OK`).
+    Status(Arc<str>),
+    /// No value: Redis's own error, or why Redis could not be asked.
+    Failed(BackendError),
+}
+
+impl Outcome {
+    /// Reads one reply of Redis.
+    pub fn from_value(value: redis::Value) -> Outcome {
+        match value {
+            redis::Value::BulkString(bytes) => Outcome::Found(Arc::from(bytes)),
+            redis::Value::Nil => Outcome::NotFound,
+            redis::Value::Int(n) => Outcome::Integer(n),
+            redis::Value::Okay => Outcome::Status(Arc::from("OK")),
+            redis::Value::SimpleString(s) => Outcome::Status(Arc::from(s)),
+            redis::Value::ServerError(e) => Outcome::Failed(BackendError::from_server(
+                e.code(),
+                e.details().unwrap_or(""),
+            )),
+            other => Outcome::Failed(BackendError::Io(Arc::from(format!(
+                "unexpected reply {other:?}"
+            )))),
+        }
+    }
+}
+
+/// One answer for one waiter.
+#[derive(Debug)]
+pub struct Answer {
+    /// Who asked.
+    pub waiter: Waiter,
+    /// What came back.
+    pub outcome: Outcome,
+}
+
+/// An event loop's inbox: a channel for answers and the waker that interrupts its poll.
+#[derive(Clone)]
+pub struct Mailbox {
+    /// Where answers go.
+    pub tx: Sender<Answer>,
+    /// Wakes the loop once answers are queued.
+    pub waker: Arc<mio::Waker>,
+}
+
+/// What to send to Redis and how to read the reply.
+#[derive(Debug)]
+pub enum Request {
+    /// `GET key`: a value fills the cache unless the ticket was cancelled meanwhile; the
+    /// waiters are in the single-flight map.
+    Fetch {
+        /// The key.
+        key: Box<[u8]>,
+        /// Taken before the GET was queued (so before it was sent).
+        ticket: Ticket,
+    },
+    /// Any command, for one waiter, never cached.
+    Command {
+        /// The command and its arguments.
+        args: Vec<Box<[u8]>>,
+        /// Who asked.
+        waiter: Waiter,
+    },
+}
+
+/// A unit of work for the upstream.
+#[derive(Debug)]
+pub struct Job {
+    /// What to ask.
+    pub request: Request,
+    /// When it was queued: it is answered within REDIS_TIMEOUT_MS of this.
+    pub queued_at: Instant,
+}
+
+impl Job {
+    /// Adds this job's command to `pipe`.
+    pub fn add_to(&self, pipe: &mut redis::Pipeline) {
+        match &self.request {
+            Request::Fetch { key, .. } => {
+                pipe.cmd("GET").arg(&key[..]);
+            }
+            Request::Command { args, .. } => {
+                let mut cmd = redis::Cmd::new();
+                for a in args {
+                    cmd.arg(&a[..]);
+                }
+                pipe.add_command(cmd);
+            }
+        }
+    }
+}

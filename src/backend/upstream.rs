@@ -1,0 +1,88 @@
+//! The upstream seam: where jobs go once the backend's front has decided to ask Redis.
+//!
+//! [`Upstream`] is what the front ([`super::Backend`]) sees; [`Standalone`] is today's
+//! implementation, one Redis node served by REDIS_CONNECTIONS worker threads sharing one
+//! job queue. A Redis Cluster upstream (one queue and pool per node, routing by slot)
+//! implements the same trait.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+
+use super::connector::Connector;
+use super::core::Core;
+use super::job::Job;
+use super::worker::Worker;
+
+/// Sends jobs to Redis; every job submitted is eventually handed to [`Core::finish`].
+pub trait Upstream: Send + Sync {
+    /// Queues `job`; gives it back when it cannot be queued (stopping).
+    fn submit(&self, job: Job) -> Result<(), Job>;
+
+    /// Tells the threads to stop once their current batch is done and waits up to
+    /// `grace`; a thread still blocked on a slow Redis after that is left to end with the
+    /// process (its requests were already answered by the draining loops).
+    fn stop(&self, grace: Duration);
+}
+
+/// One Redis node, `connections` worker threads on one queue.
+pub struct Standalone {
+    jobs: Sender<Option<Job>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Standalone {
+    /// Starts `connections` worker threads answering through `core`.
+    pub fn start(
+        core: &Arc<Core>,
+        connector: Connector,
+        connections: usize,
+        timeout: Duration,
+    ) -> Standalone {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let threads = (0..connections)
+            .map(|i| {
+                let worker = Worker::new(Arc::clone(core), rx.clone(), connector.clone(), timeout);
+                std::thread::Builder::new()
+                    .name(format!("backend-{i}"))
+                    .spawn(move || worker.run())
+                    .expect("spawning a backend thread")
+            })
+            .collect();
+        Standalone {
+            jobs: tx,
+            threads: Mutex::new(threads),
+        }
+    }
+}
+
+impl Upstream for Standalone {
+    fn submit(&self, job: Job) -> Result<(), Job> {
+        self.jobs.send(Some(job)).map_err(|unsent| {
+            unsent
+                .0
+                .expect("what was sent is the job, never the stop marker")
+        })
+    }
+
+    fn stop(&self, grace: Duration) {
+        let threads = std::mem::take(&mut *self.threads.lock());
+        // A stop queues behind the work already sent, one per thread; each thread
+        // finishes its batch and ends on its first `None`.
+        for _ in &threads {
+            let _ = self.jobs.send(None);
+        }
+        let deadline = Instant::now() + grace;
+        for t in threads {
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! One backend thread: one Redis connection, batches of jobs sent as one pipeline.
+//!
+//! The thread blocks until a job arrives, takes what else is queued (up to [`MAX_BATCH`]),
+//! answers at once the jobs that already waited past REDIS_TIMEOUT_MS, and sends the rest
+//! as one pipeline whose socket timeout is what is left of the oldest job's time. On an I/O
+//! error, or a reply that does not match the batch, every job of the batch is answered
+//! unavailable, the connection is dropped and reconnected with exponential backoff.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use super::connector::Connector;
+use super::core::{BackendStats, Core, Outbox};
+use super::error::BackendError;
+use super::job::{Job, Outcome};
+
+/// Most jobs sent to Redis in one pipeline: large enough to amortise the round trip, small
+/// enough that one slow batch does not hold many unrelated requests.
+pub const MAX_BATCH: usize = 256;
+
+/// Longest pause between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_millis(1000);
+
+/// First pause after a failed connect.
+const MIN_BACKOFF: Duration = Duration::from_millis(20);
+
+/// One backend thread's state.
+pub struct Worker {
+    core: Arc<Core>,
+    rx: Receiver<Option<Job>>,
+    connector: Connector,
+    timeout: Duration,
+    conn: Option<redis::Connection>,
+    /// The read/write timeout set on `conn`'s socket now.
+    socket_timeout: Duration,
+    retry_at: Instant,
+    backoff: Duration,
+    batch: Vec<Job>,
+    outbox: Outbox,
+}
+
+impl Worker {
+    /// A worker taking jobs from `rx` and answering through `core`.
+    pub fn new(
+        core: Arc<Core>,
+        rx: Receiver<Option<Job>>,
+        connector: Connector,
+        timeout: Duration,
+    ) -> Worker {
+        let outbox = Outbox::new(core.loops());
+        Worker {
+            core,
+            rx,
+            connector,
+            timeout,
+            conn: None,
+            socket_timeout: Duration::ZERO,
+            retry_at: Instant::now(),
+            backoff: MIN_BACKOFF,
+            batch: Vec::with_capacity(MAX_BATCH),
+            outbox,
+        }
+    }
+
+    /// Runs until a stop (`None`) is received or the channel closes.
+    pub fn run(mut self) {
+        loop {
+            // Block until there is work or a stop: an idle backend costs no wake-ups.
+            match self.rx.recv() {
+                Ok(Some(job)) => self.batch.push(job),
+                Ok(None) | Err(_) => return,
+            }
+            let mut stopping = false;
+            while self.batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(Some(job)) => self.batch.push(job),
+                    Ok(None) => {
+                        stopping = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.process_batch();
+            self.core.flush(&mut self.outbox);
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    fn process_batch(&mut self) {
+        let timeout = self.timeout;
+        let now = Instant::now();
+        let mut fresh = Vec::with_capacity(self.batch.len());
+        for job in self.batch.drain(..) {
+            if now.duration_since(job.queued_at) < timeout {
+                fresh.push(job);
+            } else {
+                // Waited past the timeout in the queue: answered without asking Redis.
+                BackendStats::bump(&self.core.stats.timeouts);
+                let outcome = Outcome::Failed(BackendError::Timeout);
+                self.core.finish(&job, outcome, &mut self.outbox);
+            }
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        // Every job is answered within REDIS_TIMEOUT_MS of being queued: connect and read
+        // get only what is left of the oldest job's time.
+        let oldest = fresh.iter().map(|j| j.queued_at).min().unwrap_or(now);
+        let deadline = oldest + timeout;
+        let result = match self.connection(deadline) {
+            Ok(()) => self.send(&fresh, deadline),
+            Err(e) => Err(e),
+        };
+        self.answer_batch(&fresh, result);
+    }
+
+    /// Sends `batch` as one pipeline on the live connection.
+    fn send(
+        &mut self,
+        batch: &[Job],
+        deadline: Instant,
+    ) -> Result<Vec<redis::Value>, BackendError> {
+        let timeout = self.timeout;
+        // A fresh batch keeps the full timeout already set on the socket (no syscall); one
+        // that waited in the queue gets a shorter one.
+        let left = remaining(deadline);
+        let wanted = if left >= timeout - timeout / 10 {
+            timeout
+        } else {
+            left
+        };
+        let set_before = self.socket_timeout;
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| BackendError::Io("not connected".into()))?;
+        let result = (|| {
+            if wanted != set_before {
+                conn.set_read_timeout(Some(wanted))?;
+                conn.set_write_timeout(Some(wanted))?;
+            }
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for job in batch {
+                job.add_to(&mut pipe);
+            }
+            pipe.query::<Vec<redis::Value>>(conn)
+        })();
+        self.socket_timeout = wanted;
+        result.map_err(|e| BackendError::from_redis(&e))
+    }
+
+    /// Answers every job of `batch` from `result`. A reply whose length is not the
+    /// batch's is treated as an I/O error: the connection is out of step with its
+    /// requests, and a job left unanswered would keep its flight (and the count of keys in
+    /// flight) forever.
+    pub(super) fn answer_batch(
+        &mut self,
+        batch: &[Job],
+        result: Result<Vec<redis::Value>, BackendError>,
+    ) {
+        let result = result.and_then(|values| {
+            if values.len() == batch.len() {
+                Ok(values)
+            } else {
+                Err(BackendError::Io(Arc::from(format!(
+                    "{} replies to a pipeline of {}",
+                    values.len(),
+                    batch.len()
+                ))))
+            }
+        });
+        match result {
+            Ok(values) => {
+                BackendStats::bump(&self.core.stats.batches);
+                self.core.set_healthy(true, &"");
+                for (job, value) in batch.iter().zip(values) {
+                    if matches!(job.request, super::job::Request::Fetch { .. }) {
+                        BackendStats::bump(&self.core.stats.fetches);
+                    }
+                    self.core
+                        .finish(job, Outcome::from_value(value), &mut self.outbox);
+                }
+            }
+            Err(err) => {
+                if self.conn.is_some() {
+                    // The pipeline failed (a failed connect was counted in `connection`).
+                    BackendStats::bump(&self.core.stats.errors);
+                    self.core.set_healthy(false, &err);
+                    self.conn = None;
+                }
+                for job in batch {
+                    let outcome = Outcome::Failed(err.clone());
+                    self.core.finish(job, outcome, &mut self.outbox);
+                }
+            }
+        }
+    }
+
+    /// Makes sure a connection is live, connecting (by `deadline`) when the backoff allows.
+    fn connection(&mut self, deadline: Instant) -> Result<(), BackendError> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        // Back off while Redis is down, but once another thread got through (healthy
+        // again) reconnect at once rather than answering 503 until the backoff ends.
+        if now < self.retry_at && !self.core.is_healthy() {
+            return Err(BackendError::Io("reconnecting (backing off)".into()));
+        }
+        match self.connector.connect(remaining(deadline)) {
+            Ok(conn) => {
+                // Connect set the socket's timeouts to what was left then: the next send
+                // sets its own.
+                self.socket_timeout = Duration::ZERO;
+                BackendStats::bump(&self.core.stats.connects);
+                self.backoff = MIN_BACKOFF;
+                self.conn = Some(conn);
+                Ok(())
+            }
+            Err(err) => {
+                BackendStats::bump(&self.core.stats.errors);
+                self.core.set_healthy(false, &err);
+                self.retry_at = now + self.backoff;
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Time left until `deadline`, at least a millisecond (a zero socket timeout means "none").
+fn remaining(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::backend::job::{Request, Waiter};
+    use crate::backend::singleflight::Joined;
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::lru::Cache;
+
+    fn waiter(seq: u64) -> Waiter {
+        Waiter {
+            loop_id: 0,
+            conn: 0,
+            generation: 0,
+            seq,
+            index: 0,
+        }
+    }
+
+    #[test]
+    fn a_reply_shorter_than_the_batch_answers_every_job_and_ends_every_flight() {
+        let cache = Arc::new(Cache::new(100, Duration::from_secs(60), Clock::manual()));
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let (tx, answers) = crossbeam_channel::unbounded();
+        let mailbox = crate::backend::job::Mailbox { tx, waker };
+        let core = Arc::new(Core::new(Arc::clone(&cache), vec![mailbox]));
+        let config = Config::from_vars(&HashMap::new()).unwrap();
+        let (_jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
+        let mut worker = Worker::new(
+            Arc::clone(&core),
+            jobs_rx,
+            Connector::standalone(&config),
+            Duration::from_secs(1),
+        );
+        let mut batch = Vec::new();
+        for (i, key) in [&b"a"[..], b"b", b"c"].into_iter().enumerate() {
+            let joined = core.flights.join(key, waiter(i as u64), || false);
+            assert!(matches!(joined, Some(Joined::Leader)));
+            batch.push(Job {
+                request: Request::Fetch {
+                    key: Box::from(key),
+                    ticket: cache.ticket(key),
+                },
+                queued_at: Instant::now(),
+            });
+        }
+        let short = vec![redis::Value::BulkString(b"1".to_vec())];
+        worker.answer_batch(&batch, Ok(short));
+        core.flush(&mut worker.outbox);
+        let got: Vec<_> = answers.try_iter().collect();
+        assert_eq!(got.len(), 3, "every waiter is answered: {got:?}");
+        assert!(
+            got.iter()
+                .all(|a| matches!(a.outcome, Outcome::Failed(BackendError::Io(_)))),
+            "{got:?}"
+        );
+        assert!(core.flights.is_empty(), "no flight is left behind");
+        assert!(
+            cache.is_empty(),
+            "nothing from an out-of-step reply is cached"
+        );
+    }
+}

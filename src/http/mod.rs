@@ -1,0 +1,219 @@
+//! The HTTP application: `GET /lookup?key=K` and friends over HTTP/1.x, served on the
+//! transport's connections through [`HttpApp::serve`] and [`HttpApp::render`].
+//!
+//! Rooms: [`parse`] (request heads, the key parameter), [`render`] (responses, JSON bodies,
+//! the status table), [`routes`] (the route table and each route's handler). This room
+//! answers from the cache, asks the backend for misses and the admin room for `/stats` and
+//! `/metrics`; it must not touch sockets, the event loop's internals, or another protocol.
+
+pub mod parse;
+pub mod render;
+pub mod routes;
+
+use std::sync::Arc;
+
+use crate::backend::Outcome;
+use crate::clock::Nanos;
+use crate::net::{Replies, Served, reset_scratch};
+use crate::services::Services;
+use crate::stats::{LoopStats, Table};
+
+pub use self::parse::{MAX_BODY, MAX_HEAD};
+pub use self::render::Connection;
+pub use self::routes::{ROUTES, Route};
+
+/// Longest HTTP request buffered: head plus body limits.
+pub const MAX_INPUT: usize = MAX_HEAD + MAX_BODY + 1024;
+
+/// How a reply waiting on the backend is rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// A lookup: JSON, or raw bytes for `/v1/raw`.
+    Lookup {
+        /// `/v1/raw`.
+        raw: bool,
+        /// The key (the JSON answer names it).
+        key: Box<[u8]>,
+        /// How the response ends the connection.
+        connection: Connection,
+    },
+    /// `/readyz`: Redis answered a PING.
+    Ready {
+        /// How the response ends the connection.
+        connection: Connection,
+    },
+}
+
+/// The counters table HTTP fills: routes by statuses, labelled from their own tables.
+pub fn counters() -> Table {
+    Table::new(
+        ROUTES.iter().map(|r| r.label).collect(),
+        render::STATUSES.iter().map(|s| s.label).collect(),
+    )
+}
+
+/// Per-loop scratch space reused for every request, so rendering allocates nothing.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// A JSON body being built.
+    pub body: Vec<u8>,
+    /// A cached value, copied out under the shard's read lock and rendered after it.
+    pub value: Vec<u8>,
+    /// The decoded key.
+    pub key: Vec<u8>,
+}
+
+/// The HTTP application of one event loop.
+pub struct HttpApp {
+    pub(crate) services: Arc<Services>,
+    pub(crate) stats: Arc<LoopStats>,
+    pub(crate) scratch: Scratch,
+    /// Cache hits answered this turn, for the latency histogram.
+    turn_hits: u64,
+}
+
+impl HttpApp {
+    /// The application for one loop counting into `stats`.
+    pub fn new(services: Arc<Services>, stats: Arc<LoopStats>) -> HttpApp {
+        HttpApp {
+            services,
+            stats,
+            scratch: Scratch::default(),
+            turn_hits: 0,
+        }
+    }
+
+    /// Serves the request at the start of `input`.
+    pub fn serve<W: From<Wait>>(&mut self, input: &[u8], replies: &mut Replies<'_, W>) -> Served {
+        let (req, n) = match parse::parse(input) {
+            parse::Parsed::Partial => return Served::NeedMore,
+            parse::Parsed::Complete(req, n) => (req, n),
+            parse::Parsed::Error(err) => {
+                let (status, text) = match err {
+                    parse::HttpError::HeadTooLarge => (431, "request head too large"),
+                    parse::HttpError::BodyTooLarge => (413, "request body too large"),
+                    parse::HttpError::Malformed(why) => (400, why),
+                };
+                self.error(
+                    replies.out(),
+                    Route::Unknown,
+                    status,
+                    text,
+                    Connection::Close,
+                    "",
+                );
+                replies.close();
+                return Served::Consumed(input.len());
+            }
+        };
+        if !req.keep_alive {
+            replies.close();
+        }
+        let connection = Connection::for_request(req.keep_alive, req.minor_version);
+        let route = Route::of(req.path);
+        if route == Route::Unknown {
+            self.error(replies.out(), route, 404, "no such route", connection, "");
+        } else if req.method != "GET" {
+            let allow = "Allow: GET\r\n";
+            self.error(
+                replies.out(),
+                route,
+                405,
+                "method not allowed",
+                connection,
+                allow,
+            );
+        } else {
+            let hit = routes::handle(self, route, req.query, connection, replies);
+            self.turn_hits += u64::from(hit);
+        }
+        Served::Consumed(n)
+    }
+
+    /// Renders a reply that waited on the backend.
+    pub fn render(
+        &mut self,
+        what: Wait,
+        outcomes: &[Option<Outcome>],
+        started: Nanos,
+        out: &mut Vec<u8>,
+    ) {
+        let elapsed = self.services.clock.now().saturating_sub(started);
+        self.stats.miss_latency.record(elapsed, 1);
+        routes::render(self, what, outcomes, out);
+    }
+
+    /// The answer to a request over [`MAX_INPUT`].
+    pub fn refuse_oversized(&mut self, out: &mut Vec<u8>) {
+        self.error(
+            out,
+            Route::Unknown,
+            431,
+            "request too large",
+            Connection::Close,
+            "",
+        );
+    }
+
+    /// The answer to a connection over the cap.
+    pub fn refuse_connection(&mut self, out: &mut Vec<u8>) {
+        let mut body = Vec::new();
+        render::error_body(&mut body, 503, "too many connections");
+        render::write_response(out, 503, render::JSON, &body, Connection::Close, "");
+    }
+
+    /// Records this turn's hits in the latency histogram: each is counted as taking from
+    /// the wake-up to now, an upper bound (one clock reading per turn, not per request).
+    pub fn end_turn(&mut self, woke: Nanos) {
+        if self.turn_hits > 0 {
+            let elapsed = self.services.clock.now().saturating_sub(woke);
+            self.stats.hit_latency.record(elapsed, self.turn_hits);
+            self.turn_hits = 0;
+        }
+    }
+
+    /// Writes one response and counts it by route and status: the one place where this
+    /// application turns an answer into HTTP.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn respond(
+        stats: &LoopStats,
+        out: &mut Vec<u8>,
+        route: Route,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+        connection: Connection,
+        extra_headers: &str,
+    ) {
+        stats
+            .http
+            .incr(route as usize, render::status_index(status));
+        render::write_response(out, status, content_type, body, connection, extra_headers);
+    }
+
+    /// A JSON error response `{"status":..,"error":..}`.
+    pub(crate) fn error(
+        &mut self,
+        out: &mut Vec<u8>,
+        route: Route,
+        status: u16,
+        text: &str,
+        connection: Connection,
+        extra_headers: &str,
+    ) {
+        let body = &mut self.scratch.body;
+        reset_scratch(body);
+        render::error_body(body, status, text);
+        let json = render::JSON;
+        HttpApp::respond(
+            &self.stats,
+            out,
+            route,
+            status,
+            json,
+            body,
+            connection,
+            extra_headers,
+        );
+    }
+}

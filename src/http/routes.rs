@@ -1,0 +1,331 @@
+//! The route table and each route's handler.
+//!
+//! | route | paths | answer |
+//! |---|---|---|
+//! | lookup | `/lookup`, `/v1/lookup` | `{"key","value","status"[,"error"][,"encoding"]}` |
+//! | raw | `/v1/raw` | the value's bytes (any key bytes), empty 404, JSON errors |
+//! | healthz | `/healthz` | 200 while the process runs |
+//! | readyz | `/readyz` | 200 when Redis answers a PING, else 503 |
+//! | stats | `/stats` | JSON counters (admin rate limit, 429 over it) |
+//! | metrics | `/metrics` | Prometheus text (same limit) |
+//!
+//! A lookup answers from the cache, or queues a reply waiting on the backend; every other
+//! outcome is rendered by [`render`] once the backend has answered.
+
+use super::render::{self, Connection};
+use super::{HttpApp, Wait};
+use crate::backend::Outcome;
+use crate::net::{Replies, reset_scratch};
+
+/// The routes the proxy serves; the discriminant is the route's row in the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `/lookup`, `/v1/lookup`: JSON answer.
+    Lookup = 0,
+    /// `/v1/raw`: the value's bytes.
+    Raw = 1,
+    /// `/healthz`: the process runs.
+    Healthz = 2,
+    /// `/readyz`: Redis answers.
+    Readyz = 3,
+    /// `/stats`: JSON counters.
+    Stats = 4,
+    /// `/metrics`: Prometheus text.
+    Metrics = 5,
+    /// Anything else.
+    Unknown = 6,
+}
+
+/// One row of the route table.
+pub struct RouteEntry {
+    /// The route (its position in [`ROUTES`]).
+    pub route: Route,
+    /// Its label in `/stats` and `/metrics`.
+    pub label: &'static str,
+    /// The paths that lead to it.
+    pub paths: &'static [&'static str],
+}
+
+/// Every route, in [`Route`] order.
+pub static ROUTES: [RouteEntry; 7] = [
+    RouteEntry {
+        route: Route::Lookup,
+        label: "lookup",
+        paths: &["/lookup", "/v1/lookup"],
+    },
+    RouteEntry {
+        route: Route::Raw,
+        label: "raw",
+        paths: &["/v1/raw"],
+    },
+    RouteEntry {
+        route: Route::Healthz,
+        label: "healthz",
+        paths: &["/healthz"],
+    },
+    RouteEntry {
+        route: Route::Readyz,
+        label: "readyz",
+        paths: &["/readyz"],
+    },
+    RouteEntry {
+        route: Route::Stats,
+        label: "stats",
+        paths: &["/stats"],
+    },
+    RouteEntry {
+        route: Route::Metrics,
+        label: "metrics",
+        paths: &["/metrics"],
+    },
+    RouteEntry {
+        route: Route::Unknown,
+        label: "other",
+        paths: &[],
+    },
+];
+
+impl Route {
+    /// The route for a path.
+    #[inline]
+    pub fn of(path: &str) -> Route {
+        ROUTES
+            .iter()
+            .find(|r| r.paths.contains(&path))
+            .map_or(Route::Unknown, |r| r.route)
+    }
+}
+
+/// Serves a GET on a known route; true when it was a cache hit.
+pub(super) fn handle<W: From<Wait>>(
+    app: &mut HttpApp,
+    route: Route,
+    query: &str,
+    connection: Connection,
+    replies: &mut Replies<'_, W>,
+) -> bool {
+    let stats = &*app.stats;
+    let body = &mut app.scratch.body;
+    reset_scratch(body);
+    match route {
+        Route::Lookup | Route::Raw => return lookup(app, route, query, connection, replies),
+        Route::Healthz => {
+            let ok = b"{\"status\":200}";
+            HttpApp::respond(
+                stats,
+                replies.out(),
+                route,
+                200,
+                render::JSON,
+                ok,
+                connection,
+                "",
+            );
+        }
+        Route::Readyz => {
+            let seq = replies.wait(W::from(Wait::Ready { connection }), 1);
+            let waiter = replies.waiter(seq, 0);
+            if let Err(e) = app.services.backend.ping(waiter) {
+                replies.resolve(seq, 0, Outcome::Failed(e));
+            }
+        }
+        Route::Stats | Route::Metrics => {
+            let services = &app.services;
+            if !services.admin_throttle.allow() {
+                let retry = "Retry-After: 1\r\n";
+                let text = "stats rate limit exceeded";
+                app.error(replies.out(), route, 429, text, connection, retry);
+                return false;
+            }
+            let content_type = if route == Route::Stats {
+                services.admin.render_json(body);
+                render::JSON
+            } else {
+                services.admin.render_prometheus(body);
+                render::PROMETHEUS
+            };
+            HttpApp::respond(
+                stats,
+                replies.out(),
+                route,
+                200,
+                content_type,
+                body,
+                connection,
+                "",
+            );
+        }
+        Route::Unknown => app.error(replies.out(), route, 404, "no such route", connection, ""),
+    }
+    false
+}
+
+/// `/lookup` and `/v1/raw`: a hit is answered now, a miss waits on the backend.
+fn lookup<W: From<Wait>>(
+    app: &mut HttpApp,
+    route: Route,
+    query: &str,
+    connection: Connection,
+    replies: &mut Replies<'_, W>,
+) -> bool {
+    let raw = route == Route::Raw;
+    let services = &*app.services;
+    let stats = &*app.stats;
+    let scratch = &mut app.scratch;
+    let (body, key) = (&mut scratch.body, &mut scratch.key);
+    let bad = |body: &mut Vec<u8>, out: &mut Vec<u8>, key: Option<&str>, status, why| {
+        render::lookup_body(body, key, None, status, Some(why));
+        let extra = if status == 503 {
+            "Retry-After: 1\r\n"
+        } else {
+            ""
+        };
+        HttpApp::respond(
+            stats,
+            out,
+            route,
+            status,
+            render::JSON,
+            body,
+            connection,
+            extra,
+        );
+    };
+    if let Err(why) = super::parse::key_param(query, services.max_key_bytes, key) {
+        bad(body, replies.out(), None, 400, why);
+        return false;
+    }
+    // JSON answers need a UTF-8 key; /v1/raw takes any bytes.
+    let key_text = std::str::from_utf8(key).ok();
+    if key_text.is_none() && !raw {
+        let why = "key is not valid UTF-8; use /v1/raw for binary keys";
+        bad(body, replies.out(), None, 400, why);
+        return false;
+    }
+    if !services.throttle.allow() {
+        stats.throttled.incr();
+        bad(body, replies.out(), key_text, 503, "rate limit exceeded");
+        return false;
+    }
+    // A hit only copies the value out under the shard's read lock (into a buffer this
+    // loop reuses); rendering happens after the lock is released.
+    let value = &mut scratch.value;
+    reset_scratch(value);
+    if services.cache.get_into(key, replies.now(), value) {
+        let out = replies.out();
+        if raw {
+            HttpApp::respond(
+                stats,
+                out,
+                route,
+                200,
+                render::OCTETS,
+                value,
+                connection,
+                "",
+            );
+        } else {
+            render::lookup_body(body, key_text, Some(value), 200, None);
+            HttpApp::respond(stats, out, route, 200, render::JSON, body, connection, "");
+        }
+        return true;
+    }
+    let what = Wait::Lookup {
+        raw,
+        connection,
+        key: Box::from(&key[..]),
+    };
+    let seq = replies.wait(W::from(what), 1);
+    if let Err(e) = services.backend.fetch(key, replies.waiter(seq, 0)) {
+        replies.resolve(seq, 0, Outcome::Failed(e));
+    }
+    false
+}
+
+/// Renders a reply that waited on the backend.
+pub(super) fn render(
+    app: &mut HttpApp,
+    what: Wait,
+    outcomes: &[Option<Outcome>],
+    out: &mut Vec<u8>,
+) {
+    let stats = &*app.stats;
+    let outcome = outcomes.first().and_then(Option::as_ref);
+    match what {
+        Wait::Ready { connection } => {
+            let up = matches!(outcome, Some(Outcome::Status(_)));
+            let (status, text): (u16, &[u8]) = if up {
+                (200, b"{\"status\":200,\"redis\":\"up\"}")
+            } else {
+                (
+                    503,
+                    b"{\"status\":503,\"redis\":\"down\",\"error\":\"backend unavailable\"}",
+                )
+            };
+            HttpApp::respond(
+                stats,
+                out,
+                Route::Readyz,
+                status,
+                render::JSON,
+                text,
+                connection,
+                "",
+            );
+        }
+        Wait::Lookup {
+            raw,
+            connection,
+            key,
+        } => {
+            let route = if raw { Route::Raw } else { Route::Lookup };
+            let (status, value, error) = lookup_answer(outcome);
+            match (raw, value) {
+                // /v1/raw: the bytes, or an empty 404; errors are JSON like everywhere.
+                (true, Some(bytes)) => HttpApp::respond(
+                    stats,
+                    out,
+                    route,
+                    200,
+                    render::OCTETS,
+                    bytes,
+                    connection,
+                    "",
+                ),
+                (true, None) if status == 404 => {
+                    HttpApp::respond(stats, out, route, 404, render::OCTETS, b"", connection, "")
+                }
+                _ => {
+                    let body = &mut app.scratch.body;
+                    reset_scratch(body);
+                    let key = std::str::from_utf8(&key).ok();
+                    render::lookup_body(body, key, value, status, error.as_deref());
+                    HttpApp::respond(
+                        stats,
+                        out,
+                        route,
+                        status,
+                        render::JSON,
+                        body,
+                        connection,
+                        "",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What a lookup's outcome becomes: status, value, error text. Redis's own errors are
+/// 502 with Redis's words; Redis unreachable, slow or refused is 503.
+fn lookup_answer(outcome: Option<&Outcome>) -> (u16, Option<&[u8]>, Option<String>) {
+    match outcome {
+        Some(Outcome::Found(v)) => (200, Some(&v[..]), None),
+        Some(Outcome::NotFound) => (404, None, None),
+        Some(Outcome::Failed(e)) if e.is_server_reply() => (502, None, Some(e.to_string())),
+        Some(Outcome::Failed(_)) | None => (503, None, Some("backend unavailable".to_string())),
+        Some(Outcome::Integer(_)) | Some(Outcome::Status(_)) => {
+            (502, None, Some("unexpected reply from redis".to_string()))
+        }
+    }
+}

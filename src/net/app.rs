@@ -1,0 +1,52 @@
+//! The seam between the transport and a protocol: what an event loop asks of the
+//! application serving its connections. The loop knows sockets, buffers, readiness,
+//! timers and shutdown; the application knows requests and replies and nothing of sockets,
+//! so each protocol is unit-tested by calling these methods on plain bytes.
+
+use super::output::{Replies, Waiting};
+use crate::clock::Nanos;
+
+/// What serving the start of a connection's input did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// No whole request yet: read more.
+    NeedMore,
+    /// A request of this many bytes was answered (now, or by queuing a waiting reply).
+    Consumed(usize),
+}
+
+/// A protocol served by one event loop (one instance per loop, so it may keep per-loop
+/// scratch buffers and counters without locks).
+pub trait Application: Send + 'static {
+    /// Per-connection state (a parser's position, the protocol version, a client name).
+    type Session;
+    /// What a reply waiting on the backend needs in order to be rendered later.
+    type Wait;
+
+    /// State for a connection accepted on listener `listener` (an index into the ports
+    /// the loops were bound to).
+    fn open(&mut self, listener: usize) -> Self::Session;
+
+    /// Most bytes buffered for one request of this session; more is refused and closed.
+    fn max_input(&self, session: &Self::Session) -> usize;
+
+    /// Serves the request at the start of `input`.
+    fn serve(
+        &mut self,
+        session: &mut Self::Session,
+        input: &[u8],
+        replies: &mut Replies<'_, Self::Wait>,
+    ) -> Served;
+
+    /// Renders a waiting reply whose outcomes are all known.
+    fn render(&mut self, session: &mut Self::Session, done: Waiting<Self::Wait>, out: &mut Vec<u8>);
+
+    /// The reply to a request over [`Application::max_input`] (the connection closes after).
+    fn refuse_oversized(&mut self, session: &mut Self::Session, out: &mut Vec<u8>);
+
+    /// The reply to a connection over the cap on `listener` (sent once, then closed).
+    fn refuse_connection(&mut self, listener: usize, out: &mut Vec<u8>);
+
+    /// Called once per loop turn that served something, with the time the loop woke.
+    fn end_turn(&mut self, woke: Nanos);
+}

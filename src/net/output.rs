@@ -1,0 +1,398 @@
+//! A connection's replies in request order: bytes ready to send, and replies still waiting
+//! on the backend, each with a sequence number.
+//!
+//! While no reply waits, replies are rendered straight into `buf` (the hit path allocates
+//! nothing). Once one waits, every later reply queues behind it in `pending`, and
+//! [`Output::pop_ready`] hands the finished prefix back as answers arrive.
+//!
+//! Invariants: slot `i` of `pending` has sequence number `front_seq + i` (numbers are
+//! never reused on a connection, so an answer for a number below `front_seq` is stale and
+//! ignored); `closed_ready` is the byte count of every `Ready` slot but the last slot;
+//! `waiting_keys` is the number of outcomes still missing over all `Waiting` slots. Every
+//! operation is O(1) per reply (no scan of the queue).
+
+use std::collections::VecDeque;
+
+use crate::backend::{Outcome, Waiter};
+use crate::clock::Nanos;
+
+/// A reply still being put together: what the application needs to render it (`what`)
+/// and one outcome per key it asked for.
+pub struct Waiting<W> {
+    /// Application data for rendering.
+    pub what: W,
+    /// Outcome per key; `None` while not answered.
+    pub outcomes: Vec<Option<Outcome>>,
+    /// Outcomes still missing.
+    outstanding: usize,
+    /// When the request was read, for the miss latency histogram.
+    pub started: Nanos,
+}
+
+enum Slot<W> {
+    /// Rendered, queued behind an earlier waiting reply.
+    Ready(Vec<u8>),
+    /// Waiting on the backend.
+    Waiting(Waiting<W>),
+}
+
+/// What comes off the front of the queue.
+pub enum Released<W> {
+    /// Bytes to send.
+    Bytes(Vec<u8>),
+    /// A complete reply for the application to render.
+    Complete(Waiting<W>),
+}
+
+/// The output side of a connection.
+pub struct Output<W> {
+    /// Bytes to send: `buf[sent..]`.
+    pub buf: Vec<u8>,
+    /// How much of `buf` is sent.
+    pub sent: usize,
+    pending: VecDeque<Slot<W>>,
+    front_seq: u64,
+    closed_ready: usize,
+    waiting_keys: usize,
+}
+
+impl<W> Default for Output<W> {
+    fn default() -> Output<W> {
+        Output {
+            buf: Vec::new(),
+            sent: 0,
+            pending: VecDeque::new(),
+            front_seq: 0,
+            closed_ready: 0,
+            waiting_keys: 0,
+        }
+    }
+}
+
+impl<W> Output<W> {
+    /// Where the next immediate reply goes: `buf`, or a queued slot behind waiting replies.
+    #[inline]
+    pub fn reply_buf(&mut self) -> &mut Vec<u8> {
+        if self.pending.is_empty() {
+            return &mut self.buf;
+        }
+        if !matches!(self.pending.back(), Some(Slot::Ready(_))) {
+            self.pending.push_back(Slot::Ready(Vec::new()));
+        }
+        match self.pending.back_mut() {
+            Some(Slot::Ready(v)) => v,
+            _ => unreachable!("a Ready slot was just ensured at the back"),
+        }
+    }
+
+    /// Queues a reply waiting for `keys` outcomes; returns its sequence number.
+    pub fn wait(&mut self, what: W, keys: usize, started: Nanos) -> u64 {
+        if let Some(Slot::Ready(bytes)) = self.pending.back() {
+            self.closed_ready += bytes.len();
+        }
+        let seq = self.front_seq + self.pending.len() as u64;
+        self.waiting_keys += keys;
+        self.pending.push_back(Slot::Waiting(Waiting {
+            what,
+            outcomes: (0..keys).map(|_| None).collect(),
+            outstanding: keys,
+            started,
+        }));
+        seq
+    }
+
+    /// Records outcome `index` of reply `seq`. False when there is no such reply or that
+    /// outcome is already known (a stale or duplicate answer).
+    pub fn resolve(&mut self, seq: u64, index: u32, outcome: Outcome) -> bool {
+        let Some(pos) = seq.checked_sub(self.front_seq) else {
+            return false;
+        };
+        let Some(Slot::Waiting(w)) = self.pending.get_mut(pos as usize) else {
+            return false;
+        };
+        let Some(slot @ None) = w.outcomes.get_mut(index as usize) else {
+            return false;
+        };
+        *slot = Some(outcome);
+        w.outstanding -= 1;
+        self.waiting_keys -= 1;
+        true
+    }
+
+    /// Takes the front of the queue if it is done: bytes, or a complete reply to render.
+    pub fn pop_ready(&mut self) -> Option<Released<W>> {
+        let ready = match self.pending.front()? {
+            Slot::Ready(_) => true,
+            Slot::Waiting(w) => w.outstanding == 0,
+        };
+        if !ready {
+            return None;
+        }
+        let slot = self.pending.pop_front()?;
+        self.front_seq += 1;
+        Some(match slot {
+            Slot::Ready(bytes) => {
+                if !self.pending.is_empty() {
+                    self.closed_ready -= bytes.len();
+                }
+                Released::Bytes(bytes)
+            }
+            Slot::Waiting(w) => Released::Complete(w),
+        })
+    }
+
+    /// Every (reply, key index) still waiting, for answering them at a forced stop.
+    pub fn unanswered(&self) -> Vec<(u64, u32)> {
+        let mut all = Vec::new();
+        for (i, slot) in self.pending.iter().enumerate() {
+            if let Slot::Waiting(w) = slot {
+                let seq = self.front_seq + i as u64;
+                for (k, o) in w.outcomes.iter().enumerate() {
+                    if o.is_none() {
+                        all.push((seq, k as u32));
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    /// Unsent bytes.
+    #[inline]
+    pub fn unsent(&self) -> usize {
+        self.buf.len() - self.sent
+    }
+
+    /// Bytes rendered and queued behind a reply that waits.
+    #[inline]
+    pub fn queued(&self) -> usize {
+        match self.pending.back() {
+            Some(Slot::Ready(bytes)) => self.closed_ready + bytes.len(),
+            _ => self.closed_ready,
+        }
+    }
+
+    /// Replies queued (ready or waiting) behind the first waiting one.
+    #[inline]
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Outcomes still missing over every waiting reply.
+    #[inline]
+    pub fn waiting_keys(&self) -> usize {
+        self.waiting_keys
+    }
+
+    /// Whether everything has been sent and nothing waits.
+    #[inline]
+    pub fn is_idle(&self) -> bool {
+        self.unsent() == 0 && self.pending.is_empty()
+    }
+}
+
+/// Who a connection is, for building the [`Waiter`]s of its requests.
+#[derive(Clone, Copy, Debug)]
+pub struct Whom {
+    /// The loop.
+    pub loop_id: usize,
+    /// The connection's slot in the loop.
+    pub conn: usize,
+    /// The slot's generation.
+    pub generation: u32,
+}
+
+impl Whom {
+    /// The waiter for outcome `index` of reply `seq`.
+    #[inline]
+    pub fn waiter(&self, seq: u64, index: u32) -> Waiter {
+        Waiter {
+            loop_id: self.loop_id,
+            conn: self.conn,
+            generation: self.generation,
+            seq,
+            index,
+        }
+    }
+}
+
+/// What an application may do with a connection's output while serving one request.
+pub struct Replies<'a, W> {
+    output: &'a mut Output<W>,
+    closing: &'a mut bool,
+    whom: Whom,
+    now: Nanos,
+}
+
+impl<'a, W> Replies<'a, W> {
+    /// Wraps a connection's output for one call of the application.
+    pub fn new(output: &'a mut Output<W>, closing: &'a mut bool, whom: Whom, now: Nanos) -> Self {
+        Replies {
+            output,
+            closing,
+            whom,
+            now,
+        }
+    }
+
+    /// The buffer an immediate reply is written to (in order behind waiting replies).
+    #[inline]
+    pub fn out(&mut self) -> &mut Vec<u8> {
+        self.output.reply_buf()
+    }
+
+    /// Queues a reply that waits for `keys` outcomes; returns its sequence number. The
+    /// outcomes come from the backend (answers to [`Replies::waiter`]s) or from
+    /// [`Replies::resolve`].
+    pub fn wait(&mut self, what: W, keys: usize) -> u64 {
+        self.output.wait(what, keys, self.now)
+    }
+
+    /// The waiter the backend answers for outcome `index` of reply `seq`.
+    #[inline]
+    pub fn waiter(&self, seq: u64, index: u32) -> Waiter {
+        self.whom.waiter(seq, index)
+    }
+
+    /// Records an outcome known without the backend (a cache hit within an MGET, or a
+    /// request the backend refused).
+    pub fn resolve(&mut self, seq: u64, index: u32, outcome: Outcome) {
+        self.output.resolve(seq, index, outcome);
+    }
+
+    /// Closes the connection once every reply so far is sent; nothing more is read.
+    pub fn close(&mut self) {
+        *self.closing = true;
+    }
+
+    /// When the loop woke for this request (one clock reading per turn).
+    #[inline]
+    pub fn now(&self) -> Nanos {
+        self.now
+    }
+
+    /// The connection's identity.
+    pub fn whom(&self) -> Whom {
+        self.whom
+    }
+}
+
+/// What a protocol handler may do with a connection's output, over its own kind of
+/// waiting reply `P` (converted into the loop's with `From`): [`Replies`] behind a trait
+/// object, so a table of handlers can be plain function pointers.
+pub trait Sink<P> {
+    /// The buffer an immediate reply is written to.
+    fn out(&mut self) -> &mut Vec<u8>;
+    /// Queues a reply waiting for `keys` outcomes; its sequence number.
+    fn wait(&mut self, what: P, keys: usize) -> u64;
+    /// The waiter the backend answers for outcome `index` of reply `seq`.
+    fn waiter(&self, seq: u64, index: u32) -> Waiter;
+    /// Records an outcome known without the backend.
+    fn resolve(&mut self, seq: u64, index: u32, outcome: Outcome);
+    /// Closes the connection once every reply so far is sent.
+    fn close(&mut self);
+    /// When the loop woke for this request.
+    fn now(&self) -> Nanos;
+    /// The connection's identity.
+    fn whom(&self) -> Whom;
+}
+
+impl<P, W: From<P>> Sink<P> for Replies<'_, W> {
+    #[inline]
+    fn out(&mut self) -> &mut Vec<u8> {
+        Replies::out(self)
+    }
+    fn wait(&mut self, what: P, keys: usize) -> u64 {
+        Replies::wait(self, W::from(what), keys)
+    }
+    fn waiter(&self, seq: u64, index: u32) -> Waiter {
+        Replies::waiter(self, seq, index)
+    }
+    fn resolve(&mut self, seq: u64, index: u32, outcome: Outcome) {
+        Replies::resolve(self, seq, index, outcome)
+    }
+    fn close(&mut self) {
+        Replies::close(self)
+    }
+    #[inline]
+    fn now(&self) -> Nanos {
+        Replies::now(self)
+    }
+    fn whom(&self) -> Whom {
+        Replies::whom(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(o: &mut Output<&'static str>) -> Vec<String> {
+        let mut got = Vec::new();
+        while let Some(r) = o.pop_ready() {
+            got.push(match r {
+                Released::Bytes(b) => String::from_utf8(b).unwrap(),
+                Released::Complete(w) => format!("<{}:{}>", w.what, w.outcomes.len()),
+            });
+        }
+        got
+    }
+
+    #[test]
+    fn replies_leave_in_request_order() {
+        let mut o: Output<&str> = Output::default();
+        o.reply_buf().extend_from_slice(b"a");
+        assert_eq!(o.buf, b"a");
+        let s1 = o.wait("get", 1, 0);
+        o.reply_buf().extend_from_slice(b"b");
+        o.reply_buf().extend_from_slice(b"c");
+        let s2 = o.wait("mget", 2, 0);
+        o.reply_buf().extend_from_slice(b"d");
+        assert_eq!(o.queued(), 3);
+        assert_eq!(o.waiting_keys(), 3);
+        assert!(take(&mut o).is_empty(), "the front still waits");
+        assert!(o.resolve(s2, 0, Outcome::NotFound));
+        assert!(o.resolve(s2, 1, Outcome::NotFound));
+        assert!(
+            !o.resolve(s2, 1, Outcome::NotFound),
+            "a duplicate is refused"
+        );
+        assert!(take(&mut o).is_empty(), "the front still waits");
+        assert!(o.resolve(s1, 0, Outcome::NotFound));
+        assert_eq!(take(&mut o), ["<get:1>", "bc", "<mget:2>", "d"]);
+        assert_eq!(o.queued(), 0);
+        assert_eq!(o.waiting_keys(), 0);
+        assert!(
+            !o.resolve(s1, 0, Outcome::NotFound),
+            "a stale answer is ignored"
+        );
+    }
+
+    #[test]
+    fn queued_bytes_are_counted_without_a_scan() {
+        let mut o: Output<()> = Output::default();
+        let s = o.wait((), 1, 0);
+        for _ in 0..100 {
+            o.reply_buf().extend_from_slice(b"xx");
+            o.wait((), 0, 0);
+        }
+        assert_eq!(o.queued(), 200);
+        o.resolve(s, 0, Outcome::NotFound);
+        let mut n = 0;
+        while o.pop_ready().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 201);
+        assert_eq!(o.queued(), 0);
+        assert!(o.is_idle());
+    }
+
+    #[test]
+    fn unanswered_lists_every_missing_outcome() {
+        let mut o: Output<()> = Output::default();
+        let a = o.wait((), 2, 0);
+        let b = o.wait((), 1, 0);
+        o.resolve(a, 1, Outcome::NotFound);
+        assert_eq!(o.unanswered(), vec![(a, 0), (b, 0)]);
+    }
+}

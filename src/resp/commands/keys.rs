@@ -1,0 +1,27 @@
+//! Commands about keys that the cache cannot answer, forwarded to Redis as they came and
+//! answered with Redis's reply, never cached:
+//!
+//! - `TTL key`, `PTTL key`: the remaining time to live (-1 without expiry, -2 missing).
+
+use super::Call;
+use crate::backend::Outcome;
+use crate::resp::{Wait, write_outcome};
+
+/// Sends the command to Redis unchanged and answers with Redis's reply.
+pub fn forward(call: &mut Call<'_>) {
+    let args: Vec<Box<[u8]>> = (0..call.argc()).map(|i| Box::from(call.arg(i))).collect();
+    let seq = call.sink.wait(
+        Wait {
+            render: render_reply,
+        },
+        1,
+    );
+    let waiter = call.sink.waiter(seq, 0);
+    if let Err(e) = call.state.services.backend.command(args, waiter) {
+        call.sink.resolve(seq, 0, Outcome::Failed(e));
+    }
+}
+
+fn render_reply(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
+    write_outcome(out, outcomes.first().and_then(Option::as_ref));
+}

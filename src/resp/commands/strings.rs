@@ -1,0 +1,165 @@
+//! Reads of string keys, answered from the cache when it holds them:
+//!
+//! - `GET key`: the value, or nil.
+//! - `MGET key [key ...]`: an array in key order; nil for a missing key and, as in Redis,
+//!   for a key of another type.
+//! - `EXISTS key [key ...]`: how many of the keys exist (a key named twice counts twice;
+//!   a key of another type exists).
+//! - `STRLEN key`: the value's length, 0 for a missing key.
+//!
+//! Each key the cache misses is fetched from Redis like a GET (single flight, cached), so
+//! EXISTS and STRLEN warm the cache for later GETs.
+
+use std::sync::Arc;
+
+use super::Call;
+use crate::backend::Outcome;
+use crate::net::reset_scratch;
+use crate::resp::{Render, Wait, write, write_outcome};
+
+/// `GET key`.
+pub fn get(call: &mut Call<'_>) {
+    let key = call.args.get(call.input, 1);
+    let state = &mut *call.state;
+    let value = &mut state.scratch;
+    reset_scratch(value);
+    if state.services.cache.get_into(key, call.sink.now(), value) {
+        state.turn_hits += 1;
+        return write::bulk(call.sink.out(), value);
+    }
+    fetch_one(call, render_get);
+}
+
+fn render_get(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
+    write_outcome(out, outcomes.first().and_then(Option::as_ref));
+}
+
+/// `STRLEN key`.
+pub fn strlen(call: &mut Call<'_>) {
+    let key = call.args.get(call.input, 1);
+    let state = &mut *call.state;
+    let now = call.sink.now();
+    if let Some(len) = state.services.cache.get_with(key, now, |v| v.len()) {
+        state.turn_hits += 1;
+        return write::integer(call.sink.out(), len as i64);
+    }
+    fetch_one(call, render_strlen);
+}
+
+fn render_strlen(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
+    match outcomes.first().and_then(Option::as_ref) {
+        Some(Outcome::Found(v)) => write::integer(out, v.len() as i64),
+        Some(Outcome::NotFound) => write::integer(out, 0),
+        other => write_outcome(out, other),
+    }
+}
+
+/// Queues a reply waiting for `arg(1)` from Redis, rendered by `render`.
+fn fetch_one(call: &mut Call<'_>, render: Render) {
+    let key = call.args.get(call.input, 1);
+    let seq = call.sink.wait(Wait { render }, 1);
+    let waiter = call.sink.waiter(seq, 0);
+    if let Err(e) = call.state.services.backend.fetch(key, waiter) {
+        call.sink.resolve(seq, 0, Outcome::Failed(e));
+    }
+}
+
+/// `MGET key [key ...]`.
+pub fn mget(call: &mut Call<'_>) {
+    if lookup_all(call, render_mget) {
+        let state = &mut *call.state;
+        state.turn_hits += 1;
+        let out = call.sink.out();
+        write::array(out, state.ranges.len());
+        for range in state.ranges.drain(..).flatten() {
+            write::bulk(out, &state.scratch[range]);
+        }
+    }
+}
+
+fn render_mget(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
+    // One key Redis could not answer fails the whole reply; a wrong type is nil.
+    let failed = outcomes.iter().find(|o| match o {
+        Some(Outcome::Failed(e)) => !e.has_code("WRONGTYPE"),
+        None => true,
+        _ => false,
+    });
+    if let Some(failed) = failed {
+        return write_outcome(out, failed.as_ref());
+    }
+    write::array(out, outcomes.len());
+    for o in outcomes {
+        match o {
+            Some(Outcome::Found(v)) => write::bulk(out, v),
+            _ => write::nil(out),
+        }
+    }
+}
+
+/// `EXISTS key [key ...]`.
+pub fn exists(call: &mut Call<'_>) {
+    if lookup_all(call, render_exists) {
+        let state = &mut *call.state;
+        state.turn_hits += 1;
+        let n = state.ranges.drain(..).count();
+        write::integer(call.sink.out(), n as i64);
+    }
+}
+
+fn render_exists(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
+    let mut n = 0;
+    for o in outcomes {
+        match o {
+            Some(Outcome::Found(_)) => n += 1,
+            Some(Outcome::NotFound) => {}
+            // A key of another type exists.
+            Some(Outcome::Failed(e)) if e.has_code("WRONGTYPE") => n += 1,
+            other => return write_outcome(out, other.as_ref()),
+        }
+    }
+    write::integer(out, n);
+}
+
+/// Looks every key (`arg(1..)`) up. True when all hit: their values are in
+/// `state.scratch` at `state.ranges`, for the caller to answer now. Otherwise a reply
+/// waiting for every key is queued (hits resolved at once, misses fetched), rendered by
+/// `render`, and `state.ranges` is left empty.
+fn lookup_all(call: &mut Call<'_>, render: Render) -> bool {
+    let state = &mut *call.state;
+    let cache = &state.services.cache;
+    let now = call.sink.now();
+    let values = &mut state.scratch;
+    reset_scratch(values);
+    let found = &mut state.ranges;
+    found.clear();
+    let mut misses = 0;
+    for i in 1..call.args.len() {
+        let start = values.len();
+        if cache.get_into(call.args.get(call.input, i), now, values) {
+            found.push(Some(start..values.len()));
+        } else {
+            found.push(None);
+            misses += 1;
+        }
+    }
+    if misses == 0 {
+        return true;
+    }
+    let seq = call.sink.wait(Wait { render }, found.len());
+    for (i, range) in found.drain(..).enumerate() {
+        let index = i as u32;
+        match range {
+            Some(r) => call
+                .sink
+                .resolve(seq, index, Outcome::Found(Arc::from(&values[r]))),
+            None => {
+                let key = call.args.get(call.input, i + 1);
+                let waiter = call.sink.waiter(seq, index);
+                if let Err(e) = state.services.backend.fetch(key, waiter) {
+                    call.sink.resolve(seq, index, Outcome::Failed(e));
+                }
+            }
+        }
+    }
+    false
+}

@@ -1,0 +1,245 @@
+//! The RESP application: Redis's protocol (RESP2) on the RESP port, for redis-cli,
+//! redis-benchmark and every Redis client library.
+//!
+//! Rooms: [`parse`] (requests, incremental per connection), [`write`] (replies),
+//! [`commands`] (the command table, one file per command family). A request is parsed,
+//! looked up in the table, checked against its arity and flags, and handed to its handler,
+//! which answers from the cache now or queues a reply waiting on the backend together with
+//! the function that renders it. This room must not touch sockets, the event loop's
+//! internals, or another protocol.
+
+pub mod commands;
+pub mod parse;
+pub mod write;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use self::commands::{COMMANDS, Call, Flags};
+use self::parse::Parser;
+use crate::backend::Outcome;
+use crate::clock::Nanos;
+use crate::net::{Served, Sink};
+use crate::services::Services;
+use crate::stats::{LoopStats, Table};
+
+/// Longest RESP command buffered (an MGET of thousands of keys); over it is a protocol
+/// error.
+pub const MAX_INPUT: usize = 4 * 1024 * 1024;
+
+/// Commands longer than this give their parser's memory back once served.
+const SHRINK_AFTER: usize = 64 * 1024;
+
+/// How a reply that waited on the backend is rendered from its outcomes (one per key).
+pub type Render = fn(&[Option<Outcome>], &mut Vec<u8>);
+
+/// A reply waiting on the backend: the command's own renderer.
+#[derive(Clone, Copy)]
+pub struct Wait {
+    /// Renders the reply once every outcome is known.
+    pub render: Render,
+}
+
+impl std::fmt::Debug for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Wait")
+    }
+}
+
+/// What a connection's commands may change about it.
+#[derive(Debug, Default)]
+pub struct Client {
+    /// Unique over the process (CLIENT ID, HELLO's `id`).
+    pub id: u64,
+    /// Set by CLIENT SETNAME.
+    pub name: Option<Box<[u8]>>,
+}
+
+/// Per-connection state: the parse in progress and the client.
+#[derive(Debug, Default)]
+pub struct Session {
+    parser: Parser,
+    /// The client's settings.
+    pub client: Client,
+}
+
+/// Client IDs are handed out in order over the process, as Redis does.
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Row of the counters for a command that is not in the table.
+pub fn unknown_row() -> usize {
+    COMMANDS.len()
+}
+
+/// Row of the counters for a request that breaks the protocol.
+pub fn protocol_error_row() -> usize {
+    COMMANDS.len() + 1
+}
+
+/// The counters table RESP fills: one row per command of the table (its name is the
+/// label), then `unknown` and `protocol_error`.
+pub fn counters() -> Table {
+    let mut rows: Vec<&'static str> = COMMANDS.iter().map(|c| c.name).collect();
+    rows.extend(["unknown", "protocol_error"]);
+    Table::new(rows, Vec::new())
+}
+
+/// Per-loop state handlers use.
+pub struct Loop {
+    /// Shared parts: cache, backend, limits, admin.
+    pub services: Arc<Services>,
+    /// This loop's counters.
+    pub stats: Arc<LoopStats>,
+    /// Scratch: values copied out of the cache, then rendered.
+    pub scratch: Vec<u8>,
+    /// Scratch: where each MGET key's value lies in `scratch` (None: a miss).
+    pub ranges: Vec<Option<std::ops::Range<usize>>>,
+    /// Cache hits answered this turn, for the latency histogram.
+    pub turn_hits: u64,
+}
+
+/// The RESP application of one event loop.
+pub struct RespApp {
+    state: Loop,
+}
+
+impl RespApp {
+    /// The application for one loop counting into `stats`.
+    pub fn new(services: Arc<Services>, stats: Arc<LoopStats>) -> RespApp {
+        RespApp {
+            state: Loop {
+                services,
+                stats,
+                scratch: Vec::with_capacity(4096),
+                ranges: Vec::new(),
+                turn_hits: 0,
+            },
+        }
+    }
+
+    /// State for a new connection.
+    pub fn open(&mut self) -> Session {
+        Session {
+            parser: Parser::new(),
+            client: Client {
+                id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+                name: None,
+            },
+        }
+    }
+
+    /// Serves the command at the start of `input`.
+    pub fn serve(
+        &mut self,
+        session: &mut Session,
+        input: &[u8],
+        sink: &mut dyn Sink<Wait>,
+    ) -> Served {
+        let max_bulk = self.state.services.max_key_bytes.max(64 * 1024);
+        let n = match session.parser.parse(input, max_bulk) {
+            Ok(None) => return Served::NeedMore,
+            Ok(Some(n)) => n,
+            Err(parse::ProtocolError(why)) => {
+                self.state.stats.resp.incr(protocol_error_row(), 0);
+                let out = sink.out();
+                out.extend_from_slice(b"-ERR Protocol error: ");
+                out.extend_from_slice(why.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                sink.close();
+                return Served::Consumed(input.len());
+            }
+        };
+        let args = session.parser.args();
+        if !args.is_empty() {
+            dispatch(
+                &mut self.state,
+                &mut session.client,
+                &input[..n],
+                args,
+                sink,
+            );
+        }
+        if n > SHRINK_AFTER {
+            session.parser.shrink();
+        }
+        Served::Consumed(n)
+    }
+
+    /// Renders a reply that waited on the backend.
+    pub fn render(
+        &mut self,
+        what: Wait,
+        outcomes: &[Option<Outcome>],
+        started: Nanos,
+        out: &mut Vec<u8>,
+    ) {
+        let elapsed = self.state.services.clock.now().saturating_sub(started);
+        self.state.stats.miss_latency.record(elapsed, 1);
+        (what.render)(outcomes, out);
+    }
+
+    /// The answer to a command over [`MAX_INPUT`].
+    pub fn refuse_oversized(&mut self, out: &mut Vec<u8>) {
+        write::error(out, "ERR Protocol error: too big request");
+    }
+
+    /// The answer to a connection over the cap.
+    pub fn refuse_connection(&mut self, out: &mut Vec<u8>) {
+        write::error(out, "ERR max number of clients reached");
+    }
+
+    /// Records this turn's hits in the latency histogram (see the HTTP application).
+    pub fn end_turn(&mut self, woke: Nanos) {
+        let state = &mut self.state;
+        if state.turn_hits > 0 {
+            let elapsed = state.services.clock.now().saturating_sub(woke);
+            state.stats.hit_latency.record(elapsed, state.turn_hits);
+            state.turn_hits = 0;
+        }
+    }
+}
+
+/// Finds the command, checks its arity and flags, counts it and runs its handler.
+fn dispatch(
+    state: &mut Loop,
+    client: &mut Client,
+    input: &[u8],
+    args: &parse::Args,
+    sink: &mut dyn Sink<Wait>,
+) {
+    let name = args.get(input, 0);
+    let Some((row, command)) = commands::find(name) else {
+        state.stats.resp.incr(unknown_row(), 0);
+        let rest = (1..args.len()).map(|i| args.get(input, i));
+        return write::unknown_command(sink.out(), name, rest);
+    };
+    state.stats.resp.incr(row, 0);
+    if !command.arity_allows(args.len()) {
+        return write::wrong_arity(sink.out(), command.name);
+    }
+    if command.flags.contains(Flags::THROTTLED) && !state.services.throttle.allow() {
+        state.stats.throttled.incr();
+        return write::error(sink.out(), "ERR rate limit exceeded");
+    }
+    let mut call = Call {
+        state,
+        client,
+        input,
+        args,
+        sink,
+    };
+    (command.handler)(&mut call);
+}
+
+/// Writes one outcome as Redis would reply it: a bulk, nil, an integer, a status, or the
+/// error (Redis's own words for its errors; the proxy's for an unreachable Redis).
+pub fn write_outcome(out: &mut Vec<u8>, outcome: Option<&Outcome>) {
+    match outcome {
+        Some(Outcome::Found(v)) => write::bulk(out, v),
+        Some(Outcome::NotFound) => write::nil(out),
+        Some(Outcome::Integer(n)) => write::integer(out, *n),
+        Some(Outcome::Status(s)) => write::simple(out, s),
+        Some(Outcome::Failed(e)) if e.is_server_reply() => write::error(out, &e.to_string()),
+        Some(Outcome::Failed(_)) | None => write::error(out, "ERR backend unavailable"),
+    }
+}

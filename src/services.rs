@@ -1,0 +1,53 @@
+//! What the protocol applications share: the cache, the backend, the rate limits, the
+//! admin view and the request limits. Built once by `main`, one `Arc` in every loop's
+//! applications. Holds no logic of its own.
+
+use std::sync::Arc;
+
+use crate::admin::Admin;
+use crate::backend::Backend;
+use crate::clock::Clock;
+use crate::lru::Cache;
+use crate::throttle::Throttle;
+
+/// The parts every protocol application uses.
+pub struct Services {
+    /// The cache.
+    pub cache: Arc<Cache>,
+    /// The Redis side.
+    pub backend: Arc<Backend>,
+    /// The lookup rate limit (PROXY_RATE_LIMIT_RPS).
+    pub throttle: Throttle,
+    /// The small separate limit for /stats, /metrics and INFO.
+    pub admin_throttle: Throttle,
+    /// Counters of everything, rendered.
+    pub admin: Admin,
+    /// Longest key accepted (PROXY_MAX_KEY_BYTES).
+    pub max_key_bytes: usize,
+    /// The cache's clock.
+    pub clock: Clock,
+}
+
+#[cfg(test)]
+impl Services {
+    /// Services over `cache` whose Redis is a closed port (every miss fails), for unit
+    /// tests of the applications without sockets.
+    pub fn for_tests(cache: Arc<Cache>, loops: Vec<Arc<crate::stats::LoopStats>>) -> Services {
+        let vars = std::collections::HashMap::from([
+            ("REDIS_HOST".to_string(), "127.0.0.1".to_string()),
+            ("REDIS_PORT".to_string(), "1".to_string()),
+        ]);
+        let config = crate::config::Config::from_vars(&vars).expect("test config");
+        let (backend, _threads) = Backend::start(&config, Arc::clone(&cache), Vec::new());
+        let clock = cache.clock().clone();
+        Services {
+            admin: Admin::new(loops, Arc::clone(&cache), Arc::clone(&backend)),
+            throttle: Throttle::new(0, 1, clock.clone()),
+            admin_throttle: Throttle::new(20, 20, clock.clone()),
+            cache,
+            backend,
+            max_key_bytes: 1024,
+            clock,
+        }
+    }
+}
