@@ -275,3 +275,6 @@ fn resolve(host: &str) -> io::Result<IpAddr> {
         .map(|a| a.ip())
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve {host}")))
 }
+
+#[cfg(test)]
+mod tests;

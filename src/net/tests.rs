@@ -1,0 +1,180 @@
+//! The transport with a toy application over real loopback sockets: what the loop owes
+//! every connection whatever the application does.
+//!
+//! The toy protocol is line based: `p` answers `pong` at once; `w` and `boom` queue a reply
+//! waiting for one outcome (the test plays the backend through the loop's mailbox), and
+//! rendering a `boom` reply panics, as a bug in an application would.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+use crate::backend::{Outcome, Waiter};
+use crate::clock::Nanos;
+use crate::stats::Table;
+
+struct Toy {
+    waiters: Arc<Mutex<Vec<Waiter>>>,
+}
+
+impl Application for Toy {
+    type Session = ();
+    type Wait = bool;
+
+    fn open(&mut self, _listener: usize) {}
+
+    fn max_input(&self, _session: &()) -> usize {
+        1024
+    }
+
+    fn serve(&mut self, _: &mut (), input: &[u8], replies: &mut Replies<'_, bool>) -> Served {
+        let Some(end) = input.iter().position(|&b| b == b'\n') else {
+            return Served::NeedMore;
+        };
+        match &input[..end] {
+            b"p" => replies.out().extend_from_slice(b"pong\n"),
+            line => {
+                let seq = replies.wait(line == b"boom", 1);
+                self.waiters.lock().unwrap().push(replies.waiter(seq, 0));
+            }
+        }
+        Served::Consumed(end + 1)
+    }
+
+    fn render(&mut self, _: &mut (), done: Waiting<bool>, out: &mut Vec<u8>) {
+        assert!(!done.what, "a bug while rendering a completed reply");
+        out.extend_from_slice(b"done\n");
+    }
+
+    fn refuse_oversized(&mut self, _: &mut (), out: &mut Vec<u8>) {
+        out.extend_from_slice(b"too big\n");
+    }
+
+    fn refuse_connection(&mut self, _: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"full\n");
+    }
+
+    fn end_turn(&mut self, _: Nanos) {}
+}
+
+struct Started {
+    port: u16,
+    running: Option<Running>,
+    mailbox: crate::backend::Mailbox,
+    waiters: Arc<Mutex<Vec<Waiter>>>,
+    stats: Arc<LoopStats>,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown();
+        }
+    }
+}
+
+fn start() -> Started {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let bound = Bound::bind("127.0.0.1", &[port], 1).expect("bind");
+    let mailbox = bound.mailboxes().remove(0);
+    let stats = Arc::new(LoopStats::new(Table::new(vec![], vec![]), Table::new(vec![], vec![])));
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(30),
+        max_connections: 100,
+    };
+    let shared = Arc::new(NetShared::new(limits, crate::clock::Clock::real()));
+    let waiters = Arc::new(Mutex::new(Vec::new()));
+    let toy = Toy {
+        waiters: Arc::clone(&waiters),
+    };
+    let running = bound.run(shared, vec![toy], vec![Arc::clone(&stats)]);
+    Started {
+        port,
+        running: Some(running),
+        mailbox,
+        waiters,
+        stats,
+    }
+}
+
+fn connect(port: u16) -> BufReader<TcpStream> {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    BufReader::new(s)
+}
+
+fn ask(c: &mut BufReader<TcpStream>, line: &str) -> String {
+    c.get_mut().write_all(line.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = c.read_line(&mut answer);
+    answer
+}
+
+fn wait_for_waiters(s: &Started, n: usize) -> Vec<Waiter> {
+    for _ in 0..500 {
+        let w = s.waiters.lock().unwrap().clone();
+        if w.len() >= n {
+            return w;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the loop never queued {n} waiting replies");
+}
+
+fn answer(s: &Started, waiter: Waiter) {
+    s.mailbox
+        .tx
+        .send(crate::backend::Answer {
+            waiter,
+            outcome: Outcome::NotFound,
+        })
+        .unwrap();
+    s.mailbox.waker.wake().unwrap();
+}
+
+#[test]
+fn a_panic_rendering_a_completed_reply_closes_only_that_connection() {
+    let s = start();
+    let mut victim = connect(s.port);
+    let mut other = connect(s.port);
+    assert_eq!(ask(&mut other, "p\n"), "pong\n");
+    victim.get_mut().write_all(b"boom\n").unwrap();
+    let waiters = wait_for_waiters(&s, 1);
+    answer(&s, waiters[0]);
+    let mut rest = String::new();
+    let _ = victim.read_line(&mut rest);
+    assert_eq!(rest, "", "the connection whose reply panicked is closed");
+    // The loop lives on: the other connection and new ones are served.
+    assert_eq!(ask(&mut other, "p\n"), "pong\n");
+    assert_eq!(ask(&mut connect(s.port), "p\n"), "pong\n");
+    other.get_mut().write_all(b"w\n").unwrap();
+    let waiters = wait_for_waiters(&s, 2);
+    answer(&s, waiters[1]);
+    let mut done = String::new();
+    other.read_line(&mut done).unwrap();
+    assert_eq!(done, "done\n");
+}
+
+#[test]
+fn open_connections_are_accepted_minus_closed() {
+    let s = start();
+    {
+        let mut a = connect(s.port);
+        let mut b = connect(s.port);
+        assert_eq!(ask(&mut a, "p\n"), "pong\n");
+        assert_eq!(ask(&mut b, "p\n"), "pong\n");
+    }
+    for _ in 0..500 {
+        if s.stats.closed.get() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(s.stats.accepted.get(), 2);
+    assert_eq!(s.stats.closed.get(), 2);
+}
