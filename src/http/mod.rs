@@ -217,3 +217,6 @@ impl HttpApp {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

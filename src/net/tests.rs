@@ -82,7 +82,10 @@ fn start() -> Started {
         .expect("a free port");
     let bound = Bound::bind("127.0.0.1", &[port], 1).expect("bind");
     let mailbox = bound.mailboxes().remove(0);
-    let stats = Arc::new(LoopStats::new(Table::new(vec![], vec![]), Table::new(vec![], vec![])));
+    let stats = Arc::new(LoopStats::new(
+        Table::new(vec![], vec![]),
+        Table::new(vec![], vec![]),
+    ));
     let limits = Limits {
         idle_timeout: Duration::from_secs(30),
         max_connections: 100,

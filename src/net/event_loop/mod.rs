@@ -9,6 +9,10 @@
 //! A panic inside the application (a bug) costs only the connection being served: every
 //! call into it (serving, rendering a completed reply, draining) runs under
 //! `catch_unwind`, and the connection is closed.
+//!
+//! The backend's answers, idle expiry and the drain at shutdown are in [`answers`].
+
+mod answers;
 
 use std::io::{self, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -25,13 +29,9 @@ use super::conn::{Conn, ReadOutcome};
 use super::output::{Released, Replies, Whom};
 use super::timers::IdleList;
 use super::{FIRST_CONN, LoopParts, NetShared, WAKER};
-use crate::backend::{Answer, BackendError, Outcome};
+use crate::backend::Answer;
 use crate::clock::Nanos;
 use crate::stats::LoopStats;
-
-/// How long a draining loop waits for in-flight replies before it answers what is left as
-/// unavailable; with the backend's own stop this keeps a shutdown under one second.
-const DRAIN_LIMIT: Duration = Duration::from_millis(800);
 
 /// Longest sleep in `poll`, so the shutdown flag is seen even without a wake.
 const MAX_POLL_WAIT: Duration = Duration::from_millis(250);
@@ -360,129 +360,6 @@ impl<A: Application> EventLoop<A> {
             }
             self.close(index);
         }
-    }
-
-    /// Records one outcome on its connection; false when the connection must be closed
-    /// (the application panicked rendering it).
-    fn complete(&mut self, index: usize, seq: u64, key: u32, outcome: Outcome) -> bool {
-        let Some(conn) = self.slots[index].conn.as_mut() else {
-            return true;
-        };
-        if !conn.output.resolve(seq, key, outcome) {
-            return true;
-        }
-        let app = &mut self.app;
-        let rendered = catch_unwind(AssertUnwindSafe(|| release(app, conn)));
-        if rendered.is_err() {
-            crate::error!(
-                "loop {}: rendering a reply panicked; closing that connection",
-                self.id
-            );
-        }
-        rendered.is_ok()
-    }
-
-    /// Delivers the backend's answers to their connections.
-    fn take_answers(&mut self) {
-        let mut touched: Vec<usize> = Vec::new();
-        while let Ok(answer) = self.answers.try_recv() {
-            let w = answer.waiter;
-            let Some(slot) = self.slots.get(w.conn) else {
-                continue;
-            };
-            if slot.generation != w.generation || slot.conn.is_none() {
-                continue;
-            }
-            if !self.complete(w.conn, w.seq, w.index, answer.outcome) {
-                self.close(w.conn);
-                continue;
-            }
-            if !touched.contains(&w.conn) {
-                touched.push(w.conn);
-            }
-        }
-        for index in touched {
-            let Some(conn) = self.slots[index].conn.as_mut() else {
-                continue;
-            };
-            if conn.flush().is_err() {
-                self.close(index);
-                continue;
-            }
-            if !conn.should_pause() {
-                // Answers may have lifted back-pressure: go on with buffered requests
-                // and whatever the socket holds (this also flushes and finishes).
-                self.on_readable(index);
-                continue;
-            }
-            self.finish(index);
-        }
-    }
-
-    fn expire_idle(&mut self) {
-        let now = self.now;
-        while let Some((index, last_active)) = self.idle.front() {
-            if last_active + self.idle_timeout > now {
-                break;
-            }
-            let waiting = self.slots[index]
-                .conn
-                .as_ref()
-                .is_some_and(|c| c.output.waiting_keys() > 0);
-            if waiting {
-                // A reply waiting on Redis is not idleness: the backend answers within its
-                // timeout. Look again one timeout from now.
-                self.idle.touch(index, now);
-                continue;
-            }
-            self.stats.idle_closed.incr();
-            self.close(index);
-            self.idle.remove(index);
-        }
-    }
-
-    /// One step of a graceful stop; true once this loop is done.
-    fn drain_step(&mut self) -> bool {
-        let now = self.shared.clock.now();
-        if self.draining_since.is_none() {
-            self.draining_since = Some(now);
-            for l in self.listeners.iter_mut() {
-                if let Some(mut l) = l.take() {
-                    let _ = self.poll.registry().deregister(&mut l);
-                }
-            }
-            for index in 0..self.slots.len() {
-                if let Some(conn) = self.slots[index].conn.as_mut() {
-                    conn.closing = true;
-                }
-                self.finish(index);
-            }
-        }
-        let open = self.slots.iter().filter(|s| s.conn.is_some()).count();
-        let started = self.draining_since.unwrap_or(now);
-        if open == 0 {
-            return true;
-        }
-        if now.saturating_sub(started) < DRAIN_LIMIT.as_nanos() as Nanos {
-            return false;
-        }
-        // Out of time: whatever still waits on Redis is answered as unavailable and sent if
-        // the socket takes it; the connections close when the loop ends.
-        for index in 0..self.slots.len() {
-            let Some(conn) = self.slots[index].conn.as_ref() else {
-                continue;
-            };
-            for (seq, key) in conn.output.unanswered() {
-                let outcome = Outcome::Failed(BackendError::Stopped);
-                if !self.complete(index, seq, key, outcome) {
-                    break;
-                }
-            }
-            if let Some(conn) = self.slots[index].conn.as_mut() {
-                let _ = conn.flush();
-            }
-        }
-        true
     }
 }
 

@@ -1,0 +1,211 @@
+//! The HTTP routes served without sockets: request bytes in through [`HttpApp::serve`],
+//! response bytes out, and the counters they leave.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{HttpApp, Wait, counters};
+use crate::backend::{BackendError, Outcome};
+use crate::clock::Clock;
+use crate::lru::Cache;
+use crate::net::{Output, Released, Replies, Served, Whom};
+use crate::services::Services;
+use crate::stats::{LoopStats, Table, TableSnapshot};
+
+struct Harness {
+    app: HttpApp,
+    output: Output<Wait>,
+    closing: bool,
+    cache: Arc<Cache>,
+    stats: Arc<LoopStats>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let cache = Arc::new(Cache::new(100, Duration::from_secs(60), Clock::manual()));
+        let stats = Arc::new(LoopStats::new(counters(), Table::new(vec![], vec![])));
+        let loops = vec![Arc::clone(&stats)];
+        let services = Arc::new(Services::for_tests(Arc::clone(&cache), loops));
+        Harness {
+            app: HttpApp::new(services, Arc::clone(&stats)),
+            output: Output::default(),
+            closing: false,
+            cache,
+            stats,
+        }
+    }
+
+    /// Serves every whole request of `input`; the responses given at once.
+    fn send(&mut self, input: &str) -> String {
+        let whom = Whom {
+            loop_id: 0,
+            conn: 0,
+            generation: 0,
+        };
+        let mut at = 0;
+        while at < input.len() {
+            let mut replies = Replies::new(&mut self.output, &mut self.closing, whom, 1);
+            match self.app.serve(&input.as_bytes()[at..], &mut replies) {
+                Served::NeedMore => break,
+                Served::Consumed(n) => at += n,
+            }
+        }
+        let out = String::from_utf8_lossy(&self.output.buf).into_owned();
+        self.output.buf.clear();
+        out
+    }
+
+    /// Answers every waiting response with `outcome`; what is then sent.
+    fn answer_all(&mut self, outcome: Outcome) -> String {
+        for (seq, key) in self.output.unanswered() {
+            self.output.resolve(seq, key, outcome.clone());
+        }
+        let mut out = Vec::new();
+        while let Some(r) = self.output.pop_ready() {
+            match r {
+                Released::Bytes(b) => out.extend_from_slice(&b),
+                Released::Complete(w) => self.app.render(w.what, &w.outcomes, w.started, &mut out),
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn count(&self, route: &str, status: &str) -> u64 {
+        let s = TableSnapshot::sum([&self.stats.http]);
+        let r = s.rows.iter().position(|x| *x == route).unwrap();
+        let c = s.columns.iter().position(|x| *x == status).unwrap();
+        s.counts[r][c]
+    }
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n")
+}
+
+/// The body of the only response in `text`.
+fn body(text: &str) -> &str {
+    text.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+#[test]
+fn a_hit_is_answered_now_in_json() {
+    let mut h = Harness::new();
+    h.cache.insert(b"k", b"v");
+    let r = h.send(&get("/lookup?key=k"));
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+    assert_eq!(body(&r), r#"{"key":"k","value":"v","status":200}"#);
+    assert_eq!(h.count("lookup", "200"), 1);
+}
+
+#[test]
+fn a_miss_waits_and_is_rendered_from_the_backend_outcome() {
+    let mut h = Harness::new();
+    assert_eq!(h.send(&get("/v1/lookup?key=a%20b")), "");
+    let r = h.answer_all(Outcome::NotFound);
+    assert!(r.starts_with("HTTP/1.1 404 Not Found\r\n"), "{r}");
+    assert_eq!(body(&r), r#"{"key":"a b","value":null,"status":404}"#);
+    h.send(&get("/lookup?key=x"));
+    let r = h.answer_all(Outcome::Failed(BackendError::Timeout));
+    assert!(r.starts_with("HTTP/1.1 503 "), "{r}");
+    assert!(body(&r).contains("backend unavailable"), "{r}");
+    h.send(&get("/lookup?key=alist"));
+    let wrong = BackendError::from_server("WRONGTYPE", "Operation against a key");
+    let r = h.answer_all(Outcome::Failed(wrong));
+    assert!(r.starts_with("HTTP/1.1 502 "), "{r}");
+    assert!(
+        body(&r).contains(r#""error":"WRONGTYPE Operation against a key""#),
+        "{r}"
+    );
+}
+
+#[test]
+fn raw_answers_bytes_and_an_empty_404() {
+    let mut h = Harness::new();
+    h.cache.insert(b"\xff", b"\x00\x01");
+    let r = h.send(&get("/v1/raw?key=%FF"));
+    assert!(r.contains("application/octet-stream"), "{r}");
+    assert_eq!(body(&r).as_bytes(), b"\x00\x01");
+    h.send(&get("/v1/raw?key=none"));
+    let r = h.answer_all(Outcome::NotFound);
+    assert!(r.starts_with("HTTP/1.1 404 "), "{r}");
+    assert_eq!(body(&r), "");
+}
+
+#[test]
+fn bad_keys_unknown_routes_and_methods() {
+    let mut h = Harness::new();
+    let r = h.send(&get("/lookup?nokey=1"));
+    assert!(r.starts_with("HTTP/1.1 400 "), "{r}");
+    assert!(body(&r).contains("missing key"));
+    let r = h.send(&get("/lookup?key=%FF"));
+    assert!(body(&r).contains("use /v1/raw for binary keys"), "{r}");
+    let r = h.send(&get("/nowhere"));
+    assert!(r.starts_with("HTTP/1.1 404 "), "{r}");
+    let r = h.send("POST /lookup?key=a HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert!(
+        r.starts_with("HTTP/1.1 405 ") && r.contains("Allow: GET\r\n"),
+        "{r}"
+    );
+    assert_eq!(h.count("lookup", "400"), 2);
+    assert_eq!(h.count("other", "404"), 1);
+    assert_eq!(h.count("lookup", "405"), 1);
+    assert!(!h.closing);
+}
+
+#[test]
+fn malformed_requests_get_an_error_and_a_close() {
+    let mut h = Harness::new();
+    let r = h.send("\x01\x02 nonsense\r\n\r\n");
+    assert!(
+        r.starts_with("HTTP/1.1 400 ") && r.contains("Connection: close"),
+        "{r}"
+    );
+    assert!(h.closing);
+}
+
+#[test]
+fn http_1_0_closes_unless_kept_alive() {
+    let mut h = Harness::new();
+    h.send("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert!(!h.closing);
+    let r = h.send("GET /healthz HTTP/1.0\r\n\r\n");
+    assert!(r.contains("Connection: close"), "{r}");
+    assert!(h.closing);
+}
+
+#[test]
+fn healthz_readyz_stats_and_metrics() {
+    let mut h = Harness::new();
+    assert_eq!(body(&h.send(&get("/healthz"))), r#"{"status":200}"#);
+    assert_eq!(h.send(&get("/readyz")), "", "readiness asks Redis");
+    let r = h.answer_all(Outcome::Status(Arc::from("PONG")));
+    assert_eq!(body(&r), r#"{"status":200,"redis":"up"}"#);
+    h.send(&get("/readyz"));
+    let r = h.answer_all(Outcome::Failed(BackendError::Timeout));
+    assert!(r.starts_with("HTTP/1.1 503 "), "{r}");
+    let stats: serde_json::Value = serde_json::from_str(body(&h.send(&get("/stats")))).unwrap();
+    assert_eq!(stats["requests"]["http"]["healthz"]["200"], 1);
+    assert_eq!(stats["requests"]["http"]["readyz"]["503"], 1);
+    let metrics = h.send(&get("/metrics"));
+    assert!(metrics.contains("text/plain; version=0.0.4"), "{metrics}");
+    assert!(metrics.contains("proxyredis_http_requests_total{route=\"stats\",status=\"200\"} 1"));
+}
+
+#[test]
+fn pipelined_requests_keep_their_order_behind_a_miss() {
+    let mut h = Harness::new();
+    h.cache.insert(b"hit", b"1");
+    let hit = get("/lookup?key=hit");
+    let input = format!("{}{}{}", get("/lookup?key=miss"), hit, get("/healthz"));
+    assert_eq!(h.send(&input), "", "everything waits behind the miss");
+    let r = h.answer_all(Outcome::Found(Arc::from(&b"2"[..])));
+    let bodies: Vec<&str> = r.split("HTTP/1.1 ").skip(1).map(body).collect();
+    assert_eq!(
+        bodies,
+        [
+            r#"{"key":"miss","value":"2","status":200}"#,
+            r#"{"key":"hit","value":"1","status":200}"#,
+            r#"{"status":200}"#
+        ]
+    );
+}

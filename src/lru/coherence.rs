@@ -1,0 +1,143 @@
+//! Coherence with Redis's invalidation messages: tickets, fills, invalidation and clear.
+//!
+//! [`Cache::invalidate`] removes a key and cancels the fills of it in flight;
+//! [`Cache::clear`] removes everything (counting neither evictions nor expirations) and
+//! cancels every fill in flight. A fill takes a [`Ticket`] ([`Cache::ticket`]: two atomic
+//! loads, no lock, no allocation) before sending its request to Redis and stores the
+//! answer with [`Cache::fill`], which decides under the shard's write lock and never
+//! stores a value if the key was invalidated, or the cache cleared, after the ticket was
+//! taken. Each shard numbers its invalidations and remembers the key hashes of the last 64;
+//! a ticket holds the shard's number and the cache's clear epoch. A fill is cancelled when
+//! the epoch changed, when one of the invalidations since its ticket was of its key's
+//! hash, or when more than 64 were (it can no longer tell): an invalidation of an unrelated
+//! key costs at most a later refetch. [`Cache::insert`] stays unconditional. Cleared slots
+//! keep their nodes with a new generation, so the reaper's heap entries and buffered hits
+//! that name them are stale, never wrong.
+
+use std::sync::atomic::Ordering;
+
+use super::Cache;
+use super::shard::Counters;
+
+/// Taken before the request for `key` is sent to Redis; proves which invalidations the
+/// fill has seen. 24 bytes, no allocation.
+#[derive(Clone, Copy, Debug)]
+pub struct Ticket {
+    /// The cache's clear epoch when the ticket was taken.
+    epoch: u64,
+    /// The latest invalidation of the key's shard when the ticket was taken.
+    seq: u64,
+    /// The key's hash: a ticket filled under another key is cancelled.
+    hash: u64,
+}
+
+/// What a fill did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// The value was stored (as by [`Cache::insert`]).
+    Stored,
+    /// Nothing was stored: the key (or, conservatively, another key of its shard) was
+    /// invalidated, or the cache cleared, after the ticket was taken.
+    Cancelled,
+    /// Nothing was stored: the entry is too big (as when [`Cache::insert`] returns false).
+    TooBig,
+}
+
+impl Cache {
+    /// A ticket for a fill of `key`: take it before sending the request for `key` to
+    /// Redis, and pass it to [`Cache::fill`] with the answer. Two atomic loads, no lock.
+    pub fn ticket(&self, key: &[u8]) -> Ticket {
+        let (hash, shard) = self.locate(key);
+        Ticket {
+            // Epoch first: a clear that bumps it after this load cancels the fill.
+            epoch: self.epoch.load(Ordering::Acquire),
+            // Acquire pairs with the Release store of `invalidate`: a ticket that sees an
+            // invalidation also sees everything its caller did before it (such as a
+            // model's new version in the tests, or Redis's answer ordering in the proxy).
+            seq: shard.invalidation_seq.load(Ordering::Acquire),
+            hash,
+        }
+    }
+
+    /// Stores `value` unless `key` was invalidated, or the cache cleared, after `ticket`
+    /// was taken. May also cancel when another key of the same shard was invalidated
+    /// (always when more than 64 were since the ticket): that
+    /// costs only a later refetch. A ticket taken for another key is cancelled.
+    pub fn fill(&self, ticket: Ticket, key: &[u8], value: &[u8]) -> Fill {
+        let deadline = self.clock.now().saturating_add(self.ttl);
+        let (hash, shard) = self.locate(key);
+        let mut state = shard.state.write();
+        // The decision and the store happen under the shard's write lock, which
+        // `invalidate` (of this shard) and `clear` (of every shard) also take. So for an
+        // invalidation or a clear after the ticket, either
+        // - its locked section came first: this section happens after it and sees its
+        //   effect. `invalidate` stored `invalidation_seq` > `ticket.seq` and recorded the
+        //   key's hash in the ring under that lock, so `invalidated_since` finds the hash
+        //   or finds the ring no longer covers the ticket: cancelled. `clear` bumped
+        //   `epoch` before taking this shard's lock, so `epoch` != `ticket.epoch`:
+        //   cancelled. Or
+        // - this section came first: the value is stored, and the invalidation or clear,
+        //   which removes it under the same lock afterwards, takes it out again.
+        // Either way no value fetched under the ticket survives the invalidation or clear.
+        // Sequence numbers only grow (u64, never wrapping), so `ticket.seq` <= the value
+        // read here whenever the ticket was taken before this call.
+        let cancelled = ticket.hash != hash
+            || self.epoch.load(Ordering::Acquire) != ticket.epoch
+            || state.invalidated_since(
+                hash,
+                ticket.seq,
+                shard.invalidation_seq.load(Ordering::Relaxed),
+            );
+        if cancelled {
+            drop(state);
+            Counters::bump(&shard.counters.cancelled_fills);
+            return Fill::Cancelled;
+        }
+        state.apply_reads(&shard.reads);
+        let displaced =
+            Self::store_locked(shard, &mut state, &self.hasher, hash, deadline, key, value);
+        drop(state);
+        if Self::count_insert(shard, displaced) {
+            Fill::Stored
+        } else {
+            Fill::TooBig
+        }
+    }
+
+    /// Removes `key` and cancels fills of it whose ticket was taken before this call.
+    /// True if an entry was removed.
+    pub fn invalidate(&self, key: &[u8]) -> bool {
+        let (hash, shard) = self.locate(key);
+        let mut state = shard.state.write();
+        state.apply_reads(&shard.reads);
+        // Under the write lock: the ring entry and the new sequence number are seen
+        // together by every later `fill` of this shard (see there).
+        let seq = shard.invalidation_seq.load(Ordering::Relaxed) + 1;
+        state.record_invalidation(seq, hash);
+        shard.invalidation_seq.store(seq, Ordering::Release);
+        let removed = state.remove_key(hash, key);
+        shard
+            .counters
+            .size
+            .store(state.slab.len() as u64, Ordering::Relaxed);
+        drop(state);
+        Counters::bump(&shard.counters.invalidations);
+        removed
+    }
+
+    /// Removes every entry (counted neither as evictions nor as expirations) and cancels
+    /// every fill whose ticket was taken before this call. Shards are emptied one after
+    /// another: a concurrent insert may land in a shard already emptied.
+    pub fn clear(&self) {
+        // Bump the epoch before emptying any shard: a fill that takes a shard's lock after
+        // this call has emptied that shard sees the new epoch (see `fill`).
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        for shard in self.shards.iter() {
+            let mut state = shard.state.write();
+            // Drop buffered hits: they name slots whose generation is about to change.
+            state.apply_reads(&shard.reads);
+            state.clear();
+            shard.counters.size.store(0, Ordering::Relaxed);
+        }
+    }
+}
