@@ -40,7 +40,7 @@
 //! room for at most 1,024 entries, and its slab, arena and index grow (by doubling) as
 //! entries arrive.
 //!
-//! Coherence (Redis invalidation messages, see [`coherence`]): [`Cache::invalidate`]
+//! Coherence (Redis invalidation messages, see `coherence`): [`Cache::invalidate`]
 //! removes a key and cancels the fills of it in flight; [`Cache::clear`] removes
 //! everything and cancels every fill in flight. A fill takes a [`Ticket`]
 //! ([`Cache::ticket`]) before sending its request to Redis and stores the answer with
@@ -48,10 +48,11 @@
 //! cleared, after the ticket was taken. [`Cache::insert`] stays unconditional.
 //!
 //! Files: this one holds [`Cache`], its construction, lookups, inserts and removals;
-//! [`counters`] the hit and miss stripes and [`CacheStats`]; [`coherence`] tickets, fills,
-//! invalidation and clear; [`tracking`] what the reaper calls; [`shard`], [`slab`],
-//! [`access`] and [`policy`] the parts of a shard. Hooks that only tests use (such as
-//! `Cache::validate`) exist only in test builds and with the `test-hooks` feature.
+//! `counters` the hit and miss stripes and [`CacheStats`]; `coherence` tickets, fills,
+//! invalidation and clear; `tracking` what the reaper calls; `shard`, `slab`,
+//! `access` and `policy` the parts of a shard; `tests.rs` the unit tests. Hooks that
+//! only tests use (`hooks.rs`: `Cache::validate`, `Cache::keys_by_recency`, ...) exist
+//! only in test builds and with the `test-hooks` feature.
 
 mod access;
 mod coherence;
@@ -70,8 +71,8 @@ use std::time::Duration;
 use hashbrown::DefaultHashBuilder;
 
 pub use self::coherence::{Fill, Ticket};
-use self::counters::LookupCounters;
 pub use self::counters::CacheStats;
+use self::counters::LookupCounters;
 pub use self::policy::Policy;
 pub(crate) use self::shard::Expiry;
 use self::shard::{Counters, Displaced, Shard, ShardState};
@@ -346,7 +347,6 @@ fn default_shards(capacity: usize) -> usize {
             .clamp(MIN_SHARDS, MAX_SHARDS)
     }
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -321,11 +321,13 @@ impl ShardState {
     }
 
     /// Expiries waiting for the reaper.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn pending_len(&self) -> usize {
         self.pending.len()
     }
 
     /// Panics unless slab, index and bounds agree.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn validate(&self, hasher: &DefaultHashBuilder) {
         self.slab.validate();
         assert!(self.slab.len() <= self.capacity, "size within capacity");

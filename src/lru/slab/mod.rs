@@ -2,7 +2,7 @@
 //! intrusive doubly linked recency list and a free list threaded through the same `next`
 //! field, and the shard's entry bytes.
 //!
-//! Invariants (checked by [`Slab::validate`]):
+//! Invariants (checked by `Slab::validate`, in test builds):
 //! - every slot is either free (no entry, on the free list) or live (an entry, linked into
 //!   the recency list), exactly once;
 //! - `prev`/`next` of live nodes agree, `head` has no `prev`, `tail` has no `next`;
@@ -21,8 +21,10 @@ mod store;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use self::store::Store;
+use self::store::{FREE, header, split_entry};
+#[cfg(any(test, feature = "test-hooks"))]
+use self::store::{HEADER_LEN, LARGE_BIT, LARGE_ENTRY};
 pub(crate) use self::store::{TooBig, entry_len};
-use self::store::{FREE, HEADER_LEN, LARGE_BIT, LARGE_ENTRY, header, split_entry};
 use crate::clock::Nanos;
 
 /// Arena bytes reserved per node reserved.
@@ -69,10 +71,7 @@ impl Slab {
     pub(crate) fn with_capacity(entries: usize) -> Slab {
         Slab {
             nodes: Vec::with_capacity(entries),
-            store: Store {
-                arena: Vec::with_capacity(entries.saturating_mul(RESERVE_PER_ENTRY)),
-                ..Store::default()
-            },
+            store: Store::with_arena_capacity(entries.saturating_mul(RESERVE_PER_ENTRY)),
             head: NIL,
             tail: NIL,
             free: NIL,
@@ -87,6 +86,7 @@ impl Slab {
     }
 
     /// Nodes ever allocated (live + free).
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn slots(&self) -> usize {
         self.nodes.len()
     }
@@ -306,6 +306,7 @@ impl Slab {
     }
 
     /// Panics unless every invariant in the module doc holds.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn validate(&self) {
         let n = self.nodes.len();
         let mut seen = vec![false; n];

@@ -12,7 +12,7 @@
 //! the live entries, amortized over the bytes freed since the last compaction). Larger
 //! entries get an allocation of their own, so compaction never copies big values.
 //!
-//! Invariants (checked by [`Store::validate`], called by [`super::Slab::validate`]): live
+//! Invariants (checked by `Store::validate`, through `Slab::validate`, in test builds): live
 //! arena entries and listed holes never overlap and lie within the arena; every
 //! large-entry index is used by exactly one live node or listed free exactly once.
 
@@ -22,20 +22,19 @@ use super::Node;
 use crate::clock::Nanos;
 
 /// Bytes in front of the key: deadline, key length, value length.
-pub(crate) const HEADER_LEN: usize = 14;
+pub(super) const HEADER_LEN: usize = 14;
 
 /// Entries (header included) longer than this get their own allocation.
-pub(crate) const LARGE_ENTRY: usize = 4096;
+pub(super) const LARGE_ENTRY: usize = 4096;
 
 /// `loc` of a node whose entry has its own allocation: this bit plus the index in `large`.
-const LARGE_BIT: u32 = 1 << 31;
+pub(super) const LARGE_BIT: u32 = 1 << 31;
 
 /// `loc` of a free node.
-const FREE: u32 = u32::MAX;
+pub(super) const FREE: u32 = u32::MAX;
 
 /// Holes below this many bytes are never worth a compaction.
 const COMPACT_MIN: usize = 16 * 1024;
-
 
 /// Why an entry could not be stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,10 +42,10 @@ pub(crate) struct TooBig;
 
 /// Entry bytes of one shard: the packed arena and the entries too large for it.
 #[derive(Debug, Default)]
-struct Store {
-    arena: Vec<u8>,
+pub(super) struct Store {
+    pub(super) arena: Vec<u8>,
     /// Bytes of `arena` held by live entries (the rest are holes).
-    live: usize,
+    pub(super) live: usize,
     /// Offsets of holes by exact length: a new entry of that length takes one instead of
     /// growing the arena, so a cache whose entries keep their sizes seldom compacts.
     holes: HashMap<u16, Vec<u32>>,
@@ -58,7 +57,7 @@ struct Store {
 /// The header of the entry at the start of `bytes` (which may run on past the entry), and
 /// the bytes after it.
 #[inline(always)]
-fn header(bytes: &[u8]) -> ((Nanos, usize, usize), &[u8]) {
+pub(super) fn header(bytes: &[u8]) -> ((Nanos, usize, usize), &[u8]) {
     let (head, rest) = bytes
         .split_first_chunk::<HEADER_LEN>()
         .expect("an entry starts with its header");
@@ -71,7 +70,7 @@ fn header(bytes: &[u8]) -> ((Nanos, usize, usize), &[u8]) {
 
 /// Deadline, key and value of the entry at the start of `bytes`.
 #[inline(always)]
-fn split_entry(bytes: &[u8]) -> (Nanos, &[u8], &[u8]) {
+pub(super) fn split_entry(bytes: &[u8]) -> (Nanos, &[u8], &[u8]) {
     let ((deadline, key_len, value_len), rest) = header(bytes);
     let (key, rest) = rest.split_at(key_len);
     (deadline, key, &rest[..value_len])
@@ -99,9 +98,17 @@ pub(crate) fn entry_len(key: &[u8], value: &[u8]) -> Result<usize, TooBig> {
 }
 
 impl Store {
+    /// An empty store with room for `bytes` arena bytes reserved.
+    pub(super) fn with_arena_capacity(bytes: usize) -> Store {
+        Store {
+            arena: Vec::with_capacity(bytes),
+            ..Store::default()
+        }
+    }
+
     /// The bytes of the entry at `loc`: header, key, value.
     #[inline]
-    fn entry(&self, loc: u32) -> &[u8] {
+    pub(super) fn entry(&self, loc: u32) -> &[u8] {
         if loc & LARGE_BIT != 0 {
             return &self.large[(loc & !LARGE_BIT) as usize];
         }
@@ -112,7 +119,7 @@ impl Store {
 
     /// The bytes from the start of the entry at `loc` on (past its end, for an arena entry).
     #[inline(always)]
-    fn bytes_from(&self, loc: u32) -> &[u8] {
+    pub(super) fn bytes_from(&self, loc: u32) -> &[u8] {
         if loc & LARGE_BIT != 0 {
             &self.large[(loc & !LARGE_BIT) as usize]
         } else {
@@ -122,7 +129,7 @@ impl Store {
 
     /// Stores a new entry; returns its `loc`. May first compact the arena, pointing the
     /// `nodes` of the entries it moves at their new place.
-    fn write(
+    pub(super) fn write(
         &mut self,
         deadline: Nanos,
         key: &[u8],
@@ -175,7 +182,13 @@ impl Store {
     }
 
     /// Overwrites the entry at `loc` in place when the new one has the same size there.
-    fn overwrite(&mut self, loc: u32, deadline: Nanos, key: &[u8], value: &[u8]) -> bool {
+    pub(super) fn overwrite(
+        &mut self,
+        loc: u32,
+        deadline: Nanos,
+        key: &[u8],
+        value: &[u8],
+    ) -> bool {
         let Ok(len) = entry_len(key, value) else {
             return false;
         };
@@ -214,7 +227,7 @@ impl Store {
     }
 
     /// Frees the entry at `loc`.
-    fn free(&mut self, loc: u32) {
+    pub(super) fn free(&mut self, loc: u32) {
         if loc & LARGE_BIT != 0 {
             let index = loc & !LARGE_BIT;
             self.large[index as usize] = Box::default();
@@ -284,5 +297,4 @@ impl Store {
             "every large index used or free"
         );
     }
-
 }

@@ -1,0 +1,74 @@
+//! Unit tests of the configuration: defaults, env-file syntax, errors naming the key,
+//! and the help text.
+
+use super::*;
+
+fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_match_the_spec() {
+    let c = Config::from_vars(&HashMap::new()).unwrap();
+    assert_eq!(c.port, 8000);
+    assert_eq!(c.resp_port, 6380);
+    assert_eq!(c.max_keys, 1000);
+    assert_eq!(c.ttl, Duration::from_millis(10_000));
+    assert_eq!(c.redis_host, "redis");
+    assert_eq!(c.redis_port, 6379);
+    assert_eq!(c.redis_connections, 4);
+    assert_eq!(c.redis_timeout, Duration::from_millis(1000));
+    assert_eq!(c.redis_password, None);
+    assert_eq!(c.log_level, Level::Info);
+}
+
+#[test]
+fn env_file_syntax() {
+    let v = parse_env_file(
+        "# comment\n\nPROXY_PORT=9000\nexport REDIS_HOST=\"localhost\"\nREDIS_PASSWORD='a b#c'\nPROXY_TTL_MS=5 # five\n",
+    )
+    .unwrap();
+    assert_eq!(v["PROXY_PORT"], "9000");
+    assert_eq!(v["REDIS_HOST"], "localhost");
+    assert_eq!(v["REDIS_PASSWORD"], "a b#c");
+    assert_eq!(v["PROXY_TTL_MS"], "5");
+    assert!(parse_env_file("NOEQUALS\n").is_err());
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    for (key, value) in [
+        ("PROXY_PORT", "abc"),
+        ("PROXY_PORT", "70000"),
+        ("PROXY_MAX_KEYS", "0"),
+        ("PROXY_TTL_MS", "-5"),
+        ("REDIS_HOST", "bad host!"),
+        ("PROXY_LOG", "loud"),
+    ] {
+        let err = Config::from_vars(&vars(&[(key, value)])).unwrap_err();
+        assert!(err.0.contains(key), "{err}");
+        assert!(err.0.contains(value), "{err}");
+    }
+}
+
+#[test]
+fn same_port_for_http_and_resp_is_refused() {
+    let err = Config::from_vars(&vars(&[
+        ("PROXY_PORT", "7000"),
+        ("PROXY_RESP_PORT", "7000"),
+    ]))
+    .unwrap_err();
+    assert!(err.0.contains("PROXY_RESP_PORT"), "{err}");
+    assert!(Config::from_vars(&vars(&[("PROXY_RESP_PORT", "0")])).is_ok());
+}
+
+#[test]
+fn help_lists_every_key() {
+    let help = help_text();
+    for key in KEYS {
+        assert!(help.contains(key.name));
+    }
+}
