@@ -74,8 +74,8 @@ fn huge_mget_in_segments_costs_linear() {
         "{cost} bytes examined for {} bytes",
         input.len()
     );
-    // The same command whole costs the same.
-    assert_eq!(examined(&input, input.len(), false), cost);
+    // The same command whole costs no more (it takes the one-pass path).
+    assert!(examined(&input, input.len(), false) <= cost);
 }
 
 #[test]
