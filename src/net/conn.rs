@@ -125,10 +125,14 @@ impl<S, W> Conn<S, W> {
     #[inline]
     pub fn should_pause(&self) -> bool {
         let out = &self.output;
-        self.closing
-            || self.peer_closed
-            || out.unsent() > OUTPUT_HIGH_WATER
-            || out.queued() > OUTPUT_HIGH_WATER
+        if self.closing || self.peer_closed || out.unsent() > OUTPUT_HIGH_WATER {
+            return true;
+        }
+        // Nothing queued behind a waiting reply (the hit path): nothing more to check.
+        if out.pending_len() == 0 {
+            return false;
+        }
+        out.queued() > OUTPUT_HIGH_WATER
             || out.pending_len() >= MAX_PENDING
             || out.waiting_keys() >= MAX_WAITING_KEYS
     }

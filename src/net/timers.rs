@@ -41,6 +41,12 @@ impl IdleList {
     /// Marks slot `index` active at `now` (linking it if it is not).
     #[inline]
     pub fn touch(&mut self, index: usize, now: Nanos) {
+        let i = index as u32;
+        if self.tail == i {
+            // Already the most recently active (the common case: one busy connection).
+            self.links[index].last_active = now;
+            return;
+        }
         if index >= self.links.len() {
             self.links.resize(
                 index + 1,
@@ -52,12 +58,7 @@ impl IdleList {
                 },
             );
         }
-        let i = index as u32;
         if self.links[index].linked {
-            if self.tail == i {
-                self.links[index].last_active = now;
-                return;
-            }
             self.unlink(index);
         }
         let link = &mut self.links[index];

@@ -265,7 +265,11 @@ impl<A: Application> EventLoop<A> {
         let whom = self.whom(index);
         loop {
             // Whatever is already buffered first (after back-pressure lifts).
-            if !self.serve_guarded(index, whom) {
+            let buffered = self.slots[index]
+                .conn
+                .as_ref()
+                .is_some_and(|c| !c.input.pending().is_empty());
+            if buffered && !self.serve_guarded(index, whom) {
                 return self.close(index);
             }
             let now = self.now;
@@ -338,7 +342,9 @@ impl<A: Application> EventLoop<A> {
                     Served::Consumed(n) => conn.input.consume(n),
                 }
             }
-            release(app, conn);
+            if conn.output.pending_len() > 0 {
+                release(app, conn);
+            }
         }));
         if served.is_err() {
             crate::error!(
