@@ -40,6 +40,8 @@
 
 #[path = "inline.rs"]
 mod inline;
+#[path = "onepass.rs"]
+mod onepass;
 
 use std::ops::Range;
 
@@ -155,9 +157,10 @@ impl Parser {
     /// error (state resets).
     pub fn parse(&mut self, buf: &[u8], max_bulk: usize) -> Result<Option<usize>, ProtocolError> {
         if self.state == State::Start {
-            match self.whole(buf, max_bulk) {
-                Ok(n) => return Ok(Some(n)),
-                Err(scanned) => self.examine(scanned),
+            let (result, looked) = onepass::whole(&mut self.args, buf, max_bulk);
+            self.examine(looked);
+            if let Some(n) = result {
+                return Ok(Some(n));
             }
         }
         let result = self.advance(buf, max_bulk);
@@ -186,45 +189,6 @@ impl Parser {
         if self.args.inline.capacity() > KEEP_INLINE {
             self.args.inline.shrink_to(KEEP_INLINE);
         }
-    }
-
-    /// The common case at the start of a command: a whole, well-formed multibulk command
-    /// at the start of `buf`, parsed in one straight pass; its length. Anything else
-    /// (incomplete, inline, a limit passed, an error to word) gives back how many bytes it
-    /// looked at, and the state machine parses the command from its start: at most one
-    /// extra look at the bytes present when a command starts, so the cost stays linear.
-    /// Like the state machine, it looks at length lines and the `\r\n` after each bulk,
-    /// never inside a bulk.
-    #[inline]
-    fn whole(&mut self, buf: &[u8], max_bulk: usize) -> Result<usize, usize> {
-        let mut looked = 1;
-        if buf.first() != Some(&b'*') {
-            return Err(looked);
-        }
-        let (count, mut pos) = number_line(buf, 1, &mut looked).ok_or(looked)?;
-        if count <= 0 || count > MAX_ARRAY {
-            return Err(looked);
-        }
-        self.args.clear();
-        for _ in 0..count {
-            looked += 1;
-            if buf.get(pos) != Some(&b'$') {
-                return Err(looked);
-            }
-            let (len, start) = number_line(buf, pos + 1, &mut looked).ok_or(looked)?;
-            if len < 0 || len as u64 > max_bulk as u64 {
-                return Err(looked);
-            }
-            let end = start + len as usize;
-            looked += 2;
-            if buf.get(end..end + 2) != Some(b"\r\n") {
-                return Err(looked);
-            }
-            self.args.ranges.push(start..end);
-            pos = end + 2;
-        }
-        self.examine(looked);
-        Ok(pos)
     }
 
     #[inline(always)]
@@ -400,29 +364,6 @@ pub fn parse_command(
 }
 
 /// An optional `-` then 1 to 18 ASCII digits.
-/// A number line at `from`: an optional `-`, 1 to 18 digits, `\r\n`; the number and
-/// where the next line starts. None for anything else (left to the state machine). Adds
-/// the bytes it looked at to `looked`.
-#[inline]
-fn number_line(buf: &[u8], from: usize, looked: &mut usize) -> Option<(i64, usize)> {
-    let neg = buf.get(from) == Some(&b'-');
-    let start = from + usize::from(neg);
-    let mut i = start;
-    let mut n: i64 = 0;
-    while let Some(&b) = buf.get(i) {
-        if !b.is_ascii_digit() || i - start == 18 {
-            break;
-        }
-        n = n * 10 + i64::from(b - b'0');
-        i += 1;
-    }
-    *looked += i - from + 2;
-    if i == start || buf.get(i..i + 2) != Some(b"\r\n") {
-        return None;
-    }
-    Some((if neg { -n } else { n }, i + 2))
-}
-
 fn parse_int(digits: &[u8]) -> Option<i64> {
     let (neg, digits) = match digits.split_first() {
         Some((b'-', rest)) => (true, rest),
