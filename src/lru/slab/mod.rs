@@ -30,6 +30,9 @@ use crate::clock::Nanos;
 /// Arena bytes reserved per node reserved.
 const RESERVE_PER_ENTRY: usize = 64;
 
+/// Most arena bytes reserved up front per shard.
+const RESERVE_MAX: usize = 64 << 20;
+
 /// The "no slot" link.
 pub(crate) const NIL: u32 = u32::MAX;
 
@@ -71,7 +74,9 @@ impl Slab {
     pub(crate) fn with_capacity(entries: usize) -> Slab {
         Slab {
             nodes: Vec::with_capacity(entries),
-            store: Store::with_arena_capacity(entries.saturating_mul(RESERVE_PER_ENTRY)),
+            store: Store::with_arena_capacity(
+                entries.saturating_mul(RESERVE_PER_ENTRY).min(RESERVE_MAX),
+            ),
             head: NIL,
             tail: NIL,
             free: NIL,
