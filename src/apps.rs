@@ -1,6 +1,7 @@
 //! The applications an event loop runs, behind the transport's one [`Application`]:
 //! HTTP on listener [`HTTP`], RESP on listener [`RESP`]. This is only a switch: each
-//! call goes to the protocol of the connection's listener, with static dispatch.
+//! call goes to the protocol of the connection's listener, with static dispatch. It must
+//! hold no protocol logic: that belongs to `http` and `resp`.
 
 use std::sync::Arc;
 
@@ -104,6 +105,13 @@ impl Application for Apps {
         match session {
             Session::Http => self.http.refuse_oversized(out),
             Session::Resp(_) => self.resp.refuse_oversized(out),
+        }
+    }
+
+    fn refuse_timeout(&mut self, session: &mut Session, out: &mut Vec<u8>) {
+        match session {
+            Session::Http => self.http.refuse_timeout(out),
+            Session::Resp(_) => self.resp.refuse_timeout(out),
         }
     }
 

@@ -13,109 +13,9 @@ use std::time::Duration;
 
 use crate::log::Level;
 
-/// One configuration key: name, default, and help text.
-pub struct Key {
-    /// The variable's name.
-    pub name: &'static str,
-    /// Its default, as it would be written in the env file.
-    pub default: &'static str,
-    /// What it means and what is allowed.
-    pub help: &'static str,
-}
+pub use self::keys::{KEYS, Key};
 
-/// Every configuration key, in the order `--help` lists them.
-pub const KEYS: &[Key] = &[
-    Key {
-        name: "PROXY_HOST",
-        default: "",
-        help: "address to bind; empty means all interfaces",
-    },
-    Key {
-        name: "PROXY_PORT",
-        default: "8000",
-        help: "HTTP port (1-65535)",
-    },
-    Key {
-        name: "PROXY_RESP_PORT",
-        default: "6380",
-        help: "Redis-protocol port; 0 disables it",
-    },
-    Key {
-        name: "PROXY_MAX_KEYS",
-        default: "1000",
-        help: "cache capacity in keys (>= 1)",
-    },
-    Key {
-        name: "PROXY_TTL_MS",
-        default: "10000",
-        help: "expiry of an entry in ms, counted from when it was cached (>= 1)",
-    },
-    Key {
-        name: "PROXY_WORKERS",
-        default: "0",
-        help: "event loops; 0 means one per core",
-    },
-    Key {
-        name: "PROXY_MAX_CONNECTIONS",
-        default: "10000",
-        help: "client connections held at once, all ports together (>= 1)",
-    },
-    Key {
-        name: "PROXY_RATE_LIMIT_RPS",
-        default: "0",
-        help: "lookups per second over the whole process; 0 means unlimited",
-    },
-    Key {
-        name: "PROXY_IDLE_TIMEOUT_MS",
-        default: "60000",
-        help: "an idle or half-sent connection is closed after this many ms (>= 1)",
-    },
-    Key {
-        name: "PROXY_MAX_KEY_BYTES",
-        default: "1024",
-        help: "longest key accepted, in bytes (1-65535); longer gets 400",
-    },
-    Key {
-        name: "REDIS_HOST",
-        default: "redis",
-        help: "host name or address of the backing Redis",
-    },
-    Key {
-        name: "REDIS_PORT",
-        default: "6379",
-        help: "port of the backing Redis (1-65535)",
-    },
-    Key {
-        name: "REDIS_CONNECTIONS",
-        default: "4",
-        help: "pooled connections to Redis (1-256)",
-    },
-    Key {
-        name: "REDIS_TIMEOUT_MS",
-        default: "1000",
-        help: "connect and read timeout towards Redis in ms (>= 1)",
-    },
-    Key {
-        name: "REDIS_USERNAME",
-        default: "",
-        help: "Redis ACL user name; unset means none",
-    },
-    Key {
-        name: "REDIS_PASSWORD",
-        default: "",
-        help: "Redis password; unset means no AUTH",
-    },
-    Key {
-        name: "REDIS_DB",
-        default: "0",
-        help: "Redis database number to SELECT (>= 0)",
-    },
-    Key {
-        name: "PROXY_LOG",
-        default: "info",
-        help: "log level: error, warn, info, debug",
-    },
-];
+mod keys;
 
 /// The validated configuration of one process.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,8 +36,14 @@ pub struct Config {
     pub max_connections: usize,
     /// Lookups per second over the process; 0 means unlimited.
     pub rate_limit_rps: u64,
-    /// Idle or half-sent connections are closed after this.
+    /// Idle connections are closed after this.
     pub idle_timeout: Duration,
+    /// A request must be complete this long after its first byte.
+    pub request_timeout: Duration,
+    /// Reply bytes buffered over all connections before reading pauses.
+    pub max_buffer_bytes: usize,
+    /// Largest single reply.
+    pub max_reply_bytes: usize,
     /// Longest key accepted.
     pub max_key_bytes: usize,
     /// Host of the backing Redis.
@@ -252,6 +158,12 @@ impl Config {
             max_connections: num("PROXY_MAX_CONNECTIONS", 1, 1_000_000)? as usize,
             rate_limit_rps: num("PROXY_RATE_LIMIT_RPS", 0, 1_000_000_000)?,
             idle_timeout: Duration::from_millis(num("PROXY_IDLE_TIMEOUT_MS", 1, max)?),
+            request_timeout: Duration::from_millis(num("PROXY_REQUEST_TIMEOUT_MS", 1, max)?),
+            max_buffer_bytes: match num("PROXY_MAX_BUFFER_BYTES", 0, 1 << 40)? {
+                0 => default_buffer_bytes(),
+                n => n as usize,
+            },
+            max_reply_bytes: num("PROXY_MAX_REPLY_BYTES", 1024, 1 << 32)? as usize,
             max_key_bytes: num("PROXY_MAX_KEY_BYTES", 1, 65535)? as usize,
             redis_host: host("REDIS_HOST", false)?,
             redis_port: num("REDIS_PORT", 1, 65535)? as u16,
@@ -287,7 +199,8 @@ impl Config {
     pub fn summary(&self) -> String {
         format!(
             "http={}:{} resp_port={} max_keys={} ttl_ms={} workers={} max_connections={} \
-             rate_limit_rps={} idle_timeout_ms={} max_key_bytes={} redis={}:{} db={} \
+             rate_limit_rps={} idle_timeout_ms={} request_timeout_ms={} max_buffer_bytes={} \
+             max_reply_bytes={} max_key_bytes={} redis={}:{} db={} \
              redis_connections={} redis_timeout_ms={} auth={} log={}",
             if self.host.is_empty() {
                 "*"
@@ -302,6 +215,9 @@ impl Config {
             self.max_connections,
             self.rate_limit_rps,
             self.idle_timeout.as_millis(),
+            self.request_timeout.as_millis(),
+            self.max_buffer_bytes,
+            self.max_reply_bytes,
             self.max_key_bytes,
             self.redis_host,
             self.redis_port,
@@ -378,6 +294,20 @@ fn is_host_name(s: &str) -> bool {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                 && !label.starts_with('-')
         })
+}
+
+/// The default PROXY_MAX_BUFFER_BYTES: a sixteenth of the machine's memory, at least
+/// 64 MiB and at most 4 GiB (1 GiB when the memory cannot be read).
+fn default_buffer_bytes() -> usize {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    });
+    match total {
+        Some(bytes) => (bytes / 16).clamp(64 << 20, 4 << 30) as usize,
+        None => 1 << 30,
+    }
 }
 
 #[cfg(test)]

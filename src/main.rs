@@ -32,6 +32,9 @@ fn burst_for(rate: u64) -> u64 {
 /// 800 ms), so the process exits within a second even while Redis hangs.
 const BACKEND_STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// Most time a loop's own deadline for a miss comes after REDIS_TIMEOUT_MS.
+const MISS_SLACK: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Requests per second allowed on /stats and /metrics together, so scrapers cannot crowd
 /// out lookups.
 const ADMIN_RATE: u64 = 20;
@@ -81,8 +84,14 @@ fn main() -> ExitCode {
     ports[apps::RESP] = config.resp_port;
     let bound = match Bound::bind(&config.host, &ports, config.worker_count()) {
         Ok(b) => b,
-        Err(e) => {
+        // Another process serves one of the ports (a second proxy, say): refuse to start
+        // rather than share it. One line naming the port; exit 2 like a bad setting.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             error!("{e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            error!("cannot listen: {e}");
             return ExitCode::from(1);
         }
     };
@@ -90,8 +99,23 @@ fn main() -> ExitCode {
         .map(|_| Arc::new(LoopStats::new(http::counters(), resp::counters())))
         .collect();
     let (backend, backend_threads) = Backend::start(&config, Arc::clone(&cache), bound.mailboxes());
+    let limits = Limits {
+        idle_timeout: config.idle_timeout,
+        max_connections: config.max_connections,
+        request_timeout: config.request_timeout,
+        // The backend answers within its timeout; the loop's own deadline comes a little
+        // later, so it fires only when the backend is stuck.
+        miss_timeout: config.redis_timeout + (config.redis_timeout / 10).min(MISS_SLACK),
+        max_buffer_bytes: config.max_buffer_bytes,
+    };
+    let net = Arc::new(NetShared::new(limits, clock.clone()));
     let services = Arc::new(Services {
-        admin: Admin::new(loop_stats.clone(), Arc::clone(&cache), Arc::clone(&backend)),
+        admin: Admin::new(
+            loop_stats.clone(),
+            Arc::clone(&cache),
+            Arc::clone(&backend),
+            Arc::clone(&net),
+        ),
         throttle: Throttle::new(
             config.rate_limit_rps,
             burst_for(config.rate_limit_rps),
@@ -101,17 +125,13 @@ fn main() -> ExitCode {
         cache,
         backend,
         max_key_bytes: config.max_key_bytes,
+        max_reply_bytes: config.max_reply_bytes,
         clock: clock.clone(),
     });
     let apps: Vec<Apps> = loop_stats
         .iter()
         .map(|stats| Apps::new(&services, stats))
         .collect();
-    let limits = Limits {
-        idle_timeout: config.idle_timeout,
-        max_connections: config.max_connections,
-    };
-    let net = Arc::new(NetShared::new(limits, clock));
     info!(
         "listening: http port {}, resp port {}",
         config.port, config.resp_port

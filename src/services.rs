@@ -1,6 +1,6 @@
 //! What the protocol applications share: the cache, the backend, the rate limits, the
 //! admin view and the request limits. Built once by `main`, one `Arc` in every loop's
-//! applications. Holds no logic of its own.
+//! applications. Holds no logic of its own, and nothing protocol-specific.
 
 use std::sync::Arc;
 
@@ -18,12 +18,14 @@ pub struct Services {
     pub backend: Arc<Backend>,
     /// The lookup rate limit (PROXY_RATE_LIMIT_RPS).
     pub throttle: Throttle,
-    /// The small separate limit for /stats, /metrics and INFO.
+    /// The small separate limit for /stats, /metrics, /readyz and INFO.
     pub admin_throttle: Throttle,
     /// Counters of everything, rendered.
     pub admin: Admin,
     /// Longest key accepted (PROXY_MAX_KEY_BYTES).
     pub max_key_bytes: usize,
+    /// Largest single reply (PROXY_MAX_REPLY_BYTES).
+    pub max_reply_bytes: usize,
     /// The cache's clock.
     pub clock: Clock,
 }
@@ -40,13 +42,16 @@ impl Services {
         let config = crate::config::Config::from_vars(&vars).expect("test config");
         let (backend, _threads) = Backend::start(&config, Arc::clone(&cache), Vec::new());
         let clock = cache.clock().clone();
+        let limits = crate::net::Limits::for_tests();
+        let net = Arc::new(crate::net::NetShared::new(limits, clock.clone()));
         Services {
-            admin: Admin::new(loops, Arc::clone(&cache), Arc::clone(&backend)),
+            admin: Admin::new(loops, Arc::clone(&cache), Arc::clone(&backend), net),
             throttle: Throttle::new(0, 1, clock.clone()),
             admin_throttle: Throttle::new(20, 20, clock.clone()),
             cache,
             backend,
             max_key_bytes: 1024,
+            max_reply_bytes: 1 << 20,
             clock,
         }
     }

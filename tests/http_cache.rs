@@ -352,3 +352,25 @@ fn hits_do_not_touch_redis() {
     }
     assert_eq!(redis_get_calls(&redis), 1);
 }
+
+/// PROXY_MAX_KEYS at its largest allowed value used to make the process abort while
+/// sizing its tables; the cache is now sized by what it holds.
+#[test]
+fn the_largest_max_keys_starts_and_caches() {
+    let redis = Redis::start();
+    redis.set("big", "cap");
+    let proxy = Proxy::start(redis.port, &[("PROXY_MAX_KEYS", "4294967295")]);
+    assert_eq!(
+        proxy.lookup("big"),
+        (
+            200,
+            serde_json::json!({"key": "big", "value": "cap", "status": 200})
+        )
+    );
+    redis.del("big");
+    assert_eq!(
+        proxy.lookup("big").0,
+        200,
+        "the second lookup is a cache hit"
+    );
+}

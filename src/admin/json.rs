@@ -55,6 +55,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "rejected": b.rejected,
             "connects": b.connects,
             "cancelled_fills": b.cancelled_fills,
+            "miss_timeouts": s.miss_timeouts,
             "in_flight": s.in_flight,
         },
         "connections": {
@@ -63,7 +64,9 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "refused": s.refused,
             "closed": s.closed,
             "idle_closed": s.idle_closed,
+            "request_timeouts": s.request_timeouts,
         },
+        "buffers": { "bytes": s.buffered_bytes, "limit": s.buffer_limit },
         "throttled": s.throttled,
         "latency_us": { "hit": latency(&s.hit_latency), "miss": latency(&s.miss_latency) },
     });

@@ -12,10 +12,12 @@ mod json;
 mod prometheus;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::backend::{Backend, BackendCounts};
 use crate::lru::{Cache, CacheStats};
+use crate::net::NetShared;
 use crate::stats::{HistogramSnapshot, LoopStats, TableSnapshot};
 
 /// Everything summed at one moment.
@@ -35,6 +37,14 @@ pub struct Snapshot {
     pub idle_closed: u64,
     /// Lookups refused by the rate limit.
     pub throttled: u64,
+    /// Connections closed at the request timeout.
+    pub request_timeouts: u64,
+    /// Replies answered unavailable by a loop at the backend timeout.
+    pub miss_timeouts: u64,
+    /// Reply bytes held over all connections now.
+    pub buffered_bytes: u64,
+    /// PROXY_MAX_BUFFER_BYTES.
+    pub buffer_limit: u64,
     /// Latency of hits.
     pub hit_latency: HistogramSnapshot,
     /// Latency of misses.
@@ -65,16 +75,23 @@ pub struct Admin {
     loops: Vec<Arc<LoopStats>>,
     cache: Arc<Cache>,
     backend: Arc<Backend>,
+    net: Arc<NetShared>,
     started: Instant,
 }
 
 impl Admin {
     /// A view over `loops`, `cache` and `backend`.
-    pub fn new(loops: Vec<Arc<LoopStats>>, cache: Arc<Cache>, backend: Arc<Backend>) -> Admin {
+    pub fn new(
+        loops: Vec<Arc<LoopStats>>,
+        cache: Arc<Cache>,
+        backend: Arc<Backend>,
+        net: Arc<NetShared>,
+    ) -> Admin {
         Admin {
             loops,
             cache,
             backend,
+            net,
             started: Instant::now(),
         }
     }
@@ -89,6 +106,10 @@ impl Admin {
             closed: 0,
             idle_closed: 0,
             throttled: 0,
+            request_timeouts: 0,
+            miss_timeouts: 0,
+            buffered_bytes: self.net.buffered.load(Ordering::Relaxed) as u64,
+            buffer_limit: self.net.limits.max_buffer_bytes as u64,
             hit_latency: HistogramSnapshot::default(),
             miss_latency: HistogramSnapshot::default(),
             cache: self.cache.stats(),
@@ -104,6 +125,8 @@ impl Admin {
             s.closed += l.closed.get();
             s.idle_closed += l.idle_closed.get();
             s.throttled += l.throttled.get();
+            s.request_timeouts += l.request_timeouts.get();
+            s.miss_timeouts += l.miss_timeouts.get();
             s.hit_latency.add(&l.hit_latency);
             s.miss_latency.add(&l.miss_latency);
         }

@@ -42,7 +42,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             s.resp.counts[k].iter().sum::<u64>()
         );
     }
-    let counters: [(&str, &str, u64); 17] = [
+    let counters: [(&str, &str, u64); 19] = [
         (
             "cache_hits_total",
             "Cache lookups that found a live entry.",
@@ -128,12 +128,22 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "Lookups refused by the rate limit.",
             s.throttled,
         ),
+        (
+            "request_timeouts_total",
+            "Connections closed because a request was not complete in time.",
+            s.request_timeouts,
+        ),
+        (
+            "miss_timeouts_total",
+            "Misses answered unavailable at the backend timeout by the proxy itself.",
+            s.miss_timeouts,
+        ),
     ];
     for (name, help, value) in counters {
         family(&mut t, name, "counter", help);
         let _ = writeln!(t, "proxyredis_{name} {value}");
     }
-    let gauges: [(&str, &str, u64); 5] = [
+    let gauges: [(&str, &str, u64); 7] = [
         ("cache_keys", "Entries in the cache now.", c.size),
         (
             "cache_capacity",
@@ -151,6 +161,16 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             u64::from(s.backend_up),
         ),
         ("connections_open", "Client connections open now.", s.open()),
+        (
+            "buffered_bytes",
+            "Reply bytes held for clients now.",
+            s.buffered_bytes,
+        ),
+        (
+            "buffer_limit_bytes",
+            "PROXY_MAX_BUFFER_BYTES.",
+            s.buffer_limit,
+        ),
     ];
     for (name, help, value) in gauges {
         family(&mut t, name, "gauge", help);

@@ -2,6 +2,7 @@
 //! of where Redis is and how to log in (address, AUTH, SELECT; later TLS and the tracking
 //! handshake), so no other part of the backend builds a connection by hand.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::IntoConnectionInfo;
@@ -40,6 +41,8 @@ impl Connector {
     }
 
     /// A logged-in connection whose connect, reads and writes time out after `timeout`.
+    /// Credentials Redis refuses are a failure to connect (so misses are unavailable, not
+    /// Redis's words) whose text says what to set.
     pub fn connect(&self, timeout: Duration) -> Result<redis::Connection, BackendError> {
         let open = || -> redis::RedisResult<redis::Connection> {
             let client = redis::Client::open(self.info.clone())?;
@@ -48,6 +51,11 @@ impl Connector {
             conn.set_write_timeout(Some(timeout))?;
             Ok(conn)
         };
-        open().map_err(|e| BackendError::from_redis(&e))
+        open().map_err(|e| match e.kind() {
+            redis::ErrorKind::AuthenticationFailed => BackendError::Io(Arc::from(format!(
+                "{e} (check REDIS_PASSWORD / REDIS_USERNAME)"
+            ))),
+            _ => BackendError::from_redis(&e),
+        })
     }
 }

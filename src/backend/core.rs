@@ -1,11 +1,12 @@
 //! What every upstream answers into: the single-flight map, the cache fills, the loops'
-//! mailboxes, the health flag and the counters. An upstream (standalone today) only sends
-//! jobs to Redis and hands each reply to [`Core::finish`], the one place where a reply
-//! becomes answers.
+//! mailboxes, the health and auth states (logged when they change) and the counters. An
+//! upstream (standalone today) only sends jobs to Redis and hands each reply to
+//! [`Core::finish`], the one place where a reply becomes answers.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::health::{AuthWatch, Health};
 use super::job::{Answer, Job, Mailbox, Outcome, Request, Waiter};
 use super::singleflight::SingleFlight;
 use crate::lru::Cache;
@@ -21,7 +22,7 @@ pub struct BackendStats {
     pub errors: AtomicU64,
     /// Jobs answered unavailable because they waited longer than the timeout.
     pub timeouts: AtomicU64,
-    /// Misses refused because too many keys were already in flight.
+    /// Misses (and commands) refused because too many were already in flight.
     pub rejected: AtomicU64,
     /// Successful (re)connects.
     pub connects: AtomicU64,
@@ -76,7 +77,10 @@ pub struct Core {
     /// Where fetched values go.
     pub cache: Arc<Cache>,
     mailboxes: Vec<Mailbox>,
-    healthy: AtomicBool,
+    /// Whether Redis is reachable over some connection (per-connection states inside).
+    pub health: Health,
+    /// Whether Redis refuses the proxy's commands (NOAUTH, WRONGPASS).
+    auth: AuthWatch,
     /// Counters.
     pub stats: BackendStats,
 }
@@ -88,7 +92,8 @@ impl Core {
             flights: SingleFlight::default(),
             cache,
             mailboxes,
-            healthy: AtomicBool::new(true),
+            health: Health::default(),
+            auth: AuthWatch::default(),
             stats: BackendStats::default(),
         }
     }
@@ -98,20 +103,9 @@ impl Core {
         self.mailboxes.len()
     }
 
-    /// Whether the last contact with Redis succeeded.
+    /// Whether the last contact with Redis succeeded on some connection.
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
-    }
-
-    /// Records the result of a contact with Redis; flips are logged once.
-    pub fn set_healthy(&self, up: bool, why: &dyn std::fmt::Display) {
-        if self.healthy.swap(up, Ordering::AcqRel) != up {
-            if up {
-                crate::info!("redis is reachable again");
-            } else {
-                crate::warn!("redis is unavailable: {why}");
-            }
-        }
+        self.health.is_up()
     }
 
     /// Sends one answer at once and wakes its loop.
@@ -126,7 +120,13 @@ impl Core {
     /// Turns the reply to `job` into answers in `outbox`: a fetched value fills the cache
     /// first (so a request arriving after its waiters are released hits), unless its key was
     /// invalidated after the ticket was taken; then every waiter of the flight is answered.
+    /// A command leaves the count of requests in flight. Redis refusing the proxy for want
+    /// of credentials is logged here, once per refusal (not per reply).
     pub fn finish(&self, job: &Job, outcome: Outcome, outbox: &mut Outbox) {
+        self.auth.observe(match &outcome {
+            Outcome::Failed(e) => Err(e),
+            _ => Ok(()),
+        });
         match &job.request {
             Request::Fetch { key, ticket } => {
                 if let Outcome::Found(value) = &outcome
@@ -138,7 +138,10 @@ impl Core {
                     outbox.push(waiter, outcome.clone());
                 }
             }
-            Request::Command { waiter, .. } => outbox.push(*waiter, outcome),
+            Request::Command { waiter, .. } => {
+                self.flights.unreserve();
+                outbox.push(*waiter, outcome);
+            }
         }
     }
 

@@ -20,13 +20,19 @@
 //! Failure: connect and read timeouts are REDIS_TIMEOUT_MS; on an I/O error the batch's
 //! waiters get [`Outcome::Failed`], the connection is dropped and reconnected with
 //! exponential backoff. A job that waited in the queue longer than the timeout is answered
-//! without asking Redis, and at most [`MAX_QUEUED`] keys are in flight.
+//! without asking Redis, and at most [`MAX_QUEUED`] keys and commands (PINGs of
+//! `/readyz` included) are in flight together; past that they are refused at once with
+//! [`BackendError::Overloaded`].
+//!
+//! Operators get one log line per change of state ([`health`]): Redis unreachable over
+//! every connection, reachable again, refusing the proxy for want of credentials.
 //!
 //! This room must not know HTTP, RESP or the event loop's types beyond [`Waiter`].
 
 mod connector;
 mod core;
 mod error;
+mod health;
 mod job;
 mod singleflight;
 mod upstream;
@@ -125,16 +131,22 @@ impl Backend {
         }
     }
 
-    /// Sends `args` (a whole command) to Redis for `waiter`; never cached.
+    /// Sends `args` (a whole command) to Redis for `waiter`; never cached. Counts against
+    /// the same bound as keys in flight: errs, queuing nothing, past it.
     pub fn command(&self, args: Vec<Box<[u8]>>, waiter: Waiter) -> Result<(), BackendError> {
+        let core = &self.core;
+        if !core.flights.reserve() {
+            BackendStats::bump(&core.stats.rejected);
+            return Err(BackendError::Overloaded);
+        }
         let job = Job {
             request: Request::Command { args, waiter },
             queued_at: Instant::now(),
         };
-        self.upstream
-            .submit(job)
-            .map(|_| ())
-            .map_err(|_| BackendError::Stopped)
+        self.upstream.submit(job).map_err(|_| {
+            core.flights.unreserve();
+            BackendError::Stopped
+        })
     }
 
     /// Asks Redis for a PING on behalf of `waiter` (readiness).
@@ -142,12 +154,12 @@ impl Backend {
         self.command(vec![Box::from(&b"PING"[..])], waiter)
     }
 
-    /// Keys waiting on Redis now.
+    /// Keys and commands waiting on Redis now.
     pub fn in_flight(&self) -> usize {
         self.core.flights.len()
     }
 
-    /// Whether the last contact with Redis succeeded.
+    /// Whether the last contact with Redis succeeded on some connection.
     pub fn is_healthy(&self) -> bool {
         self.core.is_healthy()
     }
@@ -164,3 +176,6 @@ impl BackendThreads {
         self.backend.upstream.stop(grace);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,11 +1,15 @@
 //! Single flight: concurrent misses for one key share one fetch.
 //!
 //! A key is in the map from the moment its first waiter queues a fetch until the fetch is
-//! answered; later waiters join the list. The count of keys in flight is bounded
+//! answered; later waiters join the list. The count of requests in flight is bounded
 //! ([`MAX_QUEUED`]): past it, misses are refused at once rather than queued without bound
-//! while Redis is slow. Invariant: `queued` equals the number of keys in the map, because
+//! while Redis is slow. Other commands (forwarded ones, readiness PINGs) are not in the map
+//! but count against the same bound ([`SingleFlight::reserve`]). Invariant: `queued` equals
+//! the number of keys in the map plus the commands reserved and not yet unreserved, because
 //! every key enters through [`SingleFlight::join`] (which counts it) and leaves through
-//! [`SingleFlight::release`] (which uncounts it) exactly once.
+//! [`SingleFlight::release`] (which uncounts it) exactly once, and every command is
+//! reserved once before it is queued and unreserved once when it is answered (or could not
+//! be queued).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -14,7 +18,7 @@ use dashmap::mapref::entry::Entry;
 
 use super::job::Waiter;
 
-/// Most distinct keys waiting on Redis at once.
+/// Most distinct keys (plus commands) waiting on Redis at once.
 pub const MAX_QUEUED: usize = 10_000;
 
 /// What joining a key's flight did.
@@ -75,7 +79,21 @@ impl SingleFlight {
         }
     }
 
-    /// Keys in flight now.
+    /// Counts one command in flight; false (counting nothing) when the bound is reached.
+    pub fn reserve(&self) -> bool {
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Uncounts a command counted by [`SingleFlight::reserve`].
+    pub fn unreserve(&self) {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Keys and commands in flight now.
     pub fn len(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
@@ -136,5 +154,25 @@ mod tests {
         assert!(matches!(f.join(b"x", w(0), || false), Some(Joined::Full)));
         assert_eq!(f.len(), MAX_QUEUED);
         assert!(f.release(b"x").is_empty());
+        assert!(!f.reserve(), "commands share the bound");
+        assert_eq!(f.len(), MAX_QUEUED);
+    }
+
+    #[test]
+    fn commands_and_keys_share_one_bound() {
+        let f = SingleFlight::default();
+        for _ in 0..MAX_QUEUED - 1 {
+            assert!(f.reserve());
+        }
+        assert!(matches!(f.join(b"k", w(1), || false), Some(Joined::Leader)));
+        assert!(!f.reserve());
+        assert!(matches!(f.join(b"j", w(2), || false), Some(Joined::Full)));
+        f.unreserve();
+        assert!(f.reserve(), "a command answered frees its place");
+        assert_eq!(f.release(b"k"), vec![w(1)]);
+        for _ in 0..MAX_QUEUED - 1 {
+            f.unreserve();
+        }
+        assert!(f.is_empty());
     }
 }

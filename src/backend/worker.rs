@@ -5,6 +5,9 @@
 //! as one pipeline whose socket timeout is what is left of the oldest job's time. On an I/O
 //! error, or a reply that does not match the batch, every job of the batch is answered
 //! unavailable, the connection is dropped and reconnected with exponential backoff.
+//!
+//! Each worker keeps its own connection's health and reports only its changes to the
+//! shared [`Health`](super::health::Health), which logs the backend's overall state.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +17,7 @@ use crossbeam_channel::Receiver;
 use super::connector::Connector;
 use super::core::{BackendStats, Core, Outbox};
 use super::error::BackendError;
+use super::health::ConnHealth;
 use super::job::{Job, Outcome};
 
 /// Most jobs sent to Redis in one pipeline: large enough to amortise the round trip, small
@@ -33,6 +37,8 @@ pub struct Worker {
     connector: Connector,
     timeout: Duration,
     conn: Option<redis::Connection>,
+    /// Whether this worker's last contact with Redis succeeded.
+    health: ConnHealth,
     /// The read/write timeout set on `conn`'s socket now.
     socket_timeout: Duration,
     retry_at: Instant,
@@ -56,6 +62,7 @@ impl Worker {
             connector,
             timeout,
             conn: None,
+            health: ConnHealth::default(),
             socket_timeout: Duration::ZERO,
             retry_at: Instant::now(),
             backoff: MIN_BACKOFF,
@@ -145,11 +152,25 @@ impl Worker {
                 conn.set_write_timeout(Some(wanted))?;
             }
             let mut pipe = redis::pipe();
-            pipe.ignore_errors();
             for job in batch {
                 job.add_to(&mut pipe);
             }
-            pipe.query::<Vec<redis::Value>>(conn)
+            conn.send_packed_command(&pipe.get_packed_pipeline())?;
+            // Replies are read one by one and the first failure ends the batch: the redis
+            // crate's own pipeline goes on reading every remaining reply after a timeout,
+            // a full read timeout each, so a stalled Redis held a batch of n misses for n
+            // timeouts. A Redis that answers, but too slowly for the batch's deadline, ends
+            // it too; either way the connection is dropped and replaced.
+            let mut values = Vec::with_capacity(batch.len());
+            for i in 0..batch.len() {
+                if i > 0 && Instant::now() > deadline {
+                    return Err(redis::RedisError::from(std::io::Error::from(
+                        std::io::ErrorKind::TimedOut,
+                    )));
+                }
+                values.push(conn.recv_response()?);
+            }
+            Ok(values)
         })();
         self.socket_timeout = wanted;
         result.map_err(|e| BackendError::from_redis(&e))
@@ -178,7 +199,7 @@ impl Worker {
         match result {
             Ok(values) => {
                 BackendStats::bump(&self.core.stats.batches);
-                self.core.set_healthy(true, &"");
+                self.core.health.succeeded(&mut self.health);
                 for (job, value) in batch.iter().zip(values) {
                     if matches!(job.request, super::job::Request::Fetch { .. }) {
                         BackendStats::bump(&self.core.stats.fetches);
@@ -191,7 +212,7 @@ impl Worker {
                 if self.conn.is_some() {
                     // The pipeline failed (a failed connect was counted in `connection`).
                     BackendStats::bump(&self.core.stats.errors);
-                    self.core.set_healthy(false, &err);
+                    self.core.health.failed(&mut self.health, &err);
                     self.conn = None;
                 }
                 for job in batch {
@@ -208,7 +229,7 @@ impl Worker {
             return Ok(());
         }
         let now = Instant::now();
-        // Back off while Redis is down, but once another thread got through (healthy
+        // Back off while Redis is down, but once another connection got through (healthy
         // again) reconnect at once rather than answering 503 until the backoff ends.
         if now < self.retry_at && !self.core.is_healthy() {
             return Err(BackendError::Io("reconnecting (backing off)".into()));
@@ -225,7 +246,7 @@ impl Worker {
             }
             Err(err) => {
                 BackendStats::bump(&self.core.stats.errors);
-                self.core.set_healthy(false, &err);
+                self.core.health.failed(&mut self.health, &err);
                 self.retry_at = now + self.backoff;
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 Err(err)

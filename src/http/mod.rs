@@ -155,6 +155,18 @@ impl HttpApp {
         );
     }
 
+    /// The answer to a request not complete within the request timeout.
+    pub fn refuse_timeout(&mut self, out: &mut Vec<u8>) {
+        self.error(
+            out,
+            Route::Unknown,
+            408,
+            "request timeout",
+            Connection::Close,
+            "",
+        );
+    }
+
     /// The answer to a connection over the cap.
     pub fn refuse_connection(&mut self, out: &mut Vec<u8>) {
         let mut body = Vec::new();

@@ -72,7 +72,7 @@ pub struct Status {
 
 /// Every status the proxy answers, most frequent first (counting looks them up in order);
 /// the last one stands for any other code.
-pub static STATUSES: [Status; 10] = [
+pub static STATUSES: [Status; 11] = [
     Status {
         code: 200,
         label: "200",
@@ -97,6 +97,11 @@ pub static STATUSES: [Status; 10] = [
         code: 405,
         label: "405",
         line: "HTTP/1.1 405 Method Not Allowed\r\n",
+    },
+    Status {
+        code: 408,
+        label: "408",
+        line: "HTTP/1.1 408 Request Timeout\r\n",
     },
     Status {
         code: 413,

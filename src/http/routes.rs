@@ -5,7 +5,7 @@
 //! | lookup | `/lookup`, `/v1/lookup` | `{"key","value","status"[,"error"][,"encoding"]}` |
 //! | raw | `/v1/raw` | the value's bytes (any key bytes), empty 404, JSON errors |
 //! | healthz | `/healthz` | 200 while the process runs |
-//! | readyz | `/readyz` | 200 when Redis answers a PING, else 503 |
+//! | readyz | `/readyz` | 200 when Redis answers a PING, else 503 (admin rate limit) |
 //! | stats | `/stats` | JSON counters (admin rate limit, 429 over it) |
 //! | metrics | `/metrics` | Prometheus text (same limit) |
 //!
@@ -123,6 +123,14 @@ pub(super) fn handle<W: From<Wait>>(
             );
         }
         Route::Readyz => {
+            // Each /readyz asks Redis: it shares the admin limit of /stats and /metrics, so
+            // a tight probe loop cannot load Redis or crowd out lookups.
+            if !app.services.admin_throttle.allow() {
+                let retry = "Retry-After: 1\r\n";
+                let text = "readiness rate limit exceeded";
+                app.error(replies.out(), route, 429, text, connection, retry);
+                return false;
+            }
             let seq = replies.wait(W::from(Wait::Ready { connection }), 1);
             let waiter = replies.waiter(seq, 0);
             if let Err(e) = app.services.backend.ping(waiter) {

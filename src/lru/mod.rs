@@ -36,9 +36,9 @@
 //! Expiry: an entry with `deadline <= now` is absent for every read; the read that finds it
 //! removes it. The reaper ([`crate::reaper`]) removes the rest in the background.
 //!
-//! Memory: nothing is sized by the capacity, which may be billions. A shard starts with
-//! room for at most 1,024 entries, and its slab, arena and index grow (by doubling) as
-//! entries arrive.
+//! Memory: nothing is sized by the capacity alone, which may be billions. A shard reserves
+//! room for its capacity up to 65,536 entries, and past that its slab, arena and index grow
+//! (by doubling) as entries arrive.
 //!
 //! Coherence (Redis invalidation messages, see `coherence`): [`Cache::invalidate`]
 //! removes a key and cancels the fills of it in flight; [`Cache::clear`] removes
@@ -53,6 +53,9 @@
 //! `access` and `policy` the parts of a shard; `tests.rs` the unit tests. Hooks that
 //! only tests use (`hooks.rs`: `Cache::validate`, `Cache::keys_by_recency`, ...) exist
 //! only in test builds and with the `test-hooks` feature.
+//!
+//! This room knows keys, values and deadlines only: nothing of HTTP, RESP, Redis, the
+//! event loops or the counters' rendering (it imports nothing but `clock`).
 
 mod access;
 mod coherence;

@@ -3,7 +3,8 @@
 //! timers and shutdown; the application knows requests and replies and nothing of sockets,
 //! so each protocol is unit-tested by calling these methods on plain bytes.
 
-use super::output::{Replies, Waiting};
+use super::output::Waiting;
+use super::replies::Replies;
 use crate::clock::Nanos;
 
 /// What serving the start of a connection's input did.
@@ -43,6 +44,10 @@ pub trait Application: Send + 'static {
 
     /// The reply to a request over [`Application::max_input`] (the connection closes after).
     fn refuse_oversized(&mut self, session: &mut Self::Session, out: &mut Vec<u8>);
+
+    /// The reply to a request not complete within the request timeout (the connection
+    /// closes after).
+    fn refuse_timeout(&mut self, session: &mut Self::Session, out: &mut Vec<u8>);
 
     /// The reply to a connection over the cap on `listener` (sent once, then closed).
     fn refuse_connection(&mut self, listener: usize, out: &mut Vec<u8>);

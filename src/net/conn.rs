@@ -14,6 +14,9 @@ const INITIAL_INPUT: usize = 16 * 1024;
 /// Once this much output is unsent, the connection stops reading (back-pressure).
 pub const OUTPUT_HIGH_WATER: usize = 256 * 1024;
 
+/// Most output buffer capacity a connection keeps once everything is sent.
+const OUTPUT_KEEP: usize = 1 << 20;
+
 /// Most replies queued per connection before it stops reading.
 pub const MAX_PENDING: usize = 1024;
 
@@ -51,13 +54,17 @@ impl Input {
         if self.start >= self.end {
             self.start = 0;
             self.end = 0;
+            if self.buf.len() > INITIAL_INPUT {
+                // Grown for one big request: give the memory back.
+                self.buf.truncate(INITIAL_INPUT);
+                self.buf.shrink_to_fit();
+            }
         }
     }
 
     /// Drops everything buffered.
     pub fn discard(&mut self) {
-        self.start = 0;
-        self.end = 0;
+        self.consume(self.end - self.start);
     }
 
     /// Makes room for a read: compacts, or grows up to `max` bytes. False when full.
@@ -93,6 +100,10 @@ pub struct Conn<S, W> {
     pub peer_closed: bool,
     /// The poller reported a hang-up: read until the end of input before stopping.
     pub hangup_seen: bool,
+    /// Bytes of this connection counted in the process-wide buffered total.
+    pub accounted: usize,
+    /// Listed as left unread while the process is over its buffer budget.
+    pub budget_paused: bool,
 }
 
 /// Result of reading from the socket.
@@ -118,6 +129,8 @@ impl<S, W> Conn<S, W> {
             closing: false,
             peer_closed: false,
             hangup_seen: false,
+            accounted: 0,
+            budget_paused: false,
         }
     }
 
@@ -179,6 +192,10 @@ impl<S, W> Conn<S, W> {
         if out.sent == out.buf.len() {
             out.buf.clear();
             out.sent = 0;
+            if out.buf.capacity() > OUTPUT_KEEP {
+                // Grown for one burst: give the memory back.
+                out.buf.shrink_to(OUTPUT_KEEP / 4);
+            }
         } else if out.sent > OUTPUT_HIGH_WATER {
             out.buf.drain(..out.sent);
             out.sent = 0;

@@ -23,6 +23,7 @@ mod app;
 mod conn;
 mod event_loop;
 mod output;
+mod replies;
 mod timers;
 
 use std::io;
@@ -37,7 +38,8 @@ use mio::{Poll, Token, Waker};
 
 pub use self::app::{Application, Served};
 pub use self::conn::{MAX_PENDING, MAX_WAITING_KEYS, OUTPUT_HIGH_WATER};
-pub use self::output::{Output, Released, Replies, Sink, Waiting, Whom};
+pub use self::output::{Output, Released, Waiting};
+pub use self::replies::{Replies, Sink, Whom};
 
 use crate::backend::{Answer, Mailbox};
 use crate::clock::Clock;
@@ -55,8 +57,29 @@ const FIRST_CONN: usize = MAX_LISTENERS + 1;
 pub struct Limits {
     /// A connection quiet this long (nothing read or written, nothing waiting) is closed.
     pub idle_timeout: Duration,
+    /// A request must be complete this long after its first byte.
+    pub request_timeout: Duration,
+    /// A reply waiting on the backend is answered unavailable after this.
+    pub miss_timeout: Duration,
+    /// Reply bytes held over all connections past which connections holding some are
+    /// not read.
+    pub max_buffer_bytes: usize,
     /// Most client connections open at once over all loops and ports.
     pub max_connections: usize,
+}
+
+#[cfg(test)]
+impl Limits {
+    /// Generous limits for tests that do not exercise them.
+    pub(crate) fn for_tests() -> Limits {
+        Limits {
+            idle_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(5),
+            miss_timeout: Duration::from_secs(5),
+            max_connections: 100,
+            max_buffer_bytes: 1 << 30,
+        }
+    }
 }
 
 /// What every loop shares.
@@ -69,6 +92,8 @@ pub struct NetShared {
     pub connections: AtomicUsize,
     /// Set once on SIGTERM/SIGINT: stop accepting, drain, exit.
     pub shutdown: AtomicBool,
+    /// Reply bytes held over all connections (unsent, queued, values not yet rendered).
+    pub buffered: AtomicUsize,
     started: Instant,
     last_refusal_warning: AtomicU64,
 }
@@ -81,6 +106,7 @@ impl NetShared {
             clock,
             connections: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
+            buffered: AtomicUsize::new(0),
             started: Instant::now(),
             last_refusal_warning: AtomicU64::new(0),
         }
@@ -137,6 +163,20 @@ impl Bound {
                 Err(_) => resolve(host)?,
             }
         };
+        // Every loop binds each port with SO_REUSEPORT, so a second proxy started on the
+        // same ports would bind beside this one and the kernel would split clients between
+        // them. First a plain bind (SO_REUSEADDR only, as a lone listener would) of each
+        // port: it fails with EADDRINUSE while any other process listens there, and is
+        // closed again before the loops' sockets share the port among themselves.
+        for &port in ports.iter().filter(|&&port| port != 0) {
+            use socket2::{Domain, Protocol, Socket, Type};
+            let addr = SocketAddr::new(ip, port);
+            let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            probe.set_reuse_address(true)?;
+            probe
+                .bind(&addr.into())
+                .map_err(|e| bind_error("bind", addr, e))?;
+        }
         let mut parts = Vec::new();
         for _ in 0..loops.max(1) {
             let poll = Poll::new()?;
@@ -262,9 +302,23 @@ fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     socket.set_nonblocking(true)?;
     socket
         .bind(&addr.into())
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
-    socket.listen(1024)?;
+        .map_err(|e| bind_error("bind", addr, e))?;
+    socket
+        .listen(1024)
+        .map_err(|e| bind_error("listen on", addr, e))?;
     Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+/// A failed bind (or listen) of `addr`, said in one line: a port in use (kind `AddrInUse`,
+/// which `main` turns into exit code 2) names the port; anything else the address and why.
+fn bind_error(what: &str, addr: SocketAddr, e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::AddrInUse {
+        let port = addr.port();
+        let text = format!("port {port} is already in use by another process");
+        io::Error::new(io::ErrorKind::AddrInUse, text)
+    } else {
+        io::Error::new(e.kind(), format!("cannot {what} {addr}: {e}"))
+    }
 }
 
 fn resolve(host: &str) -> io::Result<IpAddr> {

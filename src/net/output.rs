@@ -8,12 +8,13 @@
 //! Invariants: slot `i` of `pending` has sequence number `front_seq + i` (numbers are
 //! never reused on a connection, so an answer for a number below `front_seq` is stale and
 //! ignored); `closed_ready` is the byte count of every `Ready` slot but the last slot;
-//! `waiting_keys` is the number of outcomes still missing over all `Waiting` slots. Every
+//! `waiting_keys` is the number of outcomes still missing over all `Waiting` slots; `held`
+//! is the byte count of the values in the outcomes of `Waiting` slots. Every
 //! operation is O(1) per reply (no scan of the queue).
 
 use std::collections::VecDeque;
 
-use crate::backend::{Outcome, Waiter};
+use crate::backend::Outcome;
 use crate::clock::Nanos;
 
 /// A reply still being put together: what the application needs to render it (`what`)
@@ -54,6 +55,7 @@ pub struct Output<W> {
     front_seq: u64,
     closed_ready: usize,
     waiting_keys: usize,
+    held: usize,
 }
 
 impl<W> Default for Output<W> {
@@ -65,6 +67,7 @@ impl<W> Default for Output<W> {
             front_seq: 0,
             closed_ready: 0,
             waiting_keys: 0,
+            held: 0,
         }
     }
 }
@@ -113,10 +116,47 @@ impl<W> Output<W> {
         let Some(slot @ None) = w.outcomes.get_mut(index as usize) else {
             return false;
         };
+        if let Outcome::Found(v) = &outcome {
+            self.held += v.len();
+        }
         *slot = Some(outcome);
         w.outstanding -= 1;
         self.waiting_keys -= 1;
         true
+    }
+
+    /// The sequence number the next reply will get.
+    #[inline]
+    pub fn next_seq(&self) -> u64 {
+        self.front_seq + self.pending.len() as u64
+    }
+
+    /// Answers with `outcome` every outcome still missing of the replies numbered below
+    /// `limit` (their deadline passed); true when something was answered.
+    pub fn expire_before(&mut self, limit: u64, outcome: &Outcome) -> bool {
+        let n = limit.saturating_sub(self.front_seq) as usize;
+        let mut expired = 0;
+        for slot in self.pending.iter_mut().take(n) {
+            if let Slot::Waiting(w) = slot {
+                for o in w.outcomes.iter_mut().filter(|o| o.is_none()) {
+                    *o = Some(outcome.clone());
+                    w.outstanding -= 1;
+                    expired += 1;
+                }
+            }
+        }
+        self.waiting_keys -= expired;
+        expired > 0
+    }
+
+    /// Whether the front of the queue is done (bytes, or a complete reply to render).
+    #[inline]
+    pub fn front_ready(&self) -> bool {
+        match self.pending.front() {
+            Some(Slot::Ready(_)) => true,
+            Some(Slot::Waiting(w)) => w.outstanding == 0,
+            None => false,
+        }
     }
 
     /// Takes the front of the queue if it is done: bytes, or a complete reply to render.
@@ -137,7 +177,18 @@ impl<W> Output<W> {
                 }
                 Released::Bytes(bytes)
             }
-            Slot::Waiting(w) => Released::Complete(w),
+            Slot::Waiting(w) => {
+                let held: usize = w
+                    .outcomes
+                    .iter()
+                    .map(|o| match o {
+                        Some(Outcome::Found(v)) => v.len(),
+                        _ => 0,
+                    })
+                    .sum();
+                self.held -= held;
+                Released::Complete(w)
+            }
         })
     }
 
@@ -184,142 +235,17 @@ impl<W> Output<W> {
         self.waiting_keys
     }
 
+    /// Bytes this connection holds for its client: unsent output, replies queued behind a
+    /// waiting one, and values received for replies not yet rendered.
+    #[inline]
+    pub fn buffered(&self) -> usize {
+        self.unsent() + self.queued() + self.held
+    }
+
     /// Whether everything has been sent and nothing waits.
     #[inline]
     pub fn is_idle(&self) -> bool {
         self.unsent() == 0 && self.pending.is_empty()
-    }
-}
-
-/// Who a connection is, for building the [`Waiter`]s of its requests.
-#[derive(Clone, Copy, Debug)]
-pub struct Whom {
-    /// The loop.
-    pub loop_id: usize,
-    /// The connection's slot in the loop.
-    pub conn: usize,
-    /// The slot's generation.
-    pub generation: u32,
-}
-
-impl Whom {
-    /// The waiter for outcome `index` of reply `seq`.
-    #[inline]
-    pub fn waiter(&self, seq: u64, index: u32) -> Waiter {
-        Waiter {
-            loop_id: self.loop_id,
-            conn: self.conn,
-            generation: self.generation,
-            seq,
-            index,
-        }
-    }
-}
-
-/// What an application may do with a connection's output while serving one request.
-pub struct Replies<'a, W> {
-    output: &'a mut Output<W>,
-    closing: &'a mut bool,
-    whom: Whom,
-    now: Nanos,
-}
-
-impl<'a, W> Replies<'a, W> {
-    /// Wraps a connection's output for one call of the application.
-    pub fn new(output: &'a mut Output<W>, closing: &'a mut bool, whom: Whom, now: Nanos) -> Self {
-        Replies {
-            output,
-            closing,
-            whom,
-            now,
-        }
-    }
-
-    /// The buffer an immediate reply is written to (in order behind waiting replies).
-    #[inline]
-    pub fn out(&mut self) -> &mut Vec<u8> {
-        self.output.reply_buf()
-    }
-
-    /// Queues a reply that waits for `keys` outcomes; returns its sequence number. The
-    /// outcomes come from the backend (answers to [`Replies::waiter`]s) or from
-    /// [`Replies::resolve`].
-    pub fn wait(&mut self, what: W, keys: usize) -> u64 {
-        self.output.wait(what, keys, self.now)
-    }
-
-    /// The waiter the backend answers for outcome `index` of reply `seq`.
-    #[inline]
-    pub fn waiter(&self, seq: u64, index: u32) -> Waiter {
-        self.whom.waiter(seq, index)
-    }
-
-    /// Records an outcome known without the backend (a cache hit within an MGET, or a
-    /// request the backend refused).
-    pub fn resolve(&mut self, seq: u64, index: u32, outcome: Outcome) {
-        self.output.resolve(seq, index, outcome);
-    }
-
-    /// Closes the connection once every reply so far is sent; nothing more is read.
-    pub fn close(&mut self) {
-        *self.closing = true;
-    }
-
-    /// When the loop woke for this request (one clock reading per turn).
-    #[inline]
-    pub fn now(&self) -> Nanos {
-        self.now
-    }
-
-    /// The connection's identity.
-    pub fn whom(&self) -> Whom {
-        self.whom
-    }
-}
-
-/// What a protocol handler may do with a connection's output, over its own kind of
-/// waiting reply `P` (converted into the loop's with `From`): [`Replies`] behind a trait
-/// object, so a table of handlers can be plain function pointers.
-pub trait Sink<P> {
-    /// The buffer an immediate reply is written to.
-    fn out(&mut self) -> &mut Vec<u8>;
-    /// Queues a reply waiting for `keys` outcomes; its sequence number.
-    fn wait(&mut self, what: P, keys: usize) -> u64;
-    /// The waiter the backend answers for outcome `index` of reply `seq`.
-    fn waiter(&self, seq: u64, index: u32) -> Waiter;
-    /// Records an outcome known without the backend.
-    fn resolve(&mut self, seq: u64, index: u32, outcome: Outcome);
-    /// Closes the connection once every reply so far is sent.
-    fn close(&mut self);
-    /// When the loop woke for this request.
-    fn now(&self) -> Nanos;
-    /// The connection's identity.
-    fn whom(&self) -> Whom;
-}
-
-impl<P, W: From<P>> Sink<P> for Replies<'_, W> {
-    #[inline]
-    fn out(&mut self) -> &mut Vec<u8> {
-        Replies::out(self)
-    }
-    fn wait(&mut self, what: P, keys: usize) -> u64 {
-        Replies::wait(self, W::from(what), keys)
-    }
-    fn waiter(&self, seq: u64, index: u32) -> Waiter {
-        Replies::waiter(self, seq, index)
-    }
-    fn resolve(&mut self, seq: u64, index: u32, outcome: Outcome) {
-        Replies::resolve(self, seq, index, outcome)
-    }
-    fn close(&mut self) {
-        Replies::close(self)
-    }
-    #[inline]
-    fn now(&self) -> Nanos {
-        Replies::now(self)
-    }
-    fn whom(&self) -> Whom {
-        Replies::whom(self)
     }
 }
 
@@ -385,6 +311,26 @@ mod tests {
         assert_eq!(n, 201);
         assert_eq!(o.queued(), 0);
         assert!(o.is_idle());
+    }
+
+    #[test]
+    fn replies_past_their_deadline_are_answered_and_later_ones_left() {
+        let mut o: Output<()> = Output::default();
+        let a = o.wait((), 2, 0);
+        o.reply_buf().extend_from_slice(b"x");
+        let limit = o.next_seq();
+        let b = o.wait((), 1, 5);
+        o.resolve(a, 0, Outcome::NotFound);
+        assert!(o.expire_before(limit, &Outcome::Integer(7)));
+        assert!(
+            !o.expire_before(limit, &Outcome::Integer(7)),
+            "nothing left to expire"
+        );
+        assert_eq!(o.unanswered(), vec![(b, 0)]);
+        assert_eq!(o.waiting_keys(), 1);
+        assert!(matches!(o.pop_ready(), Some(Released::Complete(_))));
+        assert!(matches!(o.pop_ready(), Some(Released::Bytes(_))));
+        assert!(o.pop_ready().is_none());
     }
 
     #[test]

@@ -15,8 +15,8 @@ use crate::backend::{Outcome, Waiter};
 use crate::clock::Nanos;
 use crate::stats::Table;
 
-struct Toy {
-    waiters: Arc<Mutex<Vec<Waiter>>>,
+pub(super) struct Toy {
+    pub(super) waiters: Arc<Mutex<Vec<Waiter>>>,
 }
 
 impl Application for Toy {
@@ -45,7 +45,14 @@ impl Application for Toy {
 
     fn render(&mut self, _: &mut (), done: Waiting<bool>, out: &mut Vec<u8>) {
         assert!(!done.what, "a bug while rendering a completed reply");
-        out.extend_from_slice(b"done\n");
+        match &done.outcomes[0] {
+            Some(Outcome::Failed(_)) => out.extend_from_slice(b"failed\n"),
+            _ => out.extend_from_slice(b"done\n"),
+        }
+    }
+
+    fn refuse_timeout(&mut self, _: &mut (), out: &mut Vec<u8>) {
+        out.extend_from_slice(b"timeout\n");
     }
 
     fn refuse_oversized(&mut self, _: &mut (), out: &mut Vec<u8>) {
@@ -76,6 +83,10 @@ impl Drop for Started {
 }
 
 fn start() -> Started {
+    start_with(Limits::for_tests())
+}
+
+fn start_with(limits: Limits) -> Started {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -86,10 +97,6 @@ fn start() -> Started {
         Table::new(vec![], vec![]),
         Table::new(vec![], vec![]),
     ));
-    let limits = Limits {
-        idle_timeout: Duration::from_secs(30),
-        max_connections: 100,
-    };
     let shared = Arc::new(NetShared::new(limits, crate::clock::Clock::real()));
     let waiters = Arc::new(Mutex::new(Vec::new()));
     let toy = Toy {
@@ -180,4 +187,56 @@ fn open_connections_are_accepted_minus_closed() {
     }
     assert_eq!(s.stats.accepted.get(), 2);
     assert_eq!(s.stats.closed.get(), 2);
+}
+
+#[test]
+fn a_request_trickling_in_is_refused_at_its_deadline_from_its_first_byte() {
+    let limits = Limits {
+        request_timeout: Duration::from_millis(300),
+        ..Limits::for_tests()
+    };
+    let s = start_with(limits);
+    let mut slow = connect(s.port);
+    let started = std::time::Instant::now();
+    // One byte every 50 ms: each byte is activity, none completes the request.
+    let mut answer = String::new();
+    for _ in 0..100 {
+        if slow.get_mut().write_all(b"x").is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        if started.elapsed() > Duration::from_millis(400) {
+            break;
+        }
+    }
+    let _ = slow.read_line(&mut answer);
+    assert_eq!(answer, "timeout\n");
+    let mut rest = String::new();
+    assert_eq!(
+        slow.read_line(&mut rest).unwrap_or(0),
+        0,
+        "closed after the refusal"
+    );
+    assert_eq!(s.stats.request_timeouts.get(), 1);
+    // A whole request in time is served as usual.
+    assert_eq!(ask(&mut connect(s.port), "p\n"), "pong\n");
+}
+
+#[test]
+fn a_reply_the_backend_never_answers_is_failed_at_the_miss_deadline() {
+    let limits = Limits {
+        miss_timeout: Duration::from_millis(200),
+        ..Limits::for_tests()
+    };
+    let s = start_with(limits);
+    let mut c = connect(s.port);
+    // Nobody answers this waiter: the loop itself must, at its deadline.
+    assert_eq!(ask(&mut c, "w\np\n"), "failed\n");
+    let mut pong = String::new();
+    c.read_line(&mut pong).unwrap();
+    assert_eq!(pong, "pong\n", "replies behind it follow in order");
+    assert_eq!(s.stats.miss_timeouts.get(), 1);
+    // A late answer for it is ignored.
+    answer(&s, wait_for_waiters(&s, 1)[0]);
+    assert_eq!(ask(&mut c, "p\n"), "pong\n");
 }

@@ -75,6 +75,12 @@ impl IdleList {
         self.len += 1;
     }
 
+    /// Whether slot `index` is in the list.
+    #[inline]
+    pub fn contains(&self, index: usize) -> bool {
+        self.links.get(index).is_some_and(|l| l.linked)
+    }
+
     /// Forgets slot `index` (its connection closed).
     pub fn remove(&mut self, index: usize) {
         if self.links.get(index).is_some_and(|l| l.linked) {

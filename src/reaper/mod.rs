@@ -12,7 +12,8 @@
 //!
 //! [`Reaper`] is the thread; its state and passes are `ReaperCore` (in `heaps`), which
 //! tests use directly, as integration tests and examples do with the `test-hooks`
-//! feature.
+//! feature. It talks to the cache only through the cache's reaper calls (`lru::tracking`)
+//! and must not touch a shard's internals, the network or Redis.
 
 mod heaps;
 

@@ -38,7 +38,13 @@ pub type Render = fn(&[Option<Outcome>], &mut Vec<u8>);
 pub struct Wait {
     /// Renders the reply once every outcome is known.
     pub render: Render,
+    /// The reply carries the values themselves (GET, MGET): it is refused rather than
+    /// built when they pass PROXY_MAX_REPLY_BYTES.
+    pub values: bool,
 }
+
+/// The error for a reply over PROXY_MAX_REPLY_BYTES.
+pub const TOO_LARGE: &str = "ERR reply too large (over PROXY_MAX_REPLY_BYTES)";
 
 impl std::fmt::Debug for Wait {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -175,12 +181,29 @@ impl RespApp {
     ) {
         let elapsed = self.state.services.clock.now().saturating_sub(started);
         self.state.stats.miss_latency.record(elapsed, 1);
+        if what.values {
+            let total: usize = outcomes
+                .iter()
+                .map(|o| match o {
+                    Some(Outcome::Found(v)) => v.len(),
+                    _ => 0,
+                })
+                .sum();
+            if total > self.state.services.max_reply_bytes {
+                return write::error(out, TOO_LARGE);
+            }
+        }
         (what.render)(outcomes, out);
     }
 
     /// The answer to a command over [`MAX_INPUT`].
     pub fn refuse_oversized(&mut self, out: &mut Vec<u8>) {
         write::error(out, "ERR Protocol error: too big request");
+    }
+
+    /// The answer to a command not complete within the request timeout.
+    pub fn refuse_timeout(&mut self, out: &mut Vec<u8>) {
+        write::error(out, "ERR request timeout");
     }
 
     /// The answer to a connection over the cap.

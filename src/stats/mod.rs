@@ -242,6 +242,11 @@ pub struct LoopStats {
     pub idle_closed: Counter,
     /// Lookups refused by the rate limit.
     pub throttled: Counter,
+    /// Connections closed because a request was not complete within the request timeout.
+    pub request_timeouts: Counter,
+    /// Replies answered unavailable by the loop because the backend had not answered
+    /// within its timeout.
+    pub miss_timeouts: Counter,
     /// Time from reading a request to rendering its reply, cache hits.
     pub hit_latency: Histogram,
     /// Time from reading a request to rendering its reply, misses (Redis round trip).
@@ -261,6 +266,8 @@ impl LoopStats {
             closed: Counter::default(),
             idle_closed: Counter::default(),
             throttled: Counter::default(),
+            request_timeouts: Counter::default(),
+            miss_timeouts: Counter::default(),
             hit_latency: Histogram::default(),
             miss_latency: Histogram::default(),
             http,

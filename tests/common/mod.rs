@@ -465,3 +465,123 @@ pub fn read_responses(s: &mut TcpStream, n: usize) -> Vec<Response> {
     }
     out
 }
+
+/// What a child process writes to stderr, collected line by line by a thread (and echoed
+/// to the test's own stderr, so a failing test shows it).
+#[derive(Clone, Default)]
+pub struct StderrLog {
+    inner: std::sync::Arc<(std::sync::Mutex<String>, std::sync::atomic::AtomicBool)>,
+}
+
+impl StderrLog {
+    /// Starts collecting `stderr` until it closes.
+    pub fn collect(stderr: std::process::ChildStderr) -> StderrLog {
+        use std::io::BufRead;
+        let log = StderrLog::default();
+        let inner = std::sync::Arc::clone(&log.inner);
+        std::thread::spawn(move || {
+            let mut reader = std::io::BufReader::new(stderr);
+            let mut line = String::new();
+            while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+                eprint!("{line}");
+                inner.0.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+            inner.1.store(true, Ordering::Release);
+        });
+        log
+    }
+
+    /// Everything collected so far.
+    pub fn text(&self) -> String {
+        self.inner.0.lock().unwrap().clone()
+    }
+
+    /// The non-empty lines collected so far that contain `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| !l.trim().is_empty() && l.contains(needle))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until a line contains `needle`; returns that line.
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
+        wait_for(&format!("a log line with {needle:?}"), timeout, || {
+            self.lines_with(needle).into_iter().next()
+        })
+    }
+
+    /// Waits until the stream is closed (the process exited); false on timeout.
+    pub fn wait_closed(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.inner.1.load(Ordering::Acquire) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+}
+
+impl Proxy {
+    /// Spawns the proxy on `http_port` and `resp_port` (test defaults plus `overrides`,
+    /// as in [`Proxy::try_start`]) with its stderr collected; does not wait for it to be
+    /// ready (it may be about to fail).
+    pub fn spawn_logged(
+        redis_port: u16,
+        http_port: u16,
+        resp_port: u16,
+        overrides: &[(&str, &str)],
+    ) -> (Proxy, StderrLog) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_proxyredis"));
+        cmd.args(["--env-file", "/dev/null"])
+            .env("PROXY_HOST", "127.0.0.1")
+            .env("PROXY_PORT", http_port.to_string())
+            .env("PROXY_RESP_PORT", resp_port.to_string())
+            .env("REDIS_HOST", "127.0.0.1")
+            .env("REDIS_PORT", redis_port.to_string())
+            .env("PROXY_WORKERS", "2")
+            .env("REDIS_TIMEOUT_MS", "1000")
+            .env("PROXY_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in overrides {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("starting proxyredis");
+        let log = StderrLog::collect(child.stderr.take().expect("piped stderr"));
+        let proxy = Proxy {
+            http_port,
+            resp_port,
+            child: ChildGuard(Some(child)),
+        };
+        (proxy, log)
+    }
+
+    /// Like [`Proxy::start`] (free ports, waits for /healthz) with stderr collected.
+    pub fn start_logged(redis_port: u16, overrides: &[(&str, &str)]) -> (Proxy, StderrLog) {
+        let (mut proxy, log) = Proxy::spawn_logged(redis_port, free_port(), free_port(), overrides);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = proxy.wait_exit(Duration::ZERO) {
+                log.wait_closed(Duration::from_secs(2));
+                panic!("proxyredis exited early with {status}: {}", log.text());
+            }
+            if let Ok(r) = proxy.try_get("/healthz")
+                && r.status == 200
+            {
+                return (proxy, log);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "proxyredis did not become healthy: {}",
+                log.text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}

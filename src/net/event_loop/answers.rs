@@ -1,6 +1,6 @@
 //! What comes back to a loop besides socket events: the backend's answers (each recorded
-//! on its connection in O(1), complete replies rendered under `catch_unwind`), idle
-//! expiry (the front of the idle list), and the drain at shutdown (stop accepting, finish
+//! on its connection in O(1), complete replies rendered under `catch_unwind`, each
+//! connection settled once per turn), and the drain at shutdown (stop accepting, finish
 //! what was read, answer what still waits after [`DRAIN_LIMIT`]).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -18,7 +18,7 @@ pub(super) const DRAIN_LIMIT: Duration = Duration::from_millis(800);
 impl<A: Application> EventLoop<A> {
     /// Records one outcome on its connection; false when the connection must be closed
     /// (the application panicked rendering it).
-    fn complete(&mut self, index: usize, seq: u64, key: u32, outcome: Outcome) -> bool {
+    pub(super) fn complete(&mut self, index: usize, seq: u64, key: u32, outcome: Outcome) -> bool {
         let Some(conn) = self.slots[index].conn.as_mut() else {
             return true;
         };
@@ -38,6 +38,8 @@ impl<A: Application> EventLoop<A> {
 
     /// Delivers the backend's answers to their connections.
     pub(super) fn take_answers(&mut self) {
+        self.turn += 1;
+        let turn = self.turn;
         let mut touched: Vec<usize> = Vec::new();
         while let Ok(answer) = self.answers.try_recv() {
             let w = answer.waiter;
@@ -51,48 +53,34 @@ impl<A: Application> EventLoop<A> {
                 self.close(w.conn);
                 continue;
             }
-            if !touched.contains(&w.conn) {
+            let slot = &mut self.slots[w.conn];
+            if slot.mark != turn {
+                slot.mark = turn;
                 touched.push(w.conn);
             }
         }
         for index in touched {
-            let Some(conn) = self.slots[index].conn.as_mut() else {
-                continue;
-            };
-            if conn.flush().is_err() {
-                self.close(index);
-                continue;
-            }
-            if !conn.should_pause() {
-                // Answers may have lifted back-pressure: go on with buffered requests
-                // and whatever the socket holds (this also flushes and finishes).
-                self.on_readable(index);
-                continue;
-            }
-            self.finish(index);
+            self.settle(index);
         }
     }
 
-    pub(super) fn expire_idle(&mut self) {
-        let now = self.now;
-        while let Some((index, last_active)) = self.idle.front() {
-            if last_active + self.idle_timeout > now {
-                break;
-            }
-            let waiting = self.slots[index]
-                .conn
-                .as_ref()
-                .is_some_and(|c| c.output.waiting_keys() > 0);
-            if waiting {
-                // A reply waiting on Redis is not idleness: the backend answers within its
-                // timeout. Look again one timeout from now.
-                self.idle.touch(index, now);
-                continue;
-            }
-            self.stats.idle_closed.incr();
-            self.close(index);
-            self.idle.remove(index);
+    /// After outcomes arrived on connection `index`: send what is ready, go on with
+    /// buffered requests if that lifted back-pressure, close it if it is done.
+    pub(super) fn settle(&mut self, index: usize) {
+        if self.slots[index].conn.is_none() {
+            return;
         }
+        if !self.pump(index) {
+            return self.close(index);
+        }
+        let conn = self.slots[index].conn.as_ref().expect("pumped, not closed");
+        if !conn.should_pause() {
+            // Answers may have lifted back-pressure: go on with buffered requests and
+            // whatever the socket holds (this also flushes, accounts and finishes).
+            return self.on_readable(index);
+        }
+        self.account(index);
+        self.finish(index);
     }
 
     /// One step of a graceful stop; true once this loop is done.

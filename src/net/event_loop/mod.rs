@@ -10,12 +10,15 @@
 //! call into it (serving, rendering a completed reply, draining) runs under
 //! `catch_unwind`, and the connection is closed.
 //!
-//! The backend's answers, idle expiry and the drain at shutdown are in [`answers`].
+//! Reading, serving and writing are in [`serve`], the backend's answers and the drain at
+//! shutdown in [`answers`], the three deadlines (idle, request, miss) in [`deadlines`].
 
 mod answers;
+mod deadlines;
+mod serve;
 
 use std::io::{self, Write};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -24,9 +27,10 @@ use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-use super::app::{Application, Served};
-use super::conn::{Conn, ReadOutcome};
-use super::output::{Released, Replies, Whom};
+use super::app::Application;
+use super::conn::{Conn, OUTPUT_HIGH_WATER};
+use super::output::Released;
+use super::replies::Whom;
 use super::timers::IdleList;
 use super::{FIRST_CONN, LoopParts, NetShared, WAKER};
 use crate::backend::Answer;
@@ -38,6 +42,9 @@ const MAX_POLL_WAIT: Duration = Duration::from_millis(250);
 
 struct Slot<A: Application> {
     generation: u32,
+    /// The last turn this slot was marked in (answers delivered this turn), so a turn
+    /// collects each connection once without searching a list.
+    mark: u64,
     conn: Option<Conn<A::Session, A::Wait>>,
 }
 
@@ -50,6 +57,14 @@ pub struct EventLoop<A: Application> {
     slots: Vec<Slot<A>>,
     free: Vec<usize>,
     idle: IdleList,
+    /// Connections with a partial request buffered, by when its first byte arrived.
+    requests: IdleList,
+    /// Replies waiting on the backend, by deadline (see [`deadlines`]).
+    misses: std::collections::VecDeque<deadlines::MissTimer>,
+    /// Connections not read because the process is over PROXY_MAX_BUFFER_BYTES.
+    budget_paused: Vec<usize>,
+    /// Turns counted for [`Slot::mark`].
+    turn: u64,
     app: A,
     shared: Arc<NetShared>,
     stats: Arc<LoopStats>,
@@ -57,6 +72,8 @@ pub struct EventLoop<A: Application> {
     now: Nanos,
     draining_since: Option<Nanos>,
     idle_timeout: Nanos,
+    request_timeout: Nanos,
+    miss_timeout: Nanos,
 }
 
 impl<A: Application> EventLoop<A> {
@@ -67,7 +84,10 @@ impl<A: Application> EventLoop<A> {
         shared: Arc<NetShared>,
         stats: Arc<LoopStats>,
     ) -> EventLoop<A> {
-        let idle_timeout = shared.limits.idle_timeout.as_nanos() as Nanos;
+        let nanos = |d: Duration| d.as_nanos().min(u64::MAX as u128) as Nanos;
+        let idle_timeout = nanos(shared.limits.idle_timeout);
+        let request_timeout = nanos(shared.limits.request_timeout);
+        let miss_timeout = nanos(shared.limits.miss_timeout);
         EventLoop {
             id,
             poll: parts.poll,
@@ -76,12 +96,18 @@ impl<A: Application> EventLoop<A> {
             slots: Vec::new(),
             free: Vec::new(),
             idle: IdleList::default(),
+            requests: IdleList::default(),
+            misses: std::collections::VecDeque::new(),
+            budget_paused: Vec::new(),
+            turn: 0,
             app,
             now: shared.clock.now(),
             shared,
             stats,
             draining_since: None,
             idle_timeout,
+            request_timeout,
+            miss_timeout,
         }
     }
 
@@ -125,7 +151,10 @@ impl<A: Application> EventLoop<A> {
                 }
             }
             self.take_answers();
+            self.resume_budget_paused();
             self.app.end_turn(self.now);
+            self.expire_misses();
+            self.expire_requests();
             self.expire_idle();
             if self.shared.shutdown.load(Ordering::Acquire) && self.drain_step() {
                 return Ok(());
@@ -134,19 +163,23 @@ impl<A: Application> EventLoop<A> {
     }
 
     fn poll_timeout(&self) -> Duration {
-        let until_idle = self
-            .idle
-            .front()
-            .map(|(_, last)| {
-                Duration::from_nanos((last + self.idle_timeout).saturating_sub(self.now))
-            })
-            .unwrap_or(MAX_POLL_WAIT);
         let cap = if self.draining_since.is_some() {
             Duration::from_millis(10)
         } else {
             MAX_POLL_WAIT
         };
-        until_idle.min(cap)
+        let until = |deadline: Nanos| Duration::from_nanos(deadline.saturating_sub(self.now));
+        let mut wait = cap;
+        if let Some((_, last)) = self.idle.front() {
+            wait = wait.min(until(last + self.idle_timeout));
+        }
+        if let Some((_, first)) = self.requests.front() {
+            wait = wait.min(until(first + self.request_timeout));
+        }
+        if let Some(m) = self.misses.front() {
+            wait = wait.min(until(m.deadline));
+        }
+        wait
     }
 
     fn accept(&mut self, listener: usize) {
@@ -187,6 +220,7 @@ impl<A: Application> EventLoop<A> {
             None => {
                 self.slots.push(Slot {
                     generation: 0,
+                    mark: 0,
                     conn: None,
                 });
                 self.slots.len() - 1
@@ -217,6 +251,10 @@ impl<A: Application> EventLoop<A> {
             slot.generation = slot.generation.wrapping_add(1);
             self.free.push(index);
             self.idle.remove(index);
+            self.requests.remove(index);
+            self.shared
+                .buffered
+                .fetch_sub(conn.accounted, Ordering::Relaxed);
             self.shared.connections.fetch_sub(1, Ordering::AcqRel);
             self.stats.closed.incr();
         }
@@ -230,129 +268,12 @@ impl<A: Application> EventLoop<A> {
         }
     }
 
-    fn on_writable(&mut self, index: usize) {
-        let now = self.now;
-        let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) else {
-            return;
-        };
-        let was_paused = conn.should_pause();
-        match conn.flush() {
-            Ok(true) => self.idle.touch(index, now),
-            Ok(false) => {}
-            Err(_) => return self.close(index),
-        }
-        let conn = self.slots[index].conn.as_ref().expect("checked above");
-        if was_paused && !conn.should_pause() {
-            // Back-pressure lifted: serve what is buffered and read what the socket holds.
-            self.on_readable(index);
-        } else {
-            self.finish(index);
-        }
-    }
-
     /// Remembers that the peer shut its side, so reads go on until the end of input even
     /// if this connection is paused now and resumed later.
     fn mark_hangup(&mut self, index: usize) {
         if let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) {
             conn.hangup_seen = true;
         }
-    }
-
-    fn on_readable(&mut self, index: usize) {
-        if self.slots.get(index).is_none_or(|s| s.conn.is_none()) {
-            return;
-        }
-        let whom = self.whom(index);
-        loop {
-            // Whatever is already buffered first (after back-pressure lifts).
-            let buffered = self.slots[index]
-                .conn
-                .as_ref()
-                .is_some_and(|c| !c.input.pending().is_empty());
-            if buffered && !self.serve_guarded(index, whom) {
-                return self.close(index);
-            }
-            let now = self.now;
-            loop {
-                let conn = self.slots[index].conn.as_mut().expect("not closed");
-                if conn.should_pause() {
-                    break;
-                }
-                let max_input = self.app.max_input(&conn.session);
-                match conn.read_once(max_input) {
-                    Ok(ReadOutcome::Data { more }) => {
-                        let hangup_seen = conn.hangup_seen;
-                        self.idle.touch(index, now);
-                        if !self.serve_guarded(index, whom) {
-                            return self.close(index);
-                        }
-                        // A short read drained the socket; only a pending FIN (seen in the
-                        // event) is worth one more read, to notice the end of input now.
-                        if !more && !hangup_seen {
-                            break;
-                        }
-                    }
-                    Ok(ReadOutcome::WouldBlock) => break,
-                    Ok(ReadOutcome::Eof) => {
-                        conn.peer_closed = true;
-                        break;
-                    }
-                    Ok(ReadOutcome::Full) => {
-                        // No whole request fits the input limit: refuse it and close.
-                        self.app
-                            .refuse_oversized(&mut conn.session, conn.output.reply_buf());
-                        conn.input.discard();
-                        conn.closing = true;
-                        break;
-                    }
-                    Err(_) => return self.close(index),
-                }
-            }
-            let conn = self.slots[index].conn.as_mut().expect("not closed");
-            let paused = conn.should_pause();
-            if conn.flush().is_err() {
-                return self.close(index);
-            }
-            // Paused on output and the flush drained it: no event will come for requests
-            // already buffered (or still in the socket), so go round again now.
-            if !paused || conn.should_pause() {
-                break;
-            }
-        }
-        self.finish(index);
-    }
-
-    /// Serves every whole request buffered on connection `index`, then sends what became
-    /// ready; a panic in the application closes only this connection (false).
-    fn serve_guarded(&mut self, index: usize, whom: Whom) -> bool {
-        let now = self.now;
-        let Some(conn) = self.slots[index].conn.as_mut() else {
-            return false;
-        };
-        let app = &mut self.app;
-        let served = catch_unwind(AssertUnwindSafe(|| {
-            while !conn.should_pause() {
-                let input = conn.input.pending();
-                if input.is_empty() {
-                    break;
-                }
-                let mut replies = Replies::new(&mut conn.output, &mut conn.closing, whom, now);
-                match app.serve(&mut conn.session, input, &mut replies) {
-                    Served::NeedMore => break,
-                    Served::Consumed(n) => conn.input.consume(n),
-                }
-            }
-            if conn.output.pending_len() > 0 {
-                release(app, conn);
-            }
-        }));
-        if served.is_err() {
-            crate::error!(
-                "loop {}: request handling panicked; closing that connection",
-                self.id
-            );
-        }
-        served.is_ok()
     }
 
     /// Closes the connection if it has nothing left to do.
@@ -369,13 +290,68 @@ impl<A: Application> EventLoop<A> {
     }
 }
 
-/// Moves every finished reply at the front of `conn`'s queue into its output buffer,
-/// rendering complete waiting replies through the application.
+/// Moves finished replies at the front of `conn`'s queue into its output buffer,
+/// rendering complete waiting replies through the application, while the buffer holds at
+/// most [`OUTPUT_HIGH_WATER`] unsent bytes: replies are produced as the socket takes them,
+/// so a client that does not read holds values, not rendered copies of them.
 fn release<A: Application>(app: &mut A, conn: &mut Conn<A::Session, A::Wait>) {
-    while let Some(released) = conn.output.pop_ready() {
+    while conn.output.unsent() <= OUTPUT_HIGH_WATER {
+        let Some(released) = conn.output.pop_ready() else {
+            return;
+        };
         match released {
             Released::Bytes(bytes) => conn.output.buf.extend_from_slice(&bytes),
             Released::Complete(done) => app.render(&mut conn.session, done, &mut conn.output.buf),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mio::{Interest, Token};
+    use std::sync::{Arc, Mutex};
+
+    use super::EventLoop;
+    use crate::net::tests::Toy;
+    use crate::net::{Bound, Limits, NetShared};
+    use crate::stats::{LoopStats, Table};
+
+    #[test]
+    fn a_connection_the_poller_refuses_is_not_counted_open() {
+        let mut bound = Bound::bind("127.0.0.1", &[0], 1).expect("a poll");
+        let parts = bound.loops.remove(0);
+        let limits = Limits::for_tests();
+        let shared = Arc::new(NetShared::new(limits, crate::clock::Clock::real()));
+        let stats = Arc::new(LoopStats::new(
+            Table::new(vec![], vec![]),
+            Table::new(vec![], vec![]),
+        ));
+        let toy = Toy {
+            waiters: Arc::new(Mutex::new(Vec::new())),
+        };
+        let mut ev = EventLoop::new(0, parts, toy, Arc::clone(&shared), Arc::clone(&stats));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut stream = mio::net::TcpStream::from_std(server);
+        // Registered once already: registering it again fails (EEXIST), as registering a
+        // socket can fail for want of memory or watches.
+        ev.poll
+            .registry()
+            .register(&mut stream, Token(1 << 20), Interest::READABLE)
+            .unwrap();
+        ev.admit(stream, 0);
+        assert_eq!(
+            shared
+                .connections
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        assert_eq!(
+            stats.accepted.get(),
+            stats.closed.get(),
+            "a refused registration must not count as an open connection"
+        );
     }
 }

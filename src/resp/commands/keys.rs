@@ -13,6 +13,7 @@ pub fn forward(call: &mut Call<'_>) {
     let seq = call.sink.wait(
         Wait {
             render: render_reply,
+            values: true,
         },
         1,
     );

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::Call;
 use crate::backend::Outcome;
 use crate::net::reset_scratch;
-use crate::resp::{Render, Wait, write, write_outcome};
+use crate::resp::{Render, TOO_LARGE, Wait, write, write_outcome};
 
 /// `GET key`.
 pub fn get(call: &mut Call<'_>) {
@@ -25,9 +25,12 @@ pub fn get(call: &mut Call<'_>) {
     reset_scratch(value);
     if state.services.cache.get_into(key, call.sink.now(), value) {
         state.turn_hits += 1;
+        if value.len() > state.services.max_reply_bytes {
+            return write::error(call.sink.out(), TOO_LARGE);
+        }
         return write::bulk(call.sink.out(), value);
     }
-    fetch_one(call, render_get);
+    fetch_one(call, render_get, true);
 }
 
 fn render_get(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
@@ -43,7 +46,7 @@ pub fn strlen(call: &mut Call<'_>) {
         state.turn_hits += 1;
         return write::integer(call.sink.out(), len as i64);
     }
-    fetch_one(call, render_strlen);
+    fetch_one(call, render_strlen, false);
 }
 
 fn render_strlen(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
@@ -54,10 +57,11 @@ fn render_strlen(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
     }
 }
 
-/// Queues a reply waiting for `arg(1)` from Redis, rendered by `render`.
-fn fetch_one(call: &mut Call<'_>, render: Render) {
+/// Queues a reply waiting for `arg(1)` from Redis, rendered by `render` (`values`: the
+/// reply carries the value).
+fn fetch_one(call: &mut Call<'_>, render: Render, values: bool) {
     let key = call.args.get(call.input, 1);
-    let seq = call.sink.wait(Wait { render }, 1);
+    let seq = call.sink.wait(Wait { render, values }, 1);
     let waiter = call.sink.waiter(seq, 0);
     if let Err(e) = call.state.services.backend.fetch(key, waiter) {
         call.sink.resolve(seq, 0, Outcome::Failed(e));
@@ -66,7 +70,7 @@ fn fetch_one(call: &mut Call<'_>, render: Render) {
 
 /// `MGET key [key ...]`.
 pub fn mget(call: &mut Call<'_>) {
-    if lookup_all(call, render_mget) {
+    if lookup_all(call, render_mget, true) {
         let state = &mut *call.state;
         state.turn_hits += 1;
         let out = call.sink.out();
@@ -98,7 +102,7 @@ fn render_mget(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
 
 /// `EXISTS key [key ...]`.
 pub fn exists(call: &mut Call<'_>) {
-    if lookup_all(call, render_exists) {
+    if lookup_all(call, render_exists, false) {
         let state = &mut *call.state;
         state.turn_hits += 1;
         let n = state.ranges.drain(..).count();
@@ -123,8 +127,10 @@ fn render_exists(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
 /// Looks every key (`arg(1..)`) up. True when all hit: their values are in
 /// `state.scratch` at `state.ranges`, for the caller to answer now. Otherwise a reply
 /// waiting for every key is queued (hits resolved at once, misses fetched), rendered by
-/// `render`, and `state.ranges` is left empty.
-fn lookup_all(call: &mut Call<'_>, render: Render) -> bool {
+/// `render`, and `state.ranges` is left empty. When the values a reply would carry
+/// (`values_in_reply`) pass PROXY_MAX_REPLY_BYTES, the error is answered instead and
+/// nothing is queued.
+fn lookup_all(call: &mut Call<'_>, render: Render, values_in_reply: bool) -> bool {
     let state = &mut *call.state;
     let cache = &state.services.cache;
     let now = call.sink.now();
@@ -133,6 +139,7 @@ fn lookup_all(call: &mut Call<'_>, render: Render) -> bool {
     let found = &mut state.ranges;
     found.clear();
     let mut misses = 0;
+    let max_reply = state.services.max_reply_bytes;
     for i in 1..call.args.len() {
         let start = values.len();
         if cache.get_into(call.args.get(call.input, i), now, values) {
@@ -141,11 +148,22 @@ fn lookup_all(call: &mut Call<'_>, render: Render) -> bool {
             found.push(None);
             misses += 1;
         }
+        if values_in_reply && values.len() > max_reply {
+            // Refused before it is built: the copies stop here.
+            found.clear();
+            reset_scratch(values);
+            write::error(call.sink.out(), TOO_LARGE);
+            return false;
+        }
     }
     if misses == 0 {
         return true;
     }
-    let seq = call.sink.wait(Wait { render }, found.len());
+    let what = Wait {
+        render,
+        values: values_in_reply,
+    };
+    let seq = call.sink.wait(what, found.len());
     for (i, range) in found.drain(..).enumerate() {
         let index = i as u32;
         match range {

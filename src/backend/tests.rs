@@ -1,0 +1,73 @@
+//! The backend's front without a Redis: commands and readiness PINGs share the bound on
+//! requests in flight with the misses.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::clock::Clock;
+
+fn waiter(seq: u64) -> Waiter {
+    Waiter {
+        loop_id: 0,
+        conn: 0,
+        generation: 0,
+        seq,
+        index: 0,
+    }
+}
+
+/// A backend whose Redis is a closed port: every job fails fast (and is still finished).
+fn backend() -> (Arc<Backend>, BackendThreads) {
+    let vars = HashMap::from([
+        ("REDIS_HOST".to_string(), "127.0.0.1".to_string()),
+        ("REDIS_PORT".to_string(), "1".to_string()),
+        ("REDIS_CONNECTIONS".to_string(), "1".to_string()),
+    ]);
+    let config = Config::from_vars(&vars).expect("test config");
+    let cache = Arc::new(Cache::new(100, Duration::from_secs(60), Clock::manual()));
+    Backend::start(&config, cache, Vec::new())
+}
+
+#[test]
+fn pings_and_commands_are_refused_past_the_in_flight_bound() {
+    let (backend, threads) = backend();
+    // Fill the bound with keys whose fetches are never queued (so never answered).
+    for i in 0..MAX_QUEUED {
+        let key = format!("k{i}");
+        let joined = backend
+            .core
+            .flights
+            .join(key.as_bytes(), waiter(0), || false);
+        assert!(matches!(joined, Some(Joined::Leader)));
+    }
+    let rejected = backend.stats().counts().rejected;
+    assert_eq!(backend.ping(waiter(1)), Err(BackendError::Overloaded));
+    let get = vec![Box::from(&b"GET"[..]), Box::from(&b"x"[..])];
+    assert_eq!(
+        backend.command(get, waiter(2)),
+        Err(BackendError::Overloaded)
+    );
+    assert_eq!(backend.stats().counts().rejected, rejected + 2);
+    assert_eq!(backend.in_flight(), MAX_QUEUED, "a refusal counts nothing");
+
+    // One place free: a PING takes it until it is answered (failed: nobody listens).
+    assert_eq!(backend.core.flights.release(b"k0").len(), 1);
+    assert_eq!(backend.ping(waiter(3)), Ok(()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backend.in_flight() == MAX_QUEUED {
+        assert!(Instant::now() < deadline, "the PING was never finished");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        backend.in_flight(),
+        MAX_QUEUED - 1,
+        "its place is given back"
+    );
+    for i in 1..MAX_QUEUED {
+        backend.core.flights.release(format!("k{i}").as_bytes());
+    }
+    assert_eq!(backend.in_flight(), 0);
+    threads.stop(Duration::from_secs(1));
+}

@@ -1,0 +1,121 @@
+//! The table of configuration keys: name, default and help, the one source of `--help`
+//! and of every default.
+
+/// One configuration key: name, default, and help text.
+pub struct Key {
+    /// The variable's name.
+    pub name: &'static str,
+    /// Its default, as it would be written in the env file.
+    pub default: &'static str,
+    /// What it means and what is allowed.
+    pub help: &'static str,
+}
+
+/// Every configuration key, in the order `--help` lists them.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "PROXY_HOST",
+        default: "",
+        help: "address to bind; empty means all interfaces",
+    },
+    Key {
+        name: "PROXY_PORT",
+        default: "8000",
+        help: "HTTP port (1-65535)",
+    },
+    Key {
+        name: "PROXY_RESP_PORT",
+        default: "6380",
+        help: "Redis-protocol port; 0 disables it",
+    },
+    Key {
+        name: "PROXY_MAX_KEYS",
+        default: "1000",
+        help: "cache capacity in keys (>= 1)",
+    },
+    Key {
+        name: "PROXY_TTL_MS",
+        default: "10000",
+        help: "expiry of an entry in ms, counted from when it was cached (>= 1)",
+    },
+    Key {
+        name: "PROXY_WORKERS",
+        default: "0",
+        help: "event loops; 0 means one per core",
+    },
+    Key {
+        name: "PROXY_MAX_CONNECTIONS",
+        default: "10000",
+        help: "client connections held at once, all ports together (>= 1)",
+    },
+    Key {
+        name: "PROXY_RATE_LIMIT_RPS",
+        default: "0",
+        help: "lookups per second over the whole process; 0 means unlimited",
+    },
+    Key {
+        name: "PROXY_IDLE_TIMEOUT_MS",
+        default: "60000",
+        help: "an idle or half-sent connection is closed after this many ms (>= 1)",
+    },
+    Key {
+        name: "PROXY_REQUEST_TIMEOUT_MS",
+        default: "5000",
+        help: "a request (HTTP head and body, one RESP command) must be complete this long after its first byte; then 408 / -ERR request timeout and a close",
+    },
+    Key {
+        name: "PROXY_MAX_BUFFER_BYTES",
+        default: "0",
+        help: "reply bytes buffered over all connections; past it, connections holding unsent replies are not read until they drain; 0 means 1/16 of RAM (64 MiB to 4 GiB)",
+    },
+    Key {
+        name: "PROXY_MAX_REPLY_BYTES",
+        default: "67108864",
+        help: "largest single reply; a bigger one (an MGET of huge values) is answered with an error, never built",
+    },
+    Key {
+        name: "PROXY_MAX_KEY_BYTES",
+        default: "1024",
+        help: "longest key accepted, in bytes (1-65535); longer gets 400",
+    },
+    Key {
+        name: "REDIS_HOST",
+        default: "redis",
+        help: "host name or address of the backing Redis",
+    },
+    Key {
+        name: "REDIS_PORT",
+        default: "6379",
+        help: "port of the backing Redis (1-65535)",
+    },
+    Key {
+        name: "REDIS_CONNECTIONS",
+        default: "4",
+        help: "pooled connections to Redis (1-256)",
+    },
+    Key {
+        name: "REDIS_TIMEOUT_MS",
+        default: "1000",
+        help: "connect and read timeout towards Redis in ms (>= 1)",
+    },
+    Key {
+        name: "REDIS_USERNAME",
+        default: "",
+        help: "Redis ACL user name; unset means none",
+    },
+    Key {
+        name: "REDIS_PASSWORD",
+        default: "",
+        help: "Redis password; unset means no AUTH",
+    },
+    Key {
+        name: "REDIS_DB",
+        default: "0",
+        help: "Redis database number to SELECT (>= 0)",
+    },
+    Key {
+        name: "PROXY_LOG",
+        default: "info",
+        help: "log level: error, warn, info, debug",
+    },
+];

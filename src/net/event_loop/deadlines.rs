@@ -1,0 +1,113 @@
+//! The three deadlines a loop enforces, each from an ordered list so that finding what is
+//! due costs O(1) per expiry, never a scan of the connections:
+//!
+//! - idle: a connection with no activity for PROXY_IDLE_TIMEOUT_MS (and nothing waiting on
+//!   Redis) is closed ([`IdleList`](crate::net::timers::IdleList) by last activity);
+//! - request: a request must be complete PROXY_REQUEST_TIMEOUT_MS after its first byte,
+//!   however slowly the rest trickles in; then it is refused (408 / `-ERR request timeout`)
+//!   and the connection closed (a list by first byte);
+//! - miss: a reply waiting on the backend is answered unavailable once REDIS_TIMEOUT_MS
+//!   (plus a little slack, so the backend's own answer normally comes first) has passed,
+//!   whatever Redis does (a FIFO of [`MissTimer`]s: every loop uses the same timeout, so
+//!   deadlines are queued in order).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::EventLoop;
+use crate::backend::{BackendError, Outcome};
+use crate::clock::Nanos;
+use crate::net::app::Application;
+
+/// The replies of one connection queued on the backend in one pass, and their deadline.
+#[derive(Debug)]
+pub(super) struct MissTimer {
+    /// When they are answered unavailable if still waiting.
+    pub(super) deadline: Nanos,
+    /// The connection's slot.
+    pub(super) index: usize,
+    /// The slot's generation then (a closed connection's timer is skipped).
+    pub(super) generation: u32,
+    /// Every reply numbered below this was queued in that pass or before.
+    pub(super) limit: u64,
+}
+
+impl<A: Application> EventLoop<A> {
+    pub(super) fn expire_idle(&mut self) {
+        let now = self.now;
+        while let Some((index, last_active)) = self.idle.front() {
+            if last_active + self.idle_timeout > now {
+                break;
+            }
+            let waiting = self.slots[index]
+                .conn
+                .as_ref()
+                .is_some_and(|c| c.output.waiting_keys() > 0);
+            if waiting {
+                // A reply waiting on Redis is not idleness: it is answered within the
+                // backend timeout. Look again one timeout from now.
+                self.idle.touch(index, now);
+                continue;
+            }
+            self.stats.idle_closed.incr();
+            self.close(index);
+            self.idle.remove(index);
+        }
+    }
+
+    pub(super) fn expire_requests(&mut self) {
+        let now = self.now;
+        while let Some((index, first_byte)) = self.requests.front() {
+            if first_byte + self.request_timeout > now {
+                break;
+            }
+            self.requests.remove(index);
+            let Some(conn) = self.slots[index].conn.as_mut() else {
+                continue;
+            };
+            if conn.closing || conn.input.pending().is_empty() {
+                continue;
+            }
+            if conn.should_pause() {
+                // Not read because its own replies are not taken: the request cannot
+                // complete, and the client is not trickling it. Its clock starts again.
+                self.requests.touch(index, now);
+                continue;
+            }
+            self.stats.request_timeouts.incr();
+            let app = &mut self.app;
+            let refused = catch_unwind(AssertUnwindSafe(|| {
+                app.refuse_timeout(&mut conn.session, conn.output.reply_buf());
+            }));
+            conn.input.discard();
+            conn.closing = true;
+            if refused.is_err() || !self.pump(index) {
+                self.close(index);
+                continue;
+            }
+            self.account(index);
+            self.finish(index);
+        }
+    }
+
+    pub(super) fn expire_misses(&mut self) {
+        let now = self.now;
+        let timed_out = Outcome::Failed(BackendError::Timeout);
+        while let Some(front) = self.misses.front() {
+            if front.deadline > now {
+                break;
+            }
+            let timer = self.misses.pop_front().expect("front exists");
+            let slot = &mut self.slots[timer.index];
+            if slot.generation != timer.generation {
+                continue;
+            }
+            let Some(conn) = slot.conn.as_mut() else {
+                continue;
+            };
+            if conn.output.expire_before(timer.limit, &timed_out) {
+                self.stats.miss_timeouts.incr();
+                self.settle(timer.index);
+            }
+        }
+    }
+}

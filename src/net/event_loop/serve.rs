@@ -1,0 +1,252 @@
+//! Reading, serving and writing one connection.
+//!
+//! A connection is served while it is not paused: paused on its own output (see
+//! [`Conn::should_pause`]), or, while the process holds more than PROXY_MAX_BUFFER_BYTES of
+//! replies, whenever it holds any reply bytes itself (clients that read what they are sent
+//! go on being served; those that do not wait for the budget to drain). Every change of a
+//! connection's buffered bytes is accounted in the process-wide total by [`EventLoop::account`].
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+
+use super::deadlines::MissTimer;
+use super::{EventLoop, release};
+use crate::net::app::{Application, Served};
+use crate::net::conn::{Conn, ReadOutcome};
+use crate::net::replies::{Replies, Whom};
+
+impl<A: Application> EventLoop<A> {
+    /// Whether the process holds more reply bytes than PROXY_MAX_BUFFER_BYTES.
+    #[inline]
+    pub(super) fn over_budget(&self) -> bool {
+        self.shared.buffered.load(Ordering::Relaxed) > self.shared.limits.max_buffer_bytes
+    }
+
+    /// Brings the process-wide count of buffered bytes up to date for connection `index`.
+    pub(super) fn account(&mut self, index: usize) {
+        let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) else {
+            return;
+        };
+        let now = conn.output.buffered();
+        if now != conn.accounted {
+            if now > conn.accounted {
+                let grown = now - conn.accounted;
+                self.shared.buffered.fetch_add(grown, Ordering::Relaxed);
+            } else {
+                let shrunk = conn.accounted - now;
+                self.shared.buffered.fetch_sub(shrunk, Ordering::Relaxed);
+            }
+            conn.accounted = now;
+        }
+    }
+
+    pub(super) fn on_writable(&mut self, index: usize) {
+        let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) else {
+            return;
+        };
+        let was_paused = conn.should_pause();
+        if !self.pump(index) {
+            return self.close(index);
+        }
+        let conn = self.slots[index].conn.as_ref().expect("pumped, not closed");
+        if was_paused && !conn.should_pause() {
+            // Back-pressure lifted: serve what is buffered and read what the socket holds.
+            self.on_readable(index);
+        } else {
+            self.account(index);
+            self.finish(index);
+        }
+    }
+
+    /// Sends what the socket takes, producing further replies (rendering those that
+    /// waited) as the output drains. False when the connection must be closed.
+    pub(super) fn pump(&mut self, index: usize) -> bool {
+        let now = self.now;
+        loop {
+            let Some(conn) = self.slots[index].conn.as_mut() else {
+                return false;
+            };
+            match conn.flush() {
+                Ok(true) => self.idle.touch(index, now),
+                Ok(false) => {}
+                Err(_) => return false,
+            }
+            let conn = self.slots[index].conn.as_mut().expect("checked above");
+            if conn.output.unsent() > 0 || !conn.output.front_ready() {
+                return true;
+            }
+            let app = &mut self.app;
+            if catch_unwind(AssertUnwindSafe(|| release(app, conn))).is_err() {
+                crate::error!(
+                    "loop {}: rendering a reply panicked; closing that connection",
+                    self.id
+                );
+                return false;
+            }
+        }
+    }
+
+    pub(super) fn on_readable(&mut self, index: usize) {
+        if self.slots.get(index).is_none_or(|s| s.conn.is_none()) {
+            return;
+        }
+        let whom = self.whom(index);
+        loop {
+            // Whatever is already buffered first (after back-pressure lifts).
+            let buffered = self.slots[index]
+                .conn
+                .as_ref()
+                .is_some_and(|c| !c.input.pending().is_empty());
+            if buffered && !self.serve_guarded(index, whom) {
+                return self.close(index);
+            }
+            let now = self.now;
+            let over = self.over_budget();
+            loop {
+                let conn = self.slots[index].conn.as_mut().expect("not closed");
+                if paused(conn, over) {
+                    if over && !conn.should_pause() && !conn.budget_paused {
+                        conn.budget_paused = true;
+                        self.budget_paused.push(index);
+                    }
+                    break;
+                }
+                let max_input = self.app.max_input(&conn.session);
+                match conn.read_once(max_input) {
+                    Ok(ReadOutcome::Data { more }) => {
+                        let hangup_seen = conn.hangup_seen;
+                        self.idle.touch(index, now);
+                        if !self.serve_guarded(index, whom) {
+                            return self.close(index);
+                        }
+                        // A short read drained the socket; only a pending FIN (seen in the
+                        // event) is worth one more read, to notice the end of input now.
+                        if !more && !hangup_seen {
+                            break;
+                        }
+                    }
+                    Ok(ReadOutcome::WouldBlock) => break,
+                    Ok(ReadOutcome::Eof) => {
+                        conn.peer_closed = true;
+                        break;
+                    }
+                    Ok(ReadOutcome::Full) => {
+                        // No whole request fits the input limit: refuse it and close.
+                        self.app
+                            .refuse_oversized(&mut conn.session, conn.output.reply_buf());
+                        conn.input.discard();
+                        conn.closing = true;
+                        self.requests.remove(index);
+                        break;
+                    }
+                    Err(_) => return self.close(index),
+                }
+            }
+            let paused_before = self.slots[index]
+                .conn
+                .as_ref()
+                .is_some_and(|c| c.should_pause());
+            if !self.pump(index) {
+                return self.close(index);
+            }
+            let conn = self.slots[index].conn.as_ref().expect("not closed");
+            // Paused on output and the flush drained it: no event will come for requests
+            // already buffered (or still in the socket), so go round again now.
+            if !paused_before || conn.should_pause() {
+                break;
+            }
+        }
+        self.account(index);
+        self.finish(index);
+    }
+
+    /// Serves every whole request buffered on connection `index`, then produces what
+    /// became ready; a panic in the application closes only this connection (false).
+    fn serve_guarded(&mut self, index: usize, whom: Whom) -> bool {
+        let now = self.now;
+        let over = self.over_budget();
+        let Some(conn) = self.slots[index].conn.as_mut() else {
+            return false;
+        };
+        let seq_before = conn.output.next_seq();
+        let mut consumed = false;
+        let app = &mut self.app;
+        let served = catch_unwind(AssertUnwindSafe(|| {
+            while !paused(conn, over) {
+                let input = conn.input.pending();
+                if input.is_empty() {
+                    break;
+                }
+                let mut replies = Replies::new(&mut conn.output, &mut conn.closing, whom, now);
+                match app.serve(&mut conn.session, input, &mut replies) {
+                    Served::NeedMore => break,
+                    Served::Consumed(n) => {
+                        conn.input.consume(n);
+                        consumed = true;
+                    }
+                }
+            }
+            if conn.output.pending_len() > 0 {
+                release(app, conn);
+            }
+        }));
+        if served.is_err() {
+            crate::error!(
+                "loop {}: request handling panicked; closing that connection",
+                self.id
+            );
+            return false;
+        }
+        // Replies queued on the backend this pass get one deadline, so they are answered
+        // within the backend timeout whatever Redis does.
+        let seq_after = conn.output.next_seq();
+        if seq_after != seq_before && conn.output.waiting_keys() > 0 {
+            let deadline = now + self.miss_timeout;
+            match self.misses.back_mut() {
+                Some(last)
+                    if last.index == index
+                        && last.generation == whom.generation
+                        && last.deadline == deadline =>
+                {
+                    last.limit = seq_after;
+                }
+                _ => self.misses.push_back(MissTimer {
+                    deadline,
+                    index,
+                    generation: whom.generation,
+                    limit: seq_after,
+                }),
+            }
+        }
+        // A partial request left in the buffer must complete within the request timeout
+        // from its first byte: a new partial (after a whole request) starts the clock now.
+        if conn.input.pending().is_empty() || conn.closing {
+            self.requests.remove(index);
+        } else if consumed || !self.requests.contains(index) {
+            self.requests.touch(index, now);
+        }
+        true
+    }
+
+    /// Goes on with connections left unread while the process was over its buffer budget,
+    /// once it no longer is.
+    pub(super) fn resume_budget_paused(&mut self) {
+        if self.budget_paused.is_empty() || self.over_budget() {
+            return;
+        }
+        let paused = std::mem::take(&mut self.budget_paused);
+        for index in paused {
+            if let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) {
+                conn.budget_paused = false;
+                self.on_readable(index);
+            }
+        }
+    }
+}
+
+/// Whether `conn` is not to be served now: paused on its own output, or holding reply
+/// bytes while the process is over its buffer budget.
+#[inline]
+fn paused<S, W>(conn: &Conn<S, W>, over_budget: bool) -> bool {
+    conn.should_pause() || (over_budget && conn.output.buffered() > 0)
+}
