@@ -82,6 +82,7 @@ impl IdleList {
     }
 
     /// Forgets slot `index` (its connection closed).
+    #[inline]
     pub fn remove(&mut self, index: usize) {
         if self.links.get(index).is_some_and(|l| l.linked) {
             self.unlink(index);
@@ -105,6 +106,7 @@ impl IdleList {
     }
 
     /// The least recently active slot and when it was last active.
+    #[inline]
     pub fn front(&self) -> Option<(usize, Nanos)> {
         (self.head != NONE).then(|| {
             (

@@ -70,7 +70,7 @@ impl<A: Application> EventLoop<A> {
         if self.slots[index].conn.is_none() {
             return;
         }
-        if !self.pump(index) {
+        if !self.pump(index, true) {
             return self.close(index);
         }
         let conn = self.slots[index].conn.as_ref().expect("pumped, not closed");

@@ -80,7 +80,7 @@ impl<A: Application> EventLoop<A> {
             }));
             conn.input.discard();
             conn.closing = true;
-            if refused.is_err() || !self.pump(index) {
+            if refused.is_err() || !self.pump(index, true) {
                 self.close(index);
                 continue;
             }

@@ -168,18 +168,23 @@ impl<A: Application> EventLoop<A> {
         } else {
             MAX_POLL_WAIT
         };
-        let until = |deadline: Nanos| Duration::from_nanos(deadline.saturating_sub(self.now));
-        let mut wait = cap;
+        // The earliest of the three deadlines, in clock nanoseconds; one conversion.
+        let mut next = Nanos::MAX;
         if let Some((_, last)) = self.idle.front() {
-            wait = wait.min(until(last + self.idle_timeout));
+            next = next.min(last.saturating_add(self.idle_timeout));
         }
         if let Some((_, first)) = self.requests.front() {
-            wait = wait.min(until(first + self.request_timeout));
+            next = next.min(first.saturating_add(self.request_timeout));
         }
         if let Some(m) = self.misses.front() {
-            wait = wait.min(until(m.deadline));
+            next = next.min(m.deadline);
         }
-        wait
+        let wait = next.saturating_sub(self.now);
+        if wait >= cap.as_nanos() as Nanos {
+            cap
+        } else {
+            Duration::from_nanos(wait)
+        }
     }
 
     fn accept(&mut self, listener: usize) {

@@ -45,7 +45,7 @@ impl<A: Application> EventLoop<A> {
             return;
         };
         let was_paused = conn.should_pause();
-        if !self.pump(index) {
+        if !self.pump(index, true) {
             return self.close(index);
         }
         let conn = self.slots[index].conn.as_ref().expect("pumped, not closed");
@@ -59,16 +59,18 @@ impl<A: Application> EventLoop<A> {
     }
 
     /// Sends what the socket takes, producing further replies (rendering those that
-    /// waited) as the output drains. False when the connection must be closed.
-    pub(super) fn pump(&mut self, index: usize) -> bool {
+    /// waited) as the output drains; bytes sent count as activity when `activity` (not
+    /// needed right after a read, which already counted). False when the connection must
+    /// be closed.
+    pub(super) fn pump(&mut self, index: usize, activity: bool) -> bool {
         let now = self.now;
         loop {
             let Some(conn) = self.slots[index].conn.as_mut() else {
                 return false;
             };
             match conn.flush() {
-                Ok(true) => self.idle.touch(index, now),
-                Ok(false) => {}
+                Ok(true) if activity => self.idle.touch(index, now),
+                Ok(_) => {}
                 Err(_) => return false,
             }
             let conn = self.slots[index].conn.as_mut().expect("checked above");
@@ -146,7 +148,7 @@ impl<A: Application> EventLoop<A> {
                 .conn
                 .as_ref()
                 .is_some_and(|c| c.should_pause());
-            if !self.pump(index) {
+            if !self.pump(index, false) {
                 return self.close(index);
             }
             let conn = self.slots[index].conn.as_ref().expect("not closed");
