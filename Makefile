@@ -32,3 +32,9 @@ bench-cache:
 
 clean:
 	$(CARGO) clean
+
+# `make soak`: release build, then SOAK_SECONDS (default 600) of normal and hostile load with
+# the proxy's RSS sampled every second; fails if the proxy dies. See scripts/soak.sh.
+.PHONY: soak
+soak: ensure-redis
+	@scripts/soak.sh

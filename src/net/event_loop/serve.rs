@@ -23,6 +23,7 @@ impl<A: Application> EventLoop<A> {
     }
 
     /// Brings the process-wide count of buffered bytes up to date for connection `index`.
+    #[inline]
     pub(super) fn account(&mut self, index: usize) {
         let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) else {
             return;
@@ -44,6 +45,10 @@ impl<A: Application> EventLoop<A> {
         let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) else {
             return;
         };
+        if conn.output.unsent() == 0 && !conn.output.front_ready() {
+            // Nothing to send (the usual case: the reply went out right after the read).
+            return self.finish(index);
+        }
         let was_paused = conn.should_pause();
         if !self.pump(index, true) {
             return self.close(index);
@@ -62,6 +67,7 @@ impl<A: Application> EventLoop<A> {
     /// waited) as the output drains; bytes sent count as activity when `activity` (not
     /// needed right after a read, which already counted). False when the connection must
     /// be closed.
+    #[inline]
     pub(super) fn pump(&mut self, index: usize, activity: bool) -> bool {
         let now = self.now;
         loop {
