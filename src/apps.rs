@@ -73,6 +73,12 @@ impl Application for Apps {
         }
     }
 
+    fn closes_when_idle(&self, session: &Session) -> bool {
+        // Redis never closes an idle client (`timeout 0`), and client libraries rely on
+        // it; HTTP keep-alive connections are closed when idle, as servers do.
+        matches!(session, Session::Http)
+    }
+
     fn max_input(&self, session: &Session) -> usize {
         match session {
             Session::Http => http::MAX_INPUT,

@@ -914,3 +914,31 @@ fn sigterm_while_redis_hangs_answers_the_waiting_miss_503_and_exits_within_a_sec
     assert_eq!(answer.status, 503, "{}", answer.text());
     assert_eq!(answer.json()["error"], "backend unavailable");
 }
+
+/// Redis never closes an idle client (`timeout 0`) and client libraries (pooled sync and
+/// multiplexed connections) rely on it: an idle RESP connection outlives
+/// PROXY_IDLE_TIMEOUT_MS, while an idle HTTP keep-alive connection does not.
+#[test]
+fn an_idle_resp_connection_stays_open_past_the_idle_timeout() {
+    let redis = Redis::start();
+    redis.set("k", "v");
+    let proxy = Proxy::start(redis.port, &[("PROXY_IDLE_TIMEOUT_MS", "300")]);
+    let mut resp = proxy.resp_stream().unwrap();
+    resp.write_all(&resp_get("k")).unwrap();
+    assert_eq!(read_resp_until(&mut resp, b"v\r\n"), b"$1\r\nv\r\n");
+    let mut http = proxy.http_stream().unwrap();
+    assert_eq!(lookup_on(&mut http, "k").status, 200);
+    // The HTTP one is closed by the idle timeout; by then the RESP one has been idle as long.
+    let (_bytes, closed) = read_until_close(&mut http);
+    assert!(closed, "the idle HTTP connection was not closed");
+    wait_for("another idle period", Duration::from_secs(5), || {
+        (proxy.stats()["connections"]["idle_closed"].as_u64() >= Some(1)).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    resp.write_all(&resp_get("k")).unwrap();
+    assert_eq!(
+        read_resp_until(&mut resp, b"v\r\n"),
+        b"$1\r\nv\r\n",
+        "the idle RESP connection was closed"
+    );
+}

@@ -28,6 +28,11 @@ pub trait Application: Send + 'static {
     /// the loops were bound to).
     fn open(&mut self, listener: usize) -> Self::Session;
 
+    /// Whether this session is closed after PROXY_IDLE_TIMEOUT_MS with nothing buffered
+    /// (RESP clients expect Redis's `timeout 0`: an idle connection stays open; a
+    /// half-sent request is closed either way).
+    fn closes_when_idle(&self, session: &Self::Session) -> bool;
+
     /// Most bytes buffered for one request of this session; more is refused and closed.
     fn max_input(&self, session: &Self::Session) -> usize;
 

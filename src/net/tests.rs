@@ -25,6 +25,10 @@ impl Application for Toy {
 
     fn open(&mut self, _listener: usize) {}
 
+    fn closes_when_idle(&self, _session: &()) -> bool {
+        true
+    }
+
     fn max_input(&self, _session: &()) -> usize {
         1024
     }

@@ -2,7 +2,8 @@
 //! due costs O(1) per expiry, never a scan of the connections:
 //!
 //! - idle: a connection with no activity for PROXY_IDLE_TIMEOUT_MS (and nothing waiting on
-//!   Redis) is closed ([`IdleList`](crate::net::timers::IdleList) by last activity);
+//!   Redis) is closed ([`IdleList`](crate::net::timers::IdleList) by last activity), unless
+//!   its application keeps idle sessions open and it has nothing half-sent;
 //! - request: a request must be complete PROXY_REQUEST_TIMEOUT_MS after its first byte,
 //!   however slowly the rest trickles in; then it is refused (408 / `-ERR request timeout`)
 //!   and the connection closed (a list by first byte);
@@ -38,13 +39,15 @@ impl<A: Application> EventLoop<A> {
             if last_active + self.idle_timeout > now {
                 break;
             }
-            let waiting = self.slots[index]
-                .conn
-                .as_ref()
-                .is_some_and(|c| c.output.waiting_keys() > 0);
-            if waiting {
-                // A reply waiting on Redis is not idleness: it is answered within the
-                // backend timeout. Look again one timeout from now.
+            let keep = self.slots[index].conn.as_ref().is_some_and(|c| {
+                // A reply waiting on Redis is not idleness (it is answered within the
+                // backend timeout); a protocol whose idle clients stay open keeps them
+                // unless a request was left half-sent.
+                c.output.waiting_keys() > 0
+                    || (c.input.pending().is_empty() && !self.app.closes_when_idle(&c.session))
+            });
+            if keep {
+                // Look again one timeout from now.
                 self.idle.touch(index, now);
                 continue;
             }
