@@ -374,3 +374,27 @@ fn the_largest_max_keys_starts_and_caches() {
         "the second lookup is a cache hit"
     );
 }
+
+/// A key that expires in Redis before the proxy's own TTL is not served past its expiry:
+/// the miss fetched its PTTL in the same round trip and the entry's deadline is the
+/// earlier of the two (before, it was served for the whole PROXY_TTL_MS).
+#[test]
+fn a_key_expiring_in_redis_is_not_served_after_it_expires() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(redis.port, &[("PROXY_TTL_MS", "600000")]);
+    let mut c = redis.client();
+    let _: () = redis::cmd("SET")
+        .arg("short")
+        .arg("lived")
+        .arg("PX")
+        .arg(400)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(proxy.lookup("short").0, 200);
+    // Redis expires it; the proxy must stop serving it too, long before its own 10 min.
+    wait_for("the expired key to miss", Duration::from_secs(5), || {
+        (proxy.lookup("short").0 == 404).then_some(())
+    });
+    let stats = proxy.stats();
+    assert!(stats["cache"]["inserts"].as_u64() >= Some(1), "{stats}");
+}

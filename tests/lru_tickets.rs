@@ -178,3 +178,27 @@ fn concurrent_fills_never_store_a_version_older_than_an_invalidation_one_shard()
 fn concurrent_fills_never_store_a_version_older_than_an_invalidation_sharded() {
     versions_never_go_back(4, 40);
 }
+
+#[test]
+fn a_fill_never_outlives_its_keys_own_ttl() {
+    let clock = Clock::manual();
+    let c = Cache::new(16, std::time::Duration::from_secs(60), clock.clone());
+    let t = c.ticket(b"short");
+    let within = Some(std::time::Duration::from_millis(50));
+    assert_eq!(c.fill_within(t, b"short", b"v", within), Fill::Stored);
+    let t = c.ticket(b"long");
+    let longer = Some(std::time::Duration::from_secs(3600));
+    assert_eq!(c.fill_within(t, b"long", b"v", longer), Fill::Stored);
+    clock.advance(std::time::Duration::from_millis(49));
+    assert!(c.get(b"short").is_some());
+    clock.advance(std::time::Duration::from_millis(1));
+    assert!(
+        c.get(b"short").is_none(),
+        "gone when the key expires in Redis"
+    );
+    clock.advance(std::time::Duration::from_secs(60));
+    assert!(
+        c.get(b"long").is_none(),
+        "the cache's own TTL still bounds it"
+    );
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::health::{AuthWatch, Health};
-use super::job::{Answer, Job, Mailbox, Outcome, Request, Waiter};
+use super::job::{Answer, Job, KeyTtl, Mailbox, Outcome, Request, Waiter};
 use super::singleflight::SingleFlight;
 use crate::lru::Cache;
 
@@ -122,17 +122,25 @@ impl Core {
     /// invalidated after the ticket was taken; then every waiter of the flight is answered.
     /// A command leaves the count of requests in flight. Redis refusing the proxy for want
     /// of credentials is logged here, once per refusal (not per reply).
-    pub fn finish(&self, job: &Job, outcome: Outcome, outbox: &mut Outbox) {
+    pub fn finish(&self, job: &Job, outcome: Outcome, ttl: KeyTtl, outbox: &mut Outbox) {
         self.auth.observe(match &outcome {
             Outcome::Failed(e) => Err(e),
             _ => Ok(()),
         });
         match &job.request {
             Request::Fetch { key, ticket } => {
-                if let Outcome::Found(value) = &outcome
-                    && self.cache.fill(*ticket, key, value) == crate::lru::Fill::Cancelled
-                {
-                    BackendStats::bump(&self.stats.cancelled_fills);
+                if let Outcome::Found(value) = &outcome {
+                    let key_ttl = match ttl {
+                        KeyTtl::Global => Some(None),
+                        KeyTtl::Within(d) => Some(Some(d)),
+                        KeyTtl::Gone => None,
+                    };
+                    if let Some(key_ttl) = key_ttl
+                        && self.cache.fill_within(*ticket, key, value, key_ttl)
+                            == crate::lru::Fill::Cancelled
+                    {
+                        BackendStats::bump(&self.stats.cancelled_fills);
+                    }
                 }
                 for waiter in self.flights.release(key) {
                     outbox.push(waiter, outcome.clone());

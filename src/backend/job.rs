@@ -111,12 +111,47 @@ pub struct Job {
     pub queued_at: Instant,
 }
 
+/// How long a fetched value may be cached, from the key's `PTTL` in Redis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyTtl {
+    /// No expiry in Redis (`-1`), or not known: the cache's own TTL.
+    Global,
+    /// The key expires in Redis in this long: the entry lives at most this long.
+    Within(std::time::Duration),
+    /// The key is gone already (`-2`): answer, but do not cache.
+    Gone,
+}
+
+impl KeyTtl {
+    /// Reads a `PTTL` reply.
+    pub fn from_pttl(value: &redis::Value) -> KeyTtl {
+        match value {
+            redis::Value::Int(ms) if *ms >= 0 => {
+                KeyTtl::Within(std::time::Duration::from_millis(*ms as u64))
+            }
+            redis::Value::Int(-2) => KeyTtl::Gone,
+            _ => KeyTtl::Global,
+        }
+    }
+}
+
 impl Job {
-    /// Adds this job's command to `pipe`.
+    /// Replies this job's commands get: GET and PTTL for a fetch, one for a command.
+    pub fn replies(&self) -> usize {
+        match self.request {
+            Request::Fetch { .. } => 2,
+            Request::Command { .. } => 1,
+        }
+    }
+
+    /// Adds this job's commands to `pipe`.
     pub fn add_to(&self, pipe: &mut redis::Pipeline) {
         match &self.request {
             Request::Fetch { key, .. } => {
+                // The key's own time to live in the same round trip: a cached entry must
+                // never outlive its key in Redis.
                 pipe.cmd("GET").arg(&key[..]);
+                pipe.cmd("PTTL").arg(&key[..]);
             }
             Request::Command { args, .. } => {
                 let mut cmd = redis::Cmd::new();

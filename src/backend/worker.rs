@@ -18,7 +18,7 @@ use super::connector::Connector;
 use super::core::{BackendStats, Core, Outbox};
 use super::error::BackendError;
 use super::health::ConnHealth;
-use super::job::{Job, Outcome};
+use super::job::{Job, KeyTtl, Outcome};
 
 /// Most jobs sent to Redis in one pipeline: large enough to amortise the round trip, small
 /// enough that one slow batch does not hold many unrelated requests.
@@ -109,7 +109,8 @@ impl Worker {
                 // Waited past the timeout in the queue: answered without asking Redis.
                 BackendStats::bump(&self.core.stats.timeouts);
                 let outcome = Outcome::Failed(BackendError::Timeout);
-                self.core.finish(&job, outcome, &mut self.outbox);
+                self.core
+                    .finish(&job, outcome, KeyTtl::Global, &mut self.outbox);
             }
         }
         if fresh.is_empty() {
@@ -161,8 +162,9 @@ impl Worker {
             // a full read timeout each, so a stalled Redis held a batch of n misses for n
             // timeouts. A Redis that answers, but too slowly for the batch's deadline, ends
             // it too; either way the connection is dropped and replaced.
-            let mut values = Vec::with_capacity(batch.len());
-            for i in 0..batch.len() {
+            let replies: usize = batch.iter().map(Job::replies).sum();
+            let mut values = Vec::with_capacity(replies);
+            for i in 0..replies {
                 if i > 0 && Instant::now() > deadline {
                     return Err(redis::RedisError::from(std::io::Error::from(
                         std::io::ErrorKind::TimedOut,
@@ -185,14 +187,14 @@ impl Worker {
         batch: &[Job],
         result: Result<Vec<redis::Value>, BackendError>,
     ) {
+        let expected: usize = batch.iter().map(Job::replies).sum();
         let result = result.and_then(|values| {
-            if values.len() == batch.len() {
+            if values.len() == expected {
                 Ok(values)
             } else {
                 Err(BackendError::Io(Arc::from(format!(
-                    "{} replies to a pipeline of {}",
+                    "{} replies to a pipeline of {expected}",
                     values.len(),
-                    batch.len()
                 ))))
             }
         });
@@ -200,12 +202,22 @@ impl Worker {
             Ok(values) => {
                 BackendStats::bump(&self.core.stats.batches);
                 self.core.health.succeeded(&mut self.health);
-                for (job, value) in batch.iter().zip(values) {
-                    if matches!(job.request, super::job::Request::Fetch { .. }) {
+                let mut values = values.into_iter();
+                for job in batch {
+                    let Some(value) = values.next() else {
+                        break;
+                    };
+                    // A fetch's GET reply is followed by its key's PTTL.
+                    let ttl = if job.replies() == 2 {
                         BackendStats::bump(&self.core.stats.fetches);
-                    }
+                        values
+                            .next()
+                            .map_or(KeyTtl::Global, |v| KeyTtl::from_pttl(&v))
+                    } else {
+                        KeyTtl::Global
+                    };
                     self.core
-                        .finish(job, Outcome::from_value(value), &mut self.outbox);
+                        .finish(job, Outcome::from_value(value), ttl, &mut self.outbox);
                 }
             }
             Err(err) => {
@@ -217,7 +229,8 @@ impl Worker {
                 }
                 for job in batch {
                     let outcome = Outcome::Failed(err.clone());
-                    self.core.finish(job, outcome, &mut self.outbox);
+                    self.core
+                        .finish(job, outcome, KeyTtl::Global, &mut self.outbox);
                 }
             }
         }

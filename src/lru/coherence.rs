@@ -64,7 +64,23 @@ impl Cache {
     /// (always when more than 64 were since the ticket): that
     /// costs only a later refetch. A ticket taken for another key is cancelled.
     pub fn fill(&self, ticket: Ticket, key: &[u8], value: &[u8]) -> Fill {
-        let deadline = self.clock.now().saturating_add(self.ttl);
+        self.fill_within(ticket, key, value, None)
+    }
+
+    /// [`Cache::fill`] for a key that expires in Redis in `key_ttl`: the entry's deadline
+    /// is the earlier of the cache's TTL and the key's own, so it never outlives the key.
+    pub fn fill_within(
+        &self,
+        ticket: Ticket,
+        key: &[u8],
+        value: &[u8],
+        key_ttl: Option<std::time::Duration>,
+    ) -> Fill {
+        let ttl = match key_ttl {
+            Some(own) => (own.as_nanos().min(u64::MAX as u128) as u64).min(self.ttl),
+            None => self.ttl,
+        };
+        let deadline = self.clock.now().saturating_add(ttl);
         let (hash, shard) = self.locate(key);
         let mut state = shard.state.write();
         // The decision and the store happen under the shard's write lock, which
