@@ -44,6 +44,10 @@ pub struct Config {
     pub max_buffer_bytes: usize,
     /// Largest single reply.
     pub max_reply_bytes: usize,
+    /// Redis tells the proxy about writes (CLIENT TRACKING); off: TTL only.
+    pub invalidation: bool,
+    /// Key prefixes tracked (empty: all).
+    pub tracking_prefixes: Vec<String>,
     /// Longest key accepted.
     pub max_key_bytes: usize,
     /// Host of the backing Redis.
@@ -164,6 +168,21 @@ impl Config {
                 n => n as usize,
             },
             max_reply_bytes: num("PROXY_MAX_REPLY_BYTES", 1024, 1 << 32)? as usize,
+            invalidation: match raw("PROXY_INVALIDATION").as_str() {
+                "tracking" => true,
+                "off" => false,
+                other => {
+                    return Err(ConfigError(format!(
+                        "invalid PROXY_INVALIDATION={other:?}: expected tracking or off"
+                    )));
+                }
+            },
+            tracking_prefixes: raw("PROXY_TRACKING_PREFIXES")
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect(),
             max_key_bytes: num("PROXY_MAX_KEY_BYTES", 1, 65535)? as usize,
             redis_host: host("REDIS_HOST", false)?,
             redis_port: num("REDIS_PORT", 1, 65535)? as u16,

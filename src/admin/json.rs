@@ -67,6 +67,12 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "request_timeouts": s.request_timeouts,
         },
         "buffers": { "bytes": s.buffered_bytes, "limit": s.buffer_limit },
+        "invalidation": {
+            "state": s.invalidation,
+            "messages": s.invalidation_messages,
+            "invalidations": c.invalidations,
+            "cancelled_fills": c.cancelled_fills,
+        },
         "throttled": s.throttled,
         "latency_us": { "hit": latency(&s.hit_latency), "miss": latency(&s.miss_latency) },
     });

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::backend::{Backend, BackendCounts};
+use crate::backend::{Backend, BackendCounts, TrackingState};
 use crate::lru::{Cache, CacheStats};
 use crate::net::NetShared;
 use crate::stats::{HistogramSnapshot, LoopStats, TableSnapshot};
@@ -59,6 +59,11 @@ pub struct Snapshot {
     pub in_flight: usize,
     /// Whether the last contact with Redis succeeded.
     pub backend_up: bool,
+    /// Where coherence stands: "tracking" (writes announced), "down" (re-establishing:
+    /// nothing stored) or "off" (TTL only).
+    pub invalidation: &'static str,
+    /// Invalidation messages received from Redis.
+    pub invalidation_messages: u64,
     /// Seconds since start.
     pub uptime_seconds: u64,
 }
@@ -117,6 +122,12 @@ impl Admin {
             backend: self.backend.stats().counts(),
             in_flight: self.backend.in_flight(),
             backend_up: self.backend.is_healthy(),
+            invalidation: match self.backend.tracking().state() {
+                TrackingState::Up => "tracking",
+                TrackingState::Down => "down",
+                TrackingState::Off => "off",
+            },
+            invalidation_messages: self.backend.tracking().messages.load(Ordering::Relaxed),
             uptime_seconds: self.started.elapsed().as_secs(),
         };
         for l in &self.loops {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::health::{AuthWatch, Health};
 use super::job::{Answer, Job, KeyTtl, Mailbox, Outcome, Request, Waiter};
 use super::singleflight::SingleFlight;
+use super::tracking::Tracking;
 use crate::lru::Cache;
 
 /// Counters of the backend, readable at any time.
@@ -81,14 +82,17 @@ pub struct Core {
     pub health: Health,
     /// Whether Redis refuses the proxy's commands (NOAUTH, WRONGPASS).
     auth: AuthWatch,
+    /// Whether writes are announced (CLIENT TRACKING): fills wait while it is down.
+    pub tracking: Arc<Tracking>,
     /// Counters.
     pub stats: BackendStats,
 }
 
 impl Core {
     /// A core answering into `mailboxes` (one per event loop).
-    pub fn new(cache: Arc<Cache>, mailboxes: Vec<Mailbox>) -> Core {
+    pub fn new(cache: Arc<Cache>, mailboxes: Vec<Mailbox>, tracking: Arc<Tracking>) -> Core {
         Core {
+            tracking,
             flights: SingleFlight::default(),
             cache,
             mailboxes,
@@ -129,7 +133,11 @@ impl Core {
         });
         match &job.request {
             Request::Fetch { key, ticket } => {
-                if let Outcome::Found(value) = &outcome {
+                // While tracking is (re)established nothing is stored: a write made now
+                // might never be announced (see `tracking`).
+                if let Outcome::Found(value) = &outcome
+                    && self.tracking.allows_fills()
+                {
                     let key_ttl = match ttl {
                         KeyTtl::Global => Some(None),
                         KeyTtl::Within(d) => Some(Some(d)),

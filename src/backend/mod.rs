@@ -35,6 +35,7 @@ mod error;
 mod health;
 mod job;
 mod singleflight;
+mod tracking;
 mod upstream;
 mod worker;
 
@@ -46,6 +47,7 @@ pub use self::core::{BackendCounts, BackendStats};
 pub use self::error::BackendError;
 pub use self::job::{Answer, Job, Mailbox, Outcome, Request, Waiter};
 pub use self::singleflight::MAX_QUEUED;
+pub use self::tracking::{Tracking, TrackingState};
 pub use self::worker::MAX_BATCH;
 
 use self::core::Core;
@@ -63,6 +65,7 @@ pub struct Backend {
 /// The running backend threads; [`BackendThreads::stop`] ends them.
 pub struct BackendThreads {
     backend: Arc<Backend>,
+    listener: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Backend {
@@ -72,7 +75,17 @@ impl Backend {
         cache: Arc<Cache>,
         mailboxes: Vec<Mailbox>,
     ) -> (Arc<Backend>, BackendThreads) {
-        let core = Arc::new(Core::new(cache, mailboxes));
+        let tracking = Arc::new(Tracking::new(config.invalidation));
+        let listener = config.invalidation.then(|| {
+            tracking::spawn(
+                Arc::clone(&tracking),
+                Connector::standalone(config),
+                Arc::clone(&cache),
+                config.tracking_prefixes.clone(),
+                config.redis_timeout,
+            )
+        });
+        let core = Arc::new(Core::new(cache, mailboxes, tracking));
         let upstream = Standalone::start(
             &core,
             Connector::standalone(config),
@@ -85,6 +98,7 @@ impl Backend {
         });
         let threads = BackendThreads {
             backend: Arc::clone(&backend),
+            listener,
         };
         (backend, threads)
     }
@@ -164,6 +178,11 @@ impl Backend {
         self.core.is_healthy()
     }
 
+    /// Where coherence stands (CLIENT TRACKING).
+    pub fn tracking(&self) -> &Tracking {
+        &self.core.tracking
+    }
+
     /// The backend's counters.
     pub fn stats(&self) -> &BackendStats {
         &self.core.stats
@@ -171,9 +190,16 @@ impl Backend {
 }
 
 impl BackendThreads {
-    /// Stops the upstream's threads, waiting for them up to `grace`.
+    /// Stops the upstream's threads and the tracking listener, waiting for them up to
+    /// `grace` (a thread still blocked on Redis after that ends with the process).
     pub fn stop(self, grace: Duration) {
+        self.backend.core.tracking.stop();
         self.backend.upstream.stop(grace);
+        if let Some(listener) = self.listener
+            && listener.is_finished()
+        {
+            let _ = listener.join();
+        }
     }
 }
 

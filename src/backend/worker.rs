@@ -303,7 +303,8 @@ mod tests {
         let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
         let (tx, answers) = crossbeam_channel::unbounded();
         let mailbox = crate::backend::job::Mailbox { tx, waker };
-        let core = Arc::new(Core::new(Arc::clone(&cache), vec![mailbox]));
+        let tracking = Arc::new(crate::backend::Tracking::new(false));
+        let core = Arc::new(Core::new(Arc::clone(&cache), vec![mailbox], tracking));
         let config = Config::from_vars(&HashMap::new()).unwrap();
         let (_jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
         let mut worker = Worker::new(

@@ -79,6 +79,16 @@ pub const KEYS: &[Key] = &[
         help: "longest key accepted, in bytes (1-65535); longer gets 400",
     },
     Key {
+        name: "PROXY_INVALIDATION",
+        default: "tracking",
+        help: "tracking: Redis announces writes (CLIENT TRACKING BCAST) and they drop cached keys at once; off: cached values live PROXY_TTL_MS",
+    },
+    Key {
+        name: "PROXY_TRACKING_PREFIXES",
+        default: "",
+        help: "comma-separated key prefixes to be told about (empty: every key)",
+    },
+    Key {
         name: "REDIS_HOST",
         default: "redis",
         help: "host name or address of the backing Redis",

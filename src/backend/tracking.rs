@@ -1,0 +1,248 @@
+//! Coherence through Redis's server-assisted client-side caching (CLIENT TRACKING).
+//!
+//! One dedicated connection per Redis (per master, once there is a cluster upstream): it
+//! turns on `CLIENT TRACKING ON BCAST REDIRECT <its own id> [PREFIX p ...]`, then
+//! `SUBSCRIBE __redis__:invalidate`; Redis then announces every write to a key (with a
+//! matching prefix) on it. Each announced key is invalidated in the cache at once; a null
+//! payload (FLUSHALL, FLUSHDB) clears the cache. The connection is pinged when quiet; when
+//! it is lost, the cache is cleared and fills stop (misses are answered uncached) until
+//! tracking is back, because writes made meanwhile are never announced.
+//!
+//! Why no stale value can be stored (with the cache's tickets, see `lru::coherence`):
+//! - a fill whose key is announced after its ticket was taken is cancelled;
+//! - the cache is cleared (which cancels every fill in flight) when tracking goes down,
+//!   after the state says so, so a fill either sees "down" and does not store, or holds a
+//!   ticket older than the clear and is cancelled;
+//! - the cache is cleared again once tracking is back (after the SUBSCRIBE is confirmed),
+//!   so a value read while no write could be announced cannot be stored afterwards.
+//!
+//! A Redis that refuses CLIENT TRACKING (older than 6, or an ACL without it) leaves the
+//! proxy on TTL-only caching, with one log line.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::connector::Connector;
+use super::error::BackendError;
+use crate::lru::Cache;
+
+/// The invalidation channel Redis publishes on in RESP2.
+const CHANNEL: &str = "__redis__:invalidate";
+
+/// How long the tracking connection may be quiet before it is pinged.
+const PING_EVERY: Duration = Duration::from_secs(1);
+
+/// Longest pause between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Where coherence stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrackingState {
+    /// PROXY_INVALIDATION=off, or Redis refused tracking: TTL-only caching.
+    Off,
+    /// Tracking is on: writes are announced; fills are stored.
+    Up,
+    /// Tracking is being (re)established: nothing is stored.
+    Down,
+}
+
+/// Shared state of the tracking thread.
+pub struct Tracking {
+    state: AtomicU8,
+    stop: AtomicBool,
+    /// Invalidation messages received (a FLUSHALL counts one).
+    pub messages: AtomicU64,
+}
+
+impl Tracking {
+    /// State for a proxy whose invalidation is `on`.
+    pub fn new(on: bool) -> Tracking {
+        let state = if on {
+            TrackingState::Down
+        } else {
+            TrackingState::Off
+        };
+        Tracking {
+            state: AtomicU8::new(state as u8),
+            stop: AtomicBool::new(false),
+            messages: AtomicU64::new(0),
+        }
+    }
+
+    /// Where coherence stands now.
+    pub fn state(&self) -> TrackingState {
+        match self.state.load(Ordering::Acquire) {
+            x if x == TrackingState::Up as u8 => TrackingState::Up,
+            x if x == TrackingState::Down as u8 => TrackingState::Down,
+            _ => TrackingState::Off,
+        }
+    }
+
+    /// Whether a fetched value may be stored now.
+    #[inline]
+    pub fn allows_fills(&self) -> bool {
+        self.state() != TrackingState::Down
+    }
+
+    fn set(&self, state: TrackingState) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// Asks the thread to end (it notices within [`PING_EVERY`]).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+}
+
+/// Starts the tracking thread for the Redis of `connector`.
+pub fn spawn(
+    tracking: Arc<Tracking>,
+    connector: Connector,
+    cache: Arc<Cache>,
+    prefixes: Vec<String>,
+    timeout: Duration,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("tracking".into())
+        .spawn(move || run(&tracking, &connector, &cache, &prefixes, timeout))
+        .expect("spawning the tracking thread")
+}
+
+fn run(
+    tracking: &Tracking,
+    connector: &Connector,
+    cache: &Cache,
+    prefixes: &[String],
+    timeout: Duration,
+) {
+    let mut backoff = Duration::from_millis(20);
+    let mut logged_down = false;
+    while !tracking.stopping() {
+        match listen(tracking, connector, cache, prefixes, timeout) {
+            Ended::Stopped => return,
+            Ended::Refused(why) => {
+                tracking.set(TrackingState::Off);
+                cache.clear();
+                crate::warn!(
+                    "redis refuses CLIENT TRACKING ({why}): caching by TTL only, writes to \
+                     Redis are seen after PROXY_TTL_MS"
+                );
+                return;
+            }
+            Ended::Lost(why) => {
+                let was_up = tracking.state() == TrackingState::Up;
+                // State first, then the clear: see the module doc.
+                tracking.set(TrackingState::Down);
+                cache.clear();
+                if was_up || !logged_down {
+                    crate::warn!(
+                        "invalidation connection lost ({why}): cache cleared, misses served \
+                         uncached until it is back"
+                    );
+                    logged_down = true;
+                }
+                if was_up {
+                    backoff = Duration::from_millis(20);
+                }
+            }
+        }
+        sleep_unless_stopped(tracking, backoff);
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+enum Ended {
+    Stopped,
+    Refused(String),
+    Lost(String),
+}
+
+/// One tracking connection's life: set up, then apply invalidations until it fails.
+fn listen(
+    tracking: &Tracking,
+    connector: &Connector,
+    cache: &Cache,
+    prefixes: &[String],
+    timeout: Duration,
+) -> Ended {
+    let mut conn = match connector.connect(timeout) {
+        Ok(c) => c,
+        Err(e) => return Ended::Lost(e.to_string()),
+    };
+    let id: i64 = match redis::cmd("CLIENT").arg("ID").query(&mut conn) {
+        Ok(id) => id,
+        Err(e) => return Ended::Lost(BackendError::from_redis(&e).to_string()),
+    };
+    let mut on = redis::cmd("CLIENT");
+    on.arg("TRACKING")
+        .arg("ON")
+        .arg("BCAST")
+        .arg("REDIRECT")
+        .arg(id);
+    for p in prefixes {
+        on.arg("PREFIX").arg(p);
+    }
+    if let Err(e) = on.query::<()>(&mut conn) {
+        let e = BackendError::from_redis(&e);
+        return if e.is_server_reply() {
+            Ended::Refused(e.to_string())
+        } else {
+            Ended::Lost(e.to_string())
+        };
+    }
+    let mut pubsub = conn.as_pubsub();
+    if let Err(e) = pubsub.subscribe(CHANNEL) {
+        return Ended::Lost(BackendError::from_redis(&e).to_string());
+    }
+    if let Err(e) = pubsub.set_read_timeout(Some(PING_EVERY)) {
+        return Ended::Lost(e.to_string());
+    }
+    // Anything cached before now may have been written unannounced: start clean.
+    cache.clear();
+    tracking.set(TrackingState::Up);
+    crate::info!("invalidation on: CLIENT TRACKING BCAST, cache entries dropped on writes");
+    loop {
+        if tracking.stopping() {
+            return Ended::Stopped;
+        }
+        match pubsub.get_message() {
+            Ok(msg) => {
+                tracking.messages.fetch_add(1, Ordering::Relaxed);
+                match msg.get_payload::<redis::Value>() {
+                    Ok(redis::Value::Array(keys)) => {
+                        for key in keys {
+                            if let redis::Value::BulkString(key) = key {
+                                cache.invalidate(&key);
+                            }
+                        }
+                    }
+                    // A null payload: FLUSHALL / FLUSHDB.
+                    Ok(redis::Value::Nil) => cache.clear(),
+                    Ok(_) | Err(_) => {}
+                }
+            }
+            Err(e) if e.is_timeout() => {
+                // Quiet for a while: make sure the connection (and so tracking) still lives.
+                if let Err(e) = pubsub.ping::<redis::Value>() {
+                    return Ended::Lost(BackendError::from_redis(&e).to_string());
+                }
+            }
+            Err(e) => return Ended::Lost(BackendError::from_redis(&e).to_string()),
+        }
+    }
+}
+
+fn sleep_unless_stopped(tracking: &Tracking, pause: Duration) {
+    let step = Duration::from_millis(20);
+    let mut slept = Duration::ZERO;
+    while slept < pause && !tracking.stopping() {
+        std::thread::sleep(step);
+        slept += step;
+    }
+}

@@ -1,0 +1,133 @@
+//! Coherence with Redis's CLIENT TRACKING (BCAST), against a real redis-server and the
+//! real binary: a write in Redis drops the key from the proxy's cache at once (not after
+//! PROXY_TTL_MS), FLUSHALL clears it, a lost invalidation connection clears it and stops
+//! caching until tracking is back, and PROXY_INVALIDATION=off keeps TTL-only caching.
+
+mod common;
+use common::*;
+
+use std::time::Duration;
+
+/// A proxy with a TTL far longer than any test, so only invalidation can drop entries.
+fn proxy_on(redis: &Redis, extra: &[(&str, &str)]) -> Proxy {
+    let mut env = vec![("PROXY_TTL_MS", "600000")];
+    env.extend_from_slice(extra);
+    let proxy = Proxy::start(redis.port, &env);
+    if !extra.contains(&("PROXY_INVALIDATION", "off")) {
+        wait_for("tracking to be on", Duration::from_secs(10), || {
+            (proxy.stats()["invalidation"]["state"] == "tracking").then_some(())
+        });
+    }
+    proxy
+}
+
+fn value_of(proxy: &Proxy, key: &str) -> serde_json::Value {
+    proxy.lookup(key).1["value"].clone()
+}
+
+#[test]
+fn a_write_in_redis_drops_the_cached_key_at_once() {
+    let redis = Redis::start();
+    redis.set("k", "v1");
+    let proxy = proxy_on(&redis, &[]);
+    assert_eq!(value_of(&proxy, "k"), "v1");
+    assert_eq!(value_of(&proxy, "k"), "v1", "served from the cache");
+    redis.set("k", "v2");
+    wait_for(
+        "the new value through the proxy",
+        Duration::from_secs(5),
+        || (value_of(&proxy, "k") == "v2").then_some(()),
+    );
+    redis.del("k");
+    wait_for(
+        "the deletion through the proxy",
+        Duration::from_secs(5),
+        || (proxy.lookup("k").0 == 404).then_some(()),
+    );
+    let stats = proxy.stats();
+    assert!(
+        stats["invalidation"]["invalidations"].as_u64() >= Some(1),
+        "{stats}"
+    );
+}
+
+#[test]
+fn flushall_clears_the_cache() {
+    let redis = Redis::start();
+    redis.set("a", "1");
+    redis.set("b", "2");
+    let proxy = proxy_on(&redis, &[]);
+    assert_eq!(value_of(&proxy, "a"), "1");
+    assert_eq!(value_of(&proxy, "b"), "2");
+    let mut c = redis.client();
+    let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+    wait_for("an empty cache", Duration::from_secs(5), || {
+        (proxy.stats()["cache"]["keys"] == 0).then_some(())
+    });
+    assert_eq!(proxy.lookup("a").0, 404);
+}
+
+#[test]
+fn a_lost_invalidation_connection_clears_the_cache_and_tracking_comes_back() {
+    let redis = Redis::start();
+    redis.set("k", "v1");
+    let proxy = proxy_on(&redis, &[]);
+    assert_eq!(value_of(&proxy, "k"), "v1");
+    // Kill the proxy's subscriber (the tracking connection), as a network cut would.
+    let mut c = redis.client();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(killed, 1, "one tracking connection");
+    // A write while nobody listens: it must not be hidden by the old cached value.
+    redis.set("k", "v2");
+    wait_for("tracking back", Duration::from_secs(10), || {
+        let s = proxy.stats();
+        (s["invalidation"]["state"] == "tracking" && s["cache"]["keys"] == 0).then_some(())
+    });
+    assert_eq!(value_of(&proxy, "k"), "v2");
+    // And invalidation works again.
+    redis.set("k", "v3");
+    wait_for("the newest value", Duration::from_secs(5), || {
+        (value_of(&proxy, "k") == "v3").then_some(())
+    });
+}
+
+#[test]
+fn prefixes_narrow_what_is_invalidated() {
+    let redis = Redis::start();
+    redis.set("user:1", "a");
+    redis.set("other", "x");
+    let proxy = proxy_on(&redis, &[("PROXY_TRACKING_PREFIXES", "user:")]);
+    assert_eq!(value_of(&proxy, "user:1"), "a");
+    assert_eq!(value_of(&proxy, "other"), "x");
+    redis.set("user:1", "b");
+    redis.set("other", "y");
+    wait_for(
+        "the tracked prefix invalidated",
+        Duration::from_secs(5),
+        || (value_of(&proxy, "user:1") == "b").then_some(()),
+    );
+    assert_eq!(
+        value_of(&proxy, "other"),
+        "x",
+        "keys outside the prefixes keep their TTL"
+    );
+}
+
+#[test]
+fn invalidation_off_keeps_ttl_only_caching() {
+    let redis = Redis::start();
+    redis.set("k", "v1");
+    let proxy = proxy_on(&redis, &[("PROXY_INVALIDATION", "off")]);
+    assert_eq!(value_of(&proxy, "k"), "v1");
+    redis.set("k", "v2");
+    // With invalidation off the cached value is served until its TTL, as documented.
+    let fetches = proxy.stats()["backend"]["fetches"].as_u64();
+    assert_eq!(value_of(&proxy, "k"), "v1");
+    assert_eq!(proxy.stats()["backend"]["fetches"].as_u64(), fetches);
+    assert_eq!(proxy.stats()["invalidation"]["state"], "off");
+}
