@@ -5,16 +5,18 @@
 //! `SUBSCRIBE __redis__:invalidate`; Redis then announces every write to a key (with a
 //! matching prefix) on it. Each announced key is invalidated in the cache at once; a null
 //! payload (FLUSHALL, FLUSHDB) clears the cache. The connection is pinged when quiet; when
-//! it is lost, the cache is cleared and fills stop (misses are answered uncached) until
-//! tracking is back, because writes made meanwhile are never announced.
+//! it is lost, fills stop (misses are answered uncached) until tracking is back, and the
+//! cache is cleared then, because writes made meanwhile were never announced. Until then
+//! the entries cached before are still served: while Redis is unreachable that is the
+//! "Redis down: cached keys are still served" guarantee; while it is reachable the
+//! connection is back within a reconnect (retried at once).
 //!
 //! Why no stale value can be stored (with the cache's tickets, see `lru::coherence`):
 //! - a fill whose key is announced after its ticket was taken is cancelled;
-//! - the cache is cleared (which cancels every fill in flight) when tracking goes down,
-//!   after the state says so, so a fill either sees "down" and does not store, or holds a
-//!   ticket older than the clear and is cancelled;
-//! - the cache is cleared again once tracking is back (after the SUBSCRIBE is confirmed),
-//!   so a value read while no write could be announced cannot be stored afterwards.
+//! - while tracking is down a fill sees "down" and does not store;
+//! - the cache is cleared once tracking is back (after the SUBSCRIBE is confirmed), which
+//!   removes what may have changed unannounced and cancels every fill whose ticket was
+//!   taken before, so a value read while no write could be announced is never stored.
 //!
 //! A Redis that refuses CLIENT TRACKING (older than 6, or an ACL without it) leaves the
 //! proxy on TTL-only caching, with one log line.
@@ -137,18 +139,24 @@ fn run(
             }
             Ended::Lost(why) => {
                 let was_up = tracking.state() == TrackingState::Up;
-                // State first, then the clear: see the module doc.
+                // Nothing is stored from now until tracking is back, and the cache is
+                // cleared then (see the module doc). Entries cached before stay served
+                // meanwhile: while Redis is unreachable that is the "Redis down: cached
+                // keys are still served" guarantee; when it is reachable, tracking is back
+                // within a reconnect.
                 tracking.set(TrackingState::Down);
-                cache.clear();
                 if was_up || !logged_down {
                     crate::warn!(
-                        "invalidation connection lost ({why}): cache cleared, misses served \
-                         uncached until it is back"
+                        "invalidation connection lost ({why}): nothing new is cached, and \
+                         the cache is cleared, until it is back"
                     );
                     logged_down = true;
                 }
                 if was_up {
                     backoff = Duration::from_millis(20);
+                    // Retry at once: a dropped connection to a reachable Redis is back
+                    // within a round trip.
+                    continue;
                 }
             }
         }

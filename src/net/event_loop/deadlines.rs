@@ -42,9 +42,11 @@ impl<A: Application> EventLoop<A> {
             let keep = self.slots[index].conn.as_ref().is_some_and(|c| {
                 // A reply waiting on Redis is not idleness (it is answered within the
                 // backend timeout); a protocol whose idle clients stay open keeps them
-                // unless a request was left half-sent.
+                // unless a request was left half-sent or replies are left unread.
                 c.output.waiting_keys() > 0
-                    || (c.input.pending().is_empty() && !self.app.closes_when_idle(&c.session))
+                    || (c.input.pending().is_empty()
+                        && c.output.is_idle()
+                        && !self.app.closes_when_idle(&c.session))
             });
             if keep {
                 // Look again one timeout from now.
