@@ -438,8 +438,14 @@ fn redis_killed_and_restarted_while_a_client_keeps_asking() {
     stop.store(true, Ordering::Relaxed);
     let served = reader.join().expect("the cached-key reader failed");
     assert!(served > 0);
-    let stats = proxy.stats();
-    assert_eq!(stats["backend"]["up"], true, "{}", stats["backend"]);
+    // Health is per connection: a pooled connection still holding a socket to the old
+    // Redis fails on its first use after the restart and reconnects on its next, so the
+    // state settles once each has been used again.
+    wait_for("the backend to be up", Duration::from_secs(5), || {
+        // Misses drive the pooled connections (a stale one may answer 503 once).
+        let _ = proxy.lookup("not-there");
+        (proxy.stats()["backend"]["up"] == true).then_some(())
+    });
 }
 
 #[test]

@@ -238,6 +238,10 @@ impl Proxy {
             .env("PROXY_WORKERS", "2")
             .env("REDIS_TIMEOUT_MS", "1000")
             .env("PROXY_LOG", "warn")
+            // TTL-only caching unless a test asks for CLIENT TRACKING (tests/coherence.rs):
+            // many tests tell a cache hit from a fetch by changing the key in Redis behind
+            // the proxy's back, which tracking would rightly announce.
+            .env("PROXY_INVALIDATION", "off")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         for (k, v) in overrides {
@@ -546,6 +550,7 @@ impl Proxy {
             .env("PROXY_WORKERS", "2")
             .env("REDIS_TIMEOUT_MS", "1000")
             .env("PROXY_LOG", "warn")
+            .env("PROXY_INVALIDATION", "off")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
