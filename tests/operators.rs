@@ -178,10 +178,10 @@ fn one_lost_connection_of_two_is_not_an_outage() {
     let mut direct = redis.client();
     let me: i64 = redis::cmd("CLIENT").arg("ID").query(&mut direct).unwrap();
     let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut direct).unwrap();
-    // The proxy's connections are the ones whose last command was its GET.
+    // The proxy's connections are the ones whose last command was a miss's GET or PTTL.
     let victim = list
         .lines()
-        .filter(|l| l.split(' ').any(|f| f == "cmd=get"))
+        .filter(|l| l.split(' ').any(|f| f == "cmd=get" || f == "cmd=pttl"))
         .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
         .filter_map(|id| id.parse::<i64>().ok())
         .find(|&id| id != me)
