@@ -1,5 +1,7 @@
-//! The RESP application: Redis's protocol (RESP2) on the RESP port, for redis-cli,
-//! redis-benchmark and every Redis client library.
+//! The RESP application: Redis's protocol on the RESP port, for redis-cli, redis-benchmark
+//! and every Redis client library. A connection speaks RESP2 until `HELLO 3` switches it to
+//! RESP3 (as Redis 7 does); every reply is written in the connection's protocol, including
+//! those that waited on the backend (their [`Wait`] carries it).
 //!
 //! Rooms: [`parse`] (requests, incremental per connection), [`write`] (replies),
 //! [`commands`] (the command table, one file per command family). A request is parsed,
@@ -30,17 +32,24 @@ pub const MAX_INPUT: usize = 4 * 1024 * 1024;
 /// Commands longer than this give their parser's memory back once served.
 const SHRINK_AFTER: usize = 64 * 1024;
 
-/// How a reply that waited on the backend is rendered from its outcomes (one per key).
-pub type Render = fn(&[Option<Outcome>], &mut Vec<u8>);
+/// How a reply that waited on the backend is rendered from its outcomes (one per key), in
+/// the protocol given ([`write::RESP2`] or [`write::RESP3`]).
+pub type Render = fn(&[Option<Outcome>], u8, &mut Vec<u8>);
 
 /// A reply waiting on the backend: the command's own renderer.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Wait {
     /// Renders the reply once every outcome is known.
     pub render: Render,
     /// The reply carries the values themselves (GET, MGET): it is refused rather than
     /// built when they pass PROXY_MAX_REPLY_BYTES.
     pub values: bool,
+    /// The connection's protocol when the command was served (the reply is written in it).
+    pub proto: u8,
+    /// Keys named more than once in one command (MGET k k k): `(index, first index)`, the
+    /// later ones fetched once and answered with the first one's outcome (sharing its
+    /// value instead of holding a copy each).
+    pub aliases: Option<Arc<[(u32, u32)]>>,
 }
 
 /// The error for a reply over PROXY_MAX_REPLY_BYTES.
@@ -53,12 +62,24 @@ impl std::fmt::Debug for Wait {
 }
 
 /// What a connection's commands may change about it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Client {
     /// Unique over the process (CLIENT ID, HELLO's `id`).
     pub id: u64,
-    /// Set by CLIENT SETNAME.
+    /// Set by CLIENT SETNAME (or HELLO's SETNAME).
     pub name: Option<Box<[u8]>>,
+    /// The protocol replies are written in: [`write::RESP2`] until `HELLO 3`.
+    pub proto: u8,
+}
+
+impl Default for Client {
+    fn default() -> Client {
+        Client {
+            id: 0,
+            name: None,
+            proto: write::RESP2,
+        }
+    }
 }
 
 /// Per-connection state: the parse in progress and the client.
@@ -129,7 +150,7 @@ impl RespApp {
             parser: Parser::new(),
             client: Client {
                 id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
-                name: None,
+                ..Client::default()
             },
         }
     }
@@ -181,6 +202,18 @@ impl RespApp {
     ) {
         let elapsed = self.state.services.clock.now().saturating_sub(started);
         self.state.stats.miss_latency.record(elapsed, 1);
+        let shared;
+        let outcomes = match &what.aliases {
+            Some(aliases) => {
+                let mut all = outcomes.to_vec();
+                for &(dup, first) in aliases.iter() {
+                    all[dup as usize] = all[first as usize].clone();
+                }
+                shared = all;
+                &shared[..]
+            }
+            None => outcomes,
+        };
         if what.values {
             let total: usize = outcomes
                 .iter()
@@ -193,7 +226,7 @@ impl RespApp {
                 return write::error(out, TOO_LARGE);
             }
         }
-        (what.render)(outcomes, out);
+        (what.render)(outcomes, what.proto, out);
     }
 
     /// The answer to a command over [`MAX_INPUT`].
@@ -254,12 +287,13 @@ fn dispatch(
     (command.handler)(&mut call);
 }
 
-/// Writes one outcome as Redis would reply it: a bulk, nil, an integer, a status, or the
-/// error (Redis's own words for its errors; the proxy's for an unreachable Redis).
-pub fn write_outcome(out: &mut Vec<u8>, outcome: Option<&Outcome>) {
+/// Writes one outcome as Redis would reply it in `proto`: a bulk, nil, an integer, a
+/// status, or the error (Redis's own words for its errors; the proxy's for an unreachable
+/// Redis).
+pub fn write_outcome(out: &mut Vec<u8>, outcome: Option<&Outcome>, proto: u8) {
     match outcome {
         Some(Outcome::Found(v)) => write::bulk(out, v),
-        Some(Outcome::NotFound) => write::nil(out),
+        Some(Outcome::NotFound) => write::nil(out, proto),
         Some(Outcome::Integer(n)) => write::integer(out, *n),
         Some(Outcome::Status(s)) => write::simple(out, s),
         Some(Outcome::Failed(e)) if e.is_server_reply() => write::error(out, &e.to_string()),

@@ -3,12 +3,19 @@
 //! - `PING [message]`: `+PONG`, or the message.
 //! - `ECHO message`: the message.
 //! - `QUIT`: `+OK`, then the connection closes.
-//! - `SELECT 0`: `+OK`; any other database is refused (the proxy serves REDIS_DB only).
-//! - `CLIENT SETNAME name | GETNAME | SETINFO attr value | ID`.
-//! - `HELLO [2]`: the server's description as a flat RESP2 map; other versions `-NOPROTO`.
+//! - `SELECT 0`: `+OK`; any other database is refused (the proxy serves REDIS_DB only,
+//!   shown as db 0).
+//! - `CLIENT SETNAME name | GETNAME | SETINFO attr value | ID | MAINT_NOTIFICATIONS ...`;
+//!   the subcommands that act on connections are refused (see [`refused`]).
+//! - `HELLO [protover [AUTH user pass] [SETNAME name]]`: switches the connection to
+//!   RESP2 or RESP3 and answers the server's description (a map), as Redis 7 does. The
+//!   proxy has no users: AUTH is answered as Redis without ACL users or password answers
+//!   it (the `default` user with any password passes, any other user is WRONGPASS).
+//!
+//! [`refused`]: super::refused
 
-use super::Call;
-use crate::resp::write;
+use super::{Call, refused};
+use crate::resp::write::{self, RESP2, RESP3};
 
 /// `PING [message]`.
 pub fn ping(call: &mut Call<'_>) {
@@ -36,11 +43,47 @@ pub fn quit(call: &mut Call<'_>) {
 
 /// `SELECT db`.
 pub fn select(call: &mut Call<'_>) {
-    if call.arg(1) == b"0" {
-        write::simple(call.sink.out(), "OK");
-    } else {
-        write::error(call.sink.out(), "ERR DB index is out of range");
+    match redis_integer(call.arg(1)) {
+        Some(0) => write::simple(call.sink.out(), "OK"),
+        Some(_) => write::error(
+            call.sink.out(),
+            "ERR SELECT is not supported: this proxy serves one database (REDIS_DB), \
+             shown as db 0",
+        ),
+        None => write::error(
+            call.sink.out(),
+            "ERR value is not an integer or out of range",
+        ),
     }
+}
+
+/// An integer as Redis reads one (`string2ll`): an optional `-`, then digits without a
+/// leading zero (`0` alone is zero), within an i64.
+fn redis_integer(bytes: &[u8]) -> Option<i64> {
+    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    let canonical = match digits {
+        [b'0'] => bytes.len() == 1,
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !canonical {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// Whether `name` may name a client (CLIENT SETNAME, HELLO SETNAME): no spaces, line
+/// breaks or other bytes outside `!`..=`~`.
+fn valid_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| b > b' ' && b <= b'~')
+}
+
+const BAD_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
+
+/// Sets the client's name; an empty name clears it (as Redis).
+fn set_name(call: &mut Call<'_>, i: usize) {
+    let name = call.args.get(call.input, i);
+    call.client.name = (!name.is_empty()).then(|| Box::from(name));
 }
 
 /// `CLIENT subcommand ...`.
@@ -49,23 +92,25 @@ pub fn client(call: &mut Call<'_>) {
     let sub = call.args.get(call.input, 1);
     let is = |name: &str| sub.eq_ignore_ascii_case(name.as_bytes());
     if is("SETNAME") && argc == 3 {
-        let name = call.args.get(call.input, 2);
-        if name.iter().any(|&b| b <= b' ' || b > b'~') {
-            let text = "ERR Client names cannot contain spaces, newlines or special characters.";
-            return write::error(call.sink.out(), text);
+        if !valid_name(call.arg(2)) {
+            return write::error(call.sink.out(), BAD_NAME);
         }
-        call.client.name = (!name.is_empty()).then(|| Box::from(name));
+        set_name(call, 2);
         write::simple(call.sink.out(), "OK");
     } else if is("GETNAME") && argc == 2 {
         match &call.client.name {
             Some(name) => write::bulk(call.sink.out(), name),
-            None => write::nil(call.sink.out()),
+            None => write::nil(call.sink.out(), call.client.proto),
         }
     } else if is("SETINFO") && argc == 4 {
         write::simple(call.sink.out(), "OK");
     } else if is("ID") && argc == 2 {
         write::integer(call.sink.out(), call.client.id as i64);
-    } else {
+    } else if is("MAINT_NOTIFICATIONS") {
+        // node-redis 6 asks for maintenance notifications (and accepts an error); the
+        // proxy has no maintenance to announce.
+        write::simple(call.sink.out(), "OK");
+    } else if !refused::client(call, sub) {
         let text = format!(
             "ERR unknown subcommand '{}'. Try CLIENT HELP.",
             String::from_utf8_lossy(&sub[..sub.len().min(128)])
@@ -74,14 +119,60 @@ pub fn client(call: &mut Call<'_>) {
     }
 }
 
-/// `HELLO [protover ...]`.
+/// `HELLO [protover [AUTH username password] [SETNAME clientname]]`, checked in Redis's
+/// order: the version, each option (a bad client name fails here), the credentials, and
+/// only then the name is set and the protocol switched; the reply is in the new protocol.
 pub fn hello(call: &mut Call<'_>) {
-    if call.argc() >= 2 && call.arg(1) != b"2" {
-        return write::error(call.sink.out(), "NOPROTO unsupported protocol version");
+    let argc = call.argc();
+    let mut proto = call.client.proto;
+    if argc >= 2 {
+        proto = match redis_integer(call.arg(1)) {
+            Some(2) => RESP2,
+            Some(3) => RESP3,
+            Some(_) => {
+                return write::error(call.sink.out(), "NOPROTO unsupported protocol version");
+            }
+            None => {
+                let text = "ERR Protocol version is not an integer or out of range";
+                return write::error(call.sink.out(), text);
+            }
+        };
     }
+    let mut user = None;
+    let mut name = None;
+    let mut j = 2;
+    while j < argc {
+        let more = argc - 1 - j;
+        let option = call.arg(j);
+        if option.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
+            user = Some(j + 1);
+            j += 3;
+        } else if option.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
+            if !valid_name(call.arg(j + 1)) {
+                return write::error(call.sink.out(), BAD_NAME);
+            }
+            name = Some(j + 1);
+            j += 2;
+        } else {
+            let mut text = b"ERR Syntax error in HELLO option '".to_vec();
+            text.extend_from_slice(option);
+            text.push(b'\'');
+            return write::error_bytes(call.sink.out(), &text);
+        }
+    }
+    if let Some(user) = user
+        && call.arg(user) != b"default"
+    {
+        let text = "WRONGPASS invalid username-password pair or user is disabled.";
+        return write::error(call.sink.out(), text);
+    }
+    if let Some(name) = name {
+        set_name(call, name);
+    }
+    call.client.proto = proto;
     let id = call.client.id as i64;
     let out = call.sink.out();
-    write::array(out, 14);
+    write::map(out, 7, proto);
     for (k, v) in [
         ("server", "proxyredis"),
         ("version", env!("CARGO_PKG_VERSION")),
@@ -90,7 +181,7 @@ pub fn hello(call: &mut Call<'_>) {
         write::bulk(out, v.as_bytes());
     }
     write::bulk(out, b"proto");
-    write::integer(out, 2);
+    write::integer(out, i64::from(proto));
     write::bulk(out, b"id");
     write::integer(out, id);
     for (k, v) in [("mode", "standalone"), ("role", "master")] {

@@ -14,6 +14,8 @@ pub fn forward(call: &mut Call<'_>) {
         Wait {
             render: render_reply,
             values: true,
+            proto: call.client.proto,
+            aliases: None,
         },
         1,
     );
@@ -23,6 +25,6 @@ pub fn forward(call: &mut Call<'_>) {
     }
 }
 
-fn render_reply(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
-    write_outcome(out, outcomes.first().and_then(Option::as_ref));
+fn render_reply(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {
+    write_outcome(out, outcomes.first().and_then(Option::as_ref), proto);
 }

@@ -5,10 +5,16 @@
 //!
 //! Arity follows Redis's convention: `n > 0` is exactly `n` arguments (the name included),
 //! `n < 0` at least `-n`. A command flagged [`Flags::THROTTLED`] counts against
-//! PROXY_RATE_LIMIT_RPS, as a lookup.
+//! PROXY_RATE_LIMIT_RPS, as a lookup. Each row's [`Doc`] is what `COMMAND INFO` tells about
+//! it, in Redis 7's terms.
+//!
+//! The commands the proxy cannot serve over its shared connections to Redis (transactions,
+//! blocking commands, pub/sub, MONITOR: [`refused`]) have rows too, so that they get one
+//! clear error naming the command and why, and are counted under their own names.
 
 mod connection;
 mod keys;
+mod refused;
 mod server;
 mod strings;
 
@@ -70,6 +76,24 @@ pub struct Command {
     pub flags: Flags,
     /// Answers the command.
     pub handler: fn(&mut Call<'_>),
+    /// What `COMMAND INFO` tells about it.
+    pub doc: &'static Doc,
+}
+
+/// What `COMMAND INFO` tells about a command, in Redis 7's terms (the proxy's own commands
+/// as Redis describes them).
+#[derive(Debug)]
+pub struct Doc {
+    /// Command flags (`readonly`, `fast`, ...).
+    pub flags: &'static [&'static str],
+    /// First key, last key (negative: counted from the end), step; `[0, 0, 0]`: no keys.
+    pub keys: [i32; 3],
+    /// ACL categories (`@read`, ...).
+    pub acl: &'static [&'static str],
+    /// Command tips (`nondeterministic_output`, ...).
+    pub tips: &'static [&'static str],
+    /// The flags of the command's one key spec (the range of `keys`); empty: no key spec.
+    pub key_spec: &'static [&'static str],
 }
 
 impl Command {
@@ -85,31 +109,140 @@ impl Command {
     }
 }
 
-const fn row(name: &'static str, arity: i32, flags: Flags, handler: fn(&mut Call<'_>)) -> Command {
+/// A command without keys, tips or key specs.
+const fn doc(flags: &'static [&'static str], acl: &'static [&'static str]) -> Doc {
+    Doc {
+        flags,
+        keys: [0, 0, 0],
+        acl,
+        tips: &[],
+        key_spec: &[],
+    }
+}
+
+/// A read of the keys `first..=last` (step 1), with one key spec of `key_spec` flags.
+const fn read(
+    last: i32,
+    acl: &'static [&'static str],
+    tips: &'static [&'static str],
+    key_spec: &'static [&'static str],
+) -> Doc {
+    Doc {
+        flags: &["readonly", "fast"],
+        keys: [1, last, 1],
+        acl,
+        tips,
+        key_spec,
+    }
+}
+
+const RO_ACCESS: &[&str] = &["RO", "access"];
+const STRING_READ: &[&str] = &["@read", "@string", "@fast"];
+const KEYSPACE_READ: &[&str] = &["@keyspace", "@read", "@fast"];
+const CONNECTION: &[&str] = &["@fast", "@connection"];
+const NO_AUTH: &[&str] = &[
+    "noscript",
+    "loading",
+    "stale",
+    "fast",
+    "no_auth",
+    "allow_busy",
+];
+
+static GET: Doc = read(1, STRING_READ, &[], RO_ACCESS);
+static MGET: Doc = read(-1, STRING_READ, &["request_policy:multi_shard"], RO_ACCESS);
+static EXISTS: Doc = read(
+    -1,
+    KEYSPACE_READ,
+    &["request_policy:multi_shard", "response_policy:agg_sum"],
+    &["RO"],
+);
+static STRLEN: Doc = read(1, STRING_READ, &[], &["RO"]);
+static TTL: Doc = read(1, KEYSPACE_READ, &["nondeterministic_output"], RO_ACCESS);
+static PING: Doc = Doc {
+    tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
+    ..doc(&["fast"], CONNECTION)
+};
+static ECHO: Doc = doc(&["loading", "stale", "fast"], CONNECTION);
+static QUIT: Doc = doc(NO_AUTH, CONNECTION);
+static SELECT: Doc = doc(&["loading", "stale", "fast"], CONNECTION);
+static CLIENT: Doc = doc(&[], &["@slow"]);
+static HELLO: Doc = doc(NO_AUTH, CONNECTION);
+static COMMAND: Doc = Doc {
+    tips: &["nondeterministic_output_order"],
+    ..doc(&["loading", "stale"], &["@slow", "@connection"])
+};
+static INFO: Doc = Doc {
+    tips: &[
+        "nondeterministic_output",
+        "request_policy:all_shards",
+        "response_policy:special",
+    ],
+    ..doc(&["loading", "stale"], &["@slow", "@dangerous"])
+};
+/// The refused commands: no flags or keys (the proxy runs none of them), their family.
+static TRANSACTION: Doc = doc(&[], &["@transaction"]);
+static BLOCKING: Doc = doc(&[], &["@blocking"]);
+static PUBSUB: Doc = doc(&[], &["@pubsub"]);
+static ADMIN: Doc = doc(&[], &["@admin"]);
+
+const fn row(
+    name: &'static str,
+    arity: i32,
+    flags: Flags,
+    handler: fn(&mut Call<'_>),
+    doc: &'static Doc,
+) -> Command {
     Command {
         name,
         arity,
         flags,
         handler,
+        doc,
     }
 }
 
-/// Every command the proxy answers, most frequent first (lookup scans in order).
-pub static COMMANDS: [Command; 14] = [
-    row("get", 2, Flags::THROTTLED, strings::get),
-    row("mget", -2, Flags::THROTTLED, strings::mget),
-    row("exists", -2, Flags::THROTTLED, strings::exists),
-    row("strlen", 2, Flags::THROTTLED, strings::strlen),
-    row("ttl", 2, Flags::THROTTLED, keys::forward),
-    row("pttl", 2, Flags::THROTTLED, keys::forward),
-    row("ping", -1, Flags::NONE, connection::ping),
-    row("echo", 2, Flags::NONE, connection::echo),
-    row("quit", -1, Flags::NONE, connection::quit),
-    row("select", 2, Flags::NONE, connection::select),
-    row("client", -2, Flags::NONE, connection::client),
-    row("hello", -1, Flags::NONE, connection::hello),
-    row("command", -1, Flags::NONE, server::command),
-    row("info", -1, Flags::NONE, server::info),
+/// A command refused whatever its arguments (see [`refused`]).
+const fn refused_row(name: &'static str, handler: fn(&mut Call<'_>), doc: &'static Doc) -> Command {
+    row(name, -1, Flags::NONE, handler, doc)
+}
+
+/// Every command the proxy answers, most frequent first (lookup scans in order); the
+/// refused ones last.
+pub static COMMANDS: [Command; 33] = [
+    row("get", 2, Flags::THROTTLED, strings::get, &GET),
+    row("mget", -2, Flags::THROTTLED, strings::mget, &MGET),
+    row("exists", -2, Flags::THROTTLED, strings::exists, &EXISTS),
+    row("strlen", 2, Flags::THROTTLED, strings::strlen, &STRLEN),
+    row("ttl", 2, Flags::THROTTLED, keys::forward, &TTL),
+    row("pttl", 2, Flags::THROTTLED, keys::forward, &TTL),
+    row("ping", -1, Flags::NONE, connection::ping, &PING),
+    row("echo", 2, Flags::NONE, connection::echo, &ECHO),
+    row("quit", -1, Flags::NONE, connection::quit, &QUIT),
+    row("select", 2, Flags::NONE, connection::select, &SELECT),
+    row("client", -2, Flags::NONE, connection::client, &CLIENT),
+    row("hello", -1, Flags::NONE, connection::hello, &HELLO),
+    row("command", -1, Flags::NONE, server::command, &COMMAND),
+    row("info", -1, Flags::NONE, server::info, &INFO),
+    refused_row("multi", refused::multi, &TRANSACTION),
+    refused_row("exec", refused::exec, &TRANSACTION),
+    refused_row("discard", refused::discard, &TRANSACTION),
+    refused_row("watch", refused::transaction, &TRANSACTION),
+    refused_row("unwatch", refused::transaction, &TRANSACTION),
+    refused_row("blpop", refused::blocking, &BLOCKING),
+    refused_row("brpop", refused::blocking, &BLOCKING),
+    refused_row("brpoplpush", refused::blocking, &BLOCKING),
+    refused_row("blmove", refused::blocking, &BLOCKING),
+    refused_row("blmpop", refused::blocking, &BLOCKING),
+    refused_row("bzpopmin", refused::blocking, &BLOCKING),
+    refused_row("bzpopmax", refused::blocking, &BLOCKING),
+    refused_row("bzmpop", refused::blocking, &BLOCKING),
+    refused_row("xread", refused::stream_read, &BLOCKING),
+    refused_row("xreadgroup", refused::stream_read, &BLOCKING),
+    refused_row("subscribe", refused::pubsub, &PUBSUB),
+    refused_row("psubscribe", refused::pubsub, &PUBSUB),
+    refused_row("ssubscribe", refused::pubsub, &PUBSUB),
+    refused_row("monitor", refused::monitor, &ADMIN),
 ];
 
 /// The row of `name` (any case) and its command.

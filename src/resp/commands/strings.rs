@@ -33,8 +33,8 @@ pub fn get(call: &mut Call<'_>) {
     fetch_one(call, render_get, true);
 }
 
-fn render_get(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
-    write_outcome(out, outcomes.first().and_then(Option::as_ref));
+fn render_get(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {
+    write_outcome(out, outcomes.first().and_then(Option::as_ref), proto);
 }
 
 /// `STRLEN key`.
@@ -49,11 +49,11 @@ pub fn strlen(call: &mut Call<'_>) {
     fetch_one(call, render_strlen, false);
 }
 
-fn render_strlen(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
+fn render_strlen(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {
     match outcomes.first().and_then(Option::as_ref) {
         Some(Outcome::Found(v)) => write::integer(out, v.len() as i64),
         Some(Outcome::NotFound) => write::integer(out, 0),
-        other => write_outcome(out, other),
+        other => write_outcome(out, other, proto),
     }
 }
 
@@ -61,7 +61,16 @@ fn render_strlen(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
 /// reply carries the value).
 fn fetch_one(call: &mut Call<'_>, render: Render, values: bool) {
     let key = call.args.get(call.input, 1);
-    let seq = call.sink.wait(Wait { render, values }, 1);
+    let proto = call.client.proto;
+    let seq = call.sink.wait(
+        Wait {
+            render,
+            values,
+            proto,
+            aliases: None,
+        },
+        1,
+    );
     let waiter = call.sink.waiter(seq, 0);
     if let Err(e) = call.state.services.backend.fetch(key, waiter) {
         call.sink.resolve(seq, 0, Outcome::Failed(e));
@@ -81,7 +90,7 @@ pub fn mget(call: &mut Call<'_>) {
     }
 }
 
-fn render_mget(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
+fn render_mget(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {
     // One key Redis could not answer fails the whole reply; a wrong type is nil.
     let failed = outcomes.iter().find(|o| match o {
         Some(Outcome::Failed(e)) => !e.has_code("WRONGTYPE"),
@@ -89,13 +98,13 @@ fn render_mget(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
         _ => false,
     });
     if let Some(failed) = failed {
-        return write_outcome(out, failed.as_ref());
+        return write_outcome(out, failed.as_ref(), proto);
     }
     write::array(out, outcomes.len());
     for o in outcomes {
         match o {
             Some(Outcome::Found(v)) => write::bulk(out, v),
-            _ => write::nil(out),
+            _ => write::nil(out, proto),
         }
     }
 }
@@ -110,7 +119,7 @@ pub fn exists(call: &mut Call<'_>) {
     }
 }
 
-fn render_exists(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
+fn render_exists(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {
     let mut n = 0;
     for o in outcomes {
         match o {
@@ -118,7 +127,7 @@ fn render_exists(outcomes: &[Option<Outcome>], out: &mut Vec<u8>) {
             Some(Outcome::NotFound) => {}
             // A key of another type exists.
             Some(Outcome::Failed(e)) if e.has_code("WRONGTYPE") => n += 1,
-            other => return write_outcome(out, other.as_ref()),
+            other => return write_outcome(out, other.as_ref(), proto),
         }
     }
     write::integer(out, n);
@@ -159,13 +168,37 @@ fn lookup_all(call: &mut Call<'_>, render: Render, values_in_reply: bool) -> boo
     if misses == 0 {
         return true;
     }
+    // A key missed more than once is fetched once; the others share its outcome.
+    let mut aliases = Vec::new();
+    if misses > 1 {
+        let mut first = std::collections::HashMap::with_capacity(misses);
+        for (i, range) in found.iter().enumerate() {
+            if range.is_none() {
+                let key = call.args.get(call.input, i + 1);
+                if let Some(&f) = first.get(key) {
+                    aliases.push((i as u32, f));
+                } else {
+                    first.insert(key, i as u32);
+                }
+            }
+        }
+    }
     let what = Wait {
         render,
         values: values_in_reply,
+        proto: call.client.proto,
+        aliases: (!aliases.is_empty()).then(|| Arc::from(&aliases[..])),
     };
     let seq = call.sink.wait(what, found.len());
+    let mut next_alias = aliases.iter().peekable();
     for (i, range) in found.drain(..).enumerate() {
         let index = i as u32;
+        if next_alias.peek().is_some_and(|&&(dup, _)| dup == index) {
+            next_alias.next();
+            // Answered with its first occurrence's outcome when rendered.
+            call.sink.resolve(seq, index, Outcome::NotFound);
+            continue;
+        }
         match range {
             Some(r) => call
                 .sink

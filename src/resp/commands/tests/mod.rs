@@ -8,6 +8,7 @@ use crate::backend::{BackendError, Outcome};
 use crate::clock::Clock;
 use crate::lru::Cache;
 use crate::net::{Output, Released, Replies, Served, Whom};
+use crate::resp::commands::COMMANDS;
 use crate::resp::{self, RespApp, Session, Wait};
 use crate::services::Services;
 use crate::stats::{LoopStats, Table, TableSnapshot};
@@ -279,7 +280,22 @@ fn a_command_split_over_many_reads_is_served_once_whole() {
 fn quit_and_select() {
     let mut h = Harness::new();
     assert_eq!(h.send(b"SELECT 0\r\n"), "+OK\r\n");
-    assert_eq!(h.send(b"SELECT 1\r\n"), "-ERR DB index is out of range\r\n");
+    // Was "-ERR DB index is out of range" (Redis's words for a db over its 16, though the
+    // proxy refuses every db but 0): now says why.
+    assert_eq!(h.send(b"SELECT 1\r\n"), format!("-{SELECT_REFUSED}\r\n"));
+    assert_eq!(h.send(b"SELECT -1\r\n"), format!("-{SELECT_REFUSED}\r\n"));
+    for not_an_integer in ["abc", "00", "+0", "1.0"] {
+        assert_eq!(
+            h.send(format!("SELECT {not_an_integer}\r\n").as_bytes()),
+            "-ERR value is not an integer or out of range\r\n",
+            "SELECT {not_an_integer}"
+        );
+    }
     assert_eq!(h.send(b"QUIT\r\n"), "+OK\r\n");
     assert!(h.closing);
 }
+
+const SELECT_REFUSED: &str =
+    "ERR SELECT is not supported: this proxy serves one database (REDIS_DB), shown as db 0";
+
+mod connect;

@@ -1,0 +1,134 @@
+//! Commands the proxy refuses, each with one error naming the command and why: every
+//! client's commands share pooled connections to Redis, and these need a connection of
+//! their own, or change its state, for longer than one command.
+//!
+//! - `MULTI`, `WATCH`, `UNWATCH`: transactions need a pinned connection. `EXEC` aborts (as
+//!   Redis does after a refused MULTI), `DISCARD` has no MULTI to discard (Redis's words).
+//! - `BLPOP`, `BRPOP`, `BRPOPLPUSH`, `BLMOVE`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX`, `BZMPOP`,
+//!   and `XREAD`/`XREADGROUP` with `BLOCK`: blocking commands need a pinned connection
+//!   (without `BLOCK` the stream reads are unknown commands, as every other command the
+//!   proxy does not serve).
+//! - `SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE`: pub/sub turns the connection into a
+//!   subscriber; `MONITOR` into a monitor.
+//! - `CLIENT KILL | PAUSE | UNPAUSE | REPLY | TRACKING | CACHING` (from [`client`], counted
+//!   under `client`): they act on connections the proxy shares.
+//!
+//! [`client`]: super::connection::client
+
+use super::Call;
+use crate::resp::write;
+
+/// Why a transaction cannot be served.
+const TRANSACTION: &str = "transactions need a pinned connection";
+
+/// Why a blocking command cannot be served.
+const BLOCKING: &str = "blocking commands need a pinned connection";
+
+/// Writes `-ERR <NAME> is not supported by proxyredis: <why>`.
+fn refuse(call: &mut Call<'_>, name: &str, why: &str) {
+    let text = format!("ERR {name} is not supported by proxyredis: {why}");
+    write::error(call.sink.out(), &text);
+}
+
+/// The command's name as the client sent it, upper case (to name it in the error).
+fn name(call: &Call<'_>) -> String {
+    String::from_utf8_lossy(call.arg(0)).to_ascii_uppercase()
+}
+
+/// `MULTI`.
+pub fn multi(call: &mut Call<'_>) {
+    refuse(call, "MULTI", TRANSACTION);
+}
+
+/// `EXEC`: the transaction it would run was refused at MULTI.
+pub fn exec(call: &mut Call<'_>) {
+    let text = "EXECABORT Transaction discarded because MULTI is not supported";
+    write::error(call.sink.out(), text);
+}
+
+/// `DISCARD`: there is never a MULTI to discard (Redis's own words).
+pub fn discard(call: &mut Call<'_>) {
+    write::error(call.sink.out(), "ERR DISCARD without MULTI");
+}
+
+/// `WATCH key ...`, `UNWATCH`.
+pub fn transaction(call: &mut Call<'_>) {
+    let name = name(call);
+    refuse(call, &name, TRANSACTION);
+}
+
+/// `BLPOP`, `BRPOP`, `BLMOVE`, `BZPOPMIN`, ...
+pub fn blocking(call: &mut Call<'_>) {
+    let name = name(call);
+    refuse(call, &name, BLOCKING);
+}
+
+/// `XREAD` and `XREADGROUP`: refused as blocking with `BLOCK` (an option before
+/// `STREAMS`), unknown otherwise.
+pub fn stream_read(call: &mut Call<'_>) {
+    let blocks = (1..call.argc())
+        .map(|i| call.arg(i))
+        .take_while(|a| !a.eq_ignore_ascii_case(b"STREAMS"))
+        .any(|a| a.eq_ignore_ascii_case(b"BLOCK"));
+    if blocks {
+        return blocking(call);
+    }
+    let rest = (1..call.argc()).map(|i| call.args.get(call.input, i));
+    write::unknown_command(call.sink.out(), call.args.get(call.input, 0), rest);
+}
+
+/// `SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE`.
+pub fn pubsub(call: &mut Call<'_>) {
+    let name = name(call);
+    let why = "subscribing turns the connection into a subscriber, which needs a pinned \
+               connection";
+    refuse(call, &name, why);
+}
+
+/// `MONITOR`.
+pub fn monitor(call: &mut Call<'_>) {
+    let why = "it turns the connection into a monitor, which needs a pinned connection";
+    refuse(call, "MONITOR", why);
+}
+
+/// Why each refused `CLIENT` subcommand is refused.
+const CLIENT_REFUSED: [(&str, &str); 6] = [
+    (
+        "KILL",
+        "clients are connected to the proxy, whose connections to Redis are shared",
+    ),
+    (
+        "PAUSE",
+        "the proxy's connections to Redis are shared by every client",
+    ),
+    (
+        "UNPAUSE",
+        "the proxy's connections to Redis are shared by every client",
+    ),
+    (
+        "REPLY",
+        "the proxy keeps no reply state per connection and answers every command",
+    ),
+    (
+        "TRACKING",
+        "client-side caching needs a pinned connection to Redis",
+    ),
+    (
+        "CACHING",
+        "client-side caching needs a pinned connection to Redis",
+    ),
+];
+
+/// Answers `CLIENT sub ...` when `sub` is one of the subcommands that act on connections or
+/// change their state (`KILL`, `PAUSE`, `UNPAUSE`, `REPLY`, `TRACKING`, `CACHING`); false
+/// for any other.
+pub fn client(call: &mut Call<'_>, sub: &[u8]) -> bool {
+    let Some((name, why)) = CLIENT_REFUSED
+        .iter()
+        .find(|(name, _)| sub.eq_ignore_ascii_case(name.as_bytes()))
+    else {
+        return false;
+    };
+    refuse(call, &format!("CLIENT {name}"), why);
+    true
+}

@@ -1,0 +1,488 @@
+//! RESP3 and the commands clients send on connect, against the real proxy binary with a
+//! real `redis-server` 7 as the oracle: every command the proxy answers itself is sent, as
+//! the same bytes, to both, in RESP2 and after `HELLO 3`, and the replies must be the same
+//! bytes (where the proxy deliberately differs, as in HELLO's `server`, `version` and `id`
+//! or INFO's content, only the shape is compared).
+
+mod common;
+use common::*;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Bytes shown escaped, for assertion messages.
+fn show(bytes: &[u8]) -> String {
+    format!("\"{}\"", bytes.escape_ascii())
+}
+
+/// A multibulk command.
+fn multibulk(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A raw connection with a read timeout.
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connecting");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Reads everything until the peer closes.
+fn read_to_eof(s: &mut TcpStream, what: &str) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!(
+                "{what}: expected EOF, read failed ({e}) after {}",
+                show(&got)
+            ),
+        }
+    }
+}
+
+/// One reply: its type byte, its line (or a bulk's bytes) and its elements (a map's keys
+/// and values alternating).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Reply {
+    kind: u8,
+    line: Vec<u8>,
+    items: Vec<Reply>,
+}
+
+impl Reply {
+    /// The value after key `key` in a map (or a RESP2 flat array of pairs).
+    fn field(&self, key: &str) -> Option<&Reply> {
+        self.items
+            .chunks(2)
+            .find(|p| p[0].line == key.as_bytes())
+            .map(|p| &p[1])
+    }
+}
+
+/// Parses the reply starting at `at`; returns it and where it ends. Panics on bad bytes.
+fn parse(buf: &[u8], at: usize) -> (Reply, usize) {
+    let cr = at
+        + buf[at..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .unwrap_or_else(|| panic!("no line at {at} in {}", show(buf)));
+    let kind = buf[at];
+    let line = buf[at + 1..cr].to_vec();
+    let mut end = cr + 2;
+    let number = || -> i64 {
+        std::str::from_utf8(&line)
+            .ok()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or_else(|| panic!("bad length {} in {}", show(&line), show(buf)))
+    };
+    let reply = match kind {
+        b'$' | b'=' | b'!' => {
+            let n = number();
+            if n < 0 {
+                Reply {
+                    kind,
+                    line,
+                    items: Vec::new(),
+                }
+            } else {
+                let body = buf[end..end + n as usize].to_vec();
+                assert_eq!(&buf[end + n as usize..end + n as usize + 2], b"\r\n");
+                end += n as usize + 2;
+                Reply {
+                    kind,
+                    line: body,
+                    items: Vec::new(),
+                }
+            }
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n = number();
+            let count = if matches!(kind, b'%' | b'|') {
+                2 * n
+            } else {
+                n
+            };
+            let mut items = Vec::new();
+            for _ in 0..count.max(0) {
+                let (item, next) = parse(buf, end);
+                items.push(item);
+                end = next;
+            }
+            Reply { kind, line, items }
+        }
+        b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => Reply {
+            kind,
+            line,
+            items: Vec::new(),
+        },
+        other => panic!("unknown reply type {:?} in {}", other as char, show(buf)),
+    };
+    (reply, end)
+}
+
+/// On a fresh connection to `port`: `HELLO 3` first when `resp3`, then `request`, then
+/// QUIT. Returns HELLO's reply (if sent) and the bytes of every reply to `request`, up to
+/// the QUIT's `+OK` (checked, then left out).
+fn exchange(port: u16, resp3: bool, request: &[u8]) -> (Option<Reply>, Vec<u8>) {
+    let mut s = connect(port);
+    let mut bytes = Vec::new();
+    if resp3 {
+        bytes.extend_from_slice(&multibulk(&[b"HELLO", b"3"]));
+    }
+    bytes.extend_from_slice(request);
+    bytes.extend_from_slice(&multibulk(&[b"QUIT"]));
+    s.write_all(&bytes).unwrap();
+    let got = read_to_eof(&mut s, &format!("exchange {}", show(request)));
+    let (hello, start) = if resp3 {
+        let (hello, end) = parse(&got, 0);
+        (Some(hello), end)
+    } else {
+        (None, 0)
+    };
+    assert!(
+        got.ends_with(b"+OK\r\n"),
+        "QUIT after {} did not end with +OK: {}",
+        show(request),
+        show(&got)
+    );
+    (hello, got[start..got.len() - 5].to_vec())
+}
+
+fn protocol(resp3: bool) -> &'static str {
+    if resp3 { "RESP3" } else { "RESP2" }
+}
+
+/// Sends each request to the real Redis and to the proxy, in RESP2 and after HELLO 3, and
+/// fails listing every one the two answer differently.
+fn assert_same_as_redis(redis: &Redis, proxy: &Proxy, requests: &[Vec<u8>]) {
+    let mut differences = Vec::new();
+    for resp3 in [false, true] {
+        for request in requests {
+            let (_, from_redis) = exchange(redis.port, resp3, request);
+            let (_, from_proxy) = exchange(proxy.resp_port, resp3, request);
+            if from_proxy != from_redis {
+                differences.push(format!(
+                    "{} request {}\n  proxy answered {}\n  Redis answers  {}",
+                    protocol(resp3),
+                    show(request),
+                    show(&from_proxy),
+                    show(&from_redis)
+                ));
+            }
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of {} exchanges answered unlike Redis:\n{}",
+        differences.len(),
+        2 * requests.len(),
+        differences.join("\n")
+    );
+}
+
+/// A Redis with a string `k`, an empty string `empty` and a list `alist`, and a proxy in
+/// front of it.
+fn setup() -> (Redis, Proxy) {
+    let redis = Redis::start();
+    redis.set("k", "v");
+    redis.set("empty", "");
+    let mut c = redis.client();
+    redis::cmd("RPUSH")
+        .arg("alist")
+        .arg("x")
+        .query::<()>(&mut c)
+        .expect("RPUSH in redis");
+    let proxy = Proxy::start(redis.port, &[]);
+    (redis, proxy)
+}
+
+#[test]
+fn replies_are_the_same_bytes_as_redis_in_resp2_and_resp3() {
+    let (redis, proxy) = setup();
+    let m = |args: &[&str]| multibulk(&args.iter().map(|a| a.as_bytes()).collect::<Vec<_>>());
+    let requests = vec![
+        m(&["PING"]),
+        m(&["PING", "hello world"]),
+        m(&["ECHO", "e\r\nx"]),
+        // GET: misses the first round, hits the second; nil and a wrong type.
+        m(&["GET", "k"]),
+        m(&["GET", "empty"]),
+        m(&["GET", "missing"]),
+        m(&["GET", "alist"]),
+        m(&["MGET", "k", "missing", "alist", "empty", "k"]),
+        m(&["MGET", "missing"]),
+        m(&["EXISTS", "k", "missing", "alist", "k"]),
+        m(&["STRLEN", "k"]),
+        m(&["STRLEN", "missing"]),
+        m(&["STRLEN", "alist"]),
+        m(&["TTL", "k"]),
+        m(&["TTL", "missing"]),
+        m(&["PTTL", "missing"]),
+        m(&["CLIENT", "GETNAME"]),
+        [m(&["CLIENT", "SETNAME", "me"]), m(&["CLIENT", "GETNAME"])].concat(),
+        m(&["CLIENT", "SETNAME", "a b"]),
+        m(&["CLIENT", "NOPE"]),
+        m(&["SELECT", "0"]),
+        m(&["SELECT", "abc"]),
+        m(&["HELLO", "4"]),
+        m(&["HELLO", "abc"]),
+        m(&["HELLO", "3", "FOO"]),
+        m(&["HELLO", "3", "AUTH", "default"]),
+        m(&["HELLO", "2", "AUTH", "nobody", "pw", "SETNAME", "x"]),
+        m(&["HELLO", "3", "SETNAME", "bad name"]),
+        m(&["DISCARD"]),
+        m(&["COMMAND", "COUNT", "x"]),
+        m(&["COMMAND", "FOO"]),
+        m(&["COMMAND", "DOCS", "nosuch"]),
+        m(&["COMMAND", "INFO", "nosuch"]),
+        // The proxy describes its own commands as Redis does (CLIENT and COMMAND have
+        // subcommands in Redis: not compared).
+        m(&[
+            "COMMAND", "INFO", "get", "MGET", "exists", "strlen", "ttl", "pttl", "ping", "echo",
+            "quit", "select", "hello", "info", "nosuch",
+        ]),
+        m(&["INFO", "nosuch"]),
+        m(&["FOO", "a", "b"]),
+        m(&["GET"]),
+        b"GET k\r\nPING\r\n".to_vec(),
+    ];
+    // Twice: the second round's GETs are cache hits.
+    for _round in 0..2 {
+        assert_same_as_redis(&redis, &proxy, &requests);
+    }
+}
+
+/// Masks the values of HELLO's `server`, `version` and `id` (the proxy's own).
+fn masked(mut hello: Reply) -> Reply {
+    for pair in hello.items.chunks_mut(2) {
+        if [&b"server"[..], b"version", b"id"].contains(&pair[0].line.as_slice()) {
+            pair[1].line = b"(masked)".to_vec();
+        }
+    }
+    hello
+}
+
+#[test]
+fn hello_has_redis_s_shape_in_both_protocols() {
+    let (redis, proxy) = setup();
+    let m = |args: &[&str]| multibulk(&args.iter().map(|a| a.as_bytes()).collect::<Vec<_>>());
+    let requests = [
+        m(&["HELLO"]),
+        m(&["HELLO", "2"]),
+        m(&["HELLO", "3"]),
+        m(&["HELLO", "3", "AUTH", "default", "anything"]),
+        m(&["hello", "2", "setname", "n1", "AUTH", "default", "x"]),
+    ];
+    for resp3 in [false, true] {
+        for request in &requests {
+            let mut with_name = request.clone();
+            with_name.extend_from_slice(&m(&["CLIENT", "GETNAME"]));
+            let (_, from_redis) = exchange(redis.port, resp3, &with_name);
+            let (_, from_proxy) = exchange(proxy.resp_port, resp3, &with_name);
+            let what = format!("{} {}", protocol(resp3), show(request));
+            let (redis_hello, end) = parse(&from_redis, 0);
+            let (proxy_hello, proxy_end) = parse(&from_proxy, 0);
+            assert_eq!(masked(proxy_hello.clone()), masked(redis_hello), "{what}");
+            assert_eq!(
+                show(&from_proxy[proxy_end..]),
+                show(&from_redis[end..]),
+                "{what}: CLIENT GETNAME after it"
+            );
+            let proto = proxy_hello.field("proto").expect("proto");
+            assert_eq!(
+                proxy_hello.kind,
+                if proto.line == b"3" { b'%' } else { b'*' }
+            );
+            let server = proxy_hello.field("server").expect("server");
+            assert_eq!(server.line, b"proxyredis", "{what}");
+            assert_eq!(proxy_hello.field("id").expect("id").kind, b':', "{what}");
+        }
+    }
+}
+
+#[test]
+fn info_is_verbatim_text_in_resp3_and_a_bulk_in_resp2() {
+    let (redis, proxy) = setup();
+    for resp3 in [false, true] {
+        for sections in [
+            &["INFO"][..],
+            &["INFO", "keyspace"],
+            &["INFO", "clients", "STATS"],
+        ] {
+            let request: Vec<&[u8]> = sections.iter().map(|s| s.as_bytes()).collect();
+            let what = format!("{} {sections:?}", protocol(resp3));
+            let (_, from_redis) = exchange(redis.port, resp3, &multibulk(&request));
+            let (_, from_proxy) = exchange(proxy.resp_port, resp3, &multibulk(&request));
+            let (redis_info, _) = parse(&from_redis, 0);
+            let (proxy_info, _) = parse(&from_proxy, 0);
+            assert_eq!(proxy_info.kind, redis_info.kind, "{what}");
+            assert_eq!(proxy_info.kind, if resp3 { b'=' } else { b'$' }, "{what}");
+            let headers = |info: &Reply| -> Vec<String> {
+                String::from_utf8_lossy(&info.line)
+                    .lines()
+                    .filter(|l| l.trim_start_matches("txt:").starts_with('#'))
+                    .map(|l| l.trim_start_matches("txt:").to_string())
+                    .collect()
+            };
+            if sections.len() > 1 {
+                assert_eq!(headers(&proxy_info), headers(&redis_info), "{what}");
+            }
+            assert_eq!(
+                proxy_info.line.starts_with(b"txt:"),
+                redis_info.line.starts_with(b"txt:"),
+                "{what}"
+            );
+            let text = String::from_utf8_lossy(&proxy_info.line).into_owned();
+            let fields = [
+                "used_memory:",
+                "used_memory_human:",
+                "blocked_clients:0\r\n",
+                "connected_clients:",
+                "total_commands_processed:",
+                "instantaneous_ops_per_sec:",
+                "keyspace_hits:",
+                "keyspace_misses:",
+                "evicted_keys:",
+                "expired_keys:",
+                "\r\ndb0:keys=",
+            ];
+            let expected_in = |field: &str| match sections {
+                ["INFO"] => true,
+                [_, "keyspace"] => field.contains("db0"),
+                _ => {
+                    ["connected_clients:", "blocked_clients:0\r\n"].contains(&field)
+                        || ["total_", "instantaneous", "keyspace_", "evicted", "expired"]
+                            .iter()
+                            .any(|p| field.starts_with(p))
+                }
+            };
+            for field in fields {
+                assert_eq!(
+                    text.contains(field),
+                    expected_in(field),
+                    "{what}: {field} in {text}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn clients_connect_with_their_defaults() {
+    let (_redis, proxy) = setup();
+    let m = |args: &[&str]| multibulk(&args.iter().map(|a| a.as_bytes()).collect::<Vec<_>>());
+    // node-redis 6: HELLO 3, the library's name and version, maintenance notifications.
+    let node = [
+        m(&["HELLO", "3"]),
+        m(&["CLIENT", "SETINFO", "LIB-NAME", "node-redis"]),
+        m(&["CLIENT", "SETINFO", "LIB-VER", "6.0.0"]),
+        m(&[
+            "CLIENT",
+            "MAINT_NOTIFICATIONS",
+            "ON",
+            "moving-endpoint-type",
+            "internal-ip",
+        ]),
+        m(&["GET", "k"]),
+        m(&["GET", "missing"]),
+    ]
+    .concat();
+    let (_, got) = exchange(proxy.resp_port, false, &node);
+    let (hello, end) = parse(&got, 0);
+    assert_eq!(hello.kind, b'%', "{}", show(&got));
+    assert_eq!(
+        show(&got[end..]),
+        show(b"+OK\r\n+OK\r\n+OK\r\n$1\r\nv\r\n_\r\n")
+    );
+    // redis-rs in RESP3 (it sends HELLO 3 on connect).
+    let client = redis::Client::open(format!(
+        "redis://127.0.0.1:{}/?protocol=resp3",
+        proxy.resp_port
+    ))
+    .expect("redis url");
+    let mut con = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("a RESP3 connection to the proxy");
+    let got: Option<String> = redis::cmd("GET").arg("k").query(&mut con).expect("GET k");
+    assert_eq!(got.as_deref(), Some("v"));
+    let got: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&["k", "missing", "alist"])
+        .query(&mut con)
+        .expect("MGET");
+    assert_eq!(got, vec![Some("v".to_string()), None, None]);
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut con)
+        .expect("INFO");
+    assert!(info.contains("keyspace_hits:"), "{info}");
+    // Refused commands say why, and the connection carries on.
+    let e = redis::cmd("MULTI")
+        .query::<redis::Value>(&mut con)
+        .expect_err("MULTI is refused");
+    assert_eq!(
+        e.detail(),
+        Some("MULTI is not supported by proxyredis: transactions need a pinned connection")
+    );
+    let e = redis::cmd("SELECT")
+        .arg(2)
+        .query::<redis::Value>(&mut con)
+        .expect_err("SELECT 2 is refused");
+    assert_eq!(
+        e.detail(),
+        Some("SELECT is not supported: this proxy serves one database (REDIS_DB), shown as db 0")
+    );
+    let got: Option<String> = redis::cmd("GET").arg("k").query(&mut con).expect("GET k");
+    assert_eq!(got.as_deref(), Some("v"));
+}
+
+#[test]
+fn redis_cli_in_resp3() {
+    let cli = require_tool("redis-cli", "redis-tools");
+    let (redis, proxy) = setup();
+    let run = |port: u16, args: &[&str]| {
+        let out = Command::new(&cli)
+            .args(["-3", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running redis-cli");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(proxy.resp_port, &["GET", "k"]);
+    assert_eq!((code, out.as_str()), (Some(0), "v\n"), "stderr: {err}");
+    for args in [
+        &["GET", "k"][..],
+        &["GET", "missing"],
+        &["MGET", "k", "missing", "alist"],
+        &["PING"],
+        &["ECHO", "hello"],
+        &["EXISTS", "k", "missing"],
+        &["CLIENT", "GETNAME"],
+        &["COMMAND", "INFO", "get", "nosuch"],
+        &["FOO", "a"],
+    ] {
+        let from_redis = run(redis.port, args);
+        let from_proxy = run(proxy.resp_port, args);
+        assert_eq!(
+            from_proxy, from_redis,
+            "redis-cli -3 {args:?}: proxy vs Redis"
+        );
+    }
+}
