@@ -35,8 +35,8 @@ const BACKEND_STOP_GRACE: std::time::Duration = std::time::Duration::from_millis
 /// Most time a loop's own deadline for a miss comes after REDIS_TIMEOUT_MS.
 const MISS_SLACK: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// Requests per second allowed on /stats and /metrics together, so scrapers cannot crowd
-/// out lookups.
+/// Requests per second allowed on /stats and /readyz together, so pollers cannot crowd out
+/// lookups (/metrics has its own budget, `http::SCRAPE_RATE`).
 const ADMIN_RATE: u64 = 20;
 
 fn main() -> ExitCode {
@@ -122,6 +122,7 @@ fn main() -> ExitCode {
             clock.clone(),
         ),
         admin_throttle: Throttle::new(ADMIN_RATE, ADMIN_RATE, clock.clone()),
+        scrape_throttle: Throttle::new(http::SCRAPE_RATE, http::SCRAPE_RATE, clock.clone()),
         cache,
         backend,
         max_key_bytes: config.max_key_bytes,

@@ -20,6 +20,9 @@ pub struct Services {
     pub throttle: Throttle,
     /// The small separate limit for /stats, /metrics, /readyz and INFO.
     pub admin_throttle: Throttle,
+    /// The budget of /metrics alone (Prometheus scrapes), kept apart from `admin_throttle`
+    /// so that /stats and /readyz calls cannot make a scrape a 429.
+    pub scrape_throttle: Throttle,
     /// Counters of everything, rendered.
     pub admin: Admin,
     /// Longest key accepted (PROXY_MAX_KEY_BYTES).
@@ -48,6 +51,7 @@ impl Services {
             admin: Admin::new(loops, Arc::clone(&cache), Arc::clone(&backend), net),
             throttle: Throttle::new(0, 1, clock.clone()),
             admin_throttle: Throttle::new(20, 20, clock.clone()),
+            scrape_throttle: Throttle::new(10, 10, clock.clone()),
             cache,
             backend,
             max_key_bytes: 1024,

@@ -234,7 +234,7 @@ fn other_method_on_known_route_answers_405_with_allow_get() {
             ))
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         assert_eq!(r.status, 405, "{method} {path}: {}", r.text());
-        assert_eq!(r.header("allow"), Some("GET"), "{method} {path}");
+        assert_eq!(r.header("allow"), Some("GET, HEAD"), "{method} {path}");
         if r.header("content-type") == Some("application/json") {
             assert_eq!(r.json()["status"], 405, "{method} {path}");
         }

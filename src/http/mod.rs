@@ -5,6 +5,9 @@
 //! the status table), [`routes`] (the route table and each route's handler). This room
 //! answers from the cache, asks the backend for misses and the admin room for `/stats` and
 //! `/metrics`; it must not touch sockets, the event loop's internals, or another protocol.
+//!
+//! Every route answers `GET` and `HEAD` (the same status and headers, `Content-Length`
+//! included, without the body); other methods get 405 with `Allow: GET, HEAD`.
 
 pub mod parse;
 pub mod render;
@@ -25,6 +28,11 @@ pub use self::routes::{ROUTES, Route};
 /// Longest HTTP request buffered: head plus body limits.
 pub const MAX_INPUT: usize = MAX_HEAD + MAX_BODY + 1024;
 
+/// Requests per second (and burst) allowed on `/metrics`, its own budget
+/// ([`Services::scrape_throttle`]) so that `/stats` and `/readyz` calls cannot make a
+/// Prometheus scrape a 429.
+pub const SCRAPE_RATE: u64 = 10;
+
 /// How a reply waiting on the backend is rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wait {
@@ -36,11 +44,15 @@ pub enum Wait {
         key: Box<[u8]>,
         /// How the response ends the connection.
         connection: Connection,
+        /// A `HEAD` request: the response goes without its body.
+        head: bool,
     },
     /// `/readyz`: Redis answered a PING.
     Ready {
         /// How the response ends the connection.
         connection: Connection,
+        /// A `HEAD` request: the response goes without its body.
+        head: bool,
     },
 }
 
@@ -86,7 +98,24 @@ impl HttpApp {
     /// Serves the request at the start of `input`.
     pub fn serve<W: From<Wait>>(&mut self, input: &[u8], replies: &mut Replies<'_, W>) -> Served {
         let (req, n) = match parse::parse(input) {
-            parse::Parsed::Partial => return Served::NeedMore,
+            parse::Parsed::Partial => {
+                // `Expect: 100-continue` (RFC 9110 §10.1.1): once the head is here the server
+                // must answer at once, with the final response or with 100 Continue. No route
+                // reads a body, but after a final response sent first the client may send
+                // the announced body or not, so its bytes may or may not follow on the
+                // connection: only closing it would settle that (this room keeps no state
+                // between requests), and closing while they arrive resets the connection,
+                // which can destroy the response. 100 Continue keeps the framing plain: the
+                // client sends the body, and the request is answered like any other on a
+                // connection that stays open. It is sent while the head has come alone;
+                // should the loop serve the same bytes again before the body comes, it goes
+                // again, which clients accept (any number of 1xx responses may precede the
+                // final one, RFC 9110 §15.2).
+                if parse::awaits_continue(input) {
+                    replies.out().extend_from_slice(render::CONTINUE);
+                }
+                return Served::NeedMore;
+            }
             parse::Parsed::Complete(req, n) => (req, n),
             parse::Parsed::Error(err) => {
                 let (status, text) = match err {
@@ -101,6 +130,7 @@ impl HttpApp {
                     text,
                     Connection::Close,
                     "",
+                    false,
                 );
                 replies.close();
                 return Served::Consumed(input.len());
@@ -112,21 +142,24 @@ impl HttpApp {
         let connection = Connection::for_request(req.keep_alive, req.minor_version);
         let route = Route::of(req.path);
         if route == Route::Unknown {
-            self.error(replies.out(), route, 404, "no such route", connection, "");
-        } else if req.method != "GET" {
-            let allow = "Allow: GET\r\n";
-            self.error(
-                replies.out(),
-                route,
-                405,
-                "method not allowed",
-                connection,
-                allow,
-            );
-        } else {
-            let hit = routes::handle(self, route, req.query, connection, replies);
-            self.turn_hits += u64::from(hit);
+            let head = req.method == "HEAD";
+            let text = "no such route";
+            self.error(replies.out(), route, 404, text, connection, "", head);
+            return Served::Consumed(n);
         }
+        // GET costs the one comparison it always did; HEAD is GET without the body.
+        let head = match req.method {
+            "GET" => false,
+            "HEAD" => true,
+            _ => {
+                let allow = "Allow: GET, HEAD\r\n";
+                let text = "method not allowed";
+                self.error(replies.out(), route, 405, text, connection, allow, false);
+                return Served::Consumed(n);
+            }
+        };
+        let hit = routes::handle(self, route, req.query, connection, head, replies);
+        self.turn_hits += u64::from(hit);
         Served::Consumed(n)
     }
 
@@ -152,6 +185,7 @@ impl HttpApp {
             "request too large",
             Connection::Close,
             "",
+            false,
         );
     }
 
@@ -164,6 +198,7 @@ impl HttpApp {
             "request timeout",
             Connection::Close,
             "",
+            false,
         );
     }
 
@@ -171,7 +206,8 @@ impl HttpApp {
     pub fn refuse_connection(&mut self, out: &mut Vec<u8>) {
         let mut body = Vec::new();
         render::error_body(&mut body, 503, "too many connections");
-        render::write_response(out, 503, render::JSON, &body, Connection::Close, "");
+        let close = Connection::Close;
+        render::write_response(out, 503, render::JSON, &body, close, "", false);
     }
 
     /// Records this turn's hits in the latency histogram: each is counted as taking from
@@ -185,7 +221,8 @@ impl HttpApp {
     }
 
     /// Writes one response and counts it by route and status: the one place where this
-    /// application turns an answer into HTTP.
+    /// application turns an answer into HTTP. `head`: the request was `HEAD`, so the
+    /// response goes without `body` (its headers still describe it).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn respond(
         stats: &LoopStats,
@@ -196,14 +233,24 @@ impl HttpApp {
         body: &[u8],
         connection: Connection,
         extra_headers: &str,
+        head: bool,
     ) {
         stats
             .http
             .incr(route as usize, render::status_index(status));
-        render::write_response(out, status, content_type, body, connection, extra_headers);
+        render::write_response(
+            out,
+            status,
+            content_type,
+            body,
+            connection,
+            extra_headers,
+            head,
+        );
     }
 
-    /// A JSON error response `{"status":..,"error":..}`.
+    /// A JSON error response `{"status":..,"error":..}` (without the body for `head`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn error(
         &mut self,
         out: &mut Vec<u8>,
@@ -212,6 +259,7 @@ impl HttpApp {
         text: &str,
         connection: Connection,
         extra_headers: &str,
+        head: bool,
     ) {
         let body = &mut self.scratch.body;
         reset_scratch(body);
@@ -226,6 +274,7 @@ impl HttpApp {
             body,
             connection,
             extra_headers,
+            head,
         );
     }
 }

@@ -6,7 +6,10 @@
 //! [`MAX_BODY`] bytes). `Transfer-Encoding` bodies are refused (400) because no route takes a
 //! body. Keep-alive follows HTTP: 1.1 keeps the connection unless `Connection: close`; 1.0
 //! closes unless `Connection: keep-alive`. The `key` query parameter is percent-decoded
-//! (`+` is a space, as in HTML forms).
+//! (`+` is a space, as in HTML forms). The target may be in origin form (`/path?query`) or,
+//! as RFC 9112 §3.2.2 requires servers to accept, in absolute form
+//! (`http://host:port/path?query`): the path and query after the authority are taken and the
+//! authority is ignored, like the `Host` header.
 
 /// Longest request head (request line plus headers); longer gets 431 and a close.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -107,6 +110,12 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
     if buf.len() < head_len + body_len {
         return Parsed::Partial;
     }
+    // Origin form, the usual target, costs one comparison; anything else goes the long way.
+    let target = if target.starts_with('/') {
+        target
+    } else {
+        origin_form(target)
+    };
     // Byte search: '?' is ASCII, so both halves stay valid str slices.
     let (path, query) = match target.bytes().position(|b| b == b'?') {
         Some(i) => (&target[..i], &target[i + 1..]),
@@ -122,6 +131,56 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
         },
         head_len + body_len,
     )
+}
+
+/// The origin form (`/path?query`) of an absolute-form target (`scheme://authority/path?query`,
+/// RFC 9112 §3.2.2): what follows the authority (the path is empty for `http://host` or
+/// `http://host?query`, which is no route, like `/`). Any other target (`*`, a bare word)
+/// is returned as it is (and is no route).
+fn origin_form(target: &str) -> &str {
+    let Some(colon) = target.find("://") else {
+        return target;
+    };
+    // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1)
+    let scheme = &target.as_bytes()[..colon];
+    let valid = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if !valid {
+        return target;
+    }
+    let rest = &target[colon + 3..];
+    match rest.bytes().position(|b| b == b'/' || b == b'?') {
+        Some(i) => &rest[i..],
+        None => "",
+    }
+}
+
+/// Whether the client waits for `100 Continue` before sending the body it announced: `buf`
+/// is exactly a whole HTTP/1.1 request head with `Expect: 100-continue` and a
+/// `Content-Length` above 0, and no body byte has come yet. Only worth asking when [`parse`]
+/// says [`Parsed::Partial`]; a buffer that does not end a head (the usual partial) is
+/// rejected without parsing.
+pub fn awaits_continue(buf: &[u8]) -> bool {
+    if !(buf.ends_with(b"\n\n") || buf.ends_with(b"\n\r\n")) {
+        return false;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    // RFC 9110 §10.1.1: an HTTP/1.0 request's expectation is ignored.
+    if req.parse(buf) != Ok(httparse::Status::Complete(buf.len())) || req.version != Some(1) {
+        return false;
+    }
+    let (mut expects, mut body) = (false, false);
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("expect") {
+            expects |= h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            body = !h.value.trim_ascii().iter().all(|&b| b == b'0');
+        }
+    }
+    expects && body
 }
 
 fn error_text(e: httparse::Error) -> &'static str {
@@ -220,86 +279,5 @@ pub fn percent_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), &'static st
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_a_simple_get() {
-        let buf = b"GET /lookup?key=a%20b HTTP/1.1\r\nHost: x\r\n\r\nrest";
-        match parse(buf) {
-            Parsed::Complete(req, n) => {
-                assert_eq!(req.method, "GET");
-                assert_eq!(req.path, "/lookup");
-                assert_eq!(req.query, "key=a%20b");
-                assert!(req.keep_alive);
-                assert_eq!(n, buf.len() - 4);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn keep_alive_rules() {
-        let ka = |b: &[u8]| match parse(b) {
-            Parsed::Complete(r, _) => r.keep_alive,
-            other => panic!("{other:?}"),
-        };
-        assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
-        assert!(ka(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
-        assert!(!ka(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
-    }
-
-    #[test]
-    fn partial_and_limits() {
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost"), Parsed::Partial);
-        let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
-        big.extend(std::iter::repeat_n(b'a', MAX_HEAD + 10));
-        assert_eq!(parse(&big), Parsed::Error(HttpError::HeadTooLarge));
-        assert!(matches!(
-            parse(b"\x01\x02 garbage\r\n\r\n"),
-            Parsed::Error(HttpError::Malformed(_))
-        ));
-        assert_eq!(
-            parse(b"GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab"),
-            Parsed::Partial
-        );
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn the_one_pass_key_path_agrees_with_the_general_one(
-            query in "(key|kez|x)?=?[a-c%+&=0-9A-F]{0,12}",
-            max_len in 1usize..8,
-        ) {
-            let (mut fast, mut general) = (Vec::new(), Vec::new());
-            let a = key_param(&query, max_len, &mut fast);
-            let b = key_param_general(&query, max_len, &mut general);
-            proptest::prop_assert_eq!(a, b);
-            if a.is_ok() {
-                proptest::prop_assert_eq!(fast, general);
-            }
-        }
-    }
-
-    #[test]
-    fn key_parameter_rules() {
-        let mut out = Vec::new();
-        assert_eq!(key_param("key=a%2Fb+c&x=1", 100, &mut out), Ok(()));
-        assert_eq!(out, b"a/b c");
-        assert_eq!(key_param("x=1", 100, &mut out), Err("missing key"));
-        assert_eq!(key_param("key=", 100, &mut out), Err("empty key"));
-        assert_eq!(
-            key_param("key=a&key=b", 100, &mut out),
-            Err("key given twice")
-        );
-        assert_eq!(
-            key_param("key=%zz", 100, &mut out),
-            Err("bad percent-encoding in key")
-        );
-        assert_eq!(
-            key_param("key=%4", 100, &mut out),
-            Err("bad percent-encoding in key")
-        );
-        assert_eq!(key_param("key=abcd", 3, &mut out), Err("key too long"));
-    }
-}
+#[path = "parse_tests.rs"]
+mod tests;

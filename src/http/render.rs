@@ -35,7 +35,13 @@ pub const OCTETS: &str = "application/octet-stream";
 /// Prometheus text exposition format.
 pub const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Writes a whole response: status line, headers, and `body`.
+/// The interim response that tells a client waiting on `Expect: 100-continue` to send the
+/// body it announced (not counted: the final response follows).
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Writes a whole response: status line, headers, and `body`; for a `HEAD` request
+/// (`head`), the same status line and headers (`Content-Length` is still `body`'s length, as
+/// RFC 9110 §9.3.2 wants) and no body.
 pub fn write_response(
     out: &mut Vec<u8>,
     status: u16,
@@ -43,6 +49,7 @@ pub fn write_response(
     body: &[u8],
     connection: Connection,
     extra_headers: &str,
+    head: bool,
 ) {
     out.extend_from_slice(STATUSES[status_index(status)].line.as_bytes());
     out.extend_from_slice(b"Content-Type: ");
@@ -56,7 +63,9 @@ pub fn write_response(
     });
     out.extend_from_slice(extra_headers.as_bytes());
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
+    if !head {
+        out.extend_from_slice(body);
+    }
 }
 
 /// A status the proxy answers with: its code, its label in `/stats` and `/metrics`, and

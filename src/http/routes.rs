@@ -7,10 +7,12 @@
 //! | healthz | `/healthz` | 200 while the process runs |
 //! | readyz | `/readyz` | 200 when Redis answers a PING, else 503 (admin rate limit) |
 //! | stats | `/stats` | JSON counters (admin rate limit, 429 over it) |
-//! | metrics | `/metrics` | Prometheus text (same limit) |
+//! | metrics | `/metrics` | Prometheus text (its own scrape limit, 429 over it) |
 //!
 //! A lookup answers from the cache, or queues a reply waiting on the backend; every other
-//! outcome is rendered by [`render`] once the backend has answered.
+//! outcome is rendered by [`render`] once the backend has answered. Each route serves
+//! `HEAD` as `GET` without the body: the same work (a `HEAD` miss waits for Redis too), the
+//! same status and headers.
 
 use super::render::{self, Connection};
 use super::{HttpApp, Wait};
@@ -96,19 +98,22 @@ impl Route {
     }
 }
 
-/// Serves a GET on a known route; true when it was a cache hit.
+/// Serves a GET (or, for `head`, a HEAD) on a known route; true when it was a cache hit.
 pub(super) fn handle<W: From<Wait>>(
     app: &mut HttpApp,
     route: Route,
     query: &str,
     connection: Connection,
+    head: bool,
     replies: &mut Replies<'_, W>,
 ) -> bool {
     let stats = &*app.stats;
     let body = &mut app.scratch.body;
     reset_scratch(body);
     match route {
-        Route::Lookup | Route::Raw => return lookup(app, route, query, connection, replies),
+        Route::Lookup | Route::Raw => {
+            return lookup(app, route, query, connection, head, replies);
+        }
         Route::Healthz => {
             let ok = b"{\"status\":200}";
             HttpApp::respond(
@@ -120,18 +125,19 @@ pub(super) fn handle<W: From<Wait>>(
                 ok,
                 connection,
                 "",
+                head,
             );
         }
         Route::Readyz => {
-            // Each /readyz asks Redis: it shares the admin limit of /stats and /metrics, so
-            // a tight probe loop cannot load Redis or crowd out lookups.
+            // Each /readyz asks Redis: it shares the admin limit of /stats, so a tight probe
+            // loop cannot load Redis or crowd out lookups.
             if !app.services.admin_throttle.allow() {
                 let retry = "Retry-After: 1\r\n";
                 let text = "readiness rate limit exceeded";
-                app.error(replies.out(), route, 429, text, connection, retry);
+                app.error(replies.out(), route, 429, text, connection, retry, head);
                 return false;
             }
-            let seq = replies.wait(W::from(Wait::Ready { connection }), 1);
+            let seq = replies.wait(W::from(Wait::Ready { connection, head }), 1);
             let waiter = replies.waiter(seq, 0);
             if let Err(e) = app.services.backend.ping(waiter) {
                 replies.resolve(seq, 0, Outcome::Failed(e));
@@ -139,10 +145,17 @@ pub(super) fn handle<W: From<Wait>>(
         }
         Route::Stats | Route::Metrics => {
             let services = &app.services;
-            if !services.admin_throttle.allow() {
+            // /metrics has a budget of its own: calls to /stats (or /readyz) must not make
+            // a Prometheus scrape a 429.
+            let throttle = if route == Route::Stats {
+                &services.admin_throttle
+            } else {
+                &services.scrape_throttle
+            };
+            if !throttle.allow() {
                 let retry = "Retry-After: 1\r\n";
                 let text = "stats rate limit exceeded";
-                app.error(replies.out(), route, 429, text, connection, retry);
+                app.error(replies.out(), route, 429, text, connection, retry, head);
                 return false;
             }
             let content_type = if route == Route::Stats {
@@ -161,9 +174,13 @@ pub(super) fn handle<W: From<Wait>>(
                 body,
                 connection,
                 "",
+                head,
             );
         }
-        Route::Unknown => app.error(replies.out(), route, 404, "no such route", connection, ""),
+        Route::Unknown => {
+            let text = "no such route";
+            app.error(replies.out(), route, 404, text, connection, "", head);
+        }
     }
     false
 }
@@ -174,6 +191,7 @@ fn lookup<W: From<Wait>>(
     route: Route,
     query: &str,
     connection: Connection,
+    head: bool,
     replies: &mut Replies<'_, W>,
 ) -> bool {
     let raw = route == Route::Raw;
@@ -197,6 +215,7 @@ fn lookup<W: From<Wait>>(
             body,
             connection,
             extra,
+            head,
         );
     };
     if let Err(why) = super::parse::key_param(query, services.max_key_bytes, key) {
@@ -231,10 +250,12 @@ fn lookup<W: From<Wait>>(
                 value,
                 connection,
                 "",
+                head,
             );
         } else {
             render::lookup_body(body, key_text, Some(value), 200, None);
-            HttpApp::respond(stats, out, route, 200, render::JSON, body, connection, "");
+            let json = render::JSON;
+            HttpApp::respond(stats, out, route, 200, json, body, connection, "", head);
         }
         return true;
     }
@@ -242,6 +263,7 @@ fn lookup<W: From<Wait>>(
         raw,
         connection,
         key: Box::from(&key[..]),
+        head,
     };
     let seq = replies.wait(W::from(what), 1);
     if let Err(e) = services.backend.fetch(key, replies.waiter(seq, 0)) {
@@ -260,7 +282,7 @@ pub(super) fn render(
     let stats = &*app.stats;
     let outcome = outcomes.first().and_then(Option::as_ref);
     match what {
-        Wait::Ready { connection } => {
+        Wait::Ready { connection, head } => {
             let up = matches!(outcome, Some(Outcome::Status(_)));
             let (status, text): (u16, &[u8]) = if up {
                 (200, b"{\"status\":200,\"redis\":\"up\"}")
@@ -279,12 +301,14 @@ pub(super) fn render(
                 text,
                 connection,
                 "",
+                head,
             );
         }
         Wait::Lookup {
             raw,
             connection,
             key,
+            head,
         } => {
             let route = if raw { Route::Raw } else { Route::Lookup };
             let (status, value, error) = lookup_answer(outcome);
@@ -299,9 +323,11 @@ pub(super) fn render(
                     bytes,
                     connection,
                     "",
+                    head,
                 ),
                 (true, None) if status == 404 => {
-                    HttpApp::respond(stats, out, route, 404, render::OCTETS, b"", connection, "")
+                    let octets = render::OCTETS;
+                    HttpApp::respond(stats, out, route, 404, octets, b"", connection, "", head)
                 }
                 _ => {
                     let body = &mut app.scratch.body;
@@ -317,6 +343,7 @@ pub(super) fn render(
                         body,
                         connection,
                         "",
+                        head,
                     );
                 }
             }
