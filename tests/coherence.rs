@@ -10,7 +10,10 @@ use std::time::Duration;
 
 /// A proxy with a TTL far longer than any test, so only invalidation can drop entries.
 fn proxy_on(redis: &Redis, extra: &[(&str, &str)]) -> Proxy {
-    let mut env = vec![("PROXY_TTL_MS", "600000"), ("PROXY_INVALIDATION", "tracking")];
+    let mut env = vec![
+        ("PROXY_TTL_MS", "600000"),
+        ("PROXY_INVALIDATION", "tracking"),
+    ];
     env.extend_from_slice(extra);
     let proxy = Proxy::start(redis.port, &env);
     if !extra.contains(&("PROXY_INVALIDATION", "off")) {
