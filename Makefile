@@ -3,13 +3,16 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test lint fmt build clean bench bench-cache ensure-redis
+.PHONY: run test lint fmt build clean bench bench-cache ensure-redis ensure-test-tools
 
 build:
 	$(CARGO) build --release
 
 ensure-redis:
 	@scripts/ensure-redis.sh
+
+ensure-test-tools:
+	@scripts/ensure-test-tools.sh
 
 run: ensure-redis build
 	@scripts/run.sh
@@ -18,7 +21,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-test: ensure-redis lint
+test: ensure-redis ensure-test-tools lint
 	$(CARGO) test --all-features
 
 fmt:

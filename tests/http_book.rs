@@ -9,7 +9,6 @@ use common::*;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -273,25 +272,14 @@ fn thirty_stats_calls_leave_metrics_its_own_budget() {
     assert_eq!(read_responses(&mut s, 1)[0].status, 429);
 }
 
-/// `name` on the PATH, if installed.
-fn tool(name: &str) -> Option<std::path::PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|p| p.join(name))
-        .find(|p| p.is_file())
-}
-
 #[test]
 fn curl_is_content_with_head_and_expect() {
-    let curl = Path::new("/usr/bin/curl");
-    if !curl.is_file() {
-        println!("curl is not installed (/usr/bin/curl): the curl checks are skipped");
-        return;
-    }
+    let curl = require_tool("curl", "curl");
     let (redis, proxy) = start();
     redis.set("k", "from-redis");
     let url = format!("http://127.0.0.1:{}/lookup?key=k", proxy.http_port);
     // HEAD, then a GET on the same connection (--next reuses it).
-    let out = Command::new(curl)
+    let out = Command::new(&curl)
         .args(["-sS", "-I", &url, "--next", "-sS", &url])
         .stderr(Stdio::piped())
         .output()
@@ -305,7 +293,7 @@ fn curl_is_content_with_head_and_expect() {
         "{stdout}"
     );
     // Expect: 100-continue with a body: answered at once (curl's own wait is 1 s).
-    let out = Command::new(curl)
+    let out = Command::new(&curl)
         .args(["-sS", "-H", "Expect: 100-continue", "--data", "x"])
         .args(["-o", "/dev/null", "-w", "%{http_code} %{time_total}", &url])
         .stderr(Stdio::piped())
@@ -326,10 +314,7 @@ fn curl_is_content_with_head_and_expect() {
 
 #[test]
 fn promtool_accepts_the_metrics() {
-    let Some(promtool) = tool("promtool") else {
-        println!("promtool is not installed (Debian package prometheus): check skipped");
-        return;
-    };
+    let promtool = require_tool("promtool", "prometheus");
     let (redis, proxy) = start();
     redis.set("k", "v");
     proxy.lookup("k");
