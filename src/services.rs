@@ -41,6 +41,7 @@ impl Services {
         let vars = std::collections::HashMap::from([
             ("REDIS_HOST".to_string(), "127.0.0.1".to_string()),
             ("REDIS_PORT".to_string(), "1".to_string()),
+            ("PROXY_INVALIDATION".to_string(), "off".to_string()),
         ]);
         let config = crate::config::Config::from_vars(&vars).expect("test config");
         let (backend, _threads) = Backend::start(&config, Arc::clone(&cache), Vec::new());
