@@ -24,6 +24,7 @@ fn backend() -> (Arc<Backend>, BackendThreads) {
         ("REDIS_HOST".to_string(), "127.0.0.1".to_string()),
         ("REDIS_PORT".to_string(), "1".to_string()),
         ("REDIS_CONNECTIONS".to_string(), "1".to_string()),
+        ("PROXY_INVALIDATION".to_string(), "off".to_string()),
     ]);
     let config = Config::from_vars(&vars).expect("test config");
     let cache = Arc::new(Cache::new(100, Duration::from_secs(60), Clock::manual()));
