@@ -134,3 +134,44 @@ fn invalidation_off_keeps_ttl_only_caching() {
     assert_eq!(proxy.stats()["backend"]["fetches"].as_u64(), fetches);
     assert_eq!(proxy.stats()["invalidation"]["state"], "off");
 }
+
+/// The race the cache's tickets exist for, forced against a real Redis: the proxy's GET
+/// has read the old value, a write lands and its invalidation arrives, and only then does
+/// the fetched value reach the cache (held back by a test-only delay). The old value is
+/// answered to the request that asked for it but never stored, so the next read sees the
+/// write. Without the ticket check the old value would be served for the whole TTL.
+#[cfg(feature = "test-hooks")]
+#[test]
+fn an_invalidation_while_the_value_is_on_its_way_cancels_the_fill() {
+    let redis = Redis::start();
+    redis.set("k", "old");
+    let proxy = proxy_on(&redis, &[("PROXY_TEST_FILL_DELAY_MS", "400")]);
+    let asking = {
+        let http_port = proxy.http_port;
+        std::thread::spawn(move || {
+            let url = format!("/lookup?key=k");
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", http_port)).unwrap();
+            use std::io::Write;
+            write!(s, "GET {url} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+            read_responses(&mut s, 1).pop().unwrap().json()
+        })
+    };
+    // The GET has reached Redis (and read "old") when Redis has served it.
+    let mut c = redis.client();
+    wait_for("the proxy's GET in Redis", Duration::from_secs(5), || {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut c)
+            .unwrap();
+        info.contains("cmdstat_get:calls=1").then_some(())
+    });
+    redis.set("k", "new");
+    let first = asking.join().unwrap();
+    assert_eq!(
+        first["value"], "old",
+        "the request that asked gets what Redis said then"
+    );
+    let stats = proxy.stats();
+    assert_eq!(stats["invalidation"]["cancelled_fills"], 1, "{stats}");
+    assert_eq!(value_of(&proxy, "k"), "new", "the old value was not stored");
+}

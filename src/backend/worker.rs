@@ -187,6 +187,8 @@ impl Worker {
         batch: &[Job],
         result: Result<Vec<redis::Value>, BackendError>,
     ) {
+        #[cfg(feature = "test-hooks")]
+        hooks::delay_fill();
         let expected: usize = batch.iter().map(Job::replies).sum();
         let result = result.and_then(|values| {
             if values.len() == expected {
@@ -264,6 +266,29 @@ impl Worker {
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 Err(err)
             }
+        }
+    }
+}
+
+/// Test-only hooks (the `test-hooks` feature): never in a release build of the proxy.
+#[cfg(feature = "test-hooks")]
+mod hooks {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    /// Holds a batch's replies for PROXY_TEST_FILL_DELAY_MS before they fill the cache,
+    /// so a system test can make an invalidation arrive while a fetched value is still on
+    /// its way into the cache (the race tickets exist for).
+    pub(super) fn delay_fill() {
+        static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
+        let delay = DELAY.get_or_init(|| {
+            std::env::var("PROXY_TEST_FILL_DELAY_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .map(Duration::from_millis)
+        });
+        if let Some(delay) = delay {
+            std::thread::sleep(*delay);
         }
     }
 }
