@@ -217,7 +217,7 @@ impl Slab {
     /// Frees every slot, bumping the generation of each live one, and drops all entry
     /// bytes. Nodes stay allocated, so generations keep telling lifetimes apart.
     pub(crate) fn clear(&mut self) {
-        self.store = Store::default();
+        self.store.clear();
         self.head = NIL;
         self.tail = NIL;
         self.free = NIL;

@@ -98,6 +98,16 @@ pub(crate) fn entry_len(key: &[u8], value: &[u8]) -> Result<usize, TooBig> {
 }
 
 impl Store {
+    /// Drops every entry, keeping the arena's capacity (a cleared cache refills into the
+    /// room it had, instead of growing again by doubling).
+    pub(super) fn clear(&mut self) {
+        self.arena.clear();
+        self.live = 0;
+        self.holes.clear();
+        self.large.clear();
+        self.large_free.clear();
+    }
+
     /// An empty store with room for `bytes` arena bytes reserved.
     pub(super) fn with_arena_capacity(bytes: usize) -> Store {
         Store {
