@@ -17,6 +17,18 @@ pub use self::keys::{KEYS, Key};
 
 mod keys;
 
+/// What RESP commands the proxy does not answer itself become (PROXY_FORWARD).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forward {
+    /// Unknown command, as before.
+    None,
+    /// Read-only commands are forwarded to Redis; the others are refused.
+    Reads,
+    /// Every command is forwarded; a write removes its keys from the cache before its
+    /// reply goes out.
+    All,
+}
+
 /// The validated configuration of one process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -44,6 +56,8 @@ pub struct Config {
     pub max_buffer_bytes: usize,
     /// Largest single reply.
     pub max_reply_bytes: usize,
+    /// What RESP commands the proxy does not answer itself become.
+    pub forward: Forward,
     /// Redis tells the proxy about writes (CLIENT TRACKING); off: TTL only.
     pub invalidation: bool,
     /// Key prefixes tracked (empty: all).
@@ -168,6 +182,16 @@ impl Config {
                 n => n as usize,
             },
             max_reply_bytes: num("PROXY_MAX_REPLY_BYTES", 1024, 1 << 32)? as usize,
+            forward: match raw("PROXY_FORWARD").as_str() {
+                "none" => Forward::None,
+                "reads" => Forward::Reads,
+                "all" => Forward::All,
+                other => {
+                    return Err(ConfigError(format!(
+                        "invalid PROXY_FORWARD={other:?}: expected none, reads or all"
+                    )));
+                }
+            },
             invalidation: match raw("PROXY_INVALIDATION").as_str() {
                 "tracking" => true,
                 "off" => false,

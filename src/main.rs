@@ -127,6 +127,7 @@ fn main() -> ExitCode {
         backend,
         max_key_bytes: config.max_key_bytes,
         max_reply_bytes: config.max_reply_bytes,
+        forward: config.forward,
         clock: clock.clone(),
     });
     let apps: Vec<Apps> = loop_stats

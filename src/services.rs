@@ -29,6 +29,8 @@ pub struct Services {
     pub max_key_bytes: usize,
     /// Largest single reply (PROXY_MAX_REPLY_BYTES).
     pub max_reply_bytes: usize,
+    /// What RESP commands the proxy does not answer itself become (PROXY_FORWARD).
+    pub forward: crate::config::Forward,
     /// The cache's clock.
     pub clock: Clock,
 }
@@ -57,6 +59,7 @@ impl Services {
             backend,
             max_key_bytes: 1024,
             max_reply_bytes: 1 << 20,
+            forward: crate::config::Forward::Reads,
             clock,
         }
     }

@@ -426,7 +426,9 @@ fn unknown_command_with_long_arguments_is_worded_as_redis() {
 
 #[test]
 fn write_commands_are_refused_as_unknown_and_do_not_reach_redis() {
-    let (redis, proxy) = setup();
+    // With PROXY_FORWARD=none, as before forwarding existed; the default (reads) refuses
+    // writes in its own words once it has read Redis's command table (tests/forward.rs).
+    let (redis, proxy) = setup_with(&[("PROXY_FORWARD", "none")]);
     redis.set("k", "original");
     let mut con = proxy.resp_client();
     assert_server_error(

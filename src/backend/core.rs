@@ -84,6 +84,8 @@ pub struct Core {
     auth: AuthWatch,
     /// Whether writes are announced (CLIENT TRACKING): fills wait while it is down.
     pub tracking: Arc<Tracking>,
+    /// Redis's description of its commands, for forwarding.
+    pub catalog: super::catalog::Catalog,
     /// Counters.
     pub stats: BackendStats,
 }
@@ -93,6 +95,7 @@ impl Core {
     pub fn new(cache: Arc<Cache>, mailboxes: Vec<Mailbox>, tracking: Arc<Tracking>) -> Core {
         Core {
             tracking,
+            catalog: super::catalog::Catalog::default(),
             flights: SingleFlight::default(),
             cache,
             mailboxes,
@@ -154,7 +157,14 @@ impl Core {
                     outbox.push(waiter, outcome.clone());
                 }
             }
-            Request::Command { waiter, .. } => {
+            Request::Command {
+                waiter,
+                invalidates,
+                ..
+            } => {
+                for key in invalidates {
+                    self.cache.invalidate(key);
+                }
                 self.flights.unreserve();
                 outbox.push(*waiter, outcome);
             }

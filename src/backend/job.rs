@@ -42,6 +42,8 @@ pub enum Outcome {
     Status(Arc<str>),
     /// No value: Redis's own error, or why Redis could not be asked.
     Failed(BackendError),
+    /// Any other reply (an array, ...), for a forwarded command, as Redis sent it.
+    Reply(Arc<redis::Value>),
 }
 
 impl Outcome {
@@ -57,9 +59,7 @@ impl Outcome {
                 e.code(),
                 e.details().unwrap_or(""),
             )),
-            other => Outcome::Failed(BackendError::Io(Arc::from(format!(
-                "unexpected reply {other:?}"
-            )))),
+            other => Outcome::Reply(Arc::new(other)),
         }
     }
 }
@@ -99,6 +99,9 @@ pub enum Request {
         args: Vec<Box<[u8]>>,
         /// Who asked.
         waiter: Waiter,
+        /// Keys a write changed: removed from the cache (fills in flight cancelled) after
+        /// Redis answered and before the answer goes out, so the writer reads its write.
+        invalidates: Vec<Box<[u8]>>,
     },
 }
 

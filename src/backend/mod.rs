@@ -29,6 +29,7 @@
 //!
 //! This room must not know HTTP, RESP or the event loop's types beyond [`Waiter`].
 
+mod catalog;
 mod connector;
 mod core;
 mod error;
@@ -42,6 +43,7 @@ mod worker;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use self::catalog::{Catalog, CommandInfo};
 pub use self::connector::Connector;
 pub use self::core::{BackendCounts, BackendStats};
 pub use self::error::BackendError;
@@ -86,6 +88,11 @@ impl Backend {
             )
         });
         let core = Arc::new(Core::new(cache, mailboxes, tracking));
+        catalog::spawn_loader(
+            Arc::clone(&core),
+            Connector::standalone(config),
+            config.redis_timeout,
+        );
         let upstream = Standalone::start(
             &core,
             Connector::standalone(config),
@@ -148,13 +155,34 @@ impl Backend {
     /// Sends `args` (a whole command) to Redis for `waiter`; never cached. Counts against
     /// the same bound as keys in flight: errs, queuing nothing, past it.
     pub fn command(&self, args: Vec<Box<[u8]>>, waiter: Waiter) -> Result<(), BackendError> {
+        self.command_invalidating(args, waiter, Vec::new())
+    }
+
+    /// What Redis said about its commands (read once Redis answers), for forwarding.
+    pub fn catalog(&self) -> &Catalog {
+        &self.core.catalog
+    }
+
+    /// [`Backend::command`] for a write: `invalidates` are removed from the cache once
+    /// Redis has answered, before the answer goes out (read-your-writes through this
+    /// proxy).
+    pub fn command_invalidating(
+        &self,
+        args: Vec<Box<[u8]>>,
+        waiter: Waiter,
+        invalidates: Vec<Box<[u8]>>,
+    ) -> Result<(), BackendError> {
         let core = &self.core;
         if !core.flights.reserve() {
             BackendStats::bump(&core.stats.rejected);
             return Err(BackendError::Overloaded);
         }
         let job = Job {
-            request: Request::Command { args, waiter },
+            request: Request::Command {
+                args,
+                waiter,
+                invalidates,
+            },
             queued_at: Instant::now(),
         };
         self.upstream.submit(job).map_err(|_| {

@@ -79,6 +79,11 @@ pub const KEYS: &[Key] = &[
         help: "longest key accepted, in bytes (1-65535); longer gets 400",
     },
     Key {
+        name: "PROXY_FORWARD",
+        default: "reads",
+        help: "RESP commands the proxy does not answer itself: none (unknown command), reads (read-only commands forwarded to Redis, others refused), all (writes too; a write removes its keys from the cache before its reply)",
+    },
+    Key {
         name: "PROXY_INVALIDATION",
         default: "tracking",
         help: "tracking: Redis announces writes (CLIENT TRACKING BCAST) and they drop cached keys at once; off: cached values live PROXY_TTL_MS",

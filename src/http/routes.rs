@@ -359,7 +359,7 @@ fn lookup_answer(outcome: Option<&Outcome>) -> (u16, Option<&[u8]>, Option<Strin
         Some(Outcome::NotFound) => (404, None, None),
         Some(Outcome::Failed(e)) if e.is_server_reply() => (502, None, Some(e.to_string())),
         Some(Outcome::Failed(_)) | None => (503, None, Some("backend unavailable".to_string())),
-        Some(Outcome::Integer(_)) | Some(Outcome::Status(_)) => {
+        Some(Outcome::Integer(_)) | Some(Outcome::Status(_)) | Some(Outcome::Reply(_)) => {
             (502, None, Some("unexpected reply from redis".to_string()))
         }
     }

@@ -103,11 +103,21 @@ pub fn protocol_error_row() -> usize {
     COMMANDS.len() + 1
 }
 
+/// Row of the counters for commands forwarded to Redis (PROXY_FORWARD).
+pub fn forwarded_row() -> usize {
+    COMMANDS.len() + 2
+}
+
+/// Row of the counters for commands refused by PROXY_FORWARD.
+pub fn not_forwarded_row() -> usize {
+    COMMANDS.len() + 3
+}
+
 /// The counters table RESP fills: one row per command of the table (its name is the
 /// label), then `unknown` and `protocol_error`.
 pub fn counters() -> Table {
     let mut rows: Vec<&'static str> = COMMANDS.iter().map(|c| c.name).collect();
-    rows.extend(["unknown", "protocol_error"]);
+    rows.extend(["unknown", "protocol_error", "forwarded", "not_forwarded"]);
     Table::new(rows, Vec::new())
 }
 
@@ -265,9 +275,20 @@ fn dispatch(
 ) {
     let name = args.get(input, 0);
     let Some((row, command)) = commands::find(name) else {
-        state.stats.resp.incr(unknown_row(), 0);
-        let rest = (1..args.len()).map(|i| args.get(input, i));
-        return write::unknown_command(sink.out(), name, rest);
+        match commands::forward::forward(state, client, input, args, sink) {
+            commands::forward::Forwarded::Sent => {
+                state.stats.resp.incr(forwarded_row(), 0);
+            }
+            commands::forward::Forwarded::Refused => {
+                state.stats.resp.incr(not_forwarded_row(), 0);
+            }
+            commands::forward::Forwarded::Unknown => {
+                state.stats.resp.incr(unknown_row(), 0);
+                let rest = (1..args.len()).map(|i| args.get(input, i));
+                write::unknown_command(sink.out(), name, rest);
+            }
+        }
+        return;
     };
     state.stats.resp.incr(row, 0);
     if !command.arity_allows(args.len()) {
@@ -298,5 +319,6 @@ pub fn write_outcome(out: &mut Vec<u8>, outcome: Option<&Outcome>, proto: u8) {
         Some(Outcome::Status(s)) => write::simple(out, s),
         Some(Outcome::Failed(e)) if e.is_server_reply() => write::error(out, &e.to_string()),
         Some(Outcome::Failed(_)) | None => write::error(out, "ERR backend unavailable"),
+        Some(Outcome::Reply(v)) => write::value(out, v, proto),
     }
 }

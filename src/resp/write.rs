@@ -136,6 +136,44 @@ pub fn wrong_arity(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b"' command\r\n");
 }
 
+/// Appends a reply of Redis as Redis sent it (to a forwarded command), in `proto`.
+pub fn value(out: &mut Vec<u8>, v: &redis::Value, proto: u8) {
+    match v {
+        redis::Value::Nil => nil(out, proto),
+        redis::Value::Int(n) => integer(out, *n),
+        redis::Value::BulkString(b) => bulk(out, b),
+        redis::Value::SimpleString(s) => simple(out, s),
+        redis::Value::Okay => simple(out, "OK"),
+        redis::Value::Array(items) | redis::Value::Push { data: items, .. } => {
+            array(out, items.len());
+            for item in items {
+                value(out, item, proto);
+            }
+        }
+        redis::Value::Set(items) => {
+            set(out, items.len(), proto);
+            for item in items {
+                value(out, item, proto);
+            }
+        }
+        redis::Value::Map(pairs) => {
+            map(out, pairs.len(), proto);
+            for (k, val) in pairs {
+                value(out, k, proto);
+                value(out, val, proto);
+            }
+        }
+        redis::Value::ServerError(e) => {
+            let line = match e.details() {
+                Some(d) => format!("{} {d}", e.code()),
+                None => e.code().to_string(),
+            };
+            error(out, &line);
+        }
+        other => bulk(out, format!("{other:?}").as_bytes()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@
 //! clear error naming the command and why, and are counted under their own names.
 
 mod connection;
+pub mod forward;
 mod keys;
 mod refused;
 mod server;

@@ -1,0 +1,186 @@
+//! What Redis says about its commands (`COMMAND`, read once a connection is up): arity,
+//! flags and key positions, so forwarding decides from Redis itself, not from a hand list,
+//! whether a command only reads and which of its arguments are keys.
+
+use std::collections::HashMap;
+
+use parking_lot::RwLock;
+
+/// One command as Redis describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CommandInfo {
+    /// Only reads (`readonly` flag).
+    pub readonly: bool,
+    /// Writes (`write` flag).
+    pub write: bool,
+    /// May block the connection, or changes its state (`blocking`, `pubsub`, `noscript`
+    /// with `stale`... only the first two matter to a proxy).
+    pub pinned: bool,
+    /// Position of the first key (0: none).
+    pub first_key: i64,
+    /// Position of the last key (negative: from the end).
+    pub last_key: i64,
+    /// Step between keys.
+    pub step: i64,
+}
+
+impl CommandInfo {
+    /// The arguments of `argc` arguments (the name included) that are keys.
+    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
+        if self.first_key <= 0 || self.step <= 0 {
+            return Vec::new();
+        }
+        let argc = argc as i64;
+        let last = if self.last_key < 0 {
+            argc + self.last_key
+        } else {
+            self.last_key.min(argc - 1)
+        };
+        (self.first_key..=last)
+            .step_by(self.step as usize)
+            .filter(|&i| i > 0 && i < argc)
+            .map(|i| i as usize)
+            .collect()
+    }
+}
+
+/// The commands of the Redis behind the proxy, by lowercase name.
+#[derive(Default)]
+pub struct Catalog {
+    commands: RwLock<Option<HashMap<Vec<u8>, CommandInfo>>>,
+}
+
+impl Catalog {
+    /// Whether the catalog was read from Redis.
+    pub fn is_loaded(&self) -> bool {
+        self.commands.read().is_some()
+    }
+
+    /// Reads `COMMAND` on `conn`; a failure leaves it unloaded (tried on the next connect).
+    pub fn load(&self, conn: &mut redis::Connection) {
+        if let Ok(redis::Value::Array(entries)) = redis::cmd("COMMAND").query(conn) {
+            let map: HashMap<Vec<u8>, CommandInfo> =
+                entries.iter().filter_map(parse_entry).collect();
+            if !map.is_empty() {
+                *self.commands.write() = Some(map);
+            }
+        }
+    }
+
+    /// What Redis said about `name` (any case).
+    pub fn get(&self, name: &[u8]) -> Option<CommandInfo> {
+        let lower = name.to_ascii_lowercase();
+        self.commands.read().as_ref()?.get(&lower).cloned()
+    }
+}
+
+/// Reads the catalog in the background once Redis answers (every second until it does),
+/// off the miss path; until then, nothing is forwarded.
+pub fn spawn_loader(
+    core: std::sync::Arc<super::core::Core>,
+    connector: super::connector::Connector,
+    timeout: std::time::Duration,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("catalog".into())
+        .spawn(move || {
+            while !core.catalog.is_loaded() {
+                if let Ok(mut conn) = connector.connect(timeout) {
+                    core.catalog.load(&mut conn);
+                }
+                if !core.catalog.is_loaded() {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        crate::warn!("cannot start the command catalog loader: {e}; nothing is forwarded");
+    }
+}
+
+fn text(v: &redis::Value) -> Option<&[u8]> {
+    match v {
+        redis::Value::BulkString(b) => Some(b),
+        redis::Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn int(v: Option<&redis::Value>) -> i64 {
+    match v {
+        Some(redis::Value::Int(n)) => *n,
+        _ => 0,
+    }
+}
+
+/// `[name, arity, [flags], first key, last key, step, ...]`.
+fn parse_entry(entry: &redis::Value) -> Option<(Vec<u8>, CommandInfo)> {
+    let redis::Value::Array(fields) = entry else {
+        return None;
+    };
+    let name = text(fields.first()?)?.to_ascii_lowercase();
+    let flags: Vec<&[u8]> = match fields.get(2) {
+        Some(redis::Value::Array(f)) | Some(redis::Value::Set(f)) => {
+            f.iter().filter_map(text).collect()
+        }
+        _ => Vec::new(),
+    };
+    let has = |flag: &str| {
+        flags
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(flag.as_bytes()))
+    };
+    let info = CommandInfo {
+        readonly: has("readonly"),
+        write: has("write"),
+        pinned: has("blocking") || has("pubsub"),
+        first_key: int(fields.get(3)),
+        last_key: int(fields.get(4)),
+        step: int(fields.get(5)),
+    };
+    Some((name, info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_positions_follow_first_last_step() {
+        let mset = CommandInfo {
+            write: true,
+            first_key: 1,
+            last_key: -1,
+            step: 2,
+            ..CommandInfo::default()
+        };
+        assert_eq!(mset.key_positions(5), vec![1, 3]);
+        let hget = CommandInfo {
+            readonly: true,
+            first_key: 1,
+            last_key: 1,
+            step: 1,
+            ..CommandInfo::default()
+        };
+        assert_eq!(hget.key_positions(3), vec![1]);
+        assert!(CommandInfo::default().key_positions(4).is_empty());
+    }
+
+    #[test]
+    fn entries_parse_as_redis_sends_them() {
+        let v = redis::Value::Array(vec![
+            redis::Value::BulkString(b"HGET".to_vec()),
+            redis::Value::Int(3),
+            redis::Value::Array(vec![
+                redis::Value::SimpleString("readonly".into()),
+                redis::Value::SimpleString("fast".into()),
+            ]),
+            redis::Value::Int(1),
+            redis::Value::Int(1),
+            redis::Value::Int(1),
+        ]);
+        let (name, info) = parse_entry(&v).unwrap();
+        assert_eq!(name, b"hget");
+        assert!(info.readonly && !info.write && !info.pinned);
+    }
+}
