@@ -175,3 +175,41 @@ fn an_invalidation_while_the_value_is_on_its_way_cancels_the_fill() {
     assert_eq!(stats["invalidation"]["cancelled_fills"], 1, "{stats}");
     assert_eq!(value_of(&proxy, "k"), "new", "the old value was not stored");
 }
+
+/// A tracking connection that goes silent (Redis stopped, the socket still open) is
+/// noticed by its ping within about a second: nothing new is cached meanwhile, and once
+/// Redis answers again tracking is re-established and the cache cleared, since writes made
+/// while nobody listened would never be announced.
+#[test]
+fn a_silent_invalidation_connection_is_noticed_and_replaced() {
+    let redis = Redis::start();
+    redis.set("k", "v1");
+    let proxy = proxy_on(&redis, &[("REDIS_TIMEOUT_MS", "300")]);
+    assert_eq!(value_of(&proxy, "k"), "v1");
+    redis.signal("STOP");
+    let down = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for("tracking to be seen down", Duration::from_secs(10), || {
+            (proxy.stats()["invalidation"]["state"] == "down").then_some(())
+        });
+        // While Redis is away the cached key is still served.
+        assert_eq!(value_of(&proxy, "k"), "v1");
+    }));
+    redis.signal("CONT");
+    if let Err(e) = down {
+        std::panic::resume_unwind(e);
+    }
+    redis.set("k", "v2");
+    wait_for(
+        "tracking back and the cache cleared",
+        Duration::from_secs(10),
+        || {
+            let s = proxy.stats();
+            (s["invalidation"]["state"] == "tracking").then_some(())
+        },
+    );
+    wait_for(
+        "the value written meanwhile",
+        Duration::from_secs(5),
+        || (value_of(&proxy, "k") == "v2").then_some(()),
+    );
+}
