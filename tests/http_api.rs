@@ -1,4 +1,4 @@
-//! System tests of the HTTP API in SPEC.md: every row of the lookup table (the throttle row
+//! System tests of the HTTP API as the README states it: every row of the lookup table (the throttle row
 //! has its own suite), the other routes, key and value encoding, framing (keep-alive,
 //! pipelining, HTTP/1.0, `Connection: close`, oversized and malformed requests), the
 //! configuration errors of the binary and SIGTERM. Each test starts its own redis-server and

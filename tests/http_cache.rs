@@ -1,4 +1,4 @@
-//! System tests of the cache semantics in SPEC.md seen through the HTTP API: expiry counted
+//! System tests of the cache semantics (README, Guarantees) seen through the HTTP API: expiry counted
 //! from caching and not extended by reads, exact LRU order at a small capacity, the capacity
 //! bound at a larger one, 404s not cached, the reaper, and Redis outages. Whether a key is
 //! cached is observed by changing its value in Redis: a cached key still answers the old
