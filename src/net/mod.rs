@@ -21,6 +21,8 @@
 
 mod app;
 mod conn;
+#[cfg(test)]
+pub(crate) mod driver;
 mod event_loop;
 mod output;
 mod replies;
@@ -37,7 +39,6 @@ use crossbeam_channel::Receiver;
 use mio::{Poll, Token, Waker};
 
 pub use self::app::{Application, Served};
-pub use self::conn::{MAX_PENDING, MAX_WAITING_KEYS, OUTPUT_HIGH_WATER};
 pub use self::output::{Output, Released, Waiting};
 pub use self::replies::{Replies, Sink, Whom};
 

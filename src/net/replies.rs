@@ -85,11 +85,6 @@ impl<'a, W> Replies<'a, W> {
     pub fn now(&self) -> Nanos {
         self.now
     }
-
-    /// The connection's identity.
-    pub fn whom(&self) -> Whom {
-        self.whom
-    }
 }
 
 /// What a protocol handler may do with a connection's output, over its own kind of
@@ -108,8 +103,6 @@ pub trait Sink<P> {
     fn close(&mut self);
     /// When the loop woke for this request.
     fn now(&self) -> Nanos;
-    /// The connection's identity.
-    fn whom(&self) -> Whom;
 }
 
 impl<P, W: From<P>> Sink<P> for Replies<'_, W> {
@@ -132,8 +125,5 @@ impl<P, W: From<P>> Sink<P> for Replies<'_, W> {
     #[inline]
     fn now(&self) -> Nanos {
         Replies::now(self)
-    }
-    fn whom(&self) -> Whom {
-        Replies::whom(self)
     }
 }

@@ -171,11 +171,6 @@ impl Table {
         }
     }
 
-    /// The row labels.
-    pub fn rows(&self) -> &[&'static str] {
-        &self.rows
-    }
-
     /// The column labels.
     pub fn columns(&self) -> &[&'static str] {
         &self.columns

@@ -207,6 +207,35 @@ impl Redis {
     }
 }
 
+/// The proxy binary with the test defaults (loopback, the given ports, two loops, a 1 s
+/// Redis timeout, warnings only) and `overrides` on top; stdout discarded.
+fn proxy_command(
+    redis_port: u16,
+    http_port: u16,
+    resp_port: u16,
+    overrides: &[(&str, &str)],
+) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proxyredis"));
+    cmd.args(["--env-file", "/dev/null"])
+        .env("PROXY_HOST", "127.0.0.1")
+        .env("PROXY_PORT", http_port.to_string())
+        .env("PROXY_RESP_PORT", resp_port.to_string())
+        .env("REDIS_HOST", "127.0.0.1")
+        .env("REDIS_PORT", redis_port.to_string())
+        .env("PROXY_WORKERS", "2")
+        .env("REDIS_TIMEOUT_MS", "1000")
+        .env("PROXY_LOG", "warn")
+        // TTL-only caching unless a test asks for CLIENT TRACKING (tests/coherence.rs):
+        // many tests tell a cache hit from a fetch by changing the key in Redis behind
+        // the proxy's back, which tracking would rightly announce.
+        .env("PROXY_INVALIDATION", "off")
+        .stdout(Stdio::null());
+    for (k, v) in overrides {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 /// A running proxyredis binary.
 pub struct Proxy {
     pub http_port: u16,
@@ -228,25 +257,8 @@ impl Proxy {
     pub fn try_start(redis_port: u16, overrides: &[(&str, &str)]) -> Result<Proxy, String> {
         let http_port = free_port();
         let resp_port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_proxyredis"));
-        cmd.args(["--env-file", "/dev/null"])
-            .env("PROXY_HOST", "127.0.0.1")
-            .env("PROXY_PORT", http_port.to_string())
-            .env("PROXY_RESP_PORT", resp_port.to_string())
-            .env("REDIS_HOST", "127.0.0.1")
-            .env("REDIS_PORT", redis_port.to_string())
-            .env("PROXY_WORKERS", "2")
-            .env("REDIS_TIMEOUT_MS", "1000")
-            .env("PROXY_LOG", "warn")
-            // TTL-only caching unless a test asks for CLIENT TRACKING (tests/coherence.rs):
-            // many tests tell a cache hit from a fetch by changing the key in Redis behind
-            // the proxy's back, which tracking would rightly announce.
-            .env("PROXY_INVALIDATION", "off")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (k, v) in overrides {
-            cmd.env(k, v);
-        }
+        let mut cmd = proxy_command(redis_port, http_port, resp_port, overrides);
+        cmd.stderr(Stdio::inherit());
         let child = cmd
             .spawn()
             .map_err(|e| format!("starting proxyredis: {e}"))?;
@@ -540,23 +552,8 @@ impl Proxy {
         resp_port: u16,
         overrides: &[(&str, &str)],
     ) -> (Proxy, StderrLog) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_proxyredis"));
-        cmd.args(["--env-file", "/dev/null"])
-            .env("PROXY_HOST", "127.0.0.1")
-            .env("PROXY_PORT", http_port.to_string())
-            .env("PROXY_RESP_PORT", resp_port.to_string())
-            .env("REDIS_HOST", "127.0.0.1")
-            .env("REDIS_PORT", redis_port.to_string())
-            .env("PROXY_WORKERS", "2")
-            .env("REDIS_TIMEOUT_MS", "1000")
-            .env("PROXY_LOG", "warn")
-            .env("PROXY_INVALIDATION", "off")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in overrides {
-            cmd.env(k, v);
-        }
+        let mut cmd = proxy_command(redis_port, http_port, resp_port, overrides);
+        cmd.stdin(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("starting proxyredis");
         let log = StderrLog::collect(child.stderr.take().expect("piped stderr"));
         let proxy = Proxy {

@@ -67,7 +67,7 @@ fn head_answers_like_get_without_the_body_on_every_route() {
         let len: usize = header(&head, "content-length").unwrap().parse().unwrap();
         assert!(len > 100, "{path}: {head}");
     }
-    assert!(!h.closing);
+    assert!(!h.io.closing);
 }
 
 #[test]
@@ -154,7 +154,7 @@ fn expect_100_continue_is_answered_at_once() {
     let r = h.send(&format!("{head}abc"));
     assert!(r.starts_with("HTTP/1.1 405 "), "{r}");
     assert_eq!(h.count("lookup", "405"), 1);
-    assert!(!h.closing);
+    assert!(!h.io.closing);
     // A GET announcing a body gets the same, then its answer.
     let get_head =
         "GET /lookup?key=k HTTP/1.1\r\nexpect: 100-Continue\r\ncontent-length: 1\r\n\r\n";
@@ -177,7 +177,7 @@ fn expect_100_continue_is_answered_at_once() {
     let big = "POST /healthz HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 999999\r\n\r\n";
     let r = h.send(big);
     assert!(r.starts_with("HTTP/1.1 413 "), "{r}");
-    assert!(h.closing);
+    assert!(h.io.closing);
 }
 
 #[test]

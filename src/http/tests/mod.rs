@@ -8,14 +8,13 @@ use super::{HttpApp, Wait, counters};
 use crate::backend::{BackendError, Outcome};
 use crate::clock::Clock;
 use crate::lru::Cache;
-use crate::net::{Output, Released, Replies, Served, Whom};
+use crate::net::driver::Driver;
 use crate::services::Services;
 use crate::stats::{LoopStats, Table, TableSnapshot};
 
 struct Harness {
     app: HttpApp,
-    output: Output<Wait>,
-    closing: bool,
+    io: Driver<Wait>,
     cache: Arc<Cache>,
     stats: Arc<LoopStats>,
 }
@@ -28,8 +27,7 @@ impl Harness {
         let services = Arc::new(Services::for_tests(Arc::clone(&cache), loops));
         Harness {
             app: HttpApp::new(services, Arc::clone(&stats)),
-            output: Output::default(),
-            closing: false,
+            io: Driver::default(),
             cache,
             stats,
         }
@@ -37,37 +35,17 @@ impl Harness {
 
     /// Serves every whole request of `input`; the responses given at once.
     fn send(&mut self, input: &str) -> String {
-        let whom = Whom {
-            loop_id: 0,
-            conn: 0,
-            generation: 0,
-        };
-        let mut at = 0;
-        while at < input.len() {
-            let mut replies = Replies::new(&mut self.output, &mut self.closing, whom, 1);
-            match self.app.serve(&input.as_bytes()[at..], &mut replies) {
-                Served::NeedMore => break,
-                Served::Consumed(n) => at += n,
-            }
-        }
-        let out = String::from_utf8_lossy(&self.output.buf).into_owned();
-        self.output.buf.clear();
-        out
+        let app = &mut self.app;
+        self.io
+            .send(input.as_bytes(), |bytes, replies| app.serve(bytes, replies))
     }
 
     /// Answers every waiting response with `outcome`; what is then sent.
     fn answer_all(&mut self, outcome: Outcome) -> String {
-        for (seq, key) in self.output.unanswered() {
-            self.output.resolve(seq, key, outcome.clone());
-        }
-        let mut out = Vec::new();
-        while let Some(r) = self.output.pop_ready() {
-            match r {
-                Released::Bytes(b) => out.extend_from_slice(&b),
-                Released::Complete(w) => self.app.render(w.what, &w.outcomes, w.started, &mut out),
-            }
-        }
-        String::from_utf8_lossy(&out).into_owned()
+        let app = &mut self.app;
+        self.io.answer_all(outcome, |what, outcomes, started, out| {
+            app.render(what, outcomes, started, out)
+        })
     }
 
     fn count(&self, route: &str, status: &str) -> u64 {
@@ -149,7 +127,7 @@ fn bad_keys_unknown_routes_and_methods() {
     assert_eq!(h.count("lookup", "400"), 2);
     assert_eq!(h.count("other", "404"), 1);
     assert_eq!(h.count("lookup", "405"), 1);
-    assert!(!h.closing);
+    assert!(!h.io.closing);
 }
 
 #[test]
@@ -160,17 +138,17 @@ fn malformed_requests_get_an_error_and_a_close() {
         r.starts_with("HTTP/1.1 400 ") && r.contains("Connection: close"),
         "{r}"
     );
-    assert!(h.closing);
+    assert!(h.io.closing);
 }
 
 #[test]
 fn http_1_0_closes_unless_kept_alive() {
     let mut h = Harness::new();
     h.send("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-    assert!(!h.closing);
+    assert!(!h.io.closing);
     let r = h.send("GET /healthz HTTP/1.0\r\n\r\n");
     assert!(r.contains("Connection: close"), "{r}");
-    assert!(h.closing);
+    assert!(h.io.closing);
 }
 
 #[test]

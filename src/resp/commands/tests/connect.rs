@@ -375,7 +375,7 @@ fn transactions_blocking_and_pubsub_are_refused_by_name_and_counted() {
         assert_eq!(h.count(label), n, "counted under {label}");
     }
     assert_eq!(h.count("unknown"), 0);
-    assert!(!h.closing, "the connection stays open");
+    assert!(!h.io.closing, "the connection stays open");
     assert_eq!(h.send(b"PING\r\n"), "+PONG\r\n");
 }
 
@@ -384,7 +384,7 @@ fn a_key_named_many_times_is_fetched_once_and_shares_its_value() {
     let mut h = Harness::new();
     assert_eq!(h.send(b"MGET a b a a\r\n"), "");
     // Two distinct keys wait on Redis; the repeats are answered from the first occurrence.
-    assert_eq!(h.output.waiting_keys(), 2);
+    assert_eq!(h.io.output.waiting_keys(), 2);
     assert_eq!(
         h.answer_all(Outcome::Found(Arc::from(&b"1"[..]))),
         "*4\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n1\r\n"

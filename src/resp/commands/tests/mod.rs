@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::backend::{BackendError, Outcome};
 use crate::clock::Clock;
 use crate::lru::Cache;
-use crate::net::{Output, Released, Replies, Served, Whom};
+use crate::net::driver::Driver;
+use crate::net::{Replies, Served, Whom};
 use crate::resp::commands::COMMANDS;
 use crate::resp::{self, RespApp, Session, Wait};
 use crate::services::Services;
@@ -16,8 +17,7 @@ use crate::stats::{LoopStats, Table, TableSnapshot};
 struct Harness {
     app: RespApp,
     session: Session,
-    output: Output<Wait>,
-    closing: bool,
+    io: Driver<Wait>,
     cache: Arc<Cache>,
     stats: Arc<LoopStats>,
 }
@@ -35,8 +35,7 @@ impl Harness {
         Harness {
             app,
             session,
-            output: Output::default(),
-            closing: false,
+            io: Driver::default(),
             cache,
             stats,
         }
@@ -44,40 +43,17 @@ impl Harness {
 
     /// Serves every whole command of `input`; what was answered at once.
     fn send(&mut self, input: &[u8]) -> String {
-        let whom = Whom {
-            loop_id: 0,
-            conn: 0,
-            generation: 0,
-        };
-        let mut at = 0;
-        while at < input.len() {
-            let mut replies = Replies::new(&mut self.output, &mut self.closing, whom, 1);
-            match self
-                .app
-                .serve(&mut self.session, &input[at..], &mut replies)
-            {
-                Served::NeedMore => break,
-                Served::Consumed(n) => at += n,
-            }
-        }
-        let out = String::from_utf8_lossy(&self.output.buf).into_owned();
-        self.output.buf.clear();
-        out
+        let (app, session) = (&mut self.app, &mut self.session);
+        self.io
+            .send(input, |bytes, replies| app.serve(session, bytes, replies))
     }
 
     /// Answers every waiting reply with `outcome` and renders them in order.
     fn answer_all(&mut self, outcome: Outcome) -> String {
-        for (seq, key) in self.output.unanswered() {
-            self.output.resolve(seq, key, outcome.clone());
-        }
-        let mut out = Vec::new();
-        while let Some(r) = self.output.pop_ready() {
-            match r {
-                Released::Bytes(b) => out.extend_from_slice(&b),
-                Released::Complete(w) => self.app.render(w.what, &w.outcomes, w.started, &mut out),
-            }
-        }
-        String::from_utf8_lossy(&out).into_owned()
+        let app = &mut self.app;
+        self.io.answer_all(outcome, |what, outcomes, started, out| {
+            app.render(what, outcomes, started, out)
+        })
     }
 
     fn count(&self, label: &str) -> u64 {
@@ -95,7 +71,7 @@ fn get_hit_is_answered_now_and_a_miss_waits() {
         "",
         "the PING waits behind the miss"
     );
-    assert_eq!(h.output.waiting_keys(), 1);
+    assert_eq!(h.io.output.waiting_keys(), 1);
     assert_eq!(h.answer_all(Outcome::NotFound), "$-1\r\n+PONG\r\n");
     assert_eq!(h.count("get"), 2);
     assert_eq!(h.count("ping"), 1);
@@ -222,7 +198,7 @@ fn unknown_commands_and_protocol_errors_are_counted_under_their_own_labels() {
         h.send(b"*1\r\n:1\r\n"),
         "-ERR Protocol error: expected '$', got ':'\r\n"
     );
-    assert!(h.closing, "a protocol error closes the connection");
+    assert!(h.io.closing, "a protocol error closes the connection");
     assert_eq!(h.count("protocol_error"), 1);
 }
 
@@ -267,7 +243,7 @@ fn a_command_split_over_many_reads_is_served_once_whole() {
         generation: 0,
     };
     for end in 1..cmd.len() {
-        let mut replies = Replies::new(&mut h.output, &mut h.closing, whom, 1);
+        let mut replies = Replies::new(&mut h.io.output, &mut h.io.closing, whom, 1);
         assert_eq!(
             h.app.serve(&mut h.session, &cmd[..end], &mut replies),
             Served::NeedMore
@@ -292,7 +268,7 @@ fn quit_and_select() {
         );
     }
     assert_eq!(h.send(b"QUIT\r\n"), "+OK\r\n");
-    assert!(h.closing);
+    assert!(h.io.closing);
 }
 
 const SELECT_REFUSED: &str =
