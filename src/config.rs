@@ -15,7 +15,10 @@ use crate::log::Level;
 
 pub use self::keys::{KEYS, Key};
 
+mod cluster;
 mod keys;
+
+use self::cluster::cluster_nodes;
 
 /// What RESP commands the proxy does not answer itself become (PROXY_FORWARD).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +30,17 @@ pub enum Forward {
     /// Every command is forwarded; a write removes its keys from the cache before its
     /// reply goes out.
     All,
+}
+
+/// Which nodes of a Redis Cluster reads go to (REDIS_READ_FROM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The master of the key's slot.
+    Master,
+    /// A replica of the key's slot (the master when it has none).
+    Replica,
+    /// The node of the key's slot, master or replica, that answers a PING fastest.
+    Nearest,
 }
 
 /// The validated configuration of one process.
@@ -78,6 +92,10 @@ pub struct Config {
     pub redis_password: Option<String>,
     /// Redis database to SELECT.
     pub redis_db: i64,
+    /// Seeds of a Redis Cluster (`host:port`); empty means one standalone Redis.
+    pub cluster_nodes: Vec<(String, u16)>,
+    /// Which nodes of a cluster misses and forwarded reads go to.
+    pub read_from: ReadFrom,
     /// Log level.
     pub log_level: Level,
 }
@@ -215,6 +233,17 @@ impl Config {
             redis_username: optional("REDIS_USERNAME"),
             redis_password: optional("REDIS_PASSWORD"),
             redis_db: num("REDIS_DB", 0, 1_000_000)? as i64,
+            cluster_nodes: cluster_nodes(&raw("REDIS_CLUSTER_NODES"))?,
+            read_from: match raw("REDIS_READ_FROM").as_str() {
+                "master" => ReadFrom::Master,
+                "replica" => ReadFrom::Replica,
+                "nearest" => ReadFrom::Nearest,
+                other => {
+                    return Err(ConfigError(format!(
+                        "invalid REDIS_READ_FROM={other:?}: expected master, replica or nearest"
+                    )));
+                }
+            },
             log_level,
         };
         if config.resp_port == config.port {
@@ -222,6 +251,12 @@ impl Config {
             return Err(ConfigError(format!(
                 "invalid PROXY_RESP_PORT={}: must differ from PROXY_PORT (or be 0 to disable RESP)",
                 config.resp_port
+            )));
+        }
+        if !config.cluster_nodes.is_empty() && config.redis_db != 0 {
+            return Err(ConfigError(format!(
+                "invalid REDIS_DB={}: a Redis Cluster has only database 0",
+                config.redis_db
             )));
         }
         Ok(config)
@@ -238,12 +273,30 @@ impl Config {
         }
     }
 
+    /// Where Redis is: `host:port`, or `cluster(seeds) read_from=...`.
+    pub fn redis_target(&self) -> String {
+        if self.cluster_nodes.is_empty() {
+            return format!("{}:{}", self.redis_host, self.redis_port);
+        }
+        let seeds: Vec<String> = self
+            .cluster_nodes
+            .iter()
+            .map(|(h, p)| format!("{h}:{p}"))
+            .collect();
+        format!(
+            "cluster({}) read_from={:?}",
+            seeds.join(","),
+            self.read_from
+        )
+        .to_lowercase()
+    }
+
     /// A one-line summary of the effective configuration (the password is not shown).
     pub fn summary(&self) -> String {
         format!(
             "http={}:{} resp_port={} max_keys={} ttl_ms={} workers={} max_connections={} \
              rate_limit_rps={} idle_timeout_ms={} request_timeout_ms={} max_buffer_bytes={} \
-             max_reply_bytes={} max_key_bytes={} redis={}:{} db={} \
+             max_reply_bytes={} max_key_bytes={} redis={} db={} \
              redis_connections={} redis_timeout_ms={} auth={} log={}",
             if self.host.is_empty() {
                 "*"
@@ -262,8 +315,7 @@ impl Config {
             self.max_buffer_bytes,
             self.max_reply_bytes,
             self.max_key_bytes,
-            self.redis_host,
-            self.redis_port,
+            self.redis_target(),
             self.redis_db,
             self.redis_connections,
             self.redis_timeout.as_millis(),

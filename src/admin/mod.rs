@@ -127,7 +127,7 @@ impl Admin {
                 TrackingState::Down => "down",
                 TrackingState::Off => "off",
             },
-            invalidation_messages: self.backend.tracking().messages.load(Ordering::Relaxed),
+            invalidation_messages: self.backend.tracking().messages(),
             uptime_seconds: self.started.elapsed().as_secs(),
         };
         for l in &self.loops {

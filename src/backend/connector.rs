@@ -14,6 +14,8 @@ use crate::config::Config;
 #[derive(Clone, Debug)]
 pub struct Connector {
     info: redis::ConnectionInfo,
+    /// A cluster replica read from: `READONLY` after connecting.
+    readonly: bool,
 }
 
 impl Connector {
@@ -37,7 +39,21 @@ impl Connector {
             .into_connection_info()
             .expect("a TCP address is always a valid connection info")
             .set_redis_settings(settings);
-        Connector { info }
+        Connector {
+            info,
+            readonly: false,
+        }
+    }
+
+    /// The same node, read from as a cluster replica (`READONLY` on every connection).
+    pub fn read_only(mut self) -> Connector {
+        self.readonly = true;
+        self
+    }
+
+    /// `host:port` of the node.
+    pub fn addr(&self) -> String {
+        self.info.addr().to_string()
     }
 
     /// A logged-in connection whose connect, reads and writes time out after `timeout`.
@@ -46,9 +62,12 @@ impl Connector {
     pub fn connect(&self, timeout: Duration) -> Result<redis::Connection, BackendError> {
         let open = || -> redis::RedisResult<redis::Connection> {
             let client = redis::Client::open(self.info.clone())?;
-            let conn = client.get_connection_with_timeout(timeout)?;
+            let mut conn = client.get_connection_with_timeout(timeout)?;
             conn.set_read_timeout(Some(timeout))?;
             conn.set_write_timeout(Some(timeout))?;
+            if self.readonly {
+                redis::cmd("READONLY").query::<()>(&mut conn)?;
+            }
             Ok(conn)
         };
         open().map_err(|e| match e.kind() {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::health::{AuthWatch, Health};
 use super::job::{Answer, Job, KeyTtl, Mailbox, Outcome, Request, Waiter};
 use super::singleflight::SingleFlight;
-use super::tracking::Tracking;
+use super::tracking::{Tracking, Trackings};
 use crate::lru::Cache;
 
 /// Counters of the backend, readable at any time.
@@ -82,8 +82,9 @@ pub struct Core {
     pub health: Health,
     /// Whether Redis refuses the proxy's commands (NOAUTH, WRONGPASS).
     auth: AuthWatch,
-    /// Whether writes are announced (CLIENT TRACKING): fills wait while it is down.
-    pub tracking: Arc<Tracking>,
+    /// Whether writes are announced (CLIENT TRACKING), per node: fills of a node wait
+    /// while its tracking is down.
+    pub tracking: Trackings,
     /// Redis's description of its commands, for forwarding.
     pub catalog: super::catalog::Catalog,
     /// Counters.
@@ -92,7 +93,7 @@ pub struct Core {
 
 impl Core {
     /// A core answering into `mailboxes` (one per event loop).
-    pub fn new(cache: Arc<Cache>, mailboxes: Vec<Mailbox>, tracking: Arc<Tracking>) -> Core {
+    pub fn new(cache: Arc<Cache>, mailboxes: Vec<Mailbox>, tracking: Trackings) -> Core {
         Core {
             tracking,
             catalog: super::catalog::Catalog::default(),
@@ -126,10 +127,18 @@ impl Core {
 
     /// Turns the reply to `job` into answers in `outbox`: a fetched value fills the cache
     /// first (so a request arriving after its waiters are released hits), unless its key was
-    /// invalidated after the ticket was taken; then every waiter of the flight is answered.
+    /// invalidated after the ticket was taken or `tracking` (of the node that answered)
+    /// does not allow fills now; then every waiter of the flight is answered.
     /// A command leaves the count of requests in flight. Redis refusing the proxy for want
     /// of credentials is logged here, once per refusal (not per reply).
-    pub fn finish(&self, job: &Job, outcome: Outcome, ttl: KeyTtl, outbox: &mut Outbox) {
+    pub fn finish(
+        &self,
+        job: &Job,
+        outcome: Outcome,
+        ttl: KeyTtl,
+        tracking: &Tracking,
+        outbox: &mut Outbox,
+    ) {
         self.auth.observe(match &outcome {
             Outcome::Failed(e) => Err(e),
             _ => Ok(()),
@@ -139,7 +148,7 @@ impl Core {
                 // While tracking is (re)established nothing is stored: a write made now
                 // might never be announced (see `tracking`).
                 if let Outcome::Found(value) = &outcome
-                    && self.tracking.allows_fills()
+                    && tracking.allows_fills()
                 {
                     let key_ttl = match ttl {
                         KeyTtl::Global => Some(None),

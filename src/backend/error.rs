@@ -89,6 +89,18 @@ impl BackendError {
         )
     }
 
+    /// A cluster's answer that the request belongs elsewhere or later: MOVED, ASK,
+    /// TRYAGAIN (a multi-key request during a migration), CLUSTERDOWN.
+    pub fn is_redirection(&self) -> bool {
+        match self {
+            BackendError::Moved { .. } | BackendError::Ask { .. } => true,
+            BackendError::Server { code, .. } => {
+                matches!(&**code, "TRYAGAIN" | "CLUSTERDOWN")
+            }
+            _ => false,
+        }
+    }
+
     /// Whether this is Redis's `code` error (`WRONGTYPE`, ...).
     pub fn has_code(&self, wanted: &str) -> bool {
         matches!(self, BackendError::Server { code, .. } if &**code == wanted)

@@ -112,6 +112,10 @@ pub struct Job {
     pub request: Request,
     /// When it was queued: it is answered within REDIS_TIMEOUT_MS of this.
     pub queued_at: Instant,
+    /// Cluster: sent after `ASKING`, to the node a slot is migrating to.
+    pub asking: bool,
+    /// Cluster: redirections followed so far (bounded, against a ping-pong of MOVEDs).
+    pub hops: u8,
 }
 
 /// How long a fetched value may be cached, from the key's `PTTL` in Redis.
@@ -139,24 +143,45 @@ impl KeyTtl {
 }
 
 impl Job {
-    /// Replies this job's commands get: GET and PTTL for a fetch, one for a command.
-    pub fn replies(&self) -> usize {
-        match self.request {
-            Request::Fetch { .. } => 2,
-            Request::Command { .. } => 1,
+    /// A job queued now.
+    pub fn new(request: Request) -> Job {
+        Job {
+            request,
+            queued_at: Instant::now(),
+            asking: false,
+            hops: 0,
         }
     }
 
-    /// Adds this job's commands to `pipe`.
+    /// Replies this job's commands get: GET and PTTL for a fetch, one for a command, and
+    /// one more for each `ASKING` before them.
+    pub fn replies(&self) -> usize {
+        let commands = match self.request {
+            Request::Fetch { .. } => 2,
+            Request::Command { .. } => 1,
+        };
+        commands * (1 + usize::from(self.asking))
+    }
+
+    /// Adds this job's commands to `pipe` (each after an `ASKING` when the job asks: the
+    /// flag holds for one command only).
     pub fn add_to(&self, pipe: &mut redis::Pipeline) {
+        let asking = |pipe: &mut redis::Pipeline| {
+            if self.asking {
+                pipe.cmd("ASKING");
+            }
+        };
         match &self.request {
             Request::Fetch { key, .. } => {
                 // The key's own time to live in the same round trip: a cached entry must
                 // never outlive its key in Redis.
+                asking(pipe);
                 pipe.cmd("GET").arg(&key[..]);
+                asking(pipe);
                 pipe.cmd("PTTL").arg(&key[..]);
             }
             Request::Command { args, .. } => {
+                asking(pipe);
                 let mut cmd = redis::Cmd::new();
                 for a in args {
                     cmd.arg(&a[..]);

@@ -30,6 +30,7 @@
 //! This room must not know HTTP, RESP or the event loop's types beyond [`Waiter`].
 
 mod catalog;
+mod cluster;
 mod connector;
 mod core;
 mod error;
@@ -41,20 +42,22 @@ mod upstream;
 mod worker;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use self::catalog::{Catalog, CommandInfo};
+pub use self::cluster::slot_of;
 pub use self::connector::Connector;
 pub use self::core::{BackendCounts, BackendStats};
 pub use self::error::BackendError;
 pub use self::job::{Answer, Job, Mailbox, Outcome, Request, Waiter};
 pub use self::singleflight::MAX_QUEUED;
-pub use self::tracking::{Tracking, TrackingState};
+pub use self::tracking::{Tracking, TrackingState, Trackings};
 pub use self::worker::MAX_BATCH;
 
 use self::core::Core;
 use self::singleflight::Joined;
 use self::upstream::{Standalone, Upstream};
+use self::worker::NodeLink;
 use crate::config::Config;
 use crate::lru::Cache;
 
@@ -77,32 +80,41 @@ impl Backend {
         cache: Arc<Cache>,
         mailboxes: Vec<Mailbox>,
     ) -> (Arc<Backend>, BackendThreads) {
-        let tracking = Arc::new(Tracking::new(config.invalidation));
-        let listener = config.invalidation.then(|| {
-            tracking::spawn(
-                Arc::clone(&tracking),
+        let trackings = Trackings::new(config.invalidation);
+        let core = Arc::new(Core::new(Arc::clone(&cache), mailboxes, trackings));
+        let catalog_from = match config.cluster_nodes.first() {
+            Some((host, port)) => Connector::for_node(config, host, *port),
+            None => Connector::standalone(config),
+        };
+        catalog::spawn_loader(Arc::clone(&core), catalog_from, config.redis_timeout);
+        let mut listener = None;
+        let upstream: Box<dyn Upstream> = if config.cluster_nodes.is_empty() {
+            let tracking = Arc::new(Tracking::new(config.invalidation));
+            core.tracking.add(Arc::clone(&tracking), true);
+            listener = config.invalidation.then(|| {
+                tracking::spawn(
+                    Arc::clone(&tracking),
+                    Connector::standalone(config),
+                    Arc::clone(&cache),
+                    config.tracking_prefixes.clone(),
+                    config.redis_timeout,
+                )
+            });
+            let link = NodeLink {
+                tracking,
+                cluster: None,
+            };
+            Box::new(Standalone::start(
+                &core,
                 Connector::standalone(config),
-                Arc::clone(&cache),
-                config.tracking_prefixes.clone(),
+                config.redis_connections,
                 config.redis_timeout,
-            )
-        });
-        let core = Arc::new(Core::new(cache, mailboxes, tracking));
-        catalog::spawn_loader(
-            Arc::clone(&core),
-            Connector::standalone(config),
-            config.redis_timeout,
-        );
-        let upstream = Standalone::start(
-            &core,
-            Connector::standalone(config),
-            config.redis_connections,
-            config.redis_timeout,
-        );
-        let backend = Arc::new(Backend {
-            core,
-            upstream: Box::new(upstream),
-        });
+                &link,
+            ))
+        } else {
+            Box::new(cluster::Cluster::start(&core, config))
+        };
+        let backend = Arc::new(Backend { core, upstream });
         let threads = BackendThreads {
             backend: Arc::clone(&backend),
             listener,
@@ -136,13 +148,10 @@ impl Backend {
                 Err(BackendError::Overloaded)
             }
             Some(Joined::Leader) => {
-                let job = Job {
-                    request: Request::Fetch {
-                        key: Box::from(key),
-                        ticket: core.cache.ticket(key),
-                    },
-                    queued_at: Instant::now(),
-                };
+                let job = Job::new(Request::Fetch {
+                    key: Box::from(key),
+                    ticket: core.cache.ticket(key),
+                });
                 self.upstream.submit(job).map_err(|_| {
                     // The upstream is gone (shutting down): undo the flight.
                     core.flights.release(key);
@@ -177,14 +186,11 @@ impl Backend {
             BackendStats::bump(&core.stats.rejected);
             return Err(BackendError::Overloaded);
         }
-        let job = Job {
-            request: Request::Command {
-                args,
-                waiter,
-                invalidates,
-            },
-            queued_at: Instant::now(),
-        };
+        let job = Job::new(Request::Command {
+            args,
+            waiter,
+            invalidates,
+        });
         self.upstream.submit(job).map_err(|_| {
             core.flights.unreserve();
             BackendError::Stopped
@@ -206,8 +212,8 @@ impl Backend {
         self.core.is_healthy()
     }
 
-    /// Where coherence stands (CLIENT TRACKING).
-    pub fn tracking(&self) -> &Tracking {
+    /// Where coherence stands (CLIENT TRACKING), over every tracking connection.
+    pub fn tracking(&self) -> &Trackings {
         &self.core.tracking
     }
 

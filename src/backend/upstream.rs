@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use super::connector::Connector;
 use super::core::Core;
 use super::job::Job;
-use super::worker::Worker;
+use super::worker::{NodeLink, Worker};
 
 /// Sends jobs to Redis; every job submitted is eventually handed to [`Core::finish`].
 pub trait Upstream: Send + Sync {
@@ -41,22 +41,41 @@ impl Standalone {
         connector: Connector,
         connections: usize,
         timeout: Duration,
+        link: &NodeLink,
     ) -> Standalone {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let threads = (0..connections)
-            .map(|i| {
-                let worker = Worker::new(Arc::clone(core), rx.clone(), connector.clone(), timeout);
-                std::thread::Builder::new()
-                    .name(format!("backend-{i}"))
-                    .spawn(move || worker.run())
-                    .expect("spawning a backend thread")
-            })
-            .collect();
+        let threads = spawn_workers(core, &rx, &connector, connections, timeout, link);
         Standalone {
             jobs: tx,
             threads: Mutex::new(threads),
         }
     }
+}
+
+/// Starts `connections` workers of one node, taking jobs from `rx`.
+pub fn spawn_workers(
+    core: &Arc<Core>,
+    rx: &crossbeam_channel::Receiver<Option<Job>>,
+    connector: &Connector,
+    connections: usize,
+    timeout: Duration,
+    link: &NodeLink,
+) -> Vec<JoinHandle<()>> {
+    (0..connections)
+        .map(|i| {
+            let worker = Worker::new(
+                Arc::clone(core),
+                rx.clone(),
+                connector.clone(),
+                timeout,
+                link.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("backend-{i} {}", connector.addr()))
+                .spawn(move || worker.run())
+                .expect("spawning a backend thread")
+        })
+        .collect()
 }
 
 impl Upstream for Standalone {
@@ -70,19 +89,23 @@ impl Upstream for Standalone {
 
     fn stop(&self, grace: Duration) {
         let threads = std::mem::take(&mut *self.threads.lock());
-        // A stop queues behind the work already sent, one per thread; each thread
-        // finishes its batch and ends on its first `None`.
-        for _ in &threads {
-            let _ = self.jobs.send(None);
+        stop_workers(&self.jobs, threads, Instant::now() + grace);
+    }
+}
+
+/// Stops the workers `threads` taking jobs from `jobs`, waiting for them until `deadline`.
+pub fn stop_workers(jobs: &Sender<Option<Job>>, threads: Vec<JoinHandle<()>>, deadline: Instant) {
+    // A stop queues behind the work already sent, one per thread; each thread finishes
+    // its batch and ends on its first `None`.
+    for _ in &threads {
+        let _ = jobs.send(None);
+    }
+    for t in threads {
+        while !t.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
         }
-        let deadline = Instant::now() + grace;
-        for t in threads {
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            }
+        if t.is_finished() {
+            let _ = t.join();
         }
     }
 }

@@ -18,7 +18,8 @@ use super::connector::Connector;
 use super::core::{BackendStats, Core, Outbox};
 use super::error::BackendError;
 use super::health::ConnHealth;
-use super::job::{Job, KeyTtl, Outcome};
+use super::job::{Job, KeyTtl, Outcome, Request};
+use super::tracking::Tracking;
 
 /// Most jobs sent to Redis in one pipeline: large enough to amortise the round trip, small
 /// enough that one slow batch does not hold many unrelated requests.
@@ -30,9 +31,31 @@ const MAX_BACKOFF: Duration = Duration::from_millis(1000);
 /// First pause after a failed connect.
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
 
+/// What a worker knows of its node besides how to connect to it.
+#[derive(Clone)]
+pub struct NodeLink {
+    /// The node's tracking connection: what the node answers is cached only while this
+    /// allows it.
+    pub tracking: Arc<Tracking>,
+    /// A cluster's handling of redirections and failed nodes; none for a standalone Redis.
+    pub cluster: Option<Arc<dyn ClusterLink>>,
+}
+
+/// How a cluster upstream takes part in a worker's replies.
+pub trait ClusterLink: Send + Sync {
+    /// Takes back `job`, which Redis answered with the redirection `err` (MOVED, ASK,
+    /// TRYAGAIN, CLUSTERDOWN), to send it where the cluster says; gives it back with the
+    /// error to answer when it will not follow it (deadline, too many hops).
+    fn redirect(&self, job: Job, err: BackendError) -> Option<(Job, BackendError)>;
+
+    /// A connect or a pipeline to this worker's node failed: the slot map may be stale.
+    fn node_failed(&self);
+}
+
 /// One backend thread's state.
 pub struct Worker {
     core: Arc<Core>,
+    link: NodeLink,
     rx: Receiver<Option<Job>>,
     connector: Connector,
     timeout: Duration,
@@ -54,10 +77,12 @@ impl Worker {
         rx: Receiver<Option<Job>>,
         connector: Connector,
         timeout: Duration,
+        link: NodeLink,
     ) -> Worker {
         let outbox = Outbox::new(core.loops());
         Worker {
             core,
+            link,
             rx,
             connector,
             timeout,
@@ -102,17 +127,18 @@ impl Worker {
         let timeout = self.timeout;
         let now = Instant::now();
         let mut fresh = Vec::with_capacity(self.batch.len());
-        for job in self.batch.drain(..) {
+        let mut pending = std::mem::take(&mut self.batch);
+        for job in pending.drain(..) {
             if now.duration_since(job.queued_at) < timeout {
                 fresh.push(job);
             } else {
                 // Waited past the timeout in the queue: answered without asking Redis.
                 BackendStats::bump(&self.core.stats.timeouts);
                 let outcome = Outcome::Failed(BackendError::Timeout);
-                self.core
-                    .finish(&job, outcome, KeyTtl::Global, &mut self.outbox);
+                self.finish(&job, outcome, KeyTtl::Global);
             }
         }
+        self.batch = pending;
         if fresh.is_empty() {
             return;
         }
@@ -124,7 +150,12 @@ impl Worker {
             Ok(()) => self.send(&fresh, deadline),
             Err(e) => Err(e),
         };
-        self.answer_batch(&fresh, result);
+        self.answer_batch(fresh, result);
+    }
+
+    fn finish(&mut self, job: &Job, outcome: Outcome, ttl: KeyTtl) {
+        self.core
+            .finish(job, outcome, ttl, &self.link.tracking, &mut self.outbox);
     }
 
     /// Sends `batch` as one pipeline on the live connection.
@@ -184,7 +215,7 @@ impl Worker {
     /// flight) forever.
     pub(super) fn answer_batch(
         &mut self,
-        batch: &[Job],
+        batch: Vec<Job>,
         result: Result<Vec<redis::Value>, BackendError>,
     ) {
         #[cfg(feature = "test-hooks")]
@@ -206,20 +237,33 @@ impl Worker {
                 self.core.health.succeeded(&mut self.health);
                 let mut values = values.into_iter();
                 for job in batch {
-                    let Some(value) = values.next() else {
+                    // An `ASKING` before a command answers OK: skipped.
+                    let mut next = || {
+                        if job.asking {
+                            values.next();
+                        }
+                        values.next()
+                    };
+                    let Some(value) = next() else {
                         break;
                     };
                     // A fetch's GET reply is followed by its key's PTTL.
-                    let ttl = if job.replies() == 2 {
+                    let ttl = if matches!(job.request, Request::Fetch { .. }) {
                         BackendStats::bump(&self.core.stats.fetches);
-                        values
-                            .next()
-                            .map_or(KeyTtl::Global, |v| KeyTtl::from_pttl(&v))
+                        next().map_or(KeyTtl::Global, |v| KeyTtl::from_pttl(&v))
                     } else {
                         KeyTtl::Global
                     };
-                    self.core
-                        .finish(job, Outcome::from_value(value), ttl, &mut self.outbox);
+                    let outcome = Outcome::from_value(value);
+                    if let (Some(cluster), Outcome::Failed(err)) = (&self.link.cluster, &outcome)
+                        && err.is_redirection()
+                    {
+                        if let Some((job, err)) = cluster.redirect(job, err.clone()) {
+                            self.finish(&job, Outcome::Failed(err), KeyTtl::Global);
+                        }
+                        continue;
+                    }
+                    self.finish(&job, outcome, ttl);
                 }
             }
             Err(err) => {
@@ -228,11 +272,12 @@ impl Worker {
                     BackendStats::bump(&self.core.stats.errors);
                     self.core.health.failed(&mut self.health, &err);
                     self.conn = None;
+                    if let Some(cluster) = &self.link.cluster {
+                        cluster.node_failed();
+                    }
                 }
                 for job in batch {
-                    let outcome = Outcome::Failed(err.clone());
-                    self.core
-                        .finish(job, outcome, KeyTtl::Global, &mut self.outbox);
+                    self.finish(&job, Outcome::Failed(err.clone()), KeyTtl::Global);
                 }
             }
         }
@@ -262,6 +307,9 @@ impl Worker {
             Err(err) => {
                 BackendStats::bump(&self.core.stats.errors);
                 self.core.health.failed(&mut self.health, &err);
+                if let Some(cluster) = &self.link.cluster {
+                    cluster.node_failed();
+                }
                 self.retry_at = now + self.backoff;
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 Err(err)
@@ -305,7 +353,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::backend::job::{Request, Waiter};
+    use crate::backend::job::Waiter;
     use crate::backend::singleflight::Joined;
     use crate::clock::Clock;
     use crate::config::Config;
@@ -329,7 +377,8 @@ mod tests {
         let (tx, answers) = crossbeam_channel::unbounded();
         let mailbox = crate::backend::job::Mailbox { tx, waker };
         let tracking = Arc::new(crate::backend::Tracking::new(false));
-        let core = Arc::new(Core::new(Arc::clone(&cache), vec![mailbox], tracking));
+        let trackings = crate::backend::tracking::Trackings::new(false);
+        let core = Arc::new(Core::new(Arc::clone(&cache), vec![mailbox], trackings));
         let config = Config::from_vars(&HashMap::new()).unwrap();
         let (_jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
         let mut worker = Worker::new(
@@ -337,21 +386,22 @@ mod tests {
             jobs_rx,
             Connector::standalone(&config),
             Duration::from_secs(1),
+            NodeLink {
+                tracking,
+                cluster: None,
+            },
         );
         let mut batch = Vec::new();
         for (i, key) in [&b"a"[..], b"b", b"c"].into_iter().enumerate() {
             let joined = core.flights.join(key, waiter(i as u64), || false);
             assert!(matches!(joined, Some(Joined::Leader)));
-            batch.push(Job {
-                request: Request::Fetch {
-                    key: Box::from(key),
-                    ticket: cache.ticket(key),
-                },
-                queued_at: Instant::now(),
-            });
+            batch.push(Job::new(Request::Fetch {
+                key: Box::from(key),
+                ticket: cache.ticket(key),
+            }));
         }
         let short = vec![redis::Value::BulkString(b"1".to_vec())];
-        worker.answer_batch(&batch, Ok(short));
+        worker.answer_batch(batch, Ok(short));
         core.flush(&mut worker.outbox);
         let got: Vec<_> = answers.try_iter().collect();
         assert_eq!(got.len(), 3, "every waiter is answered: {got:?}");

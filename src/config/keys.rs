@@ -129,6 +129,17 @@ pub const KEYS: &[Key] = &[
         help: "Redis database number to SELECT (>= 0)",
     },
     Key {
+        name: "REDIS_CLUSTER_NODES",
+        default: "",
+        help: "seeds of a Redis Cluster, host:port,host:port,...; empty means the standalone \
+               Redis at REDIS_HOST:REDIS_PORT",
+    },
+    Key {
+        name: "REDIS_READ_FROM",
+        default: "master",
+        help: "cluster only: where misses and forwarded reads go: master, replica or nearest",
+    },
+    Key {
         name: "PROXY_LOG",
         default: "info",
         help: "log level: error, warn, info, debug",

@@ -1,0 +1,396 @@
+//! A Redis Cluster upstream (REDIS_CLUSTER_NODES): jobs routed by hash slot to one queue
+//! and pool of connections per node, so a slow or failed node holds only the requests for
+//! its own slots.
+//!
+//! ```text
+//!  submit(job) --slot of its key--> SlotMap --> Node (queue, REDIS_CONNECTIONS workers)
+//!      ^                                              | MOVED / ASK / TRYAGAIN / CLUSTERDOWN
+//!      +------- control thread (retries, refresh) <---+ connection failures
+//! ```
+//!
+//! - The slot map is read with `CLUSTER SLOTS` at start, periodically, after a MOVED, a
+//!   CLUSTERDOWN or a failed connection to a node ([`control`]).
+//! - MOVED: the slot is pointed at the new node at once and the job sent there; ASK: the
+//!   job goes to the importing node after `ASKING`; TRYAGAIN and CLUSTERDOWN: the job is
+//!   retried after a short pause; all within the job's REDIS_TIMEOUT_MS and a few hops.
+//! - Reads (misses and forwarded read-only commands) go to the node REDIS_READ_FROM picks
+//!   for the slot (master, a replica, or the fastest); writes and keyless commands to the
+//!   master. Replicas are read with `READONLY`.
+//! - Coherence per node: every node read from has its own tracking connection (see
+//!   [`super::tracking`]), so invalidations come from the node whose data was read, even a
+//!   lagging replica; values a node answers are cached only while its tracking is up.
+//!   When the slot map changes owners (a reshard or a failover, where a new master may have
+//!   lost writes the old one acknowledged) the cache is cleared, which also cancels every
+//!   fill in flight.
+//!
+//! The redis crate's own cluster client is not used: its sync connection serves one
+//! request at a time per thread (a slow node would hold the others' misses) and has no way
+//! to carry tracking; its slot hashing is private. Connections are the crate's, made by
+//! [`Connector`].
+
+mod control;
+mod slots;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use parking_lot::{Mutex, RwLock};
+
+pub use self::slots::{SLOTS, slot_of};
+
+use self::control::Control;
+use super::connector::Connector;
+use super::core::{Core, Outbox};
+use super::error::BackendError;
+use super::job::{Job, KeyTtl, Outcome, Request};
+use super::singleflight::MAX_QUEUED;
+use super::tracking::{self, Tracking};
+use super::upstream::{Upstream, spawn_workers, stop_workers};
+use super::worker::{ClusterLink, NodeLink};
+use crate::config::{Config, ReadFrom};
+
+/// Most jobs queued for one node: a stalled node may take half of the proxy's budget of
+/// requests in flight, never all of it.
+const PER_NODE_MAX: usize = MAX_QUEUED / 2;
+
+/// Most redirections one job follows.
+const MAX_HOPS: u8 = 5;
+
+/// "No node": a slot no node serves (yet).
+const NONE: u16 = u16::MAX;
+
+/// One node of the cluster as the proxy sees it.
+struct Node {
+    addr: Arc<str>,
+    jobs: Sender<Option<Job>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    connector: Connector,
+    /// Its tracking connection's state (started the first time the node is read from).
+    tracking: Arc<Tracking>,
+    tracking_started: AtomicBool,
+}
+
+/// Which node serves each slot.
+struct SlotMap {
+    /// The master of each slot (writes, keyless commands).
+    write: Vec<u16>,
+    /// The node each slot is read from.
+    read: Vec<u16>,
+}
+
+/// State shared by the front, the workers (through [`ClusterLink`]) and the control thread.
+struct Shared {
+    core: Arc<Core>,
+    config: Config,
+    nodes: RwLock<Vec<Arc<Node>>>,
+    map: RwLock<SlotMap>,
+    control: Sender<Control>,
+    refresh_pending: AtomicBool,
+    tracking_threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The state answers that fill nothing are finished with.
+    no_tracking: Tracking,
+    /// Itself, for the workers' links.
+    me: Weak<Shared>,
+}
+
+/// The cluster upstream.
+pub struct Cluster {
+    shared: Arc<Shared>,
+    control: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Hands the workers' redirections to the shared state.
+struct Link(Weak<Shared>);
+
+impl Cluster {
+    /// Starts routing for the cluster whose seeds are `config.cluster_nodes`: the slot map
+    /// is read in the background; jobs queued before it is known wait for it (within
+    /// their deadline).
+    pub fn start(core: &Arc<Core>, config: &Config) -> Cluster {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new_cyclic(|me| Shared {
+            core: Arc::clone(core),
+            config: config.clone(),
+            nodes: RwLock::new(Vec::new()),
+            map: RwLock::new(SlotMap {
+                write: vec![NONE; SLOTS],
+                read: vec![NONE; SLOTS],
+            }),
+            control: tx,
+            refresh_pending: AtomicBool::new(true),
+            tracking_threads: Mutex::new(Vec::new()),
+            no_tracking: Tracking::new(false),
+            me: me.clone(),
+        });
+        let thread = control::spawn(Arc::clone(&shared), rx);
+        Cluster {
+            shared,
+            control: Mutex::new(Some(thread)),
+        }
+    }
+}
+
+impl Upstream for Cluster {
+    fn submit(&self, job: Job) -> Result<(), Job> {
+        self.shared.dispatch(job);
+        Ok(())
+    }
+
+    fn stop(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        let _ = self.shared.control.send(Control::Stop);
+        if let Some(t) = self.control.lock().take() {
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let nodes = self.shared.nodes.read().clone();
+        for node in nodes {
+            let threads = std::mem::take(&mut *node.threads.lock());
+            stop_workers(&node.jobs, threads, deadline);
+        }
+        for t in std::mem::take(&mut *self.shared.tracking_threads.lock()) {
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Where a job goes.
+enum Target {
+    Node(Arc<Node>),
+    /// No node serves the slot now (map not read yet, or a slot left uncovered).
+    Unknown,
+    /// Answered at once with this error.
+    Refused(BackendError),
+}
+
+impl Shared {
+    /// Sends `job` to the node serving it, or waits for the map, or answers it at once.
+    fn dispatch(&self, job: Job) {
+        match self.target(&job) {
+            Target::Node(node) => self.send_to(&node, job),
+            Target::Refused(err) => self.answer(job, err),
+            Target::Unknown => {
+                if self.past_deadline(&job) {
+                    let err = BackendError::from_server("CLUSTERDOWN", "Hash slot not served");
+                    self.answer(job, err);
+                } else {
+                    self.request_refresh();
+                    self.retry_later(job);
+                }
+            }
+        }
+    }
+
+    fn target(&self, job: &Job) -> Target {
+        let (slot, read) = match &job.request {
+            Request::Fetch { key, .. } => (Some(slot_of(key)), true),
+            Request::Command { args, .. } => match self.command_slot(args) {
+                Ok(routed) => routed,
+                Err(err) => return Target::Refused(err),
+            },
+        };
+        let index = {
+            let map = self.map.read();
+            match slot {
+                Some(slot) if read => map.read[usize::from(slot)],
+                Some(slot) => map.write[usize::from(slot)],
+                // Keyless (PING, DBSIZE, ...): the master of slot 0, or any master.
+                None => map
+                    .write
+                    .iter()
+                    .copied()
+                    .find(|&n| n != NONE)
+                    .unwrap_or(NONE),
+            }
+        };
+        match self.nodes.read().get(usize::from(index)) {
+            Some(node) => Target::Node(Arc::clone(node)),
+            None => Target::Unknown,
+        }
+    }
+
+    /// The slot of a forwarded command's keys (from Redis's command table) and whether it
+    /// only reads; CROSSSLOT when its keys live in different slots, as Redis answers.
+    fn command_slot(&self, args: &[Box<[u8]>]) -> Result<(Option<u16>, bool), BackendError> {
+        let Some(info) = args.first().and_then(|name| self.core.catalog.get(name)) else {
+            return Ok((None, false));
+        };
+        let mut slot = None;
+        for i in info.key_positions(args.len()) {
+            let s = slot_of(&args[i]);
+            if slot.is_some_and(|prev| prev != s) {
+                return Err(BackendError::from_server(
+                    "CROSSSLOT",
+                    "Keys in request don't hash to the same slot",
+                ));
+            }
+            slot = Some(s);
+        }
+        Ok((slot, info.readonly && !info.write))
+    }
+
+    fn send_to(&self, node: &Node, job: Job) {
+        if node.jobs.len() >= PER_NODE_MAX {
+            super::core::BackendStats::bump(&self.core.stats.rejected);
+            return self.answer(job, BackendError::Overloaded);
+        }
+        if let Err(unsent) = node.jobs.send(Some(job))
+            && let Some(job) = unsent.0
+        {
+            self.answer(job, BackendError::Stopped);
+        }
+    }
+
+    /// Answers `job` with `err` from this thread.
+    fn answer(&self, job: Job, err: BackendError) {
+        let mut outbox = Outbox::new(self.core.loops());
+        let outcome = Outcome::Failed(err);
+        self.core.finish(
+            &job,
+            outcome,
+            KeyTtl::Global,
+            &self.no_tracking,
+            &mut outbox,
+        );
+        self.core.flush(&mut outbox);
+    }
+
+    fn past_deadline(&self, job: &Job) -> bool {
+        job.queued_at.elapsed() >= self.config.redis_timeout
+    }
+
+    fn retry_later(&self, job: Job) {
+        let at = Instant::now() + control::RETRY_PAUSE;
+        if let Err(unsent) = self.control.send(Control::Retry(job, at))
+            && let Control::Retry(job, _) = unsent.0
+        {
+            self.answer(job, BackendError::Stopped);
+        }
+    }
+
+    /// Asks the control thread to read the slot map again (once, however many ask).
+    fn request_refresh(&self) {
+        if !self.refresh_pending.swap(true, Ordering::AcqRel) {
+            let _ = self.control.send(Control::Refresh);
+        }
+    }
+
+    /// The node at `addr`, started (queue and workers) when it is new; its index.
+    fn node(&self, addr: &str) -> u16 {
+        if let Some(i) = self.nodes.read().iter().position(|n| &*n.addr == addr) {
+            return i as u16;
+        }
+        let mut nodes = self.nodes.write();
+        if let Some(i) = nodes.iter().position(|n| &*n.addr == addr) {
+            return i as u16;
+        }
+        let (host, port) = split_addr(addr);
+        let mut connector = Connector::for_node(&self.config, host, port);
+        if self.config.read_from != ReadFrom::Master {
+            connector = connector.read_only();
+        }
+        let tracking = Arc::new(Tracking::new(self.config.invalidation));
+        self.core.tracking.add(Arc::clone(&tracking), false);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let link = NodeLink {
+            tracking: Arc::clone(&tracking),
+            cluster: Some(Arc::new(Link(self.me.clone()))),
+        };
+        let threads = spawn_workers(
+            &self.core,
+            &rx,
+            &connector,
+            self.config.redis_connections,
+            self.config.redis_timeout,
+            &link,
+        );
+        nodes.push(Arc::new(Node {
+            addr: Arc::from(addr),
+            jobs: tx,
+            threads: Mutex::new(threads),
+            connector,
+            tracking,
+            tracking_started: AtomicBool::new(false),
+        }));
+        (nodes.len() - 1) as u16
+    }
+
+    /// Starts the tracking connection of the node at `index` (once), since it is read from.
+    fn track(&self, index: u16) {
+        let Some(node) = self.nodes.read().get(usize::from(index)).cloned() else {
+            return;
+        };
+        if !self.config.invalidation || node.tracking_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let thread = tracking::spawn(
+            Arc::clone(&node.tracking),
+            node.connector.clone(),
+            Arc::clone(&self.core.cache),
+            self.config.tracking_prefixes.clone(),
+            self.config.redis_timeout,
+        );
+        self.tracking_threads.lock().push(thread);
+    }
+}
+
+impl ClusterLink for Link {
+    fn redirect(&self, mut job: Job, err: BackendError) -> Option<(Job, BackendError)> {
+        let Some(shared) = self.0.upgrade() else {
+            return Some((job, err));
+        };
+        if job.hops >= MAX_HOPS || shared.past_deadline(&job) {
+            return Some((job, err));
+        }
+        job.hops += 1;
+        job.asking = false;
+        match &err {
+            BackendError::Moved { slot, addr } => {
+                let index = shared.node(addr);
+                {
+                    let mut map = shared.map.write();
+                    let slot = usize::from(*slot) % SLOTS;
+                    map.write[slot] = index;
+                    map.read[slot] = index;
+                }
+                shared.request_refresh();
+                let node = shared.nodes.read()[usize::from(index)].clone();
+                shared.send_to(&node, job);
+            }
+            BackendError::Ask { addr, .. } => {
+                let index = shared.node(addr);
+                job.asking = true;
+                let node = shared.nodes.read()[usize::from(index)].clone();
+                shared.send_to(&node, job);
+            }
+            _ => {
+                // TRYAGAIN (keys of one request split by a migration) or CLUSTERDOWN.
+                if err.has_code("CLUSTERDOWN") {
+                    shared.request_refresh();
+                }
+                shared.retry_later(job);
+            }
+        }
+        None
+    }
+
+    fn node_failed(&self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.request_refresh();
+        }
+    }
+}
+
+/// `host` and `port` of a `host:port` address (port 0 when it has none).
+fn split_addr(addr: &str) -> (&str, u16) {
+    match addr.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse().unwrap_or(0)),
+        None => (addr, 0),
+    }
+}
