@@ -3,6 +3,8 @@
 //! leaves a process behind even when it fails. Readiness is polled, never slept for.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
