@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::SLOTS;
-use super::slots::{Range, parse_cluster_slots};
+use super::slots::{Range, parse_cluster_nodes};
 use super::{NONE, Shared, split_addr};
 use crate::backend::connector::Connector;
 use crate::config::ReadFrom;
@@ -26,7 +26,7 @@ const REFRESH_EVERY: Duration = Duration::from_secs(2);
 /// Shortest pause between two reads of the slot map.
 const MIN_REFRESH_GAP: Duration = Duration::from_millis(50);
 
-/// Longest wait for one node's `CLUSTER SLOTS` (a stopped node must not hold the map).
+/// Longest wait for one node's `CLUSTER NODES` (a stopped node must not hold the map).
 const ASK_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What the control thread is asked.
@@ -157,21 +157,18 @@ impl MapReader {
         }
         if !self.logged_failure {
             crate::warn!(
-                "no cluster node answered CLUSTER SLOTS (asked {}): routing keeps the last map",
+                "no cluster node answered CLUSTER NODES (asked {}): routing keeps the last map",
                 seen.join(",")
             );
             self.logged_failure = true;
         }
     }
 
-    /// `CLUSTER SLOTS` of the node at `addr`.
+    /// The slot map as the node at `addr` sees it (`CLUSTER NODES`).
     fn ask(&mut self, shared: &Shared, addr: &str) -> Option<Vec<Range>> {
         let conn = self.connection(shared, addr)?;
-        match redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query::<redis::Value>(conn)
-        {
-            Ok(reply) => Some(parse_cluster_slots(&reply, split_addr(addr).0)),
+        match redis::cmd("CLUSTER").arg("NODES").query::<String>(conn) {
+            Ok(text) => Some(parse_cluster_nodes(&text, split_addr(addr).0)),
             Err(_) => {
                 self.conns.remove(addr);
                 None

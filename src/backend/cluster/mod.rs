@@ -8,7 +8,7 @@
 //!      +------- control thread (retries, refresh) <---+ connection failures
 //! ```
 //!
-//! - The slot map is read with `CLUSTER SLOTS` at start, periodically, after a MOVED, a
+//! - The slot map is read with `CLUSTER NODES` at start, periodically, after a MOVED, a
 //!   CLUSTERDOWN or a failed connection to a node ([`control`]).
 //! - MOVED: the slot is pointed at the new node at once and the job sent there; ASK: the
 //!   job goes to the importing node after `ASKING`; TRYAGAIN and CLUSTERDOWN: the job is

@@ -1,6 +1,6 @@
 //! Hash slots and the slot map: which node owns a key, as Redis Cluster computes it
 //! (CRC16-XMODEM of the key, or of its `{hash tag}`, modulo 16384), and the map read from
-//! `CLUSTER SLOTS`.
+//! `CLUSTER NODES`.
 
 /// Slots of a Redis Cluster.
 pub const SLOTS: usize = 16384;
@@ -61,58 +61,71 @@ pub struct Range {
     pub replicas: Vec<String>,
 }
 
-/// Reads a `CLUSTER SLOTS` reply. A node listed with an empty host (Redis's "the node you
-/// asked") gets `asked_host`. Ranges that cannot be read are skipped.
-pub fn parse_cluster_slots(reply: &redis::Value, asked_host: &str) -> Vec<Range> {
-    let redis::Value::Array(entries) = reply else {
-        return Vec::new();
-    };
-    let node = |v: &redis::Value| -> Option<String> {
-        let redis::Value::Array(fields) = v else {
-            return None;
-        };
-        let host = match fields.first()? {
-            redis::Value::BulkString(h) => String::from_utf8_lossy(h).into_owned(),
-            redis::Value::SimpleString(h) => h.clone(),
-            _ => return None,
-        };
-        let redis::Value::Int(port) = fields.get(1)? else {
-            return None;
-        };
-        let host = if host.is_empty() || host == "?" {
-            asked_host.to_string()
-        } else {
-            host
-        };
-        Some(format!("{host}:{port}"))
-    };
-    entries
-        .iter()
-        .filter_map(|entry| {
-            let redis::Value::Array(fields) = entry else {
+/// Reads a `CLUSTER NODES` reply (the text format every cluster version has; `CLUSTER
+/// SLOTS` of Redis 7.0 was seen leaving out replicas added after its reply was cached).
+/// A node listed without a host gets `asked_host`. Replicas flagged failed or without an
+/// address are left out; a failed master keeps its slots (its keys are unavailable, not
+/// elsewhere, until a replica takes over). Slots being imported or migrated (`[...]`)
+/// stay with the node that owns them.
+pub fn parse_cluster_nodes(text: &str, asked_host: &str) -> Vec<Range> {
+    struct Line<'a> {
+        id: &'a str,
+        addr: String,
+        usable: bool,
+        master_of: Option<&'a str>,
+        slots: Vec<(u16, u16)>,
+    }
+    let lines: Vec<Line> = text
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 8 {
                 return None;
-            };
-            let (redis::Value::Int(first), redis::Value::Int(last)) =
-                (fields.first()?, fields.get(1)?)
-            else {
-                return None;
-            };
-            let first = u16::try_from(*first)
-                .ok()
-                .filter(|&s| usize::from(s) < SLOTS)?;
-            let last = u16::try_from(*last)
-                .ok()
-                .filter(|&s| usize::from(s) < SLOTS)?;
-            let master = node(fields.get(2)?)?;
-            let replicas = fields[3..].iter().filter_map(node).collect();
-            Some(Range {
-                first,
-                last,
-                master,
-                replicas,
+            }
+            let endpoint = fields[1].split([',', '@']).next()?;
+            let (host, port) = endpoint.rsplit_once(':')?;
+            let host = if host.is_empty() { asked_host } else { host };
+            let flags = fields[2];
+            let usable = !flags
+                .split(',')
+                .any(|f| matches!(f, "fail" | "fail?" | "noaddr" | "handshake"));
+            let master_of = (fields[3] != "-").then_some(fields[3]);
+            let slots = fields[8..]
+                .iter()
+                .filter(|s| !s.starts_with('['))
+                .filter_map(|s| {
+                    let (a, b) = s.split_once('-').unwrap_or((s, s));
+                    let (a, b) = (a.parse::<u16>().ok()?, b.parse::<u16>().ok()?);
+                    (a <= b && usize::from(b) < SLOTS).then_some((a, b))
+                })
+                .collect();
+            Some(Line {
+                id: fields[0],
+                addr: format!("{host}:{port}"),
+                usable,
+                master_of,
+                slots,
             })
         })
-        .collect()
+        .collect();
+    let mut ranges = Vec::new();
+    for master in lines.iter().filter(|l| !l.slots.is_empty()) {
+        let replicas: Vec<String> = lines
+            .iter()
+            .filter(|r| r.master_of == Some(master.id) && r.usable)
+            .map(|r| r.addr.clone())
+            .collect();
+        for &(first, last) in &master.slots {
+            ranges.push(Range {
+                first,
+                last,
+                master: master.addr.clone(),
+                replicas: replicas.clone(),
+            });
+        }
+    }
+    ranges.sort_by_key(|r| r.first);
+    ranges
 }
 
 #[cfg(test)]
@@ -141,35 +154,30 @@ mod tests {
     }
 
     #[test]
-    fn cluster_slots_replies_are_read() {
-        use redis::Value::{Array, BulkString, Int};
-        let node = |host: &[u8], port| Array(vec![BulkString(host.to_vec()), Int(port)]);
-        let reply = Array(vec![
-            Array(vec![
-                Int(0),
-                Int(5460),
-                node(b"127.0.0.1", 7000),
-                node(b"127.0.0.1", 7003),
-            ]),
-            Array(vec![Int(5461), Int(16383), node(b"", 7001)]),
-            Array(vec![Int(1), Int(99_999), node(b"h", 1)]),
-        ]);
-        let ranges = parse_cluster_slots(&reply, "10.0.0.9");
+    fn cluster_nodes_replies_are_read() {
+        let text = "\
+e4a6 127.0.0.1:7000@7100 myself,master - 0 0 1 connected 0-5460 [5461->-006b]
+006b 127.0.0.1:7001@7101,host1 master - 0 17 2 connected 5461-10921 10922
+ed93 :7002@7102 master,fail - 0 17 3 connected 10923-16383
+aaaa 127.0.0.1:7003@7103 slave e4a6 0 17 1 connected
+bbbb 127.0.0.1:7004@7104 slave,fail 006b 0 17 2 connected
+cccc 127.0.0.1:7005@7105 slave ed93 0 17 3 connected
+short line
+";
+        let ranges = parse_cluster_nodes(text, "10.0.0.9");
+        let range = |first, last, master: &str, replicas: &[&str]| Range {
+            first,
+            last,
+            master: master.into(),
+            replicas: replicas.iter().map(|r| r.to_string()).collect(),
+        };
         assert_eq!(
             ranges,
             vec![
-                Range {
-                    first: 0,
-                    last: 5460,
-                    master: "127.0.0.1:7000".into(),
-                    replicas: vec!["127.0.0.1:7003".into()],
-                },
-                Range {
-                    first: 5461,
-                    last: 16383,
-                    master: "10.0.0.9:7001".into(),
-                    replicas: vec![],
-                },
+                range(0, 5460, "127.0.0.1:7000", &["127.0.0.1:7003"]),
+                range(5461, 10921, "127.0.0.1:7001", &[]),
+                range(10922, 10922, "127.0.0.1:7001", &[]),
+                range(10923, 16383, "10.0.0.9:7002", &["127.0.0.1:7005"]),
             ]
         );
     }

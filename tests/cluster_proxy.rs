@@ -1,0 +1,314 @@
+//! The proxy in front of a real local Redis Cluster (REDIS_CLUSTER_NODES): keys of every
+//! slot and hash tags, MGET across nodes, a reshard and a hand-made ASK migration while
+//! reads run, a manual failover and a stopped master (its slots unavailable until the
+//! promotion, the others served throughout), invalidations from every master, reads from
+//! replicas, and two proxies staying coherent with each other.
+
+mod common;
+use common::cluster::*;
+use common::*;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// A proxy on `cluster` with a TTL far longer than any test, so only invalidation (or a
+/// map change) can drop entries; tracking on, and ready once every node read from tracks.
+fn cached_proxy(cluster: &Cluster, extra: &[(&str, &str)]) -> Proxy {
+    let mut env = vec![
+        ("PROXY_TTL_MS", "600000"),
+        ("PROXY_INVALIDATION", "tracking"),
+        ("REDIS_TIMEOUT_MS", "500"),
+    ];
+    env.extend_from_slice(extra);
+    let proxy = cluster.start_proxy(&env);
+    wait_for("tracking on every node", Duration::from_secs(10), || {
+        (proxy.stats()["invalidation"]["state"] == "tracking").then_some(())
+    });
+    proxy
+}
+
+fn value_of(proxy: &Proxy, key: &str) -> serde_json::Value {
+    proxy.lookup(key).1["value"].clone()
+}
+
+/// MGET over the proxy's RESP port.
+fn mget(proxy: &Proxy, keys: &[String]) -> Vec<Option<String>> {
+    let mut c = proxy.resp_client();
+    redis::cmd("MGET").arg(keys).query(&mut c).expect("MGET")
+}
+
+#[test]
+fn keys_of_every_node_and_hash_tags_are_served_and_mget_spans_nodes() {
+    let cluster = Cluster::start(3, 0);
+    let mut keys = Vec::new();
+    for m in cluster.masters() {
+        for i in 0..5 {
+            keys.push(cluster.key_on(m, &format!("k{i}-")));
+        }
+    }
+    for slot in [0u16, 1, 5460, 5461, 10922, 10923, 16383] {
+        keys.push(key_in_slot("edge", slot));
+    }
+    keys.extend(["{user7}.name", "{user7}.mail", "{}odd", "tag{x}{y}"].map(String::from));
+    for k in &keys {
+        cluster.set(k, format!("v-{k}"));
+    }
+    let proxy = cluster.start_proxy(&[]);
+    for k in &keys {
+        let (status, body) = proxy.lookup(k);
+        assert_eq!(status, 200, "{k}: {body}");
+        assert_eq!(body["value"], format!("v-{k}"), "{k}");
+    }
+    let mut asked = keys.clone();
+    asked.insert(3, "absent-key".into());
+    let got = mget(&proxy, &asked);
+    for (k, v) in asked.iter().zip(&got) {
+        let want = (k != "absent-key").then(|| format!("v-{k}"));
+        assert_eq!(v, &want, "{k}");
+    }
+    // A forwarded read of two keys in different slots is refused as Redis refuses it.
+    let mut c = proxy.resp_client();
+    let two: redis::RedisResult<i64> = redis::cmd("TOUCH")
+        .arg(&keys[0])
+        .arg(&keys[5])
+        .query(&mut c);
+    let e = two.expect_err("keys of different slots");
+    assert_eq!(e.code(), Some("CROSSSLOT"), "{e}");
+    let same: i64 = redis::cmd("TOUCH")
+        .arg("{user7}.name")
+        .arg("{user7}.mail")
+        .query(&mut c)
+        .expect("same slot");
+    assert_eq!(same, 2);
+}
+
+/// Reads `keys` through the proxy until `stop`, counting errors and wrong values.
+fn reader(
+    proxy: &Proxy,
+    keys: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(u64, Vec<String>)> {
+    let port = proxy.resp_port;
+    std::thread::spawn(move || {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let mut c = client.get_connection().unwrap();
+        let mut reads = 0u64;
+        let mut bad = Vec::new();
+        while !stop.load(Ordering::Acquire) {
+            for k in &keys {
+                let got: redis::RedisResult<Option<String>> =
+                    redis::cmd("GET").arg(k).query(&mut c);
+                reads += 1;
+                match got {
+                    Ok(Some(v)) if v == format!("v-{k}") => {}
+                    other => bad.push(format!("{k}: {other:?}")),
+                }
+            }
+        }
+        (reads, bad)
+    })
+}
+
+#[test]
+fn a_reshard_while_reads_run_gives_no_error_and_no_wrong_value() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let keys: Vec<String> = (0..300).map(|i| format!("r{i}")).collect();
+    for k in &keys {
+        cluster.set(k, format!("v-{k}"));
+    }
+    let proxy = cached_proxy(&cluster, &[("REDIS_TIMEOUT_MS", "2000")]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| reader(&proxy, keys.clone(), Arc::clone(&stop)))
+        .collect();
+    let moved = cluster.reshard(masters[0], masters[1], 300);
+    assert!(!moved.is_empty());
+    stop.store(true, Ordering::Release);
+    for r in readers {
+        let (reads, bad) = r.join().unwrap();
+        assert!(reads > 0);
+        assert!(
+            bad.is_empty(),
+            "{} bad reads of {reads}: {:?}",
+            bad.len(),
+            &bad[..bad.len().min(5)]
+        );
+    }
+    // And every key, now fetched from its new owner, is right.
+    for k in &keys {
+        assert_eq!(value_of(&proxy, k), format!("v-{k}"), "{k}");
+    }
+}
+
+#[test]
+fn a_key_of_a_migrating_slot_is_followed_with_asking() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let slot = cluster.slots_of(masters[0])[7];
+    let keys = keys_in_slot("ask", slot, 2);
+    for k in &keys {
+        cluster.set(k, format!("v-{k}"));
+    }
+    let proxy = cluster.start_proxy(&[]);
+    let migration = cluster.begin_migration(slot, masters[1]);
+    migration.move_keys(&[keys[0].as_str()]);
+    // The moved key: the source answers ASK, the proxy asks the target after ASKING.
+    let (status, body) = proxy.lookup(&keys[0]);
+    assert_eq!(
+        (status, body["value"].clone()),
+        (200, format!("v-{}", keys[0]).into()),
+        "{body}"
+    );
+    // The key not moved yet is still the source's.
+    assert_eq!(value_of(&proxy, &keys[1]), format!("v-{}", keys[1]));
+    // MGET of both (split per key by the proxy) gets both.
+    assert_eq!(
+        mget(&proxy, &keys),
+        keys.iter()
+            .map(|k| Some(format!("v-{k}")))
+            .collect::<Vec<_>>()
+    );
+    migration.finish();
+    let stats = proxy.stats();
+    assert_eq!(stats["backend"]["errors"], 0, "{stats}");
+}
+
+#[test]
+fn a_failover_and_a_stopped_master_only_touch_their_own_slots() {
+    let cluster = Cluster::start(3, 1);
+    let masters = cluster.masters();
+    let victim = masters[0];
+    let keys_of = |m: usize| -> Vec<String> {
+        (0..5)
+            .map(|i| cluster.key_on(m, &format!("f{i}-")))
+            .collect()
+    };
+    let victim_keys = keys_of(victim);
+    let other_keys: Vec<String> = masters[1..].iter().flat_map(|&m| keys_of(m)).collect();
+    for k in victim_keys.iter().chain(&other_keys) {
+        cluster.set(k, format!("v-{k}"));
+    }
+    cluster.wait_for_replication(victim);
+    let proxy = cluster.start_proxy(&[("REDIS_TIMEOUT_MS", "300"), ("PROXY_TTL_MS", "1")]);
+    for k in victim_keys.iter().chain(&other_keys) {
+        assert_eq!(value_of(&proxy, k), format!("v-{k}"));
+    }
+    // A manual failover: no key is lost.
+    let replica = cluster.replicas_of(victim)[0];
+    cluster.failover(replica);
+    wait_for(
+        "reads after the manual failover",
+        Duration::from_secs(10),
+        || {
+            victim_keys
+                .iter()
+                .all(|k| value_of(&proxy, k) == format!("v-{k}"))
+                .then_some(())
+        },
+    );
+    // The new master stops: its slots are unavailable (503), every other key is served,
+    // until its replica (the old master) takes over.
+    cluster.pause(replica);
+    let (status, body) = proxy.lookup(&victim_keys[0]);
+    assert_eq!(status, 503, "{body}");
+    for k in &other_keys {
+        assert_eq!(proxy.lookup(k).0, 200, "{k} is on a running master");
+    }
+    let promoted = cluster.wait_promotion(replica);
+    assert_eq!(promoted, victim);
+    wait_for(
+        "the stopped master's keys after the promotion",
+        Duration::from_secs(15),
+        || {
+            victim_keys
+                .iter()
+                .all(|k| proxy.lookup(k).0 == 200)
+                .then_some(())
+        },
+    );
+    for k in victim_keys.iter().chain(&other_keys) {
+        assert_eq!(value_of(&proxy, k), format!("v-{k}"));
+    }
+    cluster.resume(replica);
+}
+
+#[test]
+fn writes_on_every_master_invalidate_and_two_proxies_stay_coherent() {
+    let cluster = Cluster::start(3, 0);
+    let keys: Vec<String> = cluster
+        .masters()
+        .iter()
+        .map(|&m| cluster.key_on(m, "w-"))
+        .collect();
+    for k in &keys {
+        cluster.set(k, "v1");
+    }
+    let a = cached_proxy(&cluster, &[("PROXY_FORWARD", "all")]);
+    let b = cached_proxy(&cluster, &[]);
+    for k in &keys {
+        assert_eq!(value_of(&a, k), "v1");
+        assert_eq!(value_of(&b, k), "v1");
+    }
+    // A write in the cluster reaches both proxies, whichever master owns the key.
+    for k in &keys {
+        cluster.set(k, "v2");
+    }
+    for p in [&a, &b] {
+        wait_for(
+            "every master's invalidation",
+            Duration::from_secs(5),
+            || keys.iter().all(|k| value_of(p, k) == "v2").then_some(()),
+        );
+    }
+    // A write through proxy a is seen by proxy b.
+    let mut c = a.resp_client();
+    for k in &keys {
+        let _: () = redis::cmd("SET").arg(k).arg("v3").query(&mut c).unwrap();
+        assert_eq!(value_of(&a, k), "v3", "a reads its own write");
+    }
+    wait_for(
+        "proxy b sees proxy a's writes",
+        Duration::from_secs(5),
+        || keys.iter().all(|k| value_of(&b, k) == "v3").then_some(()),
+    );
+}
+
+#[test]
+fn reads_from_replicas_are_invalidated_by_the_replica() {
+    let cluster = Cluster::start(3, 1);
+    let keys: Vec<String> = cluster
+        .masters()
+        .iter()
+        .map(|&m| cluster.key_on(m, "rep-"))
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        cluster.set(k, "v1");
+        cluster.wait_for_replication(cluster.masters()[i]);
+    }
+    let proxy = cached_proxy(&cluster, &[("REDIS_READ_FROM", "replica")]);
+    for k in &keys {
+        assert_eq!(value_of(&proxy, k), "v1");
+    }
+    for k in &keys {
+        cluster.set(k, "v2");
+    }
+    wait_for(
+        "replicated writes invalidate",
+        Duration::from_secs(5),
+        || {
+            keys.iter()
+                .all(|k| value_of(&proxy, k) == "v2")
+                .then_some(())
+        },
+    );
+    for m in cluster.masters() {
+        let r = cluster.replicas_of(m)[0];
+        let info = cluster.on(r, &["INFO", "commandstats"]).text();
+        assert!(
+            info.contains("cmdstat_get:"),
+            "replica {r} served GETs: {info}"
+        );
+    }
+}
