@@ -175,6 +175,12 @@ fn differences(from_redis: &[String], from_proxy: &[String]) -> Vec<String> {
     }
     let mut out = Vec::new();
     for ((name, want), (_, got)) in redis.iter().zip(&proxy) {
+        // The idle check means something only if the script reused its connection.
+        if name == "idle" && !want.to_string().contains(r#"["same_connection",true]"#) {
+            out.push(format!(
+                "idle: Redis's run did not keep its connection: {want}"
+            ));
+        }
         if let Some((_, text)) = REFUSED.iter().find(|(s, _)| s == name) {
             if is_error(want) {
                 out.push(format!("{name}: Redis itself answered an error: {want}"));

@@ -50,7 +50,7 @@ def emit(step, result):
 SETUP = [
     ("set", "str", "v1"),
     ("set", "empty", ""),
-    ("hset", "h", None, None, None, {"f1": "v1", "f2": "v2"}),
+    ("hset", "h", None, None, {"f1": "v1", "f2": "v2"}),  # key, value, mapping
     ("rpush", "l", "a", "b", "c"),
     ("sadd", "s", "x", "y"),
     ("set", "plain", "p"),
@@ -103,31 +103,18 @@ TRANSACTION = [("incr", "tx:counter"), ("get", "tx:counter")]
 AFTER_MULTI = [("get", "str"), ("ping",)]
 
 
-def hset_args(args):
-    """("h", None, None, None, mapping) -> hset(name, mapping=...)."""
-    if len(args) == 5:
-        return (args[0],), {"mapping": args[4]}
-    return args, {}
-
-
 def call_sync(client, call):
     name, *args = call
-    kwargs = {}
-    if name == "hset":
-        args, kwargs = hset_args(args)
     try:
-        return getattr(client, name)(*args, **kwargs)
+        return getattr(client, name)(*args)
     except redis.RedisError as e:
         return e
 
 
 async def call_async(client, call):
     name, *args = call
-    kwargs = {}
-    if name == "hset":
-        args, kwargs = hset_args(args)
     try:
-        return await getattr(client, name)(*args, **kwargs)
+        return await getattr(client, name)(*args)
     except redis.RedisError as e:
         return e
 
