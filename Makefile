@@ -3,7 +3,8 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test lint fmt build clean bench bench-cache ensure-redis ensure-test-tools
+.PHONY: run test lint fmt build clean bench bench-cache ensure-redis ensure-test-tools \
+	ensure-client-libs
 
 build:
 	$(CARGO) build --release
@@ -14,6 +15,10 @@ ensure-redis:
 ensure-test-tools:
 	@scripts/ensure-test-tools.sh
 
+# redis-py, node-redis and ioredis at their pinned versions, for tests/client_compat.rs.
+ensure-client-libs:
+	@scripts/ensure-client-libs.sh
+
 run: ensure-redis build
 	@scripts/run.sh
 
@@ -21,7 +26,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-test: ensure-redis ensure-test-tools lint
+test: ensure-redis ensure-test-tools ensure-client-libs lint
 	$(CARGO) test --all-features
 
 fmt:

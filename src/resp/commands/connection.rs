@@ -110,6 +110,12 @@ pub fn client(call: &mut Call<'_>) {
         // node-redis 6 asks for maintenance notifications (and accepts an error); the
         // proxy has no maintenance to announce.
         write::simple(call.sink.out(), "OK");
+    } else if let Some(name) = ["getname", "setname", "id", "setinfo"]
+        .iter()
+        .find(|n| is(n))
+    {
+        // Known, with the wrong number of arguments: Redis 7 names the subcommand.
+        write::wrong_arity(call.sink.out(), &format!("client|{name}"));
     } else if !refused::client(call, sub) {
         let text = format!(
             "ERR unknown subcommand '{}'. Try CLIENT HELP.",

@@ -216,6 +216,15 @@ fn client_name_is_kept_per_connection() {
         h.send(b"CLIENT NOPE\r\n"),
         "-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n"
     );
+    assert_eq!(
+        h.send(b"CLIENT getname x\r\n"),
+        "-ERR wrong number of arguments for 'client|getname' command\r\n",
+        "a known subcommand with the wrong arity, in Redis 7's words"
+    );
+    assert_eq!(
+        h.send(b"CLIENT SETNAME\r\n"),
+        "-ERR wrong number of arguments for 'client|setname' command\r\n"
+    );
 }
 
 #[test]

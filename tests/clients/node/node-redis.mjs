@@ -1,0 +1,114 @@
+// One run of the client compatibility script with node-redis (tests/client_compat.rs).
+//
+// Usage: node node-redis.mjs PORT READS_PORT
+//
+// The same steps as tests/clients/python/compat.py, with node-redis's default settings
+// (RESP3), against PORT (redis-server, or the proxy with PROXY_FORWARD=all) and READS_PORT
+// (the same redis-server, or a proxy with PROXY_FORWARD=reads); one JSON line per step.
+import { createRequire } from 'node:module';
+import { createClient, createClientPool } from 'redis';
+import { IDLE_PAUSE_MS, POOL_KEYS, emit, settle, sleep } from './common.mjs';
+
+const version = createRequire(import.meta.url)('redis/package.json').version;
+const [port, readsPort] = process.argv.slice(2).map(Number);
+const url = (p) => `redis://127.0.0.1:${p}`;
+
+const r = await createClient({ url: url(port) }).connect();
+const reads = await createClient({ url: url(readsPort) }).connect();
+const pool = await createClientPool({ url: url(port) }).connect();
+
+const steps = async (name, calls) => {
+  const out = [];
+  for (const call of calls) out.push(await settle(call));
+  emit(name, out);
+};
+
+emit('client', { library: 'node-redis', version, api: 'client' });
+await steps('setup', [
+  () => r.set('str', 'v1'),
+  () => r.set('empty', ''),
+  () => r.hSet('h', { f1: 'v1', f2: 'v2' }),
+  () => r.rPush('l', ['a', 'b', 'c']),
+  () => r.sAdd('s', ['x', 'y']),
+  () => r.set('plain', 'p'),
+]);
+await steps('get_hit', [() => r.get('str'), () => r.get('str')]);
+await steps('get_miss', [() => r.get('missing'), () => r.get('missing')]);
+await steps('get_empty', [() => r.get('empty'), () => r.get('empty')]);
+await steps('get_wrongtype', [() => r.get('l')]);
+const mget = () => r.mGet(['str', 'l', 'missing', 'empty']);
+await steps('mget_wrongtype_in_the_middle', [mget, mget]);
+
+emit(
+  'pipeline',
+  await settle(() =>
+    r
+      .multi()
+      .set('p1', '1')
+      .get('p1')
+      .incr('p1')
+      .get('p1')
+      .get('missing')
+      .mGet(['p1', 'str', 'l'])
+      .exists(['p1', 'str', 'missing'])
+      .strLen('str')
+      .execAsPipeline(),
+  ),
+);
+// Commands sent without waiting for the previous reply are pipelined on one connection.
+emit(
+  'auto_pipeline',
+  await Promise.all([r.set('ap', 'a'), r.get('ap'), r.append('ap', 'b'), r.get('ap')]),
+);
+
+const worker = async (i) => [await pool.set(`pool:${i}`, `${i}`), await pool.get(`pool:${i}`), await pool.incr('pool:counter')];
+const results = await Promise.all([...Array(POOL_KEYS).keys()].map(worker));
+emit('pool', [...results.map((x) => [x[0], x[1]]), await pool.get('pool:counter')]);
+
+await steps('client_name', [() => r.clientSetName('compat-client'), () => r.clientGetName()]);
+await steps('forwarded_reads', [
+  () => r.exists(['str', 'h', 'missing', 'str']),
+  () => r.hGet('h', 'f1'),
+  () => r.hGet('h', 'nope'),
+  () => r.hGetAll('h'),
+  () => r.hLen('h'),
+  () => r.lRange('l', 0, -1),
+  async () => [...(await r.sMembers('s'))].sort(), // a set: Redis's order varies by process
+  () => r.type('h'),
+  () => r.ttl('plain'),
+  () => r.ttl('missing'),
+  () => r.pTTL('missing'),
+  () => r.strLen('str'),
+  () => r.strLen('missing'),
+  () => r.dbSize(),
+]);
+const keys = [];
+for await (const batch of r.scanIterator({ COUNT: 1000 })) keys.push(...batch);
+emit('scan', keys.sort());
+await steps('forwarded_writes', [
+  () => r.set('str', 'v2'),
+  () => r.get('str'),
+  () => r.del('empty'),
+  () => r.get('empty'),
+  () => r.hSet('h', 'f3', 'v3'),
+  () => r.hGet('h', 'f3'),
+  () => r.incr('n'),
+  () => r.incr('n'),
+  () => r.get('n'),
+  () => r.expire('plain', 1000),
+]);
+emit('ttl_after_expire', (await r.ttl('plain')) > 900);
+
+emit('write_refused', await settle(() => reads.set('refused', 'x')));
+emit('reads_port_keeps_working', [await settle(() => reads.get('str'))]);
+
+emit('multi', await settle(() => r.multi().incr('tx:counter').get('tx:counter').exec()));
+await steps('multi_left_no_trace', [() => r.get('tx:counter')]);
+await steps('after_multi', [() => r.get('str'), () => r.ping()]);
+
+const before = await r.clientId();
+await sleep(IDLE_PAUSE_MS);
+const after = await r.clientId();
+emit('idle', { same_connection: before === after, get: await r.get('str') });
+
+await Promise.all([r.close(), reads.close(), pool.close()]);

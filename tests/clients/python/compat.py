@@ -1,0 +1,236 @@
+"""One run of the client compatibility script with redis-py (tests/client_compat.rs).
+
+Usage: compat.py sync|async 2|3|default PORT READS_PORT
+
+Runs the same steps against whatever listens on PORT (redis-server, or the proxy with
+PROXY_FORWARD=all) and READS_PORT (the same redis-server, or a proxy with the default
+PROXY_FORWARD=reads), with redis-py's default settings (only `protocol` is chosen when
+asked), and prints one JSON line per step: {"step": name, "result": normalised replies}.
+The Rust test runs it once against Redis and once against the proxy and compares the lines.
+Keys are fixed names: each run gets a redis-server of its own.
+"""
+
+import asyncio
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import redis
+import redis.asyncio
+
+# Longer than the proxy's PROXY_IDLE_TIMEOUT_MS in the test (500 ms).
+IDLE_PAUSE_S = 1.0
+POOL_WORKERS = 8
+POOL_KEYS = 40
+
+
+def norm(value):
+    """A reply (or an error) as plain JSON, the same for equal replies."""
+    if isinstance(value, Exception):
+        return {"error": type(value).__name__, "message": str(value)}
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, (list, tuple)):
+        return [norm(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return {"set": sorted(json.dumps(norm(v)) for v in value)}
+    if isinstance(value, dict):
+        pairs = [[norm(k), norm(v)] for k, v in value.items()]
+        return {"map": sorted(pairs, key=json.dumps)}
+    return value
+
+
+def emit(step, result):
+    print(json.dumps({"step": step, "result": norm(result)}), flush=True)
+
+
+# Steps as redis-py method calls (name, arguments), run the same way by the sync and the
+# asyncio clients. A call's result, or its error, is the step's output.
+SETUP = [
+    ("set", "str", "v1"),
+    ("set", "empty", ""),
+    ("hset", "h", None, None, {"f1": "v1", "f2": "v2"}),  # key, value, mapping
+    ("rpush", "l", "a", "b", "c"),
+    ("sadd", "s", "x", "y"),
+    ("set", "plain", "p"),
+]
+GET_HIT = [("get", "str"), ("get", "str")]
+GET_MISS = [("get", "missing"), ("get", "missing")]
+GET_EMPTY = [("get", "empty"), ("get", "empty")]
+GET_WRONGTYPE = [("get", "l")]
+MGET = [("mget", ["str", "l", "missing", "empty"]), ("mget", ["str", "l", "missing", "empty"])]
+PIPELINE = [
+    ("set", "p1", "1"),
+    ("get", "p1"),
+    ("incr", "p1"),
+    ("get", "p1"),
+    ("get", "missing"),
+    ("mget", ["p1", "str", "l"]),
+    ("exists", "p1", "str", "missing"),
+    ("strlen", "str"),
+]
+CLIENT_NAME = [("client_setname", "compat-client"), ("client_getname",)]
+FORWARDED_READS = [
+    ("exists", "str", "h", "missing", "str"),
+    ("hget", "h", "f1"),
+    ("hget", "h", "nope"),
+    ("hgetall", "h"),
+    ("hlen", "h"),
+    ("lrange", "l", 0, -1),
+    ("smembers", "s"),
+    ("type", "h"),
+    ("ttl", "plain"),
+    ("ttl", "missing"),
+    ("pttl", "missing"),
+    ("strlen", "str"),
+    ("strlen", "missing"),
+    ("dbsize",),
+]
+FORWARDED_WRITES = [
+    ("set", "str", "v2"),
+    ("get", "str"),
+    ("delete", "empty"),
+    ("get", "empty"),
+    ("hset", "h", "f3", "v3"),
+    ("hget", "h", "f3"),
+    ("incr", "n"),
+    ("incr", "n"),
+    ("get", "n"),
+    ("expire", "plain", 1000),
+]
+TRANSACTION = [("incr", "tx:counter"), ("get", "tx:counter")]
+AFTER_MULTI = [("get", "str"), ("ping",)]
+
+
+def call_sync(client, call):
+    name, *args = call
+    try:
+        return getattr(client, name)(*args)
+    except redis.RedisError as e:
+        return e
+
+
+async def call_async(client, call):
+    name, *args = call
+    try:
+        return await getattr(client, name)(*args)
+    except redis.RedisError as e:
+        return e
+
+
+def ttl_is_long(ttl):
+    return isinstance(ttl, int) and ttl > 900
+
+
+def run_sync(port, reads_port, kwargs):
+    r = redis.Redis(host="127.0.0.1", port=port, **kwargs)
+    reads = redis.Redis(host="127.0.0.1", port=reads_port, **kwargs)
+
+    def steps(name, calls):
+        emit(name, [call_sync(r, c) for c in calls])
+
+    steps("setup", SETUP)
+    steps("get_hit", GET_HIT)
+    steps("get_miss", GET_MISS)
+    steps("get_empty", GET_EMPTY)
+    steps("get_wrongtype", GET_WRONGTYPE)
+    steps("mget_wrongtype_in_the_middle", MGET)
+
+    pipe = r.pipeline(transaction=False)
+    for c in PIPELINE:
+        call_sync(pipe, c)
+    emit("pipeline", call_sync(pipe, ("execute",)))
+
+    def worker(i):
+        key = f"pool:{i}"
+        return [r.set(key, str(i)), r.get(key), r.incr("pool:counter")]
+
+    with ThreadPoolExecutor(POOL_WORKERS) as ex:
+        results = list(ex.map(worker, range(POOL_KEYS)))
+    emit("pool", [[x[0], x[1]] for x in results] + [r.get("pool:counter")])
+
+    steps("client_name", CLIENT_NAME)
+    steps("forwarded_reads", FORWARDED_READS)
+    emit("scan", sorted(r.scan_iter(count=1000)))
+    steps("forwarded_writes", FORWARDED_WRITES)
+    emit("ttl_after_expire", ttl_is_long(r.ttl("plain")))
+
+    emit("write_refused", call_sync(reads, ("set", "refused", "x")))
+    emit("reads_port_keeps_working", [call_sync(reads, ("get", "str"))])
+
+    tx = r.pipeline(transaction=True)
+    for c in TRANSACTION:
+        call_sync(tx, c)
+    emit("multi", call_sync(tx, ("execute",)))
+    steps("multi_left_no_trace", [("get", "tx:counter")])
+    steps("after_multi", AFTER_MULTI)
+
+    before = r.client_id()
+    time.sleep(IDLE_PAUSE_S)
+    after = r.client_id()
+    emit("idle", {"same_connection": before == after, "get": r.get("str")})
+
+
+async def run_async(port, reads_port, kwargs):
+    r = redis.asyncio.Redis(host="127.0.0.1", port=port, **kwargs)
+    reads = redis.asyncio.Redis(host="127.0.0.1", port=reads_port, **kwargs)
+
+    async def steps(name, calls):
+        emit(name, [await call_async(r, c) for c in calls])
+
+    await steps("setup", SETUP)
+    await steps("get_hit", GET_HIT)
+    await steps("get_miss", GET_MISS)
+    await steps("get_empty", GET_EMPTY)
+    await steps("get_wrongtype", GET_WRONGTYPE)
+    await steps("mget_wrongtype_in_the_middle", MGET)
+
+    pipe = r.pipeline(transaction=False)
+    for c in PIPELINE:
+        call_sync(pipe, c)  # queuing is synchronous in redis.asyncio too
+    emit("pipeline", await call_async(pipe, ("execute",)))
+
+    async def worker(i):
+        key = f"pool:{i}"
+        return [await r.set(key, str(i)), await r.get(key), await r.incr("pool:counter")]
+
+    results = await asyncio.gather(*(worker(i) for i in range(POOL_KEYS)))
+    emit("pool", [[x[0], x[1]] for x in results] + [await r.get("pool:counter")])
+
+    await steps("client_name", CLIENT_NAME)
+    await steps("forwarded_reads", FORWARDED_READS)
+    emit("scan", sorted([k async for k in r.scan_iter(count=1000)]))
+    await steps("forwarded_writes", FORWARDED_WRITES)
+    emit("ttl_after_expire", ttl_is_long(await r.ttl("plain")))
+
+    emit("write_refused", await call_async(reads, ("set", "refused", "x")))
+    emit("reads_port_keeps_working", [await call_async(reads, ("get", "str"))])
+
+    tx = r.pipeline(transaction=True)
+    for c in TRANSACTION:
+        call_sync(tx, c)
+    emit("multi", await call_async(tx, ("execute",)))
+    await steps("multi_left_no_trace", [("get", "tx:counter")])
+    await steps("after_multi", AFTER_MULTI)
+
+    before = await r.client_id()
+    await asyncio.sleep(IDLE_PAUSE_S)
+    after = await r.client_id()
+    emit("idle", {"same_connection": before == after, "get": await r.get("str")})
+    await r.aclose()
+    await reads.aclose()
+
+
+def main():
+    api, protocol, port, reads_port = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    kwargs = {} if protocol == "default" else {"protocol": int(protocol)}
+    emit("client", {"library": "redis-py", "version": redis.__version__, "api": api})
+    if api == "sync":
+        run_sync(port, reads_port, kwargs)
+    else:
+        asyncio.run(run_async(port, reads_port, kwargs))
+
+
+if __name__ == "__main__":
+    main()
