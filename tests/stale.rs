@@ -308,3 +308,20 @@ fn every_lookup_answer_says_hit_or_miss() {
         "cached keys stay served"
     );
 }
+
+/// A Redis that stops answering (SIGSTOP: its connections stay open, nothing comes back):
+/// the fetch times out, and the expired entry is answered instead of the 503.
+#[test]
+fn a_fetch_that_times_out_falls_back_on_the_expired_entry() {
+    let redis = Redis::start();
+    redis.set("k", "v1");
+    let proxy = proxy_with(&redis, "60000", &[]);
+    assert_eq!(lookup(&proxy, "k").status, 200);
+    redis.signal("STOP");
+    let seen = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lookup_until(&proxy, "k", "STALE", &[(200, "HIT")])
+    }));
+    redis.signal("CONT");
+    let r = seen.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    assert_eq!(r.json()["value"], "v1");
+}

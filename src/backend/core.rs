@@ -160,8 +160,7 @@ impl Core {
                 // (absent, another type, a newer value) and must never stand in for it.
                 // Done before the flight is released: no other fetch of the key has
                 // stored anything since this one began.
-                if !stored && !outcome.redis_unavailable() && !self.cache.stale_window().is_zero()
-                {
+                if !stored && !outcome.redis_unavailable() && !self.cache.stale_window().is_zero() {
                     self.cache.remove(key);
                 }
                 for waiter in self.flights.release(key) {

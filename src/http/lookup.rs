@@ -63,9 +63,7 @@ pub(super) fn serve<W: From<Wait>>(
         let out = replies.out();
         if raw {
             let octets = Content::lookup(true, Source::Hit);
-            HttpApp::respond(
-                stats, out, route, 200, octets, value, connection, "", head,
-            );
+            HttpApp::respond(stats, out, route, 200, octets, value, connection, "", head);
         } else {
             render::lookup_body(body, key_text, Some(value), 200, None);
             let json = Content::lookup(false, Source::Hit);

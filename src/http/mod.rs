@@ -240,15 +240,7 @@ impl HttpApp {
         stats
             .http
             .incr(route as usize, render::status_index(status));
-        render::write_response(
-            out,
-            status,
-            content,
-            body,
-            connection,
-            extra_headers,
-            head,
-        );
+        render::write_response(out, status, content, body, connection, extra_headers, head);
     }
 
     /// A JSON error response `{"status":..,"error":..}` (without the body for `head`).

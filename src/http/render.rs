@@ -64,7 +64,13 @@ macro_rules! content {
         Content(concat!("Content-Type: ", $type, "\r\n"))
     };
     ($type:literal, $cache:literal) => {
-        Content(concat!("Content-Type: ", $type, "\r\nX-Cache: ", $cache, "\r\n"))
+        Content(concat!(
+            "Content-Type: ",
+            $type,
+            "\r\nX-Cache: ",
+            $cache,
+            "\r\n"
+        ))
     };
 }
 

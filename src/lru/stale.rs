@@ -171,7 +171,11 @@ mod tests {
         assert_eq!(stale(&c, b"k"), Some((b"v".to_vec(), TTL)));
         clock.advance(Duration::from_millis(500));
         let (_, age) = stale(&c, b"k").expect("within the window");
-        assert_eq!(age, Duration::from_millis(600), "age counts from the insert");
+        assert_eq!(
+            age,
+            Duration::from_millis(600),
+            "age counts from the insert"
+        );
         clock.advance(Duration::from_millis(500));
         assert_eq!(stale(&c, b"k"), None, "the window has passed");
         assert!(c.get(b"k").is_none());
@@ -197,13 +201,22 @@ mod tests {
         let short = Some(Duration::from_millis(50));
         let within = Some(TTL + WINDOW - Duration::from_millis(1));
         let beyond = Some(TTL + WINDOW);
-        for (key, own) in [(&b"a"[..], short), (b"b", within), (b"c", beyond), (b"d", None)] {
+        for (key, own) in [
+            (&b"a"[..], short),
+            (b"b", within),
+            (b"c", beyond),
+            (b"d", None),
+        ] {
             let ticket = c.ticket(key);
             assert_eq!(c.fill_within(ticket, key, b"v", own), Fill::Stored);
         }
         clock.advance(TTL);
         assert_eq!(stale(&c, b"a"), None, "its key is gone in Redis by now");
-        assert_eq!(stale(&c, b"b"), None, "its key is gone before the window ends");
+        assert_eq!(
+            stale(&c, b"b"),
+            None,
+            "its key is gone before the window ends"
+        );
         assert!(stale(&c, b"c").is_some());
         assert!(stale(&c, b"d").is_some());
     }

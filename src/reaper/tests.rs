@@ -80,7 +80,11 @@ fn with_a_stale_window_expired_entries_are_reaped_when_it_ends() {
     let own = Some(Duration::from_millis(50));
     cache.fill_within(ticket, b"b", b"2", own);
     clock.advance(Duration::from_millis(10));
-    assert_eq!(core.run_once(), 1, "b at its deadline; a kept for stale answers");
+    assert_eq!(
+        core.run_once(),
+        1,
+        "b at its deadline; a kept for stale answers"
+    );
     assert_eq!(cache.held_expired(), 1);
     assert!(cache.get(b"a").is_none(), "expired: a miss");
     clock.advance(Duration::from_millis(99));
