@@ -93,30 +93,11 @@ impl Cache {
         Some(Duration::from_nanos(now.saturating_sub(cached_at)))
     }
 
-    /// Whether a read that found `key`'s entry expired at `now` (its deadline `deadline`)
-    /// should leave it for stale answers rather than remove it.
+    /// Whether an entry with `deadline`, found expired at `now`, is to be left for stale
+    /// answers rather than removed.
     #[inline]
     pub(super) fn keeps_expired(&self, deadline: Nanos, now: Nanos) -> bool {
         removal_time(deadline, self.stale_window) > now
-    }
-
-    /// Entries held past their deadline now (kept for stale answers, or not yet reaped).
-    /// Test builds only: it walks every shard.
-    #[cfg(any(test, feature = "test-hooks"))]
-    #[doc(hidden)]
-    pub fn held_expired(&self) -> usize {
-        let now = self.clock.now();
-        self.shards
-            .iter()
-            .map(|s| {
-                let state = s.state.read();
-                state
-                    .slab
-                    .iter_recency()
-                    .filter(|&slot| state.slab.deadline(slot) <= now)
-                    .count()
-            })
-            .sum()
     }
 }
 
