@@ -156,7 +156,7 @@ fn an_expired_entry_is_served_stale_while_redis_is_down() {
 fn past_its_window_an_expired_entry_is_an_error_again_and_is_freed() {
     let mut redis = Redis::start();
     redis.set("k", "v1");
-    let proxy = proxy_with(&redis, "2000", &[]);
+    let proxy = proxy_with(&redis, "3000", &[]);
     assert_eq!(lookup(&proxy, "k").status, 200);
     redis.stop();
     lookup_until(&proxy, "k", "STALE", &[(200, "HIT")]);
