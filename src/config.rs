@@ -76,6 +76,8 @@ pub struct Config {
     pub invalidation: bool,
     /// Key prefixes tracked (empty: all).
     pub tracking_prefixes: Vec<String>,
+    /// How long past its TTL an entry may be answered while Redis fails; zero: never.
+    pub stale_if_error: Duration,
     /// Longest key accepted.
     pub max_key_bytes: usize,
     /// Host of the backing Redis.
@@ -225,6 +227,11 @@ impl Config {
                 .filter(|p| !p.is_empty())
                 .map(String::from)
                 .collect(),
+            stale_if_error: Duration::from_millis(num(
+                "PROXY_STALE_IF_ERROR_MS",
+                0,
+                365 * 24 * 3600 * 1000,
+            )?),
             max_key_bytes: num("PROXY_MAX_KEY_BYTES", 1, 65535)? as usize,
             redis_host: host("REDIS_HOST", false)?,
             redis_port: num("REDIS_PORT", 1, 65535)? as u16,
@@ -296,7 +303,7 @@ impl Config {
         format!(
             "http={}:{} resp_port={} max_keys={} ttl_ms={} workers={} max_connections={} \
              rate_limit_rps={} idle_timeout_ms={} request_timeout_ms={} max_buffer_bytes={} \
-             max_reply_bytes={} max_key_bytes={} redis={} db={} \
+             max_reply_bytes={} max_key_bytes={} stale_if_error_ms={} redis={} db={} \
              redis_connections={} redis_timeout_ms={} auth={} log={}",
             if self.host.is_empty() {
                 "*"
@@ -315,6 +322,7 @@ impl Config {
             self.max_buffer_bytes,
             self.max_reply_bytes,
             self.max_key_bytes,
+            self.stale_if_error.as_millis(),
             self.redis_target(),
             self.redis_db,
             self.redis_connections,

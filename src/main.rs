@@ -76,7 +76,9 @@ fn main() -> ExitCode {
     info!("starting: {}", config.summary());
 
     let clock = Clock::real();
-    let cache = Arc::new(Cache::new(config.max_keys, config.ttl, clock.clone()));
+    let cache = Cache::new(config.max_keys, config.ttl, clock.clone())
+        .with_stale_window(config.stale_if_error);
+    let cache = Arc::new(cache);
     let reaper = Reaper::spawn(Arc::clone(&cache));
 
     let mut ports = [0u16; 2];

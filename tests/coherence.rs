@@ -213,3 +213,109 @@ fn a_silent_invalidation_connection_is_noticed_and_replaced() {
         || (value_of(&proxy, "k") == "v2").then_some(()),
     );
 }
+
+/// The value of a sample in `/metrics` (`name` with its labels, as written).
+fn metric(proxy: &Proxy, series: &str) -> Option<f64> {
+    let text = wait_for("/metrics to answer 200", Duration::from_secs(5), || {
+        let r = proxy.try_get("/metrics").ok()?;
+        if r.status != 200 {
+            std::thread::sleep(Duration::from_millis(50));
+            return None;
+        }
+        Some(r.text())
+    });
+    text.lines().find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().expect("a numeric sample"))
+    })
+}
+
+#[test]
+fn tracking_is_observable_in_stats_metrics_and_the_log() {
+    let redis = Redis::start();
+    redis.set("a", "1");
+    let (proxy, log) = Proxy::start_logged(
+        redis.port,
+        &[
+            ("PROXY_TTL_MS", "600000"),
+            ("PROXY_INVALIDATION", "tracking"),
+            ("PROXY_LOG", "info"),
+        ],
+    );
+    let invalidation = || proxy.stats()["invalidation"].clone();
+    wait_for("tracking to be on", Duration::from_secs(10), || {
+        (invalidation()["state"] == "tracking").then_some(())
+    });
+    let s = invalidation();
+    assert_eq!(
+        (s["ups"].as_u64(), s["downs"].as_u64()),
+        (Some(1), Some(0)),
+        "{s}"
+    );
+    assert_eq!(s["messages"], 0, "{s}");
+    assert!(
+        s["last_message_age_seconds"].is_null(),
+        "no message yet: {s}"
+    );
+    assert_eq!(
+        metric(&proxy, "proxyredis_invalidation_last_message_age_seconds"),
+        None
+    );
+
+    assert_eq!(value_of(&proxy, "a"), "1");
+    redis.set("a", "2"); // cached: its entry goes
+    redis.set("uncached", "x"); // announced too, nothing to remove
+    wait_for("two messages", Duration::from_secs(5), || {
+        (invalidation()["messages"] == 2).then_some(())
+    });
+    let s = invalidation();
+    assert_eq!(s["keys_removed"], 1, "{s}");
+    assert!(s["last_message_age_seconds"].as_u64().is_some(), "{s}");
+
+    let mut c = redis.client();
+    let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+    wait_for("the flush counted", Duration::from_secs(5), || {
+        (invalidation()["flushes"] == 1).then_some(())
+    });
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut c)
+        .unwrap();
+    wait_for("tracking back", Duration::from_secs(10), || {
+        let s = invalidation();
+        (s["state"] == "tracking" && s["ups"] == 2).then_some(())
+    });
+    let s = invalidation();
+    assert_eq!(
+        (s["downs"].as_u64(), s["messages"].as_u64()),
+        (Some(1), Some(3)),
+        "{s}"
+    );
+
+    for (series, want) in [
+        ("proxyredis_invalidation_messages_total", 3.0),
+        ("proxyredis_invalidation_keys_removed_total", 1.0),
+        ("proxyredis_invalidation_flushes_total", 1.0),
+        ("proxyredis_invalidation_transitions_total{to=\"up\"}", 2.0),
+        (
+            "proxyredis_invalidation_transitions_total{to=\"down\"}",
+            1.0,
+        ),
+        ("proxyredis_invalidation_state{state=\"tracking\"}", 1.0),
+        ("proxyredis_invalidation_state{state=\"down\"}", 0.0),
+    ] {
+        assert_eq!(metric(&proxy, series), Some(want), "{series}");
+    }
+    let age = metric(&proxy, "proxyredis_invalidation_last_message_age_seconds");
+    assert!(age.is_some_and(|a| a >= 0.0), "{age:?}");
+    // One log line per change of state: up, lost, up again.
+    assert_eq!(log.lines_with("invalidation on").len(), 2, "{}", log.text());
+    assert_eq!(
+        log.lines_with("invalidation connection lost").len(),
+        1,
+        "{}",
+        log.text()
+    );
+}

@@ -7,6 +7,7 @@ use crate::stats::HistogramSnapshot;
 pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
     let c = &s.cache;
     let b = &s.backend;
+    let t = &s.tracking;
     let lookups = c.hits + c.misses;
     let mut http = serde_json::Map::new();
     for (r, route) in s.http.rows.iter().enumerate() {
@@ -45,6 +46,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "expirations": c.expirations,
             "keys": c.size,
             "capacity": s.capacity,
+            "stale_answers": s.stale_answers,
         },
         "backend": {
             "up": s.backend_up,
@@ -69,7 +71,12 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         "buffers": { "bytes": s.buffered_bytes, "limit": s.buffer_limit },
         "invalidation": {
             "state": s.invalidation,
-            "messages": s.invalidation_messages,
+            "messages": t.messages,
+            "keys_removed": t.removed,
+            "flushes": t.flushes,
+            "ups": t.ups,
+            "downs": t.downs,
+            "last_message_age_seconds": t.last_message_age.map(|age| age.as_secs()),
             "invalidations": c.invalidations,
             "cancelled_fills": c.cancelled_fills,
         },

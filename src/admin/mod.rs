@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::backend::{Backend, BackendCounts, TrackingState};
+use crate::backend::{Backend, BackendCounts, TrackingCounts, TrackingState};
 use crate::lru::{Cache, CacheStats};
 use crate::net::NetShared;
 use crate::stats::{HistogramSnapshot, LoopStats, TableSnapshot};
@@ -62,8 +62,10 @@ pub struct Snapshot {
     /// Where coherence stands: "tracking" (writes announced), "down" (re-establishing:
     /// nothing stored) or "off" (TTL only).
     pub invalidation: &'static str,
-    /// Invalidation messages received from Redis.
-    pub invalidation_messages: u64,
+    /// The tracking connection's counters (messages, keys removed, flushes, ups, downs).
+    pub tracking: TrackingCounts,
+    /// Keys answered from an expired entry because their fetch failed.
+    pub stale_answers: u64,
     /// Seconds since start.
     pub uptime_seconds: u64,
 }
@@ -127,7 +129,8 @@ impl Admin {
                 TrackingState::Down => "down",
                 TrackingState::Off => "off",
             },
-            invalidation_messages: self.backend.tracking().messages(),
+            tracking: self.backend.tracking().counts(),
+            stale_answers: 0,
             uptime_seconds: self.started.elapsed().as_secs(),
         };
         for l in &self.loops {
@@ -138,6 +141,7 @@ impl Admin {
             s.throttled += l.throttled.get();
             s.request_timeouts += l.request_timeouts.get();
             s.miss_timeouts += l.miss_timeouts.get();
+            s.stale_answers += l.stale_answers.get();
             s.hit_latency.add(&l.hit_latency);
             s.miss_latency.add(&l.miss_latency);
         }

@@ -42,7 +42,8 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             s.resp.counts[k].iter().sum::<u64>()
         );
     }
-    let counters: [(&str, &str, u64); 19] = [
+    let tracking = &s.tracking;
+    let counters: [(&str, &str, u64); 24] = [
         (
             "cache_hits_total",
             "Cache lookups that found a live entry.",
@@ -67,6 +68,31 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "cache_expirations_total",
             "Entries removed at their deadline.",
             c.expirations,
+        ),
+        (
+            "cache_stale_answers_total",
+            "Keys answered from an expired entry because their fetch failed (PROXY_STALE_IF_ERROR_MS).",
+            s.stale_answers,
+        ),
+        (
+            "cache_invalidations_total",
+            "Keys invalidated (by Redis's announcements, or by writes forwarded with PROXY_FORWARD=all).",
+            c.invalidations,
+        ),
+        (
+            "invalidation_messages_total",
+            "Invalidation messages received from Redis (a flush counts one).",
+            tracking.messages,
+        ),
+        (
+            "invalidation_keys_removed_total",
+            "Cached entries removed because an invalidation message named their key.",
+            tracking.removed,
+        ),
+        (
+            "invalidation_flushes_total",
+            "Flushes announced by Redis (FLUSHALL, FLUSHDB), each clearing the cache.",
+            tracking.flushes,
         ),
         (
             "backend_fetches_total",
@@ -175,6 +201,41 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
     for (name, help, value) in gauges {
         family(&mut t, name, "gauge", help);
         let _ = writeln!(t, "proxyredis_{name} {value}");
+    }
+    family(
+        &mut t,
+        "invalidation_transitions_total",
+        "counter",
+        "Times CLIENT TRACKING came up (the cache cleared) or its connection was lost.",
+    );
+    for (to, n) in [("up", tracking.ups), ("down", tracking.downs)] {
+        let _ = writeln!(
+            t,
+            "proxyredis_invalidation_transitions_total{{to=\"{to}\"}} {n}"
+        );
+    }
+    family(
+        &mut t,
+        "invalidation_state",
+        "gauge",
+        "Where coherence stands: 1 for the current state (tracking, down, off), else 0.",
+    );
+    for state in ["tracking", "down", "off"] {
+        let on = u8::from(s.invalidation == state);
+        let _ = writeln!(t, "proxyredis_invalidation_state{{state=\"{state}\"}} {on}");
+    }
+    if let Some(age) = tracking.last_message_age {
+        family(
+            &mut t,
+            "invalidation_last_message_age_seconds",
+            "gauge",
+            "Seconds since the last invalidation message from Redis (absent before the first).",
+        );
+        let _ = writeln!(
+            t,
+            "proxyredis_invalidation_last_message_age_seconds {}",
+            age.as_secs_f64()
+        );
     }
     family(
         &mut t,

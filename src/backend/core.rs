@@ -10,7 +10,7 @@ use super::health::{AuthWatch, Health};
 use super::job::{Answer, Job, KeyTtl, Mailbox, Outcome, Request, Waiter};
 use super::singleflight::SingleFlight;
 use super::tracking::{Tracking, Trackings};
-use crate::lru::Cache;
+use crate::lru::{Cache, Fill};
 
 /// Counters of the backend, readable at any time.
 #[derive(Default, Debug)]
@@ -145,6 +145,7 @@ impl Core {
         });
         match &job.request {
             Request::Fetch { key, ticket } => {
+                let mut stored = false;
                 // While tracking is (re)established nothing is stored: a write made now
                 // might never be announced (see `tracking`).
                 if let Outcome::Found(value) = &outcome
@@ -155,12 +156,21 @@ impl Core {
                         KeyTtl::Within(d) => Some(Some(d)),
                         KeyTtl::Gone => None,
                     };
-                    if let Some(key_ttl) = key_ttl
-                        && self.cache.fill_within(*ticket, key, value, key_ttl)
-                            == crate::lru::Fill::Cancelled
-                    {
-                        BackendStats::bump(&self.stats.cancelled_fills);
+                    if let Some(key_ttl) = key_ttl {
+                        match self.cache.fill_within(*ticket, key, value, key_ttl) {
+                            Fill::Stored => stored = true,
+                            Fill::Cancelled => BackendStats::bump(&self.stats.cancelled_fills),
+                            Fill::TooBig => {}
+                        }
                     }
+                }
+                // Redis has answered for the key, and its answer was not stored: an
+                // expired entry kept for stale answers is older than what Redis just said
+                // (absent, another type, a newer value) and must never stand in for it.
+                // Done before the flight is released: no other fetch of the key has
+                // stored anything since this one began.
+                if !stored && !outcome.redis_unavailable() && !self.cache.stale_window().is_zero() {
+                    self.cache.remove(key);
                 }
                 for waiter in self.flights.release(key) {
                     outbox.push(waiter, outcome.clone());

@@ -47,6 +47,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Whether Redis could not be asked or did not answer (connection failed, timed out,
+    /// too many keys in flight, stopping): a failure an expired entry may stand in for
+    /// within PROXY_STALE_IF_ERROR_MS. Redis's own errors are answers, not this.
+    pub fn redis_unavailable(&self) -> bool {
+        matches!(self, Outcome::Failed(e) if !e.is_server_reply())
+    }
+
     /// Reads one reply of Redis.
     pub fn from_value(value: redis::Value) -> Outcome {
         match value {

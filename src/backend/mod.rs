@@ -51,7 +51,7 @@ pub use self::core::{BackendCounts, BackendStats};
 pub use self::error::BackendError;
 pub use self::job::{Answer, Job, Mailbox, Outcome, Request, Waiter};
 pub use self::singleflight::MAX_QUEUED;
-pub use self::tracking::{Tracking, TrackingState, Trackings};
+pub use self::tracking::{Tracking, TrackingCounts, TrackingState, Trackings};
 pub use self::worker::MAX_BATCH;
 
 use self::core::Core;

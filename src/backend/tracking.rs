@@ -24,7 +24,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::connector::Connector;
 use super::error::BackendError;
@@ -50,12 +50,40 @@ pub enum TrackingState {
     Down,
 }
 
-/// Shared state of the tracking thread.
+/// Shared state of the tracking thread, and its counters (written by that thread only).
 pub struct Tracking {
     state: AtomicU8,
     stop: AtomicBool,
     /// Invalidation messages received (a FLUSHALL counts one).
-    pub messages: AtomicU64,
+    messages: AtomicU64,
+    /// Cached entries removed because a message named their key.
+    removed: AtomicU64,
+    /// Flushes announced (FLUSHALL, FLUSHDB), each of which cleared the cache.
+    flushes: AtomicU64,
+    /// Times tracking came up (the cache was cleared each time).
+    ups: AtomicU64,
+    /// Times the tracking connection was lost while up.
+    downs: AtomicU64,
+    /// When the last message arrived, in ms since `origin`, plus one; 0 before the first.
+    last_message: AtomicU64,
+    origin: Instant,
+}
+
+/// The tracking counters read at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrackingCounts {
+    /// Invalidation messages received (a flush counts one).
+    pub messages: u64,
+    /// Cached entries removed because a message named their key.
+    pub removed: u64,
+    /// Flushes announced, each of which cleared the cache.
+    pub flushes: u64,
+    /// Times tracking came up.
+    pub ups: u64,
+    /// Times the tracking connection was lost while up.
+    pub downs: u64,
+    /// Time since the last message; `None` before the first.
+    pub last_message_age: Option<Duration>,
 }
 
 impl Tracking {
@@ -70,7 +98,37 @@ impl Tracking {
             state: AtomicU8::new(state as u8),
             stop: AtomicBool::new(false),
             messages: AtomicU64::new(0),
+            removed: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            ups: AtomicU64::new(0),
+            downs: AtomicU64::new(0),
+            last_message: AtomicU64::new(0),
+            origin: Instant::now(),
         }
+    }
+
+    /// Reads every counter.
+    pub fn counts(&self) -> TrackingCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let last = get(&self.last_message);
+        TrackingCounts {
+            messages: get(&self.messages),
+            removed: get(&self.removed),
+            flushes: get(&self.flushes),
+            ups: get(&self.ups),
+            downs: get(&self.downs),
+            last_message_age: (last > 0).then(|| {
+                let at = Duration::from_millis(last - 1);
+                self.origin.elapsed().saturating_sub(at)
+            }),
+        }
+    }
+
+    /// Counts one message received now.
+    fn message_received(&self) {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.last_message.store(ms + 1, Ordering::Relaxed);
     }
 
     /// Where coherence stands now.
@@ -156,12 +214,22 @@ impl Trackings {
         }
     }
 
-    /// Invalidation messages received over every connection.
-    pub fn messages(&self) -> u64 {
+    /// The counters of every connection added up (the last message: the most recent).
+    pub fn counts(&self) -> TrackingCounts {
         let list = self.list.read();
         list.iter()
-            .map(|(t, _)| t.messages.load(Ordering::Relaxed))
-            .sum()
+            .map(|(t, _)| t.counts())
+            .fold(TrackingCounts::default(), |sum, c| TrackingCounts {
+                messages: sum.messages + c.messages,
+                removed: sum.removed + c.removed,
+                flushes: sum.flushes + c.flushes,
+                ups: sum.ups + c.ups,
+                downs: sum.downs + c.downs,
+                last_message_age: match (sum.last_message_age, c.last_message_age) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
+            })
     }
 
     /// Asks every tracking thread to end.
@@ -215,6 +283,9 @@ fn run(
                 // keys are still served" guarantee; when it is reachable, tracking is back
                 // within a reconnect.
                 tracking.set(TrackingState::Down);
+                if was_up {
+                    tracking.downs.fetch_add(1, Ordering::Relaxed);
+                }
                 if was_up || !logged_down {
                     crate::warn!(
                         "invalidation connection lost ({why}): nothing new is cached, and \
@@ -284,6 +355,7 @@ fn listen(
     // Anything cached before now may have been written unannounced: start clean.
     cache.clear();
     tracking.set(TrackingState::Up);
+    tracking.ups.fetch_add(1, Ordering::Relaxed);
     crate::info!("invalidation on: CLIENT TRACKING BCAST, cache entries dropped on writes");
     loop {
         if tracking.stopping() {
@@ -291,17 +363,22 @@ fn listen(
         }
         match pubsub.get_message() {
             Ok(msg) => {
-                tracking.messages.fetch_add(1, Ordering::Relaxed);
+                tracking.message_received();
                 match msg.get_payload::<redis::Value>() {
                     Ok(redis::Value::Array(keys)) => {
                         for key in keys {
-                            if let redis::Value::BulkString(key) = key {
-                                cache.invalidate(&key);
+                            if let redis::Value::BulkString(key) = key
+                                && cache.invalidate(&key)
+                            {
+                                tracking.removed.fetch_add(1, Ordering::Relaxed);
                             }
                         }
                     }
                     // A null payload: FLUSHALL / FLUSHDB.
-                    Ok(redis::Value::Nil) => cache.clear(),
+                    Ok(redis::Value::Nil) => {
+                        cache.clear();
+                        tracking.flushes.fetch_add(1, Ordering::Relaxed);
+                    }
                     Ok(_) | Err(_) => {}
                 }
             }

@@ -94,6 +94,11 @@ pub const KEYS: &[Key] = &[
         help: "comma-separated key prefixes to be told about (empty: every key)",
     },
     Key {
+        name: "PROXY_STALE_IF_ERROR_MS",
+        default: "0",
+        help: "how long past its TTL an entry may be answered (X-Cache: STALE) while Redis is unreachable or a fetch fails or times out; 0 means never",
+    },
+    Key {
         name: "REDIS_HOST",
         default: "redis",
         help: "host name or address of the backing Redis",

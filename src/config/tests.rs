@@ -23,6 +23,7 @@ fn defaults_match_the_spec() {
     assert_eq!(c.redis_timeout, Duration::from_millis(1000));
     assert_eq!(c.redis_password, None);
     assert_eq!(c.log_level, Level::Info);
+    assert_eq!(c.stale_if_error, Duration::ZERO, "stale answers are opt-in");
 }
 
 #[test]
@@ -47,6 +48,8 @@ fn bad_values_name_the_key() {
         ("PROXY_TTL_MS", "-5"),
         ("REDIS_HOST", "bad host!"),
         ("PROXY_LOG", "loud"),
+        ("PROXY_STALE_IF_ERROR_MS", "-1"),
+        ("PROXY_STALE_IF_ERROR_MS", "soon"),
     ] {
         let err = Config::from_vars(&vars(&[(key, value)])).unwrap_err();
         assert!(err.0.contains(key), "{err}");

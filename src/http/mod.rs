@@ -2,13 +2,15 @@
 //! transport's connections through [`HttpApp::serve`] and [`HttpApp::render`].
 //!
 //! Rooms: [`parse`] (request heads, the key parameter), [`render`] (responses, JSON bodies,
-//! the status table), [`routes`] (the route table and each route's handler). This room
+//! the status table), [`routes`] (the route table and each route's handler), `lookup`
+//! (the lookup routes: hits, misses, stale answers, `X-Cache`). This room
 //! answers from the cache, asks the backend for misses and the admin room for `/stats` and
 //! `/metrics`; it must not touch sockets, the event loop's internals, or another protocol.
 //!
 //! Every route answers `GET` and `HEAD` (the same status and headers, `Content-Length`
 //! included, without the body); other methods get 405 with `Allow: GET, HEAD`.
 
+mod lookup;
 pub mod parse;
 pub mod render;
 pub mod routes;
@@ -229,7 +231,7 @@ impl HttpApp {
         out: &mut Vec<u8>,
         route: Route,
         status: u16,
-        content_type: &str,
+        content: render::Content,
         body: &[u8],
         connection: Connection,
         extra_headers: &str,
@@ -238,15 +240,7 @@ impl HttpApp {
         stats
             .http
             .incr(route as usize, render::status_index(status));
-        render::write_response(
-            out,
-            status,
-            content_type,
-            body,
-            connection,
-            extra_headers,
-            head,
-        );
+        render::write_response(out, status, content, body, connection, extra_headers, head);
     }
 
     /// A JSON error response `{"status":..,"error":..}` (without the body for `head`).

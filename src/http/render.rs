@@ -1,8 +1,10 @@
 //! HTTP/1.x response rendering. Pure: bytes out, into the connection's output buffer.
 //!
 //! The fixed parts are pre-rendered constants and numbers go through `itoa`, so the hit
-//! path formats nothing. The status table ([`STATUSES`]) is the one list of statuses the
-//! proxy answers: their status lines and their labels in `/stats` and `/metrics`.
+//! path formats nothing: what a body is and, for a lookup, where it came from (`X-Cache`)
+//! is one pre-rendered [`Content`]. The status table ([`STATUSES`]) is the one list of
+//! statuses the proxy answers: their status lines and their labels in `/stats` and
+//! `/metrics`.
 
 use base64::Engine;
 
@@ -28,12 +30,68 @@ impl Connection {
     }
 }
 
-/// Content types the proxy sends.
-pub const JSON: &str = "application/json";
-/// Raw bytes.
-pub const OCTETS: &str = "application/octet-stream";
+/// The headers that say what a body is, and for a lookup where its answer came from,
+/// pre-rendered: `Content-Type: ...\r\n`, then `X-Cache: ...\r\n` for a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Content(&'static str);
+
+impl Content {
+    /// The header lines.
+    pub fn headers(self) -> &'static str {
+        self.0
+    }
+
+    /// What a lookup answer is: JSON, or the raw bytes for `/v1/raw`, from `source`.
+    #[inline]
+    pub const fn lookup(raw: bool, source: Source) -> Content {
+        LOOKUPS[raw as usize][source as usize]
+    }
+}
+
+/// Where a lookup's answer came from: the `X-Cache` header every lookup answer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A live cache entry.
+    Hit = 0,
+    /// Not from the cache: fetched from Redis, absent there, or an error.
+    Miss = 1,
+    /// An expired entry, because the fetch failed (PROXY_STALE_IF_ERROR_MS).
+    Stale = 2,
+}
+
+macro_rules! content {
+    ($type:literal) => {
+        Content(concat!("Content-Type: ", $type, "\r\n"))
+    };
+    ($type:literal, $cache:literal) => {
+        Content(concat!(
+            "Content-Type: ",
+            $type,
+            "\r\nX-Cache: ",
+            $cache,
+            "\r\n"
+        ))
+    };
+}
+
+/// JSON (every answer but lookups and `/metrics`).
+pub const JSON: Content = content!("application/json");
 /// Prometheus text exposition format.
-pub const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const PROMETHEUS: Content = content!("text/plain; version=0.0.4; charset=utf-8");
+
+/// Lookup answers by `[raw][source]`.
+const LOOKUPS: [[Content; 3]; 2] = [
+    [
+        content!("application/json", "HIT"),
+        content!("application/json", "MISS"),
+        content!("application/json", "STALE"),
+    ],
+    [
+        content!("application/octet-stream", "HIT"),
+        content!("application/octet-stream", "MISS"),
+        content!("application/octet-stream", "STALE"),
+    ],
+];
 
 /// The interim response that tells a client waiting on `Expect: 100-continue` to send the
 /// body it announced (not counted: the final response follows).
@@ -45,16 +103,15 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 pub fn write_response(
     out: &mut Vec<u8>,
     status: u16,
-    content_type: &str,
+    content: Content,
     body: &[u8],
     connection: Connection,
     extra_headers: &str,
     head: bool,
 ) {
     out.extend_from_slice(STATUSES[status_index(status)].line.as_bytes());
-    out.extend_from_slice(b"Content-Type: ");
-    out.extend_from_slice(content_type.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Length: ");
+    out.extend_from_slice(content.headers().as_bytes());
+    out.extend_from_slice(b"Content-Length: ");
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     out.extend_from_slice(match connection {
         Connection::KeepAliveDefault => b"\r\n" as &[u8],

@@ -9,8 +9,8 @@
 //! | stats | `/stats` | JSON counters (admin rate limit, 429 over it) |
 //! | metrics | `/metrics` | Prometheus text (its own scrape limit, 429 over it) |
 //!
-//! A lookup answers from the cache, or queues a reply waiting on the backend; every other
-//! outcome is rendered by [`render`] once the backend has answered. Each route serves
+//! A lookup (see `lookup`) answers from the cache, or queues a reply waiting on the
+//! backend, rendered by [`render`] once the backend has answered. Each route serves
 //! `HEAD` as `GET` without the body: the same work (a `HEAD` miss waits for Redis too), the
 //! same status and headers.
 
@@ -112,7 +112,7 @@ pub(super) fn handle<W: From<Wait>>(
     reset_scratch(body);
     match route {
         Route::Lookup | Route::Raw => {
-            return lookup(app, route, query, connection, head, replies);
+            return super::lookup::serve(app, route, query, connection, head, replies);
         }
         Route::Healthz => {
             let ok = b"{\"status\":200}";
@@ -185,93 +185,6 @@ pub(super) fn handle<W: From<Wait>>(
     false
 }
 
-/// `/lookup` and `/v1/raw`: a hit is answered now, a miss waits on the backend.
-fn lookup<W: From<Wait>>(
-    app: &mut HttpApp,
-    route: Route,
-    query: &str,
-    connection: Connection,
-    head: bool,
-    replies: &mut Replies<'_, W>,
-) -> bool {
-    let raw = route == Route::Raw;
-    let services = &*app.services;
-    let stats = &*app.stats;
-    let scratch = &mut app.scratch;
-    let (body, key) = (&mut scratch.body, &mut scratch.key);
-    let bad = |body: &mut Vec<u8>, out: &mut Vec<u8>, key: Option<&str>, status, why| {
-        render::lookup_body(body, key, None, status, Some(why));
-        let extra = if status == 503 {
-            "Retry-After: 1\r\n"
-        } else {
-            ""
-        };
-        HttpApp::respond(
-            stats,
-            out,
-            route,
-            status,
-            render::JSON,
-            body,
-            connection,
-            extra,
-            head,
-        );
-    };
-    if let Err(why) = super::parse::key_param(query, services.max_key_bytes, key) {
-        bad(body, replies.out(), None, 400, why);
-        return false;
-    }
-    // JSON answers need a UTF-8 key; /v1/raw takes any bytes.
-    let key_text = std::str::from_utf8(key).ok();
-    if key_text.is_none() && !raw {
-        let why = "key is not valid UTF-8; use /v1/raw for binary keys";
-        bad(body, replies.out(), None, 400, why);
-        return false;
-    }
-    if !services.throttle.allow() {
-        stats.throttled.incr();
-        bad(body, replies.out(), key_text, 503, "rate limit exceeded");
-        return false;
-    }
-    // A hit only copies the value out under the shard's read lock (into a buffer this
-    // loop reuses); rendering happens after the lock is released.
-    let value = &mut scratch.value;
-    reset_scratch(value);
-    if services.cache.get_into(key, replies.now(), value) {
-        let out = replies.out();
-        if raw {
-            HttpApp::respond(
-                stats,
-                out,
-                route,
-                200,
-                render::OCTETS,
-                value,
-                connection,
-                "",
-                head,
-            );
-        } else {
-            render::lookup_body(body, key_text, Some(value), 200, None);
-            let json = render::JSON;
-            HttpApp::respond(stats, out, route, 200, json, body, connection, "", head);
-        }
-        return true;
-    }
-    let what = Wait::Lookup {
-        raw,
-        connection,
-        key: Box::from(&key[..]),
-        head,
-    };
-    let seq = replies.wait(W::from(what), 1);
-    if let Err(e) = services.backend.fetch(key, replies.waiter(seq, 0)) {
-        replies.resolve(seq, 0, Outcome::Failed(e));
-    }
-    false
-}
-
 /// Renders a reply that waited on the backend.
 pub(super) fn render(
     app: &mut HttpApp,
@@ -309,58 +222,6 @@ pub(super) fn render(
             connection,
             key,
             head,
-        } => {
-            let route = if raw { Route::Raw } else { Route::Lookup };
-            let (status, value, error) = lookup_answer(outcome);
-            match (raw, value) {
-                // /v1/raw: the bytes, or an empty 404; errors are JSON like everywhere.
-                (true, Some(bytes)) => HttpApp::respond(
-                    stats,
-                    out,
-                    route,
-                    200,
-                    render::OCTETS,
-                    bytes,
-                    connection,
-                    "",
-                    head,
-                ),
-                (true, None) if status == 404 => {
-                    let octets = render::OCTETS;
-                    HttpApp::respond(stats, out, route, 404, octets, b"", connection, "", head)
-                }
-                _ => {
-                    let body = &mut app.scratch.body;
-                    reset_scratch(body);
-                    let key = std::str::from_utf8(&key).ok();
-                    render::lookup_body(body, key, value, status, error.as_deref());
-                    HttpApp::respond(
-                        stats,
-                        out,
-                        route,
-                        status,
-                        render::JSON,
-                        body,
-                        connection,
-                        "",
-                        head,
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// What a lookup's outcome becomes: status, value, error text. Redis's own errors are
-/// 502 with Redis's words; Redis unreachable, slow or refused is 503.
-fn lookup_answer(outcome: Option<&Outcome>) -> (u16, Option<&[u8]>, Option<String>) {
-    match outcome {
-        Some(Outcome::Found(v)) => (200, Some(&v[..]), None),
-        Some(Outcome::NotFound) => (404, None, None),
-        Some(Outcome::Failed(e)) if e.is_server_reply() => (502, None, Some(e.to_string())),
-        Some(Outcome::Failed(_)) | None => (503, None, Some("backend unavailable".to_string())),
-        Some(Outcome::Integer(_)) | Some(Outcome::Status(_)) | Some(Outcome::Reply(_)) => {
-            (502, None, Some("unexpected reply from redis".to_string()))
-        }
+        } => super::lookup::render(app, raw, &key, connection, head, outcome, out),
     }
 }

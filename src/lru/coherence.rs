@@ -16,8 +16,8 @@
 
 use std::sync::atomic::Ordering;
 
-use super::Cache;
 use super::shard::Counters;
+use super::{Cache, stale};
 
 /// Taken before the request for `key` is sent to Redis; proves which invalidations the
 /// fill has seen. 24 bytes, no allocation.
@@ -68,7 +68,9 @@ impl Cache {
     }
 
     /// [`Cache::fill`] for a key that expires in Redis in `key_ttl`: the entry's deadline
-    /// is the earlier of the cache's TTL and the key's own, so it never outlives the key.
+    /// is the earlier of the cache's TTL and the key's own, so it never outlives the key;
+    /// for the same reason it may be served stale (see `stale`) only if the key outlives
+    /// the stale window too.
     pub fn fill_within(
         &self,
         ticket: Ticket,
@@ -76,11 +78,10 @@ impl Cache {
         value: &[u8],
         key_ttl: Option<std::time::Duration>,
     ) -> Fill {
-        let ttl = match key_ttl {
-            Some(own) => (own.as_nanos().min(u64::MAX as u128) as u64).min(self.ttl),
-            None => self.ttl,
-        };
-        let deadline = self.clock.now().saturating_add(ttl);
+        let own = key_ttl.map(|own| own.as_nanos().min(u64::MAX as u128) as u64);
+        let lifetime = own.map_or(self.ttl, |own| own.min(self.ttl));
+        let stale_ok = own.is_none_or(|own| own >= self.ttl.saturating_add(self.stale_window));
+        let deadline = stale::deadline(self.clock.now(), lifetime, self.stale_window, stale_ok);
         let (hash, shard) = self.locate(key);
         let mut state = shard.state.write();
         // The decision and the store happen under the shard's write lock, which

@@ -7,6 +7,23 @@ use std::sync::atomic::Ordering;
 use super::Cache;
 
 impl Cache {
+    /// Entries held past their deadline now (kept for stale answers, or not yet reaped).
+    #[doc(hidden)]
+    pub fn held_expired(&self) -> usize {
+        let now = self.clock.now();
+        self.shards
+            .iter()
+            .map(|s| {
+                let state = s.state.read();
+                state
+                    .slab
+                    .iter_recency()
+                    .filter(|&slot| state.slab.deadline(slot) <= now)
+                    .count()
+            })
+            .sum()
+    }
+
     /// Keys of one shard from most to least recently used (replays buffered hits first).
     #[doc(hidden)]
     pub fn keys_by_recency(&self, shard: usize) -> Vec<Vec<u8>> {

@@ -34,7 +34,9 @@
 //! shard evicts; the hit path matches on it once, as it did on the `bool` it replaced.
 //!
 //! Expiry: an entry with `deadline <= now` is absent for every read; the read that finds it
-//! removes it. The reaper ([`crate::reaper`]) removes the rest in the background.
+//! removes it. The reaper ([`crate::reaper`]) removes the rest in the background. With a
+//! stale window (`stale`), both leave an expired entry that may be served stale until
+//! the window has passed too; reads still miss it.
 //!
 //! Memory: nothing is sized by the capacity alone, which may be billions. A shard reserves
 //! room for its capacity up to 65,536 entries, and past that its slab, arena and index grow
@@ -49,7 +51,8 @@
 //!
 //! Files: this one holds [`Cache`], its construction, lookups, inserts and removals;
 //! `counters` the hit and miss stripes and [`CacheStats`]; `coherence` tickets, fills,
-//! invalidation and clear; `tracking` what the reaper calls; `shard`, `slab`,
+//! invalidation and clear; `stale` the stale window and stale answers; `tracking`
+//! what the reaper calls; `shard`, `slab`,
 //! `access` and `policy` the parts of a shard; `tests.rs` the unit tests. Hooks that
 //! only tests use (`hooks.rs`: `Cache::validate`, `Cache::keys_by_recency`, ...) exist
 //! only in test builds and with the `test-hooks` feature.
@@ -65,6 +68,7 @@ mod hooks;
 mod policy;
 mod shard;
 mod slab;
+mod stale;
 mod tracking;
 
 use std::hash::BuildHasher;
@@ -107,6 +111,8 @@ pub struct Cache {
     clock: Clock,
     /// Calls of [`Cache::clear`] so far: a fill whose ticket saw an older epoch is cancelled.
     epoch: AtomicU64,
+    /// How long past its deadline an entry may be served stale; 0: never (see `stale`).
+    stale_window: Nanos,
 }
 
 impl std::fmt::Debug for Cache {
@@ -152,6 +158,7 @@ impl Cache {
             ttl: u64::try_from(ttl.as_nanos()).unwrap_or(Nanos::MAX),
             clock,
             epoch: AtomicU64::new(0),
+            stale_window: 0,
         }
     }
 
@@ -191,7 +198,7 @@ impl Cache {
             let (deadline, _, value) = state.slab.parts(slot);
             if deadline <= now {
                 drop(state);
-                self.remove_expired(shard, hash, key, now);
+                self.remove_expired(shard, hash, key, deadline, now);
                 self.lookups().misses.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
@@ -227,13 +234,17 @@ impl Cache {
         (deadline > self.clock.now()).then(|| read(value))
     }
 
-    /// Removes `key` found expired by a read, unless someone replaced it meanwhile.
+    /// Removes `key`, found expired (with `deadline`) by a read, unless someone replaced it
+    /// meanwhile or it is kept for stale answers.
     #[cold]
-    fn remove_expired(&self, shard: &Shard, hash: u64, key: &[u8], now: Nanos) {
+    fn remove_expired(&self, shard: &Shard, hash: u64, key: &[u8], deadline: Nanos, now: Nanos) {
+        if self.keeps_expired(deadline, now) {
+            return;
+        }
         let mut state = shard.state.write();
         state.apply_reads(&shard.reads);
         if let Some(slot) = state.find(hash, key)
-            && state.slab.deadline(slot) <= now
+            && !self.keeps_expired(state.slab.deadline(slot), now)
         {
             state.remove_slot(&self.hasher, slot);
             Counters::bump(&shard.counters.expirations);
@@ -248,7 +259,7 @@ impl Cache {
     /// Returns false, storing nothing and evicting nothing, when the key is longer than
     /// 65,535 bytes or the value than 4 GiB (or the shard's arena is full).
     pub fn insert(&self, key: &[u8], value: &[u8]) -> bool {
-        let deadline = self.clock.now().saturating_add(self.ttl);
+        let deadline = stale::deadline(self.clock.now(), self.ttl, self.stale_window, true);
         let (hash, shard) = self.locate(key);
         let mut state = shard.state.write();
         state.apply_reads(&shard.reads);

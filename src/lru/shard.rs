@@ -15,12 +15,15 @@ use parking_lot::RwLock;
 use super::access::AccessBuffer;
 use super::policy::Policy;
 use super::slab::{Slab, TooBig, entry_len};
+use super::stale::removal_time;
 use crate::clock::Nanos;
 
 /// An entry's expiry as told to the reaper: it is still current while the slot has this
-/// generation and this deadline.
+/// generation and an entry that leaves the cache at this time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Expiry {
+    /// When the reaper removes the entry: its deadline, or the end of its stale window
+    /// (see `stale::removal_time`).
     pub(crate) deadline: Nanos,
     pub(crate) slot: u32,
     pub(crate) generation: u32,
@@ -120,6 +123,9 @@ pub(crate) struct ShardState {
     /// Key hash of invalidation `seq` at `seq % INVALIDATION_RING`, for the last
     /// `INVALIDATION_RING` invalidations of this shard.
     invalidated: [u64; INVALIDATION_RING],
+    /// The cache's stale window: expired entries that may be served stale are removed
+    /// this long after their deadline.
+    stale_window: Nanos,
 }
 
 impl ShardState {
@@ -134,7 +140,19 @@ impl ShardState {
             tracking: false,
             pending: Vec::new(),
             invalidated: [0; INVALIDATION_RING],
+            stale_window: 0,
         }
+    }
+
+    /// Sets the cache's stale window (before any reaper tracks this shard).
+    pub(crate) fn set_stale_window(&mut self, window: Nanos) {
+        self.stale_window = window;
+    }
+
+    /// The reaper's deadline for the live entry in `slot`.
+    #[inline]
+    fn removal_time(&self, slot: u32) -> Nanos {
+        removal_time(self.slab.deadline(slot), self.stale_window)
     }
 
     /// Entries this shard may hold.
@@ -200,7 +218,7 @@ impl ShardState {
         }
         let generation = self.slab.generation(slot);
         self.pending.push(Expiry {
-            deadline,
+            deadline: removal_time(deadline, self.stale_window),
             slot,
             generation,
         });
@@ -278,7 +296,7 @@ impl ShardState {
         self.tracking = true;
         self.pending.clear();
         out.extend(self.slab.iter_recency().map(|slot| Expiry {
-            deadline: self.slab.deadline(slot),
+            deadline: self.removal_time(slot),
             slot,
             generation: self.slab.generation(slot),
         }));
@@ -299,7 +317,7 @@ impl ShardState {
     #[inline]
     pub(crate) fn is_current(&self, expiry: &Expiry) -> bool {
         self.slab.live(expiry.slot, expiry.generation)
-            && self.slab.deadline(expiry.slot) == expiry.deadline
+            && self.removal_time(expiry.slot) == expiry.deadline
     }
 
     /// Keeps only the expiries that still describe a live entry, one per entry.
@@ -309,7 +327,7 @@ impl ShardState {
         expiries.dedup();
     }
 
-    /// Removes the entry `expiry` names if it is current and its deadline has passed.
+    /// Removes the entry `expiry` names if it is current and its time to leave has passed.
     pub(crate) fn expire(
         &mut self,
         hasher: &DefaultHashBuilder,

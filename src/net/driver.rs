@@ -14,6 +14,8 @@ pub(crate) struct Driver<W> {
     pub(crate) output: Output<W>,
     /// The application asked to close the connection.
     pub(crate) closing: bool,
+    /// The time requests are served at (what a loop reads once per wake-up).
+    pub(crate) now: Nanos,
 }
 
 impl<W> Default for Driver<W> {
@@ -21,6 +23,7 @@ impl<W> Default for Driver<W> {
         Driver {
             output: Output::default(),
             closing: false,
+            now: 1,
         }
     }
 }
@@ -39,7 +42,7 @@ impl<W> Driver<W> {
         };
         let mut at = 0;
         while at < input.len() {
-            let mut replies = Replies::new(&mut self.output, &mut self.closing, whom, 1);
+            let mut replies = Replies::new(&mut self.output, &mut self.closing, whom, self.now);
             match serve(&input[at..], &mut replies) {
                 Served::NeedMore => break,
                 Served::Consumed(n) => at += n,

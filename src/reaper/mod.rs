@@ -7,8 +7,11 @@
 //! in batches, taking each shard's write lock once per batch. A heap entry whose slot was
 //! freed (generation changed) or whose entry was re-inserted (deadline changed) is skipped.
 //! Each heap stays bounded: past twice its shard's capacity it drops every entry that is no
-//! longer current. Between passes the thread sleeps until the earliest deadline, at most
-//! [`MAX_SLEEP`], on a condition variable so that [`Reaper::stop`] is immediate.
+//! longer current. With a stale window (PROXY_STALE_IF_ERROR_MS) an entry that may be
+//! served stale is removed that long after its deadline instead (the cache tells which:
+//! the heap holds each entry's removal time). Between passes the thread sleeps until the
+//! earliest of those, at most [`MAX_SLEEP`], on a condition variable so that
+//! [`Reaper::stop`] is immediate.
 //!
 //! [`Reaper`] is the thread; its state and passes are `ReaperCore` (in `heaps`), which
 //! tests use directly, as integration tests and examples do with the `test-hooks`

@@ -66,3 +66,32 @@ fn run_once_skips_reinserted_entries() {
     assert_eq!(cache.stats().expirations, 2);
     cache.validate();
 }
+
+#[test]
+fn with_a_stale_window_expired_entries_are_reaped_when_it_ends() {
+    let clock = Clock::manual();
+    let cache = Cache::with_shards(8, Duration::from_millis(10), clock.clone(), 1)
+        .with_stale_window(Duration::from_millis(100));
+    let cache = Arc::new(cache);
+    let mut core = ReaperCore::new(Arc::clone(&cache));
+    cache.insert(b"a", b"1");
+    // A key that expires in Redis before the window ends goes at its deadline.
+    let ticket = cache.ticket(b"b");
+    let own = Some(Duration::from_millis(50));
+    cache.fill_within(ticket, b"b", b"2", own);
+    clock.advance(Duration::from_millis(10));
+    assert_eq!(
+        core.run_once(),
+        1,
+        "b at its deadline; a kept for stale answers"
+    );
+    assert_eq!(cache.held_expired(), 1);
+    assert!(cache.get(b"a").is_none(), "expired: a miss");
+    clock.advance(Duration::from_millis(99));
+    assert_eq!(core.run_once(), 0);
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(core.run_once(), 1, "a once its window has passed");
+    assert!(cache.is_empty());
+    assert_eq!(cache.stats().expirations, 2);
+    cache.validate();
+}

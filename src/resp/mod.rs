@@ -50,6 +50,10 @@ pub struct Wait {
     /// later ones fetched once and answered with the first one's outcome (sharing its
     /// value instead of holding a copy each).
     pub aliases: Option<Arc<[(u32, u32)]>>,
+    /// With a stale window (PROXY_STALE_IF_ERROR_MS), the keys the outcomes are for, index
+    /// for index, so that a key Redis could not answer for may be answered from its
+    /// expired entry; `None` without a window or for a reply that is not of keys' values.
+    pub stale_keys: Option<Arc<[Box<[u8]>]>>,
 }
 
 /// The error for a reply over PROXY_MAX_REPLY_BYTES.
@@ -212,6 +216,17 @@ impl RespApp {
     ) {
         let elapsed = self.state.services.clock.now().saturating_sub(started);
         self.state.stats.miss_latency.record(elapsed, 1);
+        let stale;
+        let outcomes = match what.stale_keys.as_deref() {
+            Some(keys) => match self.stale_outcomes(keys, outcomes) {
+                Some(replaced) => {
+                    stale = replaced;
+                    &stale[..]
+                }
+                None => outcomes,
+            },
+            None => outcomes,
+        };
         let shared;
         let outcomes = match &what.aliases {
             Some(aliases) => {
@@ -237,6 +252,36 @@ impl RespApp {
             }
         }
         (what.render)(outcomes, what.proto, out);
+    }
+
+    /// `outcomes` with every key Redis could not answer for (`keys[i]` for `outcomes[i]`)
+    /// answered from its expired entry, as the plain value: `None` when there is no such
+    /// key, or when one of them has no entry in the stale window (the reply then fails as
+    /// a whole, as it would have, and no stale value is used).
+    fn stale_outcomes(
+        &mut self,
+        keys: &[Box<[u8]>],
+        outcomes: &[Option<Outcome>],
+    ) -> Option<Vec<Option<Outcome>>> {
+        let unavailable = |o: &Option<Outcome>| o.as_ref().is_none_or(Outcome::redis_unavailable);
+        if !outcomes.iter().any(unavailable) {
+            return None;
+        }
+        let services = &self.state.services;
+        let now = services.clock.now();
+        let mut all = outcomes.to_vec();
+        let mut value = Vec::new();
+        let mut answered = 0;
+        for (outcome, key) in all.iter_mut().zip(keys) {
+            if unavailable(outcome) {
+                value.clear();
+                services.cache.stale_into(key, now, &mut value)?;
+                *outcome = Some(Outcome::Found(Arc::from(&value[..])));
+                answered += 1;
+            }
+        }
+        self.state.stats.stale_answers.add(answered);
+        Some(all)
     }
 
     /// The answer to a command over [`MAX_INPUT`].

@@ -242,6 +242,9 @@ pub struct LoopStats {
     /// Replies answered unavailable by the loop because the backend had not answered
     /// within its timeout.
     pub miss_timeouts: Counter,
+    /// Keys answered from an expired entry because their fetch failed
+    /// (PROXY_STALE_IF_ERROR_MS).
+    pub stale_answers: Counter,
     /// Time from reading a request to rendering its reply, cache hits.
     pub hit_latency: Histogram,
     /// Time from reading a request to rendering its reply, misses (Redis round trip).
@@ -263,6 +266,7 @@ impl LoopStats {
             throttled: Counter::default(),
             request_timeouts: Counter::default(),
             miss_timeouts: Counter::default(),
+            stale_answers: Counter::default(),
             hit_latency: Histogram::default(),
             miss_latency: Histogram::default(),
             http,

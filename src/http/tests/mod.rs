@@ -21,7 +21,11 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        let cache = Arc::new(Cache::new(100, Duration::from_secs(60), Clock::manual()));
+        Harness::with_cache(Cache::new(100, Duration::from_secs(60), Clock::manual()))
+    }
+
+    fn with_cache(cache: Cache) -> Harness {
+        let cache = Arc::new(cache);
         let stats = Arc::new(LoopStats::new(counters(), Table::new(vec![], vec![])));
         let loops = vec![Arc::clone(&stats)];
         let services = Arc::new(Services::for_tests(Arc::clone(&cache), loops));
@@ -189,3 +193,65 @@ fn pipelined_requests_keep_their_order_behind_a_miss() {
 }
 
 mod book;
+
+#[test]
+fn every_lookup_answer_says_where_it_came_from() {
+    let mut h = Harness::new();
+    h.cache.insert(b"k", b"v");
+    let hit = h.send(&get("/lookup?key=k"));
+    assert!(hit.contains("\r\nX-Cache: HIT\r\n"), "{hit}");
+    let raw = h.send(&get("/v1/raw?key=k"));
+    assert!(raw.contains("\r\nX-Cache: HIT\r\n"), "{raw}");
+    assert_eq!(h.send(&get("/lookup?key=nope")), "", "a miss waits");
+    let miss = h.answer_all(Outcome::Found(Arc::from(&b"w"[..])));
+    assert!(miss.contains("\r\nX-Cache: MISS\r\n"), "{miss}");
+    let bad = h.send(&get("/lookup?key="));
+    assert!(
+        bad.starts_with("HTTP/1.1 400 ") && bad.contains("X-Cache: MISS"),
+        "{bad}"
+    );
+    let other = h.send(&get("/healthz"));
+    assert!(!other.contains("X-Cache"), "{other}");
+}
+
+#[test]
+fn a_failed_fetch_is_answered_from_the_expired_entry_within_the_window() {
+    let clock = Clock::manual();
+    let cache = Cache::new(100, Duration::from_secs(60), clock.clone())
+        .with_stale_window(Duration::from_secs(30));
+    let mut h = Harness::with_cache(cache);
+    h.cache.insert(b"k", b"v");
+    clock.advance(Duration::from_secs(61));
+    h.io.now = clock.now();
+    assert_eq!(
+        h.send(&get("/lookup?key=k")),
+        "",
+        "expired: a miss, which waits"
+    );
+    let r = h.answer_all(Outcome::Failed(BackendError::Timeout));
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+    assert!(
+        r.contains("\r\nX-Cache: STALE\r\nContent-Length: 36\r\nAge: 61\r\n"),
+        "{r}"
+    );
+    assert_eq!(body(&r), r#"{"key":"k","value":"v","status":200}"#);
+    assert_eq!(h.stats.stale_answers.get(), 1);
+    // Redis's own answer is passed on, never replaced by the expired value.
+    h.send(&get("/lookup?key=k"));
+    let wrong_type = BackendError::from_server("WRONGTYPE", "Operation against a key");
+    let r = h.answer_all(Outcome::Failed(wrong_type));
+    assert!(
+        r.starts_with("HTTP/1.1 502 ") && r.contains("X-Cache: MISS"),
+        "{r}"
+    );
+    // Past the window the failure shows.
+    clock.advance(Duration::from_secs(30));
+    h.io.now = clock.now();
+    h.send(&get("/v1/raw?key=k"));
+    let r = h.answer_all(Outcome::Failed(BackendError::Timeout));
+    assert!(
+        r.starts_with("HTTP/1.1 503 ") && r.contains("X-Cache: MISS"),
+        "{r}"
+    );
+    assert_eq!(h.stats.stale_answers.get(), 1);
+}

@@ -3,7 +3,8 @@
 //! [`LARGE_BIT`] and an index into the large entries, or [`FREE`].
 //!
 //! An entry is stored as `deadline (u64 LE) || key length (u16 LE) || value length (u32
-//! LE) || key || value`. Entries up to [`LARGE_ENTRY`] bytes are packed back to back into
+//! LE) || key || value` (with a stale window, the deadline's lowest bit also says whether
+//! the entry may be served stale: see `lru::stale`; this room stores it as given). Entries up to [`LARGE_ENTRY`] bytes are packed back to back into
 //! one growable byte arena per shard: no allocation per entry, no allocator header, no
 //! alignment padding, no pointer in the node (it holds a 31-bit offset, so a shard's arena
 //! holds up to 2 GiB of such small entries; past that, inserts are refused). Removing an

@@ -74,6 +74,7 @@ pub fn forward(
         values: true,
         proto: client.proto,
         aliases: None,
+        stale_keys: None,
     };
     let seq = sink.wait(what, 1);
     let waiter = sink.waiter(seq, 0);

@@ -16,6 +16,7 @@ pub fn forward(call: &mut Call<'_>) {
             values: true,
             proto: call.client.proto,
             aliases: None,
+            stale_keys: None,
         },
         1,
     );

@@ -8,13 +8,17 @@
 //! - `STRLEN key`: the value's length, 0 for a missing key.
 //!
 //! Each key the cache misses is fetched from Redis like a GET (single flight, cached), so
-//! EXISTS and STRLEN warm the cache for later GETs.
+//! EXISTS and STRLEN warm the cache for later GETs. With PROXY_STALE_IF_ERROR_MS, a key
+//! whose fetch fails is answered from its expired entry (the value alone: RESP has no
+//! place to say it is stale) when every such key of the reply has one.
 
 use std::sync::Arc;
 
 use super::Call;
 use crate::backend::Outcome;
+use crate::lru::Cache;
 use crate::net::reset_scratch;
+use crate::resp::parse::Args;
 use crate::resp::{Render, TOO_LARGE, Wait, write, write_outcome};
 
 /// `GET key`.
@@ -68,6 +72,7 @@ fn fetch_one(call: &mut Call<'_>, render: Render, values: bool) {
             values,
             proto,
             aliases: None,
+            stale_keys: stale_keys(&call.state.services.cache, call.args, call.input),
         },
         1,
     );
@@ -75,6 +80,16 @@ fn fetch_one(call: &mut Call<'_>, render: Render, values: bool) {
     if let Err(e) = call.state.services.backend.fetch(key, waiter) {
         call.sink.resolve(seq, 0, Outcome::Failed(e));
     }
+}
+
+/// With a stale window, the command's keys (`arg(1..)`), which its reply's outcomes are
+/// for, index for index: a key whose fetch fails may be answered from its expired entry.
+fn stale_keys(cache: &Cache, args: &Args, input: &[u8]) -> Option<Arc<[Box<[u8]>]>> {
+    if cache.stale_window().is_zero() {
+        return None;
+    }
+    let keys = (1..args.len()).map(|i| Box::from(args.get(input, i)));
+    Some(keys.collect())
 }
 
 /// `MGET key [key ...]`.
@@ -188,6 +203,7 @@ fn lookup_all(call: &mut Call<'_>, render: Render, values_in_reply: bool) -> boo
         values: values_in_reply,
         proto: call.client.proto,
         aliases: (!aliases.is_empty()).then(|| Arc::from(&aliases[..])),
+        stale_keys: stale_keys(cache, call.args, call.input),
     };
     let seq = call.sink.wait(what, found.len());
     let mut next_alias = aliases.iter().peekable();

@@ -24,7 +24,11 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        let cache = Arc::new(Cache::new(100, Duration::from_secs(60), Clock::manual()));
+        Harness::with_cache(Cache::new(100, Duration::from_secs(60), Clock::manual()))
+    }
+
+    fn with_cache(cache: Cache) -> Harness {
+        let cache = Arc::new(cache);
         let stats = Arc::new(LoopStats::new(Table::new(vec![], vec![]), resp::counters()));
         let services = Arc::new(Services::for_tests(
             Arc::clone(&cache),
@@ -284,3 +288,24 @@ const SELECT_REFUSED: &str =
     "ERR SELECT is not supported: this proxy serves one database (REDIS_DB), shown as db 0";
 
 mod connect;
+
+#[test]
+fn a_failed_fetch_is_answered_from_the_expired_entry_as_a_plain_value() {
+    let clock = Clock::manual();
+    let cache = Cache::new(100, Duration::from_secs(60), clock.clone())
+        .with_stale_window(Duration::from_secs(30));
+    let mut h = Harness::with_cache(cache);
+    h.cache.insert(b"k", b"v");
+    clock.advance(Duration::from_secs(61));
+    h.io.now = clock.now();
+    let down = || Outcome::Failed(BackendError::Io(Arc::from("refused")));
+    assert_eq!(h.send(b"GET k\r\n"), "");
+    assert_eq!(h.answer_all(down()), "$1\r\nv\r\n");
+    assert_eq!(h.send(b"MGET k k\r\n"), "");
+    assert_eq!(h.answer_all(down()), "*2\r\n$1\r\nv\r\n$1\r\nv\r\n");
+    assert_eq!(h.stats.stale_answers.get(), 2, "one per key answered stale");
+    // A key without an expired entry fails the reply as a whole, and nothing is used.
+    assert_eq!(h.send(b"MGET k other\r\n"), "");
+    assert_eq!(h.answer_all(down()), "-ERR backend unavailable\r\n");
+    assert_eq!(h.stats.stale_answers.get(), 2);
+}
