@@ -270,8 +270,9 @@ fn run(
                 tracking.set(TrackingState::Off);
                 cache.clear();
                 crate::warn!(
-                    "redis refuses CLIENT TRACKING ({why}): caching by TTL only, writes to \
-                     Redis are seen after PROXY_TTL_MS"
+                    "redis {} refuses CLIENT TRACKING ({why}): caching by TTL only, writes \
+                     to Redis are seen after PROXY_TTL_MS",
+                    connector.addr()
                 );
                 return;
             }
@@ -288,8 +289,9 @@ fn run(
                 }
                 if was_up || !logged_down {
                     crate::warn!(
-                        "invalidation connection lost ({why}): nothing new is cached, and \
-                         the cache is cleared, until it is back"
+                        "invalidation connection lost ({why}) to {}: nothing new is cached \
+                         from it, and the cache is cleared, until it is back",
+                        connector.addr()
                     );
                     logged_down = true;
                 }
@@ -356,7 +358,10 @@ fn listen(
     cache.clear();
     tracking.set(TrackingState::Up);
     tracking.ups.fetch_add(1, Ordering::Relaxed);
-    crate::info!("invalidation on: CLIENT TRACKING BCAST, cache entries dropped on writes");
+    crate::info!(
+        "invalidation on: CLIENT TRACKING BCAST on {}, cache entries dropped on writes",
+        connector.addr()
+    );
     loop {
         if tracking.stopping() {
             return Ended::Stopped;
