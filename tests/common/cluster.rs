@@ -203,6 +203,8 @@ impl Node {
             // them) and never wander off to another master.
             .args(["--cluster-replica-validity-factor", "0"])
             .args(["--cluster-allow-replica-migration", "no"])
+            // A replica's first sync starts at once (the default waits 5 s for others).
+            .args(["--repl-diskless-sync-delay", "0"])
             .arg("--dir")
             .arg(&dir.0)
             .arg("--logfile")
@@ -659,6 +661,13 @@ impl Cluster {
     /// Records what node `i` owned before it goes away.
     fn lose(&self, i: usize, state: u8) {
         let slots = self.slots_of(i);
+        if !slots.is_empty() {
+            let replicas = self.replicas_of(i);
+            assert!(
+                !replicas.is_empty(),
+                "master {i} has no replica to take over"
+            );
+        }
         *self.nodes[i].slots_when_lost.lock().unwrap() = slots;
         let was = self.nodes[i].state.swap(state, Ordering::AcqRel);
         assert_eq!(was, RUNNING, "node {i} is not running");
@@ -699,9 +708,13 @@ impl Cluster {
         Proxy::start_logged(self.port(0), &env)
     }
 
-    /// Every node's role, address and last log lines, for a failure message.
+    /// Every node's view, address and last log lines, for a failure message.
     pub fn logs(&self) -> String {
         let mut out = String::new();
+        for i in (0..self.len()).filter(|&i| self.nodes[i].running()) {
+            let view = self.view_from(i);
+            out.push_str(&format!("node {i} sees: {}\n", describe(view.as_ref())));
+        }
         for (i, node) in self.nodes.iter().enumerate() {
             let state =
                 ["running", "paused", "killed"][node.state.load(Ordering::Acquire) as usize];
@@ -743,6 +756,41 @@ impl Drop for Cluster {
             node.child.lock().unwrap().kill();
         }
     }
+}
+
+/// One line per view: each member's role and its slot ranges.
+fn describe(view: Option<&View>) -> String {
+    let Some(view) = view else {
+        return "(no answer)".into();
+    };
+    let mut parts = Vec::new();
+    for seen in &view.members {
+        let mut ranges: Vec<String> = Vec::new();
+        let mut slot = 0;
+        while slot < SLOTS {
+            if view.owners[slot] != Some(seen.node) {
+                slot += 1;
+                continue;
+            }
+            let start = slot;
+            while slot < SLOTS && view.owners[slot] == Some(seen.node) {
+                slot += 1;
+            }
+            ranges.push(format!("{start}-{}", slot - 1));
+        }
+        let role = match seen.replica_of {
+            _ if seen.master => "master".to_string(),
+            Some(m) => format!("replica of {m}"),
+            None => "replica".to_string(),
+        };
+        let failing = if seen.failing { " FAILING" } else { "" };
+        parts.push(format!(
+            "{} {role}{failing} [{}]",
+            seen.node,
+            ranges.join(" ")
+        ));
+    }
+    parts.join("; ")
 }
 
 /// A slot being moved by hand between two masters ([`Cluster::begin_migration`]).
