@@ -147,12 +147,15 @@ for i in $(seq 0 $((proxies - 1))); do
   proxy_pids+=($!)
 done
 for i in $(seq 0 $((proxies - 1))); do
-  pid=${proxy_pids[$i]} http=${http_ports[$i]} log="$tmp/proxy-$((i + 1)).log"
+  pid=${proxy_pids[$i]} http=${http_ports[$i]} log=$tmp/proxy-$((i + 1)).log
   healthy() { [ "$(http_status "$http" /healthz)" = 200 ] || ! kill -0 "$pid" 2>/dev/null; }
-  poll 15 healthy || fail "proxy $((i + 1)) did not answer /healthz on :$http; see $log"
+  if ! poll 15 healthy; then
+    tail -n 20 "$log" >&2
+    fail "proxy $((i + 1)) did not answer /healthz on :$http (its log is above)"
+  fi
   if ! kill -0 "$pid" 2>/dev/null; then
     tail -n 20 "$log" >&2
-    fail "proxy $((i + 1)) exited (log above, in $log)"
+    fail "proxy $((i + 1)) exited (its log is above)"
   fi
 done
 for i in $(seq 0 $((proxies - 1))); do
@@ -195,11 +198,11 @@ ProxyRedis in front of a local Redis Cluster (Ctrl-C stops everything):
   logs           $tmp/{haproxy,proxy-N}.log, $tmp/redis-PORT/redis.log
 
 Try it:
-  redis-cli -c -p ${redis_ports[0]} set greeting hello      # write into the cluster
-  curl 'http://127.0.0.1:$http_front/lookup?key=greeting'   # read through HAProxy and a proxy
-  redis-cli -p $resp_front get greeting                      # the same over the Redis protocol
-  redis-cli -p ${redis_ports[0]} cluster nodes               # who is master of what
-  kill -STOP <a master pid>   # a replica takes over after the node timeout; kill -CONT to resume
+  redis-cli -c -p ${redis_ports[0]} set greeting hello
+  curl 'http://127.0.0.1:$http_front/lookup?key=greeting'
+  redis-cli -p $resp_front get greeting
+  redis-cli -p ${redis_ports[0]} cluster nodes
+  kill -STOP PID   (a master: a replica takes over after the node timeout; kill -CONT PID)
 EOF
 
 # --- run until interrupted ------------------------------------------------------------
