@@ -134,7 +134,7 @@ for port in "${redis_ports[@]}"; do addrs+=("127.0.0.1:$port"); done
 seeds=$(IFS=,; echo "${addrs[*]}")
 if ! CLUSTER_REPLICAS=1 deploy/cluster-create.sh "${addrs[@]}" >"$tmp/cluster-create.log" 2>&1; then
   cat "$tmp/cluster-create.log" >&2
-  fail "creating the cluster failed; node logs are in $tmp/redis-*/redis.log (KEEP_TMP=1 keeps them)"
+  fail "creating the cluster failed; with KEEP_TMP=1 the node logs stay in $tmp/redis-*/"
 fi
 echo "Redis Cluster ready: $seeds"
 
@@ -158,13 +158,20 @@ for i in $(seq 0 $((proxies - 1))); do
     fail "proxy $((i + 1)) exited (its log is above)"
   fi
 done
+# The cluster backend may need a moment to learn the slot map: wait for all, within 10 s.
+all_ready() {
+  for http in "${http_ports[@]}"; do
+    [ "$(http_status "$http" /readyz)" = 200 ] || return 1
+  done
+}
+poll 10 all_ready || true
 for i in $(seq 0 $((proxies - 1))); do
   http=${http_ports[$i]}
-  ready() { [ "$(http_status "$http" /readyz)" = 200 ]; }
-  if poll 10 ready; then
+  status=$(http_status "$http" /readyz)
+  if [ "$status" = 200 ]; then
     echo "proxy $((i + 1)) ready (HTTP :$http, RESP :${resp_ports[$i]})"
   else
-    echo "proxy $((i + 1)) runs but /readyz is $(http_status "$http" /readyz) (HTTP :$http);" \
+    echo "proxy $((i + 1)) runs but its /readyz answers ${status:-nothing} (HTTP :$http);" \
       "HAProxy keeps it out until it answers 200; see $tmp/proxy-$((i + 1)).log"
   fi
 done
