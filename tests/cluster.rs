@@ -91,9 +91,7 @@ fn reshard_moves_slots_and_their_keys() {
     let cluster = Cluster::start(3, 0);
     let masters = cluster.masters();
     let (from, to) = (masters[0], masters[1]);
-    let keys: Vec<String> = (0..200)
-        .map(|n| cluster.key_on(from, &format!("r{n}-")))
-        .collect();
+    let keys = cluster.keys_on(from, "r", 200);
     for k in &keys {
         cluster.set(k, k);
     }

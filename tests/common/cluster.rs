@@ -95,6 +95,15 @@ impl Reply {
         }
     }
 
+    /// The text of a status or bulk reply, if it is one.
+    pub fn as_text(&self) -> Option<String> {
+        match self {
+            Reply::Status(s) => Some(s.clone()),
+            Reply::Bulk(Some(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
+    }
+
     /// The error line (without `-`), if this is an error.
     pub fn error(&self) -> Option<&str> {
         match self {
@@ -203,6 +212,8 @@ impl Node {
             // them) and never wander off to another master.
             .args(["--cluster-replica-validity-factor", "0"])
             .args(["--cluster-allow-replica-migration", "no"])
+            // A replica's first sync starts at once (the default waits 5 s for others).
+            .args(["--repl-diskless-sync-delay", "0"])
             .arg("--dir")
             .arg(&dir.0)
             .arg("--logfile")
@@ -226,19 +237,24 @@ impl Node {
         self.state.load(Ordering::Acquire) == RUNNING
     }
 
-    fn signal(&self, name: &str) {
-        let pid = self.child.lock().unwrap().pid();
-        let ok = Command::new("kill")
+    fn child(&self) -> std::sync::MutexGuard<'_, ChildGuard> {
+        // A panic elsewhere while it was held leaves the guard as it was: still usable.
+        self.child.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends a signal by name (STOP, CONT); false if `kill` failed.
+    fn signal(&self, name: &str) -> bool {
+        let pid = self.child().pid();
+        Command::new("kill")
             .arg(format!("-{name}"))
             .arg(pid.to_string())
             .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "kill -{name} {pid} (redis-server :{}) failed",
-            self.port
-        );
+            .is_ok_and(|s| s.success())
+    }
+
+    /// The exit status, if the process has ended.
+    fn exited(&self) -> Option<std::process::ExitStatus> {
+        self.child().0.as_mut()?.try_wait().ok()?
     }
 
     fn log_tail(&self, lines: usize) -> String {
@@ -286,13 +302,12 @@ impl Cluster {
             nodes: (0..count).map(|_| Node::spawn()).collect(),
         };
         for i in 0..count {
-            let id = cluster.poll(
-                &format!("node {i} to answer CLUSTER MYID"),
-                || match cluster.call_node(i, &["CLUSTER", "MYID"]).ok()? {
-                    Reply::Bulk(Some(id)) => Some(String::from_utf8_lossy(&id).into_owned()),
-                    _ => None,
-                },
-            );
+            let id = cluster.poll(&format!("node {i} to answer CLUSTER MYID"), || {
+                if let Some(status) = cluster.nodes[i].exited() {
+                    panic!("redis-server {i} exited ({status})\n{}", cluster.logs());
+                }
+                cluster.call_node(i, &["CLUSTER", "MYID"]).ok()?.as_text()
+            });
             cluster.nodes[i].id = id;
         }
         let out = Command::new(cli)
@@ -474,11 +489,21 @@ impl Cluster {
         })
     }
 
-    /// Masters (by index) in the current view.
+    /// Masters (by index) that own slots in the current view.
     pub fn masters(&self) -> Vec<usize> {
         let view = self.view();
         let live = |s: &&Seen| s.master && view.owners.contains(&Some(s.node));
         view.members.iter().filter(live).map(|s| s.node).collect()
+    }
+
+    /// Every replica in the current view.
+    pub fn replicas(&self) -> Vec<usize> {
+        let view = self.view();
+        view.members
+            .iter()
+            .filter(|s| !s.master)
+            .map(|s| s.node)
+            .collect()
     }
 
     /// Replicas of master `m` in the current view.
@@ -509,12 +534,18 @@ impl Cluster {
 
     /// A key `prefixN` whose slot node `i` owns.
     pub fn key_on(&self, i: usize, prefix: &str) -> String {
+        self.keys_on(i, prefix, 1).remove(0)
+    }
+
+    /// `count` distinct keys `prefixN` whose slots node `i` owns.
+    pub fn keys_on(&self, i: usize, prefix: &str, count: usize) -> Vec<String> {
         let owners = self.view().owners;
         assert!(owners.contains(&Some(i)), "node {i} owns no slot");
         (0u64..)
             .map(|n| format!("{prefix}{n}"))
-            .find(|k| owners[slot_of(k) as usize] == Some(i))
-            .expect("some key maps to every owner")
+            .filter(|k| owners[slot_of(k) as usize] == Some(i))
+            .take(count)
+            .collect()
     }
 
     /// Waits until every running node says `cluster_state:ok`, sees every running node as
@@ -625,7 +656,10 @@ impl Cluster {
     /// Waits until every replica of master `m` has applied all that `m` has written.
     pub fn wait_for_replication(&self, m: usize) {
         let offset = |i: usize, field: &str| -> Option<u64> {
-            let info = self.call_node(i, &["INFO", "replication"]).ok()?.text();
+            let info = self
+                .call_node(i, &["INFO", "replication"])
+                .ok()?
+                .as_text()?;
             let line = info.lines().find(|l| l.starts_with(field))?;
             line.split_once(':')?.1.trim().parse().ok()
         };
@@ -640,25 +674,32 @@ impl Cluster {
     /// Freezes node `i` with SIGSTOP: its sockets stay open, it answers nothing.
     pub fn pause(&self, i: usize) {
         self.lose(i, PAUSED);
-        self.nodes[i].signal("STOP");
+        assert!(self.nodes[i].signal("STOP"), "kill -STOP node {i}");
     }
 
     /// Resumes a paused node with SIGCONT.
     pub fn resume(&self, i: usize) {
         assert_eq!(self.nodes[i].state.load(Ordering::Acquire), PAUSED);
-        self.nodes[i].signal("CONT");
+        assert!(self.nodes[i].signal("CONT"), "kill -CONT node {i}");
         self.nodes[i].state.store(RUNNING, Ordering::Release);
     }
 
     /// Kills node `i` (SIGKILL); it stays dead.
     pub fn kill(&self, i: usize) {
         self.lose(i, KILLED);
-        self.nodes[i].child.lock().unwrap().kill();
+        self.nodes[i].child().kill();
     }
 
     /// Records what node `i` owned before it goes away.
     fn lose(&self, i: usize, state: u8) {
         let slots = self.slots_of(i);
+        if !slots.is_empty() {
+            let replicas = self.replicas_of(i);
+            assert!(
+                !replicas.is_empty(),
+                "master {i} has no replica to take over"
+            );
+        }
         *self.nodes[i].slots_when_lost.lock().unwrap() = slots;
         let was = self.nodes[i].state.swap(state, Ordering::AcqRel);
         assert_eq!(was, RUNNING, "node {i} is not running");
@@ -699,9 +740,13 @@ impl Cluster {
         Proxy::start_logged(self.port(0), &env)
     }
 
-    /// Every node's role, address and last log lines, for a failure message.
+    /// Every node's view, address and last log lines, for a failure message.
     pub fn logs(&self) -> String {
         let mut out = String::new();
+        for i in (0..self.len()).filter(|&i| self.nodes[i].running()) {
+            let view = self.view_from(i);
+            out.push_str(&format!("node {i} sees: {}\n", describe(view.as_ref())));
+        }
         for (i, node) in self.nodes.iter().enumerate() {
             let state =
                 ["running", "paused", "killed"][node.state.load(Ordering::Acquire) as usize];
@@ -740,9 +785,44 @@ impl Drop for Cluster {
             if node.state.load(Ordering::Acquire) == PAUSED {
                 node.signal("CONT");
             }
-            node.child.lock().unwrap().kill();
+            node.child().kill();
         }
     }
+}
+
+/// One line per view: each member's role and its slot ranges.
+fn describe(view: Option<&View>) -> String {
+    let Some(view) = view else {
+        return "(no answer)".into();
+    };
+    let mut parts = Vec::new();
+    for seen in &view.members {
+        let mut ranges: Vec<String> = Vec::new();
+        let mut slot = 0;
+        while slot < SLOTS {
+            if view.owners[slot] != Some(seen.node) {
+                slot += 1;
+                continue;
+            }
+            let start = slot;
+            while slot < SLOTS && view.owners[slot] == Some(seen.node) {
+                slot += 1;
+            }
+            ranges.push(format!("{start}-{}", slot - 1));
+        }
+        let role = match seen.replica_of {
+            _ if seen.master => "master".to_string(),
+            Some(m) => format!("replica of {m}"),
+            None => "replica".to_string(),
+        };
+        let failing = if seen.failing { " FAILING" } else { "" };
+        parts.push(format!(
+            "{} {role}{failing} [{}]",
+            seen.node,
+            ranges.join(" ")
+        ));
+    }
+    parts.join("; ")
 }
 
 /// A slot being moved by hand between two masters ([`Cluster::begin_migration`]).
