@@ -46,3 +46,9 @@ clean:
 .PHONY: soak
 soak: ensure-redis
 	@scripts/soak.sh
+
+# `make run-cluster`: a local six-node Redis Cluster, three release proxies and HAProxy in
+# front (HTTP 8000, RESP 6380, stats 8404); Ctrl-C stops everything. See scripts/run-cluster.sh.
+.PHONY: run-cluster
+run-cluster: ensure-redis build
+	@scripts/run-cluster.sh

@@ -29,36 +29,10 @@ pub const NODE_TIMEOUT_MS: u64 = 1000;
 /// Bound on reaching a stable cluster after a start or a change.
 pub const STABLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The hash slot of `key`: CRC16 (XMODEM) of the key, or of its hash tag (the bytes between
-/// the first `{` and the first `}` after it, when not empty), modulo 16384.
+/// The hash slot of `key` (CRC16 of the key or its hash tag, modulo 16384): the proxy's
+/// own function, which `tests/cluster.rs` checks against `CLUSTER KEYSLOT`.
 pub fn slot_of(key: impl AsRef<[u8]>) -> u16 {
-    let key = key.as_ref();
-    let hashed = key
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            let close = rest.iter().position(|&b| b == b'}')?;
-            (close > 0).then(|| &rest[..close])
-        })
-        .unwrap_or(key);
-    crc16(hashed) % SLOTS as u16
-}
-
-/// CRC16-CCITT as Redis Cluster uses it (XMODEM: polynomial 0x1021, initial value 0).
-pub fn crc16(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in bytes {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
+    proxyredis::backend::slot_of(key.as_ref())
 }
 
 /// A key `{prefix}N` (first N that fits) whose slot is `slot`.
