@@ -67,8 +67,17 @@ fn keys_of_every_node_and_hash_tags_are_served_and_mget_spans_nodes() {
         let want = (k != "absent-key").then(|| format!("v-{k}"));
         assert_eq!(v, &want, "{k}");
     }
-    // A forwarded read of two keys in different slots is refused as Redis refuses it.
+    // A forwarded read of two keys in different slots is refused as Redis refuses it
+    // (once the proxy has read Redis's commands, in the background from its start).
     let mut c = proxy.resp_client();
+    wait_for(
+        "the proxy to read Redis's commands",
+        READY_TIMEOUT,
+        || match redis::cmd("TYPE").arg(&keys[0]).query::<String>(&mut c) {
+            Err(e) if e.to_string().contains("unknown command") => None,
+            _ => Some(()),
+        },
+    );
     let two: redis::RedisResult<i64> = redis::cmd("TOUCH")
         .arg(&keys[0])
         .arg(&keys[5])

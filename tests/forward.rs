@@ -180,3 +180,205 @@ fn with_none_unknown_commands_stay_unknown() {
         b"-ERR unknown command 'HGET', with args beginning with: 'h' 'f1' \r\n"
     );
 }
+
+/// Reads exactly `n` whole replies (a stall fails the read after its timeout).
+fn read_replies(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let (mut at, mut seen) = (0, 0);
+        while seen < n {
+            let Some(len) = complete(&got[at..]) else {
+                break;
+            };
+            at += len;
+            seen += 1;
+        }
+        if seen == n {
+            assert_eq!(at, got.len(), "more than {n} replies");
+            return got;
+        }
+        let k = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("{seen} of {n} replies, then {e}"));
+        assert!(k > 0, "connection closed after {seen} of {n} replies");
+        got.extend_from_slice(&buf[..k]);
+    }
+}
+
+/// One client pipelines writes and reads of the same keys in one write, with eight
+/// connections to Redis: every reply is Redis's, in order. A write runs only after the
+/// connection's earlier commands (GET then INCR: the GET does not see the INCR) and
+/// nothing after it starts before it is done (INCR then GET: the GET sees it, not the
+/// cached value), and what was read behind a write is served when it is answered, with no
+/// further input from the client.
+#[test]
+fn a_client_s_pipelined_writes_and_reads_run_in_its_order() {
+    let oracle = Redis::start();
+    let redis = Redis::start();
+    fill(&oracle);
+    fill(&redis);
+    let proxy = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_FORWARD", "all"),
+            ("PROXY_TTL_MS", "600000"),
+            ("REDIS_CONNECTIONS", "8"),
+        ],
+    );
+    wait_for_catalog(&proxy);
+    let mut pipeline = Vec::new();
+    let mut count = 0;
+    let mut push = |args: &[&str]| {
+        pipeline.extend_from_slice(&multibulk(args));
+        count += 1;
+    };
+    push(&["GET", "k"]);
+    push(&["SET", "c", "0"]);
+    push(&["SET", "s", ""]);
+    for i in 0..100 {
+        let i = i.to_string();
+        push(&["GET", "c"]);
+        push(&["INCR", "c"]);
+        push(&["GET", "c"]);
+        push(&["MGET", "c", "s", "k", "nope"]);
+        push(&["APPEND", "s", "x"]);
+        push(&["STRLEN", "s"]);
+        push(&["EXISTS", "c", "s", "nope"]);
+        push(&["HGET", "h", "f1"]);
+        push(&["SET", "k", &i]);
+        push(&["GET", "k"]);
+        push(&["GET", "k"]);
+    }
+    let replies = |port: u16| {
+        let mut s = connect(port);
+        s.write_all(&pipeline).unwrap();
+        read_replies(&mut s, count)
+    };
+    let from_redis = replies(oracle.port);
+    let from_proxy = replies(proxy.resp_port);
+    assert_eq!(
+        String::from_utf8_lossy(&from_proxy),
+        String::from_utf8_lossy(&from_redis)
+    );
+}
+
+/// A refused MULTI leaves no half-run transaction: the commands up to EXEC or DISCARD are
+/// answered that they were not run, and Redis never sees them; then the connection is as
+/// before.
+#[test]
+fn after_a_refused_multi_nothing_runs_until_exec_or_discard() {
+    let redis = Redis::start();
+    fill(&redis);
+    let proxy = Proxy::start(redis.port, &[("PROXY_FORWARD", "all")]);
+    wait_for_catalog(&proxy);
+    let mut s = connect(proxy.resp_port);
+    let refused = "-ERR MULTI is not supported by proxyredis: transactions need a pinned \
+                   connection\r\n";
+    let not_run = |name: &str| {
+        format!(
+            "-ERR {name} not run: MULTI is not supported by proxyredis (transactions need a \
+             pinned connection); the transaction ends at EXEC or DISCARD\r\n"
+        )
+    };
+    let steps: Vec<(&[&str], String)> = vec![
+        (&["MULTI"], refused.to_string()),
+        (&["SET", "tx", "1"], not_run("SET")),
+        (&["incr", "n"], not_run("INCR")),
+        (&["GET", "k"], not_run("GET")),
+        (&["PING"], not_run("PING")),
+        (&["MULTI"], refused.to_string()),
+        (
+            &["EXEC"],
+            "-EXECABORT Transaction discarded because MULTI is not supported\r\n".into(),
+        ),
+        (&["GET", "tx"], "$-1\r\n".into()),
+        (&["MULTI"], refused.to_string()),
+        (&["HSET", "h", "f1", "changed"], not_run("HSET")),
+        (&["DISCARD"], "+OK\r\n".into()),
+        (&["DISCARD"], "-ERR DISCARD without MULTI\r\n".into()),
+        (&["SET", "tx", "3"], "+OK\r\n".into()),
+        (&["GET", "tx"], "$1\r\n3\r\n".into()),
+    ];
+    // Pipelined, as clients send a transaction.
+    let mut pipeline = Vec::new();
+    for (args, _) in &steps {
+        pipeline.extend_from_slice(&multibulk(args));
+    }
+    s.write_all(&pipeline).unwrap();
+    let got = read_replies(&mut s, steps.len());
+    let expected: String = steps.iter().map(|(_, reply)| reply.as_str()).collect();
+    assert_eq!(String::from_utf8_lossy(&got), expected);
+    let mut direct = connect(redis.port);
+    assert_eq!(ask(&mut direct, &["EXISTS", "n"]), b":0\r\n");
+    assert_eq!(ask(&mut direct, &["HGET", "h", "f1"]), b"$2\r\nv1\r\n");
+}
+
+/// XREAD and XREADGROUP without BLOCK are forwarded like other commands of their kind;
+/// a container command (OBJECT) is judged by its subcommand's flags.
+#[test]
+fn stream_reads_without_block_and_read_only_subcommands_are_forwarded() {
+    let redis = Redis::start();
+    fill(&redis);
+    let mut c = redis.client();
+    let _: redis::Value = redis::cmd("XADD")
+        .arg(&["st", "1-1", "a", "b"])
+        .query(&mut c)
+        .unwrap();
+    let _: redis::Value = redis::cmd("XGROUP")
+        .arg(&["CREATE", "st", "g", "0"])
+        .query(&mut c)
+        .unwrap();
+    let proxy = Proxy::start(redis.port, &[]);
+    wait_for_catalog(&proxy);
+    let mut via_proxy = connect(proxy.resp_port);
+    let mut direct = connect(redis.port);
+    for args in [
+        &["XREAD", "COUNT", "5", "STREAMS", "st", "0"][..],
+        &["XREAD", "STREAMS", "st", "$"],
+        &["xread", "streams", "st", "1-1"],
+        &["OBJECT", "ENCODING", "h"],
+        &["object", "encoding", "nope"],
+        &["XINFO", "GROUPS", "st"],
+    ] {
+        assert_eq!(
+            String::from_utf8_lossy(&ask(&mut via_proxy, args)),
+            String::from_utf8_lossy(&ask(&mut direct, args)),
+            "{args:?}"
+        );
+    }
+    // A subcommand Redis does not list has no flags: not a read.
+    assert_eq!(
+        ask(&mut via_proxy, &["OBJECT", "nosuch"]),
+        b"-ERR OBJECT is not forwarded by proxyredis (PROXY_FORWARD=reads)\r\n"
+    );
+    // A write with PROXY_FORWARD=reads: refused, the group untouched.
+    assert_eq!(
+        ask(
+            &mut via_proxy,
+            &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "st", ">"]
+        ),
+        b"-ERR XREADGROUP is not forwarded by proxyredis (PROXY_FORWARD=reads)\r\n"
+    );
+    assert_eq!(
+        ask(
+            &mut via_proxy,
+            &["XREAD", "BLOCK", "0", "STREAMS", "st", "$"]
+        ),
+        b"-ERR XREAD is not supported by proxyredis: blocking commands need a pinned \
+          connection\r\n"
+    );
+    let all = Proxy::start(redis.port, &[("PROXY_FORWARD", "all")]);
+    wait_for_catalog(&all);
+    let mut s = connect(all.resp_port);
+    let read = ["XREADGROUP", "GROUP", "g", "c", "STREAMS", "st", ">"];
+    assert_eq!(
+        String::from_utf8_lossy(&ask(&mut s, &read)),
+        "*1\r\n*2\r\n$2\r\nst\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    );
+    assert_eq!(
+        ask(&mut s, &read),
+        b"*-1\r\n",
+        "nothing new: the null array"
+    );
+}

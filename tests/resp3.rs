@@ -436,6 +436,17 @@ fn clients_connect_with_their_defaults() {
         e.detail(),
         Some("MULTI is not supported by proxyredis: transactions need a pinned connection")
     );
+    // Until DISCARD (or EXEC) nothing runs: the transaction is never run in part.
+    let e = redis::cmd("GET")
+        .arg("k")
+        .query::<redis::Value>(&mut con)
+        .expect_err("GET inside the refused transaction is not run");
+    assert!(
+        e.to_string().contains("not run: MULTI is not supported"),
+        "{e}"
+    );
+    let ok: String = redis::cmd("DISCARD").query(&mut con).expect("DISCARD");
+    assert_eq!(ok, "OK");
     let e = redis::cmd("SELECT")
         .arg(2)
         .query::<redis::Value>(&mut con)

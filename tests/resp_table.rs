@@ -411,3 +411,73 @@ fn forwarded_reads_are_the_same_bytes_as_redis_in_both_protocols() {
         differences.join("\n")
     );
 }
+
+/// Forwarded commands (PROXY_FORWARD=all) whose replies hold every RESP3 type Redis 7.0
+/// writes (scripts return them on demand): the same bytes as Redis in both protocols, a
+/// RESP3 client's read from Redis in RESP3, a RESP2 client's as before.
+#[test]
+fn forwarded_replies_of_every_resp3_type_are_the_same_bytes_as_redis() {
+    // Redis answers directly; the proxy is in front of a twin (the writes run on both).
+    let redis = Redis::start();
+    let twin = Redis::start();
+    let proxy = Proxy::start(twin.port, &[("PROXY_FORWARD", "all")]);
+    for r in [&redis, &twin] {
+        let _: redis::Value = redis::cmd("ZADD")
+            .arg(&["z", "0.1", "tenth", "inf", "top", "-2.5", "low"])
+            .query(&mut r.client())
+            .unwrap();
+    }
+    wait_for("the proxy to read Redis's commands", READY_TIMEOUT, || {
+        let reply = exchange(proxy.resp_port, false, &m("HLEN h"));
+        (!reply.starts_with(b"-ERR unknown command")).then_some(())
+    });
+    let scripts = [
+        "return {double=0.1}",
+        "return {double=1e300}",
+        "return {double=-2.5}",
+        "return {big_number='123456789012345678901234567890'}",
+        "return {verbatim_string={format='txt',string='hi'}}",
+        "return {map={a=1}}",
+        "return {set={x=true}}",
+        "return {1,{double=3},{map={k={set={m=true}}}},false}",
+        "return false",
+        "return redis.call('ZSCORE','z','top')",
+    ];
+    let mut requests: Vec<Vec<u8>> = scripts
+        .iter()
+        .map(|s| multibulk(&[b"EVAL", s.as_bytes(), b"0"]))
+        .collect();
+    requests.extend(
+        [
+            "ZSCORE z tenth",
+            "ZSCORE z top",
+            "ZMSCORE z low nope",
+            "ZRANGE z 0 -1 WITHSCORES",
+            "ZINCRBY z 0.2 tenth",
+            "MEMORY DOCTOR",
+        ]
+        .map(m),
+    );
+    let mut differences = Vec::new();
+    for resp3 in [false, true] {
+        for request in &requests {
+            let from_redis = exchange(redis.port, resp3, request);
+            let from_proxy = exchange(proxy.resp_port, resp3, request);
+            if from_proxy != from_redis {
+                differences.push(format!(
+                    "{} {}\n  proxy: {}\n  Redis: {}",
+                    protocol(resp3),
+                    show(request),
+                    show(&from_proxy),
+                    show(&from_redis)
+                ));
+            }
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} exchanges answered unlike Redis:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}

@@ -1,6 +1,11 @@
 //! What Redis says about its commands (`COMMAND`, read once a connection is up): arity,
 //! flags and key positions, so forwarding decides from Redis itself, not from a hand list,
 //! whether a command only reads and which of its arguments are keys.
+//!
+//! A container command (`OBJECT`, `XINFO`, `CONFIG`, ...) has no flags of its own: Redis 7
+//! lists its subcommands (`object|encoding`) in the entry's tenth field, each with its
+//! flags and keys. They are kept under that name, and [`Catalog::command`] describes a
+//! command by its subcommand when it has one.
 
 use std::collections::HashMap;
 
@@ -22,6 +27,8 @@ pub struct CommandInfo {
     pub last_key: i64,
     /// Step between keys.
     pub step: i64,
+    /// A container: its subcommands are described apart (`name|sub`).
+    pub container: bool,
 }
 
 impl CommandInfo {
@@ -59,8 +66,10 @@ impl Catalog {
     /// Reads `COMMAND` on `conn`; a failure leaves it unloaded (tried on the next connect).
     pub fn load(&self, conn: &mut redis::Connection) {
         if let Ok(redis::Value::Array(entries)) = redis::cmd("COMMAND").query(conn) {
-            let map: HashMap<Vec<u8>, CommandInfo> =
-                entries.iter().filter_map(parse_entry).collect();
+            let mut map = HashMap::new();
+            for entry in &entries {
+                add_entry(&mut map, entry);
+            }
             if !map.is_empty() {
                 *self.commands.write() = Some(map);
             }
@@ -71,6 +80,22 @@ impl Catalog {
     pub fn get(&self, name: &[u8]) -> Option<CommandInfo> {
         let lower = name.to_ascii_lowercase();
         self.commands.read().as_ref()?.get(&lower).cloned()
+    }
+
+    /// What Redis said about the command `args` (the name first, any case): a container's
+    /// subcommand when Redis knows it (`OBJECT ENCODING k` is `object|encoding`), else
+    /// the command itself.
+    pub fn command<A: AsRef<[u8]>>(&self, args: &[A]) -> Option<CommandInfo> {
+        let info = self.get(args.first()?.as_ref())?;
+        match args.get(1) {
+            Some(sub) if info.container => {
+                let mut name = args[0].as_ref().to_vec();
+                name.push(b'|');
+                name.extend_from_slice(sub.as_ref());
+                Some(self.get(&name).unwrap_or(info))
+            }
+            _ => Some(info),
+        }
     }
 }
 
@@ -113,6 +138,24 @@ fn int(v: Option<&redis::Value>) -> i64 {
     }
 }
 
+/// Adds `entry` and, for a container, its subcommands.
+fn add_entry(map: &mut HashMap<Vec<u8>, CommandInfo>, entry: &redis::Value) {
+    let Some((name, mut info)) = parse_entry(entry) else {
+        return;
+    };
+    if let redis::Value::Array(fields) = entry
+        && let Some(redis::Value::Array(subs) | redis::Value::Set(subs)) = fields.get(9)
+    {
+        for sub in subs {
+            if let Some((sub_name, sub_info)) = parse_entry(sub) {
+                info.container = true;
+                map.insert(sub_name, sub_info);
+            }
+        }
+    }
+    map.insert(name, info);
+}
+
 /// `[name, arity, [flags], first key, last key, step, ...]`.
 fn parse_entry(entry: &redis::Value) -> Option<(Vec<u8>, CommandInfo)> {
     let redis::Value::Array(fields) = entry else {
@@ -137,6 +180,7 @@ fn parse_entry(entry: &redis::Value) -> Option<(Vec<u8>, CommandInfo)> {
         first_key: int(fields.get(3)),
         last_key: int(fields.get(4)),
         step: int(fields.get(5)),
+        container: false,
     };
     Some((name, info))
 }
@@ -182,5 +226,44 @@ mod tests {
         let (name, info) = parse_entry(&v).unwrap();
         assert_eq!(name, b"hget");
         assert!(info.readonly && !info.write && !info.pinned);
+    }
+
+    #[test]
+    fn a_container_is_described_by_its_subcommand() {
+        use redis::Value;
+        let entry = |name: &str, flags: &[&str], first: i64, subs: Vec<Value>| {
+            let flags = flags
+                .iter()
+                .map(|f| Value::SimpleString(f.to_string()))
+                .collect();
+            let mut fields = vec![
+                Value::BulkString(name.as_bytes().to_vec()),
+                Value::Int(-2),
+                Value::Array(flags),
+                Value::Int(first),
+                Value::Int(first),
+                Value::Int(i64::from(first > 0)),
+                Value::Array(Vec::new()),
+                Value::Array(Vec::new()),
+                Value::Array(Vec::new()),
+            ];
+            fields.push(Value::Array(subs));
+            Value::Array(fields)
+        };
+        let encoding = entry("object|encoding", &["readonly"], 2, Vec::new());
+        let object = entry("object", &[], 0, vec![encoding]);
+        let mut map = HashMap::new();
+        add_entry(&mut map, &object);
+        let catalog = Catalog {
+            commands: RwLock::new(Some(map)),
+        };
+        let info = catalog
+            .command(&[&b"OBJECT"[..], b"Encoding", b"k"])
+            .unwrap();
+        assert!(info.readonly);
+        assert_eq!(info.key_positions(3), vec![2]);
+        let unknown = catalog.command(&[&b"object"[..], b"nosuch"]).unwrap();
+        assert!(unknown.container && !unknown.readonly, "{unknown:?}");
+        assert!(catalog.command(&[&b"object"[..]]).unwrap().container);
     }
 }

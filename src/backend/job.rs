@@ -4,7 +4,7 @@
 //! A job is a command and the way its reply is read: a [`Request::Fetch`] is `GET key`
 //! whose value fills the cache (with the ticket taken before it was sent) and answers
 //! every waiter of the key's single flight; a [`Request::Command`] is any other command,
-//! answered to its one waiter and never cached.
+//! answered to its one waiter and never cached (in RESP3 when its client speaks RESP3).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -109,6 +109,9 @@ pub enum Request {
         /// Keys a write changed: removed from the cache (fills in flight cancelled) after
         /// Redis answered and before the answer goes out, so the writer reads its write.
         invalidates: Vec<Box<[u8]>>,
+        /// Asked by a RESP3 client: the reply is read in RESP3 (`HELLO 3` before it on the
+        /// connection, `HELLO 2` after), so it keeps its types (maps, sets, doubles).
+        resp3: bool,
     },
 }
 
@@ -158,6 +161,12 @@ impl Job {
             asking: false,
             hops: 0,
         }
+    }
+
+    /// Whether the reply is to be read in RESP3 (see [`Request::Command`]).
+    #[inline]
+    pub fn resp3(&self) -> bool {
+        matches!(self.request, Request::Command { resp3: true, .. })
     }
 
     /// Replies this job's commands get: GET and PTTL for a fetch, one for a command, and

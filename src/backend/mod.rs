@@ -36,6 +36,7 @@ mod core;
 mod error;
 mod health;
 mod job;
+mod pipeline;
 mod singleflight;
 mod tracking;
 mod upstream;
@@ -164,7 +165,7 @@ impl Backend {
     /// Sends `args` (a whole command) to Redis for `waiter`; never cached. Counts against
     /// the same bound as keys in flight: errs, queuing nothing, past it.
     pub fn command(&self, args: Vec<Box<[u8]>>, waiter: Waiter) -> Result<(), BackendError> {
-        self.command_invalidating(args, waiter, Vec::new())
+        self.command_invalidating(args, waiter, Vec::new(), false)
     }
 
     /// What Redis said about its commands (read once Redis answers), for forwarding.
@@ -174,12 +175,13 @@ impl Backend {
 
     /// [`Backend::command`] for a write: `invalidates` are removed from the cache once
     /// Redis has answered, before the answer goes out (read-your-writes through this
-    /// proxy).
+    /// proxy); with `resp3`, Redis's reply is read in RESP3 (for a RESP3 client).
     pub fn command_invalidating(
         &self,
         args: Vec<Box<[u8]>>,
         waiter: Waiter,
         invalidates: Vec<Box<[u8]>>,
+        resp3: bool,
     ) -> Result<(), BackendError> {
         let core = &self.core;
         if !core.flights.reserve() {
@@ -190,6 +192,7 @@ impl Backend {
             args,
             waiter,
             invalidates,
+            resp3,
         });
         self.upstream.submit(job).map_err(|_| {
             core.flights.unreserve();

@@ -19,6 +19,7 @@ use super::core::{BackendStats, Core, Outbox};
 use super::error::BackendError;
 use super::health::ConnHealth;
 use super::job::{Job, KeyTtl, Outcome, Request};
+use super::pipeline;
 use super::tracking::Tracking;
 
 /// Most jobs sent to Redis in one pipeline: large enough to amortise the round trip, small
@@ -158,7 +159,8 @@ impl Worker {
             .finish(job, outcome, ttl, &self.link.tracking, &mut self.outbox);
     }
 
-    /// Sends `batch` as one pipeline on the live connection.
+    /// Sends `batch` as one pipeline on the live connection (see [`pipeline`]); any error
+    /// ends the batch and the connection is dropped and replaced.
     fn send(
         &mut self,
         batch: &[Job],
@@ -183,30 +185,17 @@ impl Worker {
                 conn.set_read_timeout(Some(wanted))?;
                 conn.set_write_timeout(Some(wanted))?;
             }
-            let mut pipe = redis::pipe();
-            for job in batch {
-                job.add_to(&mut pipe);
-            }
-            conn.send_packed_command(&pipe.get_packed_pipeline())?;
-            // Replies are read one by one and the first failure ends the batch: the redis
-            // crate's own pipeline goes on reading every remaining reply after a timeout,
-            // a full read timeout each, so a stalled Redis held a batch of n misses for n
-            // timeouts. A Redis that answers, but too slowly for the batch's deadline, ends
-            // it too; either way the connection is dropped and replaced.
-            let replies: usize = batch.iter().map(Job::replies).sum();
-            let mut values = Vec::with_capacity(replies);
-            for i in 0..replies {
-                if i > 0 && Instant::now() > deadline {
-                    return Err(redis::RedisError::from(std::io::Error::from(
-                        std::io::ErrorKind::TimedOut,
-                    )));
-                }
-                values.push(conn.recv_response()?);
-            }
-            Ok(values)
+            let packed = pipeline::pack(batch);
+            conn.send_packed_command(&packed.bytes)?;
+            pipeline::read(conn, &packed, deadline)
         })();
         self.socket_timeout = wanted;
-        result.map_err(|e| BackendError::from_redis(&e))
+        let replies = result.map_err(|e| BackendError::from_redis(&e))?;
+        if replies.left_in_resp3 {
+            // Its replies are right, but later batches would be read in RESP3.
+            self.conn = None;
+        }
+        Ok(replies.values)
     }
 
     /// Answers every job of `batch` from `result`. A reply whose length is not the

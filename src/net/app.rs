@@ -14,6 +14,12 @@ pub enum Served {
     NeedMore,
     /// A request of this many bytes was answered (now, or by queuing a waiting reply).
     Consumed(usize),
+    /// Not served yet: the request must not start before every reply queued ahead of it
+    /// is answered (a write after reads still waiting on the backend). The connection is
+    /// held until then and the request served again (see [`Replies::hold`]).
+    ///
+    /// [`Replies::hold`]: super::replies::Replies::hold
+    Held,
 }
 
 /// A protocol served by one event loop (one instance per loop, so it may keep per-loop

@@ -134,18 +134,21 @@ impl<S, W> Conn<S, W> {
         }
     }
 
-    /// Whether to stop taking requests for now (back-pressure or closing).
+    /// Whether to stop taking requests for now (back-pressure, a hold the application
+    /// asked for, or closing).
     #[inline]
     pub fn should_pause(&self) -> bool {
         let out = &self.output;
         if self.closing || self.peer_closed || out.unsent() > OUTPUT_HIGH_WATER {
             return true;
         }
-        // Nothing queued behind a waiting reply (the hit path): nothing more to check.
+        // Nothing queued behind a waiting reply (the hit path): nothing more to check (a
+        // hold needs a reply that waits, so there is none either).
         if out.pending_len() == 0 {
             return false;
         }
-        out.queued() > OUTPUT_HIGH_WATER
+        out.is_held()
+            || out.queued() > OUTPUT_HIGH_WATER
             || out.pending_len() >= MAX_PENDING
             || out.waiting_keys() >= MAX_WAITING_KEYS
     }

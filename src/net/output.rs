@@ -9,8 +9,13 @@
 //! never reused on a connection, so an answer for a number below `front_seq` is stale and
 //! ignored); `closed_ready` is the byte count of every `Ready` slot but the last slot;
 //! `waiting_keys` is the number of outcomes still missing over all `Waiting` slots; `held`
-//! is the byte count of the values in the outcomes of `Waiting` slots. Every
+//! is the byte count of the values in the outcomes of `Waiting` slots; `hold` implies
+//! `waiting_keys > 0` (a hold ends when the last missing outcome arrives). Every
 //! operation is O(1) per reply (no scan of the queue).
+//!
+//! A hold ([`Output::hold`]) is how a protocol keeps a connection's commands in order
+//! across the backend: while it lasts the connection is not served (see
+//! `Conn::should_pause`), so nothing read after a write starts before the write is done.
 
 use std::collections::VecDeque;
 
@@ -56,6 +61,8 @@ pub struct Output<W> {
     closed_ready: usize,
     waiting_keys: usize,
     held: usize,
+    /// Serve nothing more until every outcome missing now has arrived.
+    hold: bool,
 }
 
 impl<W> Default for Output<W> {
@@ -68,6 +75,7 @@ impl<W> Default for Output<W> {
             closed_ready: 0,
             waiting_keys: 0,
             held: 0,
+            hold: false,
         }
     }
 }
@@ -122,7 +130,22 @@ impl<W> Output<W> {
         *slot = Some(outcome);
         w.outstanding -= 1;
         self.waiting_keys -= 1;
+        self.hold &= self.waiting_keys > 0;
         true
+    }
+
+    /// Holds the connection until every reply queued so far is answered (nothing is
+    /// held when none waits).
+    #[inline]
+    pub fn hold(&mut self) {
+        self.hold = self.waiting_keys > 0;
+    }
+
+    /// Whether a hold is on: some reply queued before it still waits.
+    #[inline]
+    pub fn is_held(&self) -> bool {
+        debug_assert!(!self.hold || self.waiting_keys > 0);
+        self.hold
     }
 
     /// The sequence number the next reply will get.
@@ -146,6 +169,7 @@ impl<W> Output<W> {
             }
         }
         self.waiting_keys -= expired;
+        self.hold &= self.waiting_keys > 0;
         expired > 0
     }
 

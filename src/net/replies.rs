@@ -80,6 +80,20 @@ impl<'a, W> Replies<'a, W> {
         *self.closing = true;
     }
 
+    /// Serves nothing more of this connection until every reply queued so far is
+    /// answered (a write that later commands must not overtake); what was read meanwhile
+    /// is served as soon as the last answer arrives.
+    #[inline]
+    pub fn hold(&mut self) {
+        self.output.hold();
+    }
+
+    /// Whether some reply of this connection still waits on the backend.
+    #[inline]
+    pub fn waiting(&self) -> bool {
+        self.output.waiting_keys() > 0
+    }
+
     /// When the loop woke for this request (one clock reading per turn).
     #[inline]
     pub fn now(&self) -> Nanos {
@@ -101,6 +115,10 @@ pub trait Sink<P> {
     fn resolve(&mut self, seq: u64, index: u32, outcome: Outcome);
     /// Closes the connection once every reply so far is sent.
     fn close(&mut self);
+    /// Serves nothing more of this connection until every reply queued so far is answered.
+    fn hold(&mut self);
+    /// Whether some reply of this connection still waits on the backend.
+    fn waiting(&self) -> bool;
     /// When the loop woke for this request.
     fn now(&self) -> Nanos;
 }
@@ -121,6 +139,12 @@ impl<P, W: From<P>> Sink<P> for Replies<'_, W> {
     }
     fn close(&mut self) {
         Replies::close(self)
+    }
+    fn hold(&mut self) {
+        Replies::hold(self)
+    }
+    fn waiting(&self) -> bool {
+        Replies::waiting(self)
     }
     #[inline]
     fn now(&self) -> Nanos {

@@ -3,7 +3,9 @@
 //!
 //! The toy protocol is line based: `p` answers `pong` at once; `w` and `boom` queue a reply
 //! waiting for one outcome (the test plays the backend through the loop's mailbox), and
-//! rendering a `boom` reply panics, as a bug in an application would.
+//! rendering a `boom` reply panics, as a bug in an application would; `h` is a write: it
+//! waits for the replies ahead of it, then queues a reply and holds the connection until
+//! it is answered. Every line served is logged.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -15,8 +17,10 @@ use crate::backend::{Outcome, Waiter};
 use crate::clock::Nanos;
 use crate::stats::Table;
 
+#[derive(Default)]
 pub(super) struct Toy {
     pub(super) waiters: Arc<Mutex<Vec<Waiter>>>,
+    pub(super) served: Arc<Mutex<Vec<String>>>,
 }
 
 impl Application for Toy {
@@ -37,8 +41,19 @@ impl Application for Toy {
         let Some(end) = input.iter().position(|&b| b == b'\n') else {
             return Served::NeedMore;
         };
-        match &input[..end] {
+        let line = &input[..end];
+        if line == b"h" && replies.waiting() {
+            return Served::Held;
+        }
+        let log = String::from_utf8_lossy(line).into_owned();
+        self.served.lock().unwrap().push(log);
+        match line {
             b"p" => replies.out().extend_from_slice(b"pong\n"),
+            b"h" => {
+                let seq = replies.wait(false, 1);
+                self.waiters.lock().unwrap().push(replies.waiter(seq, 0));
+                replies.hold();
+            }
             line => {
                 let seq = replies.wait(line == b"boom", 1);
                 self.waiters.lock().unwrap().push(replies.waiter(seq, 0));
@@ -75,6 +90,7 @@ struct Started {
     running: Option<Running>,
     mailbox: crate::backend::Mailbox,
     waiters: Arc<Mutex<Vec<Waiter>>>,
+    served: Arc<Mutex<Vec<String>>>,
     stats: Arc<LoopStats>,
 }
 
@@ -102,16 +118,15 @@ fn start_with(limits: Limits) -> Started {
         Table::new(vec![], vec![]),
     ));
     let shared = Arc::new(NetShared::new(limits, crate::clock::Clock::real()));
-    let waiters = Arc::new(Mutex::new(Vec::new()));
-    let toy = Toy {
-        waiters: Arc::clone(&waiters),
-    };
+    let toy = Toy::default();
+    let (waiters, served) = (Arc::clone(&toy.waiters), Arc::clone(&toy.served));
     let running = bound.run(shared, vec![toy], vec![Arc::clone(&stats)]);
     Started {
         port,
         running: Some(running),
         mailbox,
         waiters,
+        served,
         stats,
     }
 }
@@ -243,4 +258,32 @@ fn a_reply_the_backend_never_answers_is_failed_at_the_miss_deadline() {
     // A late answer for it is ignored.
     answer(&s, wait_for_waiters(&s, 1)[0]);
     assert_eq!(ask(&mut c, "p\n"), "pong\n");
+}
+
+#[test]
+fn a_held_connection_serves_nothing_until_answered_then_what_it_had_read() {
+    let s = start();
+    let mut c = connect(s.port);
+    let mut other = connect(s.port);
+    let served = || s.served.lock().unwrap().join(" ");
+    // One write: a read waiting on the backend, a write, a ping.
+    c.get_mut().write_all(b"w\nh\np\n").unwrap();
+    let waiters = wait_for_waiters(&s, 1);
+    assert_eq!(ask(&mut other, "p\n"), "pong\n", "other connections go on");
+    assert_eq!(served(), "w p", "the write waits for the read ahead of it");
+    answer(&s, waiters[0]);
+    let waiters = wait_for_waiters(&s, 2);
+    let mut line = String::new();
+    c.read_line(&mut line).unwrap();
+    assert_eq!(line, "done\n");
+    assert_eq!(served(), "w p h", "the ping waits for the write");
+    answer(&s, waiters[1]);
+    // Served with no further input from the client.
+    for expected in ["done\n", "pong\n"] {
+        line.clear();
+        c.read_line(&mut line).unwrap();
+        assert_eq!(line, expected);
+    }
+    assert_eq!(served(), "w p h p");
+    assert_eq!(ask(&mut c, "p\n"), "pong\n", "the hold is over");
 }

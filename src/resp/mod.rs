@@ -74,6 +74,9 @@ pub struct Client {
     pub name: Option<Box<[u8]>>,
     /// The protocol replies are written in: [`write::RESP2`] until `HELLO 3`.
     pub proto: u8,
+    /// A MULTI was refused and neither EXEC nor DISCARD came since: the commands in
+    /// between are not run (a transaction is never run in part).
+    pub multi_refused: bool,
 }
 
 impl Default for Client {
@@ -82,6 +85,7 @@ impl Default for Client {
             id: 0,
             name: None,
             proto: write::RESP2,
+            multi_refused: false,
         }
     }
 }
@@ -137,6 +141,9 @@ pub struct Loop {
     pub ranges: Vec<Option<std::ops::Range<usize>>>,
     /// Cache hits answered this turn, for the latency histogram.
     pub turn_hits: u64,
+    /// Set by a handler that did nothing because its command must wait for the
+    /// connection's earlier replies: it is served again once they are answered.
+    pub held: bool,
 }
 
 /// The RESP application of one event loop.
@@ -154,6 +161,7 @@ impl RespApp {
                 scratch: Vec::with_capacity(4096),
                 ranges: Vec::new(),
                 turn_hits: 0,
+                held: false,
             },
         }
     }
@@ -192,13 +200,11 @@ impl RespApp {
         };
         let args = session.parser.args();
         if !args.is_empty() {
-            dispatch(
-                &mut self.state,
-                &mut session.client,
-                &input[..n],
-                args,
-                sink,
-            );
+            let state = &mut self.state;
+            if !dispatch(state, &mut session.client, &input[..n], args, sink) {
+                // Served again (parsed anew) once the replies ahead of it are answered.
+                return Served::Held;
+            }
         }
         if n > SHRINK_AFTER {
             session.parser.shrink();
@@ -310,38 +316,45 @@ impl RespApp {
     }
 }
 
-/// Finds the command, checks its arity and flags, counts it and runs its handler.
+/// Finds the command, checks its arity and flags, counts it and runs its handler; false
+/// when it must wait for the connection's earlier replies (nothing done, nothing counted).
+#[inline]
 fn dispatch(
     state: &mut Loop,
     client: &mut Client,
     input: &[u8],
     args: &parse::Args,
     sink: &mut dyn Sink<Wait>,
-) {
-    let name = args.get(input, 0);
-    let Some((row, command)) = commands::find(name) else {
-        match commands::forward::forward(state, client, input, args, sink) {
-            commands::forward::Forwarded::Sent => {
-                state.stats.resp.incr(forwarded_row(), 0);
-            }
-            commands::forward::Forwarded::Refused => {
-                state.stats.resp.incr(not_forwarded_row(), 0);
-            }
-            commands::forward::Forwarded::Unknown => {
-                state.stats.resp.incr(unknown_row(), 0);
-                let rest = (1..args.len()).map(|i| args.get(input, i));
-                write::unknown_command(sink.out(), name, rest);
-            }
+) -> bool {
+    match commands::find(args.get(input, 0)) {
+        Some((row, command)) if !client.multi_refused => {
+            run(state, client, input, args, sink, row, command)
         }
-        return;
-    };
-    state.stats.resp.incr(row, 0);
+        found => dispatch_rest(state, client, input, args, sink, found),
+    }
+}
+
+/// Runs a command of the table (see [`dispatch`]).
+#[inline(always)]
+fn run(
+    state: &mut Loop,
+    client: &mut Client,
+    input: &[u8],
+    args: &parse::Args,
+    sink: &mut dyn Sink<Wait>,
+    row: usize,
+    command: &commands::Command,
+) -> bool {
     if !command.arity_allows(args.len()) {
-        return write::wrong_arity(sink.out(), command.name);
+        state.stats.resp.incr(row, 0);
+        write::wrong_arity(sink.out(), command.name);
+        return true;
     }
     if command.flags.contains(Flags::THROTTLED) && !state.services.throttle.allow() {
+        state.stats.resp.incr(row, 0);
         state.stats.throttled.incr();
-        return write::error(sink.out(), "ERR rate limit exceeded");
+        write::error(sink.out(), "ERR rate limit exceeded");
+        return true;
     }
     let mut call = Call {
         state,
@@ -351,6 +364,53 @@ fn dispatch(
         sink,
     };
     (command.handler)(&mut call);
+    if call.state.held {
+        call.state.held = false;
+        return false;
+    }
+    call.state.stats.resp.incr(row, 0);
+    true
+}
+
+/// What [`dispatch`] does off the path of the proxy's own commands: a command after a
+/// refused MULTI, or one not in the table (forwarded, refused or unknown).
+#[cold]
+#[inline(never)]
+fn dispatch_rest(
+    state: &mut Loop,
+    client: &mut Client,
+    input: &[u8],
+    args: &parse::Args,
+    sink: &mut dyn Sink<Wait>,
+    found: Option<(usize, &'static commands::Command)>,
+) -> bool {
+    use commands::forward::Forwarded;
+    let name = args.get(input, 0);
+    if client.multi_refused {
+        match found {
+            Some((row, command)) if command.flags.contains(Flags::NOT_QUEUED) => {
+                return run(state, client, input, args, sink, row, command);
+            }
+            _ => {
+                let row = found.map_or(not_forwarded_row(), |(row, _)| row);
+                state.stats.resp.incr(row, 0);
+                commands::not_run_after_refused_multi(sink.out(), name);
+                return true;
+            }
+        }
+    }
+    let row = match commands::forward::forward(state, client, input, args, sink) {
+        Forwarded::Held => return false,
+        Forwarded::Sent => forwarded_row(),
+        Forwarded::Refused => not_forwarded_row(),
+        Forwarded::Unknown => {
+            let rest = (1..args.len()).map(|i| args.get(input, i));
+            write::unknown_command(sink.out(), name, rest);
+            unknown_row()
+        }
+    };
+    state.stats.resp.incr(row, 0);
+    true
 }
 
 /// Writes one outcome as Redis would reply it in `proto`: a bulk, nil, an integer, a

@@ -136,34 +136,75 @@ pub fn wrong_arity(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b"' command\r\n");
 }
 
-/// Appends a reply of Redis as Redis sent it (to a forwarded command), in `proto`.
+/// Appends a reply of Redis as Redis sent it (to a forwarded command), in `proto`. A
+/// RESP3 client's forwarded command is read from Redis in RESP3, so its reply holds RESP3
+/// types, written back as Redis writes them; in RESP2 they are written as Redis writes
+/// them to a RESP2 client (a map flat, a double as a bulk, a boolean as 1 or 0).
 pub fn value(out: &mut Vec<u8>, v: &redis::Value, proto: u8) {
+    use redis::Value;
+    let resp3 = proto == RESP3;
     match v {
-        redis::Value::Nil => nil(out, proto),
-        redis::Value::Int(n) => integer(out, *n),
-        redis::Value::BulkString(b) => bulk(out, b),
-        redis::Value::SimpleString(s) => simple(out, s),
-        redis::Value::Okay => simple(out, "OK"),
-        redis::Value::Array(items) | redis::Value::Push { data: items, .. } => {
+        Value::Nil => nil(out, proto),
+        Value::Int(n) => integer(out, *n),
+        Value::BulkString(b) => bulk(out, b),
+        Value::SimpleString(s) => simple(out, s),
+        Value::Okay => simple(out, "OK"),
+        Value::Array(items) => {
             array(out, items.len());
-            for item in items {
-                value(out, item, proto);
-            }
+            values(out, items, proto);
         }
-        redis::Value::Set(items) => {
+        Value::Set(items) => {
             set(out, items.len(), proto);
-            for item in items {
-                value(out, item, proto);
-            }
+            values(out, items, proto);
         }
-        redis::Value::Map(pairs) => {
+        Value::Map(pairs) => {
             map(out, pairs.len(), proto);
             for (k, val) in pairs {
                 value(out, k, proto);
                 value(out, val, proto);
             }
         }
-        redis::Value::ServerError(e) => {
+        Value::Double(d) if resp3 => {
+            out.push(b',');
+            out.extend_from_slice(double(*d).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Value::Double(d) => bulk(out, double(*d).as_bytes()),
+        Value::Boolean(b) if resp3 => out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+        Value::Boolean(b) => integer(out, i64::from(*b)),
+        Value::VerbatimString { format, text } => {
+            let format = format.to_string();
+            match <&[u8; 3]>::try_from(format.as_bytes()) {
+                Ok(format) => verbatim(out, format, text.as_bytes(), proto),
+                Err(_) => bulk(out, text.as_bytes()),
+            }
+        }
+        Value::BigNumber(digits) if resp3 => {
+            out.push(b'(');
+            out.extend_from_slice(digits);
+            out.extend_from_slice(b"\r\n");
+        }
+        Value::BigNumber(digits) => bulk(out, digits),
+        Value::Attribute { data, attributes } => {
+            if resp3 {
+                aggregate(out, b'|', attributes.len());
+                for (k, val) in attributes {
+                    value(out, k, proto);
+                    value(out, val, proto);
+                }
+            }
+            value(out, data, proto);
+        }
+        Value::Push { kind, data } => {
+            if resp3 {
+                aggregate(out, b'>', data.len() + 1);
+            } else {
+                array(out, data.len() + 1);
+            }
+            bulk(out, kind.to_string().as_bytes());
+            values(out, data, proto);
+        }
+        Value::ServerError(e) => {
             let line = match e.details() {
                 Some(d) => format!("{} {d}", e.code()),
                 None => e.code().to_string(),
@@ -174,9 +215,141 @@ pub fn value(out: &mut Vec<u8>, v: &redis::Value, proto: u8) {
     }
 }
 
+fn values(out: &mut Vec<u8>, items: &[redis::Value], proto: u8) {
+    for item in items {
+        value(out, item, proto);
+    }
+}
+
+/// A double as Redis 7.0 writes one (`%.17g`, `inf`, `-inf`): 17 significant digits,
+/// trailing zeros dropped, an exponent (`1e+20`) below 1e-4 or from 1e17 on.
+pub fn double(d: f64) -> String {
+    if d.is_nan() {
+        return if d.is_sign_negative() { "-nan" } else { "nan" }.to_string();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf" } else { "-inf" }.to_string();
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    // 17 significant digits, correctly rounded: `d.dddddddddddddddde<exp>`.
+    let sci = format!("{:.16e}", d.abs());
+    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` writes an exponent");
+    let exp: i32 = exp.parse().expect("`{:e}` writes an integer exponent");
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let sign = if d < 0.0 { "-" } else { "" };
+    let trim = |s: &str| s.trim_end_matches('0').to_string();
+    if !(-4..17).contains(&exp) {
+        let fraction = trim(&digits[1..]);
+        let dot = if fraction.is_empty() { "" } else { "." };
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!(
+            "{sign}{}{dot}{fraction}e{esign}{:02}",
+            &digits[..1],
+            exp.abs()
+        );
+    }
+    let text = if exp >= 0 {
+        let (int, fraction) = digits.split_at(exp as usize + 1);
+        let fraction = trim(fraction);
+        if fraction.is_empty() {
+            int.to_string()
+        } else {
+            format!("{int}.{fraction}")
+        }
+    } else {
+        let zeros = "0".repeat((-exp - 1) as usize);
+        format!("0.{zeros}{}", trim(&digits))
+    };
+    format!("{sign}{text}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn doubles_are_written_as_printf_g17() {
+        // What `printf("%.17g")` writes (Redis 7.0's addReplyDouble).
+        for (d, text) in [
+            (1.5, "1.5"),
+            (0.1, "0.10000000000000001"),
+            (-2.0, "-2"),
+            (100.0, "100"),
+            (1e16, "10000000000000000"),
+            (1e17, "1e+17"),
+            (1.25e20, "1.25e+20"),
+            (0.0001, "0.0001"),
+            (0.00001, "1.0000000000000001e-05"),
+            (1e-300, "1e-300"),
+            (123456789.123, "123456789.123"),
+            (2.0 / 3.0, "0.66666666666666663"),
+            (-0.0, "-0"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "4.9406564584124654e-324"),
+        ] {
+            assert_eq!(double(d), text, "{d:e}");
+        }
+    }
+
+    #[test]
+    fn resp3_values_are_written_as_redis_writes_them() {
+        use redis::Value;
+        let cases: Vec<(Value, &[u8], &[u8])> = vec![
+            (
+                Value::Map(vec![(
+                    Value::BulkString(b"f".to_vec()),
+                    Value::BulkString(b"v".to_vec()),
+                )]),
+                b"*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+                b"%1\r\n$1\r\nf\r\n$1\r\nv\r\n",
+            ),
+            (
+                Value::Set(vec![Value::Int(1)]),
+                b"*1\r\n:1\r\n",
+                b"~1\r\n:1\r\n",
+            ),
+            (Value::Double(1.5), b"$3\r\n1.5\r\n", b",1.5\r\n"),
+            (Value::Boolean(true), b":1\r\n", b"#t\r\n"),
+            (Value::Boolean(false), b":0\r\n", b"#f\r\n"),
+            (
+                Value::BigNumber(b"12345678901234567890".to_vec()),
+                b"$20\r\n12345678901234567890\r\n",
+                b"(12345678901234567890\r\n",
+            ),
+            (
+                Value::VerbatimString {
+                    format: redis::VerbatimFormat::Text,
+                    text: "hi".into(),
+                },
+                b"$2\r\nhi\r\n",
+                b"=6\r\ntxt:hi\r\n",
+            ),
+            (
+                Value::Attribute {
+                    data: Box::new(Value::Int(7)),
+                    attributes: vec![(Value::SimpleString("a".into()), Value::Int(1))],
+                },
+                b":7\r\n",
+                b"|1\r\n+a\r\n:1\r\n:7\r\n",
+            ),
+            (Value::Nil, b"$-1\r\n", b"_\r\n"),
+        ];
+        for (v, resp2, resp3) in cases {
+            for (proto, expected) in [(RESP2, resp2), (RESP3, resp3)] {
+                let mut out = Vec::new();
+                value(&mut out, &v, proto);
+                assert_eq!(
+                    out.escape_ascii().to_string(),
+                    expected.escape_ascii().to_string(),
+                    "{v:?} in RESP{proto}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn unknown_command_wording() {

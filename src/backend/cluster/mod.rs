@@ -218,7 +218,7 @@ impl Shared {
     /// The slot of a forwarded command's keys (from Redis's command table) and whether it
     /// only reads; CROSSSLOT when its keys live in different slots, as Redis answers.
     fn command_slot(&self, args: &[Box<[u8]>]) -> Result<(Option<u16>, bool), BackendError> {
-        let Some(info) = args.first().and_then(|name| self.core.catalog.get(name)) else {
+        let Some(info) = self.core.catalog.command(args) else {
             return Ok((None, false));
         };
         let mut slot = None;

@@ -314,7 +314,7 @@ fn release<A: Application>(app: &mut A, conn: &mut Conn<A::Session, A::Wait>) {
 #[cfg(test)]
 mod tests {
     use mio::{Interest, Token};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use super::EventLoop;
     use crate::net::tests::Toy;
@@ -331,9 +331,7 @@ mod tests {
             Table::new(vec![], vec![]),
             Table::new(vec![], vec![]),
         ));
-        let toy = Toy {
-            waiters: Arc::new(Mutex::new(Vec::new())),
-        };
+        let toy = Toy::default();
         let mut ev = EventLoop::new(0, parts, toy, Arc::clone(&shared), Arc::clone(&stats));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();

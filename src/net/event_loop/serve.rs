@@ -1,9 +1,10 @@
 //! Reading, serving and writing one connection.
 //!
-//! A connection is served while it is not paused: paused on its own output (see
-//! [`Conn::should_pause`]), or, while the process holds more than PROXY_MAX_BUFFER_BYTES of
-//! replies, whenever it holds any reply bytes itself (clients that read what they are sent
-//! go on being served; those that do not wait for the budget to drain). Every change of a
+//! A connection is served while it is not paused: paused on its own output or held by the
+//! application until its waiting replies are answered (see [`Conn::should_pause`]), or,
+//! while the process holds more than PROXY_MAX_BUFFER_BYTES of replies, whenever it holds
+//! any reply bytes itself (clients that read what they are sent go on being served; those
+//! that do not wait for the budget to drain). Every change of a
 //! connection's buffered bytes is accounted in the process-wide total by [`EventLoop::account`].
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -191,6 +192,13 @@ impl<A: Application> EventLoop<A> {
                     Served::Consumed(n) => {
                         conn.input.consume(n);
                         consumed = true;
+                    }
+                    Served::Held => {
+                        // Served again once the replies ahead of it are answered (the
+                        // answers settle this connection, which serves what is buffered).
+                        debug_assert!(conn.output.waiting_keys() > 0, "held on nothing");
+                        conn.output.hold();
+                        break;
                     }
                 }
             }

@@ -1,5 +1,6 @@
 //! Commands the proxy does not answer itself, by PROXY_FORWARD and by what Redis says of
-//! them (`COMMAND`, read once Redis answers; see `backend::catalog`):
+//! them (`COMMAND`, read once Redis answers; see `backend::catalog`; a container such as
+//! `OBJECT` by its subcommand's flags):
 //!
 //! - `none`: Redis's unknown-command error, as before;
 //! - `reads` (the default): a read-only command that does not block is sent to Redis,
@@ -8,17 +9,31 @@
 //! - `all`: every command is sent; a write's keys are removed from the cache once Redis
 //!   has answered and before the reply goes out, so a client reads its own writes.
 //!
+//! Order: a connection's commands go to Redis over several pooled connections, so nothing
+//! there keeps them in order. Redis runs a client's commands in order, and so must the
+//! proxy for every command that is not read-only (a write): it is sent only once every
+//! earlier reply of its connection is answered (else the connection is held and the
+//! command served again then), and nothing after it is served until it is answered. Reads
+//! between two writes may run in any order among themselves (their replies still leave
+//! in order).
+//!
+//! Protocol: a RESP3 client's command is read from Redis in RESP3, so its reply keeps the
+//! types RESP2 flattens (maps, sets, doubles, ...); a RESP2 client's is read and written
+//! in RESP2, byte for byte.
+//!
 //! Blocking and pub/sub commands are never forwarded (they would hold a pooled
-//! connection); a command Redis does not know, or one asked before the catalog is read,
-//! gets the unknown-command error. Nothing forwarded is cached.
+//! connection), except `XREAD` and `XREADGROUP` without `BLOCK` ([`forward_stream_read`]);
+//! a command Redis does not know, or one asked before the catalog is read, gets the
+//! unknown-command error. Nothing forwarded is cached.
 
 use crate::backend::Outcome;
 use crate::config::Forward;
 use crate::net::Sink;
 use crate::resp::parse::Args;
-use crate::resp::{Client, Loop, Wait, write, write_outcome};
+use crate::resp::{Client, Loop, Render, Wait, write, write_outcome};
 
 /// What became of a command not in the proxy's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forwarded {
     /// Queued for Redis.
     Sent,
@@ -26,6 +41,9 @@ pub enum Forwarded {
     Refused,
     /// Not known: the caller answers unknown command.
     Unknown,
+    /// A write while earlier replies of the connection still wait: not sent, nothing
+    /// written; the connection is to be held and the command served again.
+    Held,
 }
 
 /// Forwards or refuses the command in `args`, if PROXY_FORWARD and Redis's catalog say so.
@@ -36,17 +54,43 @@ pub fn forward(
     args: &Args,
     sink: &mut dyn Sink<Wait>,
 ) -> Forwarded {
+    send(state, client, input, args, sink, false)
+}
+
+/// `XREAD` or `XREADGROUP` without `BLOCK`: forwarded as any other command of its kind
+/// (Redis flags both `blocking` for their `BLOCK` form); a stream read that finds nothing
+/// is the null array (`*-1` in RESP2).
+pub fn forward_stream_read(
+    state: &mut Loop,
+    client: &Client,
+    input: &[u8],
+    args: &Args,
+    sink: &mut dyn Sink<Wait>,
+) -> Forwarded {
+    send(state, client, input, args, sink, true)
+}
+
+fn send(
+    state: &mut Loop,
+    client: &Client,
+    input: &[u8],
+    args: &Args,
+    sink: &mut dyn Sink<Wait>,
+    stream_read: bool,
+) -> Forwarded {
     let mode = state.services.forward;
     if mode == Forward::None {
         return Forwarded::Unknown;
     }
     let name = args.get(input, 0);
-    let Some(info) = state.services.backend.catalog().get(name) else {
+    let words: Vec<&[u8]> = (0..args.len().min(2)).map(|i| args.get(input, i)).collect();
+    let Some(info) = state.services.backend.catalog().command(&words) else {
         return Forwarded::Unknown;
     };
-    let allowed = !info.pinned && (mode == Forward::All || (info.readonly && !info.write));
+    let pinned = info.pinned && !stream_read;
+    let allowed = !pinned && (mode == Forward::All || (info.readonly && !info.write));
     if !allowed {
-        let why = if info.pinned {
+        let why = if pinned {
             "it would hold a pooled connection"
         } else {
             "PROXY_FORWARD=reads"
@@ -57,6 +101,10 @@ pub fn forward(
         );
         write::error(sink.out(), &text);
         return Forwarded::Refused;
+    }
+    let ordered = info.write || !info.readonly;
+    if ordered && sink.waiting() {
+        return Forwarded::Held;
     }
     let argv: Vec<Box<[u8]>> = (0..args.len())
         .map(|i| Box::from(args.get(input, i)))
@@ -69,8 +117,13 @@ pub fn forward(
     } else {
         Vec::new()
     };
+    let render: Render = if stream_read {
+        render_stream_read
+    } else {
+        render_reply
+    };
     let what = Wait {
-        render: render_reply,
+        render,
         values: true,
         proto: client.proto,
         aliases: None,
@@ -78,16 +131,27 @@ pub fn forward(
     };
     let seq = sink.wait(what, 1);
     let waiter = sink.waiter(seq, 0);
+    let resp3 = client.proto == write::RESP3;
     if let Err(e) = state
         .services
         .backend
-        .command_invalidating(argv, waiter, invalidates)
+        .command_invalidating(argv, waiter, invalidates, resp3)
     {
         sink.resolve(seq, 0, Outcome::Failed(e));
+    }
+    if ordered {
+        sink.hold();
     }
     Forwarded::Sent
 }
 
 fn render_reply(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {
     write_outcome(out, outcomes.first().and_then(Option::as_ref), proto);
+}
+
+fn render_stream_read(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {
+    match outcomes.first().and_then(Option::as_ref) {
+        Some(Outcome::NotFound) if proto != write::RESP3 => out.extend_from_slice(b"*-1\r\n"),
+        other => write_outcome(out, other, proto),
+    }
 }

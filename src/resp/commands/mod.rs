@@ -10,7 +10,9 @@
 //!
 //! The commands the proxy cannot serve over its shared connections to Redis (transactions,
 //! blocking commands, pub/sub, MONITOR: [`refused`]) have rows too, so that they get one
-//! clear error naming the command and why, and are counted under their own names.
+//! clear error naming the command and why, and are counted under their own names. After a
+//! refused MULTI, only the rows flagged [`Flags::NOT_QUEUED`] are served until EXEC or
+//! DISCARD; every other command is answered that it was not run.
 
 mod connection;
 pub mod forward;
@@ -60,6 +62,9 @@ impl Flags {
     pub const NONE: Flags = Flags(0);
     /// Counts against the lookup rate limit.
     pub const THROTTLED: Flags = Flags(1);
+    /// Never queued by a MULTI (as in Redis): served as usual after a refused MULTI,
+    /// which ends at EXEC or DISCARD; every other command is answered that it was not run.
+    pub const NOT_QUEUED: Flags = Flags(2);
 
     /// Whether every flag of `other` is set.
     pub fn contains(self, other: Flags) -> bool {
@@ -208,6 +213,17 @@ const fn refused_row(name: &'static str, handler: fn(&mut Call<'_>), doc: &'stat
     row(name, -1, Flags::NONE, handler, doc)
 }
 
+/// `MULTI`, `EXEC`, `DISCARD`: answered as usual after a refused MULTI.
+const fn transaction_row(
+    name: &'static str,
+    handler: fn(&mut Call<'_>),
+    doc: &'static Doc,
+) -> Command {
+    row(name, -1, Flags::NOT_QUEUED, handler, doc)
+}
+
+pub use self::refused::not_run_after_refused_multi;
+
 /// Every command the proxy answers, most frequent first (lookup scans in order); the
 /// refused ones last.
 pub static COMMANDS: [Command; 33] = [
@@ -219,15 +235,15 @@ pub static COMMANDS: [Command; 33] = [
     row("pttl", 2, Flags::THROTTLED, keys::forward, &TTL),
     row("ping", -1, Flags::NONE, connection::ping, &PING),
     row("echo", 2, Flags::NONE, connection::echo, &ECHO),
-    row("quit", -1, Flags::NONE, connection::quit, &QUIT),
+    row("quit", -1, Flags::NOT_QUEUED, connection::quit, &QUIT),
     row("select", 2, Flags::NONE, connection::select, &SELECT),
     row("client", -2, Flags::NONE, connection::client, &CLIENT),
     row("hello", -1, Flags::NONE, connection::hello, &HELLO),
     row("command", -1, Flags::NONE, server::command, &COMMAND),
     row("info", -1, Flags::NONE, server::info, &INFO),
-    refused_row("multi", refused::multi, &TRANSACTION),
-    refused_row("exec", refused::exec, &TRANSACTION),
-    refused_row("discard", refused::discard, &TRANSACTION),
+    transaction_row("multi", refused::multi, &TRANSACTION),
+    transaction_row("exec", refused::exec, &TRANSACTION),
+    transaction_row("discard", refused::discard, &TRANSACTION),
     refused_row("watch", refused::transaction, &TRANSACTION),
     refused_row("unwatch", refused::transaction, &TRANSACTION),
     refused_row("blpop", refused::blocking, &BLOCKING),

@@ -2,12 +2,16 @@
 //! client's commands share pooled connections to Redis, and these need a connection of
 //! their own, or change its state, for longer than one command.
 //!
-//! - `MULTI`, `WATCH`, `UNWATCH`: transactions need a pinned connection. `EXEC` aborts (as
-//!   Redis does after a refused MULTI), `DISCARD` has no MULTI to discard (Redis's words).
+//! - `MULTI`, `WATCH`, `UNWATCH`: transactions need a pinned connection. A transaction is
+//!   never run in part: after a refused MULTI, every command up to `EXEC` or `DISCARD` is
+//!   answered `-ERR <NAME> not run: MULTI is not supported by proxyredis ...` (clients that
+//!   pipeline a transaction read one error per queued command, as when Redis rejects a
+//!   command inside MULTI); then `EXEC` aborts with `-EXECABORT`, `DISCARD` answers `+OK`.
+//!   Outside that state `EXEC` aborts too and `DISCARD` has no MULTI to discard (Redis's
+//!   words).
 //! - `BLPOP`, `BRPOP`, `BRPOPLPUSH`, `BLMOVE`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX`, `BZMPOP`,
 //!   and `XREAD`/`XREADGROUP` with `BLOCK`: blocking commands need a pinned connection
-//!   (without `BLOCK` the stream reads are unknown commands, as every other command the
-//!   proxy does not serve).
+//!   (without `BLOCK` the stream reads are forwarded as PROXY_FORWARD allows).
 //! - `SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE`: pub/sub turns the connection into a
 //!   subscriber; `MONITOR` into a monitor.
 //! - `CLIENT KILL | PAUSE | UNPAUSE | REPLY | TRACKING | CACHING` (from [`client`], counted
@@ -16,6 +20,7 @@
 //! [`client`]: super::connection::client
 
 use super::Call;
+use super::forward::{self, Forwarded};
 use crate::resp::write;
 
 /// Why a transaction cannot be served.
@@ -35,20 +40,38 @@ fn name(call: &Call<'_>) -> String {
     String::from_utf8_lossy(call.arg(0)).to_ascii_uppercase()
 }
 
-/// `MULTI`.
+/// `MULTI`: refused; the commands up to EXEC or DISCARD are not run.
 pub fn multi(call: &mut Call<'_>) {
+    call.client.multi_refused = true;
     refuse(call, "MULTI", TRANSACTION);
 }
 
 /// `EXEC`: the transaction it would run was refused at MULTI.
 pub fn exec(call: &mut Call<'_>) {
+    call.client.multi_refused = false;
     let text = "EXECABORT Transaction discarded because MULTI is not supported";
     write::error(call.sink.out(), text);
 }
 
-/// `DISCARD`: there is never a MULTI to discard (Redis's own words).
+/// `DISCARD`: ends a refused MULTI; without one, there is no MULTI to discard (Redis's
+/// own words).
 pub fn discard(call: &mut Call<'_>) {
+    if std::mem::take(&mut call.client.multi_refused) {
+        return write::simple(call.sink.out(), "OK");
+    }
     write::error(call.sink.out(), "ERR DISCARD without MULTI");
+}
+
+/// The answer to a command sent after a refused MULTI, before EXEC or DISCARD: it is not
+/// run (a transaction is never run in part).
+pub fn not_run_after_refused_multi(out: &mut Vec<u8>, name: &[u8]) {
+    let mut text = b"ERR ".to_vec();
+    text.extend(name.iter().take(64).map(u8::to_ascii_uppercase));
+    text.extend_from_slice(
+        b" not run: MULTI is not supported by proxyredis (transactions need a pinned \
+          connection); the transaction ends at EXEC or DISCARD",
+    );
+    write::error_bytes(out, &text);
 }
 
 /// `WATCH key ...`, `UNWATCH`.
@@ -64,7 +87,7 @@ pub fn blocking(call: &mut Call<'_>) {
 }
 
 /// `XREAD` and `XREADGROUP`: refused as blocking with `BLOCK` (an option before
-/// `STREAMS`), unknown otherwise.
+/// `STREAMS`), forwarded otherwise as PROXY_FORWARD allows.
 pub fn stream_read(call: &mut Call<'_>) {
     let blocks = (1..call.argc())
         .map(|i| call.arg(i))
@@ -73,8 +96,16 @@ pub fn stream_read(call: &mut Call<'_>) {
     if blocks {
         return blocking(call);
     }
-    let rest = (1..call.argc()).map(|i| call.args.get(call.input, i));
-    write::unknown_command(call.sink.out(), call.args.get(call.input, 0), rest);
+    let sent =
+        forward::forward_stream_read(call.state, call.client, call.input, call.args, call.sink);
+    match sent {
+        Forwarded::Sent | Forwarded::Refused => {}
+        Forwarded::Held => call.state.held = true,
+        Forwarded::Unknown => {
+            let rest = (1..call.argc()).map(|i| call.args.get(call.input, i));
+            write::unknown_command(call.sink.out(), call.args.get(call.input, 0), rest);
+        }
+    }
 }
 
 /// `SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE`.
