@@ -382,3 +382,28 @@ fn stream_reads_without_block_and_read_only_subcommands_are_forwarded() {
         "nothing new: the null array"
     );
 }
+
+/// Commands that change the state of the connection they run on are never forwarded, even
+/// with `all`: on a pooled connection they would change it for every client sharing it
+/// (RESET would drop its login and database, READONLY switch its cluster mode).
+#[test]
+fn commands_that_change_a_pooled_connection_are_not_forwarded_even_with_all() {
+    let redis = Redis::start();
+    fill(&redis);
+    let proxy = Proxy::start(
+        redis.port,
+        &[("PROXY_FORWARD", "all"), ("REDIS_CONNECTIONS", "1")],
+    );
+    wait_for_catalog(&proxy);
+    let mut s = connect(proxy.resp_port);
+    for name in ["RESET", "READONLY", "READWRITE", "ASKING"] {
+        let got = ask(&mut s, &[name]);
+        let want = format!(
+            "-ERR {name} is not forwarded by proxyredis (it would change the state of a \
+             pooled connection)\r\n"
+        );
+        assert_eq!(String::from_utf8_lossy(&got), want);
+    }
+    // The pooled connection is as it was: a forwarded read still works.
+    assert_eq!(ask(&mut s, &["HGET", "h", "f1"]), b"$2\r\nv1\r\n");
+}

@@ -32,6 +32,22 @@ use crate::net::Sink;
 use crate::resp::parse::Args;
 use crate::resp::{Client, Loop, Render, Wait, write, write_outcome};
 
+/// Commands that change the state of the connection they run on (its login, protocol,
+/// database, cluster mode): on a pooled connection they would change it for every client
+/// sharing it, so they are never forwarded, even with `all`. The proxy answers those a
+/// client needs (`HELLO`, `SELECT`, `CLIENT ...`, `AUTH` when it has principals) itself.
+const CONNECTION_STATE: &[&[u8]] = &[
+    b"auth",
+    b"reset",
+    b"hello",
+    b"select",
+    b"readonly",
+    b"readwrite",
+    b"asking",
+    b"client",
+    b"quit",
+];
+
 /// What became of a command not in the proxy's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forwarded {
@@ -88,10 +104,16 @@ fn send(
         return Forwarded::Unknown;
     };
     let pinned = info.pinned && !stream_read;
-    let allowed = !pinned && (mode == Forward::All || (info.readonly && !info.write));
+    let shared_state = CONNECTION_STATE
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c));
+    let allowed =
+        !pinned && !shared_state && (mode == Forward::All || (info.readonly && !info.write));
     if !allowed {
         let why = if pinned {
             "it would hold a pooled connection"
+        } else if shared_state {
+            "it would change the state of a pooled connection"
         } else {
             "PROXY_FORWARD=reads"
         };
