@@ -169,6 +169,11 @@ impl Job {
         matches!(self.request, Request::Command { resp3: true, .. })
     }
 
+    /// Whether the job only reads (a fetch), so sending it twice changes nothing.
+    pub fn is_read(&self) -> bool {
+        matches!(self.request, Request::Fetch { .. })
+    }
+
     /// Replies this job's commands get: GET and PTTL for a fetch, one for a command, and
     /// one more for each `ASKING` before them.
     pub fn replies(&self) -> usize {

@@ -12,18 +12,21 @@
 
 pub mod commands;
 pub mod parse;
+mod rows;
 pub mod write;
+
+pub use self::rows::{counters, forwarded_row, not_forwarded_row, protocol_error_row, unknown_row};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use self::commands::{COMMANDS, Call, Flags};
+use self::commands::{Call, Flags};
 use self::parse::Parser;
 use crate::backend::Outcome;
 use crate::clock::Nanos;
 use crate::net::{Served, Sink};
 use crate::services::Services;
-use crate::stats::{LoopStats, Table};
+use crate::stats::LoopStats;
 
 /// Longest RESP command buffered (an MGET of thousands of keys); over it is a protocol
 /// error.
@@ -100,34 +103,6 @@ pub struct Session {
 
 /// Client IDs are handed out in order over the process, as Redis does.
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Row of the counters for a command that is not in the table.
-pub fn unknown_row() -> usize {
-    COMMANDS.len()
-}
-
-/// Row of the counters for a request that breaks the protocol.
-pub fn protocol_error_row() -> usize {
-    COMMANDS.len() + 1
-}
-
-/// Row of the counters for commands forwarded to Redis (PROXY_FORWARD).
-pub fn forwarded_row() -> usize {
-    COMMANDS.len() + 2
-}
-
-/// Row of the counters for commands refused by PROXY_FORWARD.
-pub fn not_forwarded_row() -> usize {
-    COMMANDS.len() + 3
-}
-
-/// The counters table RESP fills: one row per command of the table (its name is the
-/// label), then `unknown` and `protocol_error`.
-pub fn counters() -> Table {
-    let mut rows: Vec<&'static str> = COMMANDS.iter().map(|c| c.name).collect();
-    rows.extend(["unknown", "protocol_error", "forwarded", "not_forwarded"]);
-    Table::new(rows, Vec::new())
-}
 
 /// Per-loop state handlers use.
 pub struct Loop {
