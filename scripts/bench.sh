@@ -100,6 +100,7 @@ rb_parse() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 load_average() { cut -d' ' -f1-3 /proc/loadavg; }
+progress() { echo "-- $(date +%T) $*" >&2; }
 echo "== ProxyRedis benchmarks: $(nproc) cores, $PIN, wrk -c$CONNECTIONS -d$DURATION," \
      "load average at start $(load_average)"
 
@@ -141,6 +142,7 @@ warm_keys() {
 }
 
 # --- 4. Memory: proxy RSS per cached key vs Redis used_memory per key --------------------
+progress "4. memory"
 start_proxy PROXY_MAX_KEYS=$((FILL_KEYS + FILL_KEYS / 10)) PROXY_TTL_MS=3600000
 rss_before=$(rss_kib "$PROXY_PID")
 warm_keys "$FILL_KEYS"
@@ -181,6 +183,7 @@ combine() {
 }
 
 # --- 1. HTTP hit path, with nginx's fixed 200 as the reference ---------------------------
+progress "1. HTTP hits"
 cat > "$TMP/hot.lua" <<'LUA'
 local i = 0
 request = function()
@@ -193,6 +196,7 @@ for i in $(seq 0 99); do curl -s "http://127.0.0.1:$PROXY_PORT/lookup?key=key:$(
 wrk_run http_hit "http://127.0.0.1:$PROXY_PORT" "$TMP/hot.lua" "$PROXY_PID"
 
 # --- 3. RESP hit path vs redis-server's own GET, -P 1 and -P 16 ---------------------------
+progress "3. RESP hits"
 for P in 1 16; do
   rb_run "resp_proxy_$P" "$RESP_PORT" "$P" "$PROXY_PID"
   rb_run "resp_redis_$P" "$REDIS_PORT" "$P" "$REDIS_PID"
@@ -226,6 +230,7 @@ NGINX
 fi
 
 # --- 2. HTTP miss path: every request is a key not cached (capacity 1000, 1M-key space) ----
+progress "2. HTTP misses"
 cat > "$TMP/miss.lua" <<'LUA'
 local i = math.random(0, 999999)
 request = function()
@@ -252,6 +257,7 @@ fi
 
 # --- 5. Forwarded commands (issue 12): EXISTS and HGET, -P 1 and -P 16, against redis-server,
 # the proxy (PROXY_FORWARD=reads, the default) and twemproxy in front of the same Redis -------
+progress "5. forwarded commands (issue 12)"
 # 100 hashes hash:%012d (17 B) with one field "field" -> 32-byte value, beside the string keys.
 awk 'BEGIN { for (i = 0; i < 100; i++) printf "*4\r\n$4\r\nHSET\r\n$17\r\n%s\r\n$5\r\nfield\r\n$32\r\n%s\r\n",
   sprintf("hash:%012d", i), sprintf("field-value:%020d", i) }' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
@@ -292,6 +298,7 @@ if [ -n "$HAVE_TWEMPROXY" ]; then kill "$TWEM_PID"; wait "$TWEM_PID" 2>/dev/null
 
 # --- 6. Tracking on against off (issue 13): RESP hits (100 cached keys) and misses (random
 # keys over 1M with 1,000 cached), -P 1 and -P 16; two rounds, the modes interleaved ---------
+progress "6. tracking on against off (issue 13)"
 HOT_KEYS=$(for i in $(seq 0 99); do printf 'key:%012d ' "$i"; done)
 for round in 1 2; do
   for mode in tracking off; do
@@ -312,6 +319,7 @@ done
 # --- 7. Invalidation latency (issue 13): from a write acknowledged by Redis to the proxy
 # answering the new value, LATENCY_WRITES writes over 100 cached keys; idle, then with
 # redis-benchmark's -P 16 hits running on the same proxy --------------------------------------
+progress "7. invalidation latency (issue 13)"
 field_of() { tr ' ' '\n' <<< "$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 start_proxy PROXY_MAX_KEYS=10000 PROXY_TTL_MS=3600000
 # shellcheck disable=SC2086 # the loaded run's keys are cached before, so its misses are the writes'
@@ -335,6 +343,7 @@ stop_proxy
 # examples/read_write_stream GETs STREAM_KEYS cached keys through the proxy, READ_RATE a
 # second, while it sets a tenth of them on Redis, WRITE_RATE a second, for STREAM_SECONDS;
 # fixed rates, so both modes get the same load. Two rounds, the modes interleaved, summed ------
+progress "8. write stream (issue 13)"
 for round in 1 2; do
   for mode in tracking off; do
     start_proxy PROXY_MAX_KEYS=$((STREAM_KEYS * 2)) PROXY_TTL_MS=60000 PROXY_INVALIDATION=$mode
