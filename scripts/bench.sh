@@ -256,7 +256,8 @@ JSON
 fi
 
 # --- 5. Forwarded commands (issue 12): EXISTS and HGET, -P 1 and -P 16, against redis-server,
-# the proxy (PROXY_FORWARD=reads, the default) and twemproxy in front of the same Redis -------
+# the proxy (PROXY_FORWARD=reads, the default) and twemproxy in front of the same Redis; two
+# rounds of half the requests, the second in the reverse order, summed -----------------------
 progress "5. forwarded commands (issue 12)"
 # 100 hashes hash:%012d (17 B) with one field "field" -> 32-byte value, beside the string keys.
 awk 'BEGIN { for (i = 0; i < 100; i++) printf "*4\r\n$4\r\nHSET\r\n$17\r\n%s\r\n$5\r\nfield\r\n$32\r\n%s\r\n",
@@ -285,12 +286,27 @@ YML
   $SERVER_CPU nutcracker -c "$TMP/nutcracker.yml" -s "$TWEM_STATS_PORT" -a 127.0.0.1 -o "$TMP/nutcracker.log" &
   TWEM_PID=$!; PIDS+=("$TWEM_PID"); wait_port "$TWEM_PORT"
 fi
+FRONTS=(redis proxy); [ -z "$HAVE_TWEMPROXY" ] || FRONTS+=(twem)
+for round in 1 2; do
+  order=("${FRONTS[@]}"); [ "$round" = 1 ] || order=($(printf '%s\n' "${FRONTS[@]}" | tac))
+  for P in 1 16; do
+    for cmd in EXISTS HGET; do
+      if [ "$cmd" = EXISTS ]; then test=(-r 100 EXISTS key:__rand_int__); else test=(-r 100 HGET hash:__rand_int__ field); fi
+      for front in "${order[@]}"; do
+        case $front in
+          redis) port=$REDIS_PORT; pid=$REDIS_PID ;; proxy) port=$RESP_PORT; pid=$PROXY_PID ;;
+          twem) port=$TWEM_PORT; pid=$TWEM_PID ;;
+        esac
+        RB_REQUESTS=$((REQUESTS / 2)) rb_run "fwd_${cmd}_${front}_${P}_$round" "$port" "$P" "$pid" "${test[@]}"
+      done
+    done
+  done
+done
 for P in 1 16; do
   for cmd in EXISTS HGET; do
-    if [ "$cmd" = EXISTS ]; then test=(-r 100 EXISTS key:__rand_int__); else test=(-r 100 HGET hash:__rand_int__ field); fi
-    rb_run "fwd_${cmd}_redis_$P" "$REDIS_PORT" "$P" "$REDIS_PID" "${test[@]}"
-    rb_run "fwd_${cmd}_proxy_$P" "$RESP_PORT" "$P" "$PROXY_PID" "${test[@]}"
-    if [ -n "$HAVE_TWEMPROXY" ]; then rb_run "fwd_${cmd}_twem_$P" "$TWEM_PORT" "$P" "$TWEM_PID" "${test[@]}"; fi
+    for front in "${FRONTS[@]}"; do
+      combine "M_fwd_${cmd}_${front}_$P" "M_fwd_${cmd}_${front}_${P}_1" "M_fwd_${cmd}_${front}_${P}_2"
+    done
   done
 done
 stop_proxy
