@@ -313,11 +313,13 @@ stop_proxy
 if [ -n "$HAVE_TWEMPROXY" ]; then kill "$TWEM_PID"; wait "$TWEM_PID" 2>/dev/null || true; fi
 
 # --- 6. Tracking on against off (issue 13): RESP hits (100 cached keys) and misses (random
-# keys over 1M with 1,000 cached), -P 1 and -P 16; two rounds, the modes interleaved ---------
+# keys over 1M with 1,000 cached), -P 1 and -P 16; two rounds, the modes interleaved (the
+# second round in the other order) -----------------------------------------------------------
 progress "6. tracking on against off (issue 13)"
 HOT_KEYS=$(for i in $(seq 0 99); do printf 'key:%012d ' "$i"; done)
 for round in 1 2; do
-  for mode in tracking off; do
+  modes=(tracking off); [ "$round" = 1 ] || modes=(off tracking)
+  for mode in "${modes[@]}"; do
     start_proxy PROXY_MAX_KEYS=1000 PROXY_TTL_MS=3600000 PROXY_INVALIDATION=$mode
     # shellcheck disable=SC2086 # one argument per key
     redis-cli -p "$RESP_PORT" MGET $HOT_KEYS >/dev/null
@@ -358,10 +360,12 @@ stop_proxy
 # --- 8. Hit ratio and Redis CPU under a write stream (issue 13), tracking on against off:
 # examples/read_write_stream GETs STREAM_KEYS cached keys through the proxy, READ_RATE a
 # second, while it sets a tenth of them on Redis, WRITE_RATE a second, for STREAM_SECONDS;
-# fixed rates, so both modes get the same load. Two rounds, the modes interleaved, summed ------
+# fixed rates, so both modes get the same load. Two rounds, the modes interleaved (the second
+# round in the other order), summed ------------------------------------------------------------
 progress "8. write stream (issue 13)"
 for round in 1 2; do
-  for mode in tracking off; do
+  modes=(tracking off); [ "$round" = 1 ] || modes=(off tracking)
+  for mode in "${modes[@]}"; do
     start_proxy PROXY_MAX_KEYS=$((STREAM_KEYS * 2)) PROXY_TTL_MS=60000 PROXY_INVALIDATION=$mode
     warm_keys "$STREAM_KEYS"
     h0=$(stat_of hits); m0=$(stat_of misses); i0=$(stat_of invalidations)
@@ -440,7 +444,7 @@ for P in 1 16; do
 done
 [ -n "$HAVE_TWEMPROXY" ] || echo "(twemproxy rows skipped: sudo apt-get install -y nutcracker)"
 
-header "== 6. tracking on (default) against off, same run, two interleaved rounds summed"
+header "== 6. tracking on (default) against off, same run, two interleaved rounds (ABBA) summed"
 for w in hit1 hit16 miss1 miss16; do
   on_m="M_inv_${w}_tracking"; off_m="M_inv_${w}_off"
   case $w in hit*) what="GET hit -P ${w#hit}" ;; *) what="GET miss -P ${w#miss}" ;; esac
@@ -450,13 +454,14 @@ done
 
 echo
 echo "== 7. invalidation latency: write acknowledged by Redis -> proxy answers the new value"
-printf '%-10s %7s %8s %8s %8s %8s %9s %14s %12s %12s\n' load writes "p50 us" "p99 us" "p999 us" "max us" timeouts \
-  "stale answers" "GET p50 us" "refetch/write"
+printf '%-10s %7s %8s %8s %8s %8s %9s %14s %11s %11s %14s\n' load writes "p50 us" "p99 us" "p999 us" "max us" \
+  timeouts "stale answers" "GET p50 us" "GET p99 us" "refetch/write"
 for load in idle loaded; do
   l="LAT_$load"; l=${!l}
-  printf '%-10s %7s %8s %8s %8s %8s %9s %14s %12s %12s\n' "$load" "$(field_of "$l" writes)" "$(field_of "$l" p50_us)" \
-    "$(field_of "$l" p99_us)" "$(field_of "$l" p999_us)" "$(field_of "$l" max_us)" "$(field_of "$l" timeouts)" \
-    "$(field_of "$l" stale_answers)" "$(field_of "$l" get_p50_us)" "$(field_of "$l" refetches_per_write)"
+  printf '%-10s %7s %8s %8s %8s %8s %9s %14s %11s %11s %14s\n' "$load" "$(field_of "$l" writes)" \
+    "$(field_of "$l" p50_us)" "$(field_of "$l" p99_us)" "$(field_of "$l" p999_us)" "$(field_of "$l" max_us)" \
+    "$(field_of "$l" timeouts)" "$(field_of "$l" stale_answers)" "$(field_of "$l" get_p50_us)" \
+    "$(field_of "$l" get_p99_us)" "$(field_of "$l" refetches_per_write)"
   RESULTS+=("{\"name\":\"invalidation latency ($load)\",$(tr ' ' '\n' <<< "$l" | awk -F= '{ printf "%s\"%s\":%s", (NR > 1 ? "," : ""), $1, $2 }')}")
 done
 
