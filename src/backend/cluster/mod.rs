@@ -56,7 +56,7 @@ use crate::config::{Config, ReadFrom};
 /// requests in flight, never all of it.
 const PER_NODE_MAX: usize = MAX_QUEUED / 2;
 
-/// Most redirections one job follows.
+/// Most MOVED / ASK redirections one job follows.
 const MAX_HOPS: u8 = 5;
 
 /// "No node": a slot no node serves (yet).
@@ -345,10 +345,13 @@ impl ClusterLink for Link {
         let Some(shared) = self.0.upgrade() else {
             return Some((job, err));
         };
-        if job.hops >= MAX_HOPS || shared.past_deadline(&job) {
+        let redirected = matches!(err, BackendError::Moved { .. } | BackendError::Ask { .. });
+        if (redirected && job.hops >= MAX_HOPS) || shared.past_deadline(&job) {
             return Some((job, err));
         }
-        job.hops += 1;
+        // Only redirections count against the hops; TRYAGAIN and CLUSTERDOWN (a failover
+        // being agreed on) are retried until the job's deadline.
+        job.hops += u8::from(redirected);
         job.asking = false;
         match &err {
             BackendError::Moved { slot, addr } => {
