@@ -1,0 +1,453 @@
+//! Load for `scripts/bench-cluster.sh` (std only, not a test): paced HTTP lookups through
+//! the proxy, grouped by the hash slots of their keys, with latency and errors per window
+//! and per phase around events (a failover, a reshard, a stopped master) it starts itself.
+//!
+//! ```text
+//! cluster_load sets N SLOTS
+//!     RESP `SET key:%012d value:%026d` for each i < N whose key's slot is in SLOTS
+//!     ("0-5460,10923-16383"), on stdout, for `redis-cli --pipe` into that node.
+//! cluster_load run HOST:PORT [--keys N] [--group NAME=SLOTS]... [--connections C]
+//!     [--rate R] [--duration-ms D] [--window-ms W] [--timeout-ms T] [--settle-ms S]
+//!     [--at MS=COMMAND]... [--label L] [--windows FILE] [--json FILE]
+//! ```
+//!
+//! `run`: each group gets C connections (keys of one group only, so a stalled node holds
+//! only its own group's connections), each sending one `GET /lookup?key=...` at a time, R
+//! per second (0: as fast as answers come; a late connection does not burst to catch up).
+//! Latency is from send to the whole answer. An answer is an error unless it is a 200 with
+//! the key's own value (`wrong` counts 200s with another value). `--at` runs `sh -c
+//! COMMAND` MS after the start. Phases: `before` the first event, `during` until the last
+//! event's command returned plus S ms (default 1000), `after`. Per group it prints
+//! `SUMMARY label group phase requests req/s errors wrong p50 p99 p999 max` (µs) and, with
+//! events, `RECOVERY label group errors first_error_ms last_error_ms recovered_ms` (ms from
+//! the first event to when the client saw the answer; recovered: the first success after
+//! the last error), appends the same
+//! as JSON lines to FILE, and one line per window and group to the windows file.
+
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proxyredis::backend::slot_of;
+
+/// One answered (or failed) request.
+#[derive(Clone, Copy)]
+struct Sample {
+    /// Sent, µs from the start of the run.
+    at_us: u64,
+    latency_us: u64,
+    outcome: Outcome,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    /// A status other than 200, an I/O error or a timeout.
+    Failed,
+    /// A 200 with a value that is not the key's.
+    Wrong,
+}
+
+struct Group {
+    name: String,
+    slots: Vec<(u16, u16)>,
+    keys: Vec<u64>,
+}
+
+fn key(i: u64) -> String {
+    format!("key:{i:012}")
+}
+
+fn value(i: u64) -> String {
+    format!("value:{i:026}")
+}
+
+fn parse_slots(text: &str) -> Vec<(u16, u16)> {
+    text.split(',')
+        .map(|r| match r.split_once('-') {
+            Some((a, b)) => (a.parse().expect("slot"), b.parse().expect("slot")),
+            None => {
+                let s = r.parse().expect("slot");
+                (s, s)
+            }
+        })
+        .collect()
+}
+
+fn in_slots(slots: &[(u16, u16)], slot: u16) -> bool {
+    slots.iter().any(|&(a, b)| (a..=b).contains(&slot))
+}
+
+fn print_sets(n: u64, slots: &[(u16, u16)]) {
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for i in 0..n {
+        let k = key(i);
+        if in_slots(slots, slot_of(k.as_bytes())) {
+            let v = value(i);
+            write!(
+                out,
+                "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n",
+                k.len(),
+                v.len()
+            )
+            .expect("stdout");
+        }
+    }
+    out.flush().expect("stdout");
+}
+
+struct Options {
+    addr: String,
+    keys: u64,
+    groups: Vec<Group>,
+    connections: usize,
+    rate: f64,
+    duration: Duration,
+    window_ms: u64,
+    timeout: Duration,
+    settle_ms: u64,
+    events: Vec<(u64, String)>,
+    label: String,
+    windows: Option<String>,
+    json: Option<String>,
+}
+
+fn parse_options(args: &[String]) -> Options {
+    let mut o = Options {
+        addr: args.first().expect("HOST:PORT").clone(),
+        keys: 100_000,
+        groups: Vec::new(),
+        connections: 4,
+        rate: 500.0,
+        duration: Duration::from_secs(6),
+        window_ms: 100,
+        timeout: Duration::from_secs(5),
+        settle_ms: 1000,
+        events: Vec::new(),
+        label: "run".into(),
+        windows: None,
+        json: None,
+    };
+    let mut it = args[1..].iter();
+    while let Some(flag) = it.next() {
+        let v = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        let num = || v.parse::<u64>().unwrap_or_else(|_| panic!("{flag}: {v}"));
+        match flag.as_str() {
+            "--keys" => o.keys = num(),
+            "--group" => {
+                let (name, slots) = v.split_once('=').expect("--group NAME=SLOTS");
+                o.groups.push(Group {
+                    name: name.into(),
+                    slots: parse_slots(slots),
+                    keys: Vec::new(),
+                });
+            }
+            "--connections" => o.connections = num() as usize,
+            "--rate" => o.rate = num() as f64,
+            "--duration-ms" => o.duration = Duration::from_millis(num()),
+            "--window-ms" => o.window_ms = num().max(1),
+            "--timeout-ms" => o.timeout = Duration::from_millis(num()),
+            "--settle-ms" => o.settle_ms = num(),
+            "--at" => {
+                let (ms, cmd) = v.split_once('=').expect("--at MS=COMMAND");
+                o.events.push((ms.parse().expect("--at MS"), cmd.into()));
+            }
+            "--label" => o.label = v.clone(),
+            "--windows" => o.windows = Some(v.clone()),
+            "--json" => o.json = Some(v.clone()),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    if o.groups.is_empty() {
+        o.groups.push(Group {
+            name: "all".into(),
+            slots: vec![(0, 16383)],
+            keys: Vec::new(),
+        });
+    }
+    for i in 0..o.keys {
+        let slot = slot_of(key(i).as_bytes());
+        if let Some(g) = o.groups.iter_mut().find(|g| in_slots(&g.slots, slot)) {
+            g.keys.push(i);
+        }
+    }
+    o
+}
+
+/// One keep-alive HTTP connection to the proxy.
+struct Client {
+    addr: String,
+    timeout: Duration,
+    conn: Option<BufReader<TcpStream>>,
+}
+
+impl Client {
+    /// Looks `i` up; `Err` on an I/O error (the connection is dropped and made again).
+    fn lookup(&mut self, i: u64) -> std::io::Result<Outcome> {
+        let result = self.exchange(i);
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+
+    fn exchange(&mut self, i: u64) -> std::io::Result<Outcome> {
+        if self.conn.is_none() {
+            let stream = TcpStream::connect(&self.addr)?;
+            stream.set_nodelay(true)?;
+            stream.set_read_timeout(Some(self.timeout))?;
+            self.conn = Some(BufReader::new(stream));
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        let request = format!("GET /lookup?key={} HTTP/1.1\r\nHost: bench\r\n\r\n", key(i));
+        conn.get_mut().write_all(request.as_bytes())?;
+        let mut line = String::new();
+        conn.read_line(&mut line)?;
+        let status: u16 = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let (mut length, mut close) = (0usize, false);
+        loop {
+            line.clear();
+            if conn.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let lower = line.trim_end().to_ascii_lowercase();
+            if lower.is_empty() {
+                break;
+            }
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            close |= lower == "connection: close";
+        }
+        let mut body = vec![0u8; length];
+        conn.read_exact(&mut body)?;
+        if close {
+            self.conn = None;
+        }
+        if status != 200 {
+            return Ok(Outcome::Failed);
+        }
+        let want = format!("\"value\":\"{}\"", value(i));
+        let body = String::from_utf8_lossy(&body);
+        Ok(if body.contains(&want) {
+            Outcome::Ok
+        } else {
+            Outcome::Wrong
+        })
+    }
+}
+
+/// One connection's paced loop over `keys` (a stride walk from `offset`, so that
+/// connections and passes rarely repeat a key).
+fn drive(o: &Options, keys: &[u64], offset: usize, start: Instant) -> Vec<Sample> {
+    let mut client = Client {
+        addr: o.addr.clone(),
+        timeout: o.timeout,
+        conn: None,
+    };
+    let mut samples = Vec::new();
+    let gap = (o.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / o.rate));
+    let mut next = start;
+    let mut k = offset;
+    while start.elapsed() < o.duration {
+        if let Some(gap) = gap {
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+            next = (next + gap).max(Instant::now());
+        }
+        k = (k + 7919) % keys.len();
+        let sent = Instant::now();
+        let outcome = client.lookup(keys[k]).unwrap_or(Outcome::Failed);
+        samples.push(Sample {
+            at_us: (sent - start).as_micros() as u64,
+            latency_us: sent.elapsed().as_micros() as u64,
+            outcome,
+        });
+    }
+    samples
+}
+
+/// Runs `command` at `at_ms`; returns (start, end) in ms from `start`.
+fn run_event(at_ms: u64, command: &str, start: Instant) -> (u64, u64) {
+    let at = start + Duration::from_millis(at_ms);
+    if let Some(wait) = at.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
+    let began = start.elapsed().as_millis() as u64;
+    let status = std::process::Command::new("sh")
+        .args(["-c", command])
+        .status();
+    let ended = start.elapsed().as_millis() as u64;
+    eprintln!("[{began} ms .. {ended} ms] {command}: {status:?}");
+    (began, ended)
+}
+
+/// Requests, errors, wrong values and latency quantiles (µs) of `samples`.
+struct Stats {
+    n: usize,
+    errors: usize,
+    wrong: usize,
+    p50: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+}
+
+fn stats(samples: &[&Sample]) -> Stats {
+    let mut lat: Vec<u64> = samples.iter().map(|s| s.latency_us).collect();
+    lat.sort_unstable();
+    let q = |q: f64| match lat.len() {
+        0 => 0,
+        n => lat[((q * n as f64).ceil() as usize).clamp(1, n) - 1],
+    };
+    Stats {
+        n: lat.len(),
+        errors: samples
+            .iter()
+            .filter(|s| s.outcome == Outcome::Failed)
+            .count(),
+        wrong: samples
+            .iter()
+            .filter(|s| s.outcome == Outcome::Wrong)
+            .count(),
+        p50: q(0.50),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: lat.last().copied().unwrap_or(0),
+    }
+}
+
+fn append(path: &Option<String>, text: &str) {
+    if let Some(path) = path {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        f.write_all(text.as_bytes()).expect("writing results");
+    }
+}
+
+fn run(o: Options) {
+    let o = Arc::new(o);
+    let start = Instant::now() + Duration::from_millis(50);
+    let mut drivers = Vec::new();
+    for (g, group) in o.groups.iter().enumerate() {
+        assert!(!group.keys.is_empty(), "group {} has no key", group.name);
+        for c in 0..o.connections {
+            let o = Arc::clone(&o);
+            let offset = (c * 1_000_003) % group.keys.len();
+            drivers.push((g, std::thread::spawn(move || {
+                let keys = &o.groups[g].keys;
+                drive(&o, keys, offset, start)
+            })));
+        }
+    }
+    let events: Vec<_> = o
+        .events
+        .iter()
+        .map(|(at, cmd)| {
+            let cmd = cmd.clone();
+            let at = *at;
+            std::thread::spawn(move || run_event(at, &cmd, start))
+        })
+        .collect();
+    let times: Vec<(u64, u64)> = events.into_iter().map(|t| t.join().expect("event")).collect();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); o.groups.len()];
+    for (g, t) in drivers {
+        samples[g].extend(t.join().expect("load thread"));
+    }
+    let total_ms = o.duration.as_millis() as u64;
+    let first = times.iter().map(|t| t.0).min().unwrap_or(total_ms);
+    let settled = times
+        .iter()
+        .map(|t| t.1 + o.settle_ms)
+        .max()
+        .unwrap_or(total_ms)
+        .min(total_ms);
+    let phases = [("before", 0, first), ("during", first, settled), ("after", settled, total_ms)];
+    let mut windows = String::new();
+    for (group, samples) in o.groups.iter().zip(&samples) {
+        let name = &group.name;
+        for (phase, from, to) in phases {
+            let inside: Vec<&Sample> = samples
+                .iter()
+                .filter(|s| (from * 1000..to * 1000).contains(&s.at_us))
+                .collect();
+            if to <= from {
+                continue;
+            }
+            let s = stats(&inside);
+            let rps = s.n as f64 * 1000.0 / (to - from) as f64;
+            println!(
+                "SUMMARY {} {name} {phase} {} {rps:.0} {} {} {} {} {} {}",
+                o.label, s.n, s.errors, s.wrong, s.p50, s.p99, s.p999, s.max
+            );
+            let line = serde_json::json!({
+                "name": format!("{} {name} {phase}", o.label), "group": name, "phase": phase,
+                "from_ms": from, "to_ms": to, "requests": s.n, "req_per_s": rps.round(),
+                "errors": s.errors, "wrong": s.wrong, "p50_us": s.p50, "p99_us": s.p99,
+                "p999_us": s.p999, "max_us": s.max,
+            });
+            append(&o.json, &format!("{line}\n"));
+        }
+        if !times.is_empty() {
+            let after: Vec<&Sample> = samples.iter().filter(|s| s.at_us >= first * 1000).collect();
+            let failed: Vec<&&Sample> = after.iter().filter(|s| s.outcome != Outcome::Ok).collect();
+            let ms = |us: u64| us as i64 / 1000 - first as i64;
+            let first_error = failed.iter().map(|s| ms(s.at_us + s.latency_us)).min();
+            let last = failed.iter().map(|s| s.at_us + s.latency_us).max();
+            let recovered = last.and_then(|end| {
+                after
+                    .iter()
+                    .filter(|s| s.outcome == Outcome::Ok && s.at_us >= end)
+                    .map(|s| ms(s.at_us + s.latency_us))
+                    .min()
+            });
+            let show = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+            println!(
+                "RECOVERY {} {name} {} {} {} {}",
+                o.label,
+                failed.len(),
+                show(first_error),
+                show(last.map(ms)),
+                show(if failed.is_empty() { Some(0) } else { recovered })
+            );
+            let line = serde_json::json!({
+                "name": format!("{} {name} recovery", o.label), "group": name,
+                "errors": failed.len(), "first_error_ms": first_error,
+                "last_error_ms": last.map(ms), "recovered_ms": recovered,
+                "events_ms": times,
+            });
+            append(&o.json, &format!("{line}\n"));
+        }
+        let mut sorted: Vec<&Sample> = samples.iter().collect();
+        sorted.sort_by_key(|s| s.at_us);
+        for chunk in sorted.chunk_by(|a, b| a.at_us / 1000 / o.window_ms == b.at_us / 1000 / o.window_ms) {
+            let s = stats(chunk);
+            let at = chunk[0].at_us / 1000 / o.window_ms * o.window_ms;
+            windows.push_str(&format!(
+                "{} {name} {at} {} {} {} {} {} {} {}\n",
+                o.label, s.n, s.errors, s.wrong, s.p50, s.p99, s.p999, s.max
+            ));
+        }
+    }
+    append(&o.windows, &windows);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("sets") if args.len() == 3 => {
+            print_sets(args[1].parse().expect("N"), &parse_slots(&args[2]))
+        }
+        Some("run") if args.len() >= 2 => run(parse_options(&args[1..])),
+        _ => {
+            eprintln!("usage: cluster_load sets N SLOTS | cluster_load run HOST:PORT [options]");
+            std::process::exit(2);
+        }
+    }
+}
