@@ -17,7 +17,8 @@
 //! Latency is from send to the whole answer. An answer is an error unless it is a 200 with
 //! the key's own value (`wrong` counts 200s with another value). `--at` runs `sh -c
 //! COMMAND` MS after the start. Phases: `before` the first event, `during` until the last
-//! event's command returned plus S ms (default 1000), `after`. Per group it prints
+//! event's command returned plus S ms (default 1000), `after`: the run lasts D ms, or
+//! longer when needed for `after` to last S ms too. Per group it prints
 //! `SUMMARY label group phase requests req/s errors wrong p50 p99 p999 max` (µs) and, with
 //! events, `RECOVERY label group errors first_error_ms last_error_ms recovered_ms` (ms from
 //! the first event to when the client saw the answer; recovered: the first success after
@@ -27,6 +28,7 @@
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use proxyredis::backend::slot_of;
@@ -204,7 +206,11 @@ impl Client {
         conn.get_mut().write_all(request.as_bytes())?;
         let mut line = String::new();
         conn.read_line(&mut line)?;
-        let status: u16 = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let (mut length, mut close) = (0usize, false);
         loop {
             line.clear();
@@ -240,7 +246,13 @@ impl Client {
 
 /// One connection's paced loop over `keys` (a stride walk from `offset`, so that
 /// connections and passes rarely repeat a key).
-fn drive(o: &Options, keys: &[u64], offset: usize, start: Instant) -> Vec<Sample> {
+fn drive(
+    o: &Options,
+    keys: &[u64],
+    offset: usize,
+    start: Instant,
+    stop: &AtomicBool,
+) -> Vec<Sample> {
     let mut client = Client {
         addr: o.addr.clone(),
         timeout: o.timeout,
@@ -250,7 +262,7 @@ fn drive(o: &Options, keys: &[u64], offset: usize, start: Instant) -> Vec<Sample
     let gap = (o.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / o.rate));
     let mut next = start;
     let mut k = offset;
-    while start.elapsed() < o.duration {
+    while !stop.load(Ordering::Relaxed) {
         if let Some(gap) = gap {
             let now = Instant::now();
             if next > now {
@@ -334,16 +346,21 @@ fn append(path: &Option<String>, text: &str) {
 fn run(o: Options) {
     let o = Arc::new(o);
     let start = Instant::now() + Duration::from_millis(50);
+    let stop = Arc::new(AtomicBool::new(false));
     let mut drivers = Vec::new();
     for (g, group) in o.groups.iter().enumerate() {
         assert!(!group.keys.is_empty(), "group {} has no key", group.name);
         for c in 0..o.connections {
             let o = Arc::clone(&o);
+            let stop = Arc::clone(&stop);
             let offset = (c * 1_000_003) % group.keys.len();
-            drivers.push((g, std::thread::spawn(move || {
-                let keys = &o.groups[g].keys;
-                drive(&o, keys, offset, start)
-            })));
+            drivers.push((
+                g,
+                std::thread::spawn(move || {
+                    let keys = &o.groups[g].keys;
+                    drive(&o, keys, offset, start, &stop)
+                }),
+            ));
         }
     }
     let events: Vec<_> = o
@@ -355,12 +372,21 @@ fn run(o: Options) {
             std::thread::spawn(move || run_event(at, &cmd, start))
         })
         .collect();
-    let times: Vec<(u64, u64)> = events.into_iter().map(|t| t.join().expect("event")).collect();
+    let times: Vec<(u64, u64)> = events
+        .into_iter()
+        .map(|t| t.join().expect("event"))
+        .collect();
+    let last_end = times.iter().map(|t| t.1).max().unwrap_or(0);
+    let total_ms = (o.duration.as_millis() as u64).max(last_end + 2 * o.settle_ms);
+    let end = start + Duration::from_millis(total_ms);
+    if let Some(wait) = end.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
+    stop.store(true, Ordering::Relaxed);
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); o.groups.len()];
     for (g, t) in drivers {
         samples[g].extend(t.join().expect("load thread"));
     }
-    let total_ms = o.duration.as_millis() as u64;
     let first = times.iter().map(|t| t.0).min().unwrap_or(total_ms);
     let settled = times
         .iter()
@@ -368,7 +394,11 @@ fn run(o: Options) {
         .max()
         .unwrap_or(total_ms)
         .min(total_ms);
-    let phases = [("before", 0, first), ("during", first, settled), ("after", settled, total_ms)];
+    let phases = [
+        ("before", 0, first),
+        ("during", first, settled),
+        ("after", settled, total_ms),
+    ];
     let mut windows = String::new();
     for (group, samples) in o.groups.iter().zip(&samples) {
         let name = &group.name;
@@ -414,7 +444,11 @@ fn run(o: Options) {
                 failed.len(),
                 show(first_error),
                 show(last.map(ms)),
-                show(if failed.is_empty() { Some(0) } else { recovered })
+                show(if failed.is_empty() {
+                    Some(0)
+                } else {
+                    recovered
+                })
             );
             let line = serde_json::json!({
                 "name": format!("{} {name} recovery", o.label), "group": name,
@@ -426,7 +460,9 @@ fn run(o: Options) {
         }
         let mut sorted: Vec<&Sample> = samples.iter().collect();
         sorted.sort_by_key(|s| s.at_us);
-        for chunk in sorted.chunk_by(|a, b| a.at_us / 1000 / o.window_ms == b.at_us / 1000 / o.window_ms) {
+        for chunk in
+            sorted.chunk_by(|a, b| a.at_us / 1000 / o.window_ms == b.at_us / 1000 / o.window_ms)
+        {
             let s = stats(chunk);
             let at = chunk[0].at_us / 1000 / o.window_ms * o.window_ms;
             windows.push_str(&format!(

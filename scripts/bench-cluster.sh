@@ -285,8 +285,8 @@ read -r T_ID _ _ < <(masters "${C6[0]}" | sort -k2n | sed -n 3p)
 MOVING=$(awk -v s="$S_SLOTS" -v n="$RESHARD_SLOTS" 'BEGIN { k = split(s, r, ","); out = "";
   for (i = 1; i <= k && n > 0; i++) { split(r[i], ab, "-"); a = ab[1]; b = (ab[2] == "") ? a : ab[2];
     e = (b - a + 1 > n) ? a + n - 1 : b; out = out (out == "" ? "" : ",") a "-" e; n -= e - a + 1 } print out }')
-load reshard 8000 "moving=$MOVING" "other=0-16383" -- \
-  "2000=redis-cli --cluster reshard 127.0.0.1:$S_PORT --cluster-from $S_ID --cluster-to $T_ID --cluster-slots $RESHARD_SLOTS --cluster-yes > $TMP/reshard.log 2>&1"
+load reshard 6000 "moving=$MOVING" "other=0-16383" -- \
+  "2000=timeout 60 redis-cli --cluster reshard 127.0.0.1:$S_PORT --cluster-from $S_ID --cluster-to $T_ID --cluster-slots $RESHARD_SLOTS --cluster-yes > $TMP/reshard.log 2>&1"
 poll 30 settled "${C6[0]}" || fail "the cluster did not settle after the reshard"
 first_moved=${MOVING%%-*}
 owner=$(masters "${C6[0]}" | awk -v s="$first_moved" '{ k = split($3, r, ","); for (i = 1; i <= k; i++) { split(r[i], ab, "-");
