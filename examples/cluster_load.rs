@@ -20,10 +20,11 @@
 //! event's command returned plus S ms (default 1000), `after`: the run lasts D ms, or
 //! longer when needed for `after` to last S ms too. Per group it prints
 //! `SUMMARY label group phase requests req/s errors wrong p50 p99 p999 max` (µs) and, with
-//! events, `RECOVERY label group errors first_error_ms last_error_ms recovered_ms` (ms from
-//! the first event to when the client saw the answer; recovered: the first success after
-//! the last error), appends the same
-//! as JSON lines to FILE, and one line per window and group to the windows file.
+//! events, `RECOVERY label group errors first_error_ms served_again_ms last_error_ms
+//! recovered_ms` (ms from the first event to when the client saw the answer; served again:
+//! the first success after the first error; recovered: the first success of a request sent
+//! after the last error), appends the same as JSON lines to FILE, and one line per window
+//! and group to the windows file.
 
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::TcpStream;
@@ -429,6 +430,14 @@ fn run(o: Options) {
             let failed: Vec<&&Sample> = after.iter().filter(|s| s.outcome != Outcome::Ok).collect();
             let ms = |us: u64| us as i64 / 1000 - first as i64;
             let first_error = failed.iter().map(|s| ms(s.at_us + s.latency_us)).min();
+            let first_end = failed.iter().map(|s| s.at_us + s.latency_us).min();
+            let served_again = first_end.and_then(|fe| {
+                after
+                    .iter()
+                    .filter(|s| s.outcome == Outcome::Ok && s.at_us + s.latency_us > fe)
+                    .map(|s| ms(s.at_us + s.latency_us))
+                    .min()
+            });
             let last = failed.iter().map(|s| s.at_us + s.latency_us).max();
             let recovered = last.and_then(|end| {
                 after
@@ -439,10 +448,11 @@ fn run(o: Options) {
             });
             let show = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
             println!(
-                "RECOVERY {} {name} {} {} {} {}",
+                "RECOVERY {} {name} {} {} {} {} {}",
                 o.label,
                 failed.len(),
                 show(first_error),
+                show(served_again),
                 show(last.map(ms)),
                 show(if failed.is_empty() {
                     Some(0)
@@ -453,6 +463,7 @@ fn run(o: Options) {
             let line = serde_json::json!({
                 "name": format!("{} {name} recovery", o.label), "group": name,
                 "errors": failed.len(), "first_error_ms": first_error,
+                "served_again_ms": served_again,
                 "last_error_ms": last.map(ms), "recovered_ms": recovered,
                 "events_ms": times,
             });

@@ -325,9 +325,9 @@ load stopped-nfc 13000 "own=$Y_SLOTS" "other=$(others "$Y_ID")" -- "2000=kill -S
 
 printf '\n%-11s %-7s %-7s %7s %7s %6s %8s %8s %8s %8s\n' event group phase "req/s" errors wrong "p50 us" "p99 us" "p999 us" "max us"
 awk '$1 == "SUMMARY" { printf "%-11s %-7s %-7s %7s %7s %6s %8s %8s %8s %8s\n", $2, $3, $4, $6, $7, $8, $9, $10, $11, $12 }' "$TMP/summary.txt"
-printf '\n%-11s %-7s %7s %15s %14s %13s\n' event group errors "first error ms" "last error ms" "recovered ms"
-awk '$1 == "RECOVERY" { printf "%-11s %-7s %7s %15s %14s %13s\n", $2, $3, $4, $5, $6, $7 }' "$TMP/summary.txt"
+printf '\n%-11s %-7s %7s %15s %16s %14s %13s\n' event group errors "first error ms" "served again ms" "last error ms" "recovered ms"
+awk '$1 == "RECOVERY" { printf "%-11s %-7s %7s %15s %16s %14s %13s\n", $2, $3, $4, $5, $6, $7, $8 }' "$TMP/summary.txt"
 echo "(phases: before the first event, during = until the last event's command returned + 1 s, after;"
-echo " error times: ms from the first event to the answer; recovered: the first success after the last"
-echo " error; stopped-nfc: cluster-require-full-coverage no; per-100-ms windows in $WINDOWS;"
+echo " times: ms from the first event to the answer; served again: the first success after the first"
+echo " error; recovered: the first success of a request sent after the last error; stopped-nfc: cluster-require-full-coverage no; per-100-ms windows in $WINDOWS;"
 echo " JSON lines in $RESULTS_FILE)"
