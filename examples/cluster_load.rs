@@ -8,22 +8,26 @@
 //!     ("0-5460,10923-16383"), on stdout, for `redis-cli --pipe` into that node.
 //! cluster_load run HOST:PORT [--keys N] [--group NAME=SLOTS]... [--connections C]
 //!     [--rate R] [--duration-ms D] [--window-ms W] [--timeout-ms T] [--settle-ms S]
-//!     [--at MS=COMMAND]... [--label L] [--windows FILE] [--json FILE]
+//!     [--probe-ms P] [--at MS=COMMAND]... [--label L] [--windows FILE] [--json FILE]
 //! ```
 //!
 //! `run`: each group gets C connections (keys of one group only, so a stalled node holds
 //! only its own group's connections), each sending one `GET /lookup?key=...` at a time, R
 //! per second (0: as fast as answers come; a late connection does not burst to catch up).
 //! Latency is from send to the whole answer. An answer is an error unless it is a 200 with
-//! the key's own value (`wrong` counts 200s with another value). `--at` runs `sh -c
+//! the key's own value (`wrong` counts 200s with another value). With P, every P ms each
+//! group also sends one probe lookup on a connection of its own, so probes are not held
+//! back by answers that take long (a stopped node): they tell when a group's keys are
+//! routed to a node that answers again (`routable_ms` below, the send time of the first
+//! successful probe after a failed one). `--at` runs `sh -c
 //! COMMAND` MS after the start. Phases: `before` the first event, `during` until the last
 //! event's command returned plus S ms (default 1000), `after`: the run lasts D ms, or
 //! longer when needed for `after` to last S ms too. Per group it prints
 //! `SUMMARY label group phase requests req/s errors wrong p50 p99 p999 max` (µs) and, with
 //! events, `RECOVERY label group errors first_error_ms served_again_ms last_error_ms
-//! recovered_ms` (ms from the first event to when the client saw the answer; served again:
-//! the first success after the first error; recovered: the first success of a request sent
-//! after the last error), appends the same as JSON lines to FILE, and one line per window
+//! recovered_ms probe_errors routable_ms` (ms from the first event to when the client saw
+//! the answer; served again: the first success after the first error; recovered: the first
+//! success of a request sent after the last error), appends the same as JSON lines to FILE, and one line per window
 //! and group to the windows file.
 
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -110,6 +114,7 @@ struct Options {
     window_ms: u64,
     timeout: Duration,
     settle_ms: u64,
+    probe_ms: u64,
     events: Vec<(u64, String)>,
     label: String,
     windows: Option<String>,
@@ -127,6 +132,7 @@ fn parse_options(args: &[String]) -> Options {
         window_ms: 100,
         timeout: Duration::from_secs(5),
         settle_ms: 1000,
+        probe_ms: 0,
         events: Vec::new(),
         label: "run".into(),
         windows: None,
@@ -152,6 +158,7 @@ fn parse_options(args: &[String]) -> Options {
             "--window-ms" => o.window_ms = num().max(1),
             "--timeout-ms" => o.timeout = Duration::from_millis(num()),
             "--settle-ms" => o.settle_ms = num(),
+            "--probe-ms" => o.probe_ms = num().max(1),
             "--at" => {
                 let (ms, cmd) = v.split_once('=').expect("--at MS=COMMAND");
                 o.events.push((ms.parse().expect("--at MS"), cmd.into()));
@@ -283,6 +290,40 @@ fn drive(
     samples
 }
 
+/// Every `o.probe_ms`, one lookup of a key of `keys` on a new connection (its own thread),
+/// until `stop`; the probes' samples.
+fn probe(o: &Arc<Options>, keys: &[u64], start: Instant, stop: &AtomicBool) -> Vec<Sample> {
+    let mut probes = Vec::new();
+    let mut k = 500_009 % keys.len();
+    let mut next = start;
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        next += Duration::from_millis(o.probe_ms);
+        k = (k + 7919) % keys.len();
+        let (addr, timeout, i) = (o.addr.clone(), o.timeout, keys[k]);
+        probes.push(std::thread::spawn(move || {
+            let mut client = Client {
+                addr,
+                timeout,
+                conn: None,
+            };
+            let sent = Instant::now();
+            let outcome = client.lookup(i).unwrap_or(Outcome::Failed);
+            Sample {
+                at_us: sent.saturating_duration_since(start).as_micros() as u64,
+                latency_us: sent.elapsed().as_micros() as u64,
+                outcome,
+            }
+        }));
+    }
+    probes
+        .into_iter()
+        .map(|t| t.join().expect("probe"))
+        .collect()
+}
+
 /// Runs `command` at `at_ms`; returns (start, end) in ms from `start`.
 fn run_event(at_ms: u64, command: &str, start: Instant) -> (u64, u64) {
     let at = start + Duration::from_millis(at_ms);
@@ -333,6 +374,70 @@ fn stats(samples: &[&Sample]) -> Stats {
     }
 }
 
+/// How a group fared from the first event on; times in ms from the first event.
+struct Recovery {
+    errors: usize,
+    /// When the client saw the first error.
+    first_error: Option<i64>,
+    /// The first success seen after the first error.
+    served_again: Option<i64>,
+    /// When the client saw the last error.
+    last_error: Option<i64>,
+    /// The first success of a request sent after the last error was seen (0: no error).
+    recovered: Option<i64>,
+    probe_errors: usize,
+    /// The send time of the first successful probe after a failed one.
+    routable: Option<i64>,
+}
+
+fn recovery(samples: &[Sample], probes: &[Sample], first_ms: u64) -> Recovery {
+    let since = |list: &[Sample]| -> Vec<Sample> {
+        let mut v: Vec<Sample> = list
+            .iter()
+            .filter(|s| s.at_us >= first_ms * 1000)
+            .copied()
+            .collect();
+        v.sort_by_key(|s| s.at_us);
+        v
+    };
+    let (after, probes) = (since(samples), since(probes));
+    let ms = |us: u64| us as i64 / 1000 - first_ms as i64;
+    let end = |s: &Sample| s.at_us + s.latency_us;
+    let ok = |s: &&Sample| s.outcome == Outcome::Ok;
+    let failed: Vec<&Sample> = after.iter().filter(|s| !ok(s)).collect();
+    let first_end = failed.iter().map(|s| end(s)).min();
+    let last_end = failed.iter().map(|s| end(s)).max();
+    let first_ok_after = |t: Option<u64>, sent_after: bool| {
+        let t = t?;
+        after
+            .iter()
+            .filter(ok)
+            .filter(|s| if sent_after { s.at_us >= t } else { end(s) > t })
+            .map(|s| ms(end(s)))
+            .min()
+    };
+    let first_failed_probe = probes.iter().find(|s| !ok(s));
+    Recovery {
+        errors: failed.len(),
+        first_error: first_end.map(ms),
+        served_again: first_ok_after(first_end, false),
+        last_error: last_end.map(ms),
+        recovered: if failed.is_empty() {
+            Some(0)
+        } else {
+            first_ok_after(last_end, true)
+        },
+        probe_errors: probes.iter().filter(|s| !ok(s)).count(),
+        routable: first_failed_probe.and_then(|f| {
+            probes
+                .iter()
+                .filter(ok)
+                .find(|s| s.at_us > f.at_us)
+                .map(|s| ms(s.at_us))
+        }),
+    }
+}
+
 fn append(path: &Option<String>, text: &str) {
     if let Some(path) = path {
         let mut f = std::fs::OpenOptions::new()
@@ -364,6 +469,16 @@ fn run(o: Options) {
             ));
         }
     }
+    let mut probers = Vec::new();
+    if o.probe_ms > 0 {
+        for g in 0..o.groups.len() {
+            let o = Arc::clone(&o);
+            let stop = Arc::clone(&stop);
+            probers.push(std::thread::spawn(move || {
+                probe(&o, &o.groups[g].keys, start, &stop)
+            }));
+        }
+    }
     let events: Vec<_> = o
         .events
         .iter()
@@ -388,6 +503,10 @@ fn run(o: Options) {
     for (g, t) in drivers {
         samples[g].extend(t.join().expect("load thread"));
     }
+    let probes: Vec<Vec<Sample>> = probers
+        .into_iter()
+        .map(|t| t.join().expect("probe thread"))
+        .collect();
     let first = times.iter().map(|t| t.0).min().unwrap_or(total_ms);
     let settled = times
         .iter()
@@ -401,7 +520,7 @@ fn run(o: Options) {
         ("after", settled, total_ms),
     ];
     let mut windows = String::new();
-    for (group, samples) in o.groups.iter().zip(&samples) {
+    for (g, (group, samples)) in o.groups.iter().zip(&samples).enumerate() {
         let name = &group.name;
         for (phase, from, to) in phases {
             let inside: Vec<&Sample> = samples
@@ -426,46 +545,25 @@ fn run(o: Options) {
             append(&o.json, &format!("{line}\n"));
         }
         if !times.is_empty() {
-            let after: Vec<&Sample> = samples.iter().filter(|s| s.at_us >= first * 1000).collect();
-            let failed: Vec<&&Sample> = after.iter().filter(|s| s.outcome != Outcome::Ok).collect();
-            let ms = |us: u64| us as i64 / 1000 - first as i64;
-            let first_error = failed.iter().map(|s| ms(s.at_us + s.latency_us)).min();
-            let first_end = failed.iter().map(|s| s.at_us + s.latency_us).min();
-            let served_again = first_end.and_then(|fe| {
-                after
-                    .iter()
-                    .filter(|s| s.outcome == Outcome::Ok && s.at_us + s.latency_us > fe)
-                    .map(|s| ms(s.at_us + s.latency_us))
-                    .min()
-            });
-            let last = failed.iter().map(|s| s.at_us + s.latency_us).max();
-            let recovered = last.and_then(|end| {
-                after
-                    .iter()
-                    .filter(|s| s.outcome == Outcome::Ok && s.at_us >= end)
-                    .map(|s| ms(s.at_us + s.latency_us))
-                    .min()
-            });
+            let r = recovery(samples, &probes.get(g).cloned().unwrap_or_default(), first);
             let show = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
             println!(
-                "RECOVERY {} {name} {} {} {} {} {}",
+                "RECOVERY {} {name} {} {} {} {} {} {} {}",
                 o.label,
-                failed.len(),
-                show(first_error),
-                show(served_again),
-                show(last.map(ms)),
-                show(if failed.is_empty() {
-                    Some(0)
-                } else {
-                    recovered
-                })
+                r.errors,
+                show(r.first_error),
+                show(r.served_again),
+                show(r.last_error),
+                show(r.recovered),
+                r.probe_errors,
+                show(r.routable),
             );
             let line = serde_json::json!({
                 "name": format!("{} {name} recovery", o.label), "group": name,
-                "errors": failed.len(), "first_error_ms": first_error,
-                "served_again_ms": served_again,
-                "last_error_ms": last.map(ms), "recovered_ms": recovered,
-                "events_ms": times,
+                "errors": r.errors, "first_error_ms": r.first_error,
+                "served_again_ms": r.served_again, "last_error_ms": r.last_error,
+                "recovered_ms": r.recovered, "probe_errors": r.probe_errors,
+                "routable_ms": r.routable, "events_ms": times,
             });
             append(&o.json, &format!("{line}\n"));
         }

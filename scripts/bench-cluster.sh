@@ -277,7 +277,7 @@ load() { # label duration_ms groups... -- events...
   while [ "$1" != -- ]; do args+=(--group "$1"); shift; done; shift
   while [ $# -gt 0 ]; do args+=(--at "$1"); shift; done
   $LOAD_CPU $LOAD run "127.0.0.1:$PROXY_PORT" --keys "$KEYS" --connections "$LOAD_CONNECTIONS" \
-    --rate "$LOAD_RATE" --duration-ms "$ms" --timeout-ms 5000 --label "$label" \
+    --rate "$LOAD_RATE" --duration-ms "$ms" --timeout-ms 5000 --probe-ms 50 --label "$label" \
     --windows "$WINDOWS" --json "$RESULTS_FILE" "${args[@]}" 2> "$TMP/load-$label.err" > "$TMP/load-$label.txt" \
     || { cat "$TMP/load-$label.err" >&2; fail "cluster_load $label failed"; }
   grep -v '^\(SUMMARY\|RECOVERY\)' "$TMP/load-$label.err" | sed 's/^/  /' || true
@@ -325,9 +325,13 @@ load stopped-nfc 13000 "own=$Y_SLOTS" "other=$(others "$Y_ID")" -- "2000=kill -S
 
 printf '\n%-11s %-7s %-7s %7s %7s %6s %8s %8s %8s %8s\n' event group phase "req/s" errors wrong "p50 us" "p99 us" "p999 us" "max us"
 awk '$1 == "SUMMARY" { printf "%-11s %-7s %-7s %7s %7s %6s %8s %8s %8s %8s\n", $2, $3, $4, $6, $7, $8, $9, $10, $11, $12 }' "$TMP/summary.txt"
-printf '\n%-11s %-7s %7s %15s %16s %14s %13s\n' event group errors "first error ms" "served again ms" "last error ms" "recovered ms"
-awk '$1 == "RECOVERY" { printf "%-11s %-7s %7s %15s %16s %14s %13s\n", $2, $3, $4, $5, $6, $7, $8 }' "$TMP/summary.txt"
+printf '\n%-11s %-7s %7s %8s %8s %8s %9s %7s %9s\n' event group errors "first" "served" "last" recovered probes routable
+printf '%-11s %-7s %7s %8s %8s %8s %9s %7s %9s\n' "" "" "" "error ms" "again ms" "error ms" "ms" failed ms
+awk '$1 == "RECOVERY" { printf "%-11s %-7s %7s %8s %8s %8s %9s %7s %9s\n", $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$TMP/summary.txt"
 echo "(phases: before the first event, during = until the last event's command returned + 1 s, after;"
 echo " times: ms from the first event to the answer; served again: the first success after the first"
-echo " error; recovered: the first success of a request sent after the last error; stopped-nfc: cluster-require-full-coverage no; per-100-ms windows in $WINDOWS;"
+echo " error; recovered: the first success of a request sent after the last error; probes: one"
+echo " lookup per group every 50 ms on a connection of its own; routable: the send time of the first"
+echo " successful probe after a failed one; stopped-nfc: cluster-require-full-coverage no;"
+echo " per-100-ms windows in $WINDOWS;"
 echo " JSON lines in $RESULTS_FILE)"
