@@ -52,3 +52,10 @@ soak: ensure-redis
 .PHONY: run-cluster
 run-cluster: ensure-redis build
 	@scripts/run-cluster.sh
+
+# `make bench-cluster`: miss and hit throughput against one Redis and a three-master
+# cluster, and latency and errors through a failover, a reshard and a stopped master
+# (also run by `make bench`). See scripts/bench-cluster.sh and BENCHMARKS.md.
+.PHONY: bench-cluster
+bench-cluster: ensure-redis build
+	@scripts/bench-cluster.sh
