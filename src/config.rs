@@ -1,21 +1,25 @@
-//! Configuration: the `env` file (`KEY=VALUE` lines, `#` comments, optional quotes), then
-//! the process environment on top, validated into one typed [`Config`].
+//! Configuration: every key from, highest first, its command-line flag, the process
+//! environment, the `env` file (`KEY=VALUE` lines, `#` comments, optional quotes) and its
+//! default, validated into one typed [`Config`].
 //!
-//! Every key, its default and its meaning live in [`KEYS`]; `--help` prints that table, so
-//! the help text and the parser cannot drift apart. A bad value is a [`ConfigError`] that
-//! names the key, the value and what is allowed; `main` turns it into exit code 2.
-//! Its unit tests are in `config/tests.rs`.
+//! Every key, its default and its meaning live in [`KEYS`]; the flags and `--help` are
+//! generated from that table (`cli.rs`), so the help text and the parser cannot drift
+//! apart. A bad value is a [`ConfigError`] that names the key, the value and what is
+//! allowed; `main` turns it into exit code 2. Its unit tests are in `config/tests.rs`.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
 use std::time::Duration;
 
-use crate::log::Level;
+use crate::log;
 
+pub use self::cli::{Command, Invocation, flag_name, help_text};
+pub use self::env_file::parse_env_file;
 pub use self::keys::{KEYS, Key};
 
+mod cli;
 mod cluster;
+mod env_file;
 mod keys;
 
 use self::cluster::cluster_nodes;
@@ -98,8 +102,10 @@ pub struct Config {
     pub cluster_nodes: Vec<(String, u16)>,
     /// Which nodes of a cluster misses and forwarded reads go to.
     pub read_from: ReadFrom,
-    /// Log level.
-    pub log_level: Level,
+    /// Log filter, normalized (PROXY_LOG: `info`, `warn,proxyredis::backend=debug`).
+    pub log_filter: String,
+    /// Shape of the log lines.
+    pub log_format: log::Format,
 }
 
 /// A configuration that cannot be used; the message names the key.
@@ -115,28 +121,6 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Reads `env_file` (if it exists, or must exist when `required`), then the process
-    /// environment, and validates the result.
-    pub fn load(env_file: &Path, required: bool) -> Result<Config, ConfigError> {
-        let mut vars = match std::fs::read(env_file) {
-            Ok(bytes) => parse_env_file(&String::from_utf8_lossy(&bytes))
-                .map_err(|e| ConfigError(format!("{}: {e}", env_file.display())))?,
-            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
-            Err(e) => {
-                return Err(ConfigError(format!(
-                    "cannot read env file {}: {e}",
-                    env_file.display()
-                )));
-            }
-        };
-        for key in KEYS {
-            if let Ok(value) = std::env::var(key.name) {
-                vars.insert(key.name.to_string(), value);
-            }
-        }
-        Config::from_vars(&vars)
-    }
-
     /// Validates a map of raw values; keys absent from it take their defaults.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
         let raw = |name: &str| -> String {
@@ -177,11 +161,20 @@ impl Config {
             let value = raw(name);
             (!value.is_empty()).then_some(value)
         };
-        let log_level = {
+        let log_filter = {
             let value = raw("PROXY_LOG");
-            Level::parse(&value).ok_or_else(|| {
+            log::parse_filter(&value).map_err(|why| {
                 ConfigError(format!(
-                    "invalid PROXY_LOG={value:?}: expected error, warn, info or debug"
+                    "invalid PROXY_LOG={value:?} ({why}): {}",
+                    log::FILTER_HELP
+                ))
+            })?
+        };
+        let log_format = {
+            let value = raw("PROXY_LOG_FORMAT");
+            log::Format::parse(&value).ok_or_else(|| {
+                ConfigError(format!(
+                    "invalid PROXY_LOG_FORMAT={value:?}: expected text or json"
                 ))
             })?
         };
@@ -251,7 +244,8 @@ impl Config {
                     )));
                 }
             },
-            log_level,
+            log_filter,
+            log_format,
         };
         if config.resp_port == config.port {
             // With SO_REUSEPORT both would bind and the kernel would mix the protocols.
@@ -304,7 +298,7 @@ impl Config {
             "http={}:{} resp_port={} max_keys={} ttl_ms={} workers={} max_connections={} \
              rate_limit_rps={} idle_timeout_ms={} request_timeout_ms={} max_buffer_bytes={} \
              max_reply_bytes={} max_key_bytes={} stale_if_error_ms={} redis={} db={} \
-             redis_connections={} redis_timeout_ms={} auth={} log={}",
+             redis_connections={} redis_timeout_ms={} auth={} log={} log_format={}",
             if self.host.is_empty() {
                 "*"
             } else {
@@ -332,59 +326,10 @@ impl Config {
             } else {
                 "no"
             },
-            self.log_level.name(),
+            self.log_filter,
+            self.log_format.name(),
         )
     }
-}
-
-/// The `--help` text: usage and every key with its default.
-pub fn help_text() -> String {
-    let mut out = String::from(
-        "proxyredis: a caching proxy in front of Redis (HTTP and Redis protocol)\n\n\
-         usage: proxyredis [--env-file PATH] [--help]\n\n\
-         Configuration is read from ./env (or --env-file PATH), then from the environment.\n\n",
-    );
-    for key in KEYS {
-        out.push_str(&format!(
-            "  {:<22} default {:<8} {}\n",
-            key.name,
-            if key.default.is_empty() {
-                "\"\"".to_string()
-            } else {
-                key.default.to_string()
-            },
-            key.help
-        ));
-    }
-    out
-}
-
-/// Parses env-file text: `KEY=VALUE` per line, `#` comments, blank lines, an optional
-/// `export ` prefix, and values optionally wrapped in single or double quotes.
-pub fn parse_env_file(text: &str) -> Result<HashMap<String, String>, String> {
-    let mut vars = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            return Err(format!("line {}: expected KEY=VALUE", n + 1));
-        };
-        let key = key.trim();
-        let mut value = value.trim();
-        if value.len() >= 2
-            && ((value.starts_with('"') && value.ends_with('"'))
-                || (value.starts_with('\'') && value.ends_with('\'')))
-        {
-            value = &value[1..value.len() - 1];
-        } else if let Some(i) = value.find(" #") {
-            value = value[..i].trim_end();
-        }
-        vars.insert(key.to_string(), value.to_string());
-    }
-    Ok(vars)
 }
 
 fn is_host_name(s: &str) -> bool {

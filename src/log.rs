@@ -1,93 +1,166 @@
-//! Logging to stderr with a process-wide level (PROXY_LOG).
+//! Logging: `tracing` events written to stderr by `tracing-subscriber`, one line each, as
+//! text or JSON (PROXY_LOG_FORMAT), filtered per module (PROXY_LOG, EnvFilter syntax:
+//! `info` or `warn,proxyredis::backend=debug`).
 //!
-//! Deliberately tiny: one atomic level and four macros. Nothing is logged per request at
+//! The crate logs through four macros, `crate::error!`, `warn!`, `info!` and `debug!`,
+//! which are tracing's own: an event's target is the module it is written in
+//! (`proxyredis::backend::health`). A disabled level costs one relaxed load of tracing's
+//! global maximum level and a compare; an enabled level that the filter turns down for
+//! one module is decided once per call site and cached. Nothing is logged per request at
 //! info level; the request path logs at debug at most.
+//!
+//! Line shapes (stderr, one line per event, no colours):
+//!
+//! ```text
+//! text: 2026-01-02T03:04:05.678901Z  WARN proxyredis::backend::health: redis is unavailable: ...
+//! json: {"timestamp":"2026-01-02T03:04:05.678901Z","level":"WARN","message":"redis is unavailable: ...","target":"proxyredis::backend::health"}
+//! ```
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use tracing_subscriber::EnvFilter;
 
-/// Log levels, most severe first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    /// Something failed and was not recovered.
-    Error = 0,
-    /// Something is wrong but service goes on.
-    Warn = 1,
-    /// Start-up, shutdown and state changes.
-    Info = 2,
-    /// Detail for debugging.
-    Debug = 3,
+#[doc(hidden)]
+pub use tracing;
+
+/// The shape of a log line (PROXY_LOG_FORMAT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `TIMESTAMP LEVEL TARGET: MESSAGE`, the timestamp RFC 3339 in UTC.
+    Text,
+    /// One JSON object per line: timestamp, level, target, message (and any fields).
+    Json,
 }
 
-impl Level {
-    /// Parses `error`, `warn`, `info` or `debug`.
-    pub fn parse(s: &str) -> Option<Level> {
+impl Format {
+    /// Parses `text` or `json`.
+    pub fn parse(s: &str) -> Option<Format> {
         match s.to_ascii_lowercase().as_str() {
-            "error" => Some(Level::Error),
-            "warn" | "warning" => Some(Level::Warn),
-            "info" => Some(Level::Info),
-            "debug" => Some(Level::Debug),
+            "text" => Some(Format::Text),
+            "json" => Some(Format::Json),
             _ => None,
         }
     }
 
-    /// The level's name in lower case.
+    /// The format's name in lower case.
     pub fn name(self) -> &'static str {
         match self {
-            Level::Error => "error",
-            Level::Warn => "warn",
-            Level::Info => "info",
-            Level::Debug => "debug",
+            Format::Text => "text",
+            Format::Json => "json",
         }
     }
 }
 
-static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
 
-/// Sets the process-wide level.
-pub fn set_level(level: Level) {
-    LEVEL.store(level as u8, Ordering::Relaxed);
+/// Checks a PROXY_LOG value and returns it normalized (levels in lower case, `warning`
+/// spelled `warn`): comma-separated directives, each a level or `target=level`.
+///
+/// Stricter than EnvFilter on purpose: a bare word that is not a level (`loud`) would be
+/// a target enabled at every level there, which is always a typo here.
+pub fn parse_filter(s: &str) -> Result<String, String> {
+    let level = |word: &str| -> Option<&'static str> {
+        let word = word.trim().to_ascii_lowercase();
+        let word = if word == "warning" { "warn" } else { &word };
+        LEVELS.iter().copied().find(|l| *l == word)
+    };
+    let mut directives = Vec::new();
+    for directive in s.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let normalized = match directive.split_once('=') {
+            None => level(directive).map(String::from),
+            Some((target, lvl)) => {
+                let target = target.trim();
+                let target_ok = !target.is_empty()
+                    && target
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_:-".contains(&b));
+                level(lvl)
+                    .filter(|_| target_ok)
+                    .map(|l| format!("{target}={l}"))
+            }
+        };
+        directives.push(normalized.ok_or_else(|| format!("{directive:?} is not a level"))?);
+    }
+    if directives.is_empty() {
+        return Err("empty".into());
+    }
+    let filter = directives.join(",");
+    EnvFilter::builder()
+        .parse(&filter)
+        .map_err(|e| e.to_string())?;
+    Ok(filter)
 }
 
-/// Whether a message at `level` is written.
-#[inline]
-pub fn enabled(level: Level) -> bool {
-    level as u8 <= LEVEL.load(Ordering::Relaxed)
-}
+/// What PROXY_LOG accepts, for error messages.
+pub const FILTER_HELP: &str = "expected a level (off, error, warn, info, debug, trace) or \
+                               directives such as info,proxyredis::backend=debug";
 
-/// Writes one line to stderr; used by the macros.
-pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(
-        err,
-        "{}.{:03} {:5} proxyredis: {}",
-        now.as_secs(),
-        now.subsec_millis(),
-        level.name(),
-        args
-    );
+/// Installs the process's logger: `filter` (as returned by [`parse_filter`]) in `format`,
+/// to stderr. A second call changes nothing.
+pub fn init(filter: &str, format: Format) {
+    let filter = EnvFilter::builder().parse_lossy(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        Format::Text => builder.try_init(),
+        Format::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Logs at error level.
 #[macro_export]
 macro_rules! error {
-    ($($arg:tt)*) => { if $crate::log::enabled($crate::log::Level::Error) { $crate::log::write($crate::log::Level::Error, format_args!($($arg)*)) } };
+    ($($arg:tt)*) => { $crate::log::tracing::error!($($arg)*) };
 }
 /// Logs at warn level.
 #[macro_export]
 macro_rules! warn {
-    ($($arg:tt)*) => { if $crate::log::enabled($crate::log::Level::Warn) { $crate::log::write($crate::log::Level::Warn, format_args!($($arg)*)) } };
+    ($($arg:tt)*) => { $crate::log::tracing::warn!($($arg)*) };
 }
 /// Logs at info level.
 #[macro_export]
 macro_rules! info {
-    ($($arg:tt)*) => { if $crate::log::enabled($crate::log::Level::Info) { $crate::log::write($crate::log::Level::Info, format_args!($($arg)*)) } };
+    ($($arg:tt)*) => { $crate::log::tracing::info!($($arg)*) };
 }
 /// Logs at debug level.
 #[macro_export]
 macro_rules! debug {
-    ($($arg:tt)*) => { if $crate::log::enabled($crate::log::Level::Debug) { $crate::log::write($crate::log::Level::Debug, format_args!($($arg)*)) } };
+    ($($arg:tt)*) => { $crate::log::tracing::debug!($($arg)*) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_are_levels_or_target_levels() {
+        assert_eq!(parse_filter("info").unwrap(), "info");
+        assert_eq!(parse_filter("WARNING").unwrap(), "warn");
+        assert_eq!(
+            parse_filter(" warn , proxyredis::backend=DEBUG ").unwrap(),
+            "warn,proxyredis::backend=debug"
+        );
+        for bad in [
+            "",
+            ",",
+            "loud",
+            "proxyredis::backend",
+            "x=loud",
+            "=debug",
+            "a b=info",
+        ] {
+            assert!(parse_filter(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn formats_parse_by_name() {
+        assert_eq!(Format::parse("JSON"), Some(Format::Json));
+        assert_eq!(Format::parse("text").map(Format::name), Some("text"));
+        assert_eq!(Format::parse("xml"), None);
+    }
 }

@@ -6,7 +6,6 @@
 //!        -> wait for SIGTERM/SIGINT -> drain loops -> stop backend, reaper -> exit 0
 //! ```
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use proxyredis::admin::Admin;
 use proxyredis::apps::{self, Apps};
 use proxyredis::backend::Backend;
 use proxyredis::clock::Clock;
-use proxyredis::config::{self, Config};
+use proxyredis::config;
 use proxyredis::lru::Cache;
 use proxyredis::net::{Bound, Limits, NetShared};
 use proxyredis::reaper::Reaper;
@@ -40,39 +39,31 @@ const MISS_SLACK: std::time::Duration = std::time::Duration::from_millis(50);
 const ADMIN_RATE: u64 = 20;
 
 fn main() -> ExitCode {
-    let mut env_file = PathBuf::from("env");
-    let mut env_file_required = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => {
-                print!("{}", config::help_text());
-                return ExitCode::SUCCESS;
-            }
-            "--env-file" => match args.next() {
-                Some(path) => {
-                    env_file = PathBuf::from(path);
-                    env_file_required = true;
-                }
-                None => {
-                    eprintln!("proxyredis: --env-file needs a path");
-                    return ExitCode::from(2);
-                }
-            },
-            other => {
-                eprintln!("proxyredis: unknown argument {other:?}; see --help");
-                return ExitCode::from(2);
-            }
+    let (invocation, check_only) = match config::Command::parse(std::env::args_os()) {
+        Ok(config::Command::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
         }
-    }
-    let config = match Config::load(&env_file, env_file_required) {
+        Ok(config::Command::Run(invocation)) => (invocation, false),
+        Ok(config::Command::CheckConfig(invocation)) => (invocation, true),
+        Err(e) => {
+            eprintln!("proxyredis: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match invocation.config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("proxyredis: {e}");
             return ExitCode::from(2);
         }
     };
-    log::set_level(config.log_level);
+    if check_only {
+        // Everything above reads and checks; nothing is bound and Redis is not contacted.
+        println!("configuration ok: {}", config.summary());
+        return ExitCode::SUCCESS;
+    }
+    log::init(&config.log_filter, config.log_format);
     info!("starting: {}", config.summary());
 
     let clock = Clock::real();

@@ -1,5 +1,5 @@
-//! The table of configuration keys: name, default and help, the one source of `--help`
-//! and of every default.
+//! The table of configuration keys: name, default and help, the one source of the flags,
+//! of `--help` and of every default.
 
 /// One configuration key: name, default, and help text.
 pub struct Key {
@@ -147,6 +147,13 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "PROXY_LOG",
         default: "info",
-        help: "log level: error, warn, info, debug",
+        help: "log filter: a level (off, error, warn, info, debug, trace), or comma-separated \
+               directives target=level, per module: warn,proxyredis::backend=debug",
+    },
+    Key {
+        name: "PROXY_LOG_FORMAT",
+        default: "text",
+        help: "log lines on stderr: text (RFC 3339 UTC timestamp, level, module, message) or \
+               json (one object per line: timestamp, level, target, message)",
     },
 ];

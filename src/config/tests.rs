@@ -22,7 +22,8 @@ fn defaults_match_the_spec() {
     assert_eq!(c.redis_connections, 4);
     assert_eq!(c.redis_timeout, Duration::from_millis(1000));
     assert_eq!(c.redis_password, None);
-    assert_eq!(c.log_level, Level::Info);
+    assert_eq!(c.log_filter, "info");
+    assert_eq!(c.log_format, crate::log::Format::Text);
     assert_eq!(c.stale_if_error, Duration::ZERO, "stale answers are opt-in");
 }
 
@@ -48,6 +49,8 @@ fn bad_values_name_the_key() {
         ("PROXY_TTL_MS", "-5"),
         ("REDIS_HOST", "bad host!"),
         ("PROXY_LOG", "loud"),
+        ("PROXY_LOG", "warn,proxyredis::backend"),
+        ("PROXY_LOG_FORMAT", "xml"),
         ("PROXY_STALE_IF_ERROR_MS", "-1"),
         ("PROXY_STALE_IF_ERROR_MS", "soon"),
     ] {
@@ -69,9 +72,46 @@ fn same_port_for_http_and_resp_is_refused() {
 }
 
 #[test]
-fn help_lists_every_key() {
+fn help_lists_every_key_with_its_flag_and_default() {
     let help = help_text();
     for key in KEYS {
-        assert!(help.contains(key.name));
+        let flag = format!("--{} <VALUE>", flag_name(key.name));
+        let default = format!("[default: {:?}]", key.default);
+        for part in [key.name, &flag, &default] {
+            assert!(help.contains(part), "{part} missing from --help:\n{help}");
+        }
     }
+}
+
+#[test]
+fn flag_names_drop_the_proxy_prefix() {
+    assert_eq!(flag_name("PROXY_PORT"), "port");
+    assert_eq!(flag_name("PROXY_MAX_KEYS"), "max-keys");
+    assert_eq!(flag_name("REDIS_HOST"), "redis-host");
+    let mut flags: Vec<String> = KEYS.iter().map(|k| flag_name(k.name)).collect();
+    flags.sort();
+    flags.dedup();
+    assert_eq!(flags.len(), KEYS.len(), "two keys map to one flag");
+}
+
+#[test]
+fn a_flag_is_given_and_an_unknown_one_is_one_line() {
+    let given = |args: &[&str]| match Command::parse(args.iter().copied()) {
+        Ok(Command::Run(inv)) => inv.given,
+        other => panic!("{args:?}: {other:?}"),
+    };
+    let g = given(&["proxyredis", "--port", "9001", "--redis-password", "-x-"]);
+    assert_eq!(g.get("PROXY_PORT").map(String::as_str), Some("9001"));
+    assert_eq!(g.get("REDIS_PASSWORD").map(String::as_str), Some("-x-"));
+    assert!(!g.contains_key("PROXY_MAX_KEYS"), "defaults are not given");
+    let err = Command::parse(["proxyredis", "--prot", "1"]).unwrap_err();
+    assert!(!err.0.contains('\n') && err.0.contains("--prot"), "{err}");
+    assert!(matches!(
+        Command::parse(["proxyredis", "--check-config"]),
+        Ok(Command::CheckConfig(_))
+    ));
+    assert!(matches!(
+        Command::parse(["proxyredis", "--version"]),
+        Ok(Command::Print(v)) if v.contains(env!("CARGO_PKG_VERSION"))
+    ));
 }
