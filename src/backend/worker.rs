@@ -307,6 +307,7 @@ impl Worker {
                 // sets its own.
                 self.socket_timeout = Duration::ZERO;
                 BackendStats::bump(&self.core.stats.connects);
+                crate::debug!("connected to redis at {}", self.connector.addr());
                 self.backoff = MIN_BACKOFF;
                 self.conn = Some(conn);
                 Ok(())
