@@ -23,6 +23,8 @@ fn defaults_match_the_spec() {
     assert_eq!(c.redis_timeout, Duration::from_millis(1000));
     assert_eq!(c.redis_password, None);
     assert_eq!(c.log_level, Level::Info);
+    assert_eq!(c.auth_file, None);
+    assert_eq!(c.client_rate_limit_rps, 0);
 }
 
 #[test]
@@ -47,6 +49,8 @@ fn bad_values_name_the_key() {
         ("PROXY_TTL_MS", "-5"),
         ("REDIS_HOST", "bad host!"),
         ("PROXY_LOG", "loud"),
+        ("PROXY_CLIENT_RATE_LIMIT_RPS", "-1"),
+        ("PROXY_CLIENT_RATE_LIMIT_RPS", "fast"),
     ] {
         let err = Config::from_vars(&vars(&[(key, value)])).unwrap_err();
         assert!(err.0.contains(key), "{err}");

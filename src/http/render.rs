@@ -81,7 +81,7 @@ pub struct Status {
 
 /// Every status the proxy answers, most frequent first (counting looks them up in order);
 /// the last one stands for any other code.
-pub static STATUSES: [Status; 11] = [
+pub static STATUSES: [Status; 13] = [
     Status {
         code: 200,
         label: "200",
@@ -131,6 +131,16 @@ pub static STATUSES: [Status; 11] = [
         code: 502,
         label: "502",
         line: "HTTP/1.1 502 Bad Gateway\r\n",
+    },
+    Status {
+        code: 401,
+        label: "401",
+        line: "HTTP/1.1 401 Unauthorized\r\n",
+    },
+    Status {
+        code: 403,
+        label: "403",
+        line: "HTTP/1.1 403 Forbidden\r\n",
     },
     Status {
         code: 500,

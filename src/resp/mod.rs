@@ -4,12 +4,14 @@
 //! those that waited on the backend (their [`Wait`] carries it).
 //!
 //! Rooms: [`parse`] (requests, incremental per connection), [`write`] (replies),
-//! [`commands`] (the command table, one file per command family). A request is parsed,
+//! [`commands`] (the command table, one file per command family), [`access`] (NOAUTH,
+//! NOPERM and per-client limits, when configured). A request is parsed,
 //! looked up in the table, checked against its arity and flags, and handed to its handler,
 //! which answers from the cache now or queues a reply waiting on the backend together with
 //! the function that renders it. This room must not touch sockets, the event loop's
 //! internals, or another protocol.
 
+pub mod access;
 pub mod commands;
 pub mod parse;
 pub mod write;
@@ -70,6 +72,10 @@ pub struct Client {
     pub name: Option<Box<[u8]>>,
     /// The protocol replies are written in: [`write::RESP2`] until `HELLO 3`.
     pub proto: u8,
+    /// The principal it authenticated as (AUTH, HELLO AUTH); `None` until then.
+    pub principal: Option<u32>,
+    /// Its address, as the per-address limit keys it (`throttle::address_key`).
+    pub address: u128,
 }
 
 impl Default for Client {
@@ -78,6 +84,8 @@ impl Default for Client {
             id: 0,
             name: None,
             proto: write::RESP2,
+            principal: None,
+            address: 0,
         }
     }
 }
@@ -154,12 +162,13 @@ impl RespApp {
         }
     }
 
-    /// State for a new connection.
-    pub fn open(&mut self) -> Session {
+    /// State for a new connection from `peer`.
+    pub fn open(&mut self, peer: std::net::IpAddr) -> Session {
         Session {
             parser: Parser::new(),
             client: Client {
                 id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+                address: crate::throttle::address_key(peer),
                 ..Client::default()
             },
         }
@@ -275,6 +284,11 @@ fn dispatch(
 ) {
     let name = args.get(input, 0);
     let Some((row, command)) = commands::find(name) else {
+        if state.services.access.is_some()
+            && !access::admit_forwarded(state, client, input, args, sink.out())
+        {
+            return;
+        }
         match commands::forward::forward(state, client, input, args, sink) {
             commands::forward::Forwarded::Sent => {
                 state.stats.resp.incr(forwarded_row(), 0);
@@ -293,6 +307,12 @@ fn dispatch(
     state.stats.resp.incr(row, 0);
     if !command.arity_allows(args.len()) {
         return write::wrong_arity(sink.out(), command.name);
+    }
+    // Without PROXY_AUTH_FILE and PROXY_CLIENT_RATE_LIMIT_RPS, this one branch is all.
+    if state.services.access.is_some()
+        && !access::admit(state, client, command, input, args, sink.out())
+    {
+        return;
     }
     if command.flags.contains(Flags::THROTTLED) && !state.services.throttle.allow() {
         state.stats.throttled.incr();

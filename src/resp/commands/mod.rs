@@ -5,13 +5,17 @@
 //!
 //! Arity follows Redis's convention: `n > 0` is exactly `n` arguments (the name included),
 //! `n < 0` at least `-n`. A command flagged [`Flags::THROTTLED`] counts against
-//! PROXY_RATE_LIMIT_RPS, as a lookup. Each row's [`Doc`] is what `COMMAND INFO` tells about
+//! PROXY_RATE_LIMIT_RPS (and PROXY_CLIENT_RATE_LIMIT_RPS), as a lookup; with
+//! PROXY_AUTH_FILE, one flagged [`Flags::ADMIN`] needs the admin role, one not flagged
+//! [`Flags::NO_AUTH`] an authenticated connection, and the keys its [`Doc`] names must be
+//! within the principal's prefixes. Each row's [`Doc`] is what `COMMAND INFO` tells about
 //! it, in Redis 7's terms.
 //!
 //! The commands the proxy cannot serve over its shared connections to Redis (transactions,
 //! blocking commands, pub/sub, MONITOR: [`refused`]) have rows too, so that they get one
 //! clear error naming the command and why, and are counted under their own names.
 
+mod auth;
 mod connection;
 pub mod forward;
 mod keys;
@@ -58,8 +62,12 @@ pub struct Flags(u8);
 impl Flags {
     /// Nothing special.
     pub const NONE: Flags = Flags(0);
-    /// Counts against the lookup rate limit.
+    /// Counts against the lookup rate limits.
     pub const THROTTLED: Flags = Flags(1);
+    /// Needs the admin role (PROXY_AUTH_FILE).
+    pub const ADMIN: Flags = Flags(2);
+    /// Allowed before the connection authenticates (PROXY_AUTH_FILE).
+    pub const NO_AUTH: Flags = Flags(4);
 
     /// Whether every flag of `other` is set.
     pub fn contains(self, other: Flags) -> bool {
@@ -169,6 +177,7 @@ static QUIT: Doc = doc(NO_AUTH, CONNECTION);
 static SELECT: Doc = doc(&["loading", "stale", "fast"], CONNECTION);
 static CLIENT: Doc = doc(&[], &["@slow"]);
 static HELLO: Doc = doc(NO_AUTH, CONNECTION);
+static AUTH: Doc = doc(NO_AUTH, CONNECTION);
 static COMMAND: Doc = Doc {
     tips: &["nondeterministic_output_order"],
     ..doc(&["loading", "stale"], &["@slow", "@connection"])
@@ -210,21 +219,24 @@ const fn refused_row(name: &'static str, handler: fn(&mut Call<'_>), doc: &'stat
 
 /// Every command the proxy answers, most frequent first (lookup scans in order); the
 /// refused ones last.
-pub static COMMANDS: [Command; 33] = [
+pub static COMMANDS: [Command; 34] = [
     row("get", 2, Flags::THROTTLED, strings::get, &GET),
     row("mget", -2, Flags::THROTTLED, strings::mget, &MGET),
     row("exists", -2, Flags::THROTTLED, strings::exists, &EXISTS),
     row("strlen", 2, Flags::THROTTLED, strings::strlen, &STRLEN),
     row("ttl", 2, Flags::THROTTLED, keys::forward, &TTL),
     row("pttl", 2, Flags::THROTTLED, keys::forward, &TTL),
-    row("ping", -1, Flags::NONE, connection::ping, &PING),
+    // PING is allowed before AUTH (Redis says NOAUTH) so that load balancers' RESP
+    // probes work without credentials, as /healthz does over HTTP.
+    row("ping", -1, Flags::NO_AUTH, connection::ping, &PING),
     row("echo", 2, Flags::NONE, connection::echo, &ECHO),
-    row("quit", -1, Flags::NONE, connection::quit, &QUIT),
+    row("quit", -1, Flags::NO_AUTH, connection::quit, &QUIT),
     row("select", 2, Flags::NONE, connection::select, &SELECT),
     row("client", -2, Flags::NONE, connection::client, &CLIENT),
-    row("hello", -1, Flags::NONE, connection::hello, &HELLO),
+    row("hello", -1, Flags::NO_AUTH, connection::hello, &HELLO),
+    row("auth", -2, Flags::NO_AUTH, auth::auth, &AUTH),
     row("command", -1, Flags::NONE, server::command, &COMMAND),
-    row("info", -1, Flags::NONE, server::info, &INFO),
+    row("info", -1, Flags::ADMIN, server::info, &INFO),
     refused_row("multi", refused::multi, &TRANSACTION),
     refused_row("exec", refused::exec, &TRANSACTION),
     refused_row("discard", refused::discard, &TRANSACTION),

@@ -31,7 +31,7 @@ impl Harness {
             vec![Arc::clone(&stats)],
         ));
         let mut app = RespApp::new(services, Arc::clone(&stats));
-        let session = app.open();
+        let session = app.open(std::net::Ipv4Addr::LOCALHOST.into());
         Harness {
             app,
             session,
@@ -236,7 +236,7 @@ fn client_ids_are_unique_whatever_the_number_of_loops() {
         for h in apps.iter_mut() {
             let reply = h.send(b"CLIENT ID\r\n");
             assert!(seen.insert(reply.clone()), "duplicate id {reply}");
-            h.session = h.app.open();
+            h.session = h.app.open(std::net::Ipv4Addr::LOCALHOST.into());
         }
     }
 }
