@@ -178,6 +178,7 @@ pub fn hello(call: &mut Call<'_>) {
         }
     }
     if !access::authenticated(call.state.services.access.as_ref(), call.client) {
+        call.state.stats.auth_denied.incr();
         let text = "NOAUTH HELLO must be called with the client already authenticated, \
                     otherwise the HELLO AUTH <user> <pass> option can be used to authenticate \
                     the client and select the RESP protocol version at the same time";

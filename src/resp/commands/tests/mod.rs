@@ -24,12 +24,16 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
+        Harness::with_access(|_| None)
+    }
+
+    /// A harness whose services have the access control `access` makes from the clock.
+    fn with_access(access: impl FnOnce(&Clock) -> Option<crate::auth::Access>) -> Harness {
         let cache = Arc::new(Cache::new(100, Duration::from_secs(60), Clock::manual()));
         let stats = Arc::new(LoopStats::new(Table::new(vec![], vec![]), resp::counters()));
-        let services = Arc::new(Services::for_tests(
-            Arc::clone(&cache),
-            vec![Arc::clone(&stats)],
-        ));
+        let mut services = Services::for_tests(Arc::clone(&cache), vec![Arc::clone(&stats)]);
+        services.access = access(cache.clock());
+        let services = Arc::new(services);
         let mut app = RespApp::new(services, Arc::clone(&stats));
         let session = app.open(std::net::Ipv4Addr::LOCALHOST.into());
         Harness {
@@ -283,4 +287,5 @@ fn quit_and_select() {
 const SELECT_REFUSED: &str =
     "ERR SELECT is not supported: this proxy serves one database (REDIS_DB), shown as db 0";
 
+mod auth;
 mod connect;
