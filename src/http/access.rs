@@ -21,7 +21,6 @@ use std::net::IpAddr;
 use super::render::{self, Connection};
 use super::{HttpApp, Route};
 use crate::auth::{Access, Who};
-use crate::net::reset_scratch;
 use crate::stats::LoopStats;
 use crate::throttle::address_key;
 
@@ -103,46 +102,78 @@ pub(super) fn gate(
     if !access.required() || matches!(route, Route::Healthz | Route::Readyz) {
         return Some(Who::Address(session.address));
     }
-    let (status, why, header) = match credentials(request) {
+    let refusal = match credentials(request) {
         Credentials::Bearer(token) => match access.authenticate(None, token) {
             Some(p) if access.principal(p).is_admin() => return Some(Who::Principal(p)),
             Some(p) if !matches!(route, Route::Stats | Route::Metrics) => {
                 return Some(Who::Principal(p));
             }
-            Some(_) => (
-                403,
-                "this principal's role (read) may not read this route",
-                "",
-            ),
+            Some(_) => &WRONG_ROLE,
             None => {
                 app.stats.auth_failures.incr();
-                (401, "invalid token", INVALID_TOKEN)
+                &BAD_TOKEN
             }
         },
-        Credentials::Missing => (401, "missing bearer token", CHALLENGE),
+        Credentials::Missing => &NO_TOKEN,
         Credentials::Invalid => {
             app.stats.auth_failures.incr();
-            (
-                401,
-                "invalid Authorization header (expected Bearer <token>)",
-                INVALID_TOKEN,
-            )
+            &BAD_HEADER
         }
     };
     app.stats.auth_denied.incr();
+    let (status, header) = (refusal.status, refusal.header);
     if matches!(route, Route::Lookup | Route::Raw) {
-        let body = &mut app.scratch.body;
-        reset_scratch(body);
-        render::lookup_body(body, None, None, status, Some(why));
+        // The lookup shape, with `"key":null` as for any lookup refused before its key
+        // is read; fixed text, so nothing is rendered.
+        let body = refusal.lookup_body.as_bytes();
         let json = render::JSON;
         HttpApp::respond(
             &app.stats, out, route, status, json, body, connection, header, head,
         );
     } else {
-        app.error(out, route, status, why, connection, header, head);
+        app.error(out, route, status, refusal.why, connection, header, head);
     }
     None
 }
+
+/// A refusal by [`gate`]: its status, error text, header, and whole lookup body.
+struct Refusal {
+    status: u16,
+    why: &'static str,
+    header: &'static str,
+    lookup_body: &'static str,
+}
+
+/// A [`Refusal`] whose lookup body says `$why` with status `$status`.
+macro_rules! refusal {
+    ($status:literal, $why:literal, $header:expr) => {
+        Refusal {
+            status: $status,
+            why: $why,
+            header: $header,
+            lookup_body: concat!(
+                "{\"key\":null,\"value\":null,\"status\":",
+                $status,
+                ",\"error\":\"",
+                $why,
+                "\"}"
+            ),
+        }
+    };
+}
+
+const NO_TOKEN: Refusal = refusal!(401, "missing bearer token", CHALLENGE);
+const BAD_TOKEN: Refusal = refusal!(401, "invalid token", INVALID_TOKEN);
+const BAD_HEADER: Refusal = refusal!(
+    401,
+    "invalid Authorization header (expected Bearer <token>)",
+    INVALID_TOKEN
+);
+const WRONG_ROLE: Refusal = refusal!(
+    403,
+    "this principal's role (read) may not read this route",
+    ""
+);
 
 /// Why a lookup of `key` by `who` is refused, as a status and the error text: the key
 /// is outside the principal's prefixes (403), or `who` is over its own rate (429).
@@ -168,6 +199,15 @@ pub(super) fn lookup_refusal(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_refusals_are_the_bodies_lookups_render() {
+        for r in [&NO_TOKEN, &BAD_TOKEN, &BAD_HEADER, &WRONG_ROLE] {
+            let mut body = Vec::new();
+            render::lookup_body(&mut body, None, None, r.status, Some(r.why));
+            assert_eq!(String::from_utf8(body).unwrap(), r.lookup_body);
+        }
+    }
 
     #[test]
     fn the_bearer_token_is_found_in_any_case_and_once() {
