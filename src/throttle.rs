@@ -145,8 +145,10 @@ impl AddressThrottle {
         }
     }
 
-    /// Takes one token of `address`'s bucket ([`address_key`]); false when over its limit.
-    pub fn allow(&self, address: u128) -> bool {
+    /// Takes one token of the bucket of `ip` (as [`address_key`] groups addresses); false
+    /// when over its limit.
+    pub fn allow(&self, ip: IpAddr) -> bool {
+        let address = address_key(ip);
         let tag = address.wrapping_add(1);
         let set = self.hasher.hash_one(address) as usize % SETS;
         let now = self.clock.now();
@@ -190,8 +192,8 @@ mod tests {
         let clock = Clock::manual();
         clock.advance(Duration::from_secs(1));
         let t = AddressThrottle::new(10, 2, clock.clone());
-        let a = address_key("10.0.0.1".parse().unwrap());
-        let b = address_key("10.0.0.2".parse().unwrap());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
         assert_eq!((0..20).filter(|_| t.allow(a)).count(), 2);
         assert_eq!((0..20).filter(|_| t.allow(b)).count(), 2);
         clock.advance(Duration::from_millis(100));
@@ -204,14 +206,12 @@ mod tests {
         let clock = Clock::manual();
         clock.advance(Duration::from_secs(1));
         let t = AddressThrottle::new(1, 5, clock.clone());
-        let noisy = address_key("192.0.2.1".parse().unwrap());
+        let noisy: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!((0..10).filter(|_| t.allow(noisy)).count(), 5);
         // Far more addresses than ways pass through, one request each: their buckets are
         // fuller than the noisy one's, so they are the ones forgotten and it stays throttled.
         for i in 0..(SETS * WAYS * 2) as u32 {
-            t.allow(address_key(
-                std::net::Ipv4Addr::from(0x0a00_0000 + i).into(),
-            ));
+            t.allow(std::net::Ipv4Addr::from(0x0a00_0000 + i).into());
             assert!(!t.allow(noisy), "forgotten after {i} addresses");
         }
         assert_eq!(t.sets.len(), SETS);

@@ -10,6 +10,8 @@
 
 pub mod principals;
 
+use std::net::IpAddr;
+
 use crate::clock::Clock;
 use crate::throttle::{AddressThrottle, Throttle};
 
@@ -20,8 +22,8 @@ pub use self::principals::{FileError, Principal, Principals, Role, digest_hex};
 pub enum Who {
     /// An authenticated principal (its index).
     Principal(u32),
-    /// An anonymous client, by [`crate::throttle::address_key`] of its address.
-    Address(u128),
+    /// An anonymous client, by its address.
+    Address(IpAddr),
 }
 
 /// Authentication, authorization and per-client limits, shared by every loop.
@@ -143,7 +145,7 @@ mod tests {
         let passed = |who| (0..10).filter(|_| access.allow(who)).count();
         assert_eq!(passed(Who::Principal(a)), 2);
         assert_eq!(passed(Who::Principal(b)), 2);
-        assert_eq!(passed(Who::Address(7)), 2);
+        assert_eq!(passed(Who::Address([10, 0, 0, 7].into())), 2);
         assert_eq!(passed(Who::Principal(a)), 0);
     }
 
@@ -151,7 +153,10 @@ mod tests {
     fn without_a_client_limit_everyone_passes() {
         let p = Principals::parse(&format!("a admin {}\n", digest_hex(b"t"))).unwrap();
         let access = Access::new(Some(p), 0, 1, &Clock::manual()).unwrap();
-        assert!((0..100).all(|_| access.allow(Who::Principal(0)) && access.allow(Who::Address(1))));
+        assert!(
+            (0..100).all(|_| access.allow(Who::Principal(0))
+                && access.allow(Who::Address([10, 0, 0, 1].into())))
+        );
         assert!(access.authenticate(None, b"wrong").is_none());
     }
 }

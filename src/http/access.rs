@@ -22,20 +22,17 @@ use super::render::{self, Connection};
 use super::{HttpApp, Route};
 use crate::auth::{Access, Who};
 use crate::stats::LoopStats;
-use crate::throttle::address_key;
 
 /// What an HTTP connection keeps: the client's address, for the per-address limit.
 #[derive(Debug, Clone, Copy)]
 pub struct Session {
-    address: u128,
+    peer: IpAddr,
 }
 
 impl Session {
     /// The session of a connection from `peer`.
     pub fn new(peer: IpAddr) -> Session {
-        Session {
-            address: address_key(peer),
-        }
+        Session { peer }
     }
 }
 
@@ -100,7 +97,7 @@ pub(super) fn gate(
 ) -> Option<Who> {
     let access: &Access = app.services.access.as_ref()?;
     if !access.required() || matches!(route, Route::Healthz | Route::Readyz) {
-        return Some(Who::Address(session.address));
+        return Some(Who::Address(session.peer));
     }
     let refusal = match credentials(request) {
         Credentials::Bearer(token) => match access.authenticate(None, token) {

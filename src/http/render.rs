@@ -261,7 +261,11 @@ fn status_digits(status: u16) -> [u8; 3] {
                                 6061626364656667686970717273747576777879\
                                 8081828384858687888990919293949596979899";
     let (hundreds, rest) = (status / 100, usize::from(status % 100));
-    [b'0' + hundreds as u8 % 10, PAIRS[2 * rest], PAIRS[2 * rest + 1]]
+    [
+        b'0' + hundreds as u8 % 10,
+        PAIRS[2 * rest],
+        PAIRS[2 * rest + 1],
+    ]
 }
 
 /// Writes `{"status":S,"error":E}`.

@@ -33,7 +33,7 @@ pub const NOPERM_KEYS: &str =
 pub fn who(client: &Client) -> Who {
     match client.principal {
         Some(p) => Who::Principal(p),
-        None => Who::Address(client.address),
+        None => Who::Address(client.peer),
     }
 }
 

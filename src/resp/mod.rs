@@ -74,8 +74,8 @@ pub struct Client {
     pub proto: u8,
     /// The principal it authenticated as (AUTH, HELLO AUTH); `None` until then.
     pub principal: Option<u32>,
-    /// Its address, as the per-address limit keys it (`throttle::address_key`).
-    pub address: u128,
+    /// Its address, for the per-address limit.
+    pub peer: std::net::IpAddr,
 }
 
 impl Default for Client {
@@ -85,7 +85,7 @@ impl Default for Client {
             name: None,
             proto: write::RESP2,
             principal: None,
-            address: 0,
+            peer: std::net::Ipv4Addr::UNSPECIFIED.into(),
         }
     }
 }
@@ -168,7 +168,7 @@ impl RespApp {
             parser: Parser::new(),
             client: Client {
                 id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
-                address: crate::throttle::address_key(peer),
+                peer,
                 ..Client::default()
             },
         }
