@@ -16,7 +16,10 @@ use crate::log::Level;
 pub use self::keys::{KEYS, Key};
 
 mod cluster;
+mod file;
 mod keys;
+
+pub use self::file::parse_env_file;
 
 use self::cluster::cluster_nodes;
 
@@ -62,6 +65,10 @@ pub struct Config {
     pub max_connections: usize,
     /// Lookups per second over the process; 0 means unlimited.
     pub rate_limit_rps: u64,
+    /// Lookups per second per principal (per address when anonymous); 0 means off.
+    pub client_rate_limit_rps: u64,
+    /// The file of principals (PROXY_AUTH_FILE); `None`: authentication off.
+    pub auth_file: Option<std::path::PathBuf>,
     /// Idle connections are closed after this.
     pub idle_timeout: Duration,
     /// A request must be complete this long after its first byte.
@@ -195,6 +202,8 @@ impl Config {
             workers: num("PROXY_WORKERS", 0, 1024)? as usize,
             max_connections: num("PROXY_MAX_CONNECTIONS", 1, 1_000_000)? as usize,
             rate_limit_rps: num("PROXY_RATE_LIMIT_RPS", 0, 1_000_000_000)?,
+            client_rate_limit_rps: num("PROXY_CLIENT_RATE_LIMIT_RPS", 0, 1_000_000_000)?,
+            auth_file: optional("PROXY_AUTH_FILE").map(Into::into),
             idle_timeout: Duration::from_millis(num("PROXY_IDLE_TIMEOUT_MS", 1, max)?),
             request_timeout: Duration::from_millis(num("PROXY_REQUEST_TIMEOUT_MS", 1, max)?),
             max_buffer_bytes: match num("PROXY_MAX_BUFFER_BYTES", 0, 1 << 40)? {
@@ -341,7 +350,8 @@ impl Config {
 pub fn help_text() -> String {
     let mut out = String::from(
         "proxyredis: a caching proxy in front of Redis (HTTP and Redis protocol)\n\n\
-         usage: proxyredis [--env-file PATH] [--help]\n\n\
+         usage: proxyredis [--env-file PATH] [--help]\n\
+         \x20      proxyredis --hash-token TOKEN|-   (the SHA-256 hex for PROXY_AUTH_FILE)\n\n\
          Configuration is read from ./env (or --env-file PATH), then from the environment.\n\n",
     );
     for key in KEYS {
@@ -357,34 +367,6 @@ pub fn help_text() -> String {
         ));
     }
     out
-}
-
-/// Parses env-file text: `KEY=VALUE` per line, `#` comments, blank lines, an optional
-/// `export ` prefix, and values optionally wrapped in single or double quotes.
-pub fn parse_env_file(text: &str) -> Result<HashMap<String, String>, String> {
-    let mut vars = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            return Err(format!("line {}: expected KEY=VALUE", n + 1));
-        };
-        let key = key.trim();
-        let mut value = value.trim();
-        if value.len() >= 2
-            && ((value.starts_with('"') && value.ends_with('"'))
-                || (value.starts_with('\'') && value.ends_with('\'')))
-        {
-            value = &value[1..value.len() - 1];
-        } else if let Some(i) = value.find(" #") {
-            value = value[..i].trim_end();
-        }
-        vars.insert(key.to_string(), value.to_string());
-    }
-    Ok(vars)
 }
 
 fn is_host_name(s: &str) -> bool {

@@ -24,6 +24,8 @@ fn defaults_match_the_spec() {
     assert_eq!(c.redis_password, None);
     assert_eq!(c.log_level, Level::Info);
     assert_eq!(c.stale_if_error, Duration::ZERO, "stale answers are opt-in");
+    assert_eq!(c.auth_file, None);
+    assert_eq!(c.client_rate_limit_rps, 0);
 }
 
 #[test]
@@ -50,6 +52,8 @@ fn bad_values_name_the_key() {
         ("PROXY_LOG", "loud"),
         ("PROXY_STALE_IF_ERROR_MS", "-1"),
         ("PROXY_STALE_IF_ERROR_MS", "soon"),
+        ("PROXY_CLIENT_RATE_LIMIT_RPS", "-1"),
+        ("PROXY_CLIENT_RATE_LIMIT_RPS", "fast"),
     ] {
         let err = Config::from_vars(&vars(&[(key, value)])).unwrap_err();
         assert!(err.0.contains(key), "{err}");

@@ -1,0 +1,31 @@
+//! The `env` file: `KEY=VALUE` lines.
+
+use std::collections::HashMap;
+
+/// Parses env-file text: `KEY=VALUE` per line, `#` comments, blank lines, an optional
+/// `export ` prefix, and values optionally wrapped in single or double quotes.
+pub fn parse_env_file(text: &str) -> Result<HashMap<String, String>, String> {
+    let mut vars = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("line {}: expected KEY=VALUE", n + 1));
+        };
+        let key = key.trim();
+        let mut value = value.trim();
+        if value.len() >= 2
+            && ((value.starts_with('"') && value.ends_with('"'))
+                || (value.starts_with('\'') && value.ends_with('\'')))
+        {
+            value = &value[1..value.len() - 1];
+        } else if let Some(i) = value.find(" #") {
+            value = value[..i].trim_end();
+        }
+        vars.insert(key.to_string(), value.to_string());
+    }
+    Ok(vars)
+}
