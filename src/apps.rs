@@ -20,8 +20,8 @@ pub const RESP: usize = 1;
 
 /// A connection's protocol state.
 pub enum Session {
-    /// HTTP keeps nothing between requests.
-    Http,
+    /// HTTP keeps only who the client is between requests.
+    Http(http::Session),
     /// RESP: the parse in progress and the client's settings.
     Resp(resp::Session),
 }
@@ -66,22 +66,22 @@ impl Application for Apps {
     type Session = Session;
     type Wait = Wait;
 
-    fn open(&mut self, listener: usize) -> Session {
+    fn open(&mut self, listener: usize, peer: std::net::IpAddr) -> Session {
         match listener {
-            RESP => Session::Resp(self.resp.open()),
-            _ => Session::Http,
+            RESP => Session::Resp(self.resp.open(peer)),
+            _ => Session::Http(http::Session::new(peer)),
         }
     }
 
     fn closes_when_idle(&self, session: &Session) -> bool {
         // Redis never closes an idle client (`timeout 0`), and client libraries rely on
         // it; HTTP keep-alive connections are closed when idle, as servers do.
-        matches!(session, Session::Http)
+        matches!(session, Session::Http(_))
     }
 
     fn max_input(&self, session: &Session) -> usize {
         match session {
-            Session::Http => http::MAX_INPUT,
+            Session::Http(_) => http::MAX_INPUT,
             Session::Resp(_) => resp::MAX_INPUT,
         }
     }
@@ -94,7 +94,7 @@ impl Application for Apps {
         replies: &mut Replies<'_, Wait>,
     ) -> Served {
         match session {
-            Session::Http => self.http.serve(input, replies),
+            Session::Http(s) => self.http.serve(s, input, replies),
             Session::Resp(s) => self.resp.serve(s, input, replies),
         }
     }
@@ -109,14 +109,14 @@ impl Application for Apps {
 
     fn refuse_oversized(&mut self, session: &mut Session, out: &mut Vec<u8>) {
         match session {
-            Session::Http => self.http.refuse_oversized(out),
+            Session::Http(_) => self.http.refuse_oversized(out),
             Session::Resp(_) => self.resp.refuse_oversized(out),
         }
     }
 
     fn refuse_timeout(&mut self, session: &mut Session, out: &mut Vec<u8>) {
         match session {
-            Session::Http => self.http.refuse_timeout(out),
+            Session::Http(_) => self.http.refuse_timeout(out),
             Session::Resp(_) => self.resp.refuse_timeout(out),
         }
     }

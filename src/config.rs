@@ -14,13 +14,14 @@ use std::time::Duration;
 use crate::log;
 
 pub use self::cli::{Command, Invocation, flag_name, help_text};
-pub use self::env_file::parse_env_file;
 pub use self::keys::{KEYS, Key};
 
 mod cli;
 mod cluster;
-mod env_file;
+mod file;
 mod keys;
+
+pub use self::file::parse_env_file;
 
 use self::cluster::cluster_nodes;
 
@@ -66,6 +67,10 @@ pub struct Config {
     pub max_connections: usize,
     /// Lookups per second over the process; 0 means unlimited.
     pub rate_limit_rps: u64,
+    /// Lookups per second per principal (per address when anonymous); 0 means off.
+    pub client_rate_limit_rps: u64,
+    /// The file of principals (PROXY_AUTH_FILE); `None`: authentication off.
+    pub auth_file: Option<std::path::PathBuf>,
     /// Idle connections are closed after this.
     pub idle_timeout: Duration,
     /// A request must be complete this long after its first byte.
@@ -188,6 +193,8 @@ impl Config {
             workers: num("PROXY_WORKERS", 0, 1024)? as usize,
             max_connections: num("PROXY_MAX_CONNECTIONS", 1, 1_000_000)? as usize,
             rate_limit_rps: num("PROXY_RATE_LIMIT_RPS", 0, 1_000_000_000)?,
+            client_rate_limit_rps: num("PROXY_CLIENT_RATE_LIMIT_RPS", 0, 1_000_000_000)?,
+            auth_file: optional("PROXY_AUTH_FILE").map(Into::into),
             idle_timeout: Duration::from_millis(num("PROXY_IDLE_TIMEOUT_MS", 1, max)?),
             request_timeout: Duration::from_millis(num("PROXY_REQUEST_TIMEOUT_MS", 1, max)?),
             max_buffer_bytes: match num("PROXY_MAX_BUFFER_BYTES", 0, 1 << 40)? {

@@ -13,7 +13,7 @@
 //!   net                the transport: event loops, connections, buffers, idle timers
 //!   backend            Redis: single flight, upstream, connections, typed errors
 //!   lru, reaper        the cache and its expiry thread
-//!   stats, clock, config, log, throttle   leaves
+//!   stats, clock, config, log, throttle, auth   leaves (auth: principals, per-client limits)
 //! ```
 //!
 //! Data flows: loop -> application -> cache; on a miss application -> backend -> Redis,
@@ -24,6 +24,7 @@ pub mod log;
 
 pub mod admin;
 pub mod apps;
+pub mod auth;
 pub mod backend;
 pub mod clock;
 pub mod config;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use proxyredis::admin::Admin;
 use proxyredis::apps::{self, Apps};
+use proxyredis::auth::{self, Access, Principals};
 use proxyredis::backend::Backend;
 use proxyredis::clock::Clock;
 use proxyredis::config;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
             print!("{text}");
             return ExitCode::SUCCESS;
         }
+        Ok(config::Command::HashToken(token)) => return hash_token(Some(token)),
         Ok(config::Command::Run(invocation)) => (invocation, false),
         Ok(config::Command::CheckConfig(invocation)) => (invocation, true),
         Err(e) => {
@@ -58,9 +60,28 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let principals = match &config.auth_file {
+        None => None,
+        Some(path) => match Principals::load(path) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!(
+                    "proxyredis: invalid PROXY_AUTH_FILE={:?}: {e}",
+                    path.display()
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
     if check_only {
         // Everything above reads and checks; nothing is bound and Redis is not contacted.
-        println!("configuration ok: {}", config.summary());
+        let client_auth = principals
+            .as_ref()
+            .map_or("off".to_string(), |p| format!("{}-principals", p.len()));
+        println!(
+            "configuration ok: {} client_auth={client_auth}",
+            config.summary()
+        );
         return ExitCode::SUCCESS;
     }
     log::init(&config.log_filter, config.log_format);
@@ -102,6 +123,9 @@ fn main() -> ExitCode {
         max_buffer_bytes: config.max_buffer_bytes,
     };
     let net = Arc::new(NetShared::new(limits, clock.clone()));
+    let client_rps = config.client_rate_limit_rps;
+    let access = Access::new(principals, client_rps, burst_for(client_rps), &clock);
+    info!("{}", Access::describe(access.as_ref(), client_rps));
     let services = Arc::new(Services {
         admin: Admin::new(
             loop_stats.clone(),
@@ -114,6 +138,7 @@ fn main() -> ExitCode {
             burst_for(config.rate_limit_rps),
             clock.clone(),
         ),
+        access,
         admin_throttle: Throttle::new(ADMIN_RATE, ADMIN_RATE, clock.clone()),
         scrape_throttle: Throttle::new(http::SCRAPE_RATE, http::SCRAPE_RATE, clock.clone()),
         cache,
@@ -139,6 +164,28 @@ fn main() -> ExitCode {
     backend_threads.stop(BACKEND_STOP_GRACE);
     reaper.stop();
     info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// `--hash-token TOKEN` (or `-`: the first line of stdin, keeping the token out of the
+/// process list and shell history): prints the SHA-256 hex that the auth file holds.
+fn hash_token(arg: Option<String>) -> ExitCode {
+    let token = match arg.as_deref() {
+        Some("-") => {
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                eprintln!("proxyredis: cannot read the token from stdin: {e}");
+                return ExitCode::from(2);
+            }
+            line.trim_end_matches(['\n', '\r']).to_string()
+        }
+        Some(token) => token.to_string(),
+        None => {
+            eprintln!("proxyredis: --hash-token needs a token (or - to read it from stdin)");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{}", auth::digest_hex(token.as_bytes()));
     ExitCode::SUCCESS
 }
 

@@ -1,10 +1,11 @@
-//! What the protocol applications share: the cache, the backend, the rate limits, the
-//! admin view and the request limits. Built once by `main`, one `Arc` in every loop's
+//! What the protocol applications share: the cache, the backend, the rate limits, who
+//! may do what, the admin view and the request limits. Built once by `main`, one `Arc` in every loop's
 //! applications. Holds no logic of its own, and nothing protocol-specific.
 
 use std::sync::Arc;
 
 use crate::admin::Admin;
+use crate::auth::Access;
 use crate::backend::Backend;
 use crate::clock::Clock;
 use crate::lru::Cache;
@@ -18,6 +19,9 @@ pub struct Services {
     pub backend: Arc<Backend>,
     /// The lookup rate limit (PROXY_RATE_LIMIT_RPS).
     pub throttle: Throttle,
+    /// Principals and per-client limits; `None` when neither PROXY_AUTH_FILE nor
+    /// PROXY_CLIENT_RATE_LIMIT_RPS is set (then every request pays one branch for them).
+    pub access: Option<Access>,
     /// The small separate limit for /stats, /metrics, /readyz and INFO.
     pub admin_throttle: Throttle,
     /// The budget of /metrics alone (Prometheus scrapes), kept apart from `admin_throttle`
@@ -53,6 +57,7 @@ impl Services {
         Services {
             admin: Admin::new(loops, Arc::clone(&cache), Arc::clone(&backend), net),
             throttle: Throttle::new(0, 1, clock.clone()),
+            access: None,
             admin_throttle: Throttle::new(20, 20, clock.clone()),
             scrape_throttle: Throttle::new(10, 10, clock.clone()),
             cache,

@@ -25,7 +25,8 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
          # Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
          instantaneous_ops_per_sec:0\r\n\
          rejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\n\
-         keyspace_hits:{}\r\nkeyspace_misses:{}\r\nthrottled_commands:{}\r\n\r\n\
+         keyspace_hits:{}\r\nkeyspace_misses:{}\r\nthrottled_commands:{}\r\n\
+         client_throttled_commands:{}\r\nacl_access_denied_auth:{}\r\naccess_denied:{}\r\n\r\n\
          # Backend\r\nbackend_up:{}\r\nbackend_fetches:{}\r\nbackend_batches:{}\r\n\
          backend_errors:{}\r\nbackend_timeouts:{}\r\nbackend_in_flight:{}\r\n\r\n\
          # Keyspace\r\ndb0:keys={},expires={},avg_ttl=0\r\n",
@@ -48,6 +49,9 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         c.hits,
         c.misses,
         s.throttled,
+        s.client_throttled,
+        s.auth_failures,
+        s.auth_denied,
         u8::from(s.backend_up),
         b.fetches,
         b.batches,

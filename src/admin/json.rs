@@ -81,6 +81,8 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "cancelled_fills": c.cancelled_fills,
         },
         "throttled": s.throttled,
+        "client_throttled": s.client_throttled,
+        "auth": { "failures": s.auth_failures, "denied": s.auth_denied },
         "latency_us": { "hit": latency(&s.hit_latency), "miss": latency(&s.miss_latency) },
     });
     let _ = serde_json::to_writer(&mut *out, &doc);

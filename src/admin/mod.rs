@@ -37,6 +37,12 @@ pub struct Snapshot {
     pub idle_closed: u64,
     /// Lookups refused by the rate limit.
     pub throttled: u64,
+    /// Lookups refused by the per-client limit.
+    pub client_throttled: u64,
+    /// Credentials that matched no principal.
+    pub auth_failures: u64,
+    /// Requests refused for want of authentication or permission.
+    pub auth_denied: u64,
     /// Connections closed at the request timeout.
     pub request_timeouts: u64,
     /// Replies answered unavailable by a loop at the backend timeout.
@@ -113,6 +119,9 @@ impl Admin {
             closed: 0,
             idle_closed: 0,
             throttled: 0,
+            client_throttled: 0,
+            auth_failures: 0,
+            auth_denied: 0,
             request_timeouts: 0,
             miss_timeouts: 0,
             buffered_bytes: self.net.buffered.load(Ordering::Relaxed) as u64,
@@ -139,6 +148,9 @@ impl Admin {
             s.closed += l.closed.get();
             s.idle_closed += l.idle_closed.get();
             s.throttled += l.throttled.get();
+            s.client_throttled += l.client_throttled.get();
+            s.auth_failures += l.auth_failures.get();
+            s.auth_denied += l.auth_denied.get();
             s.request_timeouts += l.request_timeouts.get();
             s.miss_timeouts += l.miss_timeouts.get();
             s.stale_answers += l.stale_answers.get();

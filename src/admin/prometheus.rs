@@ -43,7 +43,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         );
     }
     let tracking = &s.tracking;
-    let counters: [(&str, &str, u64); 24] = [
+    let counters: [(&str, &str, u64); 27] = [
         (
             "cache_hits_total",
             "Cache lookups that found a live entry.",
@@ -153,6 +153,21 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "throttled_total",
             "Lookups refused by the rate limit.",
             s.throttled,
+        ),
+        (
+            "client_throttled_total",
+            "Lookups refused by the per-client rate limit.",
+            s.client_throttled,
+        ),
+        (
+            "auth_failures_total",
+            "Credentials presented that matched no principal.",
+            s.auth_failures,
+        ),
+        (
+            "auth_denied_total",
+            "Requests refused for want of authentication or permission.",
+            s.auth_denied,
         ),
         (
             "request_timeouts_total",

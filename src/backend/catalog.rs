@@ -21,6 +21,9 @@ pub struct CommandInfo {
     /// May block the connection, or changes its state (`blocking`, `pubsub`, `noscript`
     /// with `stale`... only the first two matter to a proxy).
     pub pinned: bool,
+    /// Its keys are found by parsing its arguments (`movablekeys`: EVAL_RO, SORT_RO, ...),
+    /// not only at the positions below.
+    pub movable_keys: bool,
     /// Position of the first key (0: none).
     pub first_key: i64,
     /// Position of the last key (negative: from the end).
@@ -177,6 +180,7 @@ fn parse_entry(entry: &redis::Value) -> Option<(Vec<u8>, CommandInfo)> {
         readonly: has("readonly"),
         write: has("write"),
         pinned: has("blocking") || has("pubsub"),
+        movable_keys: has("movablekeys"),
         first_key: int(fields.get(3)),
         last_key: int(fields.get(4)),
         step: int(fields.get(5)),

@@ -2,7 +2,8 @@
 //! ([`flag_name`]: PROXY_PORT -> `--port`, REDIS_HOST -> `--redis-host`) and is read from
 //! the environment under its own name, a flag winning over the variable. A key given
 //! neither way comes from the env file, then from its default ([`Invocation::config`]).
-//! Besides the keys: `--env-file PATH`, `--check-config`, `--version`, `--help`.
+//! Besides the keys: `--env-file PATH`, `--check-config`, `--hash-token TOKEN|-`,
+//! `--version`, `--help`.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction};
 
-use super::{Config, ConfigError, KEYS, env_file};
+use super::{Config, ConfigError, KEYS, file};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -20,6 +21,9 @@ pub enum Command {
     Run(Invocation),
     /// Validate the configuration and the files it names, then exit (`--check-config`).
     CheckConfig(Invocation),
+    /// Print the SHA-256 hex of this token (`--hash-token TOKEN`, `-` for stdin's first
+    /// line) for PROXY_AUTH_FILE, and exit.
+    HashToken(String),
     /// Print this text to stdout and exit 0 (`--help`, `--version`).
     Print(String),
 }
@@ -39,7 +43,7 @@ pub struct Invocation {
 impl Invocation {
     /// Reads the env file under the given values and validates the result.
     pub fn config(&self) -> Result<Config, ConfigError> {
-        let mut vars = env_file::read(&self.env_file, self.env_file_required)?;
+        let mut vars = file::read(&self.env_file, self.env_file_required)?;
         vars.extend(self.given.iter().map(|(k, v)| (k.clone(), v.clone())));
         Config::from_vars(&vars)
     }
@@ -55,6 +59,7 @@ pub fn flag_name(key: &str) -> String {
 
 const ENV_FILE: &str = "env-file";
 const CHECK_CONFIG: &str = "check-config";
+const HASH_TOKEN: &str = "hash-token";
 
 const AFTER_HELP: &str = "\
 Every setting is a flag and an environment variable: the flag is the variable's name without \
@@ -89,6 +94,13 @@ fn command() -> clap::Command {
                 .long(CHECK_CONFIG)
                 .action(ArgAction::SetTrue)
                 .help(wrap("Validate the configuration and read the files it names (certificates, keys, auth file), print a one-line summary and exit: 0 when valid, 2 otherwise; binds no port and does not contact Redis")),
+        )
+        .arg(
+            Arg::new(HASH_TOKEN)
+                .long(HASH_TOKEN)
+                .value_name("TOKEN|-")
+                .allow_hyphen_values(true)
+                .help(wrap("Print the SHA-256 hex of TOKEN for PROXY_AUTH_FILE and exit; - reads the token from the first line of stdin, keeping it out of the process list and the shell history")),
         );
     for key in KEYS {
         let heading = if key.name.starts_with("REDIS_") {
@@ -153,6 +165,9 @@ where
             ))
         })
         .collect();
+    if let Some(token) = matches.get_one::<String>(HASH_TOKEN) {
+        return Ok(Command::HashToken(token.clone()));
+    }
     let env_file = matches.get_one::<String>(ENV_FILE);
     let invocation = Invocation {
         env_file: PathBuf::from(env_file.map_or("env", String::as_str)),

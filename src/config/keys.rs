@@ -54,6 +54,12 @@ pub const KEYS: &[Key] = &[
         help: "lookups per second over the whole process; 0 means unlimited",
     },
     Key {
+        name: "PROXY_CLIENT_RATE_LIMIT_RPS",
+        default: "0",
+        help: "lookups per second per principal (per client address when anonymous), so one \
+               client cannot take the whole PROXY_RATE_LIMIT_RPS; 0 means off",
+    },
+    Key {
         name: "PROXY_IDLE_TIMEOUT_MS",
         default: "60000",
         help: "an idle or half-sent connection is closed after this many ms (>= 1)",
@@ -97,6 +103,12 @@ pub const KEYS: &[Key] = &[
         name: "PROXY_STALE_IF_ERROR_MS",
         default: "0",
         help: "how long past its TTL an entry may be answered (X-Cache: STALE) while Redis is unreachable or a fetch fails or times out; 0 means never",
+    },
+    Key {
+        name: "PROXY_AUTH_FILE",
+        default: "",
+        help: "file of principals, one per line: name role(read|admin) sha256-hex-of-token \
+               [prefix,prefix...]; empty: authentication off, every client may read every key",
     },
     Key {
         name: "REDIS_HOST",

@@ -25,6 +25,8 @@ fn defaults_match_the_spec() {
     assert_eq!(c.log_filter, "info");
     assert_eq!(c.log_format, crate::log::Format::Text);
     assert_eq!(c.stale_if_error, Duration::ZERO, "stale answers are opt-in");
+    assert_eq!(c.auth_file, None);
+    assert_eq!(c.client_rate_limit_rps, 0);
 }
 
 #[test]
@@ -53,6 +55,8 @@ fn bad_values_name_the_key() {
         ("PROXY_LOG_FORMAT", "xml"),
         ("PROXY_STALE_IF_ERROR_MS", "-1"),
         ("PROXY_STALE_IF_ERROR_MS", "soon"),
+        ("PROXY_CLIENT_RATE_LIMIT_RPS", "-1"),
+        ("PROXY_CLIENT_RATE_LIMIT_RPS", "fast"),
     ] {
         let err = Config::from_vars(&vars(&[(key, value)])).unwrap_err();
         assert!(err.0.contains(key), "{err}");

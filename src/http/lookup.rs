@@ -10,6 +10,7 @@
 use super::render::{self, Connection, Content, Source};
 use super::routes::Route;
 use super::{HttpApp, Wait};
+use crate::auth::Who;
 use crate::backend::Outcome;
 use crate::net::{Replies, reset_scratch};
 
@@ -20,6 +21,7 @@ pub(super) fn serve<W: From<Wait>>(
     query: &str,
     connection: Connection,
     head: bool,
+    who: Option<Who>,
     replies: &mut Replies<'_, W>,
 ) -> bool {
     let raw = route == Route::Raw;
@@ -29,7 +31,7 @@ pub(super) fn serve<W: From<Wait>>(
     let (body, key) = (&mut scratch.body, &mut scratch.key);
     let bad = |body: &mut Vec<u8>, out: &mut Vec<u8>, key: Option<&str>, status, why| {
         render::lookup_body(body, key, None, status, Some(why));
-        let extra = if status == 503 {
+        let extra = if status == 503 || status == 429 {
             "Retry-After: 1\r\n"
         } else {
             ""
@@ -48,6 +50,15 @@ pub(super) fn serve<W: From<Wait>>(
     if key_text.is_none() && !raw {
         let why = "key is not valid UTF-8; use /v1/raw for binary keys";
         bad(body, replies.out(), None, 400, why);
+        return false;
+    }
+    // The principal's prefixes and its own limit come before the process-wide limit, so
+    // a client over its share does not use up the budget of the others.
+    if let Some(who) = who
+        && let Some(access) = &services.access
+        && let Some((status, why)) = super::access::lookup_refusal(access, stats, who, key)
+    {
+        bad(body, replies.out(), key_text, status, why);
         return false;
     }
     if !services.throttle.allow() {

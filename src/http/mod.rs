@@ -3,13 +3,15 @@
 //!
 //! Rooms: [`parse`] (request heads, the key parameter), [`render`] (responses, JSON bodies,
 //! the status table), [`routes`] (the route table and each route's handler), `lookup`
-//! (the lookup routes: hits, misses, stale answers, `X-Cache`). This room
+//! (the lookup routes: hits, misses, stale answers, `X-Cache`), [`access`] (bearer tokens,
+//! roles, key prefixes and per-client limits, when configured). This room
 //! answers from the cache, asks the backend for misses and the admin room for `/stats` and
 //! `/metrics`; it must not touch sockets, the event loop's internals, or another protocol.
 //!
 //! Every route answers `GET` and `HEAD` (the same status and headers, `Content-Length`
 //! included, without the body); other methods get 405 with `Allow: GET, HEAD`.
 
+pub mod access;
 mod lookup;
 pub mod parse;
 pub mod render;
@@ -23,6 +25,7 @@ use crate::net::{Replies, Served, reset_scratch};
 use crate::services::Services;
 use crate::stats::{LoopStats, Table};
 
+pub use self::access::Session;
 pub use self::parse::{MAX_BODY, MAX_HEAD};
 pub use self::render::Connection;
 pub use self::routes::{ROUTES, Route};
@@ -97,8 +100,13 @@ impl HttpApp {
         }
     }
 
-    /// Serves the request at the start of `input`.
-    pub fn serve<W: From<Wait>>(&mut self, input: &[u8], replies: &mut Replies<'_, W>) -> Served {
+    /// Serves the request at the start of `input`, sent on `session`'s connection.
+    pub fn serve<W: From<Wait>>(
+        &mut self,
+        session: &Session,
+        input: &[u8],
+        replies: &mut Replies<'_, W>,
+    ) -> Served {
         let (req, n) = match parse::parse(input) {
             parse::Parsed::Partial => {
                 // `Expect: 100-continue` (RFC 9110 §10.1.1): once the head is here the server
@@ -160,7 +168,23 @@ impl HttpApp {
                 return Served::Consumed(n);
             }
         };
-        let hit = routes::handle(self, route, req.query, connection, head, replies);
+        // Without PROXY_AUTH_FILE and PROXY_CLIENT_RATE_LIMIT_RPS, this one branch is all.
+        let mut who = None;
+        if self.services.access.is_some() {
+            who = access::gate(
+                self,
+                session,
+                route,
+                &input[..n],
+                connection,
+                head,
+                replies.out(),
+            );
+            if who.is_none() {
+                return Served::Consumed(n);
+            }
+        }
+        let hit = routes::handle(self, route, req.query, connection, head, who, replies);
         self.turn_hits += u64::from(hit);
         Served::Consumed(n)
     }

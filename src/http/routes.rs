@@ -16,6 +16,7 @@
 
 use super::render::{self, Connection};
 use super::{HttpApp, Wait};
+use crate::auth::Who;
 use crate::backend::Outcome;
 use crate::net::{Replies, reset_scratch};
 
@@ -98,13 +99,15 @@ impl Route {
     }
 }
 
-/// Serves a GET (or, for `head`, a HEAD) on a known route; true when it was a cache hit.
+/// Serves a GET (or, for `head`, a HEAD) on a known route for `who` (`None`: access
+/// control is off); true when it was a cache hit.
 pub(super) fn handle<W: From<Wait>>(
     app: &mut HttpApp,
     route: Route,
     query: &str,
     connection: Connection,
     head: bool,
+    who: Option<Who>,
     replies: &mut Replies<'_, W>,
 ) -> bool {
     let stats = &*app.stats;
@@ -112,7 +115,7 @@ pub(super) fn handle<W: From<Wait>>(
     reset_scratch(body);
     match route {
         Route::Lookup | Route::Raw => {
-            return super::lookup::serve(app, route, query, connection, head, replies);
+            return super::lookup::serve(app, route, query, connection, head, who, replies);
         }
         Route::Healthz => {
             let ok = b"{\"status\":200}";

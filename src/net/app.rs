@@ -30,9 +30,9 @@ pub trait Application: Send + 'static {
     /// What a reply waiting on the backend needs in order to be rendered later.
     type Wait;
 
-    /// State for a connection accepted on listener `listener` (an index into the ports
-    /// the loops were bound to).
-    fn open(&mut self, listener: usize) -> Self::Session;
+    /// State for a connection from `peer` accepted on listener `listener` (an index into
+    /// the ports the loops were bound to).
+    fn open(&mut self, listener: usize, peer: std::net::IpAddr) -> Self::Session;
 
     /// Whether this session is closed after PROXY_IDLE_TIMEOUT_MS with nothing buffered
     /// (RESP clients expect Redis's `timeout 0`: an idle connection stays open; a

@@ -27,7 +27,7 @@ impl Application for Toy {
     type Session = ();
     type Wait = bool;
 
-    fn open(&mut self, _listener: usize) {}
+    fn open(&mut self, _listener: usize, _peer: std::net::IpAddr) {}
 
     fn closes_when_idle(&self, _session: &()) -> bool {
         true

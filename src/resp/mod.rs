@@ -4,16 +4,20 @@
 //! those that waited on the backend (their [`Wait`] carries it).
 //!
 //! Rooms: [`parse`] (requests, incremental per connection), [`write`] (replies),
-//! [`commands`] (the command table, one file per command family). A request is parsed,
+//! [`commands`] (the command table, one file per command family), [`access`] (NOAUTH,
+//! NOPERM and per-client limits, when configured). A request is parsed,
 //! looked up in the table, checked against its arity and flags, and handed to its handler,
 //! which answers from the cache now or queues a reply waiting on the backend together with
 //! the function that renders it. This room must not touch sockets, the event loop's
 //! internals, or another protocol.
 
+pub mod access;
 pub mod commands;
 pub mod parse;
 mod rows;
 pub mod write;
+
+pub use self::write::write_outcome;
 
 pub use self::rows::{counters, forwarded_row, not_forwarded_row, protocol_error_row, unknown_row};
 
@@ -80,6 +84,10 @@ pub struct Client {
     /// A MULTI was refused and neither EXEC nor DISCARD came since: the commands in
     /// between are not run (a transaction is never run in part).
     pub multi_refused: bool,
+    /// The principal it authenticated as (AUTH, HELLO AUTH); `None` until then.
+    pub principal: Option<u32>,
+    /// Its address, for the per-address limit.
+    pub peer: std::net::IpAddr,
 }
 
 impl Default for Client {
@@ -89,6 +97,8 @@ impl Default for Client {
             name: None,
             proto: write::RESP2,
             multi_refused: false,
+            principal: None,
+            peer: std::net::Ipv4Addr::UNSPECIFIED.into(),
         }
     }
 }
@@ -141,12 +151,13 @@ impl RespApp {
         }
     }
 
-    /// State for a new connection.
-    pub fn open(&mut self) -> Session {
+    /// State for a new connection from `peer`.
+    pub fn open(&mut self, peer: std::net::IpAddr) -> Session {
         Session {
             parser: Parser::new(),
             client: Client {
                 id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+                peer,
                 ..Client::default()
             },
         }
@@ -325,6 +336,13 @@ fn run(
         write::wrong_arity(sink.out(), command.name);
         return true;
     }
+    // Without PROXY_AUTH_FILE and PROXY_CLIENT_RATE_LIMIT_RPS, this one branch is all.
+    if state.services.access.is_some()
+        && !access::admit(state, client, command, input, args, sink.out())
+    {
+        state.stats.resp.incr(row, 0);
+        return true;
+    }
     if command.flags.contains(Flags::THROTTLED) && !state.services.throttle.allow() {
         state.stats.resp.incr(row, 0);
         state.stats.throttled.incr();
@@ -374,6 +392,12 @@ fn dispatch_rest(
             }
         }
     }
+    if state.services.access.is_some()
+        && !access::admit_forwarded(state, client, input, args, sink.out())
+    {
+        state.stats.resp.incr(not_forwarded_row(), 0);
+        return true;
+    }
     let row = match commands::forward::forward(state, client, input, args, sink) {
         Forwarded::Held => return false,
         Forwarded::Sent => forwarded_row(),
@@ -386,19 +410,4 @@ fn dispatch_rest(
     };
     state.stats.resp.incr(row, 0);
     true
-}
-
-/// Writes one outcome as Redis would reply it in `proto`: a bulk, nil, an integer, a
-/// status, or the error (Redis's own words for its errors; the proxy's for an unreachable
-/// Redis).
-pub fn write_outcome(out: &mut Vec<u8>, outcome: Option<&Outcome>, proto: u8) {
-    match outcome {
-        Some(Outcome::Found(v)) => write::bulk(out, v),
-        Some(Outcome::NotFound) => write::nil(out, proto),
-        Some(Outcome::Integer(n)) => write::integer(out, *n),
-        Some(Outcome::Status(s)) => write::simple(out, s),
-        Some(Outcome::Failed(e)) if e.is_server_reply() => write::error(out, &e.to_string()),
-        Some(Outcome::Failed(_)) | None => write::error(out, "ERR backend unavailable"),
-        Some(Outcome::Reply(v)) => write::value(out, v, proto),
-    }
 }

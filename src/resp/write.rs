@@ -6,6 +6,8 @@
 //! `HELLO` set it) and write what Redis writes in it: [`nil`], [`map`], [`set`],
 //! [`verbatim`].
 
+use crate::backend::Outcome;
+
 /// RESP2, every connection's protocol until `HELLO 3`.
 pub const RESP2: u8 = 2;
 
@@ -263,6 +265,21 @@ pub fn double(d: f64) -> String {
         format!("0.{zeros}{}", trim(&digits))
     };
     format!("{sign}{text}")
+}
+
+/// Writes one outcome as Redis would reply it in `proto`: a bulk, nil, an integer, a
+/// status, or the error (Redis's own words for its errors; the proxy's for an unreachable
+/// Redis).
+pub fn write_outcome(out: &mut Vec<u8>, outcome: Option<&Outcome>, proto: u8) {
+    match outcome {
+        Some(Outcome::Found(v)) => bulk(out, v),
+        Some(Outcome::NotFound) => nil(out, proto),
+        Some(Outcome::Integer(n)) => integer(out, *n),
+        Some(Outcome::Status(s)) => simple(out, s),
+        Some(Outcome::Failed(e)) if e.is_server_reply() => error(out, &e.to_string()),
+        Some(Outcome::Failed(_)) | None => error(out, "ERR backend unavailable"),
+        Some(Outcome::Reply(v)) => value(out, v, proto),
+    }
 }
 
 #[cfg(test)]

@@ -237,6 +237,13 @@ pub struct LoopStats {
     pub idle_closed: Counter,
     /// Lookups refused by the rate limit.
     pub throttled: Counter,
+    /// Lookups refused by the per-client limit (PROXY_CLIENT_RATE_LIMIT_RPS).
+    pub client_throttled: Counter,
+    /// Credentials presented that match no principal (wrong token or user).
+    pub auth_failures: Counter,
+    /// Requests refused for want of authentication or permission (401, 403, NOAUTH,
+    /// NOPERM).
+    pub auth_denied: Counter,
     /// Connections closed because a request was not complete within the request timeout.
     pub request_timeouts: Counter,
     /// Replies answered unavailable by the loop because the backend had not answered
@@ -264,6 +271,9 @@ impl LoopStats {
             closed: Counter::default(),
             idle_closed: Counter::default(),
             throttled: Counter::default(),
+            client_throttled: Counter::default(),
+            auth_failures: Counter::default(),
+            auth_denied: Counter::default(),
             request_timeouts: Counter::default(),
             miss_timeouts: Counter::default(),
             stale_answers: Counter::default(),

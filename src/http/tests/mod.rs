@@ -40,8 +40,10 @@ impl Harness {
     /// Serves every whole request of `input`; the responses given at once.
     fn send(&mut self, input: &str) -> String {
         let app = &mut self.app;
-        self.io
-            .send(input.as_bytes(), |bytes, replies| app.serve(bytes, replies))
+        let session = super::Session::new(std::net::Ipv4Addr::LOCALHOST.into());
+        self.io.send(input.as_bytes(), |bytes, replies| {
+            app.serve(&session, bytes, replies)
+        })
     }
 
     /// Answers every waiting response with `outcome`; what is then sent.

@@ -194,7 +194,7 @@ impl<A: Application> EventLoop<A> {
                 return;
             };
             match l.accept() {
-                Ok((stream, _)) => self.admit(stream, listener),
+                Ok((stream, peer)) => self.admit(stream, listener, peer.ip()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -206,7 +206,7 @@ impl<A: Application> EventLoop<A> {
         }
     }
 
-    fn admit(&mut self, mut stream: TcpStream, listener: usize) {
+    fn admit(&mut self, mut stream: TcpStream, listener: usize, peer: std::net::IpAddr) {
         let shared = &self.shared;
         let open = shared.connections.fetch_add(1, Ordering::AcqRel);
         if open >= shared.limits.max_connections {
@@ -244,7 +244,7 @@ impl<A: Application> EventLoop<A> {
         }
         // Counted only once registered: `accepted - closed` is the open connections.
         self.stats.accepted.incr();
-        let session = self.app.open(listener);
+        let session = self.app.open(listener, peer);
         self.slots[index].conn = Some(Conn::new(stream, session));
         self.idle.touch(index, self.now);
     }
@@ -344,7 +344,7 @@ mod tests {
             .registry()
             .register(&mut stream, Token(1 << 20), Interest::READABLE)
             .unwrap();
-        ev.admit(stream, 0);
+        ev.admit(stream, 0, std::net::Ipv4Addr::LOCALHOST.into());
         assert_eq!(
             shared
                 .connections

@@ -8,13 +8,17 @@
 //! - `CLIENT SETNAME name | GETNAME | SETINFO attr value | ID | MAINT_NOTIFICATIONS ...`;
 //!   the subcommands that act on connections are refused (see [`refused`]).
 //! - `HELLO [protover [AUTH user pass] [SETNAME name]]`: switches the connection to
-//!   RESP2 or RESP3 and answers the server's description (a map), as Redis 7 does. The
-//!   proxy has no users: AUTH is answered as Redis without ACL users or password answers
-//!   it (the `default` user with any password passes, any other user is WRONGPASS).
+//!   RESP2 or RESP3 and answers the server's description (a map), as Redis 7 does. AUTH
+//!   logs in as `AUTH user pass` does (see [`auth`]); with PROXY_AUTH_FILE, a connection
+//!   not authenticated by then gets Redis's `-NOAUTH HELLO must be called with the client
+//!   already authenticated, ...`.
+//!
+//! [`auth`]: super::auth
 //!
 //! [`refused`]: super::refused
 
-use super::{Call, refused};
+use super::{Call, auth, refused};
+use crate::resp::access;
 use crate::resp::write::{self, RESP2, RESP3};
 
 /// `PING [message]`.
@@ -166,10 +170,18 @@ pub fn hello(call: &mut Call<'_>) {
             return write::error_bytes(call.sink.out(), &text);
         }
     }
-    if let Some(user) = user
-        && call.arg(user) != b"default"
-    {
-        let text = "WRONGPASS invalid username-password pair or user is disabled.";
+    if let Some(user) = user {
+        let (input, args) = (call.input, call.args);
+        let (user, token) = (args.get(input, user), args.get(input, user + 1));
+        if let Err(text) = auth::login(call.state, call.client, Some(user), token) {
+            return write::error(call.sink.out(), text);
+        }
+    }
+    if !access::authenticated(call.state.services.access.as_ref(), call.client) {
+        call.state.stats.auth_denied.incr();
+        let text = "NOAUTH HELLO must be called with the client already authenticated, \
+                    otherwise the HELLO AUTH <user> <pass> option can be used to authenticate \
+                    the client and select the RESP protocol version at the same time";
         return write::error(call.sink.out(), text);
     }
     if let Some(name) = name {

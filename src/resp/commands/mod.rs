@@ -5,7 +5,10 @@
 //!
 //! Arity follows Redis's convention: `n > 0` is exactly `n` arguments (the name included),
 //! `n < 0` at least `-n`. A command flagged [`Flags::THROTTLED`] counts against
-//! PROXY_RATE_LIMIT_RPS, as a lookup. Each row's [`Doc`] is what `COMMAND INFO` tells about
+//! PROXY_RATE_LIMIT_RPS (and PROXY_CLIENT_RATE_LIMIT_RPS), as a lookup; with
+//! PROXY_AUTH_FILE, one flagged [`Flags::ADMIN`] needs the admin role, one not flagged
+//! [`Flags::NO_AUTH`] an authenticated connection, and the keys its [`Doc`] names must be
+//! within the principal's prefixes. Each row's [`Doc`] is what `COMMAND INFO` tells about
 //! it, in Redis 7's terms.
 //!
 //! The commands the proxy cannot serve over its shared connections to Redis (transactions,
@@ -14,6 +17,7 @@
 //! refused MULTI, only the rows flagged [`Flags::NOT_QUEUED`] are served until EXEC or
 //! DISCARD; every other command is answered that it was not run.
 
+mod auth;
 mod connection;
 pub mod forward;
 mod keys;
@@ -60,11 +64,20 @@ pub struct Flags(u8);
 impl Flags {
     /// Nothing special.
     pub const NONE: Flags = Flags(0);
-    /// Counts against the lookup rate limit.
+    /// Counts against the lookup rate limits.
     pub const THROTTLED: Flags = Flags(1);
     /// Never queued by a MULTI (as in Redis): served as usual after a refused MULTI,
     /// which ends at EXEC or DISCARD; every other command is answered that it was not run.
     pub const NOT_QUEUED: Flags = Flags(2);
+    /// Needs the admin role (PROXY_AUTH_FILE).
+    pub const ADMIN: Flags = Flags(4);
+    /// Allowed before the connection authenticates (PROXY_AUTH_FILE).
+    pub const NO_AUTH: Flags = Flags(8);
+
+    /// Both `self` and `other`.
+    pub const fn and(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
 
     /// Whether every flag of `other` is set.
     pub fn contains(self, other: Flags) -> bool {
@@ -174,6 +187,7 @@ static QUIT: Doc = doc(NO_AUTH, CONNECTION);
 static SELECT: Doc = doc(&["loading", "stale", "fast"], CONNECTION);
 static CLIENT: Doc = doc(&[], &["@slow"]);
 static HELLO: Doc = doc(NO_AUTH, CONNECTION);
+static AUTH: Doc = doc(NO_AUTH, CONNECTION);
 static COMMAND: Doc = Doc {
     tips: &["nondeterministic_output_order"],
     ..doc(&["loading", "stale"], &["@slow", "@connection"])
@@ -226,21 +240,30 @@ pub use self::refused::not_run_after_refused_multi;
 
 /// Every command the proxy answers, most frequent first (lookup scans in order); the
 /// refused ones last.
-pub static COMMANDS: [Command; 33] = [
+pub static COMMANDS: [Command; 34] = [
     row("get", 2, Flags::THROTTLED, strings::get, &GET),
     row("mget", -2, Flags::THROTTLED, strings::mget, &MGET),
     row("exists", -2, Flags::THROTTLED, strings::exists, &EXISTS),
     row("strlen", 2, Flags::THROTTLED, strings::strlen, &STRLEN),
     row("ttl", 2, Flags::THROTTLED, keys::forward, &TTL),
     row("pttl", 2, Flags::THROTTLED, keys::forward, &TTL),
-    row("ping", -1, Flags::NONE, connection::ping, &PING),
+    // PING is allowed before AUTH (Redis says NOAUTH) so that load balancers' RESP
+    // probes work without credentials, as /healthz does over HTTP.
+    row("ping", -1, Flags::NO_AUTH, connection::ping, &PING),
     row("echo", 2, Flags::NONE, connection::echo, &ECHO),
-    row("quit", -1, Flags::NOT_QUEUED, connection::quit, &QUIT),
+    row(
+        "quit",
+        -1,
+        Flags::NOT_QUEUED.and(Flags::NO_AUTH),
+        connection::quit,
+        &QUIT,
+    ),
     row("select", 2, Flags::NONE, connection::select, &SELECT),
     row("client", -2, Flags::NONE, connection::client, &CLIENT),
-    row("hello", -1, Flags::NONE, connection::hello, &HELLO),
+    row("hello", -1, Flags::NO_AUTH, connection::hello, &HELLO),
+    row("auth", -2, Flags::NO_AUTH, auth::auth, &AUTH),
     row("command", -1, Flags::NONE, server::command, &COMMAND),
-    row("info", -1, Flags::NONE, server::info, &INFO),
+    row("info", -1, Flags::ADMIN, server::info, &INFO),
     transaction_row("multi", refused::multi, &TRANSACTION),
     transaction_row("exec", refused::exec, &TRANSACTION),
     transaction_row("discard", refused::discard, &TRANSACTION),

@@ -28,14 +28,26 @@ impl Harness {
     }
 
     fn with_cache(cache: Cache) -> Harness {
+        Harness::with_cache_and_access(cache, |_| None)
+    }
+
+    /// A harness whose services have the access control `access` makes from the clock.
+    fn with_access(access: impl FnOnce(&Clock) -> Option<crate::auth::Access>) -> Harness {
+        let cache = Cache::new(100, Duration::from_secs(60), Clock::manual());
+        Harness::with_cache_and_access(cache, access)
+    }
+
+    fn with_cache_and_access(
+        cache: Cache,
+        access: impl FnOnce(&Clock) -> Option<crate::auth::Access>,
+    ) -> Harness {
         let cache = Arc::new(cache);
         let stats = Arc::new(LoopStats::new(Table::new(vec![], vec![]), resp::counters()));
-        let services = Arc::new(Services::for_tests(
-            Arc::clone(&cache),
-            vec![Arc::clone(&stats)],
-        ));
+        let mut services = Services::for_tests(Arc::clone(&cache), vec![Arc::clone(&stats)]);
+        services.access = access(cache.clock());
+        let services = Arc::new(services);
         let mut app = RespApp::new(services, Arc::clone(&stats));
-        let session = app.open();
+        let session = app.open(std::net::Ipv4Addr::LOCALHOST.into());
         Harness {
             app,
             session,
@@ -240,7 +252,7 @@ fn client_ids_are_unique_whatever_the_number_of_loops() {
         for h in apps.iter_mut() {
             let reply = h.send(b"CLIENT ID\r\n");
             assert!(seen.insert(reply.clone()), "duplicate id {reply}");
-            h.session = h.app.open();
+            h.session = h.app.open(std::net::Ipv4Addr::LOCALHOST.into());
         }
     }
 }
@@ -287,6 +299,7 @@ fn quit_and_select() {
 const SELECT_REFUSED: &str =
     "ERR SELECT is not supported: this proxy serves one database (REDIS_DB), shown as db 0";
 
+mod auth;
 mod connect;
 
 #[test]

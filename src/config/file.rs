@@ -1,5 +1,4 @@
-//! The env file: `KEY=VALUE` per line, `#` comments, blank lines, an optional `export `
-//! prefix, values optionally quoted. Below flags and the environment, above the defaults.
+//! The `env` file: `KEY=VALUE` lines. Below flags and the environment, above the defaults.
 
 use std::collections::HashMap;
 use std::path::Path;
