@@ -327,6 +327,44 @@ fn check_config_exits_2_with_one_line_for_a_bad_value_or_a_bad_file() {
     }
 }
 
+/// SHA-256 hex of `token`, by the binary's own helper.
+fn hash(token: &str) -> String {
+    let ran = run(&["--hash-token", token], &[]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    ran.stdout.trim().to_string()
+}
+
+#[test]
+fn check_config_reads_and_parses_the_auth_file() {
+    let dir = TempDir::new("check-auth");
+    let file = |name: &str, text: &str| {
+        let path = dir.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let good = file(
+        "good",
+        &format!("web read {}\nops admin {}\n", hash("a"), hash("b")),
+    );
+    let ran = check_config(&["--env-file", "/dev/null", "--auth-file", &good], &[]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert!(ran.stdout.contains(" client_auth=2-principals"), "{ran:?}");
+
+    let absent = dir.0.join("absent").to_str().unwrap().to_string();
+    let bad_role = file("role", &format!("web reader {}\n", hash("a")));
+    let bad_hash = file("hash", "web read 1234\n");
+    for path in [absent, bad_role, bad_hash] {
+        let ran = check_config(&["--env-file", "/dev/null"], &[("PROXY_AUTH_FILE", &path)]);
+        assert_eq!(ran.code, Some(2), "{path}: {ran:?}");
+        let err = lines(&ran.stderr);
+        assert_eq!(err.len(), 1, "{path}: {ran:?}");
+        assert!(
+            err[0].contains("PROXY_AUTH_FILE") && err[0].contains(&path),
+            "{ran:?}"
+        );
+    }
+}
+
 #[test]
 fn version_prints_the_package_version() {
     let ran = run(&["--version"], &[]);
