@@ -284,6 +284,9 @@ fn check_config_exits_0_with_one_line_and_binds_no_port_nor_calls_redis() {
     }
 }
 
+/// Arguments, environment, and a word the one error line must contain.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn check_config_exits_2_with_one_line_for_a_bad_value_or_a_bad_file() {
     let dir = TempDir::new("check-config");
@@ -292,7 +295,7 @@ fn check_config_exits_2_with_one_line_for_a_bad_value_or_a_bad_file() {
     let malformed = malformed.to_str().unwrap();
     let missing = dir.0.join("missing-env");
     let missing = missing.to_str().unwrap();
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    let cases: &[Case] = &[
         (
             &["--env-file", "/dev/null"],
             &[("PROXY_TTL_MS", "soon")],
