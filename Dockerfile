@@ -8,7 +8,10 @@ COPY examples ./examples
 RUN cargo build --release --bin proxyredis
 
 FROM debian:bookworm-slim
-RUN useradd --system --no-create-home proxyredis
+# ca-certificates: the system roots REDIS_TLS=yes trusts without REDIS_TLS_CA_FILE.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --no-create-home proxyredis
 COPY --from=build /src/target/release/proxyredis /usr/local/bin/proxyredis
 COPY env /etc/proxyredis/env
 USER proxyredis
