@@ -14,8 +14,10 @@ use std::time::Duration;
 use crate::log::Level;
 
 pub use self::keys::{KEYS, Key};
+pub use self::tls::{RedisTls, ServerTlsFiles};
 
 mod keys;
+mod tls;
 
 /// What RESP commands the proxy does not answer itself become (PROXY_FORWARD).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +80,10 @@ pub struct Config {
     pub redis_password: Option<String>,
     /// Redis database to SELECT.
     pub redis_db: i64,
+    /// The proxy's certificate: both client ports speak TLS when set.
+    pub tls: Option<ServerTlsFiles>,
+    /// TLS towards Redis (REDIS_TLS=yes).
+    pub redis_tls: Option<RedisTls>,
     /// Log level.
     pub log_level: Level,
 }
@@ -215,6 +221,8 @@ impl Config {
             redis_username: optional("REDIS_USERNAME"),
             redis_password: optional("REDIS_PASSWORD"),
             redis_db: num("REDIS_DB", 0, 1_000_000)? as i64,
+            tls: tls::server(&raw)?,
+            redis_tls: tls::redis(&raw)?,
             log_level,
         };
         if config.resp_port == config.port {
@@ -244,7 +252,7 @@ impl Config {
             "http={}:{} resp_port={} max_keys={} ttl_ms={} workers={} max_connections={} \
              rate_limit_rps={} idle_timeout_ms={} request_timeout_ms={} max_buffer_bytes={} \
              max_reply_bytes={} max_key_bytes={} redis={}:{} db={} \
-             redis_connections={} redis_timeout_ms={} auth={} log={}",
+             redis_connections={} redis_timeout_ms={} auth={} tls={} redis_tls={} log={}",
             if self.host.is_empty() {
                 "*"
             } else {
@@ -271,6 +279,16 @@ impl Config {
                 "yes"
             } else {
                 "no"
+            },
+            match &self.tls {
+                None => "off",
+                Some(t) if t.client_ca.is_some() => "on(client certificates required)",
+                Some(_) => "on",
+            },
+            match &self.redis_tls {
+                None => "off",
+                Some(t) if t.insecure_skip_verify => "on(NOT VERIFIED)",
+                Some(_) => "on",
             },
             self.log_level.name(),
         )

@@ -42,7 +42,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             s.resp.counts[k].iter().sum::<u64>()
         );
     }
-    let counters: [(&str, &str, u64); 19] = [
+    let counters: [(&str, &str, u64); 21] = [
         (
             "cache_hits_total",
             "Cache lookups that found a live entry.",
@@ -132,6 +132,16 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "request_timeouts_total",
             "Connections closed because a request was not complete in time.",
             s.request_timeouts,
+        ),
+        (
+            "tls_handshakes_total",
+            "TLS handshakes completed on the client ports.",
+            s.tls_handshakes,
+        ),
+        (
+            "tls_handshake_failures_total",
+            "TLS connections closed before their handshake completed (garbage, plaintext, refused certificate, timeout).",
+            s.tls_handshake_failures,
         ),
         (
             "miss_timeouts_total",

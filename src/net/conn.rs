@@ -1,12 +1,16 @@
 //! One client connection: its socket, input buffer, output, and the application's state
 //! for it (`session`). The transport owns it; the application sees only the input bytes,
 //! its session and a [`Replies`](super::output::Replies) handle.
+//!
+//! On a TLS port a [`TlsSession`] sits between the socket and the buffers; on a plaintext
+//! port `tls` is `None` and reading and writing cost one untaken branch more than before.
 
 use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
 use super::output::Output;
+use super::tls::{TlsRead, TlsSession};
 
 /// First size of an input buffer; it grows when one request needs more.
 const INITIAL_INPUT: usize = 16 * 1024;
@@ -90,6 +94,8 @@ impl Input {
 /// A client connection.
 pub struct Conn<S, W> {
     pub stream: TcpStream,
+    /// TLS between the socket and the buffers (ports of a proxy with a certificate).
+    pub tls: Option<Box<TlsSession>>,
     /// The application's state for this connection.
     pub session: S,
     pub input: Input,
@@ -120,9 +126,10 @@ pub enum ReadOutcome {
 
 impl<S, W> Conn<S, W> {
     /// A new connection.
-    pub fn new(stream: TcpStream, session: S) -> Conn<S, W> {
+    pub fn new(stream: TcpStream, session: S, tls: Option<Box<TlsSession>>) -> Conn<S, W> {
         Conn {
             stream,
+            tls,
             session,
             input: Input::new(),
             output: Output::default(),
@@ -155,6 +162,20 @@ impl<S, W> Conn<S, W> {
         if !self.input.make_room(max_input) {
             return Ok(ReadOutcome::Full);
         }
+        if let Some(tls) = self.tls.as_deref_mut() {
+            let end = self.input.end;
+            return Ok(
+                match tls.read(&mut self.stream, &mut self.input.buf[end..])? {
+                    // rustls may hold more than one read returned: read until it says WouldBlock.
+                    TlsRead::Data(n) => {
+                        self.input.end += n;
+                        ReadOutcome::Data { more: true }
+                    }
+                    TlsRead::WouldBlock => ReadOutcome::WouldBlock,
+                    TlsRead::Eof => ReadOutcome::Eof,
+                },
+            );
+        }
         loop {
             let end = self.input.end;
             match self.stream.read(&mut self.input.buf[end..]) {
@@ -177,16 +198,20 @@ impl<S, W> Conn<S, W> {
     pub fn flush(&mut self) -> io::Result<bool> {
         let out = &mut self.output;
         let mut progressed = false;
-        while out.sent < out.buf.len() {
-            match self.stream.write(&out.buf[out.sent..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    out.sent += n;
-                    progressed = true;
+        if let Some(tls) = self.tls.as_deref_mut() {
+            progressed = tls.write(&mut self.stream, &out.buf, &mut out.sent)?;
+        } else {
+            while out.sent < out.buf.len() {
+                match self.stream.write(&out.buf[out.sent..]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        out.sent += n;
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
             }
         }
         if out.sent == out.buf.len() {
@@ -201,5 +226,19 @@ impl<S, W> Conn<S, W> {
             out.sent = 0;
         }
         Ok(progressed)
+    }
+
+    /// Whether bytes still wait to go out: unsent output, or TLS records not yet written.
+    #[inline]
+    pub fn has_unsent(&self) -> bool {
+        self.output.unsent() > 0 || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// Ends the sending side: a TLS close_notify (if the socket takes it), then a FIN.
+    pub fn shutdown_write(&mut self) {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.close_notify(&mut self.stream);
+        }
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
     }
 }

@@ -17,7 +17,9 @@
 //! Each loop owns its connections outright (no locks); the only shared state is what the
 //! application shares (cache, backend, throttle) and, here, the connection count and the
 //! shutdown flag. This room must not know HTTP or RESP: it sees listener indices, bytes,
-//! and the [`Application`] trait.
+//! and the [`Application`] trait. With a TLS configuration ([`NetShared::with_tls`]) every
+//! listener speaks TLS ([`tls`]): the handshake and the records stay in here, the
+//! application sees the same plaintext as on a plaintext port.
 
 mod app;
 mod conn;
@@ -27,6 +29,7 @@ mod event_loop;
 mod output;
 mod replies;
 mod timers;
+mod tls;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -95,6 +98,8 @@ pub struct NetShared {
     pub shutdown: AtomicBool,
     /// Reply bytes held over all connections (unsent, queued, values not yet rendered).
     pub buffered: AtomicUsize,
+    /// The server certificate when the ports speak TLS (replaced in place on SIGHUP).
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
     started: Instant,
     last_refusal_warning: AtomicU64,
 }
@@ -108,9 +113,16 @@ impl NetShared {
             connections: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             buffered: AtomicUsize::new(0),
+            tls: None,
             started: Instant::now(),
             last_refusal_warning: AtomicU64::new(0),
         }
+    }
+
+    /// The same, with every listener speaking TLS under `tls`.
+    pub fn with_tls(mut self, tls: Option<Arc<crate::tls::ServerTls>>) -> NetShared {
+        self.tls = tls;
+        self
     }
 
     /// Logs a refused connection, at most once per second over the process.

@@ -242,6 +242,11 @@ pub struct LoopStats {
     /// Replies answered unavailable by the loop because the backend had not answered
     /// within its timeout.
     pub miss_timeouts: Counter,
+    /// TLS handshakes completed (client ports with PROXY_TLS_CERT_FILE).
+    pub tls_handshakes: Counter,
+    /// TLS connections closed before their handshake completed (garbage, plaintext, a
+    /// refused certificate, a client gone or slower than PROXY_REQUEST_TIMEOUT_MS).
+    pub tls_handshake_failures: Counter,
     /// Time from reading a request to rendering its reply, cache hits.
     pub hit_latency: Histogram,
     /// Time from reading a request to rendering its reply, misses (Redis round trip).
@@ -263,6 +268,8 @@ impl LoopStats {
             throttled: Counter::default(),
             request_timeouts: Counter::default(),
             miss_timeouts: Counter::default(),
+            tls_handshakes: Counter::default(),
+            tls_handshake_failures: Counter::default(),
             hit_latency: Histogram::default(),
             miss_latency: Histogram::default(),
             http,

@@ -6,7 +6,8 @@
 //!   its application keeps idle sessions open and it has nothing half-sent;
 //! - request: a request must be complete PROXY_REQUEST_TIMEOUT_MS after its first byte,
 //!   however slowly the rest trickles in; then it is refused (408 / `-ERR request timeout`)
-//!   and the connection closed (a list by first byte);
+//!   and the connection closed (a list by first byte). On a TLS port the handshake must
+//!   finish as soon after the accept, or the connection is closed without a reply;
 //! - miss: a reply waiting on the backend is answered unavailable once REDIS_TIMEOUT_MS
 //!   (plus a little slack, so the backend's own answer normally comes first) has passed,
 //!   whatever Redis does (a FIFO of [`MissTimer`]s: every loop uses the same timeout, so
@@ -69,6 +70,13 @@ impl<A: Application> EventLoop<A> {
             let Some(conn) = self.slots[index].conn.as_mut() else {
                 continue;
             };
+            if let Some(tls) = conn.tls.as_deref_mut()
+                && !tls.established()
+            {
+                tls.abandon("no handshake within PROXY_REQUEST_TIMEOUT_MS");
+                self.close(index);
+                continue;
+            }
             if conn.closing || conn.input.pending().is_empty() {
                 continue;
             }

@@ -32,6 +32,7 @@ use super::conn::{Conn, OUTPUT_HIGH_WATER};
 use super::output::Released;
 use super::replies::Whom;
 use super::timers::IdleList;
+use super::tls::TlsSession;
 use super::{FIRST_CONN, LoopParts, NetShared, WAKER};
 use crate::backend::Answer;
 use crate::clock::Nanos;
@@ -213,12 +214,26 @@ impl<A: Application> EventLoop<A> {
             shared.connections.fetch_sub(1, Ordering::AcqRel);
             self.stats.refused.incr();
             shared.warn_refused(open);
-            let mut refusal = Vec::new();
-            self.app.refuse_connection(listener, &mut refusal);
-            // Best effort: a fresh socket's send buffer takes this in one write.
-            let _ = stream.write(&refusal);
+            if shared.tls.is_none() {
+                let mut refusal = Vec::new();
+                self.app.refuse_connection(listener, &mut refusal);
+                // Best effort: a fresh socket's send buffer takes this in one write.
+                let _ = stream.write(&refusal);
+            }
+            // A TLS client could not read plaintext: it is closed without a word.
             return;
         }
+        let tls = match &shared.tls {
+            None => None,
+            Some(server) => match TlsSession::new(server.config(), Arc::clone(&self.stats)) {
+                Ok(session) => Some(Box::new(session)),
+                Err(e) => {
+                    crate::warn!("loop {}: cannot start a TLS session: {e}", self.id);
+                    shared.connections.fetch_sub(1, Ordering::AcqRel);
+                    return;
+                }
+            },
+        };
         let _ = stream.set_nodelay(true);
         let index = match self.free.pop() {
             Some(i) => i,
@@ -245,13 +260,21 @@ impl<A: Application> EventLoop<A> {
         // Counted only once registered: `accepted - closed` is the open connections.
         self.stats.accepted.incr();
         let session = self.app.open(listener);
-        self.slots[index].conn = Some(Conn::new(stream, session));
+        let handshaking = tls.is_some();
+        self.slots[index].conn = Some(Conn::new(stream, session, tls));
         self.idle.touch(index, self.now);
+        if handshaking {
+            // The handshake must finish within the request timeout (see `deadlines`).
+            self.requests.touch(index, self.now);
+        }
     }
 
     fn close(&mut self, index: usize) {
         let slot = &mut self.slots[index];
         if let Some(mut conn) = slot.conn.take() {
+            if let Some(tls) = &conn.tls {
+                tls.closed(self.id, conn.stream.peer_addr());
+            }
             let _ = self.poll.registry().deregister(&mut conn.stream);
             slot.generation = slot.generation.wrapping_add(1);
             self.free.push(index);
@@ -286,9 +309,9 @@ impl<A: Application> EventLoop<A> {
         let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) else {
             return;
         };
-        if (conn.closing || conn.peer_closed) && conn.output.is_idle() {
+        if (conn.closing || conn.peer_closed) && conn.output.is_idle() && !conn.has_unsent() {
             if conn.closing {
-                let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+                conn.shutdown_write();
             }
             self.close(index);
         }

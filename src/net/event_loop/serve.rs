@@ -45,7 +45,7 @@ impl<A: Application> EventLoop<A> {
         let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) else {
             return;
         };
-        if conn.output.unsent() == 0 && !conn.output.front_ready() {
+        if !conn.has_unsent() && !conn.output.front_ready() {
             // Nothing to send (the usual case: the reply went out right after the read).
             return self.finish(index);
         }
