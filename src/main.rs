@@ -75,14 +75,15 @@ fn main() -> ExitCode {
         }
     };
     log::set_level(config.log_level);
-    info!("starting: {}", config.summary());
+    // Certificates and keys are configuration too: one line and exit 2 when they do not load.
     let server_tls = match load_tls(&config) {
         Ok(t) => t,
         Err(e) => {
-            error!("{e}");
+            eprintln!("proxyredis: {e}");
             return ExitCode::from(2);
         }
     };
+    info!("starting: {}", config.summary());
 
     let clock = Clock::real();
     let cache = Arc::new(Cache::new(config.max_keys, config.ttl, clock.clone()));
