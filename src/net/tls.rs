@@ -57,6 +57,8 @@ impl TlsSession {
 
     /// Reads plaintext into `buf` (not empty). An error means the connection is unusable
     /// (a TLS error has already been answered with an alert, sent if the socket took it).
+    // Kept out of line: the plaintext path of `Conn` stays as small as without TLS.
+    #[inline(never)]
     pub fn read(&mut self, stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<TlsRead> {
         loop {
             match self.session.reader().read(buf) {
