@@ -2,15 +2,14 @@
 //! for it (`session`). The transport owns it; the application sees only the input bytes,
 //! its session and a [`Replies`](super::output::Replies) handle.
 //!
-//! On a TLS port a [`TlsSession`] sits between the socket and the buffers; on a plaintext
-//! port `tls` is `None` and reading and writing cost one untaken branch more than before.
+//! Its bytes cross the socket through its [`Transport`]: in clear, or a TLS session.
 
-use std::io::{self, Read, Write};
+use std::io;
 
 use mio::net::TcpStream;
 
 use super::output::Output;
-use super::tls::{TlsRead, TlsSession};
+use super::transport::{Received, Transport};
 
 /// First size of an input buffer; it grows when one request needs more.
 const INITIAL_INPUT: usize = 16 * 1024;
@@ -92,10 +91,10 @@ impl Input {
 }
 
 /// A client connection.
-pub struct Conn<S, W> {
+pub struct Conn<S, W, T> {
     pub stream: TcpStream,
-    /// TLS between the socket and the buffers (ports of a proxy with a certificate).
-    pub tls: Option<Box<TlsSession>>,
+    /// Between the socket and the buffers: nothing, or a TLS session.
+    pub transport: T,
     /// The application's state for this connection.
     pub session: S,
     pub input: Input,
@@ -124,12 +123,12 @@ pub enum ReadOutcome {
     Eof,
 }
 
-impl<S, W> Conn<S, W> {
+impl<S, W, T: Transport> Conn<S, W, T> {
     /// A new connection.
-    pub fn new(stream: TcpStream, session: S, tls: Option<Box<TlsSession>>) -> Conn<S, W> {
+    pub fn new(stream: TcpStream, session: S, transport: T) -> Conn<S, W, T> {
         Conn {
             stream,
-            tls,
+            transport,
             session,
             input: Input::new(),
             output: Output::default(),
@@ -162,58 +161,29 @@ impl<S, W> Conn<S, W> {
         if !self.input.make_room(max_input) {
             return Ok(ReadOutcome::Full);
         }
-        if let Some(tls) = self.tls.as_deref_mut() {
-            let end = self.input.end;
-            return Ok(
-                match tls.read(&mut self.stream, &mut self.input.buf[end..])? {
-                    // rustls may hold more than one read returned: read until it says WouldBlock.
-                    TlsRead::Data(n) => {
-                        self.input.end += n;
-                        ReadOutcome::Data { more: true }
-                    }
-                    TlsRead::WouldBlock => ReadOutcome::WouldBlock,
-                    TlsRead::Eof => ReadOutcome::Eof,
-                },
-            );
-        }
-        loop {
-            let end = self.input.end;
-            match self.stream.read(&mut self.input.buf[end..]) {
-                Ok(0) => return Ok(ReadOutcome::Eof),
-                Ok(n) => {
+        let end = self.input.end;
+        Ok(
+            match self
+                .transport
+                .read(&mut self.stream, &mut self.input.buf[end..])?
+            {
+                Received::Bytes(n) => {
                     self.input.end += n;
-                    let more = self.input.end == self.input.buf.len();
-                    return Ok(ReadOutcome::Data { more });
+                    let more = !T::SHORT_READ_DRAINS || self.input.end == self.input.buf.len();
+                    ReadOutcome::Data { more }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(ReadOutcome::WouldBlock);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
+                Received::WouldBlock => ReadOutcome::WouldBlock,
+                Received::Eof => ReadOutcome::Eof,
+            },
+        )
     }
 
     /// Writes as much output as the socket takes. Ok(true) when something was written.
     pub fn flush(&mut self) -> io::Result<bool> {
         let out = &mut self.output;
-        let mut progressed = false;
-        if let Some(tls) = self.tls.as_deref_mut() {
-            progressed = tls.write(&mut self.stream, &out.buf, &mut out.sent)?;
-        } else {
-            while out.sent < out.buf.len() {
-                match self.stream.write(&out.buf[out.sent..]) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => {
-                        out.sent += n;
-                        progressed = true;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-        }
+        let progressed = self
+            .transport
+            .write(&mut self.stream, &out.buf, &mut out.sent)?;
         if out.sent == out.buf.len() {
             out.buf.clear();
             out.sent = 0;
@@ -228,17 +198,9 @@ impl<S, W> Conn<S, W> {
         Ok(progressed)
     }
 
-    /// Whether bytes still wait to go out: unsent output, or TLS records not yet written.
-    #[inline]
-    pub fn has_unsent(&self) -> bool {
-        self.output.unsent() > 0 || self.tls.as_ref().is_some_and(|t| t.wants_write())
-    }
-
     /// Ends the sending side: a TLS close_notify (if the socket takes it), then a FIN.
     pub fn shutdown_write(&mut self) {
-        if let Some(tls) = self.tls.as_deref_mut() {
-            tls.close_notify(&mut self.stream);
-        }
+        self.transport.close_notify(&mut self.stream);
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
     }
 }

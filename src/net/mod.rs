@@ -18,8 +18,9 @@
 //! application shares (cache, backend, throttle) and, here, the connection count and the
 //! shutdown flag. This room must not know HTTP or RESP: it sees listener indices, bytes,
 //! and the [`Application`] trait. With a TLS configuration ([`NetShared::with_tls`]) every
-//! listener speaks TLS ([`tls`]): the handshake and the records stay in here, the
-//! application sees the same plaintext as on a plaintext port.
+//! listener speaks TLS (`tls`): the handshake and the records stay in here, the
+//! application sees the same plaintext as on a plaintext port. The loop is generic over
+//! the `transport` and compiled for each, so the plaintext loop has no TLS branch.
 
 mod app;
 mod conn;
@@ -30,6 +31,7 @@ mod output;
 mod replies;
 mod timers;
 mod tls;
+mod transport;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -45,6 +47,9 @@ pub use self::app::{Application, Served};
 pub use self::output::{Output, Released, Waiting};
 pub use self::replies::{Replies, Sink, Whom};
 
+use self::event_loop::EventLoop;
+use self::tls::TlsSession;
+use self::transport::Plain;
 use crate::backend::{Answer, Mailbox};
 use crate::clock::Clock;
 use crate::stats::LoopStats;
@@ -263,8 +268,13 @@ impl Bound {
                             core.id
                         );
                     }
-                    let mut ev = event_loop::EventLoop::new(id, parts, app, shared, stats);
-                    if let Err(e) = ev.run() {
+                    // One transport for every listener: the loop is compiled for each.
+                    let ran = if shared.tls.is_some() {
+                        EventLoop::<A, TlsSession>::new(id, parts, app, shared, stats).run()
+                    } else {
+                        EventLoop::<A, Plain>::new(id, parts, app, shared, stats).run()
+                    };
+                    if let Err(e) = ran {
                         crate::error!("loop {id} stopped: {e}");
                     }
                 })

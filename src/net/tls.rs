@@ -15,23 +15,14 @@
 //! client gone or too slow) counts one `tls_handshake_failures` and logs why at debug.
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::ServerConnection;
 
+use super::NetShared;
+use super::transport::{Received, Transport};
 use crate::stats::LoopStats;
-
-/// What one read produced.
-pub enum TlsRead {
-    /// This many plaintext bytes.
-    Data(usize),
-    /// Nothing more until the socket is readable again.
-    WouldBlock,
-    /// The client closed the connection.
-    Eof,
-}
 
 /// The TLS state of one connection.
 pub struct TlsSession {
@@ -43,38 +34,43 @@ pub struct TlsSession {
     failure: Option<String>,
 }
 
-impl TlsSession {
-    /// A session that will run its handshake with `config`, counting into `stats`.
-    pub fn new(config: Arc<ServerConfig>, stats: Arc<LoopStats>) -> Result<TlsSession, String> {
-        let session = ServerConnection::new(config).map_err(|e| e.to_string())?;
+impl Transport for TlsSession {
+    const SHORT_READ_DRAINS: bool = false;
+    const CLEAR: bool = false;
+
+    fn start(shared: &NetShared, stats: &Arc<LoopStats>) -> Result<TlsSession, String> {
+        let server = shared.tls.as_ref().ok_or("no TLS configuration")?;
+        let session = ServerConnection::new(server.config()).map_err(|e| e.to_string())?;
         Ok(TlsSession {
             session,
-            stats,
+            stats: Arc::clone(stats),
             established: false,
             failure: None,
         })
     }
 
-    /// Reads plaintext into `buf` (not empty). An error means the connection is unusable
-    /// (a TLS error has already been answered with an alert, sent if the socket took it).
-    // Kept out of line: the plaintext path of `Conn` stays as small as without TLS.
+    /// Plaintext rustls holds, else records read from the socket and decrypted. An error
+    /// (a TLS error has already been answered with an alert, sent if the socket took it)
+    /// closes the connection.
     #[inline(never)]
-    pub fn read(&mut self, stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<TlsRead> {
+    fn read(&mut self, stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<Received> {
         loop {
             match self.session.reader().read(buf) {
                 // A close_notify.
-                Ok(0) => return Ok(TlsRead::Eof),
-                Ok(n) => return Ok(TlsRead::Data(n)),
+                Ok(0) => return Ok(Received::Eof),
+                Ok(n) => return Ok(Received::Bytes(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // The socket closed without a close_notify.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(TlsRead::Eof),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Received::Eof),
                 Err(e) => return Err(e),
             }
             // Nothing decrypted is left: read records (an end of input is noted by rustls
             // and reported by the reader above, after what came before it).
             match self.session.read_tls(stream) {
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(TlsRead::WouldBlock),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(Received::WouldBlock);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
@@ -93,14 +89,10 @@ impl TlsSession {
         }
     }
 
-    /// Encrypts `buf[*sent..]` (advancing `sent` over what rustls took) and writes records
-    /// until everything is out or the socket is full. Ok(true) when bytes were written.
-    pub fn write(
-        &mut self,
-        stream: &mut TcpStream,
-        buf: &[u8],
-        sent: &mut usize,
-    ) -> io::Result<bool> {
+    /// Hands the output to rustls (which encrypts up to its buffer limit, and only holds
+    /// it during the handshake) and writes records until the socket is full.
+    #[inline(never)]
+    fn write(&mut self, stream: &mut TcpStream, buf: &[u8], sent: &mut usize) -> io::Result<bool> {
         let mut progressed = false;
         loop {
             while self.session.wants_write() {
@@ -115,7 +107,6 @@ impl TlsSession {
             if *sent == buf.len() {
                 return Ok(progressed);
             }
-            // Takes up to rustls's buffer limit; during the handshake it only holds it.
             let n = self.session.writer().write(&buf[*sent..])?;
             if n == 0 {
                 return Ok(progressed);
@@ -124,31 +115,25 @@ impl TlsSession {
         }
     }
 
-    /// Whether encrypted records wait for the socket.
-    #[inline]
-    pub fn wants_write(&self) -> bool {
+    fn wants_write(&self) -> bool {
         self.session.wants_write()
     }
 
-    /// Whether the handshake has finished.
-    #[inline]
-    pub fn established(&self) -> bool {
+    fn established(&self) -> bool {
         self.established
     }
 
-    /// Records why the handshake is being abandoned (the connection closes next).
-    pub fn abandon(&mut self, why: &str) {
+    fn abandon(&mut self, why: &str) {
         self.failure.get_or_insert_with(|| why.to_string());
     }
 
-    /// Tells the client the connection ends (close_notify), if the socket takes it.
-    pub fn close_notify(&mut self, stream: &mut TcpStream) {
+    fn close_notify(&mut self, stream: &mut TcpStream) {
         self.session.send_close_notify();
         let _ = self.session.write_tls(stream);
     }
 
-    /// The connection is closing: a handshake never finished is counted and logged.
-    pub fn closed(&self, loop_id: usize, peer: io::Result<SocketAddr>) {
+    /// A handshake never finished is counted and logged.
+    fn closed(&self, loop_id: usize, stream: &TcpStream) {
         if self.established {
             return;
         }
@@ -157,7 +142,7 @@ impl TlsSession {
             .failure
             .as_deref()
             .unwrap_or("the client closed the connection first");
-        match peer {
+        match stream.peer_addr() {
             Ok(peer) => crate::debug!("loop {loop_id}: TLS handshake with {peer} failed: {why}"),
             Err(_) => crate::debug!("loop {loop_id}: TLS handshake failed: {why}"),
         }

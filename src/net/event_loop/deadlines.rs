@@ -19,6 +19,7 @@ use super::EventLoop;
 use crate::backend::{BackendError, Outcome};
 use crate::clock::Nanos;
 use crate::net::app::Application;
+use crate::net::transport::Transport;
 
 /// The replies of one connection queued on the backend in one pass, and their deadline.
 #[derive(Debug)]
@@ -33,7 +34,7 @@ pub(super) struct MissTimer {
     pub(super) limit: u64,
 }
 
-impl<A: Application> EventLoop<A> {
+impl<A: Application, T: Transport> EventLoop<A, T> {
     pub(super) fn expire_idle(&mut self) {
         let now = self.now;
         while let Some((index, last_active)) = self.idle.front() {
@@ -70,10 +71,9 @@ impl<A: Application> EventLoop<A> {
             let Some(conn) = self.slots[index].conn.as_mut() else {
                 continue;
             };
-            if let Some(tls) = conn.tls.as_deref_mut()
-                && !tls.established()
-            {
-                tls.abandon("no handshake within PROXY_REQUEST_TIMEOUT_MS");
+            if !conn.transport.established() {
+                conn.transport
+                    .abandon("no handshake within PROXY_REQUEST_TIMEOUT_MS");
                 self.close(index);
                 continue;
             }
