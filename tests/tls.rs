@@ -1,5 +1,6 @@
 //! TLS, both sides, against the real binary: HTTPS and RESP over TLS on the client ports
-//! (curl, redis-cli and a rustls client), mutual TLS, certificate rotation on SIGHUP with
+//! (curl, redis-cli and a rustls client), a 3 MiB value and a 5,000-deep pipeline through
+//! TLS records, mutual TLS, certificate rotation on SIGHUP with
 //! connections open across it, plaintext / garbage / half handshakes closed without
 //! disturbing a TLS client on the same port, a TLS-only redis-server verified by name and
 //! CA (the tracking connection included), and bad files refused at start with exit 2.
@@ -297,6 +298,51 @@ fn curl_over_https_and_redis_cli_over_tls_get_the_value() {
         "{stats}"
     );
     assert_eq!(stats["connections"]["tls_handshake_failures"], 0, "{stats}");
+}
+
+#[test]
+fn large_values_and_deep_pipelines_cross_tls_whole() {
+    let pki = Pki::new();
+    let redis = Redis::start();
+    // Bigger than rustls's 64 KiB send buffer and the socket's: written in many turns.
+    let big: Vec<u8> = (0..3 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+    redis.set("big", &big);
+    redis.set("small", "s");
+    let (proxy, _log) = start_tls_proxy(&pki, redis.port, &[]);
+    let out = pki.path("big.out");
+    let url = format!("https://127.0.0.1:{}/v1/raw?key=big", proxy.http_port);
+    let (ok, text) = run(
+        "curl",
+        "curl",
+        &[
+            "-sS",
+            "--cacert",
+            &pki.arg("ca.crt"),
+            "-o",
+            &out.display().to_string(),
+            &url,
+        ],
+    );
+    assert!(ok, "curl: {text}");
+    assert!(
+        std::fs::read(&out).unwrap() == big,
+        "the value came back whole"
+    );
+
+    // 5,000 GETs in one write: several TLS records, read until the socket is drained.
+    let mut s = connect(proxy.resp_port, &pki.client("ca", None)).unwrap();
+    let one = b"*2\r\n$3\r\nGET\r\n$5\r\nsmall\r\n";
+    s.write_all(&one.repeat(5000)).unwrap();
+    let mut replies = vec![0u8; 7 * 5000];
+    s.read_exact(&mut replies).unwrap();
+    assert_eq!(replies, b"$1\r\ns\r\n".repeat(5000));
+    write!(s, "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n").unwrap();
+    let head = format!("${}\r\n", big.len());
+    let mut reply = vec![0u8; head.len() + big.len() + 2];
+    s.read_exact(&mut reply).unwrap();
+    assert!(
+        reply.starts_with(head.as_bytes()) && reply[head.len()..head.len() + big.len()] == big[..]
+    );
 }
 
 #[test]
