@@ -1,9 +1,9 @@
 //! TLS, both sides, against the real binary: HTTPS and RESP over TLS on the client ports
 //! (curl, redis-cli and a rustls client), a 3 MiB value and a 5,000-deep pipeline through
-//! TLS records, mutual TLS, certificate rotation on SIGHUP with
-//! connections open across it, plaintext / garbage / half handshakes closed without
-//! disturbing a TLS client on the same port, a TLS-only redis-server verified by name and
-//! CA (the tracking connection included), and bad files refused at start with exit 2.
+//! TLS records, mutual TLS, certificate rotation on SIGHUP with connections open across it,
+//! plaintext / garbage / half handshakes closed without disturbing a TLS client on the
+//! same port, a TLS-only redis-server verified by name and CA (the tracking connection
+//! included), and bad files refused at start with exit 2.
 //! Certificates are made per test by the `openssl` command.
 
 mod common;

@@ -122,7 +122,14 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                     break;
                 }
                 let max_input = self.app.max_input(&conn.session);
-                match conn.read_once(max_input) {
+                let was_established = conn.transport.established();
+                let read = conn.read_once(max_input);
+                if !was_established && conn.transport.established() {
+                    // The TLS handshake just finished, and its deadline with it: a request's
+                    // own starts with its first byte (folded away in clear).
+                    self.requests.remove(index);
+                }
+                match read {
                     Ok(ReadOutcome::Data { more }) => {
                         let hangup_seen = conn.hangup_seen;
                         self.idle.touch(index, now);
