@@ -186,7 +186,7 @@ fn load_tls(config: &Config) -> Result<Option<Arc<ServerTls>>, config::ConfigErr
 
 /// Blocks until SIGTERM or SIGINT; a second signal afterwards exits at once. SIGHUP
 /// rereads the TLS files (connections already open keep their session) and is otherwise
-/// ignored, as Redis does.
+/// only logged: it no longer ends the process.
 fn wait_for_signal(server_tls: Option<&ServerTls>) {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
