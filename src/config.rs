@@ -14,10 +14,12 @@ use std::time::Duration;
 use crate::log::Level;
 
 pub use self::keys::{KEYS, Key};
+pub use self::tls::{RedisTls, ServerTlsFiles};
 
 mod cluster;
 mod file;
 mod keys;
+mod tls;
 
 pub use self::file::parse_env_file;
 
@@ -105,6 +107,10 @@ pub struct Config {
     pub cluster_nodes: Vec<(String, u16)>,
     /// Which nodes of a cluster misses and forwarded reads go to.
     pub read_from: ReadFrom,
+    /// The proxy's certificate: both client ports speak TLS when set.
+    pub tls: Option<ServerTlsFiles>,
+    /// TLS towards Redis (REDIS_TLS=yes).
+    pub redis_tls: Option<RedisTls>,
     /// Log level.
     pub log_level: Level,
 }
@@ -260,6 +266,8 @@ impl Config {
                     )));
                 }
             },
+            tls: tls::server(&raw)?,
+            redis_tls: tls::redis(&raw)?,
             log_level,
         };
         if config.resp_port == config.port {
@@ -313,7 +321,7 @@ impl Config {
             "http={}:{} resp_port={} max_keys={} ttl_ms={} workers={} max_connections={} \
              rate_limit_rps={} idle_timeout_ms={} request_timeout_ms={} max_buffer_bytes={} \
              max_reply_bytes={} max_key_bytes={} stale_if_error_ms={} redis={} db={} \
-             redis_connections={} redis_timeout_ms={} auth={} log={}",
+             redis_connections={} redis_timeout_ms={} auth={} tls={} redis_tls={} log={}",
             if self.host.is_empty() {
                 "*"
             } else {
@@ -340,6 +348,16 @@ impl Config {
                 "yes"
             } else {
                 "no"
+            },
+            match &self.tls {
+                None => "off",
+                Some(t) if t.client_ca.is_some() => "on(client certificates required)",
+                Some(_) => "on",
+            },
+            match &self.redis_tls {
+                None => "off",
+                Some(t) if t.insecure_skip_verify => "on(NOT VERIFIED)",
+                Some(_) => "on",
             },
             self.log_level.name(),
         )
