@@ -71,6 +71,8 @@ impl Input {
     }
 
     /// Makes room for a read: compacts, or grows up to `max` bytes. False when full.
+    /// (Inlined: both loops, in clear and TLS, call it.)
+    #[inline]
     fn make_room(&mut self, max: usize) -> bool {
         if self.end < self.buf.len() {
             return true;
