@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Makes sure what `make test` uses besides Redis is installed: curl and promtool (Debian
-# package prometheus) for the HTTP compliance and metrics checks. Installs them with
-# apt-get when running as root on Debian, else says what to run.
+# package prometheus) for the HTTP compliance and metrics checks, openssl for the
+# certificates of the TLS tests. Installs them with apt-get when running as root on
+# Debian, else says what to run.
 set -euo pipefail
 packages=()
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 [ ${#packages[@]} -eq 0 ] && exit 0
 echo "missing: ${packages[*]}" >&2
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

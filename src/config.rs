@@ -15,11 +15,13 @@ use crate::log;
 
 pub use self::cli::{Command, Invocation, flag_name, help_text};
 pub use self::keys::{KEYS, Key};
+pub use self::tls::{RedisTls, ServerTlsFiles};
 
 mod cli;
 mod cluster;
 mod file;
 mod keys;
+mod tls;
 
 pub use self::file::parse_env_file;
 
@@ -107,6 +109,10 @@ pub struct Config {
     pub cluster_nodes: Vec<(String, u16)>,
     /// Which nodes of a cluster misses and forwarded reads go to.
     pub read_from: ReadFrom,
+    /// The proxy's certificate: both client ports speak TLS when set.
+    pub tls: Option<ServerTlsFiles>,
+    /// TLS towards Redis (REDIS_TLS=yes).
+    pub redis_tls: Option<RedisTls>,
     /// Log filter, normalized (PROXY_LOG: `info`, `warn,proxyredis::backend=debug`).
     pub log_filter: String,
     /// Shape of the log lines.
@@ -251,6 +257,8 @@ impl Config {
                     )));
                 }
             },
+            tls: tls::server(&raw)?,
+            redis_tls: tls::redis(&raw)?,
             log_filter,
             log_format,
         };
@@ -305,7 +313,8 @@ impl Config {
             "http={}:{} resp_port={} max_keys={} ttl_ms={} workers={} max_connections={} \
              rate_limit_rps={} idle_timeout_ms={} request_timeout_ms={} max_buffer_bytes={} \
              max_reply_bytes={} max_key_bytes={} stale_if_error_ms={} redis={} db={} \
-             redis_connections={} redis_timeout_ms={} auth={} log={} log_format={}",
+             redis_connections={} redis_timeout_ms={} auth={} tls={} redis_tls={} log={} \
+             log_format={}",
             if self.host.is_empty() {
                 "*"
             } else {
@@ -332,6 +341,16 @@ impl Config {
                 "yes"
             } else {
                 "no"
+            },
+            match &self.tls {
+                None => "off",
+                Some(t) if t.client_ca.is_some() => "on(client certificates required)",
+                Some(_) => "on",
+            },
+            match &self.redis_tls {
+                None => "off",
+                Some(t) if t.insecure_skip_verify => "on(NOT VERIFIED)",
+                Some(_) => "on",
             },
             self.log_filter,
             self.log_format.name(),

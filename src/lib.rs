@@ -13,7 +13,8 @@
 //!   net                the transport: event loops, connections, buffers, idle timers
 //!   backend            Redis: single flight, upstream, connections, typed errors
 //!   lru, reaper        the cache and its expiry thread
-//!   stats, clock, config, log, throttle, auth   leaves (auth: principals, per-client limits)
+//!   stats, clock, config, log, throttle, auth, tls   leaves (auth: principals, per-client
+//!                      limits; tls: certificates and keys read into rustls configurations)
 //! ```
 //!
 //! Data flows: loop -> application -> cache; on a miss application -> backend -> Redis,
@@ -36,3 +37,4 @@ pub mod resp;
 pub mod services;
 pub mod stats;
 pub mod throttle;
+pub mod tls;

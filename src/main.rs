@@ -1,9 +1,11 @@
 //! The `proxyredis` binary: config, build the parts, start the threads, wait for a signal.
 //!
 //! ```text
-//! config -> cache + reaper -> listeners (per loop) -> backend threads -> admin, services
-//!        -> applications (per loop) -> event loops
-//!        -> wait for SIGTERM/SIGINT -> drain loops -> stop backend, reaper -> exit 0
+//! config (+ auth and TLS files; --check-config stops here) -> cache + reaper
+//!        -> listeners (per loop) -> backend threads
+//!        -> admin, services -> applications (per loop) -> event loops
+//!        -> wait for SIGTERM/SIGINT (SIGHUP: reread the TLS files) -> drain loops
+//!        -> stop backend, reaper -> exit 0
 //! ```
 
 use std::process::ExitCode;
@@ -14,14 +16,15 @@ use proxyredis::apps::{self, Apps};
 use proxyredis::auth::{self, Access, Principals};
 use proxyredis::backend::Backend;
 use proxyredis::clock::Clock;
-use proxyredis::config;
+use proxyredis::config::{self, Config};
 use proxyredis::lru::Cache;
 use proxyredis::net::{Bound, Limits, NetShared};
 use proxyredis::reaper::Reaper;
 use proxyredis::services::Services;
 use proxyredis::stats::LoopStats;
 use proxyredis::throttle::Throttle;
-use proxyredis::{error, http, info, log, resp};
+use proxyredis::tls::{self, ServerTls};
+use proxyredis::{error, http, info, log, resp, warn};
 
 /// Burst allowed above PROXY_RATE_LIMIT_RPS: a tenth of a second's worth, at least one.
 fn burst_for(rate: u64) -> u64 {
@@ -73,6 +76,15 @@ fn main() -> ExitCode {
             }
         },
     };
+    log::init(&config.log_filter, config.log_format);
+    // Certificates and keys are configuration too: one line and exit 2 when they do not load.
+    let server_tls = match load_tls(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("proxyredis: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if check_only {
         // Everything above reads and checks; nothing is bound and Redis is not contacted.
         let client_auth = principals
@@ -84,7 +96,6 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    log::init(&config.log_filter, config.log_format);
     info!("starting: {}", config.summary());
 
     let clock = Clock::real();
@@ -122,7 +133,7 @@ fn main() -> ExitCode {
         miss_timeout: config.redis_timeout + (config.redis_timeout / 10).min(MISS_SLACK),
         max_buffer_bytes: config.max_buffer_bytes,
     };
-    let net = Arc::new(NetShared::new(limits, clock.clone()));
+    let net = Arc::new(NetShared::new(limits, clock.clone()).with_tls(server_tls.clone()));
     let client_rps = config.client_rate_limit_rps;
     let access = Access::new(principals, client_rps, burst_for(client_rps), &clock);
     info!("{}", Access::describe(access.as_ref(), client_rps));
@@ -153,12 +164,15 @@ fn main() -> ExitCode {
         .map(|stats| Apps::new(&services, stats))
         .collect();
     info!(
-        "listening: http port {}, resp port {}",
-        config.port, config.resp_port
+        "listening: http{} port {}, resp port {}{}",
+        if server_tls.is_some() { "s" } else { "" },
+        config.port,
+        config.resp_port,
+        if server_tls.is_some() { " (TLS)" } else { "" },
     );
     let running = bound.run(net, apps, loop_stats);
 
-    wait_for_signal();
+    wait_for_signal(server_tls.as_deref());
     info!("signal received: draining");
     running.shutdown();
     backend_threads.stop(BACKEND_STOP_GRACE);
@@ -189,19 +203,57 @@ fn hash_token(arg: Option<String>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Blocks until SIGTERM or SIGINT; a second signal afterwards exits at once.
-fn wait_for_signal() {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+/// Reads and checks the TLS files of both sides: the proxy's certificate (returned, for
+/// the listeners and SIGHUP) and Redis's CA and client certificate (read again by the
+/// backend when it connects). Installs the process's crypto first.
+fn load_tls(config: &Config) -> Result<Option<Arc<ServerTls>>, config::ConfigError> {
+    tls::install_crypto();
+    if let Some(redis) = &config.redis_tls {
+        tls::check_redis(redis)?;
+        if redis.insecure_skip_verify {
+            warn!(
+                "REDIS_TLS_INSECURE_SKIP_VERIFY=yes: the certificate of Redis is NOT checked; \
+                 anyone between the proxy and Redis can read and change every value and \
+                 credential. Use REDIS_TLS_CA_FILE instead outside tests"
+            );
+        }
+    }
+    config
+        .tls
+        .as_ref()
+        .map(|files| ServerTls::load(files).map(Arc::new))
+        .transpose()
+}
+
+/// Blocks until SIGTERM or SIGINT; a second signal afterwards exits at once. SIGHUP
+/// rereads the TLS files (connections already open keep their session) and is otherwise
+/// only logged: it no longer ends the process.
+fn wait_for_signal(server_tls: Option<&ServerTls>) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
             error!("cannot install signal handlers: {e}");
             std::process::exit(1);
         }
     };
-    signals.forever().next();
+    for signal in signals.forever() {
+        if signal != SIGHUP {
+            break;
+        }
+        match server_tls {
+            None => info!("SIGHUP: no TLS certificate configured, nothing to reload"),
+            Some(tls) => match tls.reload() {
+                Ok(()) => info!(
+                    "SIGHUP: TLS certificate reloaded from {}; new connections use it",
+                    tls.files().cert.display()
+                ),
+                Err(e) => error!("SIGHUP: TLS certificate not reloaded, the old one stays: {e}"),
+            },
+        }
+    }
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
+        if signals.forever().any(|s| s != SIGHUP) {
             std::process::exit(130);
         }
     });

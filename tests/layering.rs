@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// Layers from the bottom; a room may use rooms of its own layer or below.
 const LAYERS: &[&[&str]] = &[
-    &["stats", "clock", "config", "log", "throttle", "auth"],
+    &["stats", "clock", "config", "log", "throttle", "auth", "tls"],
     &["lru", "reaper"],
     &["backend"],
     &["net"],

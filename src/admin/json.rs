@@ -67,6 +67,8 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "closed": s.closed,
             "idle_closed": s.idle_closed,
             "request_timeouts": s.request_timeouts,
+            "tls_handshakes": s.tls_handshakes,
+            "tls_handshake_failures": s.tls_handshake_failures,
         },
         "buffers": { "bytes": s.buffered_bytes, "limit": s.buffer_limit },
         "invalidation": {

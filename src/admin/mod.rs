@@ -47,6 +47,10 @@ pub struct Snapshot {
     pub request_timeouts: u64,
     /// Replies answered unavailable by a loop at the backend timeout.
     pub miss_timeouts: u64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: u64,
+    /// TLS connections closed before their handshake completed.
+    pub tls_handshake_failures: u64,
     /// Reply bytes held over all connections now.
     pub buffered_bytes: u64,
     /// PROXY_MAX_BUFFER_BYTES.
@@ -124,6 +128,8 @@ impl Admin {
             auth_denied: 0,
             request_timeouts: 0,
             miss_timeouts: 0,
+            tls_handshakes: 0,
+            tls_handshake_failures: 0,
             buffered_bytes: self.net.buffered.load(Ordering::Relaxed) as u64,
             buffer_limit: self.net.limits.max_buffer_bytes as u64,
             hit_latency: HistogramSnapshot::default(),
@@ -154,6 +160,8 @@ impl Admin {
             s.request_timeouts += l.request_timeouts.get();
             s.miss_timeouts += l.miss_timeouts.get();
             s.stale_answers += l.stale_answers.get();
+            s.tls_handshakes += l.tls_handshakes.get();
+            s.tls_handshake_failures += l.tls_handshake_failures.get();
             s.hit_latency.add(&l.hit_latency);
             s.miss_latency.add(&l.miss_latency);
         }

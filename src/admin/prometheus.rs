@@ -43,7 +43,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         );
     }
     let tracking = &s.tracking;
-    let counters: [(&str, &str, u64); 27] = [
+    let counters: [(&str, &str, u64); 29] = [
         (
             "cache_hits_total",
             "Cache lookups that found a live entry.",
@@ -173,6 +173,16 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "request_timeouts_total",
             "Connections closed because a request was not complete in time.",
             s.request_timeouts,
+        ),
+        (
+            "tls_handshakes_total",
+            "TLS handshakes completed on the client ports.",
+            s.tls_handshakes,
+        ),
+        (
+            "tls_handshake_failures_total",
+            "TLS connections closed before their handshake completed (garbage, plaintext, refused certificate, timeout).",
+            s.tls_handshake_failures,
         ),
         (
             "miss_timeouts_total",

@@ -111,6 +111,21 @@ pub const KEYS: &[Key] = &[
                [prefix,prefix...]; empty: authentication off, every client may read every key",
     },
     Key {
+        name: "PROXY_TLS_CERT_FILE",
+        default: "",
+        help: "PEM certificate chain of the proxy (its own certificate first); set with PROXY_TLS_KEY_FILE, both the HTTP and the RESP port speak TLS 1.2/1.3 only; reread on SIGHUP",
+    },
+    Key {
+        name: "PROXY_TLS_KEY_FILE",
+        default: "",
+        help: "PEM private key of PROXY_TLS_CERT_FILE (PKCS#8, PKCS#1 or SEC1); reread on SIGHUP",
+    },
+    Key {
+        name: "PROXY_TLS_CLIENT_CA_FILE",
+        default: "",
+        help: "PEM CA certificates; when set, every client must present a certificate issued by one of them (mutual TLS); reread on SIGHUP",
+    },
+    Key {
         name: "REDIS_HOST",
         default: "redis",
         help: "host name or address of the backing Redis",
@@ -155,6 +170,31 @@ pub const KEYS: &[Key] = &[
         name: "REDIS_READ_FROM",
         default: "master",
         help: "cluster only: where misses and forwarded reads go: master, replica or nearest",
+    },
+    Key {
+        name: "REDIS_TLS",
+        default: "no",
+        help: "yes: connect to Redis over TLS, its certificate checked against REDIS_HOST (a DNS name or an IP address in the certificate)",
+    },
+    Key {
+        name: "REDIS_TLS_CA_FILE",
+        default: "",
+        help: "PEM CA certificates Redis's certificate must come from; unset means the system's trusted roots",
+    },
+    Key {
+        name: "REDIS_TLS_CERT_FILE",
+        default: "",
+        help: "PEM client certificate chain shown to Redis (with REDIS_TLS_KEY_FILE), for tls-auth-clients",
+    },
+    Key {
+        name: "REDIS_TLS_KEY_FILE",
+        default: "",
+        help: "PEM private key of REDIS_TLS_CERT_FILE",
+    },
+    Key {
+        name: "REDIS_TLS_INSECURE_SKIP_VERIFY",
+        default: "no",
+        help: "yes: do NOT check Redis's certificate at all (anyone on the path can read and change the traffic); for tests only",
     },
     Key {
         name: "PROXY_LOG",

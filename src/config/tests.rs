@@ -119,3 +119,46 @@ fn a_flag_is_given_and_an_unknown_one_is_one_line() {
         Ok(Command::Print(v)) if v.contains(env!("CARGO_PKG_VERSION"))
     ));
 }
+
+#[test]
+fn tls_files_come_in_pairs_and_redis_tls_needs_its_switch() {
+    let c = Config::from_vars(&HashMap::new()).unwrap();
+    assert_eq!((c.tls, c.redis_tls), (None, None), "TLS is off by default");
+    let on = Config::from_vars(&vars(&[
+        ("PROXY_TLS_CERT_FILE", "/c.pem"),
+        ("PROXY_TLS_KEY_FILE", "/k.pem"),
+        ("REDIS_TLS", "yes"),
+        ("REDIS_TLS_CA_FILE", "/ca.pem"),
+    ]))
+    .unwrap();
+    let tls = on.tls.expect("server TLS");
+    assert_eq!(tls.cert, std::path::Path::new("/c.pem"));
+    assert_eq!(tls.client_ca, None);
+    let redis = on.redis_tls.expect("redis TLS");
+    assert_eq!(redis.ca.as_deref(), Some(std::path::Path::new("/ca.pem")));
+    assert!(!redis.insecure_skip_verify);
+    for (pairs, named) in [
+        (
+            vec![("PROXY_TLS_CERT_FILE", "/c.pem")],
+            "PROXY_TLS_KEY_FILE",
+        ),
+        (
+            vec![("PROXY_TLS_KEY_FILE", "/k.pem")],
+            "PROXY_TLS_CERT_FILE",
+        ),
+        (
+            vec![("PROXY_TLS_CLIENT_CA_FILE", "/ca.pem")],
+            "PROXY_TLS_CLIENT_CA_FILE",
+        ),
+        (vec![("REDIS_TLS_CA_FILE", "/ca.pem")], "REDIS_TLS"),
+        (vec![("REDIS_TLS_INSECURE_SKIP_VERIFY", "yes")], "REDIS_TLS"),
+        (vec![("REDIS_TLS", "maybe")], "REDIS_TLS"),
+        (
+            vec![("REDIS_TLS", "yes"), ("REDIS_TLS_CERT_FILE", "/c.pem")],
+            "REDIS_TLS_KEY_FILE",
+        ),
+    ] {
+        let err = Config::from_vars(&vars(&pairs)).unwrap_err();
+        assert!(err.0.contains(named), "{pairs:?}: {err}");
+    }
+}

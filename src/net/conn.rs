@@ -1,12 +1,15 @@
 //! One client connection: its socket, input buffer, output, and the application's state
 //! for it (`session`). The transport owns it; the application sees only the input bytes,
 //! its session and a [`Replies`](super::output::Replies) handle.
+//!
+//! Its bytes cross the socket through its [`Transport`]: in clear, or a TLS session.
 
-use std::io::{self, Read, Write};
+use std::io;
 
 use mio::net::TcpStream;
 
 use super::output::Output;
+use super::transport::{Received, Transport};
 
 /// First size of an input buffer; it grows when one request needs more.
 const INITIAL_INPUT: usize = 16 * 1024;
@@ -68,6 +71,8 @@ impl Input {
     }
 
     /// Makes room for a read: compacts, or grows up to `max` bytes. False when full.
+    /// (Inlined: both loops, in clear and TLS, call it.)
+    #[inline]
     fn make_room(&mut self, max: usize) -> bool {
         if self.end < self.buf.len() {
             return true;
@@ -88,8 +93,10 @@ impl Input {
 }
 
 /// A client connection.
-pub struct Conn<S, W> {
+pub struct Conn<S, W, T> {
     pub stream: TcpStream,
+    /// Between the socket and the buffers: nothing, or a TLS session.
+    pub transport: T,
     /// The application's state for this connection.
     pub session: S,
     pub input: Input,
@@ -118,11 +125,12 @@ pub enum ReadOutcome {
     Eof,
 }
 
-impl<S, W> Conn<S, W> {
+impl<S, W, T: Transport> Conn<S, W, T> {
     /// A new connection.
-    pub fn new(stream: TcpStream, session: S) -> Conn<S, W> {
+    pub fn new(stream: TcpStream, session: S, transport: T) -> Conn<S, W, T> {
         Conn {
             stream,
+            transport,
             session,
             input: Input::new(),
             output: Output::default(),
@@ -158,40 +166,29 @@ impl<S, W> Conn<S, W> {
         if !self.input.make_room(max_input) {
             return Ok(ReadOutcome::Full);
         }
-        loop {
-            let end = self.input.end;
-            match self.stream.read(&mut self.input.buf[end..]) {
-                Ok(0) => return Ok(ReadOutcome::Eof),
-                Ok(n) => {
+        let end = self.input.end;
+        Ok(
+            match self
+                .transport
+                .read(&mut self.stream, &mut self.input.buf[end..])?
+            {
+                Received::Bytes(n) => {
                     self.input.end += n;
-                    let more = self.input.end == self.input.buf.len();
-                    return Ok(ReadOutcome::Data { more });
+                    let more = !T::SHORT_READ_DRAINS || self.input.end == self.input.buf.len();
+                    ReadOutcome::Data { more }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(ReadOutcome::WouldBlock);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
+                Received::WouldBlock => ReadOutcome::WouldBlock,
+                Received::Eof => ReadOutcome::Eof,
+            },
+        )
     }
 
     /// Writes as much output as the socket takes. Ok(true) when something was written.
     pub fn flush(&mut self) -> io::Result<bool> {
         let out = &mut self.output;
-        let mut progressed = false;
-        while out.sent < out.buf.len() {
-            match self.stream.write(&out.buf[out.sent..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    out.sent += n;
-                    progressed = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        let progressed = self
+            .transport
+            .write(&mut self.stream, &out.buf, &mut out.sent)?;
         if out.sent == out.buf.len() {
             out.buf.clear();
             out.sent = 0;
@@ -204,5 +201,11 @@ impl<S, W> Conn<S, W> {
             out.sent = 0;
         }
         Ok(progressed)
+    }
+
+    /// Ends the sending side: a TLS close_notify (if the socket takes it), then a FIN.
+    pub fn shutdown_write(&mut self) {
+        self.transport.close_notify(&mut self.stream);
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
     }
 }

@@ -17,7 +17,10 @@
 //! Each loop owns its connections outright (no locks); the only shared state is what the
 //! application shares (cache, backend, throttle) and, here, the connection count and the
 //! shutdown flag. This room must not know HTTP or RESP: it sees listener indices, bytes,
-//! and the [`Application`] trait.
+//! and the [`Application`] trait. With a TLS configuration ([`NetShared::with_tls`]) every
+//! listener speaks TLS (`tls`): the handshake and the records stay in here, the
+//! application sees the same plaintext as on a plaintext port. The loop is generic over
+//! the `transport` and compiled for each, so the plaintext loop has no TLS branch.
 
 mod app;
 mod conn;
@@ -27,6 +30,8 @@ mod event_loop;
 mod output;
 mod replies;
 mod timers;
+mod tls;
+mod transport;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -42,6 +47,9 @@ pub use self::app::{Application, Served};
 pub use self::output::{Output, Released, Waiting};
 pub use self::replies::{Replies, Sink, Whom};
 
+use self::event_loop::EventLoop;
+use self::tls::TlsSession;
+use self::transport::Plain;
 use crate::backend::{Answer, Mailbox};
 use crate::clock::Clock;
 use crate::stats::LoopStats;
@@ -95,6 +103,8 @@ pub struct NetShared {
     pub shutdown: AtomicBool,
     /// Reply bytes held over all connections (unsent, queued, values not yet rendered).
     pub buffered: AtomicUsize,
+    /// The server certificate when the ports speak TLS (replaced in place on SIGHUP).
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
     started: Instant,
     last_refusal_warning: AtomicU64,
 }
@@ -108,9 +118,16 @@ impl NetShared {
             connections: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             buffered: AtomicUsize::new(0),
+            tls: None,
             started: Instant::now(),
             last_refusal_warning: AtomicU64::new(0),
         }
+    }
+
+    /// The same, with every listener speaking TLS under `tls`.
+    pub fn with_tls(mut self, tls: Option<Arc<crate::tls::ServerTls>>) -> NetShared {
+        self.tls = tls;
+        self
     }
 
     /// Logs a refused connection, at most once per second over the process.
@@ -251,8 +268,13 @@ impl Bound {
                             core.id
                         );
                     }
-                    let mut ev = event_loop::EventLoop::new(id, parts, app, shared, stats);
-                    if let Err(e) = ev.run() {
+                    // One transport for every listener: the loop is compiled for each.
+                    let ran = if shared.tls.is_some() {
+                        EventLoop::<A, TlsSession>::new(id, parts, app, shared, stats).run()
+                    } else {
+                        EventLoop::<A, Plain>::new(id, parts, app, shared, stats).run()
+                    };
+                    if let Err(e) = ran {
                         crate::error!("loop {id} stopped: {e}");
                     }
                 })

@@ -252,6 +252,11 @@ pub struct LoopStats {
     /// Keys answered from an expired entry because their fetch failed
     /// (PROXY_STALE_IF_ERROR_MS).
     pub stale_answers: Counter,
+    /// TLS handshakes completed (client ports with PROXY_TLS_CERT_FILE).
+    pub tls_handshakes: Counter,
+    /// TLS connections closed before their handshake completed (garbage, plaintext, a
+    /// refused certificate, a client gone or slower than PROXY_REQUEST_TIMEOUT_MS).
+    pub tls_handshake_failures: Counter,
     /// Time from reading a request to rendering its reply, cache hits.
     pub hit_latency: Histogram,
     /// Time from reading a request to rendering its reply, misses (Redis round trip).
@@ -277,6 +282,8 @@ impl LoopStats {
             request_timeouts: Counter::default(),
             miss_timeouts: Counter::default(),
             stale_answers: Counter::default(),
+            tls_handshakes: Counter::default(),
+            tls_handshake_failures: Counter::default(),
             hit_latency: Histogram::default(),
             miss_latency: Histogram::default(),
             http,

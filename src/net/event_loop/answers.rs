@@ -10,12 +10,13 @@ use super::{EventLoop, release};
 use crate::backend::{BackendError, Outcome};
 use crate::clock::Nanos;
 use crate::net::app::Application;
+use crate::net::transport::Transport;
 
 /// How long a draining loop waits for in-flight replies before it answers what is left as
 /// unavailable; with the backend's own stop this keeps a shutdown under one second.
 pub(super) const DRAIN_LIMIT: Duration = Duration::from_millis(800);
 
-impl<A: Application> EventLoop<A> {
+impl<A: Application, T: Transport> EventLoop<A, T> {
     /// Records one outcome on its connection; false when the connection must be closed
     /// (the application panicked rendering it).
     pub(super) fn complete(&mut self, index: usize, seq: u64, key: u32, outcome: Outcome) -> bool {

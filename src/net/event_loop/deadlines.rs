@@ -6,7 +6,8 @@
 //!   its application keeps idle sessions open and it has nothing half-sent;
 //! - request: a request must be complete PROXY_REQUEST_TIMEOUT_MS after its first byte,
 //!   however slowly the rest trickles in; then it is refused (408 / `-ERR request timeout`)
-//!   and the connection closed (a list by first byte);
+//!   and the connection closed (a list by first byte). On a TLS port the handshake must
+//!   finish as soon after the accept, or the connection is closed without a reply;
 //! - miss: a reply waiting on the backend is answered unavailable once REDIS_TIMEOUT_MS
 //!   (plus a little slack, so the backend's own answer normally comes first) has passed,
 //!   whatever Redis does (a FIFO of [`MissTimer`]s: every loop uses the same timeout, so
@@ -18,6 +19,7 @@ use super::EventLoop;
 use crate::backend::{BackendError, Outcome};
 use crate::clock::Nanos;
 use crate::net::app::Application;
+use crate::net::transport::Transport;
 
 /// The replies of one connection queued on the backend in one pass, and their deadline.
 #[derive(Debug)]
@@ -32,7 +34,7 @@ pub(super) struct MissTimer {
     pub(super) limit: u64,
 }
 
-impl<A: Application> EventLoop<A> {
+impl<A: Application, T: Transport> EventLoop<A, T> {
     pub(super) fn expire_idle(&mut self) {
         let now = self.now;
         while let Some((index, last_active)) = self.idle.front() {
@@ -69,6 +71,12 @@ impl<A: Application> EventLoop<A> {
             let Some(conn) = self.slots[index].conn.as_mut() else {
                 continue;
             };
+            if !conn.transport.established() {
+                conn.transport
+                    .abandon("no handshake within PROXY_REQUEST_TIMEOUT_MS");
+                self.close(index);
+                continue;
+            }
             if conn.closing || conn.input.pending().is_empty() {
                 continue;
             }

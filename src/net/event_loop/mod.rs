@@ -32,6 +32,7 @@ use super::conn::{Conn, OUTPUT_HIGH_WATER};
 use super::output::Released;
 use super::replies::Whom;
 use super::timers::IdleList;
+use super::transport::Transport;
 use super::{FIRST_CONN, LoopParts, NetShared, WAKER};
 use crate::backend::Answer;
 use crate::clock::Nanos;
@@ -40,21 +41,22 @@ use crate::stats::LoopStats;
 /// Longest sleep in `poll`, so the shutdown flag is seen even without a wake.
 const MAX_POLL_WAIT: Duration = Duration::from_millis(250);
 
-struct Slot<A: Application> {
+struct Slot<A: Application, T> {
     generation: u32,
     /// The last turn this slot was marked in (answers delivered this turn), so a turn
     /// collects each connection once without searching a list.
     mark: u64,
-    conn: Option<Conn<A::Session, A::Wait>>,
+    conn: Option<Conn<A::Session, A::Wait, T>>,
 }
 
-/// One event loop and everything it owns.
-pub struct EventLoop<A: Application> {
+/// One event loop and everything it owns; its connections' bytes go through `T` (in
+/// clear, or TLS).
+pub struct EventLoop<A: Application, T: Transport> {
     id: usize,
     poll: Poll,
     answers: Receiver<Answer>,
     listeners: Vec<Option<TcpListener>>,
-    slots: Vec<Slot<A>>,
+    slots: Vec<Slot<A, T>>,
     free: Vec<usize>,
     idle: IdleList,
     /// Connections with a partial request buffered, by when its first byte arrived.
@@ -76,14 +78,14 @@ pub struct EventLoop<A: Application> {
     miss_timeout: Nanos,
 }
 
-impl<A: Application> EventLoop<A> {
+impl<A: Application, T: Transport> EventLoop<A, T> {
     pub(super) fn new(
         id: usize,
         parts: LoopParts,
         app: A,
         shared: Arc<NetShared>,
         stats: Arc<LoopStats>,
-    ) -> EventLoop<A> {
+    ) -> EventLoop<A, T> {
         let nanos = |d: Duration| d.as_nanos().min(u64::MAX as u128) as Nanos;
         let idle_timeout = nanos(shared.limits.idle_timeout);
         let request_timeout = nanos(shared.limits.request_timeout);
@@ -213,12 +215,23 @@ impl<A: Application> EventLoop<A> {
             shared.connections.fetch_sub(1, Ordering::AcqRel);
             self.stats.refused.incr();
             shared.warn_refused(open);
-            let mut refusal = Vec::new();
-            self.app.refuse_connection(listener, &mut refusal);
-            // Best effort: a fresh socket's send buffer takes this in one write.
-            let _ = stream.write(&refusal);
+            if T::CLEAR {
+                let mut refusal = Vec::new();
+                self.app.refuse_connection(listener, &mut refusal);
+                // Best effort: a fresh socket's send buffer takes this in one write.
+                let _ = stream.write(&refusal);
+            }
+            // A TLS client could not read plaintext: it is closed without a word.
             return;
         }
+        let transport = match T::start(shared, &self.stats) {
+            Ok(t) => t,
+            Err(e) => {
+                crate::warn!("loop {}: cannot start a connection: {e}", self.id);
+                shared.connections.fetch_sub(1, Ordering::AcqRel);
+                return;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let index = match self.free.pop() {
             Some(i) => i,
@@ -245,13 +258,19 @@ impl<A: Application> EventLoop<A> {
         // Counted only once registered: `accepted - closed` is the open connections.
         self.stats.accepted.incr();
         let session = self.app.open(listener, peer);
-        self.slots[index].conn = Some(Conn::new(stream, session));
+        let handshaking = !transport.established();
+        self.slots[index].conn = Some(Conn::new(stream, session, transport));
         self.idle.touch(index, self.now);
+        if handshaking {
+            // The handshake must finish within the request timeout (see `deadlines`).
+            self.requests.touch(index, self.now);
+        }
     }
 
     fn close(&mut self, index: usize) {
         let slot = &mut self.slots[index];
         if let Some(mut conn) = slot.conn.take() {
+            conn.transport.closed(self.id, &conn.stream);
             let _ = self.poll.registry().deregister(&mut conn.stream);
             slot.generation = slot.generation.wrapping_add(1);
             self.free.push(index);
@@ -286,9 +305,12 @@ impl<A: Application> EventLoop<A> {
         let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) else {
             return;
         };
-        if (conn.closing || conn.peer_closed) && conn.output.is_idle() {
+        if (conn.closing || conn.peer_closed)
+            && conn.output.is_idle()
+            && !conn.transport.wants_write()
+        {
             if conn.closing {
-                let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+                conn.shutdown_write();
             }
             self.close(index);
         }
@@ -299,7 +321,7 @@ impl<A: Application> EventLoop<A> {
 /// rendering complete waiting replies through the application, while the buffer holds at
 /// most [`OUTPUT_HIGH_WATER`] unsent bytes: replies are produced as the socket takes them,
 /// so a client that does not read holds values, not rendered copies of them.
-fn release<A: Application>(app: &mut A, conn: &mut Conn<A::Session, A::Wait>) {
+fn release<A: Application, T: Transport>(app: &mut A, conn: &mut Conn<A::Session, A::Wait, T>) {
     while conn.output.unsent() <= OUTPUT_HIGH_WATER {
         let Some(released) = conn.output.pop_ready() else {
             return;
@@ -318,6 +340,7 @@ mod tests {
 
     use super::EventLoop;
     use crate::net::tests::Toy;
+    use crate::net::transport::Plain;
     use crate::net::{Bound, Limits, NetShared};
     use crate::stats::{LoopStats, Table};
 
@@ -332,7 +355,8 @@ mod tests {
             Table::new(vec![], vec![]),
         ));
         let toy = Toy::default();
-        let mut ev = EventLoop::new(0, parts, toy, Arc::clone(&shared), Arc::clone(&stats));
+        let mut ev: EventLoop<_, Plain> =
+            EventLoop::new(0, parts, toy, Arc::clone(&shared), Arc::clone(&stats));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();

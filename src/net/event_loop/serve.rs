@@ -15,8 +15,9 @@ use super::{EventLoop, release};
 use crate::net::app::{Application, Served};
 use crate::net::conn::{Conn, ReadOutcome};
 use crate::net::replies::{Replies, Whom};
+use crate::net::transport::Transport;
 
-impl<A: Application> EventLoop<A> {
+impl<A: Application, T: Transport> EventLoop<A, T> {
     /// Whether the process holds more reply bytes than PROXY_MAX_BUFFER_BYTES.
     #[inline]
     pub(super) fn over_budget(&self) -> bool {
@@ -46,7 +47,8 @@ impl<A: Application> EventLoop<A> {
         let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) else {
             return;
         };
-        if conn.output.unsent() == 0 && !conn.output.front_ready() {
+        if conn.output.unsent() == 0 && !conn.transport.wants_write() && !conn.output.front_ready()
+        {
             // Nothing to send (the usual case: the reply went out right after the read).
             return self.finish(index);
         }
@@ -121,7 +123,14 @@ impl<A: Application> EventLoop<A> {
                     break;
                 }
                 let max_input = self.app.max_input(&conn.session);
-                match conn.read_once(max_input) {
+                let was_established = conn.transport.established();
+                let read = conn.read_once(max_input);
+                if !was_established && conn.transport.established() {
+                    // The TLS handshake just finished, and its deadline with it: a request's
+                    // own starts with its first byte (folded away in clear).
+                    self.requests.remove(index);
+                }
+                match read {
                     Ok(ReadOutcome::Data { more }) => {
                         let hangup_seen = conn.hangup_seen;
                         self.idle.touch(index, now);
@@ -263,6 +272,6 @@ impl<A: Application> EventLoop<A> {
 /// Whether `conn` is not to be served now: paused on its own output, or holding reply
 /// bytes while the process is over its buffer budget.
 #[inline]
-fn paused<S, W>(conn: &Conn<S, W>, over_budget: bool) -> bool {
+fn paused<S, W, T: Transport>(conn: &Conn<S, W, T>, over_budget: bool) -> bool {
     conn.should_pause() || (over_budget && conn.output.buffered() > 0)
 }
