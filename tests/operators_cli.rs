@@ -368,6 +368,120 @@ fn check_config_reads_and_parses_the_auth_file() {
     }
 }
 
+/// A self-signed certificate and its key, `NAME.crt` and `NAME.key` in `dir`, by openssl.
+fn self_signed(dir: &TempDir, name: &str) -> (String, String) {
+    let (crt, key) = (
+        dir.0.join(format!("{name}.crt")),
+        dir.0.join(format!("{name}.key")),
+    );
+    let out = Command::new(require_tool("openssl", "openssl"))
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("running openssl");
+    assert!(out.status.success(), "openssl: {out:?}");
+    let path = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
+    (path(crt), path(key))
+}
+
+#[test]
+fn check_config_reads_and_parses_the_tls_files() {
+    let dir = TempDir::new("check-tls");
+    let (crt, key) = self_signed(&dir, "a");
+    let (other_crt, other_key) = self_signed(&dir, "b");
+    let garbage = dir.0.join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    let absent = dir.0.join("absent.pem");
+    let absent = absent.to_str().unwrap();
+    let base = ["--env-file", "/dev/null"];
+
+    let ran = check_config(
+        &base,
+        &[("PROXY_TLS_CERT_FILE", &crt), ("PROXY_TLS_KEY_FILE", &key)],
+    );
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert!(ran.stdout.contains(" tls=on "), "{ran:?}");
+    let ran = check_config(
+        &[
+            &base[..],
+            &["--tls-cert-file", &crt, "--tls-key-file", &key],
+        ]
+        .concat(),
+        &[("PROXY_TLS_CLIENT_CA_FILE", &other_crt)],
+    );
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert!(
+        ran.stdout
+            .contains(" tls=on(client certificates required) "),
+        "{ran:?}"
+    );
+    let ran = check_config(&base, &[("REDIS_TLS", "yes"), ("REDIS_TLS_CA_FILE", &crt)]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert!(ran.stdout.contains(" redis_tls=on "), "{ran:?}");
+
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[
+                ("PROXY_TLS_CERT_FILE", garbage),
+                ("PROXY_TLS_KEY_FILE", &key),
+            ],
+            "PROXY_TLS_CERT_FILE",
+        ),
+        (
+            &[
+                ("PROXY_TLS_CERT_FILE", &crt),
+                ("PROXY_TLS_KEY_FILE", absent),
+            ],
+            "PROXY_TLS_KEY_FILE",
+        ),
+        (
+            &[
+                ("PROXY_TLS_CERT_FILE", &crt),
+                ("PROXY_TLS_KEY_FILE", &other_key),
+            ],
+            "PROXY_TLS_KEY_FILE",
+        ),
+        (
+            &[
+                ("PROXY_TLS_CERT_FILE", &crt),
+                ("PROXY_TLS_KEY_FILE", &key),
+                ("PROXY_TLS_CLIENT_CA_FILE", garbage),
+            ],
+            "PROXY_TLS_CLIENT_CA_FILE",
+        ),
+        (
+            &[("REDIS_TLS", "yes"), ("REDIS_TLS_CA_FILE", garbage)],
+            "REDIS_TLS_CA_FILE",
+        ),
+        (
+            &[
+                ("REDIS_TLS", "yes"),
+                ("REDIS_TLS_CERT_FILE", &crt),
+                ("REDIS_TLS_KEY_FILE", &other_key),
+            ],
+            "REDIS_TLS_KEY_FILE",
+        ),
+    ];
+    for (env, named) in cases {
+        let ran = check_config(&base, env);
+        assert_eq!(ran.code, Some(2), "{env:?}: {ran:?}");
+        let err = lines(&ran.stderr);
+        assert_eq!(err.len(), 1, "{env:?}: one line, got {ran:?}");
+        assert!(err[0].contains(named), "{env:?}: {ran:?}");
+    }
+}
+
 #[test]
 fn version_prints_the_package_version() {
     let ran = run(&["--version"], &[]);
