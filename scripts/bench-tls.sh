@@ -163,7 +163,7 @@ for v in $VERSIONS; do
     u="URL_$s"; hostport=${!u#https://}
     out=$(OPENSSL_CONF=$TMP/client-$v.cnf timeout 10 openssl s_client -connect "$hostport" -CAfile "$P/ca.crt" \
       -verify_return_error < /dev/null 2>&1 || true)
-    NEGOTIATED[$v,$s]=$(awk '/^Verify return code/ { vr = $4 } /Peer signature type/ { sig = $4 }
+    NEGOTIATED[$v,$s]=$(awk '/Verify return code/ { sub(/.*code: /, ""); vr = $1 } /Peer signature type/ { sig = $4 }
       /Server Temp Key/ { gsub(",", "", $4); tk = $4 } /^New, / { gsub(",", ""); proto = $2; cipher = $5 }
       END { printf "%s %s %s %s verify=%s", proto, cipher, tk, sig, vr }' <<< "$out")
   done
@@ -196,18 +196,19 @@ wrk_parse() {
     /Non-2xx/ { err += $NF }
     END { printf "%.0f %.1f %.1f %d %d\n", rps, p50, p99, n, err }' "$1"
 }
-# Each run sets M_<name>_<round>="req/s p50 p99 requests errors cpu_s seconds handshakes".
+# Each run sets M_<name>_<round>="req/s p50 p99 requests errors cpu_s seconds handshakes
+# handshake_failures" (the last two from the TLS proxy's /stats, less the /stats call's own).
 measure() { # name server lua connections version|plain
-  local pid="PID_$2" url="URL_$2" conf=/dev/null before after h0 h1 start end
+  local pid="PID_$2" url="URL_$2" conf=/dev/null before after h0 h1 f0=0 f1=0 start end
   [ "$5" = plain ] || conf=$TMP/client-$5.cnf
-  h0=0; [[ $2 != proxy_tls ]] || h0=$(stat_of "${!url}" tls_handshakes)
+  h0=0; [[ $2 != proxy_tls ]] || { h0=$(stat_of "${!url}" tls_handshakes); f0=$(stat_of "${!url}" tls_handshake_failures); }
   before=$(cpu_ticks "${!pid}"); start=$(date +%s.%N)
   OPENSSL_CONF=$conf $LOAD_CPU timeout 120 wrk -t1 -c"$4" -d"$DURATION" --latency -s "$3" "${!url}" > "$TMP/wrk-$1.txt"
   end=$(date +%s.%N); after=$(cpu_ticks "${!pid}")
-  h1=0; [[ $2 != proxy_tls ]] || h1=$(($(stat_of "${!url}" tls_handshakes) - 1))
-  printf -v "M_$1" '%s %s %s %s' "$(wrk_parse "$TMP/wrk-$1.txt")" \
+  h1=0; [[ $2 != proxy_tls ]] || { h1=$(($(stat_of "${!url}" tls_handshakes) - 1)); f1=$(stat_of "${!url}" tls_handshake_failures); }
+  printf -v "M_$1" '%s %s %s %s %s' "$(wrk_parse "$TMP/wrk-$1.txt")" \
     "$(awk -v a="$after" -v b="$before" -v t="$TICKS" 'BEGIN { printf "%.2f", (a - b) / t }')" \
-    "$(awk -v a="$end" -v b="$start" 'BEGIN { printf "%.2f", a - b }')" $((h1 - h0))
+    "$(awk -v a="$end" -v b="$start" 'BEGIN { printf "%.2f", a - b }')" $((h1 - h0)) $((f1 - f0))
 }
 WORKLOADS=(plain_hit)
 for v in $VERSIONS; do WORKLOADS+=("tls${v/./}_hit" "tls${v/./}_hs"); done
@@ -234,8 +235,8 @@ done
 combine() { # workload kind
   local all="" m r
   for r in $(seq "$ROUNDS"); do m="M_$1_$2_$r"; all+="${!m}"$'\n'; done
-  awk 'NF { a += $2; b += $3; n += $4; e += $5; c += $6; d += $7; h += $8; k++ }
-    END { printf "%.0f %.1f %.1f %d %d %.2f %.2f %d\n", n / d, a / k, b / k, n, e, c, d, h }' <<< "$all"
+  awk 'NF { a += $2; b += $3; n += $4; e += $5; c += $6; d += $7; h += $8; f += $9; k++ }
+    END { printf "%.0f %.1f %.1f %d %d %.2f %.2f %d %d\n", n / d, a / k, b / k, n, e, c, d, h, f }' <<< "$all"
 }
 per_cpu() { awk -v n="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", n / c; else print 0 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -251,10 +252,10 @@ printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' workload server req/s 
   "server CPU s" "req/cpu-s" errors "ratio (proxy / nginx)"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
 for w in "${WORKLOADS[@]}"; do
-  read -r prps pp50 pp99 pn perr pcpu _ phs <<< "$(combine "$w" proxy)"
+  read -r prps pp50 pp99 pn perr pcpu _ phs pfail <<< "$(combine "$w" proxy)"
   read -r nrps np50 np99 nn nerr ncpu _ _ <<< "$(combine "$w" nginx)"
   pc=$(per_cpu "$pn" "$pcpu"); nc=$(per_cpu "$nn" "$ncpu")
-  extra=""; case $w in tls*_hs) extra=" (proxy counted $phs handshakes for $pn requests)" ;; esac
+  extra=""; case $w in tls*_hs) extra=" (proxy: $phs handshakes, $pfail failed, for $pn requests)" ;; esac
   printf '| %s | proxy | %s | %s | %s | %s | %s | %s | **x%s nginx per cpu-s**, x%s req/s%s |\n' "$(label "$w")" \
     "$prps" "$pp50" "$pp99" "$pcpu" "$pc" "$perr" "$(ratio "$pc" "$nc")" "$(ratio "$prps" "$nrps")" "$extra"
   printf '| %s | nginx | %s | %s | %s | %s | %s | %s | reference |\n' "$(label "$w")" \
@@ -262,7 +263,7 @@ for w in "${WORKLOADS[@]}"; do
 done
 echo
 echo "negotiated (openssl s_client: protocol cipher key-exchange signature; wrk as nginx logged it:"
-echo "count protocol cipher curve reused):"
+echo "count protocol cipher curve reused, '.' = a full handshake):"
 for v in $VERSIONS; do
   echo "  TLS $v: proxy ${NEGOTIATED[$v,proxy_tls]}; nginx ${NEGOTIATED[$v,nginx_tls]}; wrk->nginx ${NEGOTIATED[$v,wrk]}"
 done
