@@ -23,6 +23,7 @@ cd "$(dirname "$0")/.."
 DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 HS_CONNECTIONS=${BENCH_HS_CONNECTIONS:-16}
+STIME_CLIENTS=${BENCH_STIME_CLIENTS:-4}
 ROUNDS=${BENCH_ROUNDS:-2}
 KEY_KIND=${BENCH_TLS_KEY:-ec}
 VERSIONS=${BENCH_TLS_VERSIONS:-"1.3 1.2"}
@@ -153,6 +154,9 @@ URL_nginx_plain="http://127.0.0.1:$NGINX_PLAIN"
 URL_nginx_tls="https://127.0.0.1:$NGINX_TLS"
 [ "$(curl -s "$URL_nginx_plain/x")" = "$BODY" ] || { echo "nginx does not answer the proxy's body" >&2; exit 1; }
 
+cat > "$TMP/close-check.lua" <<'LUA'
+request = function() return wrk.format("GET", "/check", { ["Connection"] = "close" }) end
+LUA
 # --- what each version negotiates: wrk's own handshake as nginx logs it; s_client to both ----
 declare -A NEGOTIATED
 for v in $VERSIONS; do
@@ -168,6 +172,14 @@ for v in $VERSIONS; do
       END { printf "%s %s %s %s verify=%s", proto, cipher, tk, sig, vr }' <<< "$out")
   done
   NEGOTIATED[$v,wrk]=$wrk_saw
+  # Resumption as nginx sees it: wrk with Connection: close (SSL_clear keeps the session, so
+  # wrk offers it again) against s_time -new.
+  : > "$TMP/nginx/tls.log"
+  OPENSSL_CONF=$TMP/client-$v.cnf timeout 10 wrk -t1 -c4 -d1s -s "$TMP/close-check.lua" "$URL_nginx_tls" > /dev/null
+  NEGOTIATED[$v,wrk_close]=$(awk '{ n++; if ($4 == "r") r++ } END { printf "%d of %d resumed", r, n }' "$TMP/nginx/tls.log")
+  : > "$TMP/nginx/tls.log"
+  timeout 10 openssl s_time -connect "${URL_nginx_tls#https://}" -new "-tls1_${v#1.}" -www /check -time 1 > /dev/null 2>&1
+  NEGOTIATED[$v,stime]=$(awk '{ n++; if ($4 == "r") r++ } END { printf "%d of %d resumed", r, n }' "$TMP/nginx/tls.log")
 done
 
 # --- measurements ----------------------------------------------------------------------------
@@ -210,13 +222,38 @@ measure() { # name server lua connections version|plain
     "$(awk -v a="$after" -v b="$before" -v t="$TICKS" 'BEGIN { printf "%.2f", (a - b) / t }')" \
     "$(awk -v a="$end" -v b="$start" 'BEGIN { printf "%.2f", a - b }')" $((h1 - h0)) $((f1 - f0))
 }
+# Full handshakes: STIME_CLIENTS `openssl s_time -new` loops (a new session every connection,
+# never resumed), each an HTTP/1.0 GET of a cached key, so the server closes after answering.
+# Sets the same fields as measure; no latency percentiles (s_time gives none).
+measure_stime() { # name server version
+  local pid="PID_$2" url="URL_$2" before after h0=0 h1=0 f0=0 f1=0 start end n=0 i
+  [[ $2 != proxy_tls ]] || { h0=$(stat_of "${!url}" tls_handshakes); f0=$(stat_of "${!url}" tls_handshake_failures); }
+  before=$(cpu_ticks "${!pid}"); start=$(date +%s.%N)
+  for i in $(seq "$STIME_CLIENTS"); do
+    $LOAD_CPU timeout 120 openssl s_time -connect "${!url#https://}" -new "-tls1_${3#1.}" \
+      -www /lookup?key=key:000000000000 -time "${DURATION%s}" > "$TMP/stime-$1-$i.txt" 2>&1 &
+  done
+  local clients; mapfile -t clients < <(jobs -p | tail -n "$STIME_CLIENTS")
+  wait "${clients[@]}"
+  end=$(date +%s.%N); after=$(cpu_ticks "${!pid}")
+  [[ $2 != proxy_tls ]] || { h1=$(($(stat_of "${!url}" tls_handshakes) - 1)); f1=$(stat_of "${!url}" tls_handshake_failures); }
+  for i in $(seq "$STIME_CLIENTS"); do
+    n=$((n + $(awk '/connections in .* real seconds/ { print $1; f = 1 } END { if (!f) print 0 }' "$TMP/stime-$1-$i.txt")))
+  done
+  local secs; secs=$(awk -v a="$end" -v b="$start" 'BEGIN { printf "%.2f", a - b }')
+  printf -v "M_$1" '%s %s %s %s %s %s %s %s %s' "$(awk -v n="$n" -v d="$secs" 'BEGIN { printf "%.0f", n / d }')" - - \
+    "$n" "$(cat "$TMP"/stime-"$1"-*.txt | grep -ci error || true)" \
+    "$(awk -v a="$after" -v b="$before" -v t="$TICKS" 'BEGIN { printf "%.2f", (a - b) / t }')" "$secs" \
+    $((h1 - h0)) $((f1 - f0))
+}
 WORKLOADS=(plain_hit)
-for v in $VERSIONS; do WORKLOADS+=("tls${v/./}_hit" "tls${v/./}_hs"); done
+for v in $VERSIONS; do WORKLOADS+=("tls${v/./}_hit" "tls${v/./}_full" "tls${v/./}_hs"); done
 run_workload() { # workload server-kind(proxy|nginx) round
   local w=$1 k=$2 r=$3
   case $w in
     plain_hit) measure "${w}_${k}_$r" "${k}_plain" "$TMP/hot.lua" "$CONNECTIONS" plain ;;
     tls*_hit) measure "${w}_${k}_$r" "${k}_tls" "$TMP/hot.lua" "$CONNECTIONS" "$(sed 's/tls\(.\)\(.\)_.*/\1.\2/' <<< "$w")" ;;
+    tls*_full) measure_stime "${w}_${k}_$r" "${k}_tls" "$(sed 's/tls\(.\)\(.\)_.*/\1.\2/' <<< "$w")" ;;
     tls*_hs) measure "${w}_${k}_$r" "${k}_tls" "$TMP/close.lua" "$HS_CONNECTIONS" "$(sed 's/tls\(.\)\(.\)_.*/\1.\2/' <<< "$w")" ;;
   esac
 }
@@ -235,7 +272,7 @@ done
 combine() { # workload kind
   local all="" m r
   for r in $(seq "$ROUNDS"); do m="M_$1_$2_$r"; all+="${!m}"$'\n'; done
-  awk 'NF { a += $2; b += $3; n += $4; e += $5; c += $6; d += $7; h += $8; f += $9; k++ }
+  awk 'NF { a += ($2 == "-" ? 0 : $2); b += ($3 == "-" ? 0 : $3); n += $4; e += $5; c += $6; d += $7; h += $8; f += $9; k++ }
     END { printf "%.0f %.1f %.1f %d %d %.2f %.2f %d %d\n", n / d, a / k, b / k, n, e, c, d, h, f }' <<< "$all"
 }
 per_cpu() { awk -v n="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", n / c; else print 0 }'; }
@@ -244,7 +281,10 @@ label() {
   case $1 in
     plain_hit) echo "HTTP hit, plain" ;;
     tls13_hit) echo "HTTPS hit, TLS 1.3 keep-alive" ;; tls12_hit) echo "HTTPS hit, TLS 1.2 keep-alive" ;;
-    tls13_hs) echo "handshake+hit, TLS 1.3 close" ;; tls12_hs) echo "handshake+hit, TLS 1.2 close" ;;
+    tls13_full) echo "full handshake+hit, TLS 1.3 (s_time -new)" ;;
+    tls12_full) echo "full handshake+hit, TLS 1.2 (s_time -new)" ;;
+    tls13_hs) echo "resumed handshake+hit, TLS 1.3 (wrk close)" ;;
+    tls12_hs) echo "resumed handshake+hit, TLS 1.2 (wrk close)" ;;
   esac
 }
 echo
@@ -255,7 +295,8 @@ for w in "${WORKLOADS[@]}"; do
   read -r prps pp50 pp99 pn perr pcpu _ phs pfail <<< "$(combine "$w" proxy)"
   read -r nrps np50 np99 nn nerr ncpu _ _ <<< "$(combine "$w" nginx)"
   pc=$(per_cpu "$pn" "$pcpu"); nc=$(per_cpu "$nn" "$ncpu")
-  extra=""; case $w in tls*_hs) extra=" (proxy: $phs handshakes, $pfail failed, for $pn requests)" ;; esac
+  case $w in tls*_full) pp50=-; pp99=-; np50=-; np99=- ;; esac
+  extra=""; case $w in tls*_hs | tls*_full) extra=" (proxy: $phs handshakes, $pfail failed, for $pn requests)" ;; esac
   printf '| %s | proxy | %s | %s | %s | %s | %s | %s | **x%s nginx per cpu-s**, x%s req/s%s |\n' "$(label "$w")" \
     "$prps" "$pp50" "$pp99" "$pcpu" "$pc" "$perr" "$(ratio "$pc" "$nc")" "$(ratio "$prps" "$nrps")" "$extra"
   printf '| %s | nginx | %s | %s | %s | %s | %s | %s | reference |\n' "$(label "$w")" \
@@ -266,6 +307,7 @@ echo "negotiated (openssl s_client: protocol cipher key-exchange signature; wrk 
 echo "count protocol cipher curve reused, '.' = a full handshake):"
 for v in $VERSIONS; do
   echo "  TLS $v: proxy ${NEGOTIATED[$v,proxy_tls]}; nginx ${NEGOTIATED[$v,nginx_tls]}; wrk->nginx ${NEGOTIATED[$v,wrk]}"
+  echo "  TLS $v at nginx: wrk Connection: close ${NEGOTIATED[$v,wrk_close]}; s_time -new ${NEGOTIATED[$v,stime]}"
 done
 echo "proxy failures: tls_handshake_failures=$(stat_of "$URL_proxy_tls" tls_handshake_failures);" \
      "stderr lines: plain $(wc -l < "$TMP/proxy_plain.log"), tls $(wc -l < "$TMP/proxy_tls.log")"
