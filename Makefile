@@ -59,3 +59,9 @@ run-cluster: ensure-redis build
 .PHONY: bench-cluster
 bench-cluster: ensure-redis build
 	@scripts/bench-cluster.sh
+
+# `make bench-tls`: HTTPS hits, full and resumed handshakes, the proxy against nginx with
+# the same certificate and TLS version (also run by `make bench`). See scripts/bench-tls.sh.
+.PHONY: bench-tls
+bench-tls: ensure-redis build
+	@scripts/bench-tls.sh
