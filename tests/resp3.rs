@@ -5,28 +5,13 @@
 //! or INFO's content, only the shape is compared).
 
 mod common;
+use common::wire::*;
 use common::*;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// Bytes shown escaped, for assertion messages.
-fn show(bytes: &[u8]) -> String {
-    format!("\"{}\"", bytes.escape_ascii())
-}
-
-/// A multibulk command.
-fn multibulk(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
 
 /// A raw connection with a read timeout.
 fn connect(port: u16) -> TcpStream {
@@ -51,86 +36,6 @@ fn read_to_eof(s: &mut TcpStream, what: &str) -> Vec<u8> {
             ),
         }
     }
-}
-
-/// One reply: its type byte, its line (or a bulk's bytes) and its elements (a map's keys
-/// and values alternating).
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Reply {
-    kind: u8,
-    line: Vec<u8>,
-    items: Vec<Reply>,
-}
-
-impl Reply {
-    /// The value after key `key` in a map (or a RESP2 flat array of pairs).
-    fn field(&self, key: &str) -> Option<&Reply> {
-        self.items
-            .chunks(2)
-            .find(|p| p[0].line == key.as_bytes())
-            .map(|p| &p[1])
-    }
-}
-
-/// Parses the reply starting at `at`; returns it and where it ends. Panics on bad bytes.
-fn parse(buf: &[u8], at: usize) -> (Reply, usize) {
-    let cr = at
-        + buf[at..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .unwrap_or_else(|| panic!("no line at {at} in {}", show(buf)));
-    let kind = buf[at];
-    let line = buf[at + 1..cr].to_vec();
-    let mut end = cr + 2;
-    let number = || -> i64 {
-        std::str::from_utf8(&line)
-            .ok()
-            .and_then(|l| l.parse().ok())
-            .unwrap_or_else(|| panic!("bad length {} in {}", show(&line), show(buf)))
-    };
-    let reply = match kind {
-        b'$' | b'=' | b'!' => {
-            let n = number();
-            if n < 0 {
-                Reply {
-                    kind,
-                    line,
-                    items: Vec::new(),
-                }
-            } else {
-                let body = buf[end..end + n as usize].to_vec();
-                assert_eq!(&buf[end + n as usize..end + n as usize + 2], b"\r\n");
-                end += n as usize + 2;
-                Reply {
-                    kind,
-                    line: body,
-                    items: Vec::new(),
-                }
-            }
-        }
-        b'*' | b'~' | b'>' | b'%' | b'|' => {
-            let n = number();
-            let count = if matches!(kind, b'%' | b'|') {
-                2 * n
-            } else {
-                n
-            };
-            let mut items = Vec::new();
-            for _ in 0..count.max(0) {
-                let (item, next) = parse(buf, end);
-                items.push(item);
-                end = next;
-            }
-            Reply { kind, line, items }
-        }
-        b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => Reply {
-            kind,
-            line,
-            items: Vec::new(),
-        },
-        other => panic!("unknown reply type {:?} in {}", other as char, show(buf)),
-    };
-    (reply, end)
 }
 
 /// On a fresh connection to `port`: `HELLO 3` first when `resp3`, then `request`, then

@@ -8,25 +8,12 @@
 //! would block). A command added to the table without a case here fails the last test.
 
 mod common;
+use common::wire::*;
 use common::*;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-
-fn show(bytes: &[u8]) -> String {
-    format!("\"{}\"", bytes.escape_ascii())
-}
-
-fn multibulk(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
 
 /// One command from words (no word has a space; `""` is the empty argument).
 fn m(words: &str) -> Vec<u8> {
@@ -35,45 +22,6 @@ fn m(words: &str) -> Vec<u8> {
         .map(|w| if w == "\"\"" { &b""[..] } else { w.as_bytes() })
         .collect();
     multibulk(&args)
-}
-
-/// One reply: its type byte, its line (a bulk's bytes) and its elements.
-#[derive(Debug)]
-struct Reply {
-    kind: u8,
-    line: Vec<u8>,
-    items: Vec<Reply>,
-}
-
-/// Parses the reply at `at`; returns it and where it ends.
-fn parse(buf: &[u8], at: usize) -> (Reply, usize) {
-    let cr = at
-        + buf[at..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .unwrap_or_else(|| panic!("no whole line at {at} in {}", show(buf)));
-    let kind = buf[at];
-    let mut line = buf[at + 1..cr].to_vec();
-    let n = || -> i64 { String::from_utf8_lossy(&line).parse().unwrap_or(-1) };
-    let mut end = cr + 2;
-    let mut items = Vec::new();
-    match kind {
-        b'$' | b'=' if n() >= 0 => {
-            let len = n() as usize;
-            line = buf[end..end + len].to_vec();
-            end += len + 2;
-        }
-        b'*' | b'~' | b'%' => {
-            let count = if kind == b'%' { 2 * n() } else { n() };
-            for _ in 0..count.max(0) {
-                let (item, next) = parse(buf, end);
-                items.push(item);
-                end = next;
-            }
-        }
-        _ => {}
-    }
-    (Reply { kind, line, items }, end)
 }
 
 /// On a fresh connection: `HELLO 3` first when `resp3` (its reply left out), `request`,
