@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RATES=${BENCH_OPEN_RATES:-"5000 10000 20000 40000 55000 70000 85000 100000"}
+RATES=${BENCH_OPEN_RATES:-"10000 25000 50000 100000 130000 160000 190000 220000"}
 RUN_SECONDS=${BENCH_OPEN_SECONDS:-5}
 CONNECTIONS=${BENCH_OPEN_CONNECTIONS:-64}
 OUT=target/bench
@@ -45,7 +45,7 @@ wait_port() { for _ in $(seq 200); do port_free "$1" || return 0; sleep 0.05; do
 # From the scheduler's own counters of all threads of process $1 (schedstat, nanoseconds,
 # exact where /proc/PID/stat counts clock ticks): "time on a CPU  time runnable but waiting
 # for one" (the waiting is how much the machine's other work held the server back).
-sched_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ r += $1; w += $2 } END { printf "%d %d", r, w }'; }
+sched_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ r += $1; w += $2 } END { printf "%.0f %.0f", r, w }'; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # Waits (at most 5 s) until server $1 used no CPU over 100 ms: the backlog of a run past
 # saturation is answered (or dropped) before the next run starts.

@@ -24,6 +24,10 @@ import os
 PROXY = "#1f6fb4"  # the proxy's bars and lines
 ANCHOR = ["#e07b28", "#7a7a7a"]  # first and second reference
 PERCENTILE_DASH = {"p50_us": "", "p99_us": "7 4", "p999_us": "2 3"}
+BUSY = "#d62728"  # rings around runs whose server waited for a CPU
+# A run whose server spent more than this share of it runnable but waiting for a CPU (the
+# machine's other load) is marked: its latencies say more about the machine than the server.
+BUSY_WAIT = 0.10
 SERVER_COLOUR = {"proxy": PROXY, "nginx": ANCHOR[0]}
 
 
@@ -225,6 +229,8 @@ def latency_svg(runs):
             out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"{dash_attr}/>')
             for r in mine:
                 out.append(f'<circle cx="{lx(r["rate"]):.1f}" cy="{ly(r[key]):.1f}" r="2.5" fill="{colour}"/>')
+                if key == "p50_us" and busy(r):
+                    out.append(busy_ring(lx(r["rate"]), ly(r[key])))
     out.append(f'<rect x="{x0}" y="{y0}" width="{pw}" height="{ph}" class="frame"/>')
     out.append("</svg>")
     return "\n".join(out)
@@ -256,9 +262,19 @@ def achieved_svg(runs):
         out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
         for r in mine:
             out.append(f'<circle cx="{lx(r["rate"]):.1f}" cy="{ly(answered_rate(r)):.1f}" r="3" fill="{colour}"/>')
+            if busy(r):
+                out.append(busy_ring(lx(r["rate"]), ly(answered_rate(r))))
     out.append(f'<rect x="{x0}" y="{y0}" width="{pw}" height="{ph}" class="frame"/>')
     out.append("</svg>")
     return "\n".join(out)
+
+
+def busy(r):
+    return r.get("server_wait", 0) > BUSY_WAIT
+
+
+def busy_ring(x, y):
+    return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="none" stroke="{BUSY}" stroke-width="1.5"/>'
 
 
 def answered_rate(r):
@@ -278,8 +294,10 @@ def open_loop_table(runs):
                  f'{r["errors"]:,}', duration_us(r.get("send_lag_p99_us", 0)),
                  f'{r.get("server_cpu", 0):.2f}', f'{r.get("server_wait", 0):.2f}')
         colour = SERVER_COLOUR.get(r["server"], "#333")
-        rows.append(f'<tr><td style="color:{colour}">' + "</td><td>".join(esc(c) for c in cells)
-                    + "</td></tr>")
+        tds = [f'<td style="color:{colour}">{esc(cells[0])}</td>'] + [f"<td>{esc(c)}</td>" for c in cells[1:]]
+        if busy(r):
+            tds[-1] = f'<td style="color:{BUSY};font-weight:bold">{esc(cells[-1])}</td>'
+        rows.append("<tr>" + "".join(tds) + "</tr>")
     return ('<table class="data num"><tr><th>' + "</th><th>".join(head) + "</th></tr>"
             + "".join(rows) + "</table>")
 
@@ -293,6 +311,9 @@ def legend_html():
         d = f' stroke-dasharray="{dash}"' if dash else ""
         items.append(f'<span class="key"><svg width="26" height="10"><line x1="0" x2="26" y1="5" y2="5" '
                      f'stroke="#333" stroke-width="2"{d}/></svg>{esc(key.replace("_us", ""))}</span>')
+    items.append(f'<span class="key"><svg width="16" height="14"><circle cx="8" cy="7" r="6" fill="none" '
+                 f'stroke="{BUSY}" stroke-width="1.5"/></svg>the server waited for a CPU over '
+                 f'{BUSY_WAIT:.0%} of the run (the machine\'s other load)</span>')
     return '<div class="legend">' + "".join(items) + "</div>"
 
 
