@@ -25,9 +25,11 @@ PROXY = "#1f6fb4"  # the proxy's bars and lines
 ANCHOR = ["#e07b28", "#7a7a7a"]  # first and second reference
 PERCENTILE_DASH = {"p50_us": "", "p99_us": "7 4", "p999_us": "2 3"}
 BUSY = "#d62728"  # rings around runs whose server waited for a CPU
-# A run whose server spent more than this share of it runnable but waiting for a CPU (the
-# machine's other load) is marked: its latencies say more about the machine than the server.
+# A run whose server spent more than this share of it runnable but waiting for a CPU, or
+# whose client sent 1% of its requests later than this, is marked: the machine's other load
+# held one side back, and its latencies say more about the machine than about the server.
 BUSY_WAIT = 0.10
+BUSY_LAG_US = 1000
 SERVER_COLOUR = {"proxy": PROXY, "nginx": ANCHOR[0]}
 
 
@@ -270,7 +272,7 @@ def achieved_svg(runs):
 
 
 def busy(r):
-    return r.get("server_wait", 0) > BUSY_WAIT
+    return r.get("server_wait", 0) > BUSY_WAIT or r.get("send_lag_p99_us", 0) > BUSY_LAG_US
 
 
 def busy_ring(x, y):
@@ -295,8 +297,10 @@ def open_loop_table(runs):
                  f'{r.get("server_cpu", 0):.2f}', f'{r.get("server_wait", 0):.2f}')
         colour = SERVER_COLOUR.get(r["server"], "#333")
         tds = [f'<td style="color:{colour}">{esc(cells[0])}</td>'] + [f"<td>{esc(c)}</td>" for c in cells[1:]]
-        if busy(r):
+        if r.get("server_wait", 0) > BUSY_WAIT:
             tds[-1] = f'<td style="color:{BUSY};font-weight:bold">{esc(cells[-1])}</td>'
+        if r.get("send_lag_p99_us", 0) > BUSY_LAG_US:
+            tds[-3] = f'<td style="color:{BUSY};font-weight:bold">{esc(cells[-3])}</td>'
         rows.append("<tr>" + "".join(tds) + "</tr>")
     return ('<table class="data num"><tr><th>' + "</th><th>".join(head) + "</th></tr>"
             + "".join(rows) + "</table>")
@@ -312,8 +316,9 @@ def legend_html():
         items.append(f'<span class="key"><svg width="26" height="10"><line x1="0" x2="26" y1="5" y2="5" '
                      f'stroke="#333" stroke-width="2"{d}/></svg>{esc(key.replace("_us", ""))}</span>')
     items.append(f'<span class="key"><svg width="16" height="14"><circle cx="8" cy="7" r="6" fill="none" '
-                 f'stroke="{BUSY}" stroke-width="1.5"/></svg>the server waited for a CPU over '
-                 f'{BUSY_WAIT:.0%} of the run (the machine\'s other load)</span>')
+                 f'stroke="{BUSY}" stroke-width="1.5"/></svg>held back by the machine\'s other load: '
+                 f'the server waited for a CPU over {BUSY_WAIT:.0%} of the run, or the client\'s '
+                 f'send lag p99 was over {duration_us(BUSY_LAG_US)}</span>')
     return '<div class="legend">' + "".join(items) + "</div>"
 
 
@@ -405,13 +410,15 @@ def panel_open_loop(loop, path):
     for r in runs:
         r.setdefault("seconds", loop.get("seconds", 1))
     return (f'<p>HTTP hits (<code>GET /lookup</code>, 100 cached keys) sent by '
-            f'<code>examples/open_loop</code> at fixed rates, {esc(loop.get("connections"))} '
-            f'connections, {esc(loop.get("seconds"))} s per rate: each request is due at its '
-            f'scheduled time whatever happened before, and its latency runs from that time to '
-            f'its response, so a server that falls behind shows its queue. nginx answers the same '
-            f'JSON with a fixed 200. Left: p50/p99/p999 per offered rate (log scale). Right: '
-            f'requests answered per second of sending; below the diagonal the server did not keep '
-            f'up. {esc(loop.get("pinning", ""))}.</p>'
+            f'<code>examples/open_loop</code> at fixed rates, {esc(loop.get("seconds"))} s per rate, '
+            f'from a pool of {esc(loop.get("connections"))} keep-alive connections with one request '
+            f'in flight on each. Open loop: each request is due at its scheduled time whatever '
+            f'happened before, and its latency runs from that time to its response, so a server '
+            f'that falls behind shows the queue (requests still unanswered 5 s after the last was '
+            f'due count at what they had waited: a lower bound). nginx answers the same JSON with a '
+            f'fixed 200. Left: p50/p99/p999 per offered rate (log scale). Right: answers per second '
+            f'from the start to the last answer; below the diagonal the server did not keep up. '
+            f'{esc(loop.get("pinning", ""))}; a server CPU of 1.00 is all of its core.</p>'
             + legend_html()
             + f'<div class="charts">{latency_svg(runs)}{achieved_svg(runs)}</div>'
             + open_loop_table(runs))
