@@ -28,7 +28,7 @@ if grep -hE 'CONSOLE|Uncaught|ERR_NAME_NOT_RESOLVED|net::ERR_' "$TMP/shot.log" "
     | grep -v 'ERR_INTERNET_DISCONNECTED' > "$TMP/errors"; then
   echo "FAIL: the page logged errors:" >&2; sed 's/^/  /' "$TMP/errors" >&2; fail=1
 fi
-svgs=$(grep -o '<svg' "$TMP/dom.html" | wc -l)
+svgs=$({ grep -o '<svg' "$TMP/dom.html" || true; } | wc -l)
 for panel in "(a) Throughput" "(b) Latency" "(c) Proxy RSS"; do
   grep -qF "$panel" "$TMP/dom.html" || { echo "FAIL: panel '$panel' missing from the DOM" >&2; fail=1; }
 done
