@@ -5,11 +5,15 @@
 #
 # Sections: memory per key; HTTP and RESP hits; HTTP misses; forwarded commands (EXISTS,
 # HGET) against Redis and twemproxy; coherence (invalidation latency, tracking on against
-# off for hits and misses, hit ratio and Redis CPU under a write stream).
+# off for hits and misses, hit ratio and Redis CPU under a write stream); latency against
+# offered load on the HTTP hit path, open loop, proxy and nginx (scripts/bench-open-loop.sh).
 #
 # Pinning: the server under test (proxy, redis-server, nginx, webdis, nutcracker) gets core 0
 # and the load generator core 1 when there are at least two cores (taskset).
-# Output: tables on stdout and the same as JSON in target/bench/results.json.
+# Output: tables on stdout and the same as JSON in target/bench/results.json (and
+# target/bench/open-loop.json); then target/bench/report.html with charts of them and of the
+# last `make soak` (scripts/bench-report.py), checked in headless chromium when installed
+# (scripts/report-check.sh, which also writes target/bench/report.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -487,3 +491,23 @@ echo "load average at end $(load_average)"
   echo "]}"
 } > "$OUT/results.json"
 echo "JSON: $OUT/results.json"
+
+# --- 8b. A Redis Cluster backend and TLS against nginx (their own scripts, tables and JSON:
+# target/bench/cluster.json; BENCH_SKIP_EXTRA=1 leaves them out) ---------------------------
+if [ "${BENCH_SKIP_EXTRA:-0}" != 1 ]; then
+  progress "8b. Redis Cluster backend (scripts/bench-cluster.sh)"
+  scripts/bench-cluster.sh || echo "note: the cluster benchmark failed (see above)" >&2
+  progress "8c. TLS against nginx (scripts/bench-tls.sh)"
+  scripts/bench-tls.sh || echo "note: the TLS benchmark failed (see above)" >&2
+fi
+
+# --- 9. Latency against offered load (open loop), then the HTML report ------------------------
+progress "9. latency against offered load (open loop)"
+scripts/bench-open-loop.sh
+if command -v python3 >/dev/null 2>&1; then
+  python3 scripts/bench-report.py
+  if command -v chromium >/dev/null 2>&1; then scripts/report-check.sh
+  else echo "note: the report is not checked in a browser: sudo apt-get install -y chromium" >&2; fi
+else
+  echo "note: no HTML report without python3 (sudo apt-get install -y python3)" >&2
+fi
