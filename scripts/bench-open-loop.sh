@@ -14,22 +14,15 @@
 # Output: a table on stdout, target/bench/open-loop.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 
 RATES=${BENCH_OPEN_RATES:-"10000 25000 50000 100000 130000 160000 190000 220000"}
 RUN_SECONDS=${BENCH_OPEN_SECONDS:-5}
 CONNECTIONS=${BENCH_OPEN_CONNECTIONS:-64}
 OUT=target/bench
 mkdir -p "$OUT"
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
 
-need() { command -v "$1" >/dev/null 2>&1 || { echo "missing $1: sudo apt-get install -y $2" >&2; exit 1; }; }
 need redis-server redis-server
 need redis-cli redis-tools
 need curl curl
@@ -38,15 +31,11 @@ cargo build --release --quiet --example open_loop
 
 if [ "$(nproc)" -ge 2 ]; then SERVER_CPU="taskset -c 0"; LOAD_CPU="taskset -c 1"; PIN="server core 0, load core 1"
 else SERVER_CPU=""; LOAD_CPU=""; PIN="unpinned (one core)"; fi
-port_free() { ! timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 # Below the ephemeral range (32768+), so no client socket holds the port.
-free_port() { local p=$((20000 + RANDOM % 12000)); while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
-wait_port() { for _ in $(seq 200); do port_free "$1" || return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 # From the scheduler's own counters of all threads of process $1 (schedstat, nanoseconds,
 # exact where /proc/PID/stat counts clock ticks): "time on a CPU  time runnable but waiting
 # for one" (the waiting is how much the machine's other work held the server back).
 sched_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ r += $1; w += $2 } END { printf "%.0f %.0f", r, w }'; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # Waits (at most 5 s) until server $1 used no CPU over 100 ms: the backlog of a run past
 # saturation is answered (or dropped) before the next run starts.
 settle() {

@@ -19,6 +19,8 @@
 # shellcheck disable=SC2034,SC2154,SC2001 # names built with printf -v and read back indirectly
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 
 DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
@@ -27,16 +29,7 @@ STIME_CLIENTS=${BENCH_STIME_CLIENTS:-4}
 ROUNDS=${BENCH_ROUNDS:-2}
 KEY_KIND=${BENCH_TLS_KEY:-ec}
 VERSIONS=${BENCH_TLS_VERSIONS:-"1.3 1.2"}
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
 
-need() { command -v "$1" >/dev/null 2>&1 || { echo "missing $1: sudo apt-get install -y $2" >&2; exit 1; }; }
 need wrk wrk
 need nginx nginx-light
 need openssl openssl
@@ -48,12 +41,7 @@ need curl curl
 if [ "$(nproc)" -ge 2 ]; then SERVER_CPU="taskset -c 0"; LOAD_CPU="taskset -c 1"; PIN="server core 0, load core 1"
 else SERVER_CPU=""; LOAD_CPU=""; PIN="unpinned (one core)"; fi
 
-port_free() { ! timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-free_port() { local p=$((20000 + RANDOM % 12000)); while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
-wait_port() { for _ in $(seq 200); do port_free "$1" || return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TICKS=$(getconf CLK_TCK)
-progress() { echo "-- $(date +%T) $*" >&2; }
 
 # --- certificates: CA and server (127.0.0.1, localhost) -------------------------------------
 P=$TMP/pki; mkdir -p "$P"
@@ -276,7 +264,6 @@ combine() { # workload kind
     END { printf "%.0f %.1f %.1f %d %d %.2f %.2f %d %d\n", n / d, a / k, b / k, n, e, c, d, h, f }' <<< "$all"
 }
 per_cpu() { awk -v n="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", n / c; else print 0 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 label() {
   case $1 in
     plain_hit) echo "HTTP hit, plain" ;;

@@ -16,6 +16,8 @@
 # (scripts/report-check.sh, which also writes target/bench/report.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 
 DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
@@ -30,16 +32,7 @@ WRITE_RATE=${BENCH_WRITE_RATE:-1000}
 STREAM_SECONDS=${BENCH_STREAM_SECONDS:-10}
 OUT=target/bench
 mkdir -p "$OUT"
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
 
-need() { command -v "$1" >/dev/null 2>&1 || { echo "missing $1: sudo apt-get install -y $2" >&2; exit 1; }; }
 need wrk wrk
 need redis-server redis-server
 need redis-benchmark redis-tools
@@ -55,13 +48,9 @@ EXAMPLES=target/release/examples
 if [ "$(nproc)" -ge 2 ]; then SERVER_CPU="taskset -c 0"; LOAD_CPU="taskset -c 1"; PIN="server core 0, load core 1"
 else SERVER_CPU=""; LOAD_CPU=""; PIN="unpinned (one core)"; fi
 
-port_free() { ! timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 # Below the ephemeral range (32768+), so no client socket holds the port.
-free_port() { local p=$((20000 + RANDOM % 12000)); while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
-wait_port() { for _ in $(seq 200); do port_free "$1" || return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # CPU time (user + system, all threads) a process has used, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TICKS=$(getconf CLK_TCK)
 seconds_between() { awk -v a="$2" -v b="$1" -v t="$TICKS" 'BEGIN { printf "%.2f", (a - b) / t }'; }
 # Runs "$@" while measuring the CPU time of server pid $SERVER_PID and of redis-server; sets
@@ -101,10 +90,8 @@ wrk_parse() {
 rb_parse() {
   awk '/^"/ && !/^"test"/ { gsub(/"/, ""); split($0, f, ","); printf "%.0f %.1f %.1f\n", f[2], f[5] * 1000, f[7] * 1000; exit }' "$1"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 load_average() { cut -d' ' -f1-3 /proc/loadavg; }
-progress() { echo "-- $(date +%T) $*" >&2; }
 echo "== ProxyRedis benchmarks: $(nproc) cores, $PIN, wrk -c$CONNECTIONS -d$DURATION," \
      "load average at start $(load_average)"
 
