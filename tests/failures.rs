@@ -3,6 +3,7 @@
 //! never read. Everything runs against a real redis-server and the real binary.
 
 mod common;
+use common::wire::{lookup_req, resp_get};
 use common::*;
 
 use std::io::{ErrorKind, Read, Write};
@@ -10,19 +11,6 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-/// A keep-alive lookup request for `key`.
-fn lookup_req(key: &str) -> String {
-    format!(
-        "GET /lookup?key={} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-        encode(key.as_bytes())
-    )
-}
-
-/// A RESP GET command.
-fn resp_get(key: &str) -> Vec<u8> {
-    format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()).into_bytes()
-}
 
 /// Reads until the peer closes (EOF or reset) or the read timeout fires.
 /// Returns the bytes read and whether the connection was closed by the peer.

@@ -11,6 +11,7 @@
 //! quickly instead of taking gigabytes from the machine.
 
 mod common;
+use common::wire::{lookup_req, resp_get};
 use common::*;
 
 use std::io::{ErrorKind, Read, Write};
@@ -44,19 +45,6 @@ const SMALL_REPLY: &[u8] = b"$1\r\ns\r\n";
 
 // ------------------------------------------------------------------------------------------
 // Requests and replies.
-
-/// A keep-alive lookup request for `key`.
-fn lookup_req(key: &str) -> String {
-    format!(
-        "GET /lookup?key={} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-        encode(key.as_bytes())
-    )
-}
-
-/// A RESP GET command.
-fn resp_get(key: &str) -> Vec<u8> {
-    format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()).into_bytes()
-}
 
 /// `MGET key key ... key` with `key` named `times` times.
 fn mget_repeated(key: &str, times: usize) -> Vec<u8> {

@@ -6,6 +6,7 @@
 //! proxy to answer exactly as it does.
 
 mod common;
+use common::wire::{multibulk, show};
 use common::*;
 
 use std::io::{ErrorKind, Read, Write};
@@ -24,11 +25,6 @@ fn setup_with(overrides: &[(&str, &str)]) -> (Redis, Proxy) {
     let redis = Redis::start();
     let proxy = Proxy::start(redis.port, overrides);
     (redis, proxy)
-}
-
-/// Bytes shown escaped, for assertion messages.
-fn show(bytes: &[u8]) -> String {
-    format!("\"{}\"", bytes.escape_ascii())
 }
 
 /// A raw connection with a read timeout.
@@ -131,17 +127,6 @@ fn assert_same_as_redis(redis: &Redis, proxy: &Proxy, requests: &[Vec<u8>]) {
         requests.len(),
         differences.join("\n")
     );
-}
-
-/// A multibulk command.
-fn multibulk(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 fn bulk(v: &[u8]) -> Vec<u8> {
@@ -751,22 +736,9 @@ fn pipelined_miss_holds_back_later_replies_without_blocking_others() {
 
 #[test]
 fn redis_cli_get_and_ping() {
-    let cli = require_tool("redis-cli", "redis-tools");
     let (redis, proxy) = setup();
     redis.set("foo", "bar");
-    let run = |port: u16, args: &[&str]| {
-        let out = Command::new(&cli)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running redis-cli");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |port: u16, args: &[&str]| redis_cli(port, &[], args);
     let (code, out, err) = run(proxy.resp_port, &["GET", "foo"]);
     assert_eq!((code, out.as_str()), (Some(0), "bar\n"), "stderr: {err}");
     let (code, out, err) = run(proxy.resp_port, &["PING"]);

@@ -10,7 +10,6 @@ use common::*;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// A raw connection with a read timeout.
@@ -366,21 +365,8 @@ fn clients_connect_with_their_defaults() {
 
 #[test]
 fn redis_cli_in_resp3() {
-    let cli = require_tool("redis-cli", "redis-tools");
     let (redis, proxy) = setup();
-    let run = |port: u16, args: &[&str]| {
-        let out = Command::new(&cli)
-            .args(["-3", "-h", "127.0.0.1", "-p", &port.to_string()])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running redis-cli");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |port: u16, args: &[&str]| redis_cli(port, &["-3"], args);
     let (code, out, err) = run(proxy.resp_port, &["GET", "k"]);
     assert_eq!((code, out.as_str()), (Some(0), "v\n"), "stderr: {err}");
     for args in [

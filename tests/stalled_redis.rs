@@ -8,6 +8,7 @@
 //! misses are answered again, with no restart.
 
 mod common;
+use common::wire::{lookup_req, resp_get};
 use common::*;
 
 use std::io::{ErrorKind, Read, Write};
@@ -192,14 +193,6 @@ fn assert_recovers(proxy: &Proxy, how: Stall) {
         serde_json::json!({"key":"back","value":"yes","status":200}),
         "after Redis was {how:?}"
     );
-}
-
-fn lookup_req(key: &str) -> String {
-    format!("GET /lookup?key={key} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-}
-
-fn resp_get(key: &str) -> Vec<u8> {
-    format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()).into_bytes()
 }
 
 fn resp_mget(keys: &[String]) -> Vec<u8> {

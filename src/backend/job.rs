@@ -29,6 +29,20 @@ pub struct Waiter {
     pub index: u32,
 }
 
+#[cfg(test)]
+impl Waiter {
+    /// The waiter of reply `seq` on connection 0 of loop 0 (unit tests).
+    pub fn for_test(seq: u64) -> Waiter {
+        Waiter {
+            loop_id: 0,
+            conn: 0,
+            generation: 0,
+            seq,
+            index: 0,
+        }
+    }
+}
+
 /// What Redis said.
 #[derive(Clone, Debug)]
 pub enum Outcome {

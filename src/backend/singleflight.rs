@@ -109,26 +109,22 @@ impl SingleFlight {
 mod tests {
     use super::*;
 
-    fn w(seq: u64) -> Waiter {
-        Waiter {
-            loop_id: 0,
-            conn: 0,
-            generation: 0,
-            seq,
-            index: 0,
-        }
-    }
-
     #[test]
     fn one_leader_many_followers_one_release() {
         let f = SingleFlight::default();
-        assert!(matches!(f.join(b"k", w(1), || false), Some(Joined::Leader)));
         assert!(matches!(
-            f.join(b"k", w(2), || false),
+            f.join(b"k", Waiter::for_test(1), || false),
+            Some(Joined::Leader)
+        ));
+        assert!(matches!(
+            f.join(b"k", Waiter::for_test(2), || false),
             Some(Joined::Follower)
         ));
         assert_eq!(f.len(), 1);
-        assert_eq!(f.release(b"k"), vec![w(1), w(2)]);
+        assert_eq!(
+            f.release(b"k"),
+            vec![Waiter::for_test(1), Waiter::for_test(2)]
+        );
         assert!(f.is_empty());
         assert!(f.release(b"k").is_empty());
         assert!(f.is_empty(), "a second release must not uncount");
@@ -137,7 +133,7 @@ mod tests {
     #[test]
     fn a_value_found_before_leading_starts_no_flight() {
         let f = SingleFlight::default();
-        assert!(f.join(b"k", w(1), || true).is_none());
+        assert!(f.join(b"k", Waiter::for_test(1), || true).is_none());
         assert!(f.is_empty());
     }
 
@@ -147,11 +143,14 @@ mod tests {
         for i in 0..MAX_QUEUED {
             let key = i.to_string();
             assert!(matches!(
-                f.join(key.as_bytes(), w(0), || false),
+                f.join(key.as_bytes(), Waiter::for_test(0), || false),
                 Some(Joined::Leader)
             ));
         }
-        assert!(matches!(f.join(b"x", w(0), || false), Some(Joined::Full)));
+        assert!(matches!(
+            f.join(b"x", Waiter::for_test(0), || false),
+            Some(Joined::Full)
+        ));
         assert_eq!(f.len(), MAX_QUEUED);
         assert!(f.release(b"x").is_empty());
         assert!(!f.reserve(), "commands share the bound");
@@ -164,12 +163,18 @@ mod tests {
         for _ in 0..MAX_QUEUED - 1 {
             assert!(f.reserve());
         }
-        assert!(matches!(f.join(b"k", w(1), || false), Some(Joined::Leader)));
+        assert!(matches!(
+            f.join(b"k", Waiter::for_test(1), || false),
+            Some(Joined::Leader)
+        ));
         assert!(!f.reserve());
-        assert!(matches!(f.join(b"j", w(2), || false), Some(Joined::Full)));
+        assert!(matches!(
+            f.join(b"j", Waiter::for_test(2), || false),
+            Some(Joined::Full)
+        ));
         f.unreserve();
         assert!(f.reserve(), "a command answered frees its place");
-        assert_eq!(f.release(b"k"), vec![w(1)]);
+        assert_eq!(f.release(b"k"), vec![Waiter::for_test(1)]);
         for _ in 0..MAX_QUEUED - 1 {
             f.unreserve();
         }

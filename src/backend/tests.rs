@@ -8,16 +8,6 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::clock::Clock;
 
-fn waiter(seq: u64) -> Waiter {
-    Waiter {
-        loop_id: 0,
-        conn: 0,
-        generation: 0,
-        seq,
-        index: 0,
-    }
-}
-
 /// A backend whose Redis is a closed port: every job fails fast (and is still finished).
 fn backend() -> (Arc<Backend>, BackendThreads) {
     let vars = HashMap::from([
@@ -40,14 +30,17 @@ fn pings_and_commands_are_refused_past_the_in_flight_bound() {
         let joined = backend
             .core
             .flights
-            .join(key.as_bytes(), waiter(0), || false);
+            .join(key.as_bytes(), Waiter::for_test(0), || false);
         assert!(matches!(joined, Some(Joined::Leader)));
     }
     let rejected = backend.stats().counts().rejected;
-    assert_eq!(backend.ping(waiter(1)), Err(BackendError::Overloaded));
+    assert_eq!(
+        backend.ping(Waiter::for_test(1)),
+        Err(BackendError::Overloaded)
+    );
     let get = vec![Box::from(&b"GET"[..]), Box::from(&b"x"[..])];
     assert_eq!(
-        backend.command(get, waiter(2)),
+        backend.command(get, Waiter::for_test(2)),
         Err(BackendError::Overloaded)
     );
     assert_eq!(backend.stats().counts().rejected, rejected + 2);
@@ -55,7 +48,7 @@ fn pings_and_commands_are_refused_past_the_in_flight_bound() {
 
     // One place free: a PING takes it until it is answered (failed: nobody listens).
     assert_eq!(backend.core.flights.release(b"k0").len(), 1);
-    assert_eq!(backend.ping(waiter(3)), Ok(()));
+    assert_eq!(backend.ping(Waiter::for_test(3)), Ok(()));
     let deadline = Instant::now() + Duration::from_secs(10);
     while backend.in_flight() == MAX_QUEUED {
         assert!(Instant::now() < deadline, "the PING was never finished");

@@ -9,16 +9,6 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::lru::Cache;
 
-fn waiter(seq: u64) -> Waiter {
-    Waiter {
-        loop_id: 0,
-        conn: 0,
-        generation: 0,
-        seq,
-        index: 0,
-    }
-}
-
 #[test]
 fn a_reply_shorter_than_the_batch_answers_every_job_and_ends_every_flight() {
     let cache = Arc::new(Cache::new(100, Duration::from_secs(60), Clock::manual()));
@@ -43,7 +33,7 @@ fn a_reply_shorter_than_the_batch_answers_every_job_and_ends_every_flight() {
     );
     let mut batch = Vec::new();
     for (i, key) in [&b"a"[..], b"b", b"c"].into_iter().enumerate() {
-        let joined = core.flights.join(key, waiter(i as u64), || false);
+        let joined = core.flights.join(key, Waiter::for_test(i as u64), || false);
         assert!(matches!(joined, Some(Joined::Leader)));
         batch.push(Job::new(Request::Fetch {
             key: Box::from(key),

@@ -590,3 +590,19 @@ impl Proxy {
         }
     }
 }
+
+/// Runs `redis-cli -h 127.0.0.1 -p port [options] args`: its exit code, stdout and stderr.
+pub fn redis_cli(port: u16, options: &[&str], args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(require_tool("redis-cli", "redis-tools"))
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(options)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running redis-cli");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -96,3 +96,16 @@ pub fn parse(buf: &[u8], at: usize) -> (Reply, usize) {
     };
     (reply, end)
 }
+
+/// A keep-alive HTTP lookup request for `key` (percent-encoded).
+pub fn lookup_req(key: &str) -> String {
+    format!(
+        "GET /lookup?key={} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        super::encode(key.as_bytes())
+    )
+}
+
+/// A RESP `GET key` command.
+pub fn resp_get(key: &str) -> Vec<u8> {
+    multibulk(&[b"GET", key.as_bytes()])
+}
