@@ -10,9 +10,9 @@
 //!   key is refused whole, as Redis does): `-NOPERM this user has no permissions to access
 //!   one of the keys used as arguments`. A principal limited to prefixes may run a
 //!   forwarded command only when Redis's catalog says where its keys are: keyless ones
-//!   (SCAN, KEYS, RANDOMKEY, DBSIZE) and those whose keys move (EVAL_RO, SORT_RO, ...) or
-//!   sit behind a subcommand (OBJECT, MEMORY) could reach other keys, and get the
-//!   command's NOPERM;
+//!   (SCAN, KEYS, RANDOMKEY, DBSIZE) and those whose keys move (EVAL_RO, SORT_RO, ...)
+//!   could reach other keys, and get the command's NOPERM (a container such as OBJECT is
+//!   judged by its subcommand's entry, as forwarding judges it: the same [`CommandInfo`]);
 //! - over PROXY_CLIENT_RATE_LIMIT_RPS (the commands PROXY_RATE_LIMIT_RPS counts, per
 //!   principal or per address): `-ERR client rate limit exceeded`.
 
@@ -21,7 +21,6 @@ use super::parse::Args;
 use super::{Client, Loop, write};
 use crate::auth::{Access, Who};
 use crate::backend::CommandInfo;
-use crate::config::Forward;
 
 /// Redis's reply to a command before AUTH.
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
@@ -97,6 +96,7 @@ pub fn admit(
 pub fn admit_forwarded(
     state: &Loop,
     client: &Client,
+    info: &CommandInfo,
     input: &[u8],
     args: &Args,
     out: &mut Vec<u8>,
@@ -104,13 +104,7 @@ pub fn admit_forwarded(
     let Some(access) = state.services.access.as_ref().filter(|a| a.required()) else {
         return true;
     };
-    if state.services.forward == Forward::None {
-        return true;
-    }
     let name = args.get(input, 0);
-    let Some(info) = state.services.backend.catalog().get(name) else {
-        return true;
-    };
     let Some(p) = client.principal else {
         return refuse(state, out, NOAUTH);
     };

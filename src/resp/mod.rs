@@ -392,12 +392,6 @@ fn dispatch_rest(
             }
         }
     }
-    if state.services.access.is_some()
-        && !access::admit_forwarded(state, client, input, args, sink.out())
-    {
-        state.stats.resp.incr(not_forwarded_row(), 0);
-        return true;
-    }
     let row = match commands::forward::forward(state, client, input, args, sink) {
         Forwarded::Held => return false,
         Forwarded::Sent => forwarded_row(),

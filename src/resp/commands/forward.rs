@@ -99,10 +99,28 @@ fn send(
         return Forwarded::Unknown;
     }
     let name = args.get(input, 0);
-    let words: Vec<&[u8]> = (0..args.len().min(2)).map(|i| args.get(input, i)).collect();
-    let Some(info) = state.services.backend.catalog().command(&words) else {
+    let words = [
+        name,
+        if args.len() > 1 {
+            args.get(input, 1)
+        } else {
+            b""
+        },
+    ];
+    let Some(info) = state
+        .services
+        .backend
+        .catalog()
+        .command(&words[..args.len().min(2)])
+    else {
         return Forwarded::Unknown;
     };
+    // Who may run it is judged on the same entry forwarding uses (a subcommand's own).
+    if state.services.access.is_some()
+        && !crate::resp::access::admit_forwarded(state, client, &info, input, args, sink.out())
+    {
+        return Forwarded::Refused;
+    }
     let pinned = info.pinned && !stream_read;
     let shared_state = CONNECTION_STATE
         .iter()
