@@ -18,3 +18,21 @@ wait_port() { for _ in $(seq 200); do port_free "$1" || return 0; sleep 0.05; do
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 progress() { echo "-- $(date +%T) $*" >&2; }
+# The start of an nginx.conf for a reference server under $TMP/nginx: one worker in the
+# foreground, no logs; the caller adds its own http settings and server blocks and closes
+# the http block.
+nginx_conf_head() {
+  mkdir -p "$TMP/nginx"
+  cat <<NGINX
+worker_processes 1;
+master_process off;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx; proxy_temp_path $TMP/nginx; fastcgi_temp_path $TMP/nginx;
+  uwsgi_temp_path $TMP/nginx; scgi_temp_path $TMP/nginx;
+NGINX
+}

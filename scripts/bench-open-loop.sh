@@ -65,18 +65,7 @@ SERVERS=(proxy)
 
 if command -v nginx >/dev/null 2>&1; then
   NGINX_PORT=$(free_port)
-  mkdir -p "$TMP/nginx"
-  cat > "$TMP/nginx.conf" <<NGINX
-worker_processes 1;
-master_process off;
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx; proxy_temp_path $TMP/nginx; fastcgi_temp_path $TMP/nginx;
-  uwsgi_temp_path $TMP/nginx; scgi_temp_path $TMP/nginx;
+  { nginx_conf_head; cat <<NGINX
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$NGINX_PORT;
@@ -84,6 +73,7 @@ http {
   }
 }
 NGINX
+} > "$TMP/nginx.conf"
   $SERVER_CPU nginx -c "$TMP/nginx.conf" -p "$TMP/nginx" &
   NGINX_PID=$!; PIDS+=("$NGINX_PID"); wait_port "$NGINX_PORT"
   SERVERS+=(nginx)

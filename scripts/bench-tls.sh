@@ -105,18 +105,7 @@ done
 BODY=$("${CURL[@]}" "$URL_proxy_tls/lookup?key=key:000000000000")
 CTYPE=$("${CURL[@]}" -o /dev/null -w '%{content_type}' "$URL_proxy_tls/lookup?key=key:000000000000")
 NGINX_PLAIN=$(free_port); NGINX_TLS=$(free_port)
-mkdir -p "$TMP/nginx"
-cat > "$TMP/nginx.conf" <<NGINX
-worker_processes 1;
-master_process off;
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx; proxy_temp_path $TMP/nginx; fastcgi_temp_path $TMP/nginx;
-  uwsgi_temp_path $TMP/nginx; scgi_temp_path $TMP/nginx;
+{ nginx_conf_head; cat <<NGINX
   keepalive_requests 1000000;
   log_format tls '\$ssl_protocol \$ssl_cipher \$ssl_curve \$ssl_session_reused';
   server {
@@ -135,6 +124,7 @@ http {
   }
 }
 NGINX
+} > "$TMP/nginx.conf"
 $SERVER_CPU nginx -c "$TMP/nginx.conf" -p "$TMP/nginx" &
 PID_nginx=$!; PIDS+=("$PID_nginx"); wait_port "$NGINX_PLAIN"; wait_port "$NGINX_TLS"
 PID_nginx_plain=$PID_nginx; PID_nginx_tls=$PID_nginx

@@ -196,24 +196,14 @@ stop_proxy
 
 if command -v nginx >/dev/null 2>&1; then
   NGINX_PORT=$(free_port)
-  mkdir -p "$TMP/nginx"
-  cat > "$TMP/nginx.conf" <<NGINX
-worker_processes 1;
-master_process off;
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx; proxy_temp_path $TMP/nginx; fastcgi_temp_path $TMP/nginx;
-  uwsgi_temp_path $TMP/nginx; scgi_temp_path $TMP/nginx;
+  { nginx_conf_head; cat <<NGINX
   server {
     listen 127.0.0.1:$NGINX_PORT;
     location / { default_type application/json; return 200 '{"key":"key:000000000000","value":"value:00000000000000000000000000","status":200}'; }
   }
 }
 NGINX
+} > "$TMP/nginx.conf"
   $SERVER_CPU nginx -c "$TMP/nginx.conf" -p "$TMP/nginx" &
   NGINX_PID=$!; PIDS+=("$NGINX_PID"); wait_port "$NGINX_PORT"
   wrk_run nginx "http://127.0.0.1:$NGINX_PORT" "$TMP/hot.lua" "$NGINX_PID"
