@@ -333,8 +333,15 @@ fn roles_and_key_prefixes_over_resp_with_client_libraries() {
     let value = |s: &str| redis::Value::BulkString(s.as_bytes().to_vec());
     assert_eq!(query(&mut web, &["GET", "user:1"]), Ok(value("v1")));
     assert_eq!(query(&mut web, &["HGET", "user:h", "f"]), Ok(value("x")));
+    // A container command is judged by its subcommand's keys (`object|encoding`: the
+    // second argument), not refused as keyless nor let through to any key.
+    assert_eq!(
+        query(&mut web, &["OBJECT", "ENCODING", "user:h"]),
+        Ok(value("listpack"))
+    );
     for (args, refusal) in [
-        (&["GET", "other"][..], "access one of the keys"),
+        (&["OBJECT", "ENCODING", "other"][..], "access one of the keys"),
+        (&["GET", "other"], "access one of the keys"),
         (&["MGET", "user:1", "other"], "access one of the keys"),
         (&["HGET", "other:h", "f"], "access one of the keys"),
         (&["SET", "user:1", "x"], "run the 'set' command"),

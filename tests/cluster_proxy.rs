@@ -67,18 +67,11 @@ fn keys_of_every_node_and_hash_tags_are_served_and_mget_spans_nodes() {
         let want = (k != "absent-key").then(|| format!("v-{k}"));
         assert_eq!(v, &want, "{k}");
     }
-    // A forwarded read of two keys in different slots is refused as Redis refuses it
-    // (once the proxy has read Redis's commands, in the background from its start).
+    // A forwarded read of keys in different slots that Redis gives no way to split is
+    // refused as Redis refuses it (once the proxy has read Redis's commands).
     let mut c = proxy.resp_client();
-    wait_for(
-        "the proxy to read Redis's commands",
-        READY_TIMEOUT,
-        || match redis::cmd("TYPE").arg(&keys[0]).query::<String>(&mut c) {
-            Err(e) if e.to_string().contains("unknown command") => None,
-            _ => Some(()),
-        },
-    );
-    let two: redis::RedisResult<i64> = redis::cmd("TOUCH")
+    wait_for_catalog(&mut c, &keys[0]);
+    let two: redis::RedisResult<Vec<String>> = redis::cmd("SUNION")
         .arg(&keys[0])
         .arg(&keys[5])
         .query(&mut c);
@@ -90,6 +83,118 @@ fn keys_of_every_node_and_hash_tags_are_served_and_mget_spans_nodes() {
         .query(&mut c)
         .expect("same slot");
     assert_eq!(same, 2);
+}
+
+/// Waits until the proxy has read Redis's commands (in the background from its start):
+/// until then, forwarded commands are unknown.
+fn wait_for_catalog(c: &mut redis::Connection, key: &str) {
+    wait_for(
+        "the proxy to read Redis's commands",
+        READY_TIMEOUT,
+        || match redis::cmd("TYPE").arg(key).query::<String>(c) {
+            Err(e) if e.to_string().contains("unknown command") => None,
+            _ => Some(()),
+        },
+    );
+}
+
+#[test]
+fn commands_for_the_whole_cluster_or_several_slots_answer_as_the_cluster() {
+    let cluster = Cluster::start(3, 0);
+    let mut keys = Vec::new();
+    for m in cluster.masters() {
+        keys.extend(cluster.keys_on(m, &format!("whole{m}-"), 3));
+    }
+    for k in &keys {
+        cluster.set(k, "v");
+    }
+    let proxy = cached_proxy(&cluster, &[("PROXY_FORWARD", "all")]);
+    let mut c = proxy.resp_client();
+    wait_for_catalog(&mut c, &keys[0]);
+    let query = |c: &mut redis::Connection, args: &[&str]| -> redis::RedisResult<redis::Value> {
+        redis::cmd(args[0]).arg(&args[1..]).query(c)
+    };
+    let int = |c: &mut redis::Connection, args: &[&str]| -> i64 {
+        redis::cmd(args[0])
+            .arg(&args[1..])
+            .query(c)
+            .expect("an integer")
+    };
+
+    // Every master's keys, not one master's (request_policy:all_shards).
+    assert_eq!(int(&mut c, &["DBSIZE"]), 9);
+    let mut listed: Vec<String> = redis::cmd("KEYS")
+        .arg("whole*")
+        .query(&mut c)
+        .expect("KEYS");
+    listed.sort();
+    let mut want = keys.clone();
+    want.sort();
+    assert_eq!(listed, want);
+    let random: String = redis::cmd("RANDOMKEY").query(&mut c).expect("RANDOMKEY");
+    assert!(keys.contains(&random), "{random}");
+
+    // Keys of three masters in one command: one command per slot, replies summed.
+    let spread = [
+        keys[0].as_str(),
+        keys[3].as_str(),
+        keys[6].as_str(),
+        "absent{x}",
+    ];
+    let mut exists = vec!["EXISTS"];
+    exists.extend_from_slice(&spread);
+    assert_eq!(int(&mut c, &exists), 3);
+
+    // A cached key deleted by a DEL spanning masters is gone at once through the proxy.
+    assert_eq!(proxy.lookup(&keys[3]).0, 200);
+    assert_eq!(int(&mut c, &["DEL", &keys[0], &keys[3], "absent{y}"]), 2);
+    assert_eq!(proxy.lookup(&keys[3]).0, 404, "read your own write");
+    assert_eq!(cluster.get(&keys[0]), None);
+    assert_eq!(int(&mut c, &["DBSIZE"]), 7);
+
+    // MSET across slots sets every pair on its own master.
+    let set = query(
+        &mut c,
+        &["MSET", &keys[0], "a", &keys[4], "b", &keys[8], "c"],
+    );
+    assert_eq!(set.expect("MSET"), redis::Value::Okay);
+    assert_eq!(cluster.get(&keys[0]).as_deref(), Some(&b"a"[..]));
+    assert_eq!(cluster.get(&keys[4]).as_deref(), Some(&b"b"[..]));
+    assert_eq!(cluster.get(&keys[8]).as_deref(), Some(&b"c"[..]));
+    assert_eq!(value_of(&proxy, &keys[8]), "c");
+
+    // All or nothing across slots cannot be split: Redis's own refusal.
+    let nx = query(&mut c, &["MSETNX", &keys[1], "x", &keys[5], "y"]).expect_err("MSETNX");
+    assert_eq!(nx.code(), Some("CROSSSLOT"), "{nx}");
+
+    // A cursor per node cannot pass for one: refused, saying why.
+    let scan = query(&mut c, &["SCAN", "0"]).expect_err("SCAN");
+    assert!(
+        scan.to_string()
+            .contains("not supported by proxyredis in front of a Redis Cluster"),
+        "{scan}"
+    );
+    let stats = query(&mut c, &["MEMORY", "STATS"]).expect_err("MEMORY STATS");
+    assert!(
+        stats.to_string().contains("MEMORY is not supported"),
+        "{stats}"
+    );
+
+    // FLUSHALL empties every master, and the proxy serves nothing it cached before.
+    assert_eq!(value_of(&proxy, &keys[2]), "v");
+    assert_eq!(
+        query(&mut c, &["FLUSHALL"]).expect("FLUSHALL"),
+        redis::Value::Okay
+    );
+    for m in cluster.masters() {
+        assert_eq!(cluster.on(m, &["DBSIZE"]), Reply::Int(0), "master {m}");
+    }
+    assert_eq!(int(&mut c, &["DBSIZE"]), 0);
+    wait_for(
+        "the flush to reach the cache",
+        Duration::from_secs(5),
+        || (proxy.lookup(&keys[2]).0 == 404).then_some(()),
+    );
 }
 
 /// Reads `keys` through the proxy until `stop`, counting errors and wrong values.

@@ -6,6 +6,10 @@
 //! lists its subcommands (`object|encoding`) in the entry's tenth field, each with its
 //! flags and keys. They are kept under that name, and [`Catalog::command`] describes a
 //! command by its subcommand when it has one.
+//!
+//! Redis 7 also says, in each entry's eighth field ("tips"), how a client in front of a
+//! cluster sends a command and puts its replies together (`request_policy:all_shards`,
+//! `response_policy:agg_sum`, ...): the cluster upstream follows them ([`Policy`]).
 
 use std::collections::HashMap;
 
@@ -32,6 +36,79 @@ pub struct CommandInfo {
     pub step: i64,
     /// A container: its subcommands are described apart (`name|sub`).
     pub container: bool,
+    /// Where it goes in a cluster (`request_policy` tip).
+    pub request: RequestPolicy,
+    /// How the replies of several nodes make one (`response_policy` tip).
+    pub response: ResponsePolicy,
+}
+
+/// Redis's `request_policy` tip: which nodes of a cluster a command goes to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RequestPolicy {
+    /// No tip: the node of its keys' slot, or any node when it has none.
+    #[default]
+    Default,
+    /// Every master (`DBSIZE`, `KEYS`, `FLUSHALL`).
+    AllShards,
+    /// Every node, replicas included (`SCRIPT LOAD`, `CONFIG SET`).
+    AllNodes,
+    /// Its keys may be split by slot, one command per slot (`DEL`, `EXISTS`, `MSET`).
+    MultiShard,
+    /// Only a client that knows the command can route it (`SCAN`'s cursor).
+    Special,
+}
+
+/// Redis's `response_policy` tip: how the replies of several nodes make one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ResponsePolicy {
+    /// No tip: arrays are concatenated; otherwise any one reply.
+    #[default]
+    Default,
+    /// Failed when one failed, else the first reply.
+    AllSucceeded,
+    /// The first success, else the first error.
+    OneSucceeded,
+    /// The sum of the integers.
+    AggSum,
+    /// The least of the integers.
+    AggMin,
+    /// The greatest of the integers.
+    AggMax,
+    /// Logical AND of 0/1 integers (of arrays of them, element by element).
+    AggLogicalAnd,
+    /// Logical OR of 0/1 integers (of arrays of them, element by element).
+    AggLogicalOr,
+    /// Only a client that knows the command can merge them (`INFO`, `MEMORY STATS`).
+    Special,
+}
+
+/// Reads the `request_policy` and `response_policy` tips of an entry.
+fn policies(tips: &[&[u8]]) -> (RequestPolicy, ResponsePolicy) {
+    let mut request = RequestPolicy::Default;
+    let mut response = ResponsePolicy::Default;
+    for tip in tips {
+        let tip = tip.to_ascii_lowercase();
+        if let Some(p) = tip.strip_prefix(b"request_policy:") {
+            request = match p {
+                b"all_shards" => RequestPolicy::AllShards,
+                b"all_nodes" => RequestPolicy::AllNodes,
+                b"multi_shard" => RequestPolicy::MultiShard,
+                _ => RequestPolicy::Special,
+            };
+        } else if let Some(p) = tip.strip_prefix(b"response_policy:") {
+            response = match p {
+                b"all_succeeded" => ResponsePolicy::AllSucceeded,
+                b"one_succeeded" => ResponsePolicy::OneSucceeded,
+                b"agg_sum" => ResponsePolicy::AggSum,
+                b"agg_min" => ResponsePolicy::AggMin,
+                b"agg_max" => ResponsePolicy::AggMax,
+                b"agg_logical_and" => ResponsePolicy::AggLogicalAnd,
+                b"agg_logical_or" => ResponsePolicy::AggLogicalOr,
+                _ => ResponsePolicy::Special,
+            };
+        }
+    }
+    (request, response)
 }
 
 impl CommandInfo {
@@ -159,18 +236,22 @@ fn add_entry(map: &mut HashMap<Vec<u8>, CommandInfo>, entry: &redis::Value) {
     map.insert(name, info);
 }
 
-/// `[name, arity, [flags], first key, last key, step, ...]`.
+/// `[name, arity, [flags], first key, last key, step, [acl categories], [tips], ...]`.
 fn parse_entry(entry: &redis::Value) -> Option<(Vec<u8>, CommandInfo)> {
     let redis::Value::Array(fields) = entry else {
         return None;
     };
     let name = text(fields.first()?)?.to_ascii_lowercase();
-    let flags: Vec<&[u8]> = match fields.get(2) {
-        Some(redis::Value::Array(f)) | Some(redis::Value::Set(f)) => {
-            f.iter().filter_map(text).collect()
+    let words = |i: usize| -> Vec<&[u8]> {
+        match fields.get(i) {
+            Some(redis::Value::Array(f)) | Some(redis::Value::Set(f)) => {
+                f.iter().filter_map(text).collect()
+            }
+            _ => Vec::new(),
         }
-        _ => Vec::new(),
     };
+    let flags = words(2);
+    let (request, response) = policies(&words(7));
     let has = |flag: &str| {
         flags
             .iter()
@@ -185,6 +266,8 @@ fn parse_entry(entry: &redis::Value) -> Option<(Vec<u8>, CommandInfo)> {
         last_key: int(fields.get(4)),
         step: int(fields.get(5)),
         container: false,
+        request,
+        response,
     };
     Some((name, info))
 }
@@ -230,6 +313,32 @@ mod tests {
         let (name, info) = parse_entry(&v).unwrap();
         assert_eq!(name, b"hget");
         assert!(info.readonly && !info.write && !info.pinned);
+        assert_eq!(info.request, RequestPolicy::Default);
+    }
+
+    #[test]
+    fn tips_give_the_cluster_policies() {
+        let tips = |t: &[&str]| {
+            let t: Vec<&[u8]> = t.iter().map(|s| s.as_bytes()).collect();
+            policies(&t)
+        };
+        assert_eq!(
+            tips(&["request_policy:all_shards", "response_policy:agg_sum"]),
+            (RequestPolicy::AllShards, ResponsePolicy::AggSum)
+        );
+        assert_eq!(
+            tips(&["nondeterministic_output", "request_policy:special"]),
+            (RequestPolicy::Special, ResponsePolicy::Default)
+        );
+        assert_eq!(
+            tips(&["REQUEST_POLICY:multi_shard", "response_policy:agg_min"]),
+            (RequestPolicy::MultiShard, ResponsePolicy::AggMin)
+        );
+        assert_eq!(
+            tips(&["request_policy:all_nodes", "response_policy:special"]),
+            (RequestPolicy::AllNodes, ResponsePolicy::Special)
+        );
+        assert_eq!(tips(&[]), (RequestPolicy::Default, ResponsePolicy::Default));
     }
 
     #[test]

@@ -184,6 +184,15 @@ impl Core {
                 for key in invalidates {
                     self.cache.invalidate(key);
                 }
+                // A part of a command sent to several nodes: its client is answered once,
+                // when the last part is back.
+                let outcome = match &job.part {
+                    Some(part) => match part.gather.done(part.index, outcome) {
+                        Some(whole) => whole,
+                        None => return,
+                    },
+                    None => outcome,
+                };
                 self.flights.unreserve();
                 outbox.push(*waiter, outcome);
             }

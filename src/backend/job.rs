@@ -140,6 +140,9 @@ pub struct Job {
     pub asking: bool,
     /// Cluster: redirections followed so far (bounded, against a ping-pong of MOVEDs).
     pub hops: u8,
+    /// Cluster: one part of a command sent to several nodes, answered with the others
+    /// (boxed: rare, and a job stays small on the miss path).
+    pub part: Option<Box<super::gather::Part>>,
 }
 
 /// How long a fetched value may be cached, from the key's `PTTL` in Redis.
@@ -174,7 +177,39 @@ impl Job {
             queued_at: Instant::now(),
             asking: false,
             hops: 0,
+            part: None,
         }
+    }
+
+    /// Part `part` of this command, with `args` instead of its own; it keeps this job's
+    /// deadline and waiter, and invalidates those of this job's invalidated keys it names.
+    pub fn part(&self, args: Vec<Box<[u8]>>, part: super::gather::Part) -> Option<Job> {
+        let Request::Command {
+            waiter,
+            invalidates,
+            resp3,
+            ..
+        } = &self.request
+        else {
+            return None;
+        };
+        let invalidates = invalidates
+            .iter()
+            .filter(|k| args[1..].contains(*k))
+            .cloned()
+            .collect();
+        Some(Job {
+            request: Request::Command {
+                args,
+                waiter: *waiter,
+                invalidates,
+                resp3: *resp3,
+            },
+            queued_at: self.queued_at,
+            asking: false,
+            hops: 0,
+            part: Some(Box::new(part)),
+        })
     }
 
     /// Whether the reply is to be read in RESP3 (see [`Request::Command`]).

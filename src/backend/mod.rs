@@ -34,6 +34,7 @@ mod cluster;
 mod connector;
 mod core;
 mod error;
+mod gather;
 mod health;
 mod job;
 mod pipeline;

@@ -216,9 +216,11 @@ impl MapReader {
 fn apply(shared: &Shared, ranges: &[Range], rtts: &HashMap<String, u64>) -> usize {
     let mut write = vec![NONE; SLOTS];
     let mut read = vec![NONE; SLOTS];
+    let mut all_replicas = Vec::new();
     for range in ranges {
         let master = shared.node(&range.master);
         let replicas: Vec<u16> = range.replicas.iter().map(|r| shared.node(r)).collect();
+        all_replicas.extend_from_slice(&replicas);
         let reader = match shared.config.read_from {
             ReadFrom::Master => master,
             ReadFrom::Replica => replicas.first().copied().unwrap_or(master),
@@ -256,6 +258,9 @@ fn apply(shared: &Shared, ranges: &[Range], rtts: &HashMap<String, u64>) -> usiz
             .count();
         map.write = write;
         map.read = read;
+        all_replicas.sort_unstable();
+        all_replicas.dedup();
+        map.replicas = all_replicas;
         moved
     };
     let nodes = shared.nodes.read();

@@ -29,6 +29,7 @@
 //! [`Connector`].
 
 mod control;
+mod fanout;
 mod slots;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,6 +80,8 @@ struct SlotMap {
     write: Vec<u16>,
     /// The node each slot is read from.
     read: Vec<u16>,
+    /// Every replica in the map (`request_policy:all_nodes` commands).
+    replicas: Vec<u16>,
 }
 
 /// State shared by the front, the workers (through [`ClusterLink`]) and the control thread.
@@ -118,6 +121,7 @@ impl Cluster {
             map: RwLock::new(SlotMap {
                 write: vec![NONE; SLOTS],
                 read: vec![NONE; SLOTS],
+                replicas: Vec::new(),
             }),
             control: tx,
             refresh_pending: AtomicBool::new(true),
@@ -170,8 +174,13 @@ enum Target {
 }
 
 impl Shared {
-    /// Sends `job` to the node serving it, or waits for the map, or answers it at once.
+    /// Sends `job` to the node serving it, or waits for the map, or answers it at once;
+    /// a command for several nodes goes out as parts ([`fanout`]).
     fn dispatch(&self, job: Job) {
+        let job = match self.fan_out(job) {
+            Some(job) => job,
+            None => return,
+        };
         match self.target(&job) {
             Target::Node(node) => self.send_to(&node, job),
             Target::Refused(err) => self.answer(job, err),
@@ -188,6 +197,12 @@ impl Shared {
     }
 
     fn target(&self, job: &Job) -> Target {
+        if let Some(node) = job.part.as_ref().and_then(|p| p.node) {
+            return match self.nodes.read().get(usize::from(node)) {
+                Some(node) => Target::Node(Arc::clone(node)),
+                None => Target::Unknown,
+            };
+        }
         let (slot, read) = match &job.request {
             Request::Fetch { key, .. } => (Some(slot_of(key)), true),
             Request::Command { args, .. } => match self.command_slot(args) {

@@ -1,0 +1,277 @@
+//! One answer from several replies: a command that a Redis Cluster runs on several nodes
+//! (`DBSIZE` on every master, `DEL k1 k2` as one `DEL` per slot) is sent as parts, each an
+//! ordinary job, and its client is answered once every part is back, with the replies put
+//! together as Redis's `response_policy` tip for the command says (see
+//! [`super::catalog::ResponsePolicy`]).
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::catalog::ResponsePolicy;
+use super::job::Outcome;
+
+/// The parts of one command still out, and the replies of those back.
+#[derive(Debug)]
+pub struct Gather {
+    policy: ResponsePolicy,
+    /// One slot per part; emptied once the answer is made.
+    replies: Mutex<Vec<Option<Outcome>>>,
+}
+
+/// Which part of which gathered command a job is.
+#[derive(Clone, Debug)]
+pub struct Part {
+    /// The command it is part of.
+    pub gather: Arc<Gather>,
+    /// Its position among the parts.
+    pub index: usize,
+    /// Cluster: the node (index) it goes to whatever its keys (`DBSIZE` on each master);
+    /// `None`: the node of its keys' slot.
+    pub node: Option<u16>,
+}
+
+impl Gather {
+    /// A command sent as `parts` parts (at least one), answered as `policy` says.
+    pub fn new(policy: ResponsePolicy, parts: usize) -> Arc<Gather> {
+        Arc::new(Gather {
+            policy,
+            replies: Mutex::new(vec![None; parts.max(1)]),
+        })
+    }
+
+    /// Records part `index`'s reply; the whole answer when it was the last one out.
+    pub fn done(&self, index: usize, outcome: Outcome) -> Option<Outcome> {
+        let mut replies = self.replies.lock();
+        let slot = replies.get_mut(index)?;
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(outcome);
+        if !replies.iter().all(Option::is_some) {
+            return None;
+        }
+        let all: Vec<Outcome> = replies.drain(..).flatten().collect();
+        Some(merge(self.policy, all))
+    }
+}
+
+/// The replies of every part as one, as Redis's command tips say a cluster client
+/// aggregates them.
+fn merge(policy: ResponsePolicy, mut replies: Vec<Outcome>) -> Outcome {
+    let failed = |o: &Outcome| matches!(o, Outcome::Failed(_));
+    if policy == ResponsePolicy::OneSucceeded {
+        let at = replies.iter().position(|o| !failed(o)).unwrap_or(0);
+        return replies.swap_remove(at);
+    }
+    if let Some(at) = replies.iter().position(failed) {
+        return replies.swap_remove(at);
+    }
+    let ints: Option<Vec<i64>> = replies
+        .iter()
+        .map(|o| match o {
+            Outcome::Integer(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    let first = replies.remove(0);
+    match (policy, ints) {
+        (ResponsePolicy::AggSum, Some(ints)) => Outcome::Integer(ints.iter().sum()),
+        (ResponsePolicy::AggMin, Some(ints)) => {
+            Outcome::Integer(ints.into_iter().min().unwrap_or(0))
+        }
+        (ResponsePolicy::AggMax, Some(ints)) => {
+            Outcome::Integer(ints.into_iter().max().unwrap_or(0))
+        }
+        (ResponsePolicy::AggLogicalAnd, Some(ints)) => {
+            Outcome::Integer(i64::from(ints.iter().all(|&n| n != 0)))
+        }
+        (ResponsePolicy::AggLogicalOr, Some(ints)) => {
+            Outcome::Integer(i64::from(ints.iter().any(|&n| n != 0)))
+        }
+        (ResponsePolicy::AggLogicalAnd | ResponsePolicy::AggLogicalOr, None) => {
+            logical_arrays(policy == ResponsePolicy::AggLogicalAnd, first, &replies)
+        }
+        (ResponsePolicy::Default | ResponsePolicy::Special, _) => concatenate(first, replies),
+        _ => first,
+    }
+}
+
+/// Element by element AND (or OR) of arrays of 0/1 (`SCRIPT EXISTS` on every master).
+fn logical_arrays(and: bool, first: Outcome, rest: &[Outcome]) -> Outcome {
+    let bits = |o: &Outcome| -> Option<Vec<bool>> {
+        match o {
+            Outcome::Reply(v) => match &**v {
+                redis::Value::Array(items) => items
+                    .iter()
+                    .map(|i| match i {
+                        redis::Value::Int(n) => Some(*n != 0),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let Some(mut acc) = bits(&first) else {
+        return first;
+    };
+    for other in rest {
+        match bits(other) {
+            Some(b) if b.len() == acc.len() => {
+                for (a, b) in acc.iter_mut().zip(b) {
+                    *a = if and { *a && b } else { *a || b };
+                }
+            }
+            _ => return first,
+        }
+    }
+    let items = acc
+        .into_iter()
+        .map(|b| redis::Value::Int(i64::from(b)))
+        .collect();
+    Outcome::Reply(Arc::new(redis::Value::Array(items)))
+}
+
+/// Arrays joined in part order (`KEYS`); otherwise the first reply that is not nil
+/// (`RANDOMKEY`), or nil.
+fn concatenate(first: Outcome, rest: Vec<Outcome>) -> Outcome {
+    let items = |o: &Outcome| -> Option<Vec<redis::Value>> {
+        match o {
+            Outcome::Reply(v) => match &**v {
+                redis::Value::Array(items) => Some(items.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    if let Some(mut all) = items(&first) {
+        for other in &rest {
+            match items(other) {
+                Some(more) => all.extend(more),
+                None => return first,
+            }
+        }
+        return Outcome::Reply(Arc::new(redis::Value::Array(all)));
+    }
+    if matches!(first, Outcome::NotFound)
+        && let Some(found) = rest.into_iter().find(|o| !matches!(o, Outcome::NotFound))
+    {
+        return found;
+    }
+    first
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BackendError;
+
+    fn array(items: &[i64]) -> Outcome {
+        let items = items.iter().map(|&n| redis::Value::Int(n)).collect();
+        Outcome::Reply(Arc::new(redis::Value::Array(items)))
+    }
+
+    fn keys(names: &[&str]) -> Outcome {
+        let items = names
+            .iter()
+            .map(|n| redis::Value::BulkString(n.as_bytes().to_vec()))
+            .collect();
+        Outcome::Reply(Arc::new(redis::Value::Array(items)))
+    }
+
+    fn gather(policy: ResponsePolicy, replies: Vec<Outcome>) -> Outcome {
+        let g = Gather::new(policy, replies.len());
+        let n = replies.len();
+        let mut answer = None;
+        for (i, r) in replies.into_iter().enumerate() {
+            let got = g.done(i, r);
+            assert_eq!(got.is_some(), i + 1 == n, "answered only by the last part");
+            answer = got;
+        }
+        answer.unwrap()
+    }
+
+    fn show(o: &Outcome) -> String {
+        format!("{o:?}")
+    }
+
+    #[test]
+    fn integers_aggregate_as_the_tip_says() {
+        let ints = || {
+            vec![
+                Outcome::Integer(3),
+                Outcome::Integer(0),
+                Outcome::Integer(5),
+            ]
+        };
+        let int = |o: Outcome| match o {
+            Outcome::Integer(n) => n,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(int(gather(ResponsePolicy::AggSum, ints())), 8);
+        assert_eq!(int(gather(ResponsePolicy::AggMin, ints())), 0);
+        assert_eq!(int(gather(ResponsePolicy::AggMax, ints())), 5);
+        assert_eq!(int(gather(ResponsePolicy::AggLogicalAnd, ints())), 0);
+        assert_eq!(int(gather(ResponsePolicy::AggLogicalOr, ints())), 1);
+    }
+
+    #[test]
+    fn arrays_are_joined_or_combined_element_by_element() {
+        let joined = gather(
+            ResponsePolicy::Default,
+            vec![keys(&["a", "b"]), keys(&[]), keys(&["c"])],
+        );
+        assert_eq!(show(&joined), show(&keys(&["a", "b", "c"])));
+        let and = gather(
+            ResponsePolicy::AggLogicalAnd,
+            vec![array(&[1, 1, 0]), array(&[1, 0, 0])],
+        );
+        assert_eq!(show(&and), show(&array(&[1, 0, 0])));
+        let or = gather(
+            ResponsePolicy::AggLogicalOr,
+            vec![array(&[1, 0, 0]), array(&[0, 0, 1])],
+        );
+        assert_eq!(show(&or), show(&array(&[1, 0, 1])));
+    }
+
+    #[test]
+    fn one_error_fails_all_but_one_succeeded() {
+        let err = || Outcome::Failed(BackendError::from_server("ERR", "no"));
+        let ok = || Outcome::Status(Arc::from("OK"));
+        let all = gather(ResponsePolicy::AllSucceeded, vec![ok(), err(), ok()]);
+        assert!(matches!(all, Outcome::Failed(_)), "{all:?}");
+        let sum = gather(ResponsePolicy::AggSum, vec![Outcome::Integer(1), err()]);
+        assert!(matches!(sum, Outcome::Failed(_)), "{sum:?}");
+        let one = gather(ResponsePolicy::OneSucceeded, vec![err(), ok(), err()]);
+        assert!(matches!(one, Outcome::Status(_)), "{one:?}");
+        let none = gather(ResponsePolicy::OneSucceeded, vec![err(), err()]);
+        assert!(matches!(none, Outcome::Failed(_)), "{none:?}");
+    }
+
+    #[test]
+    fn a_nil_gives_way_to_a_value() {
+        let value = || Outcome::Found(Arc::from(&b"k"[..]));
+        let got = gather(
+            ResponsePolicy::Default,
+            vec![Outcome::NotFound, value(), Outcome::NotFound],
+        );
+        assert!(matches!(got, Outcome::Found(_)), "{got:?}");
+        let nil = gather(
+            ResponsePolicy::Default,
+            vec![Outcome::NotFound, Outcome::NotFound],
+        );
+        assert!(matches!(nil, Outcome::NotFound), "{nil:?}");
+    }
+
+    #[test]
+    fn a_part_answered_twice_or_out_of_range_answers_nothing() {
+        let g = Gather::new(ResponsePolicy::AggSum, 2);
+        assert!(g.done(0, Outcome::Integer(1)).is_none());
+        assert!(g.done(0, Outcome::Integer(1)).is_none());
+        assert!(g.done(7, Outcome::Integer(1)).is_none());
+        assert!(g.done(1, Outcome::Integer(2)).is_some());
+        assert!(g.done(1, Outcome::Integer(2)).is_none(), "answered once");
+    }
+}
