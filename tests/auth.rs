@@ -340,7 +340,10 @@ fn roles_and_key_prefixes_over_resp_with_client_libraries() {
         Ok(value("listpack"))
     );
     for (args, refusal) in [
-        (&["OBJECT", "ENCODING", "other"][..], "access one of the keys"),
+        (
+            &["OBJECT", "ENCODING", "other"][..],
+            "access one of the keys",
+        ),
         (&["GET", "other"], "access one of the keys"),
         (&["MGET", "user:1", "other"], "access one of the keys"),
         (&["HGET", "other:h", "f"], "access one of the keys"),
