@@ -426,3 +426,78 @@ fn reads_from_replicas_are_invalidated_by_the_replica() {
         );
     }
 }
+
+/// Whether the proxy answers `key` from its cache (`X-Cache: HIT`).
+fn cached(proxy: &Proxy, key: &str) -> bool {
+    let r = proxy.get(&format!("/lookup?key={key}"));
+    assert_eq!(r.status, 200, "{key}: {}", r.text());
+    r.header("x-cache") == Some("HIT")
+}
+
+#[test]
+fn a_node_losing_tracking_or_a_slot_drops_only_the_keys_it_served() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let mut keys = Vec::new();
+    for &m in &masters {
+        let own = cluster.keys_on(m, &format!("own{m}-"), 3);
+        for k in &own {
+            cluster.set(k, format!("v-{k}"));
+        }
+        keys.push(own);
+    }
+    let proxy = cached_proxy(&cluster, &[]);
+    for k in keys.iter().flatten() {
+        assert_eq!(value_of(&proxy, k), format!("v-{k}"));
+        assert!(cached(&proxy, k), "{k} cached");
+    }
+
+    // Master 0's tracking connection is cut, as a network blip would: once it is back,
+    // master 0's keys are fetched again (writes meanwhile were not announced) and every
+    // other master's keys are still served from the cache.
+    let ups = proxy.stats()["invalidation"]["ups"].as_u64().unwrap();
+    assert_eq!(
+        cluster.on(masters[0], &["CLIENT", "KILL", "TYPE", "pubsub"]),
+        Reply::Int(1)
+    );
+    cluster.set(&keys[0][0], "written while unannounced");
+    wait_for("master 0's tracking back", Duration::from_secs(10), || {
+        let s = &proxy.stats()["invalidation"];
+        (s["state"] == "tracking" && s["ups"].as_u64() > Some(ups)).then_some(())
+    });
+    for k in &keys[0] {
+        assert!(
+            !cached(&proxy, k),
+            "{k} of the node that lost tracking was dropped"
+        );
+    }
+    assert_eq!(value_of(&proxy, &keys[0][0]), "written while unannounced");
+    for k in keys[1].iter().chain(&keys[2]) {
+        assert!(cached(&proxy, k), "{k} of another node stays cached");
+    }
+
+    // One slot of master 1 moves to master 2: its keys are dropped when the proxy reads
+    // the new map; the other slots' keys stay cached.
+    let moved = &keys[1][0];
+    assert!(cached(&proxy, moved));
+    let slot = slot_of(moved);
+    let migration = cluster.begin_migration(slot, masters[2]);
+    let same_slot: Vec<&str> = keys[1]
+        .iter()
+        .filter(|k| slot_of(k) == slot)
+        .map(String::as_str)
+        .collect();
+    migration.move_keys(&same_slot);
+    migration.finish();
+    wait_for(
+        "the new owner in the proxy's map",
+        Duration::from_secs(10),
+        || (!cached(&proxy, moved)).then_some(()),
+    );
+    assert_eq!(value_of(&proxy, moved), format!("v-{moved}"));
+    for k in keys.iter().flatten() {
+        if slot_of(k) != slot {
+            assert!(cached(&proxy, k), "{k} of an unmoved slot stays cached");
+        }
+    }
+}

@@ -47,6 +47,34 @@ fn a_fill_after_a_clear_is_cancelled_and_clear_empties_the_cache() {
 }
 
 #[test]
+fn clear_where_removes_only_the_picked_keys_and_cancels_fills_in_flight() {
+    let c = cache(10_000, 16);
+    for i in 0..1000u32 {
+        c.insert(&i.to_be_bytes(), b"v");
+    }
+    let even = |k: &[u8]| k.len() == 4 && k[3].is_multiple_of(2);
+    let before = c.ticket(&7u32.to_be_bytes());
+    assert_eq!(c.clear_where(even), 500);
+    assert_eq!(c.len(), 500);
+    for i in 0..1000u32 {
+        assert_eq!(c.get(&i.to_be_bytes()).is_some(), i % 2 == 1, "{i}");
+    }
+    let s = c.stats();
+    assert_eq!((s.evictions, s.expirations), (0, 0));
+    // A fill in flight is cancelled even for a key that was kept (it is only refetched).
+    assert_eq!(
+        c.fill(before, &7u32.to_be_bytes(), b"older"),
+        Fill::Cancelled
+    );
+    c.validate();
+    let after = c.ticket(&8u32.to_be_bytes());
+    assert_eq!(c.fill(after, &8u32.to_be_bytes(), b"new"), Fill::Stored);
+    assert_eq!(c.clear_where(|_| false), 0);
+    assert_eq!(c.len(), 501);
+    c.validate();
+}
+
+#[test]
 fn a_ticket_taken_after_the_invalidation_fills() {
     let c = cache(16, 1);
     c.insert(b"k", b"old");

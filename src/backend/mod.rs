@@ -98,6 +98,7 @@ impl Backend {
                     Arc::clone(&tracking),
                     Connector::standalone(config),
                     Arc::clone(&cache),
+                    tracking::drop_all(),
                     config.tracking_prefixes.clone(),
                     config.redis_timeout,
                 )

@@ -2,7 +2,8 @@
 //!
 //! [`Cache::invalidate`] removes a key and cancels the fills of it in flight;
 //! [`Cache::clear`] removes everything (counting neither evictions nor expirations) and
-//! cancels every fill in flight. A fill takes a [`Ticket`] ([`Cache::ticket`]: two atomic
+//! cancels every fill in flight; [`Cache::clear_where`] removes only the entries whose key
+//! it picks, and cancels every fill in flight too. A fill takes a [`Ticket`] ([`Cache::ticket`]: two atomic
 //! loads, no lock, no allocation) before sending its request to Redis and stores the
 //! answer with [`Cache::fill`], which decides under the shard's write lock and never
 //! stores a value if the key was invalidated, or the cache cleared, after the ticket was
@@ -156,5 +157,32 @@ impl Cache {
             state.clear();
             shard.counters.size.store(0, Ordering::Relaxed);
         }
+    }
+
+    /// Removes the entries whose key `doomed` picks (a cluster node's slots) and, like
+    /// [`Cache::clear`], cancels every fill whose ticket was taken before this call
+    /// (conservatively: those of other keys are only fetched again). The number removed.
+    /// One pass over every entry, a shard at a time under its write lock.
+    pub fn clear_where(&self, doomed: impl Fn(&[u8]) -> bool) -> usize {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let mut state = shard.state.write();
+            state.apply_reads(&shard.reads);
+            let slots: Vec<u32> = state
+                .slab
+                .iter_recency()
+                .filter(|&slot| doomed(state.slab.key(slot)))
+                .collect();
+            removed += slots.len();
+            for slot in slots {
+                state.remove_slot(&self.hasher, slot);
+            }
+            shard
+                .counters
+                .size
+                .store(state.slab.len() as u64, Ordering::Relaxed);
+        }
+        removed
     }
 }

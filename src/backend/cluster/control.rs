@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::SLOTS;
 use super::slots::{Range, parse_cluster_nodes};
-use super::{NONE, Shared, split_addr};
+use super::{NONE, Shared, slot_of, split_addr};
 use crate::backend::connector::Connector;
 use crate::config::ReadFrom;
 
@@ -137,12 +137,17 @@ impl MapReader {
                         HashMap::new()
                     };
                     let moved = apply(shared, &ranges, &rtts);
-                    if moved > 0 {
+                    let count = moved.iter().filter(|&&m| m).count();
+                    if count > 0 {
                         // A slot served by another master now (a reshard or a failover):
                         // what was cached from the old one may be gone or older there.
-                        shared.core.cache.clear();
+                        let dropped = shared
+                            .core
+                            .cache
+                            .clear_where(|key| moved[usize::from(slot_of(key))]);
                         crate::info!(
-                            "cluster slot map changed ({moved} slots moved): cache cleared"
+                            "cluster slot map changed ({count} slots moved): {dropped} cached \
+                             keys of those slots dropped"
                         );
                     }
                     if self.logged_failure || self.last_good.is_none() {
@@ -212,15 +217,16 @@ impl MapReader {
     }
 }
 
-/// A map read from the cluster, applied: slot owners, read nodes, what changed.
-fn apply(shared: &Shared, ranges: &[Range], rtts: &HashMap<String, u64>) -> usize {
+/// A map read from the cluster, applied: slot owners, read nodes; the slots whose owner
+/// changed.
+fn apply(shared: &Shared, ranges: &[Range], rtts: &HashMap<String, u64>) -> Vec<bool> {
     let mut write = vec![NONE; SLOTS];
     let mut read = vec![NONE; SLOTS];
     let mut all_replicas = Vec::new();
     for range in ranges {
         let master = shared.node(&range.master);
         let replicas: Vec<u16> = range.replicas.iter().map(|r| shared.node(r)).collect();
-        all_replicas.extend_from_slice(&replicas);
+        all_replicas.extend(replicas.iter().map(|&r| (r, master)));
         let reader = match shared.config.read_from {
             ReadFrom::Master => master,
             ReadFrom::Replica => replicas.first().copied().unwrap_or(master),
@@ -250,12 +256,12 @@ fn apply(shared: &Shared, ranges: &[Range], rtts: &HashMap<String, u64>) -> usiz
     }
     let moved = {
         let mut map = shared.map.write();
-        let moved = map
+        let moved: Vec<bool> = map
             .write
             .iter()
             .zip(&write)
-            .filter(|(old, new)| **old != NONE && old != new)
-            .count();
+            .map(|(old, new)| *old != NONE && old != new)
+            .collect();
         map.write = write;
         map.read = read;
         all_replicas.sort_unstable();

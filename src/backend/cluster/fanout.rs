@@ -82,7 +82,7 @@ pub fn plan(info: &CommandInfo, args: &[Box<[u8]>], map: &SlotMap) -> Plan {
         (RequestPolicy::AllShards, response) => nodes(args, masters(map), response),
         (RequestPolicy::AllNodes, response) => {
             let mut all = masters(map);
-            all.extend(map.replicas.iter().copied());
+            all.extend(map.replicas.iter().map(|&(replica, _)| replica));
             all.sort_unstable();
             all.dedup();
             nodes(args, all, response)
@@ -186,7 +186,7 @@ mod tests {
         SlotMap {
             read: write.clone(),
             write,
-            replicas: vec![3, 4],
+            replicas: vec![(3, 0), (4, 1)],
         }
     }
 

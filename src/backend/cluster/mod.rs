@@ -20,8 +20,9 @@
 //!   [`super::tracking`]), so invalidations come from the node whose data was read, even a
 //!   lagging replica; values a node answers are cached only while its tracking is up.
 //!   When the slot map changes owners (a reshard or a failover, where a new master may have
-//!   lost writes the old one acknowledged) the cache is cleared, which also cancels every
-//!   fill in flight.
+//!   lost writes the old one acknowledged) the keys of the slots moved are dropped and
+//!   every fill in flight is cancelled; when a node's tracking is lost, the keys of the
+//!   slots it serves are dropped once it is back ([`Shared::slots_served_by`]).
 //!
 //! The redis crate's own cluster client is not used: its sync connection serves one
 //! request at a time per thread (a slow node would hold the others' misses) and has no way
@@ -30,6 +31,7 @@
 
 mod control;
 mod fanout;
+mod redirect;
 mod slots;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +45,7 @@ use parking_lot::{Mutex, RwLock};
 pub use self::slots::{SLOTS, slot_of};
 
 use self::control::Control;
+use self::redirect::Link;
 use super::connector::Connector;
 use super::core::{Core, Outbox};
 use super::error::BackendError;
@@ -50,7 +53,7 @@ use super::job::{Job, KeyTtl, Outcome, Request};
 use super::singleflight::MAX_QUEUED;
 use super::tracking::{self, Tracking};
 use super::upstream::{Upstream, spawn_workers, stop_workers};
-use super::worker::{ClusterLink, NodeLink};
+use super::worker::NodeLink;
 use crate::config::{Config, ReadFrom};
 
 /// Most jobs queued for one node: a stalled node may take half of the proxy's budget of
@@ -80,11 +83,12 @@ struct SlotMap {
     write: Vec<u16>,
     /// The node each slot is read from.
     read: Vec<u16>,
-    /// Every replica in the map (`request_policy:all_nodes` commands).
-    replicas: Vec<u16>,
+    /// Every replica in the map and its master (`request_policy:all_nodes` commands, and
+    /// what a replica's tracking vouches for).
+    replicas: Vec<(u16, u16)>,
 }
 
-/// State shared by the front, the workers (through [`ClusterLink`]) and the control thread.
+/// State shared by the front, the workers (through [`redirect::Link`]) and the control thread.
 struct Shared {
     core: Arc<Core>,
     config: Config,
@@ -104,9 +108,6 @@ pub struct Cluster {
     shared: Arc<Shared>,
     control: Mutex<Option<JoinHandle<()>>>,
 }
-
-/// Hands the workers' redirections to the shared state.
-struct Link(Weak<Shared>);
 
 impl Cluster {
     /// Starts routing for the cluster whose seeds are `config.cluster_nodes`: the slot map
@@ -336,6 +337,24 @@ impl Shared {
         (nodes.len() - 1) as u16
     }
 
+    /// The slots the node at `index` owns, or is read from, or is a replica of the owner
+    /// of: the cached keys its tracking connection vouches for.
+    fn slots_served_by(&self, index: u16) -> Vec<bool> {
+        let map = self.map.read();
+        // A replica may have been read from for any slot of its master (REDIS_READ_FROM
+        // nearest moves reads between them).
+        let master = map
+            .replicas
+            .iter()
+            .find(|(r, _)| *r == index)
+            .map_or(index, |(_, m)| *m);
+        map.read
+            .iter()
+            .zip(&map.write)
+            .map(|(&r, &w)| r == index || w == index || w == master)
+            .collect()
+    }
+
     /// Starts the tracking connection of the node at `index` (once), since it is read from.
     fn track(&self, index: u16) {
         let Some(node) = self.nodes.read().get(usize::from(index)).cloned() else {
@@ -344,64 +363,24 @@ impl Shared {
         if !self.config.invalidation || node.tracking_started.swap(true, Ordering::AcqRel) {
             return;
         }
+        let me = self.me.clone();
+        let drop_vouched: tracking::DropVouched =
+            Arc::new(move |cache: &crate::lru::Cache| match me.upgrade() {
+                Some(shared) => {
+                    let mine = shared.slots_served_by(index);
+                    cache.clear_where(|key| mine[usize::from(slot_of(key))]);
+                }
+                None => cache.clear(),
+            });
         let thread = tracking::spawn(
             Arc::clone(&node.tracking),
             node.connector.clone(),
             Arc::clone(&self.core.cache),
+            drop_vouched,
             self.config.tracking_prefixes.clone(),
             self.config.redis_timeout,
         );
         self.tracking_threads.lock().push(thread);
-    }
-}
-
-impl ClusterLink for Link {
-    fn redirect(&self, mut job: Job, err: BackendError) -> Option<(Job, BackendError)> {
-        let Some(shared) = self.0.upgrade() else {
-            return Some((job, err));
-        };
-        let redirected = matches!(err, BackendError::Moved { .. } | BackendError::Ask { .. });
-        if (redirected && job.hops >= MAX_HOPS) || shared.past_deadline(&job) {
-            return Some((job, err));
-        }
-        // Only redirections count against the hops; TRYAGAIN and CLUSTERDOWN (a failover
-        // being agreed on) are retried until the job's deadline.
-        job.hops += u8::from(redirected);
-        job.asking = false;
-        match &err {
-            BackendError::Moved { slot, addr } => {
-                let index = shared.node(addr);
-                {
-                    let mut map = shared.map.write();
-                    let slot = usize::from(*slot) % SLOTS;
-                    map.write[slot] = index;
-                    map.read[slot] = index;
-                }
-                shared.request_refresh();
-                let node = shared.nodes.read()[usize::from(index)].clone();
-                shared.send_to(&node, job);
-            }
-            BackendError::Ask { addr, .. } => {
-                let index = shared.node(addr);
-                job.asking = true;
-                let node = shared.nodes.read()[usize::from(index)].clone();
-                shared.send_to(&node, job);
-            }
-            _ => {
-                // TRYAGAIN (keys of one request split by a migration) or CLUSTERDOWN.
-                if err.has_code("CLUSTERDOWN") {
-                    shared.request_refresh();
-                }
-                shared.retry_later(job);
-            }
-        }
-        None
-    }
-
-    fn node_failed(&self) {
-        if let Some(shared) = self.0.upgrade() {
-            shared.request_refresh();
-        }
     }
 }
 

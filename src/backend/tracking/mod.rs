@@ -6,7 +6,9 @@
 //! matching prefix) on it. Each announced key is invalidated in the cache at once; a null
 //! payload (FLUSHALL, FLUSHDB) clears the cache. The connection is pinged when quiet; when
 //! it is lost, fills stop (misses are answered uncached) until tracking is back, and the
-//! cache is cleared then, because writes made meanwhile were never announced. Until then
+//! cache is cleared then, because writes made meanwhile were never announced. "The cache"
+//! is what the connection vouches for ([`DropVouched`]): all of it for one Redis, the keys
+//! of a node's slots in a cluster. Until then
 //! the entries cached before are still served: while Redis is unreachable that is the
 //! "Redis down: cached keys are still served" guarantee; while it is reachable the
 //! connection is back within a reconnect (retried at once).
@@ -26,9 +28,13 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use self::set::Trackings;
+
 use super::connector::Connector;
 use super::error::BackendError;
 use crate::lru::Cache;
+
+mod set;
 
 /// The invalidation channel Redis publishes on in RESP2.
 const CHANNEL: &str = "__redis__:invalidate";
@@ -160,104 +166,51 @@ impl Tracking {
     }
 }
 
-/// Every tracking connection of the backend: one for a standalone Redis, one per node read
-/// from in a cluster. Its state is the worst of theirs.
-pub struct Trackings {
-    on: bool,
-    /// Each connection, and whether it counts in the state (a cluster node read from).
-    list: parking_lot::RwLock<Vec<(Arc<Tracking>, bool)>>,
-}
-
-impl Trackings {
-    /// No connection yet; `on` is PROXY_INVALIDATION=tracking.
-    pub fn new(on: bool) -> Trackings {
-        Trackings {
-            on,
-            list: parking_lot::RwLock::new(Vec::new()),
-        }
-    }
-
-    /// Whether invalidation is configured at all.
-    pub fn is_on(&self) -> bool {
-        self.on
-    }
-
-    /// Adds `tracking`, counted in the backend's state when `active`.
-    pub fn add(&self, tracking: Arc<Tracking>, active: bool) {
-        self.list.write().push((tracking, active));
-    }
-
-    /// Counts `tracking` in the state or not (a cluster node read from or no longer).
-    pub fn set_active(&self, tracking: &Arc<Tracking>, active: bool) {
-        for (t, a) in self.list.write().iter_mut() {
-            if Arc::ptr_eq(t, tracking) {
-                *a = active;
-            }
-        }
-    }
-
-    /// Off when invalidation is off (or refused everywhere), Down while any connection
-    /// counted is being (re)established, else Up.
-    pub fn state(&self) -> TrackingState {
-        let list = self.list.read();
-        let states = list.iter().filter(|(_, a)| *a).map(|(t, _)| t.state());
-        if !self.on {
-            TrackingState::Off
-        } else if states.clone().next().is_none()
-            || states.clone().any(|s| s == TrackingState::Down)
-        {
-            TrackingState::Down
-        } else if states.clone().any(|s| s == TrackingState::Up) {
-            TrackingState::Up
-        } else {
-            TrackingState::Off
-        }
-    }
-
-    /// The counters of every connection added up (the last message: the most recent).
-    pub fn counts(&self) -> TrackingCounts {
-        let list = self.list.read();
-        list.iter()
-            .map(|(t, _)| t.counts())
-            .fold(TrackingCounts::default(), |sum, c| TrackingCounts {
-                messages: sum.messages + c.messages,
-                removed: sum.removed + c.removed,
-                flushes: sum.flushes + c.flushes,
-                ups: sum.ups + c.ups,
-                downs: sum.downs + c.downs,
-                last_message_age: match (sum.last_message_age, c.last_message_age) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                },
-            })
-    }
-
-    /// Asks every tracking thread to end.
-    pub fn stop(&self) {
-        for (t, _) in self.list.read().iter() {
-            t.stop();
-        }
-    }
-}
-
 /// Starts the tracking thread for the Redis node of `connector`.
 pub fn spawn(
     tracking: Arc<Tracking>,
     connector: Connector,
     cache: Arc<Cache>,
+    drop_vouched: DropVouched,
     prefixes: Vec<String>,
     timeout: Duration,
 ) -> JoinHandle<()> {
+    let dropper = Dropper {
+        cache,
+        drop: drop_vouched,
+    };
     std::thread::Builder::new()
         .name(format!("tracking {}", connector.addr()))
-        .spawn(move || run(&tracking, &connector, &cache, &prefixes, timeout))
+        .spawn(move || run(&tracking, &connector, &dropper, &prefixes, timeout))
         .expect("spawning the tracking thread")
+}
+
+/// Drops from the cache what one tracking connection vouches for: every entry for a
+/// standalone Redis ([`drop_all`]); for a cluster node, the entries of the slots it serves,
+/// so one node's lost connection or FLUSHALL leaves the other nodes' keys cached.
+pub type DropVouched = Arc<dyn Fn(&Cache) + Send + Sync>;
+
+/// The [`DropVouched`] of a standalone Redis: the whole cache.
+pub fn drop_all() -> DropVouched {
+    Arc::new(Cache::clear)
+}
+
+/// The cache and what its tracking connection vouches for.
+struct Dropper {
+    cache: Arc<Cache>,
+    drop: DropVouched,
+}
+
+impl Dropper {
+    fn drop_vouched(&self) {
+        (self.drop)(&self.cache);
+    }
 }
 
 fn run(
     tracking: &Tracking,
     connector: &Connector,
-    cache: &Cache,
+    cache: &Dropper,
     prefixes: &[String],
     timeout: Duration,
 ) {
@@ -268,7 +221,7 @@ fn run(
             Ended::Stopped => return,
             Ended::Refused(why) => {
                 tracking.set(TrackingState::Off);
-                cache.clear();
+                cache.drop_vouched();
                 crate::warn!(
                     "redis {} refuses CLIENT TRACKING ({why}): caching by TTL only, writes \
                      to Redis are seen after PROXY_TTL_MS",
@@ -290,7 +243,7 @@ fn run(
                 if was_up || !logged_down {
                     crate::warn!(
                         "invalidation connection lost ({why}) to {}: nothing new is cached \
-                         from it, and the cache is cleared, until it is back",
+                         from it until it is back, then what it vouches for is dropped",
                         connector.addr()
                     );
                     logged_down = true;
@@ -318,7 +271,7 @@ enum Ended {
 fn listen(
     tracking: &Tracking,
     connector: &Connector,
-    cache: &Cache,
+    cache: &Dropper,
     prefixes: &[String],
     timeout: Duration,
 ) -> Ended {
@@ -355,7 +308,7 @@ fn listen(
         return Ended::Lost(e.to_string());
     }
     // Anything cached before now may have been written unannounced: start clean.
-    cache.clear();
+    cache.drop_vouched();
     tracking.set(TrackingState::Up);
     tracking.ups.fetch_add(1, Ordering::Relaxed);
     crate::info!(
@@ -373,7 +326,7 @@ fn listen(
                     Ok(redis::Value::Array(keys)) => {
                         for key in keys {
                             if let redis::Value::BulkString(key) = key
-                                && cache.invalidate(&key)
+                                && cache.cache.invalidate(&key)
                             {
                                 tracking.removed.fetch_add(1, Ordering::Relaxed);
                             }
@@ -381,7 +334,7 @@ fn listen(
                     }
                     // A null payload: FLUSHALL / FLUSHDB.
                     Ok(redis::Value::Nil) => {
-                        cache.clear();
+                        cache.drop_vouched();
                         tracking.flushes.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(_) | Err(_) => {}
