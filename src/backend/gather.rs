@@ -2,7 +2,8 @@
 //! (`DBSIZE` on every master, `DEL k1 k2` as one `DEL` per slot) is sent as parts, each an
 //! ordinary job, and its client is answered once every part is back, with the replies put
 //! together as Redis's `response_policy` tip for the command says (see
-//! [`super::catalog::ResponsePolicy`]).
+//! [`super::catalog::ResponsePolicy`]). A `SCAN` over a cluster is one part whose reply's
+//! cursor is rewritten to carry which master the scan is on ([`ScanCursor`]).
 
 use std::sync::Arc;
 
@@ -14,9 +15,79 @@ use super::job::Outcome;
 /// The parts of one command still out, and the replies of those back.
 #[derive(Debug)]
 pub struct Gather {
-    policy: ResponsePolicy,
+    merge: Merge,
     /// One slot per part; emptied once the answer is made.
     replies: Mutex<Vec<Option<Outcome>>>,
+}
+
+/// How the replies become one.
+#[derive(Clone, Copy, Debug)]
+enum Merge {
+    Policy(ResponsePolicy),
+    Scan(ScanCursor),
+}
+
+/// A cluster-wide `SCAN` cursor: the position of the master being scanned (masters in
+/// address order, so any proxy in front of the same cluster reads it alike) in the top 16
+/// bits, that master's own cursor in the low 48 (Redis's cursors stay below the size of
+/// its hash table). The scan goes on to the next master when one answers cursor 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanCursor {
+    /// The master's position.
+    pub node: u64,
+    /// How many masters there are.
+    pub nodes: u64,
+}
+
+impl ScanCursor {
+    const SHIFT: u32 = 48;
+
+    /// Reads a client's cursor: the master's position and its own cursor.
+    pub fn split(cursor: u64) -> (u64, u64) {
+        (cursor >> Self::SHIFT, cursor & ((1 << Self::SHIFT) - 1))
+    }
+
+    /// The cursor for the client after master `self.node` answered `own`; `None` when
+    /// `own` does not fit in 48 bits.
+    pub fn next(self, own: u64) -> Option<u64> {
+        if own >> Self::SHIFT != 0 {
+            None
+        } else if own != 0 {
+            Some(self.node << Self::SHIFT | own)
+        } else if self.node + 1 < self.nodes {
+            Some((self.node + 1) << Self::SHIFT)
+        } else {
+            Some(0)
+        }
+    }
+
+    /// The scan reply `[cursor, keys]` of one master with the cluster-wide cursor.
+    fn rewrite(self, outcome: Outcome) -> Outcome {
+        let Outcome::Reply(value) = &outcome else {
+            return outcome;
+        };
+        let redis::Value::Array(fields) = &**value else {
+            return outcome;
+        };
+        let own = match fields.first() {
+            Some(redis::Value::BulkString(c)) => {
+                std::str::from_utf8(c).ok().and_then(|c| c.parse().ok())
+            }
+            _ => None,
+        };
+        let Some(own) = own else {
+            return outcome;
+        };
+        let Some(next) = self.next(own) else {
+            return Outcome::Failed(super::BackendError::from_server(
+                "ERR",
+                "a node's SCAN cursor is too large for proxyredis to carry",
+            ));
+        };
+        let mut fields = fields.clone();
+        fields[0] = redis::Value::BulkString(next.to_string().into_bytes());
+        Outcome::Reply(Arc::new(redis::Value::Array(fields)))
+    }
 }
 
 /// Which part of which gathered command a job is.
@@ -35,8 +106,16 @@ impl Gather {
     /// A command sent as `parts` parts (at least one), answered as `policy` says.
     pub fn new(policy: ResponsePolicy, parts: usize) -> Arc<Gather> {
         Arc::new(Gather {
-            policy,
+            merge: Merge::Policy(policy),
             replies: Mutex::new(vec![None; parts.max(1)]),
+        })
+    }
+
+    /// One master's part of a cluster-wide `SCAN`.
+    pub fn scan(cursor: ScanCursor) -> Arc<Gather> {
+        Arc::new(Gather {
+            merge: Merge::Scan(cursor),
+            replies: Mutex::new(vec![None]),
         })
     }
 
@@ -52,7 +131,10 @@ impl Gather {
             return None;
         }
         let all: Vec<Outcome> = replies.drain(..).flatten().collect();
-        Some(merge(self.policy, all))
+        Some(match self.merge {
+            Merge::Policy(policy) => merge(policy, all),
+            Merge::Scan(cursor) => cursor.rewrite(all.into_iter().next()?),
+        })
     }
 }
 
@@ -263,6 +345,33 @@ mod tests {
             vec![Outcome::NotFound, Outcome::NotFound],
         );
         assert!(matches!(nil, Outcome::NotFound), "{nil:?}");
+    }
+
+    #[test]
+    fn a_scan_cursor_carries_the_master_and_moves_on_at_its_end() {
+        let on = |node| ScanCursor { node, nodes: 3 };
+        assert_eq!(ScanCursor::split(0), (0, 0));
+        assert_eq!(on(0).next(17), Some(17));
+        assert_eq!(ScanCursor::split(17), (0, 17));
+        assert_eq!(on(0).next(0), Some(1 << 48));
+        assert_eq!(ScanCursor::split(1 << 48), (1, 0));
+        assert_eq!(on(1).next(5), Some((1 << 48) | 5));
+        assert_eq!(ScanCursor::split((1 << 48) | 5), (1, 5));
+        assert_eq!(
+            on(2).next(0),
+            Some(0),
+            "the last master's end ends the scan"
+        );
+        assert_eq!(on(1).next(1 << 48), None, "too large to carry");
+        let reply = |cursor: &str| {
+            Outcome::Reply(Arc::new(redis::Value::Array(vec![
+                redis::Value::BulkString(cursor.as_bytes().to_vec()),
+                redis::Value::Array(vec![redis::Value::BulkString(b"k".to_vec())]),
+            ])))
+        };
+        let g = Gather::scan(on(1));
+        let got = g.done(0, reply("0")).unwrap();
+        assert_eq!(show(&got), show(&reply(&(2u64 << 48).to_string())));
     }
 
     #[test]

@@ -9,16 +9,19 @@
 //!   replies add up (`agg_sum`) or only need to succeed (`all_succeeded`). `MSETNX`
 //!   (`agg_min`: all or nothing) and commands with no way to merge keep Redis's
 //!   `CROSSSLOT`.
-//! - `request_policy:special` (`SCAN`: one cursor per node) and `response_policy:special`
-//!   (`MEMORY STATS`, `LATENCY LATEST`): refused with an error that says why, instead of
-//!   one node's answer passed off as the cluster's.
+//! - `SCAN` (`request_policy:special`: one cursor per node) scans the masters one after
+//!   another in address order, the cursor carrying which one ([`ScanCursor`]), as a cluster
+//!   client scans each node; `MATCH`, `COUNT` and `TYPE` go along unchanged.
+//! - Any other `request_policy:special` and `response_policy:special` (`MEMORY STATS`,
+//!   `LATENCY LATEST`): refused with an error that says why, instead of one node's answer
+//!   passed off as the cluster's.
 
 use std::sync::Arc;
 
 use super::{NONE, Shared, SlotMap, slot_of};
 use crate::backend::catalog::{CommandInfo, RequestPolicy, ResponsePolicy};
 use crate::backend::error::BackendError;
-use crate::backend::gather::{Gather, Part};
+use crate::backend::gather::{Gather, Part, ScanCursor};
 use crate::backend::job::{Job, Request};
 
 impl Shared {
@@ -34,16 +37,23 @@ impl Shared {
         let Some(info) = self.core.catalog.command(args) else {
             return Some(job);
         };
-        let plan = plan(&info, args, &self.map.read());
-        let (parts, policy) = match plan {
+        let addr = |i: u16| {
+            let nodes = self.nodes.read();
+            nodes.get(usize::from(i)).map(|n| Arc::clone(&n.addr))
+        };
+        let plan = plan(&info, args, &self.map.read(), &addr);
+        let (parts, gather) = match plan {
             Plan::One => return Some(job),
             Plan::Refused(err) => {
                 self.answer(job, err);
                 return None;
             }
-            Plan::Parts(parts, policy) => (parts, policy),
+            Plan::Parts(parts, policy) => {
+                let gather = Gather::new(policy, parts.len());
+                (parts, gather)
+            }
+            Plan::Scan(part, cursor) => (vec![part], Gather::scan(cursor)),
         };
-        let gather = Gather::new(policy, parts.len());
         for (index, (args, node)) in parts.into_iter().enumerate() {
             let part = Part {
                 gather: Arc::clone(&gather),
@@ -67,13 +77,24 @@ pub enum Plan {
     /// As parts, each a command and the node it goes to (or, without one, the node of
     /// its keys' slot), answered as one as the policy says.
     Parts(Vec<PartArgs>, ResponsePolicy),
+    /// One master's step of a cluster-wide `SCAN`.
+    Scan(PartArgs, ScanCursor),
 }
 
 /// A part's command, and the node it goes to (`None`: the node of its keys' slot).
 pub type PartArgs = (Vec<Box<[u8]>>, Option<u16>);
 
+/// The address of a node, by index.
+pub type AddrOf<'a> = &'a dyn Fn(u16) -> Option<Arc<str>>;
+
 /// The plan for `args`, described by `info`, against the slot map `map`.
-pub fn plan(info: &CommandInfo, args: &[Box<[u8]>], map: &SlotMap) -> Plan {
+pub fn plan(info: &CommandInfo, args: &[Box<[u8]>], map: &SlotMap, addr: AddrOf<'_>) -> Plan {
+    if args
+        .first()
+        .is_some_and(|name| name.eq_ignore_ascii_case(b"scan"))
+    {
+        return scan(args, map, addr);
+    }
     match (info.request, info.response) {
         (RequestPolicy::Special, _) => Plan::Refused(unsupported(args)),
         (RequestPolicy::AllShards | RequestPolicy::AllNodes, ResponsePolicy::Special) => {
@@ -98,6 +119,33 @@ pub fn plan(info: &CommandInfo, args: &[Box<[u8]>], map: &SlotMap) -> Plan {
         },
         _ => Plan::One,
     }
+}
+
+/// `SCAN cursor ...` on the master the cursor names, with that master's own cursor; a
+/// cursor that is not a number goes to any master, which refuses it as Redis does.
+fn scan(args: &[Box<[u8]>], map: &SlotMap, addr: AddrOf<'_>) -> Plan {
+    let Some(cursor) = args
+        .get(1)
+        .and_then(|c| std::str::from_utf8(c).ok()?.parse::<u64>().ok())
+    else {
+        return Plan::One;
+    };
+    let mut all = masters(map);
+    if all.is_empty() {
+        return Plan::One;
+    }
+    all.sort_by_cached_key(|&n| addr(n));
+    let (node, own) = ScanCursor::split(cursor);
+    let Some(&target) = usize::try_from(node).ok().and_then(|n| all.get(n)) else {
+        return Plan::Refused(BackendError::from_server("ERR", "invalid cursor"));
+    };
+    let mut part = args.to_vec();
+    part[1] = own.to_string().into_bytes().into_boxed_slice();
+    let cursor = ScanCursor {
+        node,
+        nodes: all.len() as u64,
+    };
+    Plan::Scan((part, Some(target)), cursor)
 }
 
 /// Every master of the map, once each.
@@ -190,6 +238,12 @@ mod tests {
         }
     }
 
+    fn addr(i: u16) -> Option<Arc<str>> {
+        // Node 2 has the lowest address, then 0, then 1.
+        let port = [7001, 7002, 7000, 7003, 7004][usize::from(i)];
+        Some(Arc::from(format!("127.0.0.1:{port}")))
+    }
+
     fn shown(parts: &[PartArgs]) -> Vec<String> {
         parts
             .iter()
@@ -207,14 +261,18 @@ mod tests {
         // {a} and {b} hash to different slots; a key's hash tag keeps it with its tag.
         let del = info(RequestPolicy::MultiShard, ResponsePolicy::AggSum, 1);
         let Plan::Parts(parts, ResponsePolicy::AggSum) =
-            plan(&del, &args(&["DEL", "{a}1", "{b}1", "{a}2"]), &map())
+            plan(&del, &args(&["DEL", "{a}1", "{b}1", "{a}2"]), &map(), &addr)
         else {
             panic!("not split");
         };
         assert_eq!(shown(&parts), ["DEL {a}1 {a}2", "DEL {b}1"]);
         let mset = info(RequestPolicy::MultiShard, ResponsePolicy::AllSucceeded, 2);
-        let Plan::Parts(parts, _) = plan(&mset, &args(&["MSET", "{a}1", "x", "{b}1", "y"]), &map())
-        else {
+        let Plan::Parts(parts, _) = plan(
+            &mset,
+            &args(&["MSET", "{a}1", "x", "{b}1", "y"]),
+            &map(),
+            &addr,
+        ) else {
             panic!("not split");
         };
         assert_eq!(shown(&parts), ["MSET {a}1 x", "MSET {b}1 y"]);
@@ -224,7 +282,7 @@ mod tests {
     fn one_slot_or_an_all_or_nothing_command_is_not_split() {
         let del = info(RequestPolicy::MultiShard, ResponsePolicy::AggSum, 1);
         assert!(matches!(
-            plan(&del, &args(&["DEL", "{a}1", "{a}2"]), &map()),
+            plan(&del, &args(&["DEL", "{a}1", "{a}2"]), &map(), &addr),
             Plan::One
         ));
         let msetnx = info(RequestPolicy::MultiShard, ResponsePolicy::AggMin, 2);
@@ -232,20 +290,57 @@ mod tests {
             plan(
                 &msetnx,
                 &args(&["MSETNX", "{a}1", "x", "{b}1", "y"]),
-                &map()
+                &map(),
+                &addr
             ),
             Plan::One
         ));
         // A dangling argument: not the shape the tip describes.
         let mset = info(RequestPolicy::MultiShard, ResponsePolicy::AllSucceeded, 2);
         assert!(matches!(
-            plan(&mset, &args(&["MSET", "{a}1", "x", "{b}1"]), &map()),
+            plan(&mset, &args(&["MSET", "{a}1", "x", "{b}1"]), &map(), &addr),
             Plan::One
         ));
     }
 
     fn nodes_of(parts: &[PartArgs]) -> Vec<u16> {
         parts.iter().filter_map(|(_, n)| *n).collect()
+    }
+
+    #[test]
+    fn scan_walks_the_masters_in_address_order() {
+        let scan = CommandInfo {
+            request: RequestPolicy::Special,
+            ..CommandInfo::default()
+        };
+        let step = |cursor: &str| match plan(
+            &scan,
+            &args(&["SCAN", cursor, "MATCH", "k*"]),
+            &map(),
+            &addr,
+        ) {
+            Plan::Scan((part, node), at) => (shown(&[(part, None)]).remove(0), node, at.node),
+            _ => panic!("SCAN {cursor} not planned"),
+        };
+        assert_eq!(step("0"), ("SCAN 0 MATCH k*".into(), Some(2), 0));
+        assert_eq!(step("12"), ("SCAN 12 MATCH k*".into(), Some(2), 0));
+        assert_eq!(
+            step(&(1u64 << 48).to_string()),
+            ("SCAN 0 MATCH k*".into(), Some(0), 1)
+        );
+        assert_eq!(
+            step(&((2u64 << 48) | 9).to_string()),
+            ("SCAN 9 MATCH k*".into(), Some(1), 2)
+        );
+        let beyond = (3u64 << 48).to_string();
+        assert!(matches!(
+            plan(&scan, &args(&["SCAN", &beyond]), &map(), &addr),
+            Plan::Refused(_)
+        ));
+        assert!(matches!(
+            plan(&scan, &args(&["SCAN", "x"]), &map(), &addr),
+            Plan::One
+        ));
     }
 
     #[test]
@@ -257,22 +352,26 @@ mod tests {
         };
         let dbsize = keyless(RequestPolicy::AllShards, ResponsePolicy::AggSum);
         assert!(matches!(
-            plan(&dbsize, &args(&["DBSIZE"]), &map()),
+            plan(&dbsize, &args(&["DBSIZE"]), &map(), &addr),
             Plan::Parts(ref p, ResponsePolicy::AggSum) if nodes_of(p) == [0, 1, 2]
         ));
         let load = keyless(RequestPolicy::AllNodes, ResponsePolicy::AllSucceeded);
         assert!(matches!(
-            plan(&load, &args(&["SCRIPT", "LOAD", "return 1"]), &map()),
+            plan(&load, &args(&["SCRIPT", "LOAD", "return 1"]), &map(), &addr),
             Plan::Parts(ref p, _) if nodes_of(p) == [0, 1, 2, 3, 4]
         ));
-        let scan = keyless(RequestPolicy::Special, ResponsePolicy::Default);
-        let Plan::Refused(err) = plan(&scan, &args(&["scan", "0"]), &map()) else {
-            panic!("SCAN not refused");
+        let special = keyless(RequestPolicy::Special, ResponsePolicy::Default);
+        let Plan::Refused(err) = plan(&special, &args(&["latency", "doctor"]), &map(), &addr)
+        else {
+            panic!("a special command not refused");
         };
-        assert!(err.to_string().contains("SCAN is not supported"), "{err}");
+        assert!(
+            err.to_string().contains("LATENCY is not supported"),
+            "{err}"
+        );
         let stats = keyless(RequestPolicy::AllShards, ResponsePolicy::Special);
         assert!(matches!(
-            plan(&stats, &args(&["MEMORY", "STATS"]), &map()),
+            plan(&stats, &args(&["MEMORY", "STATS"]), &map(), &addr),
             Plan::Refused(_)
         ));
         let empty = SlotMap {
@@ -281,12 +380,12 @@ mod tests {
             replicas: Vec::new(),
         };
         assert!(matches!(
-            plan(&dbsize, &args(&["DBSIZE"]), &empty),
+            plan(&dbsize, &args(&["DBSIZE"]), &empty, &addr),
             Plan::One
         ));
         let get = CommandInfo::default();
         assert!(matches!(
-            plan(&get, &args(&["GET", "k"]), &map()),
+            plan(&get, &args(&["GET", "k"]), &map(), &addr),
             Plan::One
         ));
     }
