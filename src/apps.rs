@@ -1,5 +1,6 @@
 //! The applications an event loop runs, behind the transport's one [`Application`]:
-//! HTTP on listener [`HTTP`], RESP on listener [`RESP`]. This is only a switch: each
+//! HTTP on listener [`HTTP`] (and on [`ADMIN`], the admin routes only), RESP on listener
+//! [`RESP`]. This is only a switch: each
 //! call goes to the protocol of the connection's listener, with static dispatch. It must
 //! hold no protocol logic: that belongs to `http` and `resp`.
 
@@ -17,6 +18,8 @@ use crate::stats::LoopStats;
 pub const HTTP: usize = 0;
 /// Listener index of the RESP port.
 pub const RESP: usize = 1;
+/// Listener index of the admin port (PROXY_ADMIN_PORT), HTTP with `/stats` and `/metrics`.
+pub const ADMIN: usize = 2;
 
 /// A connection's protocol state.
 pub enum Session {
@@ -50,14 +53,23 @@ impl From<resp::Wait> for Wait {
 pub struct Apps {
     http: HttpApp,
     resp: RespApp,
+    /// What the HTTP port serves: every route, or no admin route when they have a port
+    /// of their own.
+    http_port: http::Listener,
 }
 
 impl Apps {
-    /// The applications of one loop counting into `stats`.
-    pub fn new(services: &Arc<Services>, stats: &Arc<LoopStats>) -> Apps {
+    /// The applications of one loop counting into `stats`; `admin_port`: the admin routes
+    /// are served on [`ADMIN`] and not on [`HTTP`].
+    pub fn new(services: &Arc<Services>, stats: &Arc<LoopStats>, admin_port: bool) -> Apps {
         Apps {
             http: HttpApp::new(Arc::clone(services), Arc::clone(stats)),
             resp: RespApp::new(Arc::clone(services), Arc::clone(stats)),
+            http_port: if admin_port {
+                http::Listener::Lookups
+            } else {
+                http::Listener::All
+            },
         }
     }
 }
@@ -69,7 +81,8 @@ impl Application for Apps {
     fn open(&mut self, listener: usize, peer: std::net::IpAddr) -> Session {
         match listener {
             RESP => Session::Resp(self.resp.open(peer)),
-            _ => Session::Http(http::Session::new(peer)),
+            ADMIN => Session::Http(http::Session::on(http::Listener::Admin, peer)),
+            _ => Session::Http(http::Session::on(self.http_port, peer)),
         }
     }
 

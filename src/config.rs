@@ -59,6 +59,10 @@ pub struct Config {
     pub port: u16,
     /// RESP port; 0 disables the RESP front end.
     pub resp_port: u16,
+    /// PROXY_ADMIN_PORT: `/stats` and `/metrics` on their own listener (0: on `port`).
+    pub admin_port: u16,
+    /// PROXY_ADMIN_HOST: where the admin port binds (empty: `host`).
+    pub admin_host: String,
     /// Cache capacity in keys.
     pub max_keys: usize,
     /// Expiry of an entry.
@@ -194,6 +198,8 @@ impl Config {
             host: host("PROXY_HOST", true)?,
             port: num("PROXY_PORT", 1, 65535)? as u16,
             resp_port: num("PROXY_RESP_PORT", 0, 65535)? as u16,
+            admin_port: num("PROXY_ADMIN_PORT", 0, 65535)? as u16,
+            admin_host: host("PROXY_ADMIN_HOST", true)?,
             max_keys: num("PROXY_MAX_KEYS", 1, max)? as usize,
             ttl: Duration::from_millis(num("PROXY_TTL_MS", 1, 365 * 24 * 3600 * 1000)?),
             workers: num("PROXY_WORKERS", 0, 1024)? as usize,
@@ -269,6 +275,13 @@ impl Config {
                 config.resp_port
             )));
         }
+        if config.admin_port != 0 && [config.port, config.resp_port].contains(&config.admin_port) {
+            return Err(ConfigError(format!(
+                "invalid PROXY_ADMIN_PORT={}: must differ from PROXY_PORT and PROXY_RESP_PORT \
+                 (or be 0 to keep the admin routes on the HTTP port)",
+                config.admin_port
+            )));
+        }
         if !config.cluster_nodes.is_empty() && config.redis_db != 0 {
             return Err(ConfigError(format!(
                 "invalid REDIS_DB={}: a Redis Cluster has only database 0",
@@ -310,7 +323,7 @@ impl Config {
     /// A one-line summary of the effective configuration (the password is not shown).
     pub fn summary(&self) -> String {
         format!(
-            "http={}:{} resp_port={} max_keys={} ttl_ms={} workers={} max_connections={} \
+            "http={}:{} resp_port={} admin_port={} max_keys={} ttl_ms={} workers={} max_connections={} \
              rate_limit_rps={} idle_timeout_ms={} request_timeout_ms={} max_buffer_bytes={} \
              max_reply_bytes={} max_key_bytes={} stale_if_error_ms={} redis={} db={} \
              redis_connections={} redis_timeout_ms={} auth={} tls={} redis_tls={} log={} \
@@ -322,6 +335,7 @@ impl Config {
             },
             self.port,
             self.resp_port,
+            self.admin_port,
             self.max_keys,
             self.ttl.as_millis(),
             self.worker_count(),

@@ -104,10 +104,15 @@ fn main() -> ExitCode {
     let cache = Arc::new(cache);
     let reaper = Reaper::spawn(Arc::clone(&cache));
 
-    let mut ports = [0u16; 2];
-    ports[apps::HTTP] = config.port;
-    ports[apps::RESP] = config.resp_port;
-    let bound = match Bound::bind(&config.host, &ports, config.worker_count()) {
+    let mut listeners = [("", 0u16); 3];
+    listeners[apps::HTTP] = (&config.host, config.port);
+    listeners[apps::RESP] = (&config.host, config.resp_port);
+    let admin_host = match config.admin_host.as_str() {
+        "" => &config.host,
+        host => host,
+    };
+    listeners[apps::ADMIN] = (admin_host, config.admin_port);
+    let bound = match Bound::bind_each(&listeners, config.worker_count()) {
         Ok(b) => b,
         // Another process serves one of the ports (a second proxy, say): refuse to start
         // rather than share it. One line naming the port; exit 2 like a bad setting.
@@ -161,10 +166,14 @@ fn main() -> ExitCode {
     });
     let apps: Vec<Apps> = loop_stats
         .iter()
-        .map(|stats| Apps::new(&services, stats))
+        .map(|stats| Apps::new(&services, stats, config.admin_port != 0))
         .collect();
+    let admin = match config.admin_port {
+        0 => String::new(),
+        port => format!(", admin (/stats, /metrics) port {admin_host}:{port}"),
+    };
     info!(
-        "listening: http{} port {}, resp port {}{}",
+        "listening: http{} port {}, resp port {}{}{admin}",
         if server_tls.is_some() { "s" } else { "" },
         config.port,
         config.resp_port,

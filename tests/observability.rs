@@ -644,3 +644,56 @@ fn stats_and_metrics_have_their_own_rate_limit_and_lookups_keep_theirs() {
         assert_eq!(r.status, 200, "{}", r.text());
     }
 }
+
+/// GET `path` on `port` of 127.0.0.1 (Connection: close).
+fn get_on(port: u16, path: &str) -> Response {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut buf).unwrap();
+    Response::parse(&buf).expect("a response").0
+}
+
+#[test]
+fn an_admin_port_serves_stats_and_metrics_and_the_http_port_no_longer_does() {
+    let redis = Redis::start();
+    redis.set("k", "v");
+    let admin = free_port();
+    let proxy = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_ADMIN_PORT", &admin.to_string()),
+            ("PROXY_ADMIN_HOST", "127.0.0.1"),
+        ],
+    );
+    assert_eq!(proxy.lookup("k").0, 200);
+    for path in ["/stats", "/metrics"] {
+        let r = proxy.get(path);
+        assert_eq!(r.status, 404, "{path} on the HTTP port: {}", r.text());
+        assert!(r.text().contains("no such route"), "{}", r.text());
+    }
+    assert_eq!(proxy.get("/healthz").status, 200);
+    let stats = get_on(admin, "/stats");
+    assert_eq!(stats.status, 200, "{}", stats.text());
+    // The lookup above is counted, whichever port the counters are read on.
+    assert_eq!(
+        stats.json()["requests"]["http"]["lookup"]["200"],
+        1,
+        "{}",
+        stats.text()
+    );
+    let metrics = get_on(admin, "/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.text().contains("proxyredis_"), "{}", metrics.text());
+    assert_eq!(get_on(admin, "/healthz").status, 200);
+    assert_eq!(get_on(admin, "/readyz").status, 200);
+    let lookup = get_on(admin, "/lookup?key=k");
+    assert_eq!(
+        lookup.status,
+        404,
+        "no lookups on the admin port: {}",
+        lookup.text()
+    );
+}

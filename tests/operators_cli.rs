@@ -312,6 +312,18 @@ fn check_config_exits_2_with_one_line_for_a_bad_value_or_a_bad_file() {
             &[("PROXY_LOG_FORMAT", "xml")],
             "PROXY_LOG_FORMAT",
         ),
+        (
+            &[
+                "--env-file",
+                "/dev/null",
+                "--port",
+                "8100",
+                "--admin-port",
+                "8100",
+            ],
+            &[],
+            "PROXY_ADMIN_PORT",
+        ),
         (&["--env-file", malformed], &[], "line 2"),
         (&["--env-file", missing], &[], "missing-env"),
         (

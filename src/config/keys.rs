@@ -29,6 +29,18 @@ pub const KEYS: &[Key] = &[
         help: "Redis-protocol port; 0 disables it",
     },
     Key {
+        name: "PROXY_ADMIN_PORT",
+        default: "0",
+        help: "port for /stats and /metrics (and /healthz, /readyz), which then leave the \
+               HTTP port (404 there); 0 keeps them on the HTTP port",
+    },
+    Key {
+        name: "PROXY_ADMIN_HOST",
+        default: "",
+        help: "address the admin port binds (127.0.0.1 keeps it local); empty means \
+               PROXY_HOST",
+    },
+    Key {
         name: "PROXY_MAX_KEYS",
         default: "1000",
         help: "cache capacity in keys (>= 1)",

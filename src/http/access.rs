@@ -23,16 +23,53 @@ use super::{HttpApp, Route};
 use crate::auth::{Access, Who};
 use crate::stats::LoopStats;
 
-/// What an HTTP connection keeps: the client's address, for the per-address limit.
+/// What an HTTP connection keeps: the client's address, for the per-address limit, and
+/// the routes its listener serves (PROXY_ADMIN_PORT moves `/stats` and `/metrics`).
 #[derive(Debug, Clone, Copy)]
 pub struct Session {
     peer: IpAddr,
+    /// One bit per [`Route`] served.
+    routes: u8,
+}
+
+/// The routes an HTTP listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// Every route (no PROXY_ADMIN_PORT).
+    All,
+    /// Lookups and the health checks: the admin routes have their own port.
+    Lookups,
+    /// PROXY_ADMIN_PORT: `/stats`, `/metrics` and the health checks.
+    Admin,
+}
+
+const fn bit(route: Route) -> u8 {
+    1 << route as u8
 }
 
 impl Session {
-    /// The session of a connection from `peer`.
+    /// The session of a connection from `peer` on a listener serving every route.
     pub fn new(peer: IpAddr) -> Session {
-        Session { peer }
+        Session::on(Listener::All, peer)
+    }
+
+    /// The session of a connection from `peer` on `listener`.
+    pub fn on(listener: Listener, peer: IpAddr) -> Session {
+        let health = bit(Route::Healthz) | bit(Route::Readyz);
+        let admin = bit(Route::Stats) | bit(Route::Metrics);
+        let lookups = bit(Route::Lookup) | bit(Route::Raw);
+        let routes = match listener {
+            Listener::All => lookups | health | admin,
+            Listener::Lookups => lookups | health,
+            Listener::Admin => health | admin,
+        };
+        Session { peer, routes }
+    }
+
+    /// Whether this connection's listener serves `route` (never [`Route::Unknown`]).
+    #[inline]
+    pub fn serves(&self, route: Route) -> bool {
+        self.routes & bit(route) != 0
     }
 }
 

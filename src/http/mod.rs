@@ -25,7 +25,7 @@ use crate::net::{Replies, Served, reset_scratch};
 use crate::services::Services;
 use crate::stats::{LoopStats, Table};
 
-pub use self::access::Session;
+pub use self::access::{Listener, Session};
 pub use self::parse::{MAX_BODY, MAX_HEAD};
 pub use self::render::Connection;
 pub use self::routes::{ROUTES, Route};
@@ -151,7 +151,8 @@ impl HttpApp {
         }
         let connection = Connection::for_request(req.keep_alive, req.minor_version);
         let route = Route::of(req.path);
-        if route == Route::Unknown {
+        // An unknown path, or a route this listener does not serve (PROXY_ADMIN_PORT).
+        if !session.serves(route) {
             let head = req.method == "HEAD";
             let text = "no such route";
             self.error(replies.out(), route, 404, text, connection, "", head);

@@ -166,29 +166,36 @@ pub struct Running {
 }
 
 impl Bound {
-    /// Creates `loops` polls, each with a listener on every port of `ports` (listener `i`
-    /// is `ports[i]`; a port of 0 is no listener).
+    /// Creates `loops` polls, each with a listener on every port of `ports` at `host`
+    /// (listener `i` is `ports[i]`; a port of 0 is no listener).
     pub fn bind(host: &str, ports: &[u16], loops: usize) -> io::Result<Bound> {
+        let each: Vec<(&str, u16)> = ports.iter().map(|&p| (host, p)).collect();
+        Bound::bind_each(&each, loops)
+    }
+
+    /// [`Bound::bind`] with an address per listener: listener `i` is `listeners[i]`
+    /// (`host`, empty for every interface, and `port`, 0 for none).
+    pub fn bind_each(listeners: &[(&str, u16)], loops: usize) -> io::Result<Bound> {
         assert!(
-            ports.len() <= MAX_LISTENERS,
+            listeners.len() <= MAX_LISTENERS,
             "at most {MAX_LISTENERS} listeners"
         );
-        let ip: IpAddr = if host.is_empty() {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        } else {
-            match host.parse() {
-                Ok(ip) => ip,
-                Err(_) => resolve(host)?,
-            }
-        };
+        let ips = listeners
+            .iter()
+            .map(|&(host, _)| ip_of(host))
+            .collect::<io::Result<Vec<IpAddr>>>()?;
+        let addrs: Vec<Option<SocketAddr>> = listeners
+            .iter()
+            .zip(&ips)
+            .map(|(&(_, port), &ip)| (port != 0).then(|| SocketAddr::new(ip, port)))
+            .collect();
         // Every loop binds each port with SO_REUSEPORT, so a second proxy started on the
         // same ports would bind beside this one and the kernel would split clients between
         // them. First a plain bind (SO_REUSEADDR only, as a lone listener would) of each
         // port: it fails with EADDRINUSE while any other process listens there, and is
         // closed again before the loops' sockets share the port among themselves.
-        for &port in ports.iter().filter(|&&port| port != 0) {
+        for &addr in addrs.iter().flatten() {
             use socket2::{Domain, Protocol, Socket, Type};
-            let addr = SocketAddr::new(ip, port);
             let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
             probe.set_reuse_address(true)?;
             probe
@@ -200,12 +207,9 @@ impl Bound {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (answers_tx, answers) = crossbeam_channel::unbounded();
-            let listeners = ports
+            let listeners = addrs
                 .iter()
-                .map(|&port| match port {
-                    0 => Ok(None),
-                    port => listen(SocketAddr::new(ip, port)).map(Some),
-                })
+                .map(|addr| addr.map(listen).transpose())
                 .collect::<io::Result<Vec<_>>>()?;
             parts.push(LoopParts {
                 poll,
@@ -341,6 +345,17 @@ fn bind_error(what: &str, addr: SocketAddr, e: io::Error) -> io::Error {
         io::Error::new(io::ErrorKind::AddrInUse, text)
     } else {
         io::Error::new(e.kind(), format!("cannot {what} {addr}: {e}"))
+    }
+}
+
+/// The address to bind for `host`: every interface when empty.
+fn ip_of(host: &str) -> io::Result<IpAddr> {
+    if host.is_empty() {
+        return Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    }
+    match host.parse() {
+        Ok(ip) => Ok(ip),
+        Err(_) => resolve(host),
     }
 }
 

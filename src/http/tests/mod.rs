@@ -39,8 +39,13 @@ impl Harness {
 
     /// Serves every whole request of `input`; the responses given at once.
     fn send(&mut self, input: &str) -> String {
+        self.send_on(super::Listener::All, input)
+    }
+
+    /// [`Harness::send`] on a connection of `listener`.
+    fn send_on(&mut self, listener: super::Listener, input: &str) -> String {
         let app = &mut self.app;
-        let session = super::Session::new(std::net::Ipv4Addr::LOCALHOST.into());
+        let session = super::Session::on(listener, std::net::Ipv4Addr::LOCALHOST.into());
         self.io.send(input.as_bytes(), |bytes, replies| {
             app.serve(&session, bytes, replies)
         })
@@ -69,6 +74,30 @@ fn get(path: &str) -> String {
 /// The body of the only response in `text`.
 fn body(text: &str) -> &str {
     text.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+#[test]
+fn an_admin_port_takes_stats_and_metrics_off_the_http_port() {
+    use super::Listener::{Admin, Lookups};
+    let mut h = Harness::new();
+    h.cache.insert(b"k", b"v");
+    let status = |r: &str| r.split(' ').nth(1).unwrap_or_default().to_string();
+    for (listener, path, want) in [
+        (Lookups, "/lookup?key=k", "200"),
+        (Lookups, "/v1/raw?key=k", "200"),
+        (Lookups, "/healthz", "200"),
+        (Lookups, "/stats", "404"),
+        (Lookups, "/metrics", "404"),
+        (Admin, "/stats", "200"),
+        (Admin, "/metrics", "200"),
+        (Admin, "/healthz", "200"),
+        (Admin, "/lookup?key=k", "404"),
+        (Admin, "/v1/raw?key=k", "404"),
+    ] {
+        let r = h.send_on(listener, &get(path));
+        assert_eq!(status(&r), want, "{listener:?} {path}: {r}");
+    }
+    assert!(h.send_on(Lookups, &get("/stats")).contains("no such route"));
 }
 
 #[test]
