@@ -216,8 +216,8 @@ fn logical_arrays(and: bool, first: Outcome, rest: &[Outcome]) -> Outcome {
     Outcome::Reply(Arc::new(redis::Value::Array(items)))
 }
 
-/// Arrays joined in part order (`KEYS`); otherwise the first reply that is not nil
-/// (`RANDOMKEY`), or nil.
+/// Arrays joined in part order (`KEYS`); otherwise one of the replies that are not nil,
+/// picked at random (`RANDOMKEY`: any master's key, not always the first master's), or nil.
 fn concatenate(first: Outcome, rest: Vec<Outcome>) -> Outcome {
     let items = |o: &Outcome| -> Option<Vec<redis::Value>> {
         match o {
@@ -237,12 +237,25 @@ fn concatenate(first: Outcome, rest: Vec<Outcome>) -> Outcome {
         }
         return Outcome::Reply(Arc::new(redis::Value::Array(all)));
     }
-    if matches!(first, Outcome::NotFound)
-        && let Some(found) = rest.into_iter().find(|o| !matches!(o, Outcome::NotFound))
-    {
-        return found;
+    let mut found: Vec<Outcome> = std::iter::once(first)
+        .chain(rest)
+        .filter(|o| !matches!(o, Outcome::NotFound))
+        .collect();
+    if found.is_empty() {
+        return Outcome::NotFound;
     }
-    first
+    let at = random_below(found.len());
+    found.swap_remove(at)
+}
+
+/// A number below `n` (> 0), from the standard library's per-hasher random keys: enough to
+/// spread `RANDOMKEY` over the masters, no generator to keep.
+fn random_below(n: usize) -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    let draw = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (draw % n as u64) as usize
 }
 
 #[cfg(test)]
@@ -340,6 +353,14 @@ mod tests {
             vec![Outcome::NotFound, value(), Outcome::NotFound],
         );
         assert!(matches!(got, Outcome::Found(_)), "{got:?}");
+        // Each master's key comes back now and then, not always the first one's.
+        let key = |k: &str| Outcome::Found(Arc::from(k.as_bytes()));
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let replies = vec![key("a"), Outcome::NotFound, key("c")];
+            seen.insert(show(&gather(ResponsePolicy::Default, replies)));
+        }
+        assert_eq!(seen.len(), 2, "{seen:?}");
         let nil = gather(
             ResponsePolicy::Default,
             vec![Outcome::NotFound, Outcome::NotFound],
