@@ -310,6 +310,17 @@ fn tracking_is_observable_in_stats_metrics_and_the_log() {
     }
     let age = metric(&proxy, "proxyredis_invalidation_last_message_age_seconds");
     assert!(age.is_some_and(|a| a >= 0.0), "{age:?}");
+    // ... and in RESP INFO (`INFO invalidation`: that section alone).
+    let info: String = redis::cmd("INFO")
+        .arg("invalidation")
+        .query(&mut proxy.resp_client())
+        .expect("INFO invalidation");
+    assert_eq!(
+        info,
+        "# Invalidation\r\ninvalidation_state:tracking\r\ninvalidation_messages:3\r\n\
+         invalidation_keys_removed:1\r\ninvalidation_flushes:1\r\n",
+        "{info:?}"
+    );
     // One log line per change of state: up, lost, up again.
     assert_eq!(log.lines_with("invalidation on").len(), 2, "{}", log.text());
     assert_eq!(

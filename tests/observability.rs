@@ -179,6 +179,8 @@ fn cache_counters_are_exact_in_stats_metrics_and_info() {
         ("keyspace_misses", "5"),
         ("evicted_keys", "1"),
         ("expired_keys", "2"),
+        ("stale_answers", "0"),
+        ("invalidation_state", "off"),
     ] {
         assert_eq!(info.get(field).map(String::as_str), Some(n), "INFO {field}");
     }

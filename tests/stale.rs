@@ -150,6 +150,16 @@ fn an_expired_entry_is_served_stale_while_redis_is_down() {
     let counted = stale_answers(&proxy);
     assert!(counted >= 7, "stale answers counted: {counted}");
     assert!(metric(&proxy, "proxyredis_cache_stale_answers_total") >= counted as f64);
+    let info: String = redis::cmd("INFO").arg("stats").query(&mut c).unwrap();
+    let in_info: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("stale_answers:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no stale_answers in INFO: {info}"));
+    assert!(
+        in_info >= counted,
+        "INFO stale_answers {in_info} < {counted}"
+    );
 }
 
 #[test]

@@ -26,7 +26,10 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
          instantaneous_ops_per_sec:0\r\n\
          rejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\n\
          keyspace_hits:{}\r\nkeyspace_misses:{}\r\nthrottled_commands:{}\r\n\
-         client_throttled_commands:{}\r\nacl_access_denied_auth:{}\r\naccess_denied:{}\r\n\r\n\
+         client_throttled_commands:{}\r\nacl_access_denied_auth:{}\r\naccess_denied:{}\r\n\
+         stale_answers:{}\r\n\r\n\
+         # Invalidation\r\ninvalidation_state:{}\r\ninvalidation_messages:{}\r\n\
+         invalidation_keys_removed:{}\r\ninvalidation_flushes:{}\r\n\r\n\
          # Backend\r\nbackend_up:{}\r\nbackend_fetches:{}\r\nbackend_batches:{}\r\n\
          backend_errors:{}\r\nbackend_timeouts:{}\r\nbackend_in_flight:{}\r\n\r\n\
          # Keyspace\r\ndb0:keys={},expires={},avg_ttl=0\r\n",
@@ -52,6 +55,11 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         s.client_throttled,
         s.auth_failures,
         s.auth_denied,
+        s.stale_answers,
+        s.invalidation,
+        s.tracking.messages,
+        s.tracking.removed,
+        s.tracking.flushes,
         u8::from(s.backend_up),
         b.fetches,
         b.batches,
