@@ -111,6 +111,23 @@ pub fn init(filter: &str, format: Format) {
     };
 }
 
+/// Writes one JSON log line at error level to stderr, whatever logger is installed (none
+/// yet, or one whose PROXY_LOG filters errors out): a configuration error in the format
+/// asked for.
+pub fn json_error(message: &str) {
+    let one_line = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::ERROR)
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .finish();
+    tracing::subscriber::with_default(one_line, || {
+        tracing::error!(target: "proxyredis", "{message}");
+    });
+}
+
 /// Logs at error level.
 #[macro_export]
 macro_rules! error {

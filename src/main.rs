@@ -58,21 +58,15 @@ fn main() -> ExitCode {
     };
     let config = match invocation.config() {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("proxyredis: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return bad_config(invocation.log_format(), &e),
     };
     let principals = match &config.auth_file {
         None => None,
         Some(path) => match Principals::load(path) {
             Ok(p) => Some(p),
             Err(e) => {
-                eprintln!(
-                    "proxyredis: invalid PROXY_AUTH_FILE={:?}: {e}",
-                    path.display()
-                );
-                return ExitCode::from(2);
+                let e = format!("invalid PROXY_AUTH_FILE={:?}: {e}", path.display());
+                return bad_config(config.log_format, &e);
             }
         },
     };
@@ -80,10 +74,7 @@ fn main() -> ExitCode {
     // Certificates and keys are configuration too: one line and exit 2 when they do not load.
     let server_tls = match load_tls(&config) {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("proxyredis: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return bad_config(config.log_format, &e),
     };
     if check_only {
         // Everything above reads and checks; nothing is bound and Redis is not contacted.
@@ -188,6 +179,16 @@ fn main() -> ExitCode {
     reaper.stop();
     info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// A configuration that cannot run: one line on stderr (`proxyredis: ...`, or a JSON log
+/// line at error level when PROXY_LOG_FORMAT=json, so log shippers index it too), exit 2.
+fn bad_config(format: log::Format, error: &dyn std::fmt::Display) -> ExitCode {
+    match format {
+        log::Format::Text => eprintln!("proxyredis: {error}"),
+        log::Format::Json => log::json_error(&error.to_string()),
+    }
+    ExitCode::from(2)
 }
 
 /// `--hash-token TOKEN` (or `-`: the first line of stdin, keeping the token out of the

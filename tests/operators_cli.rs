@@ -119,6 +119,57 @@ fn lines(text: &str) -> Vec<&str> {
 }
 
 #[test]
+fn a_configuration_error_is_one_json_line_when_json_logs_are_asked_for() {
+    let dir = TempDir::new("json-error");
+    let file = dir.0.join("env");
+    std::fs::write(&file, "PROXY_LOG_FORMAT=json\n").unwrap();
+    let file = file.to_str().unwrap();
+    let missing = dir.0.join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    let cases: &[Case] = &[
+        // The format from the environment, another key bad.
+        (
+            &["--env-file", "/dev/null"],
+            &[("PROXY_LOG_FORMAT", "json"), ("PROXY_TTL_MS", "soon")],
+            "PROXY_TTL_MS",
+        ),
+        // From the env file, under a flag that is bad.
+        (&["--env-file", file, "--port", "0"], &[], "PROXY_PORT"),
+        // A certificate that does not load, with every log line filtered out.
+        (
+            &["--env-file", "/dev/null", "--log", "off"],
+            &[
+                ("PROXY_LOG_FORMAT", "json"),
+                ("PROXY_TLS_CERT_FILE", missing),
+                ("PROXY_TLS_KEY_FILE", missing),
+            ],
+            "PROXY_TLS_CERT_FILE",
+        ),
+    ];
+    for (args, env, named) in cases {
+        let ran = check_config(args, env);
+        assert_eq!(ran.code, Some(2), "{args:?} {env:?}: {ran:?}");
+        let err = lines(&ran.stderr);
+        assert_eq!(err.len(), 1, "{args:?} {env:?}: one line, got {ran:?}");
+        let v: serde_json::Value =
+            serde_json::from_str(err[0]).unwrap_or_else(|e| panic!("not JSON ({e}): {ran:?}"));
+        assert_eq!(v["level"], "ERROR", "{ran:?}");
+        assert!(
+            is_rfc3339_utc(v["timestamp"].as_str().unwrap_or("")),
+            "{ran:?}"
+        );
+        let message = v["message"].as_str().unwrap_or("");
+        assert!(message.contains(named), "{named}: {ran:?}");
+    }
+    // Without it: the plain line, as before.
+    let ran = check_config(&["--env-file", "/dev/null"], &[("PROXY_TTL_MS", "soon")]);
+    assert!(
+        ran.stderr.starts_with("proxyredis: invalid PROXY_TTL_MS"),
+        "{ran:?}"
+    );
+}
+
+#[test]
 fn json_log_lines_each_parse_with_timestamp_level_target_and_message() {
     let text = log_of_a_short_run("info", "json");
     let mut messages = Vec::new();

@@ -47,6 +47,20 @@ impl Invocation {
         vars.extend(self.given.iter().map(|(k, v)| (k.clone(), v.clone())));
         Config::from_vars(&vars)
     }
+
+    /// PROXY_LOG_FORMAT as given (flag, environment, env file), even when another key is
+    /// invalid, so a configuration error is written in the format asked for; text when
+    /// it is not given or not valid.
+    pub fn log_format(&self) -> crate::log::Format {
+        let value = self.given.get("PROXY_LOG_FORMAT").cloned().or_else(|| {
+            file::read(&self.env_file, false)
+                .ok()?
+                .remove("PROXY_LOG_FORMAT")
+        });
+        value
+            .and_then(|v| crate::log::Format::parse(&v))
+            .unwrap_or(crate::log::Format::Text)
+    }
 }
 
 /// The flag of a key: the `PROXY_` prefix dropped, lower case, `_` as `-`.
