@@ -18,6 +18,9 @@
 use std::sync::atomic::Ordering;
 
 use super::shard::Counters;
+
+/// Most entries [`Cache::clear_where`] removes under one hold of a shard's write lock.
+const CLEAR_CHUNK: usize = 1024;
 use super::{Cache, stale};
 
 /// Taken before the request for `key` is sent to Redis; proves which invalidations the
@@ -162,26 +165,42 @@ impl Cache {
     /// Removes the entries whose key `doomed` picks (a cluster node's slots) and, like
     /// [`Cache::clear`], cancels every fill whose ticket was taken before this call
     /// (conservatively: those of other keys are only fetched again). The number removed.
-    /// One pass over every entry, a shard at a time under its write lock.
+    ///
+    /// Each shard is read under its read lock (hits go on meanwhile), and the entries
+    /// picked are removed under the write lock [`CLEAR_CHUNK`] at a time, each only if its
+    /// slot still holds the same entry (same generation): a shard of a large cache is never
+    /// locked for the length of a pass over it. Entries picked stay readable until their
+    /// chunk is removed, as they were before the call.
     pub fn clear_where(&self, doomed: impl Fn(&[u8]) -> bool) -> usize {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         let mut removed = 0;
+        let mut picked: Vec<(u32, u32)> = Vec::new();
         for shard in self.shards.iter() {
-            let mut state = shard.state.write();
-            state.apply_reads(&shard.reads);
-            let slots: Vec<u32> = state
-                .slab
-                .iter_recency()
-                .filter(|&slot| doomed(state.slab.key(slot)))
-                .collect();
-            removed += slots.len();
-            for slot in slots {
-                state.remove_slot(&self.hasher, slot);
+            picked.clear();
+            {
+                let state = shard.state.read();
+                picked.extend(
+                    state
+                        .slab
+                        .iter_recency()
+                        .filter(|&slot| doomed(state.slab.key(slot)))
+                        .map(|slot| (slot, state.slab.generation(slot))),
+                );
             }
-            shard
-                .counters
-                .size
-                .store(state.slab.len() as u64, Ordering::Relaxed);
+            for chunk in picked.chunks(CLEAR_CHUNK) {
+                let mut state = shard.state.write();
+                state.apply_reads(&shard.reads);
+                for &(slot, generation) in chunk {
+                    if state.slab.live(slot, generation) {
+                        state.remove_slot(&self.hasher, slot);
+                        removed += 1;
+                    }
+                }
+                shard
+                    .counters
+                    .size
+                    .store(state.slab.len() as u64, Ordering::Relaxed);
+            }
         }
         removed
     }
