@@ -35,6 +35,10 @@ fn hammer(cache: &Cache, keys: u64) {
                             value.extend_from_slice(&r.to_le_bytes()[..(r % 8) as usize]);
                             cache.insert(&key_bytes, &value);
                         }
+                        93..=98 if r % 1000 == 993 => {
+                            // Drop a quarter of the keys, as a cluster node's are dropped.
+                            cache.clear_where(|k| k[0] % 4 == 0);
+                        }
                         93..=98 => {
                             cache.remove(&key_bytes);
                         }
