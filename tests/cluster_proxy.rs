@@ -516,3 +516,53 @@ fn a_node_losing_tracking_or_a_slot_drops_only_the_keys_it_served() {
         }
     }
 }
+
+#[test]
+fn a_node_out_of_the_map_keeps_no_tracking_connection_until_it_comes_back() {
+    let cluster = Cluster::start(3, 1);
+    let (proxy, log) = cluster.start_proxy_logged(&[
+        ("PROXY_TTL_MS", "600000"),
+        ("PROXY_INVALIDATION", "tracking"),
+        ("REDIS_READ_FROM", "replica"),
+        ("PROXY_LOG", "info"),
+    ]);
+    wait_for("tracking on every node", Duration::from_secs(10), || {
+        (proxy.stats()["invalidation"]["state"] == "tracking").then_some(())
+    });
+    let m = cluster.masters()[0];
+    let r = cluster.replicas_of(m)[0];
+    let addr = cluster.addr(r);
+    let key = cluster.key_on(m, "gone-");
+    cluster.set(&key, "v1");
+    cluster.wait_for_replication(m);
+    assert_eq!(value_of(&proxy, &key), "v1");
+
+    // The replica read from freezes: once the cluster flags it failed, the proxy reads the
+    // slot from its master and closes (and stops retrying) the replica's connection.
+    cluster.pause(r);
+    let closed = format!("invalidation connection to {addr} closed: the node left the cluster map");
+    log.wait_for_line(&closed, Duration::from_secs(20));
+    cluster.set(&key, "v2");
+    wait_for("the master's value", Duration::from_secs(5), || {
+        (value_of(&proxy, &key) == "v2").then_some(())
+    });
+
+    // Back in the map: its connection opens again and it is read from again.
+    cluster.resume(r);
+    let on = format!("CLIENT TRACKING BCAST on {addr}");
+    wait_for(
+        "the replica's tracking again",
+        Duration::from_secs(20),
+        || (log.lines_with(&on).len() >= 2).then_some(()),
+    );
+    assert_eq!(log.lines_with(&closed).len(), 1, "{}", log.text());
+    wait_for(
+        "tracking on every node again",
+        Duration::from_secs(10),
+        || (proxy.stats()["invalidation"]["state"] == "tracking").then_some(()),
+    );
+    cluster.set(&key, "v3");
+    wait_for("the newest value", Duration::from_secs(5), || {
+        (value_of(&proxy, &key) == "v3").then_some(())
+    });
+}

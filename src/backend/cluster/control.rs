@@ -223,10 +223,13 @@ fn apply(shared: &Shared, ranges: &[Range], rtts: &HashMap<String, u64>) -> Vec<
     let mut write = vec![NONE; SLOTS];
     let mut read = vec![NONE; SLOTS];
     let mut all_replicas = Vec::new();
+    let mut members = Vec::new();
     for range in ranges {
         let master = shared.node(&range.master);
+        members.push(master);
         let replicas: Vec<u16> = range.replicas.iter().map(|r| shared.node(r)).collect();
         all_replicas.extend(replicas.iter().map(|&r| (r, master)));
+        members.extend_from_slice(&replicas);
         let reader = match shared.config.read_from {
             ReadFrom::Master => master,
             ReadFrom::Replica => replicas.first().copied().unwrap_or(master),
@@ -271,10 +274,14 @@ fn apply(shared: &Shared, ranges: &[Range], rtts: &HashMap<String, u64>) -> Vec<
     };
     let nodes = shared.nodes.read();
     for (i, node) in nodes.iter().enumerate() {
+        let i = i as u16;
         shared
             .core
             .tracking
-            .set_active(&node.tracking, readers.contains(&(i as u16)));
+            .set_active(&node.tracking, readers.contains(&i));
+        // A node out of the map (removed, or flagged failed) keeps no tracking connection
+        // and does not retry one; it opens again if the node comes back.
+        node.tracking.set_idle(!members.contains(&i));
     }
     moved
 }

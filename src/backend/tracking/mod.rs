@@ -42,6 +42,9 @@ const CHANNEL: &str = "__redis__:invalidate";
 /// How long the tracking connection may be quiet before it is pinged.
 const PING_EVERY: Duration = Duration::from_secs(1);
 
+/// How often an idle tracking thread (its node out of the cluster map) looks again.
+const IDLE_CHECK: Duration = Duration::from_millis(200);
+
 /// Longest pause between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -60,6 +63,8 @@ pub enum TrackingState {
 pub struct Tracking {
     state: AtomicU8,
     stop: AtomicBool,
+    /// A cluster node that left the map: no connection is kept to it until it is back.
+    idle: AtomicBool,
     /// Invalidation messages received (a FLUSHALL counts one).
     messages: AtomicU64,
     /// Cached entries removed because a message named their key.
@@ -103,6 +108,7 @@ impl Tracking {
         Tracking {
             state: AtomicU8::new(state as u8),
             stop: AtomicBool::new(false),
+            idle: AtomicBool::new(false),
             messages: AtomicU64::new(0),
             removed: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
@@ -161,6 +167,16 @@ impl Tracking {
         self.stop.store(true, Ordering::Release);
     }
 
+    /// Closes the connection and keeps none (`true`: the node left the cluster map; its
+    /// thread waits, without connecting, until it is back) or opens it again (`false`).
+    pub fn set_idle(&self, idle: bool) {
+        self.idle.store(idle, Ordering::Release);
+    }
+
+    fn idle(&self) -> bool {
+        self.idle.load(Ordering::Acquire)
+    }
+
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire)
     }
@@ -216,9 +232,27 @@ fn run(
 ) {
     let mut backoff = Duration::from_millis(20);
     let mut logged_down = false;
+    let mut logged_idle = false;
     while !tracking.stopping() {
+        if tracking.idle() {
+            // Nothing is read from the node now; when it is back, tracking starts over
+            // (its keys dropped once the connection is up again).
+            tracking.set(TrackingState::Down);
+            if !logged_idle {
+                crate::info!(
+                    "invalidation connection to {} closed: the node left the cluster map \
+                     (opened again if it comes back)",
+                    connector.addr()
+                );
+                logged_idle = true;
+            }
+            sleep_unless_stopped(tracking, IDLE_CHECK);
+            continue;
+        }
+        logged_idle = false;
         match listen(tracking, connector, cache, prefixes, timeout) {
             Ended::Stopped => return,
+            Ended::Idle => continue,
             Ended::Refused(why) => {
                 tracking.set(TrackingState::Off);
                 cache.drop_vouched();
@@ -263,6 +297,8 @@ fn run(
 
 enum Ended {
     Stopped,
+    /// The node left the cluster map ([`Tracking::set_idle`]).
+    Idle,
     Refused(String),
     Lost(String),
 }
@@ -318,6 +354,9 @@ fn listen(
     loop {
         if tracking.stopping() {
             return Ended::Stopped;
+        }
+        if tracking.idle() {
+            return Ended::Idle;
         }
         match pubsub.get_message() {
             Ok(msg) => {
