@@ -11,10 +11,6 @@ mod common;
 use common::wire::*;
 use common::*;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 /// One command from words (no word has a space; `""` is the empty argument).
 fn m(words: &str) -> Vec<u8> {
     let args: Vec<&[u8]> = words
@@ -22,30 +18,6 @@ fn m(words: &str) -> Vec<u8> {
         .map(|w| if w == "\"\"" { &b""[..] } else { w.as_bytes() })
         .collect();
     multibulk(&args)
-}
-
-/// On a fresh connection: `HELLO 3` first when `resp3` (its reply left out), `request`,
-/// then QUIT; returns the bytes of the replies to `request`.
-fn exchange(port: u16, resp3: bool, request: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connecting");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut bytes = if resp3 { m("HELLO 3") } else { Vec::new() };
-    bytes.extend_from_slice(request);
-    bytes.extend_from_slice(&m("QUIT"));
-    s.write_all(&bytes).unwrap();
-    let mut got = Vec::new();
-    let mut chunk = [0u8; 65536];
-    loop {
-        match s.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => panic!("reading the replies to {}: {e}", show(request)),
-        }
-    }
-    let start = if resp3 { parse(&got, 0).1 } else { 0 };
-    assert!(got.ends_with(b"+OK\r\n"), "no QUIT +OK: {}", show(&got));
-    got[start..got.len() - 5].to_vec()
 }
 
 /// A redis-server with a string `k` and a list `alist`, and a proxy in front of it.
@@ -60,10 +32,6 @@ fn setup() -> (Redis, Proxy) {
         .unwrap();
     let proxy = Proxy::start(redis.port, &[]);
     (redis, proxy)
-}
-
-fn protocol(resp3: bool) -> &'static str {
-    if resp3 { "RESP3" } else { "RESP2" }
 }
 
 /// Requests whose replies must be Redis's bytes.
@@ -133,28 +101,7 @@ fn exact() -> Vec<Vec<u8>> {
 #[test]
 fn edge_cases_of_every_command_are_the_same_bytes_as_redis() {
     let (redis, proxy) = setup();
-    let mut differences = Vec::new();
-    for resp3 in [false, true] {
-        for request in exact() {
-            let from_redis = exchange(redis.port, resp3, &request);
-            let from_proxy = exchange(proxy.resp_port, resp3, &request);
-            if from_proxy != from_redis {
-                differences.push(format!(
-                    "{} {}\n  proxy: {}\n  Redis: {}",
-                    protocol(resp3),
-                    show(&request),
-                    show(&from_proxy),
-                    show(&from_redis)
-                ));
-            }
-        }
-    }
-    assert!(
-        differences.is_empty(),
-        "{} exchanges answered unlike Redis:\n{}",
-        differences.len(),
-        differences.join("\n")
-    );
+    assert_same_as_redis(redis.port, proxy.resp_port, &exact());
 }
 
 /// A reply's type and, for an aggregate, the types of its elements (deduplicated).
@@ -411,26 +358,5 @@ fn forwarded_replies_of_every_resp3_type_are_the_same_bytes_as_redis() {
         ]
         .map(m),
     );
-    let mut differences = Vec::new();
-    for resp3 in [false, true] {
-        for request in &requests {
-            let from_redis = exchange(redis.port, resp3, request);
-            let from_proxy = exchange(proxy.resp_port, resp3, request);
-            if from_proxy != from_redis {
-                differences.push(format!(
-                    "{} {}\n  proxy: {}\n  Redis: {}",
-                    protocol(resp3),
-                    show(request),
-                    show(&from_proxy),
-                    show(&from_redis)
-                ));
-            }
-        }
-    }
-    assert!(
-        differences.is_empty(),
-        "{} exchanges answered unlike Redis:\n{}",
-        differences.len(),
-        differences.join("\n")
-    );
+    assert_same_as_redis(redis.port, proxy.resp_port, &requests);
 }

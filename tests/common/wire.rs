@@ -109,3 +109,71 @@ pub fn lookup_req(key: &str) -> String {
 pub fn resp_get(key: &str) -> Vec<u8> {
     multibulk(&[b"GET", key.as_bytes()])
 }
+
+/// On a fresh connection to `port`: `HELLO 3` first when `resp3` (its reply left out),
+/// then `request`, then QUIT; the bytes of every reply to `request`, up to the QUIT's
+/// `+OK` (checked, then left out).
+pub fn exchange(port: u16, resp3: bool, request: &[u8]) -> Vec<u8> {
+    use std::io::{ErrorKind, Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connecting");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut bytes = Vec::new();
+    if resp3 {
+        bytes.extend_from_slice(&multibulk(&[b"HELLO", b"3"]));
+    }
+    bytes.extend_from_slice(request);
+    bytes.extend_from_slice(&multibulk(&[b"QUIT"]));
+    s.write_all(&bytes).unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("reading the replies to {}: {e}", show(request)),
+        }
+    }
+    let start = if resp3 { parse(&got, 0).1 } else { 0 };
+    assert!(
+        got.ends_with(b"+OK\r\n"),
+        "QUIT after {} did not end with +OK: {}",
+        show(request),
+        show(&got)
+    );
+    got[start..got.len() - 5].to_vec()
+}
+
+/// `RESP3` or `RESP2`, for messages.
+pub fn protocol(resp3: bool) -> &'static str {
+    if resp3 { "RESP3" } else { "RESP2" }
+}
+
+/// Sends each request to the Redis on `redis_port` and to the proxy on `proxy_port`, in
+/// RESP2 and after `HELLO 3`, and fails listing every one the two answer differently.
+pub fn assert_same_as_redis(redis_port: u16, proxy_port: u16, requests: &[Vec<u8>]) {
+    let mut differences = Vec::new();
+    for resp3 in [false, true] {
+        for request in requests {
+            let from_redis = exchange(redis_port, resp3, request);
+            let from_proxy = exchange(proxy_port, resp3, request);
+            if from_proxy != from_redis {
+                differences.push(format!(
+                    "{} request {}\n  proxy answered {}\n  Redis answers  {}",
+                    protocol(resp3),
+                    show(request),
+                    show(&from_proxy),
+                    show(&from_redis)
+                ));
+            }
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of {} exchanges answered unlike Redis:\n{}",
+        differences.len(),
+        2 * requests.len(),
+        differences.join("\n")
+    );
+}
