@@ -214,22 +214,6 @@ fn a_silent_invalidation_connection_is_noticed_and_replaced() {
     );
 }
 
-/// The value of a sample in `/metrics` (`name` with its labels, as written).
-fn metric(proxy: &Proxy, series: &str) -> Option<f64> {
-    let text = wait_for("/metrics to answer 200", Duration::from_secs(5), || {
-        let r = proxy.try_get("/metrics").ok()?;
-        if r.status != 200 {
-            std::thread::sleep(Duration::from_millis(50));
-            return None;
-        }
-        Some(r.text())
-    });
-    text.lines().find_map(|l| {
-        let (name, value) = l.rsplit_once(' ')?;
-        (name == series).then(|| value.parse().expect("a numeric sample"))
-    })
-}
-
 #[test]
 fn tracking_is_observable_in_stats_metrics_and_the_log() {
     let redis = Redis::start();
@@ -258,7 +242,7 @@ fn tracking_is_observable_in_stats_metrics_and_the_log() {
         "no message yet: {s}"
     );
     assert_eq!(
-        metric(&proxy, "proxyredis_invalidation_last_message_age_seconds"),
+        proxy.metric("proxyredis_invalidation_last_message_age_seconds"),
         None
     );
 
@@ -306,9 +290,9 @@ fn tracking_is_observable_in_stats_metrics_and_the_log() {
         ("proxyredis_invalidation_state{state=\"tracking\"}", 1.0),
         ("proxyredis_invalidation_state{state=\"down\"}", 0.0),
     ] {
-        assert_eq!(metric(&proxy, series), Some(want), "{series}");
+        assert_eq!(proxy.metric(series), Some(want), "{series}");
     }
-    let age = metric(&proxy, "proxyredis_invalidation_last_message_age_seconds");
+    let age = proxy.metric("proxyredis_invalidation_last_message_age_seconds");
     assert!(age.is_some_and(|a| a >= 0.0), "{age:?}");
     // ... and in RESP INFO (`INFO invalidation`: that section alone).
     let info: String = redis::cmd("INFO")

@@ -8,28 +8,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// `/metrics` text, waiting out the admin rate limit.
-fn metrics(proxy: &Proxy) -> (Response, String) {
-    wait_for("/metrics to answer 200", Duration::from_secs(5), || {
-        let r = proxy.try_get("/metrics").ok()?;
-        if r.status != 200 {
-            std::thread::sleep(Duration::from_millis(50));
-            return None;
-        }
-        let text = r.text();
-        Some((r, text))
-    })
-}
-
-/// The value of an unlabelled or labelled sample, exactly as written (`name{labels}`).
+/// The value of a sample (`name{labels}`, as written) in /metrics `text`; fails if absent.
 fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == series).then(|| value.parse::<f64>().expect("a numeric sample"))
-        })
-        .unwrap_or_else(|| panic!("no sample {series} in /metrics:\n{text}"))
+    metric_sample(text, series).unwrap_or_else(|| panic!("no sample {series} in /metrics:\n{text}"))
 }
 
 /// RESP INFO as a map of `field -> value`.
@@ -147,7 +128,7 @@ fn cache_counters_are_exact_in_stats_metrics_and_info() {
     );
 
     // The same numbers in /metrics...
-    let (_, text) = metrics(&proxy);
+    let text = proxy.metrics().text();
     for (name, n) in [
         ("proxyredis_cache_hits_total", 1.0),
         ("proxyredis_cache_misses_total", 5.0),
@@ -346,7 +327,8 @@ fn metrics_is_valid_prometheus_text_format() {
     let v: Option<String> = redis::cmd("GET").arg("k").query(&mut c).unwrap();
     assert_eq!(v.as_deref(), Some("v"));
 
-    let (r, text) = metrics(&proxy);
+    let r = proxy.metrics();
+    let text = r.text();
     let ct = r.header("content-type").unwrap_or("");
     assert!(
         ct.starts_with("text/plain") && ct.contains("version=0.0.4"),

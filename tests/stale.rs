@@ -65,24 +65,6 @@ fn lookup_until(proxy: &Proxy, key: &str, want: &str, allowed: &[(u16, &str)]) -
     )
 }
 
-/// The value of an unlabelled sample in `/metrics`.
-fn metric(proxy: &Proxy, name: &str) -> f64 {
-    let text = wait_for("/metrics to answer 200", Duration::from_secs(5), || {
-        let r = proxy.try_get("/metrics").ok()?;
-        if r.status != 200 {
-            std::thread::sleep(Duration::from_millis(50));
-            return None;
-        }
-        Some(r.text())
-    });
-    text.lines()
-        .find_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            (series == name).then(|| value.parse::<f64>().expect("a numeric sample"))
-        })
-        .unwrap_or_else(|| panic!("no sample {name} in /metrics:\n{text}"))
-}
-
 fn stale_answers(proxy: &Proxy) -> u64 {
     let stats = proxy.stats();
     stats["cache"]["stale_answers"]
@@ -149,7 +131,8 @@ fn an_expired_entry_is_served_stale_while_redis_is_down() {
 
     let counted = stale_answers(&proxy);
     assert!(counted >= 7, "stale answers counted: {counted}");
-    assert!(metric(&proxy, "proxyredis_cache_stale_answers_total") >= counted as f64);
+    let in_metrics = proxy.metric("proxyredis_cache_stale_answers_total");
+    assert!(in_metrics >= Some(counted as f64), "{in_metrics:?}");
     let info: String = redis::cmd("INFO").arg("stats").query(&mut c).unwrap();
     let in_info: u64 = info
         .lines()

@@ -386,11 +386,37 @@ impl Proxy {
         })
     }
 
+    /// `/metrics`, waiting out its scrape limit when polled often.
+    pub fn metrics(&self) -> Response {
+        wait_for("/metrics to answer 200", Duration::from_secs(5), || {
+            let r = self.try_get("/metrics").ok()?;
+            if r.status != 200 {
+                std::thread::sleep(Duration::from_millis(50));
+                return None;
+            }
+            Some(r)
+        })
+    }
+
+    /// The value of the sample `series` in `/metrics` (its name with its labels, as
+    /// written); `None` when there is none.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        metric_sample(&self.metrics().text(), series)
+    }
+
     /// `/stats` as JSON when the admin rate limit (20/s) lets the request through.
     pub fn try_stats(&self) -> Option<serde_json::Value> {
         let r = self.try_get("/stats").ok()?;
         (r.status == 200).then(|| r.json())
     }
+}
+
+/// The value of the sample `series` (name and labels, as written) in Prometheus `text`.
+pub fn metric_sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().expect("a numeric sample"))
+    })
 }
 
 /// Percent-encodes every byte that is not unreserved.
