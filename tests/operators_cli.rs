@@ -431,28 +431,9 @@ fn check_config_reads_and_parses_the_auth_file() {
     }
 }
 
-/// A self-signed certificate and its key, `NAME.crt` and `NAME.key` in `dir`, by openssl.
-fn self_signed(dir: &TempDir, name: &str) -> (String, String) {
-    let (crt, key) = (
-        dir.0.join(format!("{name}.crt")),
-        dir.0.join(format!("{name}.key")),
-    );
-    let out = Command::new(require_tool("openssl", "openssl"))
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt)
-        .output()
-        .expect("running openssl");
-    assert!(out.status.success(), "openssl: {out:?}");
+/// A self-signed certificate and its key, `NAME.crt` and `NAME.key` in `dir`, as paths.
+fn self_signed_in(dir: &TempDir, name: &str) -> (String, String) {
+    let (crt, key) = self_signed(&dir.0, name, "localhost");
     let path = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
     (path(crt), path(key))
 }
@@ -460,8 +441,8 @@ fn self_signed(dir: &TempDir, name: &str) -> (String, String) {
 #[test]
 fn check_config_reads_and_parses_the_tls_files() {
     let dir = TempDir::new("check-tls");
-    let (crt, key) = self_signed(&dir, "a");
-    let (other_crt, other_key) = self_signed(&dir, "b");
+    let (crt, key) = self_signed_in(&dir, "a");
+    let (other_crt, other_key) = self_signed_in(&dir, "b");
     let garbage = dir.0.join("garbage.pem");
     std::fs::write(&garbage, "not a certificate\n").unwrap();
     let garbage = garbage.to_str().unwrap();

@@ -33,23 +33,7 @@ impl Pki {
             dir: TempDir::new("tls"),
         };
         for ca in ["ca", "other-ca"] {
-            pki.openssl(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN={ca}"),
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.crt"),
-            ]);
+            self_signed(&pki.dir.0, ca, ca);
         }
         let server = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
         pki.issue("server", "ca", "ec", server);

@@ -411,6 +411,38 @@ impl Proxy {
     }
 }
 
+/// A self-signed P-256 certificate for `/CN=cn`, valid two days, made by `openssl` as
+/// `NAME.crt` and `NAME.key` in `dir`; their paths.
+pub fn self_signed(dir: &std::path::Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
+    let (crt, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let out = Command::new(require_tool("openssl", "openssl"))
+        .args(["req", "-x509", "-newkey", "ec"])
+        .args([
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .arg("-subj")
+        .arg(format!("/CN={cn}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("running openssl");
+    assert!(
+        out.status.success(),
+        "openssl req -x509: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (crt, key)
+}
+
 /// The value of the sample `series` (name and labels, as written) in Prometheus `text`.
 pub fn metric_sample(text: &str, series: &str) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
