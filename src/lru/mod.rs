@@ -84,6 +84,8 @@ pub use self::policy::Policy;
 pub(crate) use self::shard::Expiry;
 use self::shard::{Counters, Displaced, Shard, ShardState};
 use self::slab::TooBig;
+#[cfg(test)]
+pub use self::stale::expired_entry_for_test;
 use crate::clock::{Clock, Nanos};
 
 /// Capacities up to this use one shard, so eviction follows exact global LRU order.

@@ -101,6 +101,18 @@ impl Cache {
     }
 }
 
+/// For the protocols' unit tests: a cache (60 s TTL, 30 s stale window, a manual clock)
+/// whose entry `key` = `value` expired one second ago, and its clock.
+#[cfg(test)]
+pub fn expired_entry_for_test(key: &[u8], value: &[u8]) -> (Cache, crate::clock::Clock) {
+    let clock = crate::clock::Clock::manual();
+    let cache = Cache::new(100, Duration::from_secs(60), clock.clone())
+        .with_stale_window(Duration::from_secs(30));
+    cache.insert(key, value);
+    clock.advance(Duration::from_secs(61));
+    (cache, clock)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -247,12 +247,8 @@ fn every_lookup_answer_says_where_it_came_from() {
 
 #[test]
 fn a_failed_fetch_is_answered_from_the_expired_entry_within_the_window() {
-    let clock = Clock::manual();
-    let cache = Cache::new(100, Duration::from_secs(60), clock.clone())
-        .with_stale_window(Duration::from_secs(30));
+    let (cache, clock) = crate::lru::expired_entry_for_test(b"k", b"v");
     let mut h = Harness::with_cache(cache);
-    h.cache.insert(b"k", b"v");
-    clock.advance(Duration::from_secs(61));
     h.io.now = clock.now();
     assert_eq!(
         h.send(&get("/lookup?key=k")),

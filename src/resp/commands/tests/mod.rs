@@ -304,12 +304,8 @@ mod connect;
 
 #[test]
 fn a_failed_fetch_is_answered_from_the_expired_entry_as_a_plain_value() {
-    let clock = Clock::manual();
-    let cache = Cache::new(100, Duration::from_secs(60), clock.clone())
-        .with_stale_window(Duration::from_secs(30));
+    let (cache, clock) = crate::lru::expired_entry_for_test(b"k", b"v");
     let mut h = Harness::with_cache(cache);
-    h.cache.insert(b"k", b"v");
-    clock.advance(Duration::from_secs(61));
     h.io.now = clock.now();
     let down = || Outcome::Failed(BackendError::Io(Arc::from("refused")));
     assert_eq!(h.send(b"GET k\r\n"), "");
