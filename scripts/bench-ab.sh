@@ -14,19 +14,8 @@ cd "$(dirname "$0")/.."
 BINS=("$1" "$2"); NAMES=(old new); ROUNDS=${3:-3}
 REQUESTS=${BENCH_REQUESTS:-500000}
 DURATION=${BENCH_DURATION:-5s}
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-if [ "$(nproc)" -ge 2 ]; then SERVER_CPU="taskset -c 0"; LOAD_CPU="taskset -c 1"; else SERVER_CPU=""; LOAD_CPU=""; fi
-port_free() { ! timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-free_port() { local p=$((20000 + RANDOM % 12000)); while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
-wait_port() { for _ in $(seq 200); do port_free "$1" || return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 
 REDIS_PORT=$(free_port)
 $SERVER_CPU redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \

@@ -1,6 +1,7 @@
 # Shared by the bench scripts, sourced once they are in the project root: a temporary
 # directory and the processes to stop at exit (PIDS), tool checks, free loopback ports, a
-# process's CPU time in clock ticks, ratios, progress lines.
+# process's CPU time in clock ticks, ratios, progress lines, and the pinning: servers under
+# test on core 0 (SERVER_CPU), load generators on core 1 (LOAD_CPU), when there are two.
 # shellcheck shell=bash
 TMP=$(mktemp -d)
 PIDS=()
@@ -10,6 +11,10 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
+
+# shellcheck disable=SC2034 # used by the scripts that source this file
+if [ "$(nproc)" -ge 2 ]; then SERVER_CPU="taskset -c 0"; LOAD_CPU="taskset -c 1"; PIN="server core 0, load core 1"
+else SERVER_CPU=""; LOAD_CPU=""; PIN="unpinned (one core)"; fi
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "missing $1: sudo apt-get install -y $2" >&2; exit 1; }; }
 port_free() { ! timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }

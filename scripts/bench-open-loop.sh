@@ -29,8 +29,6 @@ need curl curl
 [ -x target/release/proxyredis ] || cargo build --release
 cargo build --release --quiet --example open_loop
 
-if [ "$(nproc)" -ge 2 ]; then SERVER_CPU="taskset -c 0"; LOAD_CPU="taskset -c 1"; PIN="server core 0, load core 1"
-else SERVER_CPU=""; LOAD_CPU=""; PIN="unpinned (one core)"; fi
 # Below the ephemeral range (32768+), so no client socket holds the port.
 # From the scheduler's own counters of all threads of process $1 (schedstat, nanoseconds,
 # exact where /proc/PID/stat counts clock ticks): "time on a CPU  time runnable but waiting

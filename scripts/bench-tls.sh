@@ -38,8 +38,6 @@ need redis-cli redis-tools
 need curl curl
 [ -x target/release/proxyredis ] || { echo "build first: cargo build --release" >&2; exit 1; }
 
-if [ "$(nproc)" -ge 2 ]; then SERVER_CPU="taskset -c 0"; LOAD_CPU="taskset -c 1"; PIN="server core 0, load core 1"
-else SERVER_CPU=""; LOAD_CPU=""; PIN="unpinned (one core)"; fi
 
 TICKS=$(getconf CLK_TCK)
 

@@ -45,8 +45,6 @@ if command -v nutcracker >/dev/null 2>&1; then HAVE_TWEMPROXY=1; else HAVE_TWEMP
 cargo build --release --quiet --example invalidation_latency --example read_write_stream
 EXAMPLES=target/release/examples
 
-if [ "$(nproc)" -ge 2 ]; then SERVER_CPU="taskset -c 0"; LOAD_CPU="taskset -c 1"; PIN="server core 0, load core 1"
-else SERVER_CPU=""; LOAD_CPU=""; PIN="unpinned (one core)"; fi
 
 # Below the ephemeral range (32768+), so no client socket holds the port.
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
