@@ -41,3 +41,20 @@ http {
   uwsgi_temp_path $TMP/nginx; scgi_temp_path $TMP/nginx;
 NGINX
 }
+
+# Starts the reference nginx on 127.0.0.1:$1, answering every request with the JSON the
+# proxy sends for a cached key, on SERVER_CPU; extra http directives in $2. Sets NGINX_PID.
+start_nginx_json() {
+  { nginx_conf_head; cat <<NGINX
+  ${2:-}
+  server {
+    listen 127.0.0.1:$1;
+    location / { default_type application/json; return 200 '{"key":"key:000000000000","value":"value:00000000000000000000000000","status":200}'; }
+  }
+}
+NGINX
+  } > "$TMP/nginx.conf"
+  # shellcheck disable=SC2086 # SERVER_CPU is a command prefix or nothing
+  $SERVER_CPU nginx -c "$TMP/nginx.conf" -p "$TMP/nginx" &
+  NGINX_PID=$!; PIDS+=("$NGINX_PID"); wait_port "$1"
+}

@@ -63,17 +63,7 @@ SERVERS=(proxy)
 
 if command -v nginx >/dev/null 2>&1; then
   NGINX_PORT=$(free_port)
-  { nginx_conf_head; cat <<NGINX
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location / { default_type application/json; return 200 '{"key":"key:000000000000","value":"value:00000000000000000000000000","status":200}'; }
-  }
-}
-NGINX
-} > "$TMP/nginx.conf"
-  $SERVER_CPU nginx -c "$TMP/nginx.conf" -p "$TMP/nginx" &
-  NGINX_PID=$!; PIDS+=("$NGINX_PID"); wait_port "$NGINX_PORT"
+  start_nginx_json "$NGINX_PORT" "keepalive_requests 1000000;"
   SERVERS+=(nginx)
 else
   echo "note: nginx not installed, its open-loop rows are skipped (sudo apt-get install -y nginx-light)" >&2

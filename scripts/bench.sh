@@ -194,16 +194,7 @@ stop_proxy
 
 if command -v nginx >/dev/null 2>&1; then
   NGINX_PORT=$(free_port)
-  { nginx_conf_head; cat <<NGINX
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location / { default_type application/json; return 200 '{"key":"key:000000000000","value":"value:00000000000000000000000000","status":200}'; }
-  }
-}
-NGINX
-} > "$TMP/nginx.conf"
-  $SERVER_CPU nginx -c "$TMP/nginx.conf" -p "$TMP/nginx" &
-  NGINX_PID=$!; PIDS+=("$NGINX_PID"); wait_port "$NGINX_PORT"
+  start_nginx_json "$NGINX_PORT"
   wrk_run nginx "http://127.0.0.1:$NGINX_PORT" "$TMP/hot.lua" "$NGINX_PID"
   kill "$NGINX_PID" 2>/dev/null || true
 fi
