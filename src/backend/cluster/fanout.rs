@@ -27,21 +27,22 @@ use crate::backend::job::{Job, Request};
 impl Shared {
     /// Sends a command that goes to several nodes as parts, or refuses it; `job` back when
     /// it goes out as it is.
-    pub(super) fn fan_out(&self, job: Job) -> Option<Job> {
+    /// `info`: what Redis says of the command.
+    pub(super) fn fan_out(&self, job: Job, info: Option<&CommandInfo>) -> Option<Job> {
         let Request::Command { args, .. } = &job.request else {
             return Some(job);
         };
         if job.part.is_some() {
             return Some(job);
         }
-        let Some(info) = self.core.catalog.command(args) else {
+        let Some(info) = info else {
             return Some(job);
         };
         let addr = |i: u16| {
             let nodes = self.nodes.read();
             nodes.get(usize::from(i)).map(|n| Arc::clone(&n.addr))
         };
-        let plan = plan(&info, args, &self.map.read(), &addr);
+        let plan = plan(info, args, &self.map.read(), &addr);
         let (parts, gather) = match plan {
             Plan::One => return Some(job),
             Plan::Refused(err) => {

@@ -46,6 +46,7 @@ pub use self::slots::{SLOTS, slot_of};
 
 use self::control::Control;
 use self::redirect::Link;
+use super::catalog::CommandInfo;
 use super::connector::Connector;
 use super::core::{Core, Outbox};
 use super::error::BackendError;
@@ -178,11 +179,19 @@ impl Shared {
     /// Sends `job` to the node serving it, or waits for the map, or answers it at once;
     /// a command for several nodes goes out as parts ([`fanout`]).
     fn dispatch(&self, job: Job) {
-        let job = match self.fan_out(job) {
+        // What Redis says of a forwarded command, looked up once for both the plan and
+        // the route (a part sent to a node of its own needs neither).
+        let info = match &job.request {
+            Request::Command { args, .. } if job.part.as_ref().is_none_or(|p| p.node.is_none()) => {
+                self.core.catalog.command(args)
+            }
+            _ => None,
+        };
+        let job = match self.fan_out(job, info.as_ref()) {
             Some(job) => job,
             None => return,
         };
-        match self.target(&job) {
+        match self.target(&job, info.as_ref()) {
             Target::Node(node) => self.send_to(&node, job),
             Target::Refused(err) => self.answer(job, err),
             Target::Unknown => {
@@ -197,7 +206,7 @@ impl Shared {
         }
     }
 
-    fn target(&self, job: &Job) -> Target {
+    fn target(&self, job: &Job, info: Option<&CommandInfo>) -> Target {
         if let Some(node) = job.part.as_ref().and_then(|p| p.node) {
             return match self.nodes.read().get(usize::from(node)) {
                 Some(node) => Target::Node(Arc::clone(node)),
@@ -206,7 +215,7 @@ impl Shared {
         }
         let (slot, read) = match &job.request {
             Request::Fetch { key, .. } => (Some(slot_of(key)), true),
-            Request::Command { args, .. } => match self.command_slot(args) {
+            Request::Command { args, .. } => match command_slot(args, info) {
                 Ok(routed) => routed,
                 Err(err) => return Target::Refused(err),
             },
@@ -233,24 +242,6 @@ impl Shared {
 
     /// The slot of a forwarded command's keys (from Redis's command table) and whether it
     /// only reads; CROSSSLOT when its keys live in different slots, as Redis answers.
-    fn command_slot(&self, args: &[Box<[u8]>]) -> Result<(Option<u16>, bool), BackendError> {
-        let Some(info) = self.core.catalog.command(args) else {
-            return Ok((None, false));
-        };
-        let mut slot = None;
-        for i in info.key_positions(args.len()) {
-            let s = slot_of(&args[i]);
-            if slot.is_some_and(|prev| prev != s) {
-                return Err(BackendError::from_server(
-                    "CROSSSLOT",
-                    "Keys in request don't hash to the same slot",
-                ));
-            }
-            slot = Some(s);
-        }
-        Ok((slot, info.readonly && !info.write))
-    }
-
     fn send_to(&self, node: &Node, job: Job) {
         if node.jobs.len() >= PER_NODE_MAX {
             super::core::BackendStats::bump(&self.core.stats.rejected);
@@ -382,6 +373,29 @@ impl Shared {
         );
         self.tracking_threads.lock().push(thread);
     }
+}
+
+/// The slot of a forwarded command's keys (by `info`, Redis's description of it) and
+/// whether it only reads; CROSSSLOT when its keys live in different slots, as Redis answers.
+fn command_slot(
+    args: &[Box<[u8]>],
+    info: Option<&CommandInfo>,
+) -> Result<(Option<u16>, bool), BackendError> {
+    let Some(info) = info else {
+        return Ok((None, false));
+    };
+    let mut slot = None;
+    for i in info.key_positions(args.len()) {
+        let s = slot_of(&args[i]);
+        if slot.is_some_and(|prev| prev != s) {
+            return Err(BackendError::from_server(
+                "CROSSSLOT",
+                "Keys in request don't hash to the same slot",
+            ));
+        }
+        slot = Some(s);
+    }
+    Ok((slot, info.readonly && !info.write))
 }
 
 /// `host` and `port` of a `host:port` address (port 0 when it has none).
