@@ -21,15 +21,8 @@ REDIS_PORT=$(free_port)
 $SERVER_CPU redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \
   --logfile "$TMP/redis.log" &
 PIDS+=($!); wait_port "$REDIS_PORT"
-awk 'BEGIN { for (i = 0; i < 100; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\n%s\r\n$32\r\n%s\r\n",
-  sprintf("key:%012d", i), sprintf("value:%026d", i) }' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
-cat > "$TMP/hot.lua" <<'LUA'
-local i = 0
-request = function()
-  i = (i + 1) % 100
-  return wrk.format("GET", string.format("/lookup?key=key:%012d", i))
-end
-LUA
+set_hot_keys "$REDIS_PORT"
+write_hot_lua
 KEYS=$(for i in $(seq 0 99); do printf 'key:%012d ' "$i"; done)
 
 declare -A REQ CPU

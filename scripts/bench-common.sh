@@ -58,3 +58,26 @@ NGINX
   $SERVER_CPU nginx -c "$TMP/nginx.conf" -p "$TMP/nginx" &
   NGINX_PID=$!; PIDS+=("$NGINX_PID"); wait_port "$1"
 }
+
+# The hot-key workload: 100 keys key:000000000000 .. key:000000000099, each valued as the
+# reference nginx's JSON says (value:%026d).
+# Sets them in the Redis on port $1.
+set_hot_keys() {
+  awk 'BEGIN { for (i = 0; i < 100; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\n%s\r\n$32\r\n%s\r\n",
+    sprintf("key:%012d", i), sprintf("value:%026d", i) }' | redis-cli -p "$1" --pipe >/dev/null
+}
+# Writes $TMP/hot.lua: wrk cycling GET /lookup over them.
+write_hot_lua() {
+  cat > "$TMP/hot.lua" <<'LUA'
+local i = 0
+request = function()
+  i = (i + 1) % 100
+  return wrk.format("GET", string.format("/lookup?key=key:%012d", i))
+end
+LUA
+}
+# Looks each of them up once through the proxy's HTTP port $1, so they are cached.
+warm_hot_keys() {
+  local i
+  for i in $(seq 0 99); do curl -s "http://127.0.0.1:$1/lookup?key=key:$(printf %012d "$i")" >/dev/null; done
+}

@@ -46,8 +46,7 @@ REDIS_PORT=$(free_port)
 $SERVER_CPU redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$TMP" --logfile "$TMP/redis.log" &
 PIDS+=("$!"); wait_port "$REDIS_PORT"
-awk 'BEGIN { for (i = 0; i < 100; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\n%s\r\n$32\r\n%s\r\n",
-  sprintf("key:%012d", i), sprintf("value:%026d", i) }' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+set_hot_keys "$REDIS_PORT"
 
 PROXY_PORT=$(free_port)
 env PROXY_HOST=127.0.0.1 PROXY_PORT="$PROXY_PORT" PROXY_RESP_PORT=0 PROXY_WORKERS=1 \
@@ -56,7 +55,7 @@ env PROXY_HOST=127.0.0.1 PROXY_PORT="$PROXY_PORT" PROXY_RESP_PORT=0 PROXY_WORKER
 PROXY_PID=$!; PIDS+=("$PROXY_PID"); wait_port "$PROXY_PORT"
 # With tracking on, nothing is cached until the invalidation connection is up.
 for _ in $(seq 200); do curl -s "http://127.0.0.1:$PROXY_PORT/stats" | grep -q '"state":"\(tracking\|off\)"' && break; sleep 0.05; done
-for i in $(seq 0 99); do curl -s "http://127.0.0.1:$PROXY_PORT/lookup?key=key:$(printf %012d "$i")" >/dev/null; done
+warm_hot_keys "$PROXY_PORT"
 hits=$(curl -s "http://127.0.0.1:$PROXY_PORT/stats" | grep -o '"keys":[0-9]*' | cut -d: -f2)
 [ "${hits:-0}" -ge 100 ] || { echo "the proxy did not cache the 100 keys (${hits:-?})" >&2; exit 1; }
 SERVERS=(proxy)

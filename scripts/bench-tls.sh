@@ -74,7 +74,7 @@ REDIS_PORT=$(free_port)
 $SERVER_CPU redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$TMP" --logfile "$TMP/redis.log" &
 PIDS+=($!); wait_port "$REDIS_PORT"
-for i in $(seq 0 99); do printf 'SET key:%012d value:%026d\n' "$i" "$i"; done | redis-cli -p "$REDIS_PORT" >/dev/null
+set_hot_keys "$REDIS_PORT"
 
 start_proxy() { # name extra-env...
   local name=$1 port resp; shift
@@ -159,13 +159,7 @@ for v in $VERSIONS; do
 done
 
 # --- measurements ----------------------------------------------------------------------------
-cat > "$TMP/hot.lua" <<'LUA'
-local i = 0
-request = function()
-  i = (i + 1) % 100
-  return wrk.format("GET", string.format("/lookup?key=key:%012d", i))
-end
-LUA
+write_hot_lua
 cat > "$TMP/close.lua" <<'LUA'
 local i = 0
 request = function()

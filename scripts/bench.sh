@@ -173,15 +173,9 @@ combine() {
 
 # --- 1. HTTP hit path, with nginx's fixed 200 as the reference ---------------------------
 progress "1. HTTP hits"
-cat > "$TMP/hot.lua" <<'LUA'
-local i = 0
-request = function()
-  i = (i + 1) % 100
-  return wrk.format("GET", string.format("/lookup?key=key:%012d", i))
-end
-LUA
+write_hot_lua
 start_proxy PROXY_MAX_KEYS=10000 PROXY_TTL_MS=3600000
-for i in $(seq 0 99); do curl -s "http://127.0.0.1:$PROXY_PORT/lookup?key=key:$(printf %012d "$i")" >/dev/null; done
+warm_hot_keys "$PROXY_PORT"
 wrk_run http_hit "http://127.0.0.1:$PROXY_PORT" "$TMP/hot.lua" "$PROXY_PID"
 
 # --- 3. RESP hit path vs redis-server's own GET, -P 1 and -P 16 ---------------------------
