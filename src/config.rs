@@ -19,6 +19,7 @@ pub use self::tls::{RedisTls, ServerTlsFiles};
 
 mod cli;
 mod cluster;
+mod commands;
 mod file;
 mod keys;
 mod tls;
@@ -26,6 +27,7 @@ mod tls;
 pub use self::file::parse_env_file;
 
 use self::cluster::cluster_nodes;
+use self::commands::command_list;
 
 /// What RESP commands the proxy does not answer itself become (PROXY_FORWARD).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +89,10 @@ pub struct Config {
     pub max_reply_bytes: usize,
     /// What RESP commands the proxy does not answer itself become.
     pub forward: Forward,
+    /// Commands forwarded although dangerous, scripting or amplifying (PROXY_FORWARD_ALLOW).
+    pub forward_allow: Vec<String>,
+    /// Commands never forwarded (PROXY_FORWARD_DENY).
+    pub forward_deny: Vec<String>,
     /// Redis tells the proxy about writes (CLIENT TRACKING); off: TTL only.
     pub invalidation: bool,
     /// Key prefixes tracked (empty: all).
@@ -224,6 +230,8 @@ impl Config {
                     )));
                 }
             },
+            forward_allow: command_list("PROXY_FORWARD_ALLOW", &raw("PROXY_FORWARD_ALLOW"))?,
+            forward_deny: command_list("PROXY_FORWARD_DENY", &raw("PROXY_FORWARD_DENY"))?,
             invalidation: match raw("PROXY_INVALIDATION").as_str() {
                 "tracking" => true,
                 "off" => false,

@@ -153,6 +153,8 @@ fn main() -> ExitCode {
         max_key_bytes: config.max_key_bytes,
         max_reply_bytes: config.max_reply_bytes,
         forward: config.forward,
+        forward_allow: config.forward_allow.clone(),
+        forward_deny: config.forward_deny.clone(),
         clock: clock.clone(),
     });
     let apps: Vec<Apps> = loop_stats

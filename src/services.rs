@@ -35,6 +35,10 @@ pub struct Services {
     pub max_reply_bytes: usize,
     /// What RESP commands the proxy does not answer itself become (PROXY_FORWARD).
     pub forward: crate::config::Forward,
+    /// Commands forwarded although dangerous, scripting or amplifying (lowercase names).
+    pub forward_allow: Vec<String>,
+    /// Commands never forwarded (lowercase names).
+    pub forward_deny: Vec<String>,
     /// The cache's clock.
     pub clock: Clock,
 }
@@ -65,6 +69,8 @@ impl Services {
             max_key_bytes: 1024,
             max_reply_bytes: 1 << 20,
             forward: crate::config::Forward::Reads,
+            forward_allow: Vec::new(),
+            forward_deny: Vec::new(),
             clock,
         }
     }

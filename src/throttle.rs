@@ -74,14 +74,46 @@ impl Throttle {
     }
 }
 
-/// One GCRA step on `tat`: true (and `tat` advanced) when a request may pass at `now`.
+impl Throttle {
+    /// Takes `cost` tokens at once (a forwarded command weighs more than a lookup): it
+    /// passes while the bucket is not over its burst, and its whole cost is then owed, so
+    /// the requests after it wait for the tokens it took.
+    pub fn allow_n(&self, cost: u64) -> bool {
+        if self.interval == 0 {
+            return true;
+        }
+        let now = self.clock.now();
+        let mut tat = self.tat.load(Ordering::Relaxed);
+        loop {
+            let mut next = tat;
+            if !gcra(
+                &mut next,
+                now,
+                self.interval.saturating_mul(cost),
+                self.tolerance,
+            ) {
+                return false;
+            }
+            match self
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(seen) => tat = seen,
+            }
+        }
+    }
+}
+
+/// One GCRA step on `tat`: true (and `tat` advanced by `interval`, the request's cost) when
+/// a request may pass at `now`.
 #[inline]
 fn gcra(tat: &mut Nanos, now: Nanos, interval: Nanos, tolerance: Nanos) -> bool {
     let start = (*tat).max(now);
     if start - now >= tolerance {
         return false;
     }
-    *tat = start + interval;
+    *tat = start.saturating_add(interval);
     true
 }
 
@@ -148,6 +180,11 @@ impl AddressThrottle {
     /// Takes one token of the bucket of `ip` (as [`address_key`] groups addresses); false
     /// when over its limit.
     pub fn allow(&self, ip: IpAddr) -> bool {
+        self.allow_n(ip, 1)
+    }
+
+    /// Takes `cost` tokens of the bucket of `ip` (see [`Throttle::allow_n`]).
+    pub fn allow_n(&self, ip: IpAddr, cost: u64) -> bool {
         let address = address_key(ip);
         let tag = address.wrapping_add(1);
         let set = self.hasher.hash_one(address) as usize % SETS;
@@ -165,7 +202,8 @@ impl AddressThrottle {
                 i
             }
         };
-        gcra(&mut ways[way].tat, now, self.interval, self.tolerance)
+        let interval = self.interval.saturating_mul(cost);
+        gcra(&mut ways[way].tat, now, interval, self.tolerance)
     }
 }
 
@@ -226,6 +264,27 @@ mod tests {
         assert_ne!(a, c);
         let v4 = address_key("127.0.0.1".parse().unwrap());
         assert_eq!(v4, address_key("::ffff:127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_costly_request_takes_its_weight_of_tokens() {
+        let clock = Clock::manual();
+        clock.advance(Duration::from_secs(1));
+        let t = Throttle::new(10, 10, clock.clone());
+        assert!(
+            t.allow_n(10),
+            "a full bucket lets a request of its size pass"
+        );
+        assert!(!t.allow(), "and it is empty after");
+        clock.advance(Duration::from_millis(100));
+        assert!(t.allow());
+        let a = AddressThrottle::new(10, 10, clock.clone());
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        assert!(a.allow_n(ip, 100));
+        clock.advance(Duration::from_secs(5));
+        assert!(!a.allow(ip), "100 tokens take 10 s to come back at 10/s");
+        clock.advance(Duration::from_secs(5));
+        assert!(a.allow(ip));
     }
 
     #[test]

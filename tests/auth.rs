@@ -12,28 +12,18 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Proxy, Redis, Response, TempDir, free_port, read_responses, wait_for};
+use common::{Proxy, Redis, Response, TempDir, free_port, read_responses, token_hash, wait_for};
 
 const WEB: &str = "t-web-5f1c9a0e7b3d4c21";
 const OPS: &str = "t-ops-a83e77c0d2194b6f";
-
-/// SHA-256 hex of `token`, by the binary's own helper.
-fn hash(token: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_proxyredis"))
-        .args(["--hash-token", token])
-        .output()
-        .expect("running proxyredis --hash-token");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// An auth file of `web` (read, keys `user:` and `s:`) and `ops` (admin, every key).
 fn auth_file(dir: &TempDir) -> PathBuf {
     let path = dir.0.join("principals");
     let text = format!(
         "# name role sha256 [prefixes]\nweb read {} user:,s:\n\nops\tadmin\t{}\n",
-        hash(WEB),
-        hash(OPS)
+        token_hash(WEB),
+        token_hash(OPS)
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -529,7 +519,7 @@ fn a_bad_auth_file_exits_2_with_one_line_saying_why() {
         std::fs::write(&path, text).unwrap();
         path.to_str().unwrap().to_string()
     };
-    let h = hash(WEB);
+    let h = token_hash(WEB);
     let cases = [
         (
             dir.0.join("absent").to_str().unwrap().to_string(),
@@ -574,7 +564,7 @@ fn a_bad_auth_file_exits_2_with_one_line_saying_why() {
 fn hash_token_prints_what_sha256sum_prints() {
     // printf %s abc | sha256sum
     let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-    assert_eq!(hash("abc"), abc);
+    assert_eq!(token_hash("abc"), abc);
     let mut child = Command::new(env!("CARGO_BIN_EXE_proxyredis"))
         .args(["--hash-token", "-"])
         .stdin(Stdio::piped())

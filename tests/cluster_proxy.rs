@@ -108,7 +108,14 @@ fn commands_for_the_whole_cluster_or_several_slots_answer_as_the_cluster() {
     for k in &keys {
         cluster.set(k, "v");
     }
-    let proxy = cached_proxy(&cluster, &[("PROXY_FORWARD", "all")]);
+    // KEYS and FLUSHALL are @dangerous: allowed here by name, as an operator would.
+    let proxy = cached_proxy(
+        &cluster,
+        &[
+            ("PROXY_FORWARD", "all"),
+            ("PROXY_FORWARD_ALLOW", "keys,flushall"),
+        ],
+    );
     let mut c = proxy.resp_client();
     wait_for_catalog(&mut c, &keys[0]);
     let query = |c: &mut redis::Connection, args: &[&str]| -> redis::RedisResult<redis::Value> {

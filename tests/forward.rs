@@ -4,68 +4,10 @@
 //! with `all`, where a write through the proxy is read back through it at once.
 
 mod common;
+use common::resp_client::*;
 use common::*;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
-fn multibulk(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-    }
-    out
-}
-
-/// Sends one command and reads its whole reply (until the bytes stop changing shape:
-/// the reply is complete when a parse of it succeeds).
-fn ask(s: &mut TcpStream, args: &[&str]) -> Vec<u8> {
-    s.write_all(&multibulk(args)).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        let n = s.read(&mut buf).expect("reading a reply");
-        assert!(n > 0, "connection closed after {args:?}");
-        got.extend_from_slice(&buf[..n]);
-        if complete(&got) == Some(got.len()) {
-            return got;
-        }
-    }
-}
-
-/// Length of the one RESP2 reply at the start of `b`, if whole.
-fn complete(b: &[u8]) -> Option<usize> {
-    let line_end = b.windows(2).position(|w| w == b"\r\n")?;
-    let line = std::str::from_utf8(&b[1..line_end]).ok()?;
-    let after = line_end + 2;
-    match b.first()? {
-        b'+' | b'-' | b':' => Some(after),
-        b'$' => {
-            let n: i64 = line.parse().ok()?;
-            if n < 0 {
-                return Some(after);
-            }
-            let end = after + n as usize + 2;
-            (b.len() >= end).then_some(end)
-        }
-        b'*' => {
-            let n: i64 = line.parse().ok()?;
-            let mut at = after;
-            for _ in 0..n.max(0) {
-                at += complete(&b[at..])?;
-            }
-            Some(at)
-        }
-        _ => None,
-    }
-}
-
-fn connect(port: u16) -> TcpStream {
-    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s
-}
+use std::io::Write;
 
 fn fill(redis: &Redis) {
     let mut c = redis.client();
@@ -82,15 +24,6 @@ fn fill(redis: &Redis) {
         }
         let _: redis::Value = cmd.query(&mut c).unwrap();
     }
-}
-
-/// Waits until the proxy knows Redis's commands (read in the background at start).
-fn wait_for_catalog(proxy: &Proxy) {
-    let mut s = connect(proxy.resp_port);
-    wait_for("the command catalog", Duration::from_secs(10), || {
-        let r = ask(&mut s, &["HLEN", "nothing"]);
-        (!r.starts_with(b"-ERR unknown command")).then_some(())
-    });
 }
 
 #[test]
@@ -179,31 +112,6 @@ fn with_none_unknown_commands_stay_unknown() {
         ask(&mut s, &["HGET", "h", "f1"]),
         b"-ERR unknown command 'HGET', with args beginning with: 'h' 'f1' \r\n"
     );
-}
-
-/// Reads exactly `n` whole replies (a stall fails the read after its timeout).
-fn read_replies(s: &mut TcpStream, n: usize) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        let (mut at, mut seen) = (0, 0);
-        while seen < n {
-            let Some(len) = complete(&got[at..]) else {
-                break;
-            };
-            at += len;
-            seen += 1;
-        }
-        if seen == n {
-            assert_eq!(at, got.len(), "more than {n} replies");
-            return got;
-        }
-        let k = s
-            .read(&mut buf)
-            .unwrap_or_else(|e| panic!("{seen} of {n} replies, then {e}"));
-        assert!(k > 0, "connection closed after {seen} of {n} replies");
-        got.extend_from_slice(&buf[..k]);
-    }
 }
 
 /// One client pipelines writes and reads of the same keys in one write, with eight

@@ -98,6 +98,18 @@ impl Access {
         }
     }
 
+    /// Whether `who` may make a request weighing `cost` lookups (a forwarded command; see
+    /// [`Throttle::allow_n`]).
+    pub fn allow_n(&self, who: Who, cost: u64) -> bool {
+        match who {
+            Who::Principal(i) => self
+                .per_principal
+                .get(i as usize)
+                .is_none_or(|t| t.allow_n(cost)),
+            Who::Address(a) => self.per_address.as_ref().is_none_or(|t| t.allow_n(a, cost)),
+        }
+    }
+
     /// What the start-up log says of `access` (`None`: neither is configured).
     pub fn describe(access: Option<&Access>, client_rps: u64) -> String {
         let principals = access.and_then(|a| a.principals.as_ref());

@@ -40,6 +40,52 @@ pub struct CommandInfo {
     pub request: RequestPolicy,
     /// How the replies of several nodes make one (`response_policy` tip).
     pub response: ResponsePolicy,
+    /// Its ACL categories (`@dangerous`, `@admin`, `@scripting`, `@fast`, ...), as far as
+    /// forwarding needs them.
+    pub categories: Categories,
+}
+
+/// The ACL categories of a command that decide whether and at what cost it is forwarded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Categories(u8);
+
+impl Categories {
+    /// `@dangerous`: may harm the server or every client (KEYS, FLUSHALL, DEBUG, ...).
+    pub const DANGEROUS: Categories = Categories(1);
+    /// `@admin`: administers the server (CONFIG, REPLICAOF, SHUTDOWN, ACL SETUSER, ...).
+    pub const ADMIN: Categories = Categories(2);
+    /// `@scripting`: runs a script or function (EVAL_RO, FCALL_RO, SCRIPT ...).
+    pub const SCRIPTING: Categories = Categories(4);
+    /// `@fast`: O(1) or O(log N).
+    pub const FAST: Categories = Categories(8);
+    /// `@keyspace`: about keys in general.
+    pub const KEYSPACE: Categories = Categories(16);
+
+    /// The categories named in `words` (`@admin`, `admin`, any case); others are ignored.
+    pub fn parse(words: &[&[u8]]) -> Categories {
+        let mut all = Categories::default();
+        for word in words {
+            let word = word.strip_prefix(b"@").unwrap_or(word);
+            let one = [
+                (&b"dangerous"[..], Categories::DANGEROUS),
+                (b"admin", Categories::ADMIN),
+                (b"scripting", Categories::SCRIPTING),
+                (b"fast", Categories::FAST),
+                (b"keyspace", Categories::KEYSPACE),
+            ]
+            .into_iter()
+            .find(|(name, _)| word.eq_ignore_ascii_case(name));
+            if let Some((_, c)) = one {
+                all.0 |= c.0;
+            }
+        }
+        all
+    }
+
+    /// Whether every category of `other` is set.
+    pub fn contains(self, other: Categories) -> bool {
+        self.0 & other.0 == other.0
+    }
 }
 
 /// Redis's `request_policy` tip: which nodes of a cluster a command goes to.
@@ -268,115 +314,11 @@ fn parse_entry(entry: &redis::Value) -> Option<(Vec<u8>, CommandInfo)> {
         container: false,
         request,
         response,
+        categories: Categories::parse(&words(6)),
     };
     Some((name, info))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_positions_follow_first_last_step() {
-        let mset = CommandInfo {
-            write: true,
-            first_key: 1,
-            last_key: -1,
-            step: 2,
-            ..CommandInfo::default()
-        };
-        assert_eq!(mset.key_positions(5), vec![1, 3]);
-        let hget = CommandInfo {
-            readonly: true,
-            first_key: 1,
-            last_key: 1,
-            step: 1,
-            ..CommandInfo::default()
-        };
-        assert_eq!(hget.key_positions(3), vec![1]);
-        assert!(CommandInfo::default().key_positions(4).is_empty());
-    }
-
-    #[test]
-    fn entries_parse_as_redis_sends_them() {
-        let v = redis::Value::Array(vec![
-            redis::Value::BulkString(b"HGET".to_vec()),
-            redis::Value::Int(3),
-            redis::Value::Array(vec![
-                redis::Value::SimpleString("readonly".into()),
-                redis::Value::SimpleString("fast".into()),
-            ]),
-            redis::Value::Int(1),
-            redis::Value::Int(1),
-            redis::Value::Int(1),
-        ]);
-        let (name, info) = parse_entry(&v).unwrap();
-        assert_eq!(name, b"hget");
-        assert!(info.readonly && !info.write && !info.pinned);
-        assert_eq!(info.request, RequestPolicy::Default);
-    }
-
-    #[test]
-    fn tips_give_the_cluster_policies() {
-        let tips = |t: &[&str]| {
-            let t: Vec<&[u8]> = t.iter().map(|s| s.as_bytes()).collect();
-            policies(&t)
-        };
-        assert_eq!(
-            tips(&["request_policy:all_shards", "response_policy:agg_sum"]),
-            (RequestPolicy::AllShards, ResponsePolicy::AggSum)
-        );
-        assert_eq!(
-            tips(&["nondeterministic_output", "request_policy:special"]),
-            (RequestPolicy::Special, ResponsePolicy::Default)
-        );
-        assert_eq!(
-            tips(&["REQUEST_POLICY:multi_shard", "response_policy:agg_min"]),
-            (RequestPolicy::MultiShard, ResponsePolicy::AggMin)
-        );
-        assert_eq!(
-            tips(&["request_policy:all_nodes", "response_policy:special"]),
-            (RequestPolicy::AllNodes, ResponsePolicy::Special)
-        );
-        assert_eq!(tips(&[]), (RequestPolicy::Default, ResponsePolicy::Default));
-    }
-
-    #[test]
-    fn a_container_is_described_by_its_subcommand() {
-        use redis::Value;
-        let entry = |name: &str, flags: &[&str], first: i64, subs: Vec<Value>| {
-            let flags = flags
-                .iter()
-                .map(|f| Value::SimpleString(f.to_string()))
-                .collect();
-            let mut fields = vec![
-                Value::BulkString(name.as_bytes().to_vec()),
-                Value::Int(-2),
-                Value::Array(flags),
-                Value::Int(first),
-                Value::Int(first),
-                Value::Int(i64::from(first > 0)),
-                Value::Array(Vec::new()),
-                Value::Array(Vec::new()),
-                Value::Array(Vec::new()),
-            ];
-            fields.push(Value::Array(subs));
-            Value::Array(fields)
-        };
-        let encoding = entry("object|encoding", &["readonly"], 2, Vec::new());
-        let object = entry("object", &[], 0, vec![encoding]);
-        let mut map = HashMap::new();
-        add_entry(&mut map, &object);
-        let catalog = Catalog {
-            commands: RwLock::new(Some(map)),
-        };
-        let info = catalog
-            .command(&[&b"OBJECT"[..], b"Encoding", b"k"])
-            .unwrap();
-        assert!(info.readonly);
-        assert_eq!(info.key_positions(3), vec![2]);
-        let unknown = catalog.command(&[&b"object"[..], b"nosuch"]).unwrap();
-        assert!(unknown.container && !unknown.readonly, "{unknown:?}");
-        assert!(catalog.command(&[&b"object"[..]]).unwrap().container);
-    }
-}
+#[path = "catalog_tests.rs"]
+mod tests;

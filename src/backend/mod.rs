@@ -46,7 +46,7 @@ mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::catalog::{Catalog, CommandInfo};
+pub use self::catalog::{Catalog, Categories, CommandInfo};
 pub use self::cluster::slot_of;
 pub use self::connector::Connector;
 pub use self::core::{BackendCounts, BackendStats};

@@ -102,6 +102,16 @@ pub const KEYS: &[Key] = &[
         help: "RESP commands the proxy does not answer itself: none (unknown command), reads (read-only commands forwarded to Redis, others refused), all (writes too; a write removes its keys from the cache before its reply)",
     },
     Key {
+        name: "PROXY_FORWARD_ALLOW",
+        default: "",
+        help: "comma-separated commands (`keys`, `eval_ro`, `script|kill`) forwarded although Redis files them under @dangerous or @scripting, or with a negative count (srandmember, hrandfield, zrandmember); @admin commands still need an admin principal",
+    },
+    Key {
+        name: "PROXY_FORWARD_DENY",
+        default: "",
+        help: "comma-separated commands (`name` or `container|sub`) never forwarded, whatever PROXY_FORWARD and the principal",
+    },
+    Key {
         name: "PROXY_INVALIDATION",
         default: "tracking",
         help: "tracking: Redis announces writes (CLIENT TRACKING BCAST) and they drop cached keys at once; off: cached values live PROXY_TTL_MS",

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod resp_client;
 pub mod wire;
 
 use std::io::{Read, Write};
@@ -409,6 +410,16 @@ impl Proxy {
         let r = self.try_get("/stats").ok()?;
         (r.status == 200).then(|| r.json())
     }
+}
+
+/// SHA-256 hex of `token`, by the binary's own helper (`--hash-token`), for auth files.
+pub fn token_hash(token: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_proxyredis"))
+        .args(["--hash-token", token])
+        .output()
+        .expect("running proxyredis --hash-token");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// A self-signed P-256 certificate for `/CN=cn`, valid two days, made by `openssl` as

@@ -3,11 +3,16 @@
 //! `OBJECT` by its subcommand's flags):
 //!
 //! - `none`: Redis's unknown-command error, as before;
-//! - `reads` (the default): a read-only command that does not block is sent to Redis,
-//!   pipelined with the misses, and answered with Redis's reply; anything else gets
-//!   `-ERR <NAME> is not forwarded by proxyredis (PROXY_FORWARD=reads)`;
-//! - `all`: every command is sent; a write's keys are removed from the cache once Redis
-//!   has answered and before the reply goes out, so a client reads its own writes.
+//! - `reads` (the default): a read-only command that does not block is sent to Redis and
+//!   answered with Redis's reply, unless Redis files it under `@dangerous` or
+//!   `@scripting` (KEYS, EVAL_RO: PROXY_FORWARD_ALLOW lets them through); anything else
+//!   gets `-ERR <NAME> is not forwarded by proxyredis (<why>)`;
+//! - `all`: every command is sent, but `@admin` and `@dangerous` ones only for an admin
+//!   principal; a write's keys are removed from the cache once Redis has answered and
+//!   before the reply goes out, so a client reads its own writes.
+//!
+//! The whole rule, PROXY_FORWARD_DENY and the cost each forwarded command has in the rate
+//! limits are in [`super::policy`].
 //!
 //! Order: a connection's commands go to Redis over several pooled connections, so nothing
 //! there keeps them in order. Redis runs a client's commands in order, and so must the
@@ -26,6 +31,7 @@
 //! a command Redis does not know, or one asked before the catalog is read, gets the
 //! unknown-command error. Nothing forwarded is cached.
 
+use super::policy::{Asked, Rules};
 use crate::backend::Outcome;
 use crate::config::Forward;
 use crate::net::Sink;
@@ -125,21 +131,51 @@ fn send(
     let shared_state = CONNECTION_STATE
         .iter()
         .any(|c| name.eq_ignore_ascii_case(c));
-    let allowed =
-        !pinned && !shared_state && (mode == Forward::All || (info.readonly && !info.write));
-    if !allowed {
-        let why = if pinned {
-            "it would hold a pooled connection"
-        } else if shared_state {
-            "it would change the state of a pooled connection"
-        } else {
-            "PROXY_FORWARD=reads"
+    let admin = match (state.services.access.as_ref(), client.principal) {
+        (Some(access), Some(p)) => access.required() && access.principal(p).is_admin(),
+        _ => false,
+    };
+    let judged = if pinned {
+        Err("it would hold a pooled connection")
+    } else if shared_state {
+        Err("it would change the state of a pooled connection")
+    } else {
+        let rules = Rules {
+            mode,
+            allow: &state.services.forward_allow,
+            deny: &state.services.forward_deny,
         };
-        let text = format!(
-            "ERR {} is not forwarded by proxyredis ({why})",
-            String::from_utf8_lossy(&name[..name.len().min(64)]).to_ascii_uppercase()
-        );
-        write::error(sink.out(), &text);
+        let arg = |i: usize| (args.len() > i).then(|| args.get(input, i));
+        rules.judge(&Asked {
+            info: &info,
+            name,
+            first: arg(1),
+            second: arg(2),
+            admin,
+        })
+    };
+    let cost = match judged {
+        Ok(cost) => cost,
+        Err(why) => {
+            let text = format!(
+                "ERR {} is not forwarded by proxyredis ({why})",
+                String::from_utf8_lossy(&name[..name.len().min(64)]).to_ascii_uppercase()
+            );
+            write::error(sink.out(), &text);
+            return Forwarded::Refused;
+        }
+    };
+    // Forwarded commands count in the same limits as lookups, by their weight.
+    if !state.services.throttle.allow_n(cost) {
+        state.stats.throttled.incr();
+        write::error(sink.out(), "ERR rate limit exceeded");
+        return Forwarded::Refused;
+    }
+    if let Some(access) = state.services.access.as_ref()
+        && !access.allow_n(crate::resp::access::who(client), cost)
+    {
+        state.stats.client_throttled.incr();
+        write::error(sink.out(), "ERR client rate limit exceeded");
         return Forwarded::Refused;
     }
     let ordered = info.write || !info.readonly;

@@ -21,6 +21,7 @@ mod auth;
 mod connection;
 pub mod forward;
 mod keys;
+mod policy;
 mod refused;
 mod server;
 mod strings;
