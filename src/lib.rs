@@ -13,8 +13,10 @@
 //!   net                the transport: event loops, connections, buffers, idle timers
 //!   backend            Redis: single flight, upstream, connections, typed errors
 //!   lru, reaper        the cache and its expiry thread
-//!   stats, clock, config, log, throttle, auth, tls   leaves (auth: principals, per-client
-//!                      limits; tls: certificates and keys read into rustls configurations)
+//!   stats, clock, config, log, throttle, auth, tls, guard   leaves (auth: principals,
+//!                      per-client limits; tls: certificates and keys read into rustls
+//!                      configurations; guard: long-lived threads that end the process
+//!                      when they panic)
 //! ```
 //!
 //! Data flows: loop -> application -> cache; on a miss application -> backend -> Redis,
@@ -29,6 +31,7 @@ pub mod auth;
 pub mod backend;
 pub mod clock;
 pub mod config;
+pub mod guard;
 pub mod http;
 pub mod lru;
 pub mod net;

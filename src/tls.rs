@@ -112,6 +112,95 @@ pub fn check_redis(tls: &RedisTls) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The rustls client configuration for connections to Redis that the proxy makes itself
+/// (the forwarding lane): Redis's certificate checked against REDIS_TLS_CA_FILE, or the
+/// system's roots when unset, or not at all with REDIS_TLS_INSECURE_SKIP_VERIFY; the
+/// client certificate when one is configured.
+pub fn redis_client(tls: &RedisTls) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .expect("ring offers TLS 1.2 and 1.3");
+    let builder = if tls.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
+    } else {
+        let roots = match &tls.ca {
+            Some(ca) => read_roots("REDIS_TLS_CA_FILE", ca)?,
+            None => {
+                let mut roots = RootCertStore::empty();
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    // A system root rustls cannot use is skipped, as the Redis client does.
+                    let _ = roots.add(cert);
+                }
+                roots
+            }
+        };
+        builder.with_root_certificates(roots)
+    };
+    let config = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            let chain = read_certs("REDIS_TLS_CERT_FILE", cert)?;
+            let der = read_key("REDIS_TLS_KEY_FILE", key)?;
+            builder
+                .with_client_auth_cert(chain, der)
+                .map_err(|e| mismatch("REDIS_TLS", cert, key, &e))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// REDIS_TLS_INSECURE_SKIP_VERIFY: every certificate is accepted (signatures still checked
+/// for the handshake's integrity).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// Every certificate of a PEM file (at least one).
 pub fn read_certs(name: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let pem = read(name, path)?;

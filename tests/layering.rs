@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 /// Layers from the bottom; a room may use rooms of its own layer or below.
 const LAYERS: &[&[&str]] = &[
-    &["stats", "clock", "config", "log", "throttle", "auth", "tls"],
+    &[
+        "stats", "clock", "config", "log", "throttle", "auth", "tls", "guard",
+    ],
     &["lru", "reaper"],
     &["backend"],
     &["net"],

@@ -572,6 +572,14 @@ fn redis_over_tls_is_verified_and_carries_the_tracking_connection() {
     );
     assert_eq!(proxy.lookup("k").1["value"], "secret value");
     assert!(proxy.stats()["cache"]["hits"].as_u64() >= Some(1), "cached");
+    // Forwarded commands go by the forwarding lane's own connections, over TLS too.
+    let mut c = proxy.resp_client();
+    let kind: String = wait_for("the command catalog", Duration::from_secs(10), || {
+        redis::cmd("TYPE").arg("k").query(&mut c).ok()
+    });
+    assert_eq!(kind, "string");
+    let ttl: i64 = redis::cmd("TTL").arg("k").query(&mut c).unwrap();
+    assert_eq!(ttl, -1);
     // A write is announced on the tracking connection and drops the cached value (long
     // before PROXY_TTL_MS would).
     assert!(redis_cli(&pki, port, &["SET", "k", "changed"]).0);

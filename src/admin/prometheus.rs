@@ -43,7 +43,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         );
     }
     let tracking = &s.tracking;
-    let counters: [(&str, &str, u64); 29] = [
+    let counters: [(&str, &str, u64); 32] = [
         (
             "cache_hits_total",
             "Cache lookups that found a live entry.",
@@ -128,6 +128,21 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "backend_cancelled_fills_total",
             "Values fetched but not cached because their key was invalidated meanwhile.",
             b.cancelled_fills,
+        ),
+        (
+            "backend_forwards_dropped_total",
+            "Forwarded commands dropped unsent because their client had left.",
+            b.forwards_dropped,
+        ),
+        (
+            "backend_forwards_refused_total",
+            "Forwarded commands refused because the forwarding lane's queue was full.",
+            b.forwards_refused,
+        ),
+        (
+            "backend_replies_too_large_total",
+            "Forwarded replies refused past PROXY_MAX_REPLY_BYTES.",
+            b.replies_too_large,
         ),
         (
             "connections_accepted_total",

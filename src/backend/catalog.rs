@@ -232,18 +232,16 @@ pub fn spawn_loader(
     connector: super::connector::Connector,
     timeout: std::time::Duration,
 ) {
-    let spawned = std::thread::Builder::new()
-        .name("catalog".into())
-        .spawn(move || {
-            while !core.catalog.is_loaded() {
-                if let Ok(mut conn) = connector.connect(timeout) {
-                    core.catalog.load(&mut conn);
-                }
-                if !core.catalog.is_loaded() {
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                }
+    let spawned = crate::guard::spawn("catalog".into(), move || {
+        while !core.catalog.is_loaded() {
+            if let Ok(mut conn) = connector.connect(timeout) {
+                core.catalog.load(&mut conn);
             }
-        });
+            if !core.catalog.is_loaded() {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+    });
     if let Err(e) = spawned {
         crate::warn!("cannot start the command catalog loader: {e}; nothing is forwarded");
     }

@@ -28,6 +28,8 @@ pub struct Connector {
     readonly: bool,
     /// `host:port` of the node.
     addr: String,
+    /// The same node for the forwarding lane's own connections.
+    lane: super::lane::Target,
 }
 
 impl Connector {
@@ -47,17 +49,35 @@ impl Connector {
         if let Some(password) = &config.redis_password {
             settings = settings.set_password(password);
         }
+        let lane = super::lane::Target {
+            host: host.to_string(),
+            port,
+            username: config.redis_username.clone(),
+            password: config.redis_password.clone(),
+            db: config.redis_db,
+            readonly: false,
+            tls: config.redis_tls.as_ref().map(|tls| {
+                crate::tls::redis_client(tls).map_err(|e| BackendError::Io(Arc::from(e.0)))
+            }),
+        };
         Connector {
             client: client(config.redis_tls.as_ref(), host, port, settings),
             tls: config.redis_tls.is_some(),
             readonly: false,
             addr: format!("{host}:{port}"),
+            lane,
         }
+    }
+
+    /// Where the forwarding lane connects, and how it logs in.
+    pub fn lane_target(&self) -> &super::lane::Target {
+        &self.lane
     }
 
     /// The same node, read from as a cluster replica (`READONLY` on every connection).
     pub fn read_only(mut self) -> Connector {
         self.readonly = true;
+        self.lane.readonly = true;
         self
     }
 

@@ -29,6 +29,12 @@ pub struct BackendStats {
     pub connects: AtomicU64,
     /// Values fetched but not cached because their key was invalidated meanwhile.
     pub cancelled_fills: AtomicU64,
+    /// Forwarded commands dropped unsent because their client had left.
+    pub forwards_dropped: AtomicU64,
+    /// Forwarded commands refused because the forwarding lane's queue was full.
+    pub forwards_refused: AtomicU64,
+    /// Forwarded replies refused past PROXY_MAX_REPLY_BYTES.
+    pub replies_too_large: AtomicU64,
 }
 
 /// The backend's counters read at one moment.
@@ -48,6 +54,12 @@ pub struct BackendCounts {
     pub connects: u64,
     /// Fetched values not cached because their key was invalidated meanwhile.
     pub cancelled_fills: u64,
+    /// Forwarded commands dropped unsent because their client had left.
+    pub forwards_dropped: u64,
+    /// Forwarded commands refused because the forwarding lane's queue was full.
+    pub forwards_refused: u64,
+    /// Forwarded replies refused past PROXY_MAX_REPLY_BYTES.
+    pub replies_too_large: u64,
 }
 
 impl BackendStats {
@@ -62,6 +74,9 @@ impl BackendStats {
             rejected: get(&self.rejected),
             connects: get(&self.connects),
             cancelled_fills: get(&self.cancelled_fills),
+            forwards_dropped: get(&self.forwards_dropped),
+            forwards_refused: get(&self.forwards_refused),
+            replies_too_large: get(&self.replies_too_large),
         }
     }
 
@@ -187,13 +202,17 @@ impl Core {
                 // A part of a command sent to several nodes: its client is answered once,
                 // when the last part is back.
                 let outcome = match &job.part {
-                    Some(part) => match part.gather.done(part.index, outcome) {
+                    Some(part) => match part.gather.done(part.index, parsed(outcome)) {
                         Some(whole) => whole,
                         None => return,
                     },
                     None => outcome,
                 };
-                self.flights.unreserve();
+                // The forwarding lane has its own bound (its queue); only the proxy's own
+                // commands count among the requests in flight.
+                if job.lane.is_none() {
+                    self.flights.unreserve();
+                }
                 outbox.push(*waiter, outcome);
             }
         }
@@ -214,6 +233,18 @@ impl Core {
             }
             let _ = mailbox.waker.wake();
         }
+    }
+}
+
+/// A reply of the forwarding lane as a value, for the replies of a command sent to several
+/// nodes, which are put together (bounded already by PROXY_MAX_REPLY_BYTES).
+fn parsed(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Raw(bytes) => match redis::parse_redis_value(&bytes) {
+            Ok(value) => Outcome::from_value(value),
+            Err(e) => Outcome::Failed(super::BackendError::Io(Arc::from(e.to_string()))),
+        },
+        other => other,
     }
 }
 

@@ -16,6 +16,8 @@ pub enum BackendError {
     Overloaded,
     /// The backend is stopping.
     Stopped,
+    /// A forwarded reply passed PROXY_MAX_REPLY_BYTES: refused, the rest never read.
+    ReplyTooLarge,
     /// Redis answered with an error: its code (`WRONGTYPE`, `NOAUTH`, `ERR`, ...) and the
     /// text after it, byte for byte.
     Server {
@@ -116,6 +118,7 @@ impl fmt::Display for BackendError {
             BackendError::Timeout => f.write_str("redis timed out"),
             BackendError::Overloaded => f.write_str("too many keys in flight"),
             BackendError::Stopped => f.write_str("backend stopping"),
+            BackendError::ReplyTooLarge => f.write_str("reply too large"),
             BackendError::Server { code, detail } if detail.is_empty() => f.write_str(code),
             BackendError::Server { code, detail } => write!(f, "{code} {detail}"),
             BackendError::Moved { slot, addr } => write!(f, "MOVED {slot} {addr}"),

@@ -7,6 +7,7 @@
 //! answered to its one waiter and never cached (in RESP3 when its client speaks RESP3).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
@@ -58,6 +59,9 @@ pub enum Outcome {
     Failed(BackendError),
     /// Any other reply (an array, ...), for a forwarded command, as Redis sent it.
     Reply(Arc<redis::Value>),
+    /// A forwarded command's reply as the bytes Redis sent, in the client's protocol
+    /// (never an error reply: those become [`Outcome::Failed`]).
+    Raw(Arc<[u8]>),
 }
 
 impl Outcome {
@@ -66,6 +70,23 @@ impl Outcome {
     /// within PROXY_STALE_IF_ERROR_MS. Redis's own errors are answers, not this.
     pub fn redis_unavailable(&self) -> bool {
         matches!(self, Outcome::Failed(e) if !e.is_server_reply())
+    }
+
+    /// Reads one reply of the forwarding lane: an error reply (`-CODE detail`, or a RESP3
+    /// blob error) becomes [`Outcome::Failed`] with Redis's words, anything else stays
+    /// the bytes Redis sent.
+    pub fn from_raw(reply: Vec<u8>) -> Outcome {
+        let text = match reply.first() {
+            Some(b'-') => &reply[1..reply.len().saturating_sub(2)],
+            Some(b'!') => match reply.iter().position(|&b| b == b'\n') {
+                Some(i) => &reply[i + 1..reply.len().saturating_sub(2)],
+                None => &reply[..0],
+            },
+            _ => return Outcome::Raw(Arc::from(reply)),
+        };
+        let text = String::from_utf8_lossy(text);
+        let (code, detail) = text.split_once(' ').unwrap_or((&text, ""));
+        Outcome::Failed(BackendError::from_server(code, detail))
     }
 
     /// Reads one reply of Redis.
@@ -92,6 +113,33 @@ pub struct Answer {
     pub waiter: Waiter,
     /// What came back.
     pub outcome: Outcome,
+}
+
+/// Whether a client is still connected, shared by its queued forwarded commands: once it
+/// has left, those not yet sent to Redis are dropped unsent.
+#[derive(Clone, Debug, Default)]
+pub struct Presence(Arc<AtomicBool>);
+
+impl Presence {
+    /// Marks the client gone.
+    pub fn leave(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the client is gone.
+    pub fn has_left(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What the forwarding lane needs to know of one of its commands.
+#[derive(Clone, Debug)]
+pub struct LaneTicket {
+    /// Its client's presence.
+    pub presence: Presence,
+    /// It only reads: if the connection it went out on is dropped before its reply (for
+    /// another command's sake), it may be sent again on a new one.
+    pub rerunnable: bool,
 }
 
 /// An event loop's inbox: a channel for answers and the waker that interrupts its poll.
@@ -143,6 +191,9 @@ pub struct Job {
     /// Cluster: one part of a command sent to several nodes, answered with the others
     /// (boxed: rare, and a job stays small on the miss path).
     pub part: Option<Box<super::gather::Part>>,
+    /// A command forwarded for a client: it goes by the forwarding lane, never with the
+    /// misses (`None`: a miss, or the proxy's own command such as `/readyz`'s PING).
+    pub lane: Option<Box<LaneTicket>>,
 }
 
 /// How long a fetched value may be cached, from the key's `PTTL` in Redis.
@@ -178,6 +229,15 @@ impl Job {
             asking: false,
             hops: 0,
             part: None,
+            lane: None,
+        }
+    }
+
+    /// A command forwarded for a client, by the forwarding lane.
+    pub fn forwarded(request: Request, lane: LaneTicket) -> Job {
+        Job {
+            lane: Some(Box::new(lane)),
+            ..Job::new(request)
         }
     }
 
@@ -209,6 +269,7 @@ impl Job {
             asking: false,
             hops: 0,
             part: Some(Box::new(part)),
+            lane: self.lane.clone(),
         })
     }
 

@@ -1,11 +1,12 @@
 //! The Redis side: single-flight misses, pipelined batches, typed errors, reconnects.
 //!
 //! ```text
-//!  event loops --fetch/command--> Backend (front: single flight, ticket, limits)
+//!  event loops --fetch/command/forward--> Backend (front: single flight, ticket, limits)
 //!                                    |  Job
 //!                                    v
-//!                              dyn Upstream (standalone: worker threads, one queue)
-//!                                    |  redis::Connection from the Connector
+//!                              dyn Upstream (per node: misses' worker threads on one
+//!                                    |        queue; forwarded commands on the lane's)
+//!                                    |  redis::Connection / lane::RawConn
 //!                                    v
 //!                              Core::finish (cache fill, waiters) --> loop mailboxes
 //! ```
@@ -14,8 +15,10 @@
 //! the key's flight ([`singleflight`]) and, for the first waiter only, takes a cache
 //! [`Ticket`](crate::lru::Ticket) and queues a [`Job`] with the upstream. The ticket makes
 //! the fill invalidation-safe: a value whose key was invalidated (or the cache cleared)
-//! after the ticket was taken answers its waiters but is not stored. Other commands
-//! ([`Backend::command`]) go the same way for one waiter and are never cached.
+//! after the ticket was taken answers its waiters but is not stored. The proxy's own
+//! commands ([`Backend::command`], `/readyz`'s PING) go the same way for one waiter;
+//! commands forwarded for clients ([`Backend::forward`]) go by the forwarding lane
+//! ([`lane`]), never with the misses; neither is cached.
 //!
 //! Failure: connect and read timeouts are REDIS_TIMEOUT_MS; on an I/O error the batch's
 //! waiters get [`Outcome::Failed`], the connection is dropped and reconnected with
@@ -37,6 +40,7 @@ mod error;
 mod gather;
 mod health;
 mod job;
+mod lane;
 mod pipeline;
 mod singleflight;
 mod tracking;
@@ -51,7 +55,8 @@ pub use self::cluster::slot_of;
 pub use self::connector::Connector;
 pub use self::core::{BackendCounts, BackendStats};
 pub use self::error::BackendError;
-pub use self::job::{Answer, Job, Mailbox, Outcome, Request, Waiter};
+pub use self::job::{Answer, Job, LaneTicket, Mailbox, Outcome, Presence, Request, Waiter};
+pub use self::lane::PER_CLIENT as FORWARDED_PER_CLIENT;
 pub use self::singleflight::MAX_QUEUED;
 pub use self::tracking::{Tracking, TrackingCounts, TrackingState, Trackings};
 pub use self::worker::MAX_BATCH;
@@ -107,13 +112,8 @@ impl Backend {
                 tracking,
                 cluster: None,
             };
-            Box::new(Standalone::start(
-                &core,
-                Connector::standalone(config),
-                config.redis_connections,
-                config.redis_timeout,
-                &link,
-            ))
+            let connector = Connector::standalone(config);
+            Box::new(Standalone::start(&core, &connector, config, &link))
         } else {
             Box::new(cluster::Cluster::start(&core, config))
         };
@@ -164,27 +164,10 @@ impl Backend {
         }
     }
 
-    /// Sends `args` (a whole command) to Redis for `waiter`; never cached. Counts against
-    /// the same bound as keys in flight: errs, queuing nothing, past it.
+    /// Sends `args` (a whole command of the proxy's own, such as `/readyz`'s PING) to
+    /// Redis for `waiter` with the misses; never cached. Counts against the same bound as
+    /// keys in flight: errs, queuing nothing, past it.
     pub fn command(&self, args: Vec<Box<[u8]>>, waiter: Waiter) -> Result<(), BackendError> {
-        self.command_invalidating(args, waiter, Vec::new(), false)
-    }
-
-    /// What Redis said about its commands (read once Redis answers), for forwarding.
-    pub fn catalog(&self) -> &Catalog {
-        &self.core.catalog
-    }
-
-    /// [`Backend::command`] for a write: `invalidates` are removed from the cache once
-    /// Redis has answered, before the answer goes out (read-your-writes through this
-    /// proxy); with `resp3`, Redis's reply is read in RESP3 (for a RESP3 client).
-    pub fn command_invalidating(
-        &self,
-        args: Vec<Box<[u8]>>,
-        waiter: Waiter,
-        invalidates: Vec<Box<[u8]>>,
-        resp3: bool,
-    ) -> Result<(), BackendError> {
         let core = &self.core;
         if !core.flights.reserve() {
             BackendStats::bump(&core.stats.rejected);
@@ -193,13 +176,45 @@ impl Backend {
         let job = Job::new(Request::Command {
             args,
             waiter,
-            invalidates,
-            resp3,
+            invalidates: Vec::new(),
+            resp3: false,
         });
         self.upstream.submit(job).map_err(|_| {
             core.flights.unreserve();
             BackendError::Stopped
         })
+    }
+
+    /// What Redis said about its commands (read once Redis answers), for forwarding.
+    pub fn catalog(&self) -> &Catalog {
+        &self.core.catalog
+    }
+
+    /// Sends a command forwarded for a client by the forwarding lane (see [`lane`]): never
+    /// with the misses, never cached. `invalidates` (a write's keys) are removed from the
+    /// cache once Redis has answered and before the answer goes out (read-your-writes
+    /// through this proxy); with `resp3`, Redis's reply is read in RESP3 (for a RESP3
+    /// client). Errs, queuing nothing, when the lane's queue is full.
+    pub fn forward(
+        &self,
+        args: Vec<Box<[u8]>>,
+        waiter: Waiter,
+        invalidates: Vec<Box<[u8]>>,
+        resp3: bool,
+        lane: LaneTicket,
+    ) -> Result<(), BackendError> {
+        let request = Request::Command {
+            args,
+            waiter,
+            invalidates,
+            resp3,
+        };
+        self.upstream
+            .submit(Job::forwarded(request, lane))
+            .map_err(|_| {
+                BackendStats::bump(&self.core.stats.forwards_refused);
+                BackendError::Overloaded
+            })
     }
 
     /// Asks Redis for a PING on behalf of `waiter` (readiness).

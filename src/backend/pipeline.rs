@@ -24,9 +24,9 @@ pub struct Packed {
     /// The commands, as sent.
     pub bytes: Vec<u8>,
     /// Replies expected, the HELLOs' included.
-    replies: usize,
+    pub replies: usize,
     /// Position among the replies of each `HELLO`, and whether it is `HELLO 3`.
-    hellos: Vec<(usize, bool)>,
+    pub hellos: Vec<(usize, bool)>,
 }
 
 /// What came back for a [`Packed`] batch.

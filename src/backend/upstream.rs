@@ -15,12 +15,15 @@ use parking_lot::Mutex;
 use super::connector::Connector;
 use super::core::Core;
 use super::job::Job;
+use super::lane;
 use super::worker::{NodeLink, Worker};
+use crate::config::Config;
 
 /// Sends jobs to Redis; every job submitted is eventually handed to [`Core::finish`].
 pub trait Upstream: Send + Sync {
-    /// Queues `job`; gives it back when it cannot be queued (stopping).
-    fn submit(&self, job: Job) -> Result<(), Job>;
+    /// Queues `job` (a forwarded one on its node's lane); gives it back when it cannot be
+    /// queued (stopping, or the lane's queue is full).
+    fn submit(&self, job: Job) -> Result<(), Box<Job>>;
 
     /// Tells the threads to stop once their current batch is done and waits up to
     /// `grace`; a thread still blocked on a slow Redis after that is left to end with the
@@ -28,27 +31,81 @@ pub trait Upstream: Send + Sync {
     fn stop(&self, grace: Duration);
 }
 
-/// One Redis node, `connections` worker threads on one queue.
-pub struct Standalone {
-    jobs: Sender<Option<Job>>,
+/// The queues and threads of one Redis node: `connections` worker threads on one queue
+/// for the misses, and the forwarding lane's threads on a bounded queue of their own.
+pub struct NodeThreads {
+    /// The misses' queue.
+    pub jobs: Sender<Option<Job>>,
+    lane: Sender<Option<Job>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    lane_threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
-impl Standalone {
-    /// Starts `connections` worker threads answering through `core`.
+impl NodeThreads {
+    /// Starts the threads of the node `connector` reaches, answering through `core`.
     pub fn start(
         core: &Arc<Core>,
-        connector: Connector,
-        connections: usize,
-        timeout: Duration,
+        connector: &Connector,
+        config: &Config,
+        link: &NodeLink,
+    ) -> NodeThreads {
+        let (connections, timeout) = (config.redis_connections, config.redis_timeout);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let threads = spawn_workers(core, &rx, connector, connections, timeout, link);
+        let (lane, lane_rx) = lane::queue();
+        let lane_threads = lane::spawn(
+            core,
+            &lane_rx,
+            connector.lane_target(),
+            lane::connections(connections),
+            timeout,
+            config.max_reply_bytes,
+            link,
+        );
+        NodeThreads {
+            jobs: tx,
+            lane,
+            threads: Mutex::new(threads),
+            lane_threads: Mutex::new(lane_threads),
+        }
+    }
+
+    /// Queues `job`, a forwarded command on the lane; gives it back when it cannot be
+    /// queued (stopping, or the lane's queue is full).
+    pub fn submit(&self, job: Job) -> Result<(), Box<Job>> {
+        if job.lane.is_some() {
+            return lane::submit(&self.lane, job);
+        }
+        self.jobs.send(Some(job)).map_err(|unsent| {
+            Box::new(
+                unsent
+                    .0
+                    .expect("what was sent is the job, never the stop marker"),
+            )
+        })
+    }
+
+    /// Stops every thread of the node, waiting for them until `deadline`.
+    pub fn stop(&self, deadline: Instant) {
+        let threads = std::mem::take(&mut *self.threads.lock());
+        stop_workers(&self.jobs, threads, deadline);
+        let threads = std::mem::take(&mut *self.lane_threads.lock());
+        stop_workers(&self.lane, threads, deadline);
+    }
+}
+
+/// One Redis node.
+pub struct Standalone(NodeThreads);
+
+impl Standalone {
+    /// Starts the node's threads answering through `core`.
+    pub fn start(
+        core: &Arc<Core>,
+        connector: &Connector,
+        config: &Config,
         link: &NodeLink,
     ) -> Standalone {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let threads = spawn_workers(core, &rx, &connector, connections, timeout, link);
-        Standalone {
-            jobs: tx,
-            threads: Mutex::new(threads),
-        }
+        Standalone(NodeThreads::start(core, connector, config, link))
     }
 }
 
@@ -70,26 +127,19 @@ pub fn spawn_workers(
                 timeout,
                 link.clone(),
             );
-            std::thread::Builder::new()
-                .name(format!("backend-{i} {}", connector.addr()))
-                .spawn(move || worker.run())
-                .expect("spawning a backend thread")
+            let name = format!("backend-{i} {}", connector.addr());
+            crate::guard::spawn(name, move || worker.run()).expect("spawning a backend thread")
         })
         .collect()
 }
 
 impl Upstream for Standalone {
-    fn submit(&self, job: Job) -> Result<(), Job> {
-        self.jobs.send(Some(job)).map_err(|unsent| {
-            unsent
-                .0
-                .expect("what was sent is the job, never the stop marker")
-        })
+    fn submit(&self, job: Job) -> Result<(), Box<Job>> {
+        self.0.submit(job)
     }
 
     fn stop(&self, grace: Duration) {
-        let threads = std::mem::take(&mut *self.threads.lock());
-        stop_workers(&self.jobs, threads, Instant::now() + grace);
+        self.0.stop(Instant::now() + grace);
     }
 }
 
@@ -98,7 +148,7 @@ pub fn stop_workers(jobs: &Sender<Option<Job>>, threads: Vec<JoinHandle<()>>, de
     // A stop queues behind the work already sent, one per thread; each thread finishes
     // its batch and ends on its first `None`.
     for _ in &threads {
-        let _ = jobs.send(None);
+        let _ = jobs.send_deadline(None, deadline);
     }
     for t in threads {
         while !t.is_finished() && Instant::now() < deadline {

@@ -42,6 +42,35 @@ pub struct NodeLink {
     pub cluster: Option<Arc<dyn ClusterLink>>,
 }
 
+impl NodeLink {
+    /// Hands Redis's reply to `job` to the core, or, for a cluster's redirection (MOVED,
+    /// ASK, TRYAGAIN, CLUSTERDOWN), the job back to the cluster to send it on.
+    pub fn deliver(
+        &self,
+        core: &Core,
+        job: Job,
+        outcome: Outcome,
+        ttl: KeyTtl,
+        outbox: &mut Outbox,
+    ) {
+        if let (Some(cluster), Outcome::Failed(err)) = (&self.cluster, &outcome)
+            && err.is_redirection()
+        {
+            if let Some((job, err)) = cluster.redirect(job, err.clone()) {
+                core.finish(
+                    &job,
+                    Outcome::Failed(err),
+                    KeyTtl::Global,
+                    &self.tracking,
+                    outbox,
+                );
+            }
+            return;
+        }
+        core.finish(&job, outcome, ttl, &self.tracking, outbox);
+    }
+}
+
 /// How a cluster upstream takes part in a worker's replies.
 pub trait ClusterLink: Send + Sync {
     /// Takes back `job`, which Redis answered with the redirection `err` (MOVED, ASK,
@@ -99,6 +128,8 @@ impl Worker {
 
     /// Runs until a stop (`None`) is received or the channel closes.
     pub fn run(mut self) {
+        #[cfg(feature = "test-hooks")]
+        crate::guard::test_panic("worker");
         loop {
             // Block until there is work or a stop: an idle backend costs no wake-ups.
             match self.rx.recv() {
@@ -262,15 +293,8 @@ impl Worker {
                         KeyTtl::Global
                     };
                     let outcome = Outcome::from_value(value);
-                    if let (Some(cluster), Outcome::Failed(err)) = (&self.link.cluster, &outcome)
-                        && err.is_redirection()
-                    {
-                        if let Some((job, err)) = cluster.redirect(job, err.clone()) {
-                            self.finish(&job, Outcome::Failed(err), KeyTtl::Global);
-                        }
-                        continue;
-                    }
-                    self.finish(&job, outcome, ttl);
+                    self.link
+                        .deliver(&self.core, job, outcome, ttl, &mut self.outbox);
                 }
             }
             Err(err) => {

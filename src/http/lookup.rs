@@ -194,7 +194,7 @@ fn answer(outcome: Option<&Outcome>) -> (u16, Option<&[u8]>, Option<String>) {
         Some(Outcome::NotFound) => (404, None, None),
         Some(Outcome::Failed(e)) if e.is_server_reply() => (502, None, Some(e.to_string())),
         Some(Outcome::Failed(_)) | None => (503, None, Some("backend unavailable".to_string())),
-        Some(Outcome::Integer(_)) | Some(Outcome::Status(_)) | Some(Outcome::Reply(_)) => {
+        Some(Outcome::Integer(_) | Outcome::Status(_) | Outcome::Reply(_) | Outcome::Raw(_)) => {
             (502, None, Some("unexpected reply from redis".to_string()))
         }
     }

@@ -94,6 +94,12 @@ impl<'a, W> Replies<'a, W> {
         self.output.waiting_keys() > 0
     }
 
+    /// How many outcomes of this connection's replies still wait on the backend.
+    #[inline]
+    pub fn in_flight(&self) -> usize {
+        self.output.waiting_keys()
+    }
+
     /// When the loop woke for this request (one clock reading per turn).
     #[inline]
     pub fn now(&self) -> Nanos {
@@ -119,6 +125,8 @@ pub trait Sink<P> {
     fn hold(&mut self);
     /// Whether some reply of this connection still waits on the backend.
     fn waiting(&self) -> bool;
+    /// How many outcomes of this connection's replies still wait on the backend.
+    fn in_flight(&self) -> usize;
     /// When the loop woke for this request.
     fn now(&self) -> Nanos;
 }
@@ -145,6 +153,9 @@ impl<P, W: From<P>> Sink<P> for Replies<'_, W> {
     }
     fn waiting(&self) -> bool {
         Replies::waiting(self)
+    }
+    fn in_flight(&self) -> usize {
+        Replies::in_flight(self)
     }
     #[inline]
     fn now(&self) -> Nanos {

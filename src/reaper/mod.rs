@@ -62,10 +62,12 @@ impl Reaper {
         let shared = Arc::new(Shared::default());
         let thread = {
             let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("reaper".into())
-                .spawn(move || run(heaps::ReaperCore::new(cache), &shared))
-                .expect("spawning the reaper thread")
+            crate::guard::spawn("reaper".into(), move || {
+                #[cfg(feature = "test-hooks")]
+                crate::guard::test_panic("reaper");
+                run(heaps::ReaperCore::new(cache), &shared)
+            })
+            .expect("spawning the reaper thread")
         };
         Reaper {
             shared,

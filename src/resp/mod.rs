@@ -88,6 +88,18 @@ pub struct Client {
     pub principal: Option<u32>,
     /// Its address, for the per-address limit.
     pub peer: std::net::IpAddr,
+    /// Whether it is still connected (for its forwarded commands still queued).
+    pub presence: Connected,
+}
+
+/// A connection's [`Presence`](crate::backend::Presence), marked gone when dropped.
+#[derive(Debug, Default)]
+pub struct Connected(pub crate::backend::Presence);
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
 }
 
 impl Default for Client {
@@ -99,6 +111,7 @@ impl Default for Client {
             multi_refused: false,
             principal: None,
             peer: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            presence: Connected::default(),
         }
     }
 }

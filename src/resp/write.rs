@@ -277,8 +277,12 @@ pub fn write_outcome(out: &mut Vec<u8>, outcome: Option<&Outcome>, proto: u8) {
         Some(Outcome::Integer(n)) => integer(out, *n),
         Some(Outcome::Status(s)) => simple(out, s),
         Some(Outcome::Failed(e)) if e.is_server_reply() => error(out, &e.to_string()),
+        Some(Outcome::Failed(crate::backend::BackendError::ReplyTooLarge)) => {
+            error(out, super::TOO_LARGE)
+        }
         Some(Outcome::Failed(_)) | None => error(out, "ERR backend unavailable"),
         Some(Outcome::Reply(v)) => value(out, v, proto),
+        Some(Outcome::Raw(bytes)) => out.extend_from_slice(bytes),
     }
 }
 

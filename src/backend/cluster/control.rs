@@ -41,9 +41,7 @@ pub enum Control {
 
 /// Starts the control thread.
 pub fn spawn(shared: Arc<Shared>, rx: Receiver<Control>) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("cluster-control".into())
-        .spawn(move || Control::run(&shared, &rx))
+    crate::guard::spawn("cluster-control".into(), move || Control::run(&shared, &rx))
         .expect("spawning the cluster control thread")
 }
 

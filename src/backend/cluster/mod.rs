@@ -53,7 +53,7 @@ use super::error::BackendError;
 use super::job::{Job, KeyTtl, Outcome, Request};
 use super::singleflight::MAX_QUEUED;
 use super::tracking::{self, Tracking};
-use super::upstream::{Upstream, spawn_workers, stop_workers};
+use super::upstream::{NodeThreads, Upstream};
 use super::worker::NodeLink;
 use crate::config::{Config, ReadFrom};
 
@@ -70,8 +70,8 @@ const NONE: u16 = u16::MAX;
 /// One node of the cluster as the proxy sees it.
 struct Node {
     addr: Arc<str>,
-    jobs: Sender<Option<Job>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Its misses' workers and its forwarding lane.
+    threads: NodeThreads,
     connector: Connector,
     /// Its tracking connection's state (started the first time the node is read from).
     tracking: Arc<Tracking>,
@@ -140,7 +140,7 @@ impl Cluster {
 }
 
 impl Upstream for Cluster {
-    fn submit(&self, job: Job) -> Result<(), Job> {
+    fn submit(&self, job: Job) -> Result<(), Box<Job>> {
         self.shared.dispatch(job);
         Ok(())
     }
@@ -155,8 +155,7 @@ impl Upstream for Cluster {
         }
         let nodes = self.shared.nodes.read().clone();
         for node in nodes {
-            let threads = std::mem::take(&mut *node.threads.lock());
-            stop_workers(&node.jobs, threads, deadline);
+            node.threads.stop(deadline);
         }
         for t in std::mem::take(&mut *self.shared.tracking_threads.lock()) {
             if t.is_finished() {
@@ -243,14 +242,19 @@ impl Shared {
     /// The slot of a forwarded command's keys (from Redis's command table) and whether it
     /// only reads; CROSSSLOT when its keys live in different slots, as Redis answers.
     fn send_to(&self, node: &Node, job: Job) {
-        if node.jobs.len() >= PER_NODE_MAX {
+        let forwarded = job.lane.is_some();
+        if !forwarded && node.threads.jobs.len() >= PER_NODE_MAX {
             super::core::BackendStats::bump(&self.core.stats.rejected);
             return self.answer(job, BackendError::Overloaded);
         }
-        if let Err(unsent) = node.jobs.send(Some(job))
-            && let Some(job) = unsent.0
-        {
-            self.answer(job, BackendError::Stopped);
+        if let Err(job) = node.threads.submit(job) {
+            let err = if forwarded {
+                super::core::BackendStats::bump(&self.core.stats.forwards_refused);
+                BackendError::Overloaded
+            } else {
+                BackendError::Stopped
+            };
+            self.answer(*job, err);
         }
     }
 
@@ -304,23 +308,14 @@ impl Shared {
         }
         let tracking = Arc::new(Tracking::new(self.config.invalidation));
         self.core.tracking.add(Arc::clone(&tracking), false);
-        let (tx, rx) = crossbeam_channel::unbounded();
         let link = NodeLink {
             tracking: Arc::clone(&tracking),
             cluster: Some(Arc::new(Link(self.me.clone()))),
         };
-        let threads = spawn_workers(
-            &self.core,
-            &rx,
-            &connector,
-            self.config.redis_connections,
-            self.config.redis_timeout,
-            &link,
-        );
+        let threads = NodeThreads::start(&self.core, &connector, &self.config, &link);
         nodes.push(Arc::new(Node {
             addr: Arc::from(addr),
-            jobs: tx,
-            threads: Mutex::new(threads),
+            threads,
             connector,
             tracking,
             tracking_started: AtomicBool::new(false),

@@ -195,10 +195,13 @@ pub fn spawn(
         cache,
         drop: drop_vouched,
     };
-    std::thread::Builder::new()
-        .name(format!("tracking {}", connector.addr()))
-        .spawn(move || run(&tracking, &connector, &dropper, &prefixes, timeout))
-        .expect("spawning the tracking thread")
+    let name = format!("tracking {}", connector.addr());
+    crate::guard::spawn(name, move || {
+        #[cfg(feature = "test-hooks")]
+        crate::guard::test_panic("tracking");
+        run(&tracking, &connector, &dropper, &prefixes, timeout)
+    })
+    .expect("spawning the tracking thread")
 }
 
 /// Drops from the cache what one tracking connection vouches for: every entry for a

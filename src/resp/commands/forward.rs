@@ -32,7 +32,7 @@
 //! unknown-command error. Nothing forwarded is cached.
 
 use super::policy::{Asked, Rules};
-use crate::backend::Outcome;
+use crate::backend::{FORWARDED_PER_CLIENT, LaneTicket, Outcome};
 use crate::config::Forward;
 use crate::net::Sink;
 use crate::resp::parse::Args;
@@ -179,7 +179,9 @@ fn send(
         return Forwarded::Refused;
     }
     let ordered = info.write || !info.readonly;
-    if ordered && sink.waiting() {
+    // A write waits for the connection's earlier replies; any command waits while the
+    // client holds its share of the forwarding lane.
+    if (ordered && sink.waiting()) || sink.in_flight() >= FORWARDED_PER_CLIENT {
         return Forwarded::Held;
     }
     let argv: Vec<Box<[u8]>> = (0..args.len())
@@ -208,10 +210,14 @@ fn send(
     let seq = sink.wait(what, 1);
     let waiter = sink.waiter(seq, 0);
     let resp3 = client.proto == write::RESP3;
+    let lane = LaneTicket {
+        presence: client.presence.0.clone(),
+        rerunnable: !ordered,
+    };
     if let Err(e) = state
         .services
         .backend
-        .command_invalidating(argv, waiter, invalidates, resp3)
+        .forward(argv, waiter, invalidates, resp3, lane)
     {
         sink.resolve(seq, 0, Outcome::Failed(e));
     }

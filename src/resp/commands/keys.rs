@@ -1,10 +1,11 @@
 //! Commands about keys that the cache cannot answer, forwarded to Redis as they came and
 //! answered with Redis's reply, never cached:
 //!
-//! - `TTL key`, `PTTL key`: the remaining time to live (-1 without expiry, -2 missing).
+//! - `TTL key`, `PTTL key`: the remaining time to live (-1 without expiry, -2 missing),
+//!   by the forwarding lane (never on the misses' connections).
 
 use super::Call;
-use crate::backend::Outcome;
+use crate::backend::{LaneTicket, Outcome};
 use crate::resp::{Wait, write_outcome};
 
 /// Sends the command to Redis unchanged and answers with Redis's reply.
@@ -21,7 +22,12 @@ pub fn forward(call: &mut Call<'_>) {
         1,
     );
     let waiter = call.sink.waiter(seq, 0);
-    if let Err(e) = call.state.services.backend.command(args, waiter) {
+    let lane = LaneTicket {
+        presence: call.client.presence.0.clone(),
+        rerunnable: true,
+    };
+    let backend = &call.state.services.backend;
+    if let Err(e) = backend.forward(args, waiter, Vec::new(), false, lane) {
         call.sink.resolve(seq, 0, Outcome::Failed(e));
     }
 }

@@ -1,0 +1,275 @@
+//! One thread of the forwarding lane: one [`RawConn`] to its node, batches of forwarded
+//! commands sent as one pipeline, replies passed on as Redis's bytes.
+//!
+//! A batch is what is queued when the thread wakes (at most [`MAX_BATCH`]), less the
+//! commands whose client has left (dropped unsent, counted) and those that waited past
+//! REDIS_TIMEOUT_MS (answered unavailable). Each reply is read within the deadline of
+//! its own command (REDIS_TIMEOUT_MS from when it was queued) and within
+//! PROXY_MAX_REPLY_BYTES: a reply past the size is `-ERR reply too large` for its client
+//! alone (its bytes dropped as they come). A reply past its deadline, or a failed
+//! connection, ends the connection: that command's client is answered unavailable, the
+//! commands sent after it that only read go out again on a new connection, and those that
+//! may have written are answered unavailable (whether they ran is unknown, as after any
+//! lost connection). The misses' connections never see any of it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use super::conn::{RawConn, ReplyError, Target};
+use crate::backend::core::{BackendStats, Core, Outbox};
+use crate::backend::error::BackendError;
+use crate::backend::job::{Job, KeyTtl, Outcome};
+use crate::backend::pipeline;
+use crate::backend::worker::NodeLink;
+
+/// Most commands sent in one pipeline.
+pub const MAX_BATCH: usize = 128;
+
+/// Longest pause between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_millis(1000);
+
+/// First pause after a failed connect.
+const MIN_BACKOFF: Duration = Duration::from_millis(20);
+
+/// One lane thread's state.
+pub struct LaneWorker {
+    core: Arc<Core>,
+    link: NodeLink,
+    rx: Receiver<Option<Job>>,
+    target: Target,
+    timeout: Duration,
+    max_reply: usize,
+    conn: Option<RawConn>,
+    retry_at: Instant,
+    backoff: Duration,
+    /// Commands to send: those re-run after a dropped connection first.
+    pending: Vec<Job>,
+    outbox: Outbox,
+}
+
+impl LaneWorker {
+    /// A lane thread taking commands from `rx` for the node `target`.
+    pub fn new(
+        core: Arc<Core>,
+        rx: Receiver<Option<Job>>,
+        target: Target,
+        timeout: Duration,
+        max_reply: usize,
+        link: NodeLink,
+    ) -> LaneWorker {
+        let outbox = Outbox::new(core.loops());
+        LaneWorker {
+            core,
+            link,
+            rx,
+            target,
+            timeout,
+            max_reply,
+            conn: None,
+            retry_at: Instant::now(),
+            backoff: MIN_BACKOFF,
+            pending: Vec::with_capacity(MAX_BATCH),
+            outbox,
+        }
+    }
+
+    /// Runs until a stop (`None`) is received or the channel closes.
+    pub fn run(mut self) {
+        #[cfg(feature = "test-hooks")]
+        crate::guard::test_panic("lane");
+        loop {
+            if self.pending.is_empty() {
+                match self.rx.recv() {
+                    Ok(Some(job)) => self.pending.push(job),
+                    Ok(None) | Err(_) => return,
+                }
+            }
+            let mut stopping = false;
+            while self.pending.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(Some(job)) => self.pending.push(job),
+                    Ok(None) => {
+                        stopping = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let batch = self.sendable();
+            if !batch.is_empty() {
+                self.send(batch);
+            }
+            self.core.flush(&mut self.outbox);
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// The pending commands worth sending; the others are answered here.
+    fn sendable(&mut self) -> Vec<Job> {
+        let now = Instant::now();
+        let mut batch = Vec::with_capacity(self.pending.len());
+        for job in std::mem::take(&mut self.pending) {
+            let gone = job.lane.as_ref().is_some_and(|l| l.presence.has_left());
+            if gone {
+                BackendStats::bump(&self.core.stats.forwards_dropped);
+                self.answer(job, BackendError::Stopped);
+            } else if now.duration_since(job.queued_at) >= self.timeout {
+                BackendStats::bump(&self.core.stats.timeouts);
+                self.answer(job, BackendError::Timeout);
+            } else {
+                batch.push(job);
+            }
+        }
+        batch
+    }
+
+    fn answer(&mut self, job: Job, err: BackendError) {
+        let outcome = Outcome::Failed(err);
+        self.link
+            .deliver(&self.core, job, outcome, KeyTtl::Global, &mut self.outbox);
+    }
+
+    /// Sends `batch` and answers each command from its reply.
+    fn send(&mut self, batch: Vec<Job>) {
+        let oldest = batch
+            .iter()
+            .map(|j| j.queued_at)
+            .min()
+            .unwrap_or_else(Instant::now);
+        if let Err(err) = self.connect(oldest + self.timeout) {
+            for job in batch {
+                self.answer(job, err.clone());
+            }
+            return;
+        }
+        let packed = pipeline::pack(&batch);
+        let conn = self.conn.as_mut().expect("connected just above");
+        let timeout = remaining(oldest + self.timeout);
+        if let Err(err) = conn
+            .set_timeout(timeout)
+            .and_then(|()| conn.send(&packed.bytes))
+        {
+            self.dropped(&err);
+            for job in batch {
+                self.answer(job, err.clone());
+            }
+            return;
+        }
+        BackendStats::bump(&self.core.stats.batches);
+        let mut hellos = packed.hellos.iter().peekable();
+        let mut at = 0;
+        let mut jobs = batch.into_iter();
+        while let Some(job) = jobs.next() {
+            let deadline = job.queued_at + self.timeout;
+            let mut read = |conn: &mut RawConn, at: &mut usize| -> Result<Vec<u8>, ReplyError> {
+                loop {
+                    let reply = conn.reply(self.max_reply, deadline)?;
+                    let is_hello = hellos.peek().is_some_and(|&&(i, _)| i == *at);
+                    *at += 1;
+                    if is_hello {
+                        hellos.next();
+                        continue;
+                    }
+                    return Ok(reply);
+                }
+            };
+            let conn = self.conn.as_mut().expect("connected");
+            let mut result = read(conn, &mut at);
+            if job.asking && result.is_ok() {
+                // The `+OK` of ASKING came first; the command's own reply follows.
+                result = read(conn, &mut at);
+            }
+            match result {
+                Ok(reply) => {
+                    let outcome = Outcome::from_raw(reply);
+                    self.link
+                        .deliver(&self.core, job, outcome, KeyTtl::Global, &mut self.outbox);
+                }
+                Err(ReplyError::TooLarge) => {
+                    BackendStats::bump(&self.core.stats.replies_too_large);
+                    self.answer(job, BackendError::ReplyTooLarge);
+                }
+                Err(ReplyError::Failed(err)) => {
+                    self.dropped(&err);
+                    self.answer(job, err);
+                    self.after_drop(jobs.collect());
+                    return;
+                }
+            }
+        }
+        // The `HELLO 2` closing a batch that ended in RESP3 answers after the last command.
+        for _ in hellos {
+            let conn = self.conn.as_mut().expect("connected");
+            if let Err(ReplyError::Failed(err)) = conn.reply(4096, oldest + self.timeout) {
+                self.dropped(&err);
+                return;
+            }
+        }
+    }
+
+    /// The commands sent behind one whose reply ended the connection: reads go out again
+    /// on the next connection, anything else is answered unavailable.
+    fn after_drop(&mut self, rest: Vec<Job>) {
+        for job in rest {
+            if job.lane.as_ref().is_some_and(|l| l.rerunnable) {
+                self.pending.push(job);
+            } else {
+                let err = BackendError::Io(Arc::from(
+                    "the connection to Redis was dropped before the reply",
+                ));
+                self.answer(job, err);
+            }
+        }
+    }
+
+    /// The connection is out of step or failed: it is closed (Redis frees what it held
+    /// for it) and replaced on the next batch.
+    fn dropped(&mut self, err: &BackendError) {
+        self.conn = None;
+        BackendStats::bump(&self.core.stats.errors);
+        if matches!(err, BackendError::Io(_))
+            && let Some(cluster) = &self.link.cluster
+        {
+            cluster.node_failed();
+        }
+    }
+
+    /// Makes sure a connection is live, connecting (by `deadline`) when the backoff allows.
+    fn connect(&mut self, deadline: Instant) -> Result<(), BackendError> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now < self.retry_at && !self.core.is_healthy() {
+            return Err(BackendError::Io("reconnecting (backing off)".into()));
+        }
+        match RawConn::open(&self.target, remaining(deadline)) {
+            Ok(conn) => {
+                BackendStats::bump(&self.core.stats.connects);
+                self.backoff = MIN_BACKOFF;
+                self.conn = Some(conn);
+                Ok(())
+            }
+            Err(err) => {
+                BackendStats::bump(&self.core.stats.errors);
+                if let Some(cluster) = &self.link.cluster {
+                    cluster.node_failed();
+                }
+                self.retry_at = now + self.backoff;
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Time left until `deadline`, at least a millisecond (a zero socket timeout means "none").
+fn remaining(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
+}
