@@ -87,9 +87,12 @@ impl Application for Apps {
     }
 
     fn closes_when_idle(&self, session: &Session) -> bool {
-        // Redis never closes an idle client (`timeout 0`), and client libraries rely on
-        // it; HTTP keep-alive connections are closed when idle, as servers do.
-        matches!(session, Session::Http(_))
+        // HTTP keep-alive connections are closed when idle, as servers do; RESP ones as
+        // the RESP application says.
+        match session {
+            Session::Http(_) => true,
+            Session::Resp(s) => self.resp.closes_when_idle(s),
+        }
     }
 
     fn max_input(&self, session: &Session) -> usize {

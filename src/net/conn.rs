@@ -111,6 +111,9 @@ pub struct Conn<S, W, T> {
     pub accounted: usize,
     /// Listed as left unread while the process is over its buffer budget.
     pub budget_paused: bool,
+    /// Its application keeps it open when idle (an authenticated RESP client): it is in
+    /// the loop's list for the kept-idle timeout, when there is one.
+    pub kept_open: bool,
 }
 
 /// Result of reading from the socket.
@@ -127,7 +130,7 @@ pub enum ReadOutcome {
 
 impl<S, W, T: Transport> Conn<S, W, T> {
     /// A new connection.
-    pub fn new(stream: TcpStream, session: S, transport: T) -> Conn<S, W, T> {
+    pub fn new(stream: TcpStream, session: S, transport: T, kept_open: bool) -> Conn<S, W, T> {
         Conn {
             stream,
             transport,
@@ -139,6 +142,7 @@ impl<S, W, T: Transport> Conn<S, W, T> {
             hangup_seen: false,
             accounted: 0,
             budget_paused: false,
+            kept_open,
         }
     }
 

@@ -64,8 +64,13 @@ const FIRST_CONN: usize = MAX_LISTENERS + 1;
 /// The transport's limits.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// A connection quiet this long (nothing read or written, nothing waiting) is closed.
+    /// A connection quiet this long (nothing read or written, nothing waiting) is closed,
+    /// unless its application keeps it open when idle ([`Application::closes_when_idle`]).
     pub idle_timeout: Duration,
+    /// A connection its application keeps open when idle is still closed once quiet this
+    /// long; `None`: never (only a half-sent request or unread replies close it, after
+    /// `idle_timeout`).
+    pub kept_idle_timeout: Option<Duration>,
     /// A request must be complete this long after its first byte.
     pub request_timeout: Duration,
     /// A reply waiting on the backend is answered unavailable after this.
@@ -83,6 +88,7 @@ impl Limits {
     pub(crate) fn for_tests() -> Limits {
         Limits {
             idle_timeout: Duration::from_secs(30),
+            kept_idle_timeout: None,
             request_timeout: Duration::from_secs(5),
             miss_timeout: Duration::from_secs(5),
             max_connections: 100,

@@ -211,6 +211,7 @@ fn open_connections_are_accepted_minus_closed() {
 #[test]
 fn a_request_trickling_in_is_refused_at_its_deadline_from_its_first_byte() {
     let limits = Limits {
+        kept_idle_timeout: None,
         request_timeout: Duration::from_millis(300),
         ..Limits::for_tests()
     };
@@ -244,6 +245,7 @@ fn a_request_trickling_in_is_refused_at_its_deadline_from_its_first_byte() {
 #[test]
 fn a_reply_the_backend_never_answers_is_failed_at_the_miss_deadline() {
     let limits = Limits {
+        kept_idle_timeout: None,
         miss_timeout: Duration::from_millis(200),
         ..Limits::for_tests()
     };

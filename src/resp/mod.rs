@@ -163,6 +163,14 @@ impl RespApp {
         }
     }
 
+    /// Whether `session` is closed after PROXY_IDLE_TIMEOUT_MS of silence: only while it
+    /// has not authenticated with authentication on. Redis never closes an idle client
+    /// (`timeout 0`) and client libraries rely on it, but a connection that never logs in
+    /// would hold a place under PROXY_MAX_CONNECTIONS for nothing.
+    pub fn closes_when_idle(&self, session: &Session) -> bool {
+        !access::authenticated(self.state.services.access.as_ref(), &session.client)
+    }
+
     /// Serves the command at the start of `input`.
     pub fn serve(
         &mut self,

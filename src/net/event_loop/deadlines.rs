@@ -3,7 +3,10 @@
 //!
 //! - idle: a connection with no activity for PROXY_IDLE_TIMEOUT_MS (and nothing waiting on
 //!   Redis) is closed ([`IdleList`](crate::net::timers::IdleList) by last activity), unless
-//!   its application keeps idle sessions open and it has nothing half-sent;
+//!   its application keeps idle sessions open and it has nothing half-sent; those kept open
+//!   have a list and a timeout of their own when `kept_idle_timeout` is set (an
+//!   authenticated RESP client under PROXY_RESP_IDLE_TIMEOUT_MS), closed then whatever
+//!   they hold but replies waiting on Redis;
 //! - request: a request must be complete PROXY_REQUEST_TIMEOUT_MS after its first byte,
 //!   however slowly the rest trickles in; then it is refused (408 / `-ERR request timeout`)
 //!   and the connection closed (a list by first byte). On a TLS port the handshake must
@@ -58,6 +61,25 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             self.stats.idle_closed.incr();
             self.close(index);
             self.idle.remove(index);
+        }
+        let Some(timeout) = self.kept_idle_timeout else {
+            return;
+        };
+        while let Some((index, last_active)) = self.kept_idle.front() {
+            if last_active + timeout > now {
+                break;
+            }
+            let waiting = self.slots[index]
+                .conn
+                .as_ref()
+                .is_some_and(|c| c.output.waiting_keys() > 0);
+            if waiting {
+                self.kept_idle.touch(index, now);
+                continue;
+            }
+            self.stats.idle_closed.incr();
+            self.close(index);
+            self.kept_idle.remove(index);
         }
     }
 

@@ -59,6 +59,9 @@ pub struct EventLoop<A: Application, T: Transport> {
     slots: Vec<Slot<A, T>>,
     free: Vec<usize>,
     idle: IdleList,
+    /// Connections their application keeps open when idle, by last activity, when they
+    /// have a timeout of their own (`kept_idle_timeout`); else they are in `idle`.
+    kept_idle: IdleList,
     /// Connections with a partial request buffered, by when its first byte arrived.
     requests: IdleList,
     /// Replies waiting on the backend, by deadline (see [`deadlines`]).
@@ -74,6 +77,7 @@ pub struct EventLoop<A: Application, T: Transport> {
     now: Nanos,
     draining_since: Option<Nanos>,
     idle_timeout: Nanos,
+    kept_idle_timeout: Option<Nanos>,
     request_timeout: Nanos,
     miss_timeout: Nanos,
 }
@@ -88,6 +92,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
     ) -> EventLoop<A, T> {
         let nanos = |d: Duration| d.as_nanos().min(u64::MAX as u128) as Nanos;
         let idle_timeout = nanos(shared.limits.idle_timeout);
+        let kept_idle_timeout = shared.limits.kept_idle_timeout.map(nanos);
         let request_timeout = nanos(shared.limits.request_timeout);
         let miss_timeout = nanos(shared.limits.miss_timeout);
         EventLoop {
@@ -98,6 +103,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             slots: Vec::new(),
             free: Vec::new(),
             idle: IdleList::default(),
+            kept_idle: IdleList::default(),
             requests: IdleList::default(),
             misses: std::collections::VecDeque::new(),
             budget_paused: Vec::new(),
@@ -108,6 +114,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             stats,
             draining_since: None,
             idle_timeout,
+            kept_idle_timeout,
             request_timeout,
             miss_timeout,
         }
@@ -174,6 +181,9 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
         let mut next = Nanos::MAX;
         if let Some((_, last)) = self.idle.front() {
             next = next.min(last.saturating_add(self.idle_timeout));
+        }
+        if let (Some((_, last)), Some(timeout)) = (self.kept_idle.front(), self.kept_idle_timeout) {
+            next = next.min(last.saturating_add(timeout));
         }
         if let Some((_, first)) = self.requests.front() {
             next = next.min(first.saturating_add(self.request_timeout));
@@ -259,8 +269,9 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
         self.stats.accepted.incr();
         let session = self.app.open(listener, peer);
         let handshaking = !transport.established();
-        self.slots[index].conn = Some(Conn::new(stream, session, transport));
-        self.idle.touch(index, self.now);
+        let kept_open = !self.app.closes_when_idle(&session);
+        self.slots[index].conn = Some(Conn::new(stream, session, transport, kept_open));
+        self.touch_idle(index);
         if handshaking {
             // The handshake must finish within the request timeout (see `deadlines`).
             self.requests.touch(index, self.now);
@@ -275,6 +286,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             slot.generation = slot.generation.wrapping_add(1);
             self.free.push(index);
             self.idle.remove(index);
+            self.kept_idle.remove(index);
             self.requests.remove(index);
             self.shared
                 .buffered
@@ -282,6 +294,34 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             self.shared.connections.fetch_sub(1, Ordering::AcqRel);
             self.stats.closed.incr();
         }
+    }
+
+    /// Marks connection `index` active now, in the idle list it belongs to.
+    #[inline]
+    fn touch_idle(&mut self, index: usize) {
+        let kept = self.slots[index].conn.as_ref().is_some_and(|c| c.kept_open);
+        if kept && self.kept_idle_timeout.is_some() {
+            self.kept_idle.touch(index, self.now);
+        } else {
+            self.idle.touch(index, self.now);
+        }
+    }
+
+    /// Moves connection `index` to the idle list its application now wants it in (a RESP
+    /// client that authenticated leaves the short timeout).
+    #[inline]
+    fn reclassify_idle(&mut self, index: usize) {
+        let Some(conn) = self.slots[index].conn.as_mut() else {
+            return;
+        };
+        let kept = !self.app.closes_when_idle(&conn.session);
+        if kept == conn.kept_open {
+            return;
+        }
+        conn.kept_open = kept;
+        self.idle.remove(index);
+        self.kept_idle.remove(index);
+        self.touch_idle(index);
     }
 
     fn whom(&self, index: usize) -> Whom {

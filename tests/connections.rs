@@ -1,0 +1,160 @@
+//! Connections an attacker holds or abuses, against the real binary and a real
+//! redis-server: idle RESP connections that never authenticate are closed, authenticated
+//! ones stay (unless PROXY_RESP_IDLE_TIMEOUT_MS), the admin port answers while silent
+//! sockets fill PROXY_MAX_CONNECTIONS, and wrong AUTHs are slowed down and end the
+//! connection.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Proxy, Redis, TempDir, wait_for};
+
+const WEB: &str = "t-web-5f1c9a0e7b3d4c21";
+const OPS: &str = "t-ops-a83e77c0d2194b6f";
+const WRONGPASS: &str = "-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+
+/// An auth file of `web` (read, keys `user:`) and `ops` (admin, every key).
+fn auth_file(dir: &TempDir) -> PathBuf {
+    let hash = |token: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_proxyredis"))
+            .args(["--hash-token", token])
+            .output()
+            .expect("running proxyredis --hash-token");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let path = dir.0.join("principals");
+    let text = format!("web read {} user:\nops admin {}\n", hash(WEB), hash(OPS));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Sends one command as a RESP array and reads one line of reply.
+fn command(s: &mut TcpStream, args: &[&str]) -> String {
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(cmd.as_bytes()).unwrap();
+    read_line(s)
+}
+
+fn read_line(s: &mut TcpStream) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            other => panic!("reading a reply: {other:?} after {line:?}"),
+        }
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+/// Whether the proxy has closed `s` (end of input or a reset), looking without waiting
+/// long: `None` while it is open.
+fn closed(s: &mut TcpStream) -> Option<()> {
+    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let mut byte = [0u8; 1];
+    match s.read(&mut byte) {
+        Ok(0) => Some(()),
+        Ok(_) => panic!("unexpected bytes on a silent connection"),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+        Err(_) => Some(()),
+    }
+}
+
+fn resp_stream(proxy: &Proxy) -> TcpStream {
+    proxy.resp_stream().expect("connecting to the RESP port")
+}
+
+#[test]
+fn an_unauthenticated_idle_resp_connection_is_closed_and_an_authenticated_one_stays() {
+    let redis = Redis::start();
+    redis.set("user:1", "v");
+    let dir = TempDir::new("conn-idle");
+    let file = auth_file(&dir);
+    let proxy = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_AUTH_FILE", file.to_str().unwrap()),
+            ("PROXY_IDLE_TIMEOUT_MS", "300"),
+        ],
+    );
+    // Authenticated first, so it has been idle longer than the others when they close.
+    let mut authenticated = resp_stream(&proxy);
+    assert_eq!(command(&mut authenticated, &["AUTH", WEB]), "+OK\r\n");
+    let mut silent = resp_stream(&proxy);
+    let mut pinged = resp_stream(&proxy);
+    assert_eq!(command(&mut pinged, &["PING"]), "+PONG\r\n");
+    let mut wrong = resp_stream(&proxy);
+    assert_eq!(command(&mut wrong, &["AUTH", "nope"]), WRONGPASS);
+
+    for (what, s) in [
+        ("a silent connection", &mut silent),
+        ("a connection that only sent PING", &mut pinged),
+        ("a connection whose AUTH failed", &mut wrong),
+    ] {
+        wait_for(
+            &format!("{what} to be closed at PROXY_IDLE_TIMEOUT_MS"),
+            Duration::from_secs(10),
+            || closed(s),
+        );
+    }
+    // Idle longer than all of them, and still served.
+    authenticated
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(command(&mut authenticated, &["PING"]), "+PONG\r\n");
+    assert_eq!(command(&mut authenticated, &["GET", "user:1"]), "$1\r\n");
+}
+
+#[test]
+fn resp_idle_timeout_closes_every_idle_resp_connection_and_is_off_by_default() {
+    let redis = Redis::start();
+    let kept = Proxy::start(redis.port, &[("PROXY_IDLE_TIMEOUT_MS", "300")]);
+    let closing = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_IDLE_TIMEOUT_MS", "60000"),
+            ("PROXY_RESP_IDLE_TIMEOUT_MS", "300"),
+        ],
+    );
+    let mut stays = resp_stream(&kept);
+    assert_eq!(command(&mut stays, &["PING"]), "+PONG\r\n");
+    let mut goes = resp_stream(&closing);
+    assert_eq!(command(&mut goes, &["PING"]), "+PONG\r\n");
+    wait_for(
+        "an idle RESP connection to be closed at PROXY_RESP_IDLE_TIMEOUT_MS",
+        Duration::from_secs(10),
+        || closed(&mut goes),
+    );
+    // Idle for as long as the other (and past PROXY_IDLE_TIMEOUT_MS), and still served:
+    // without PROXY_RESP_IDLE_TIMEOUT_MS a RESP client is never closed for idleness.
+    let began = Instant::now();
+    wait_for(
+        "an HTTP keep-alive connection to be closed at PROXY_IDLE_TIMEOUT_MS",
+        Duration::from_secs(10),
+        || {
+            let mut http = kept.http_stream().ok()?;
+            http.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                .ok()?;
+            let _ = common::read_responses(&mut http, 1);
+            wait_for(
+                "the HTTP connection to close",
+                Duration::from_secs(10),
+                || closed(&mut http),
+            );
+            Some(())
+        },
+    );
+    assert!(began.elapsed() >= Duration::from_millis(300));
+    stays
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(command(&mut stays, &["PING"]), "+PONG\r\n");
+}
