@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Proxy, Redis, TempDir, wait_for};
+use common::{Proxy, Redis, Response, TempDir, free_port, wait_for};
 
 const WEB: &str = "t-web-5f1c9a0e7b3d4c21";
 const OPS: &str = "t-ops-a83e77c0d2194b6f";
@@ -157,4 +157,82 @@ fn resp_idle_timeout_closes_every_idle_resp_connection_and_is_off_by_default() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     assert_eq!(command(&mut stays, &["PING"]), "+PONG\r\n");
+}
+
+/// GET `path` on `port` with Connection: close.
+fn get(port: u16, path: &str) -> Response {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    Response::parse(&buf)
+        .map(|(r, _)| r)
+        .unwrap_or_else(|| panic!("no response to {path}: {:?}", String::from_utf8_lossy(&buf)))
+}
+
+#[test]
+fn silent_resp_sockets_at_the_cap_leave_the_admin_port_and_healthz_answering() {
+    let redis = Redis::start();
+    let admin_port = free_port();
+    let proxy = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_MAX_CONNECTIONS", "8"),
+            ("PROXY_ADMIN_PORT", &admin_port.to_string()),
+        ],
+    );
+    // Silent sockets until one is refused: the cap is full then (the refusal comes at
+    // once; one taken for admitted because it came late only means the cap filled sooner).
+    let mut silent = Vec::new();
+    let refusal = "-ERR max number of clients reached\r\n";
+    loop {
+        assert!(silent.len() < 64, "never refused");
+        let mut s = resp_stream(&proxy);
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                assert_eq!(String::from_utf8_lossy(&buf[..n]), refusal);
+                break;
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                silent.push(s)
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    for path in ["/healthz", "/stats", "/metrics", "/healthz"] {
+        let r = get(admin_port, path);
+        assert_eq!(
+            r.status,
+            200,
+            "{path} on the admin port at the cap: {}",
+            r.text()
+        );
+    }
+    let stats = get(admin_port, "/stats").json();
+    assert!(
+        stats["connections"]["refused"].as_u64() >= Some(1),
+        "{}",
+        stats["connections"]
+    );
+    // The HTTP port at the cap: /healthz still says the process runs; a lookup is refused.
+    let r = get(proxy.http_port, "/healthz");
+    assert_eq!(
+        r.status,
+        200,
+        "/healthz on the HTTP port at the cap: {}",
+        r.text()
+    );
+    let r = get(proxy.http_port, "/lookup?key=k");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"status":503,"error":"too many connections"})
+    );
+    drop(silent);
 }

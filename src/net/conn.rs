@@ -114,6 +114,9 @@ pub struct Conn<S, W, T> {
     /// Its application keeps it open when idle (an authenticated RESP client): it is in
     /// the loop's list for the kept-idle timeout, when there is one.
     pub kept_open: bool,
+    /// Admitted over the connection cap, to be answered once (counted in
+    /// `NetShared::over_cap`, not `connections`).
+    pub over_cap: bool,
 }
 
 /// Result of reading from the socket.
@@ -143,6 +146,7 @@ impl<S, W, T: Transport> Conn<S, W, T> {
             accounted: 0,
             budget_paused: false,
             kept_open,
+            over_cap: false,
         }
     }
 

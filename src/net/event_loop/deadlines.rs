@@ -10,7 +10,8 @@
 //! - request: a request must be complete PROXY_REQUEST_TIMEOUT_MS after its first byte,
 //!   however slowly the rest trickles in; then it is refused (408 / `-ERR request timeout`)
 //!   and the connection closed (a list by first byte). On a TLS port the handshake must
-//!   finish as soon after the accept, or the connection is closed without a reply;
+//!   finish as soon after the accept, or the connection is closed without a reply, and so
+//!   must a connection admitted over the cap send its request;
 //! - miss: a reply waiting on the backend is answered unavailable once REDIS_TIMEOUT_MS
 //!   (plus a little slack, so the backend's own answer normally comes first) has passed,
 //!   whatever Redis does (a FIFO of [`MissTimer`]s: every loop uses the same timeout, so
@@ -96,6 +97,11 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             if !conn.transport.established() {
                 conn.transport
                     .abandon("no handshake within PROXY_REQUEST_TIMEOUT_MS");
+                self.close(index);
+                continue;
+            }
+            if conn.over_cap && !conn.closing && conn.input.pending().is_empty() {
+                // Over the cap and silent: its place is for someone with a request.
                 self.close(index);
                 continue;
             }

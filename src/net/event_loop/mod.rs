@@ -221,24 +221,47 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
     fn admit(&mut self, mut stream: TcpStream, listener: usize, peer: std::net::IpAddr) {
         let shared = &self.shared;
         let open = shared.connections.fetch_add(1, Ordering::AcqRel);
-        if open >= shared.limits.max_connections {
+        let mut cap = shared.limits.max_connections;
+        if shared.limits.reserved_listener == Some(listener) {
+            cap += super::RESERVED_CONNECTIONS;
+        }
+        let mut session = None;
+        if open >= cap {
             shared.connections.fetch_sub(1, Ordering::AcqRel);
             self.stats.refused.incr();
             shared.warn_refused(open);
-            if T::CLEAR {
-                let mut refusal = Vec::new();
-                self.app.refuse_connection(listener, &mut refusal);
-                // Best effort: a fresh socket's send buffer takes this in one write.
-                let _ = stream.write(&refusal);
+            // A few connections over the cap may still be answered once (a health check).
+            let probes = shared.over_cap.fetch_add(1, Ordering::AcqRel);
+            if probes < super::OVER_CAP_CONNECTIONS {
+                session = self.app.open_over_cap(listener, peer);
             }
-            // A TLS client could not read plaintext: it is closed without a word.
-            return;
+            if session.is_none() {
+                shared.over_cap.fetch_sub(1, Ordering::AcqRel);
+                if T::CLEAR {
+                    let mut refusal = Vec::new();
+                    self.app.refuse_connection(listener, &mut refusal);
+                    // Best effort: a fresh socket's send buffer takes this in one write.
+                    let _ = stream.write(&refusal);
+                }
+                // A TLS client could not read plaintext: it is closed without a word.
+                return;
+            }
         }
+        let over_cap = session.is_some();
+        // Gives back the place taken above when the connection cannot be opened after all.
+        let release = |shared: &NetShared| {
+            let count = if over_cap {
+                &shared.over_cap
+            } else {
+                &shared.connections
+            };
+            count.fetch_sub(1, Ordering::AcqRel);
+        };
         let transport = match T::start(shared, &self.stats) {
             Ok(t) => t,
             Err(e) => {
                 crate::warn!("loop {}: cannot start a connection: {e}", self.id);
-                shared.connections.fetch_sub(1, Ordering::AcqRel);
+                release(shared);
                 return;
             }
         };
@@ -262,18 +285,21 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
         ) {
             crate::warn!("loop {}: cannot register a connection: {e}", self.id);
             self.free.push(index);
-            shared.connections.fetch_sub(1, Ordering::AcqRel);
+            release(&self.shared);
             return;
         }
         // Counted only once registered: `accepted - closed` is the open connections.
         self.stats.accepted.incr();
-        let session = self.app.open(listener, peer);
+        let session = session.unwrap_or_else(|| self.app.open(listener, peer));
         let handshaking = !transport.established();
         let kept_open = !self.app.closes_when_idle(&session);
-        self.slots[index].conn = Some(Conn::new(stream, session, transport, kept_open));
+        let mut conn = Conn::new(stream, session, transport, kept_open);
+        conn.over_cap = over_cap;
+        self.slots[index].conn = Some(conn);
         self.touch_idle(index);
-        if handshaking {
-            // The handshake must finish within the request timeout (see `deadlines`).
+        if handshaking || over_cap {
+            // The handshake must finish within the request timeout (see `deadlines`), and
+            // a connection over the cap must have sent its request by then.
             self.requests.touch(index, self.now);
         }
     }
@@ -291,7 +317,12 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             self.shared
                 .buffered
                 .fetch_sub(conn.accounted, Ordering::Relaxed);
-            self.shared.connections.fetch_sub(1, Ordering::AcqRel);
+            let count = if conn.over_cap {
+                &self.shared.over_cap
+            } else {
+                &self.shared.connections
+            };
+            count.fetch_sub(1, Ordering::AcqRel);
             self.stats.closed.incr();
         }
     }
