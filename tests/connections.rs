@@ -236,3 +236,70 @@ fn silent_resp_sockets_at_the_cap_leave_the_admin_port_and_healthz_answering() {
     );
     drop(silent);
 }
+
+#[test]
+fn wrong_auths_are_slowed_then_the_connection_is_closed_while_a_good_one_passes() {
+    let redis = Redis::start();
+    redis.set("user:1", "v");
+    let dir = TempDir::new("conn-auth");
+    let file = auth_file(&dir);
+    let proxy = Proxy::start(redis.port, &[("PROXY_AUTH_FILE", file.to_str().unwrap())]);
+    let mut guesser = resp_stream(&proxy);
+    let mut waits = Vec::new();
+    // The delay documented in the README: 10 ms for the first failure, doubling with each
+    // failure of the connection (or of its address), at most 1 s; the 10th closes it.
+    for i in 0..10 {
+        let began = Instant::now();
+        assert_eq!(
+            command(&mut guesser, &["AUTH", &format!("guess-{i}")]),
+            WRONGPASS,
+            "failure {}",
+            i + 1
+        );
+        waits.push(began.elapsed());
+    }
+    for (i, wait) in waits.iter().enumerate() {
+        let least = Duration::from_millis((10u64 << i).min(1000));
+        assert!(
+            *wait >= least,
+            "failure {} answered after {wait:?}, before its delay {least:?} ({waits:?})",
+            i + 1
+        );
+    }
+    guesser
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = guesser.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "after the 10th failure: {rest:?}");
+
+    // Another connection from the same address with the right token is not slowed.
+    let mut good = resp_stream(&proxy);
+    assert_eq!(command(&mut good, &["AUTH", WEB]), "+OK\r\n");
+    assert_eq!(command(&mut good, &["GET", "user:1"]), "$1\r\n");
+
+    // Counted in /stats, /metrics and INFO.
+    let mut admin = resp_stream(&proxy);
+    assert_eq!(command(&mut admin, &["AUTH", OPS]), "+OK\r\n");
+    let stats = wait_for("/stats as the admin", Duration::from_secs(5), || {
+        let mut s = TcpStream::connect(("127.0.0.1", proxy.http_port)).ok()?;
+        let req = format!(
+            "GET /stats HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {OPS}\r\n\
+             Connection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).ok()?;
+        let (r, _) = Response::parse(&buf)?;
+        (r.status == 200).then(|| r.json())
+    });
+    assert_eq!(stats["auth"]["failures"], 10, "{}", stats["auth"]);
+    assert_eq!(stats["auth"]["closed"], 1, "{}", stats["auth"]);
+    admin.write_all(b"INFO stats\r\n").unwrap();
+    let header = read_line(&mut admin);
+    let len: usize = header[1..header.len() - 2].parse().expect("a bulk reply");
+    let mut info = vec![0u8; len + 2];
+    admin.read_exact(&mut info).unwrap();
+    let info = String::from_utf8_lossy(&info);
+    assert!(info.contains("\r\nauth_closed_connections:1\r\n"), "{info}");
+}

@@ -158,6 +158,9 @@ impl<S, W, T: Transport> Conn<S, W, T> {
         if self.closing || self.peer_closed || out.unsent() > OUTPUT_HIGH_WATER {
             return true;
         }
+        if out.delayed_until().is_some() {
+            return true;
+        }
         // Nothing queued behind a waiting reply (the hit path): nothing more to check (a
         // hold needs a reply that waits, so there is none either).
         if out.pending_len() == 0 {
@@ -194,6 +197,9 @@ impl<S, W, T: Transport> Conn<S, W, T> {
     /// Writes as much output as the socket takes. Ok(true) when something was written.
     pub fn flush(&mut self) -> io::Result<bool> {
         let out = &mut self.output;
+        if out.delayed_until().is_some() {
+            return Ok(false);
+        }
         let progressed = self
             .transport
             .write(&mut self.stream, &out.buf, &mut out.sent)?;

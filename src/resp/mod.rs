@@ -88,6 +88,8 @@ pub struct Client {
     pub principal: Option<u32>,
     /// Its address, for the per-address limit.
     pub peer: std::net::IpAddr,
+    /// Failed logins since its last good one (PROXY_AUTH_FILE).
+    pub auth_failures: u32,
 }
 
 impl Default for Client {
@@ -99,6 +101,7 @@ impl Default for Client {
             multi_refused: false,
             principal: None,
             peer: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            auth_failures: 0,
         }
     }
 }

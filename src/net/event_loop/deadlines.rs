@@ -15,7 +15,10 @@
 //! - miss: a reply waiting on the backend is answered unavailable once REDIS_TIMEOUT_MS
 //!   (plus a little slack, so the backend's own answer normally comes first) has passed,
 //!   whatever Redis does (a FIFO of [`MissTimer`]s: every loop uses the same timeout, so
-//!   deadlines are queued in order).
+//!   deadlines are queued in order);
+//! - delayed output: a connection whose application delayed its output (a failed login)
+//!   sends and serves nothing until then; a min-heap by time, since delays differ, with
+//!   one entry per delay (a delayed connection is not served, so cannot delay again).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -50,6 +53,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                 // backend timeout); a protocol whose idle clients stay open keeps them
                 // unless a request was left half-sent or replies are left unread.
                 c.output.waiting_keys() > 0
+                    || c.output.delayed_until().is_some()
                     || (c.input.pending().is_empty()
                         && c.output.is_idle()
                         && !self.app.closes_when_idle(&c.session))
@@ -73,7 +77,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             let waiting = self.slots[index]
                 .conn
                 .as_ref()
-                .is_some_and(|c| c.output.waiting_keys() > 0);
+                .is_some_and(|c| c.output.waiting_keys() > 0 || c.output.delayed_until().is_some());
             if waiting {
                 self.kept_idle.touch(index, now);
                 continue;
@@ -127,6 +131,26 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             }
             self.account(index);
             self.finish(index);
+        }
+    }
+
+    pub(super) fn expire_delays(&mut self) {
+        let now = self.now;
+        while let Some(&std::cmp::Reverse((until, index, generation))) = self.delays.peek() {
+            if until > now {
+                break;
+            }
+            self.delays.pop();
+            let slot = &mut self.slots[index];
+            if slot.generation != generation {
+                continue;
+            }
+            let Some(conn) = slot.conn.as_mut() else {
+                continue;
+            };
+            conn.output.end_delay();
+            // Sends what was held back and goes on with what was read meanwhile.
+            self.settle(index);
         }
     }
 

@@ -11,12 +11,15 @@
 //! `catch_unwind`, and the connection is closed.
 //!
 //! Reading, serving and writing are in [`serve`], the backend's answers and the drain at
-//! shutdown in [`answers`], the three deadlines (idle, request, miss) in [`deadlines`].
+//! shutdown in [`answers`], the deadlines (idle, request, miss, delayed output) in
+//! [`deadlines`].
 
 mod answers;
 mod deadlines;
 mod serve;
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::{self, Write};
 
 use std::sync::Arc;
@@ -66,6 +69,11 @@ pub struct EventLoop<A: Application, T: Transport> {
     requests: IdleList,
     /// Replies waiting on the backend, by deadline (see [`deadlines`]).
     misses: std::collections::VecDeque<deadlines::MissTimer>,
+    /// Connections whose output is delayed ([`Output::delay`]), by when it may go:
+    /// (until, slot, generation), earliest first.
+    ///
+    /// [`Output::delay`]: crate::net::Output::delay
+    delays: BinaryHeap<Reverse<(Nanos, usize, u32)>>,
     /// Connections not read because the process is over PROXY_MAX_BUFFER_BYTES.
     budget_paused: Vec<usize>,
     /// Turns counted for [`Slot::mark`].
@@ -106,6 +114,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             kept_idle: IdleList::default(),
             requests: IdleList::default(),
             misses: std::collections::VecDeque::new(),
+            delays: BinaryHeap::new(),
             budget_paused: Vec::new(),
             turn: 0,
             app,
@@ -162,6 +171,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             self.take_answers();
             self.resume_budget_paused();
             self.app.end_turn(self.now);
+            self.expire_delays();
             self.expire_misses();
             self.expire_requests();
             self.expire_idle();
@@ -190,6 +200,9 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
         }
         if let Some(m) = self.misses.front() {
             next = next.min(m.deadline);
+        }
+        if let Some(Reverse((until, _, _))) = self.delays.peek() {
+            next = next.min(*until);
         }
         let wait = next.saturating_sub(self.now);
         if wait >= cap.as_nanos() as Nanos {

@@ -185,6 +185,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             return false;
         };
         let seq_before = conn.output.next_seq();
+        let delayed_before = conn.output.delayed_until().is_some();
         let mut consumed = false;
         let app = &mut self.app;
         let served = catch_unwind(AssertUnwindSafe(|| {
@@ -224,6 +225,12 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             self.reclassify_idle(index);
         }
         let conn = self.slots[index].conn.as_mut().expect("served, not closed");
+        if let Some(until) = conn.output.delayed_until()
+            && !delayed_before
+        {
+            let timer = (until, index, whom.generation);
+            self.delays.push(std::cmp::Reverse(timer));
+        }
         // Replies queued on the backend this pass get one deadline, so they are answered
         // within the backend timeout whatever Redis does.
         let seq_after = conn.output.next_seq();
