@@ -117,6 +117,8 @@ pub struct Conn<S, W, T> {
     /// Admitted over the connection cap, to be answered once (counted in
     /// `NetShared::over_cap`, not `connections`).
     pub over_cap: bool,
+    /// Its TLS handshake waits in the loop's backlog for a later turn's budget.
+    pub handshake_queued: bool,
 }
 
 /// Result of reading from the socket.
@@ -147,6 +149,7 @@ impl<S, W, T: Transport> Conn<S, W, T> {
             budget_paused: false,
             kept_open,
             over_cap: false,
+            handshake_queued: false,
         }
     }
 

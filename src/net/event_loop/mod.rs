@@ -44,6 +44,16 @@ use crate::stats::LoopStats;
 /// Longest sleep in `poll`, so the shutdown flag is seen even without a wake.
 const MAX_POLL_WAIT: Duration = Duration::from_millis(250);
 
+/// TLS handshakes advanced per loop turn (each step of one costs up to a signature and a
+/// key exchange, some 100 µs): a burst of new TLS clients is served a few per turn, and
+/// the established connections' requests are served in every turn between, so a
+/// thousand handshakes at once cost them a fraction of a millisecond, not the burst.
+const HANDSHAKES_PER_TURN: usize = 4;
+
+/// Connections accepted per listener per loop turn (the rest wait for the next turn, which
+/// comes at once): a burst of connects is taken in batches between the other work.
+const ACCEPTS_PER_TURN: usize = 64;
+
 struct Slot<A: Application, T> {
     generation: u32,
     /// The last turn this slot was marked in (answers delivered this turn), so a turn
@@ -74,6 +84,13 @@ pub struct EventLoop<A: Application, T: Transport> {
     ///
     /// [`Output::delay`]: crate::net::Output::delay
     delays: BinaryHeap<Reverse<(Nanos, usize, u32)>>,
+    /// Connections whose TLS handshake waits for a later turn's budget (slot,
+    /// generation), in arrival order (see [`HANDSHAKES_PER_TURN`]).
+    handshakes: std::collections::VecDeque<(usize, u32)>,
+    /// Handshake steps taken this turn.
+    handshakes_this_turn: usize,
+    /// Listeners whose accept queue was left for the next turn (see [`ACCEPTS_PER_TURN`]).
+    accepts_pending: Vec<usize>,
     /// Connections not read because the process is over PROXY_MAX_BUFFER_BYTES.
     budget_paused: Vec<usize>,
     /// Turns counted for [`Slot::mark`].
@@ -115,6 +132,9 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             requests: IdleList::default(),
             misses: std::collections::VecDeque::new(),
             delays: BinaryHeap::new(),
+            handshakes: std::collections::VecDeque::new(),
+            handshakes_this_turn: 0,
+            accepts_pending: Vec::new(),
             budget_paused: Vec::new(),
             turn: 0,
             app,
@@ -150,17 +170,24 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             // One clock reading per wake-up serves the whole turn: lookups are answered as
             // of the moment the loop woke for them, and activity stamps use it too.
             self.now = self.shared.clock.now();
+            self.handshakes_this_turn = 0;
+            for listener in std::mem::take(&mut self.accepts_pending) {
+                self.accept(listener);
+            }
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
                     Token(t) if t < FIRST_CONN => self.accept(t),
                     Token(t) => {
                         let index = t - FIRST_CONN;
-                        if event.is_writable() {
-                            self.on_writable(index);
-                        }
                         if event.is_read_closed() || event.is_error() {
                             self.mark_hangup(index);
+                        }
+                        if !T::CLEAR && self.handshake_deferred(index) {
+                            continue;
+                        }
+                        if event.is_writable() {
+                            self.on_writable(index);
                         }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.on_readable(index);
@@ -168,6 +195,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                     }
                 }
             }
+            self.resume_handshakes();
             self.take_answers();
             self.resume_budget_paused();
             self.app.end_turn(self.now);
@@ -182,6 +210,10 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
     }
 
     fn poll_timeout(&self) -> Duration {
+        if !self.handshakes.is_empty() || !self.accepts_pending.is_empty() {
+            // Work left for the next turn: look for events, do not wait for them.
+            return Duration::ZERO;
+        }
         let cap = if self.draining_since.is_some() {
             Duration::from_millis(10)
         } else {
@@ -213,8 +245,9 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
     }
 
     fn accept(&mut self, listener: usize) {
-        // Edge-triggered: accept until the queue is empty, or no event comes for the rest.
-        loop {
+        // Edge-triggered: accept until the queue is empty, or no event comes for the rest;
+        // a long queue is taken in batches, one per turn.
+        for _ in 0..ACCEPTS_PER_TURN {
             let Some(Some(l)) = self.listeners.get(listener) else {
                 return;
             };
@@ -228,6 +261,54 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                     return;
                 }
             }
+        }
+        if !self.accepts_pending.contains(&listener) {
+            self.accepts_pending.push(listener);
+        }
+    }
+
+    /// Whether the event of connection `index`, in a TLS handshake, waits for a later
+    /// turn because this turn's handshake budget is spent (it is then in the backlog).
+    fn handshake_deferred(&mut self, index: usize) -> bool {
+        let Some(slot) = self.slots.get_mut(index) else {
+            return false;
+        };
+        let Some(conn) = slot.conn.as_mut() else {
+            return false;
+        };
+        if conn.transport.established() {
+            return false;
+        }
+        if conn.handshake_queued {
+            return true;
+        }
+        if self.handshakes_this_turn < HANDSHAKES_PER_TURN {
+            self.handshakes_this_turn += 1;
+            return false;
+        }
+        conn.handshake_queued = true;
+        self.handshakes.push_back((index, slot.generation));
+        true
+    }
+
+    /// Advances the handshakes left in the backlog, as far as this turn's budget goes.
+    fn resume_handshakes(&mut self) {
+        while self.handshakes_this_turn < HANDSHAKES_PER_TURN {
+            let Some((index, generation)) = self.handshakes.pop_front() else {
+                return;
+            };
+            let slot = &mut self.slots[index];
+            if slot.generation != generation {
+                continue;
+            }
+            let Some(conn) = slot.conn.as_mut() else {
+                continue;
+            };
+            conn.handshake_queued = false;
+            self.handshakes_this_turn += 1;
+            // What its events asked for: records to send, records to read.
+            self.on_writable(index);
+            self.on_readable(index);
         }
     }
 
