@@ -27,6 +27,8 @@ pub enum Session {
     Http(http::Session),
     /// RESP: the parse in progress and the client's settings.
     Resp(resp::Session),
+    /// HTTP over the connection cap: one request, `/healthz` answered, the rest refused.
+    OverCap(http::Session),
 }
 
 /// A reply waiting on the backend, by protocol.
@@ -74,6 +76,32 @@ impl Apps {
     }
 }
 
+impl Apps {
+    /// The one request of an HTTP connection over the cap: `/healthz` is served as usual
+    /// (a load balancer must not take "full" for "down"), anything else gets the refusal
+    /// a connection over the cap gets; then the connection closes.
+    fn serve_over_cap(
+        &mut self,
+        session: &http::Session,
+        input: &[u8],
+        replies: &mut Replies<'_, Wait>,
+    ) -> Served {
+        let healthz = match http::parse::parse(input) {
+            http::parse::Parsed::Partial => return Served::NeedMore,
+            http::parse::Parsed::Complete(req, _) => {
+                http::Route::of(req.path) == http::Route::Healthz
+            }
+            http::parse::Parsed::Error(_) => false,
+        };
+        replies.close();
+        if healthz {
+            return self.http.serve(session, input, replies);
+        }
+        self.http.refuse_connection(replies.out());
+        Served::Consumed(input.len())
+    }
+}
+
 impl Application for Apps {
     type Session = Session;
     type Wait = Wait;
@@ -86,15 +114,25 @@ impl Application for Apps {
         }
     }
 
+    fn open_over_cap(&mut self, listener: usize, peer: std::net::IpAddr) -> Option<Session> {
+        match self.open(listener, peer) {
+            Session::Http(s) => Some(Session::OverCap(s)),
+            _ => None,
+        }
+    }
+
     fn closes_when_idle(&self, session: &Session) -> bool {
-        // Redis never closes an idle client (`timeout 0`), and client libraries rely on
-        // it; HTTP keep-alive connections are closed when idle, as servers do.
-        matches!(session, Session::Http(_))
+        // HTTP keep-alive connections are closed when idle, as servers do; RESP ones as
+        // the RESP application says.
+        match session {
+            Session::Http(_) | Session::OverCap(_) => true,
+            Session::Resp(s) => self.resp.closes_when_idle(s),
+        }
     }
 
     fn max_input(&self, session: &Session) -> usize {
         match session {
-            Session::Http(_) => http::MAX_INPUT,
+            Session::Http(_) | Session::OverCap(_) => http::MAX_INPUT,
             Session::Resp(_) => resp::MAX_INPUT,
         }
     }
@@ -109,6 +147,7 @@ impl Application for Apps {
         match session {
             Session::Http(s) => self.http.serve(s, input, replies),
             Session::Resp(s) => self.resp.serve(s, input, replies),
+            Session::OverCap(s) => self.serve_over_cap(s, input, replies),
         }
     }
 
@@ -122,14 +161,14 @@ impl Application for Apps {
 
     fn refuse_oversized(&mut self, session: &mut Session, out: &mut Vec<u8>) {
         match session {
-            Session::Http(_) => self.http.refuse_oversized(out),
+            Session::Http(_) | Session::OverCap(_) => self.http.refuse_oversized(out),
             Session::Resp(_) => self.resp.refuse_oversized(out),
         }
     }
 
     fn refuse_timeout(&mut self, session: &mut Session, out: &mut Vec<u8>) {
         match session {
-            Session::Http(_) => self.http.refuse_timeout(out),
+            Session::Http(_) | Session::OverCap(_) => self.http.refuse_timeout(out),
             Session::Resp(_) => self.resp.refuse_timeout(out),
         }
     }

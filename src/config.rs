@@ -79,8 +79,11 @@ pub struct Config {
     pub client_rate_limit_rps: u64,
     /// The file of principals (PROXY_AUTH_FILE); `None`: authentication off.
     pub auth_file: Option<std::path::PathBuf>,
-    /// Idle connections are closed after this.
+    /// Idle connections are closed after this (RESP ones only before they authenticate).
     pub idle_timeout: Duration,
+    /// PROXY_RESP_IDLE_TIMEOUT_MS: every idle RESP connection is closed after this;
+    /// `None` (0): one that authenticated (or any, with authentication off) stays open.
+    pub resp_idle_timeout: Option<Duration>,
     /// A request must be complete this long after its first byte.
     pub request_timeout: Duration,
     /// Reply bytes buffered over all connections before reading pauses.
@@ -214,6 +217,10 @@ impl Config {
             client_rate_limit_rps: num("PROXY_CLIENT_RATE_LIMIT_RPS", 0, 1_000_000_000)?,
             auth_file: optional("PROXY_AUTH_FILE").map(Into::into),
             idle_timeout: Duration::from_millis(num("PROXY_IDLE_TIMEOUT_MS", 1, max)?),
+            resp_idle_timeout: match num("PROXY_RESP_IDLE_TIMEOUT_MS", 0, max)? {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
             request_timeout: Duration::from_millis(num("PROXY_REQUEST_TIMEOUT_MS", 1, max)?),
             max_buffer_bytes: match num("PROXY_MAX_BUFFER_BYTES", 0, 1 << 40)? {
                 0 => default_buffer_bytes(),
@@ -332,7 +339,7 @@ impl Config {
     pub fn summary(&self) -> String {
         format!(
             "http={}:{} resp_port={} admin_port={} max_keys={} ttl_ms={} workers={} max_connections={} \
-             rate_limit_rps={} idle_timeout_ms={} request_timeout_ms={} max_buffer_bytes={} \
+             rate_limit_rps={} idle_timeout_ms={} resp_idle_timeout_ms={} request_timeout_ms={} max_buffer_bytes={} \
              max_reply_bytes={} max_key_bytes={} stale_if_error_ms={} redis={} db={} \
              redis_connections={} redis_timeout_ms={} auth={} tls={} redis_tls={} log={} \
              log_format={}",
@@ -350,6 +357,7 @@ impl Config {
             self.max_connections,
             self.rate_limit_rps,
             self.idle_timeout.as_millis(),
+            self.resp_idle_timeout.map_or(0, |t| t.as_millis()),
             self.request_timeout.as_millis(),
             self.max_buffer_bytes,
             self.max_reply_bytes,

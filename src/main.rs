@@ -122,7 +122,9 @@ fn main() -> ExitCode {
     let (backend, backend_threads) = Backend::start(&config, Arc::clone(&cache), bound.mailboxes());
     let limits = Limits {
         idle_timeout: config.idle_timeout,
+        kept_idle_timeout: config.resp_idle_timeout,
         max_connections: config.max_connections,
+        reserved_listener: (config.admin_port != 0).then_some(apps::ADMIN),
         request_timeout: config.request_timeout,
         // The backend answers within its timeout; the loop's own deadline comes a little
         // later, so it fires only when the backend is stuck.

@@ -671,3 +671,35 @@ fn bad_tls_settings_exit_2_with_one_line_naming_the_key() {
         assert!(lines[0].contains(key), "{env:?}: {text}");
     }
 }
+
+#[test]
+fn a_burst_of_handshakes_on_one_loop_all_complete_while_an_established_client_is_served() {
+    // One loop, so the handshakes go through its per-turn budget and backlog.
+    let pki = Pki::new();
+    let redis = Redis::start();
+    let (proxy, _log) = start_tls_proxy(&pki, redis.port, &[("PROXY_WORKERS", "1")]);
+    let config = pki.client("ca", None);
+    let mut resident = connect(proxy.resp_port, &config).expect("a TLS client");
+    ping(&mut resident).unwrap();
+    let burst = 100;
+    let start = Arc::new(std::sync::Barrier::new(burst));
+    let clients: Vec<_> = (0..burst)
+        .map(|_| {
+            let (start, config, port) = (Arc::clone(&start), Arc::clone(&config), proxy.resp_port);
+            std::thread::spawn(move || {
+                start.wait();
+                let mut s = connect(port, &config)?;
+                ping(&mut s)
+            })
+        })
+        .collect();
+    ping(&mut resident).unwrap();
+    for c in clients {
+        c.join()
+            .expect("a client thread")
+            .expect("a handshake and a PING");
+    }
+    ping(&mut resident).unwrap();
+    let stats = tls_stats(proxy.http_port, &config);
+    assert_eq!(stats["connections"]["tls_handshake_failures"], 0, "{stats}");
+}

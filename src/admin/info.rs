@@ -27,7 +27,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
          rejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\n\
          keyspace_hits:{}\r\nkeyspace_misses:{}\r\nthrottled_commands:{}\r\n\
          client_throttled_commands:{}\r\nacl_access_denied_auth:{}\r\naccess_denied:{}\r\n\
-         stale_answers:{}\r\n\r\n\
+         auth_closed_connections:{}\r\nstale_answers:{}\r\n\r\n\
          # Invalidation\r\ninvalidation_state:{}\r\ninvalidation_messages:{}\r\n\
          invalidation_keys_removed:{}\r\ninvalidation_flushes:{}\r\n\r\n\
          # Backend\r\nbackend_up:{}\r\nbackend_fetches:{}\r\nbackend_batches:{}\r\n\
@@ -55,6 +55,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         s.client_throttled,
         s.auth_failures,
         s.auth_denied,
+        s.auth_closed,
         s.stale_answers,
         s.invalidation,
         s.tracking.messages,

@@ -87,7 +87,11 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         },
         "throttled": s.throttled,
         "client_throttled": s.client_throttled,
-        "auth": { "failures": s.auth_failures, "denied": s.auth_denied },
+        "auth": {
+            "failures": s.auth_failures,
+            "denied": s.auth_denied,
+            "closed": s.auth_closed,
+        },
         "latency_us": { "hit": latency(&s.hit_latency), "miss": latency(&s.miss_latency) },
     });
     let _ = serde_json::to_writer(&mut *out, &doc);

@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub auth_failures: u64,
     /// Requests refused for want of authentication or permission.
     pub auth_denied: u64,
+    /// Connections closed after too many failed logins.
+    pub auth_closed: u64,
     /// Connections closed at the request timeout.
     pub request_timeouts: u64,
     /// Replies answered unavailable by a loop at the backend timeout.
@@ -125,6 +127,7 @@ impl Admin {
             throttled: 0,
             client_throttled: 0,
             auth_failures: 0,
+            auth_closed: 0,
             auth_denied: 0,
             request_timeouts: 0,
             miss_timeouts: 0,
@@ -157,6 +160,7 @@ impl Admin {
             s.client_throttled += l.client_throttled.get();
             s.auth_failures += l.auth_failures.get();
             s.auth_denied += l.auth_denied.get();
+            s.auth_closed += l.auth_closed.get();
             s.request_timeouts += l.request_timeouts.get();
             s.miss_timeouts += l.miss_timeouts.get();
             s.stale_answers += l.stale_answers.get();

@@ -43,7 +43,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         );
     }
     let tracking = &s.tracking;
-    let counters: [(&str, &str, u64); 32] = [
+    let counters: [(&str, &str, u64); 33] = [
         (
             "cache_hits_total",
             "Cache lookups that found a live entry.",
@@ -183,6 +183,11 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "auth_denied_total",
             "Requests refused for want of authentication or permission.",
             s.auth_denied,
+        ),
+        (
+            "auth_closed_total",
+            "Connections closed after too many failed logins.",
+            s.auth_closed,
         ),
         (
             "request_timeouts_total",

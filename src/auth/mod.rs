@@ -1,5 +1,6 @@
 //! Who is asking, and what it may do: the principals of PROXY_AUTH_FILE
-//! ([`principals`]) and the per-client rate limit (PROXY_CLIENT_RATE_LIMIT_RPS).
+//! ([`principals`]), the slowing down of failed logins ([`failures`]) and the per-client
+//! rate limit (PROXY_CLIENT_RATE_LIMIT_RPS).
 //!
 //! [`Access`] exists only when one of the two is configured; the protocols hold an
 //! `Option<Access>`, so with neither the request path pays one branch and nothing else.
@@ -8,12 +9,15 @@
 //! A client is a [`Who`]: a principal once authenticated, else its address (with
 //! authentication off every client is anonymous and may use every key).
 
+pub mod failures;
 pub mod principals;
 
 use std::net::IpAddr;
 
 use crate::clock::Clock;
 use crate::throttle::{AddressThrottle, Throttle};
+
+use self::failures::FailedLogins;
 
 pub use self::principals::{FileError, Principal, Principals, Role, digest_hex};
 
@@ -33,6 +37,8 @@ pub struct Access {
     per_principal: Vec<Throttle>,
     /// The per-address buckets, when the per-client limit is on.
     per_address: Option<AddressThrottle>,
+    /// Failed logins per address, when authentication is on.
+    failed_logins: Option<FailedLogins>,
 }
 
 impl Access {
@@ -57,10 +63,14 @@ impl Access {
             let addresses = AddressThrottle::new(client_rps, burst, clock.clone());
             (buckets, Some(addresses))
         };
+        let failed_logins = principals
+            .as_ref()
+            .map(|_| FailedLogins::new(clock.clone()));
         Some(Access {
             principals,
             per_principal,
             per_address,
+            failed_logins,
         })
     }
 
@@ -75,6 +85,13 @@ impl Access {
     /// matches.
     pub fn authenticate(&self, user: Option<&[u8]>, token: &[u8]) -> Option<u32> {
         self.principals.as_ref()?.authenticate(user, token)
+    }
+
+    /// Records a failed login from `ip`, the `connection_failures`-th of its connection;
+    /// how long its reply is to be held back (see [`failures`]).
+    pub fn login_failed(&self, ip: IpAddr, connection_failures: u32) -> std::time::Duration {
+        let address_failures = self.failed_logins.as_ref().map_or(0, |f| f.record(ip));
+        failures::delay(address_failures.max(connection_failures))
     }
 
     /// The principal at `index`, from [`Access::authenticate`].

@@ -74,7 +74,16 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "PROXY_IDLE_TIMEOUT_MS",
         default: "60000",
-        help: "an idle or half-sent connection is closed after this many ms (>= 1)",
+        help: "an idle or half-sent connection is closed after this many ms (>= 1); a RESP \
+               connection only while it has not authenticated (PROXY_AUTH_FILE), unless \
+               PROXY_RESP_IDLE_TIMEOUT_MS is set",
+    },
+    Key {
+        name: "PROXY_RESP_IDLE_TIMEOUT_MS",
+        default: "0",
+        help: "an idle RESP connection is closed after this many ms, authenticated or not; 0 \
+               keeps it open as Redis's `timeout 0` does (a half-sent command is closed \
+               either way)",
     },
     Key {
         name: "PROXY_REQUEST_TIMEOUT_MS",

@@ -27,6 +27,10 @@ fn defaults_match_the_spec() {
     assert_eq!(c.stale_if_error, Duration::ZERO, "stale answers are opt-in");
     assert_eq!(c.auth_file, None);
     assert_eq!(c.client_rate_limit_rps, 0);
+    assert_eq!(
+        c.resp_idle_timeout, None,
+        "RESP clients stay open as with Redis"
+    );
 }
 
 #[test]
@@ -57,6 +61,9 @@ fn bad_values_name_the_key() {
         ("PROXY_STALE_IF_ERROR_MS", "soon"),
         ("PROXY_CLIENT_RATE_LIMIT_RPS", "-1"),
         ("PROXY_CLIENT_RATE_LIMIT_RPS", "fast"),
+        ("PROXY_RESP_IDLE_TIMEOUT_MS", "-1"),
+        ("PROXY_RESP_IDLE_TIMEOUT_MS", "later"),
+        ("PROXY_RESP_IDLE_TIMEOUT_MS", "99999999999"),
     ] {
         let err = Config::from_vars(&vars(&[(key, value)])).unwrap_err();
         assert!(err.0.contains(key), "{err}");

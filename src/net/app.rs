@@ -34,6 +34,11 @@ pub trait Application: Send + 'static {
     /// the ports the loops were bound to).
     fn open(&mut self, listener: usize, peer: std::net::IpAddr) -> Self::Session;
 
+    /// State for a connection from `peer` over the connection cap on `listener`, which is
+    /// served one request and closed (HTTP answers `/healthz` and refuses the rest); `None`
+    /// refuses it at once with [`Application::refuse_connection`].
+    fn open_over_cap(&mut self, listener: usize, peer: std::net::IpAddr) -> Option<Self::Session>;
+
     /// Whether this session is closed after PROXY_IDLE_TIMEOUT_MS with nothing buffered
     /// (RESP clients expect Redis's `timeout 0`: an idle connection stays open; a
     /// half-sent request is closed either way).

@@ -111,6 +111,14 @@ pub struct Conn<S, W, T> {
     pub accounted: usize,
     /// Listed as left unread while the process is over its buffer budget.
     pub budget_paused: bool,
+    /// Its application keeps it open when idle (an authenticated RESP client): it is in
+    /// the loop's list for the kept-idle timeout, when there is one.
+    pub kept_open: bool,
+    /// Admitted over the connection cap, to be answered once (counted in
+    /// `NetShared::over_cap`, not `connections`).
+    pub over_cap: bool,
+    /// Its TLS handshake waits in the loop's backlog for a later turn's budget.
+    pub handshake_queued: bool,
 }
 
 /// Result of reading from the socket.
@@ -127,7 +135,7 @@ pub enum ReadOutcome {
 
 impl<S, W, T: Transport> Conn<S, W, T> {
     /// A new connection.
-    pub fn new(stream: TcpStream, session: S, transport: T) -> Conn<S, W, T> {
+    pub fn new(stream: TcpStream, session: S, transport: T, kept_open: bool) -> Conn<S, W, T> {
         Conn {
             stream,
             transport,
@@ -139,6 +147,9 @@ impl<S, W, T: Transport> Conn<S, W, T> {
             hangup_seen: false,
             accounted: 0,
             budget_paused: false,
+            kept_open,
+            over_cap: false,
+            handshake_queued: false,
         }
     }
 
@@ -148,6 +159,9 @@ impl<S, W, T: Transport> Conn<S, W, T> {
     pub fn should_pause(&self) -> bool {
         let out = &self.output;
         if self.closing || self.peer_closed || out.unsent() > OUTPUT_HIGH_WATER {
+            return true;
+        }
+        if out.delayed_until().is_some() {
             return true;
         }
         // Nothing queued behind a waiting reply (the hit path): nothing more to check (a
@@ -186,6 +200,9 @@ impl<S, W, T: Transport> Conn<S, W, T> {
     /// Writes as much output as the socket takes. Ok(true) when something was written.
     pub fn flush(&mut self) -> io::Result<bool> {
         let out = &mut self.output;
+        if out.delayed_until().is_some() {
+            return Ok(false);
+        }
         let progressed = self
             .transport
             .write(&mut self.stream, &out.buf, &mut out.sent)?;

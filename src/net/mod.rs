@@ -61,11 +61,27 @@ const WAKER: Token = Token(MAX_LISTENERS);
 /// Connection `i` of a loop has token `FIRST_CONN + i`.
 const FIRST_CONN: usize = MAX_LISTENERS + 1;
 
+/// Connections beyond PROXY_MAX_CONNECTIONS that only the reserved listener (the admin
+/// port) may take: enough for an operator's curl, a Prometheus scrape and a health checker
+/// at once while clients (or an attacker's silent sockets) hold every other place.
+pub const RESERVED_CONNECTIONS: usize = 16;
+
+/// Connections over the cap (the reserve included) that a listener whose application
+/// answers at the cap ([`Application::open_over_cap`]: HTTP, for `/healthz`) may hold at
+/// once, over all loops; each is read for at most the request timeout, answered once and
+/// closed, so a prober always gets through while an attacker can hold these only briefly.
+pub const OVER_CAP_CONNECTIONS: usize = 32;
+
 /// The transport's limits.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// A connection quiet this long (nothing read or written, nothing waiting) is closed.
+    /// A connection quiet this long (nothing read or written, nothing waiting) is closed,
+    /// unless its application keeps it open when idle ([`Application::closes_when_idle`]).
     pub idle_timeout: Duration,
+    /// A connection its application keeps open when idle is still closed once quiet this
+    /// long; `None`: never (only a half-sent request or unread replies close it, after
+    /// `idle_timeout`).
+    pub kept_idle_timeout: Option<Duration>,
     /// A request must be complete this long after its first byte.
     pub request_timeout: Duration,
     /// A reply waiting on the backend is answered unavailable after this.
@@ -73,8 +89,11 @@ pub struct Limits {
     /// Reply bytes held over all connections past which connections holding some are
     /// not read.
     pub max_buffer_bytes: usize,
-    /// Most client connections open at once over all loops and ports.
+    /// Most client connections open at once over all loops and ports (the listener
+    /// `reserved_listener` may take [`RESERVED_CONNECTIONS`] more).
     pub max_connections: usize,
+    /// The listener with a reserve of its own beyond `max_connections` (the admin port).
+    pub reserved_listener: Option<usize>,
 }
 
 #[cfg(test)]
@@ -83,9 +102,11 @@ impl Limits {
     pub(crate) fn for_tests() -> Limits {
         Limits {
             idle_timeout: Duration::from_secs(30),
+            kept_idle_timeout: None,
             request_timeout: Duration::from_secs(5),
             miss_timeout: Duration::from_secs(5),
             max_connections: 100,
+            reserved_listener: None,
             max_buffer_bytes: 1 << 30,
         }
     }
@@ -99,6 +120,8 @@ pub struct NetShared {
     pub clock: Clock,
     /// Client connections open now, over all loops and ports.
     pub connections: AtomicUsize,
+    /// Connections admitted over the cap to be answered once (see [`OVER_CAP_CONNECTIONS`]).
+    pub over_cap: AtomicUsize,
     /// Set once on SIGTERM/SIGINT: stop accepting, drain, exit.
     pub shutdown: AtomicBool,
     /// Reply bytes held over all connections (unsent, queued, values not yet rendered).
@@ -116,6 +139,7 @@ impl NetShared {
             limits,
             clock,
             connections: AtomicUsize::new(0),
+            over_cap: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             buffered: AtomicUsize::new(0),
             tls: None,

@@ -63,6 +63,8 @@ pub struct Output<W> {
     held: usize,
     /// Serve nothing more until every outcome missing now has arrived.
     hold: bool,
+    /// Send nothing (and serve nothing more) before this clock reading; 0: no delay.
+    send_after: Nanos,
 }
 
 impl<W> Default for Output<W> {
@@ -76,6 +78,7 @@ impl<W> Default for Output<W> {
             waiting_keys: 0,
             held: 0,
             hold: false,
+            send_after: 0,
         }
     }
 }
@@ -139,6 +142,26 @@ impl<W> Output<W> {
     #[inline]
     pub fn hold(&mut self) {
         self.hold = self.waiting_keys > 0;
+    }
+
+    /// Sends nothing of this output, and serves nothing more of its connection, before
+    /// `until` (a clock reading): the loop's timer lets it go then. A reply to a failed
+    /// login is held back this way, never by sleeping the loop.
+    #[inline]
+    pub fn delay(&mut self, until: Nanos) {
+        self.send_after = until.max(1);
+    }
+
+    /// When the output may be sent again, while it is delayed.
+    #[inline]
+    pub fn delayed_until(&self) -> Option<Nanos> {
+        (self.send_after != 0).then_some(self.send_after)
+    }
+
+    /// Ends a delay (its time has come, or the connection is being drained).
+    #[inline]
+    pub fn end_delay(&mut self) {
+        self.send_after = 0;
     }
 
     /// Whether a hold is on: some reply queued before it still waits.

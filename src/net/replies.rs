@@ -105,6 +105,12 @@ impl<'a, W> Replies<'a, W> {
     pub fn now(&self) -> Nanos {
         self.now
     }
+
+    /// Sends nothing more, and serves nothing more of this connection, before `until`:
+    /// the replies so far (this one's included) go out then (see [`Output::delay`]).
+    pub fn delay(&mut self, until: Nanos) {
+        self.output.delay(until);
+    }
 }
 
 /// What a protocol handler may do with a connection's output, over its own kind of
@@ -129,6 +135,8 @@ pub trait Sink<P> {
     fn in_flight(&self) -> usize;
     /// When the loop woke for this request.
     fn now(&self) -> Nanos;
+    /// Sends and serves nothing more of this connection before `until`.
+    fn delay(&mut self, until: Nanos);
 }
 
 impl<P, W: From<P>> Sink<P> for Replies<'_, W> {
@@ -160,5 +168,8 @@ impl<P, W: From<P>> Sink<P> for Replies<'_, W> {
     #[inline]
     fn now(&self) -> Nanos {
         Replies::now(self)
+    }
+    fn delay(&mut self, until: Nanos) {
+        Replies::delay(self, until)
     }
 }

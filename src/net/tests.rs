@@ -29,6 +29,10 @@ impl Application for Toy {
 
     fn open(&mut self, _listener: usize, _peer: std::net::IpAddr) {}
 
+    fn open_over_cap(&mut self, _listener: usize, _peer: std::net::IpAddr) -> Option<()> {
+        None
+    }
+
     fn closes_when_idle(&self, _session: &()) -> bool {
         true
     }
@@ -211,6 +215,8 @@ fn open_connections_are_accepted_minus_closed() {
 #[test]
 fn a_request_trickling_in_is_refused_at_its_deadline_from_its_first_byte() {
     let limits = Limits {
+        kept_idle_timeout: None,
+        reserved_listener: None,
         request_timeout: Duration::from_millis(300),
         ..Limits::for_tests()
     };
@@ -244,6 +250,8 @@ fn a_request_trickling_in_is_refused_at_its_deadline_from_its_first_byte() {
 #[test]
 fn a_reply_the_backend_never_answers_is_failed_at_the_miss_deadline() {
     let limits = Limits {
+        kept_idle_timeout: None,
+        reserved_listener: None,
         miss_timeout: Duration::from_millis(200),
         ..Limits::for_tests()
     };

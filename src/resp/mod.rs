@@ -12,11 +12,13 @@
 //! internals, or another protocol.
 
 pub mod access;
+mod client;
 pub mod commands;
 pub mod parse;
 mod rows;
 pub mod write;
 
+pub use self::client::{Client, Connected};
 pub use self::write::write_outcome;
 
 pub use self::rows::{counters, forwarded_row, not_forwarded_row, protocol_error_row, unknown_row};
@@ -69,50 +71,6 @@ pub const TOO_LARGE: &str = "ERR reply too large (over PROXY_MAX_REPLY_BYTES)";
 impl std::fmt::Debug for Wait {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Wait")
-    }
-}
-
-/// What a connection's commands may change about it.
-#[derive(Debug)]
-pub struct Client {
-    /// Unique over the process (CLIENT ID, HELLO's `id`).
-    pub id: u64,
-    /// Set by CLIENT SETNAME (or HELLO's SETNAME).
-    pub name: Option<Box<[u8]>>,
-    /// The protocol replies are written in: [`write::RESP2`] until `HELLO 3`.
-    pub proto: u8,
-    /// A MULTI was refused and neither EXEC nor DISCARD came since: the commands in
-    /// between are not run (a transaction is never run in part).
-    pub multi_refused: bool,
-    /// The principal it authenticated as (AUTH, HELLO AUTH); `None` until then.
-    pub principal: Option<u32>,
-    /// Its address, for the per-address limit.
-    pub peer: std::net::IpAddr,
-    /// Whether it is still connected (for its forwarded commands still queued).
-    pub presence: Connected,
-}
-
-/// A connection's [`Presence`](crate::backend::Presence), marked gone when dropped.
-#[derive(Debug, Default)]
-pub struct Connected(pub crate::backend::Presence);
-
-impl Drop for Connected {
-    fn drop(&mut self) {
-        self.0.leave();
-    }
-}
-
-impl Default for Client {
-    fn default() -> Client {
-        Client {
-            id: 0,
-            name: None,
-            proto: write::RESP2,
-            multi_refused: false,
-            principal: None,
-            peer: std::net::Ipv4Addr::UNSPECIFIED.into(),
-            presence: Connected::default(),
-        }
     }
 }
 
@@ -174,6 +132,14 @@ impl RespApp {
                 ..Client::default()
             },
         }
+    }
+
+    /// Whether `session` is closed after PROXY_IDLE_TIMEOUT_MS of silence: only while it
+    /// has not authenticated with authentication on. Redis never closes an idle client
+    /// (`timeout 0`) and client libraries rely on it, but a connection that never logs in
+    /// would hold a place under PROXY_MAX_CONNECTIONS for nothing.
+    pub fn closes_when_idle(&self, session: &Session) -> bool {
+        !access::authenticated(self.state.services.access.as_ref(), &session.client)
     }
 
     /// Serves the command at the start of `input`.

@@ -244,6 +244,8 @@ pub struct LoopStats {
     /// Requests refused for want of authentication or permission (401, 403, NOAUTH,
     /// NOPERM).
     pub auth_denied: Counter,
+    /// Connections closed after too many failed logins (AUTH, HELLO AUTH).
+    pub auth_closed: Counter,
     /// Connections closed because a request was not complete within the request timeout.
     pub request_timeouts: Counter,
     /// Replies answered unavailable by the loop because the backend had not answered
@@ -279,6 +281,7 @@ impl LoopStats {
             client_throttled: Counter::default(),
             auth_failures: Counter::default(),
             auth_denied: Counter::default(),
+            auth_closed: Counter::default(),
             request_timeouts: Counter::default(),
             miss_timeouts: Counter::default(),
             stale_answers: Counter::default(),

@@ -97,6 +97,14 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             for index in 0..self.slots.len() {
                 if let Some(conn) = self.slots[index].conn.as_mut() {
                     conn.closing = true;
+                    if conn.output.delayed_until().is_some() {
+                        // A held-back reply goes now: a stop waits for no penalty.
+                        conn.output.end_delay();
+                        if !self.pump(index, false) {
+                            self.close(index);
+                            continue;
+                        }
+                    }
                 }
                 self.finish(index);
             }

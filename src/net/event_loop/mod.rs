@@ -11,12 +11,15 @@
 //! `catch_unwind`, and the connection is closed.
 //!
 //! Reading, serving and writing are in [`serve`], the backend's answers and the drain at
-//! shutdown in [`answers`], the three deadlines (idle, request, miss) in [`deadlines`].
+//! shutdown in [`answers`], the deadlines (idle, request, miss, delayed output) in
+//! [`deadlines`].
 
 mod answers;
 mod deadlines;
 mod serve;
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::{self, Write};
 
 use std::sync::Arc;
@@ -41,6 +44,16 @@ use crate::stats::LoopStats;
 /// Longest sleep in `poll`, so the shutdown flag is seen even without a wake.
 const MAX_POLL_WAIT: Duration = Duration::from_millis(250);
 
+/// TLS handshakes advanced per loop turn (each step of one costs up to a signature and a
+/// key exchange, some 100 µs): a burst of new TLS clients is served a few per turn, and
+/// the established connections' requests are served in every turn between, so a
+/// thousand handshakes at once cost them a fraction of a millisecond, not the burst.
+const HANDSHAKES_PER_TURN: usize = 4;
+
+/// Connections accepted per listener per loop turn (the rest wait for the next turn, which
+/// comes at once): a burst of connects is taken in batches between the other work.
+const ACCEPTS_PER_TURN: usize = 64;
+
 struct Slot<A: Application, T> {
     generation: u32,
     /// The last turn this slot was marked in (answers delivered this turn), so a turn
@@ -59,10 +72,25 @@ pub struct EventLoop<A: Application, T: Transport> {
     slots: Vec<Slot<A, T>>,
     free: Vec<usize>,
     idle: IdleList,
+    /// Connections their application keeps open when idle, by last activity, when they
+    /// have a timeout of their own (`kept_idle_timeout`); else they are in `idle`.
+    kept_idle: IdleList,
     /// Connections with a partial request buffered, by when its first byte arrived.
     requests: IdleList,
     /// Replies waiting on the backend, by deadline (see [`deadlines`]).
     misses: std::collections::VecDeque<deadlines::MissTimer>,
+    /// Connections whose output is delayed ([`Output::delay`]), by when it may go:
+    /// (until, slot, generation), earliest first.
+    ///
+    /// [`Output::delay`]: crate::net::Output::delay
+    delays: BinaryHeap<Reverse<(Nanos, usize, u32)>>,
+    /// Connections whose TLS handshake waits for a later turn's budget (slot,
+    /// generation), in arrival order (see [`HANDSHAKES_PER_TURN`]).
+    handshakes: std::collections::VecDeque<(usize, u32)>,
+    /// Handshake steps taken this turn.
+    handshakes_this_turn: usize,
+    /// Listeners whose accept queue was left for the next turn (see [`ACCEPTS_PER_TURN`]).
+    accepts_pending: Vec<usize>,
     /// Connections not read because the process is over PROXY_MAX_BUFFER_BYTES.
     budget_paused: Vec<usize>,
     /// Turns counted for [`Slot::mark`].
@@ -74,6 +102,7 @@ pub struct EventLoop<A: Application, T: Transport> {
     now: Nanos,
     draining_since: Option<Nanos>,
     idle_timeout: Nanos,
+    kept_idle_timeout: Option<Nanos>,
     request_timeout: Nanos,
     miss_timeout: Nanos,
 }
@@ -88,6 +117,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
     ) -> EventLoop<A, T> {
         let nanos = |d: Duration| d.as_nanos().min(u64::MAX as u128) as Nanos;
         let idle_timeout = nanos(shared.limits.idle_timeout);
+        let kept_idle_timeout = shared.limits.kept_idle_timeout.map(nanos);
         let request_timeout = nanos(shared.limits.request_timeout);
         let miss_timeout = nanos(shared.limits.miss_timeout);
         EventLoop {
@@ -98,8 +128,13 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             slots: Vec::new(),
             free: Vec::new(),
             idle: IdleList::default(),
+            kept_idle: IdleList::default(),
             requests: IdleList::default(),
             misses: std::collections::VecDeque::new(),
+            delays: BinaryHeap::new(),
+            handshakes: std::collections::VecDeque::new(),
+            handshakes_this_turn: 0,
+            accepts_pending: Vec::new(),
             budget_paused: Vec::new(),
             turn: 0,
             app,
@@ -108,6 +143,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             stats,
             draining_since: None,
             idle_timeout,
+            kept_idle_timeout,
             request_timeout,
             miss_timeout,
         }
@@ -134,17 +170,24 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             // One clock reading per wake-up serves the whole turn: lookups are answered as
             // of the moment the loop woke for them, and activity stamps use it too.
             self.now = self.shared.clock.now();
+            self.handshakes_this_turn = 0;
+            for listener in std::mem::take(&mut self.accepts_pending) {
+                self.accept(listener);
+            }
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
                     Token(t) if t < FIRST_CONN => self.accept(t),
                     Token(t) => {
                         let index = t - FIRST_CONN;
-                        if event.is_writable() {
-                            self.on_writable(index);
-                        }
                         if event.is_read_closed() || event.is_error() {
                             self.mark_hangup(index);
+                        }
+                        if !T::CLEAR && self.handshake_deferred(index) {
+                            continue;
+                        }
+                        if event.is_writable() {
+                            self.on_writable(index);
                         }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.on_readable(index);
@@ -152,9 +195,11 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                     }
                 }
             }
+            self.resume_handshakes();
             self.take_answers();
             self.resume_budget_paused();
             self.app.end_turn(self.now);
+            self.expire_delays();
             self.expire_misses();
             self.expire_requests();
             self.expire_idle();
@@ -165,6 +210,10 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
     }
 
     fn poll_timeout(&self) -> Duration {
+        if !self.handshakes.is_empty() || !self.accepts_pending.is_empty() {
+            // Work left for the next turn: look for events, do not wait for them.
+            return Duration::ZERO;
+        }
         let cap = if self.draining_since.is_some() {
             Duration::from_millis(10)
         } else {
@@ -175,11 +224,17 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
         if let Some((_, last)) = self.idle.front() {
             next = next.min(last.saturating_add(self.idle_timeout));
         }
+        if let (Some((_, last)), Some(timeout)) = (self.kept_idle.front(), self.kept_idle_timeout) {
+            next = next.min(last.saturating_add(timeout));
+        }
         if let Some((_, first)) = self.requests.front() {
             next = next.min(first.saturating_add(self.request_timeout));
         }
         if let Some(m) = self.misses.front() {
             next = next.min(m.deadline);
+        }
+        if let Some(Reverse((until, _, _))) = self.delays.peek() {
+            next = next.min(*until);
         }
         let wait = next.saturating_sub(self.now);
         if wait >= cap.as_nanos() as Nanos {
@@ -190,8 +245,9 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
     }
 
     fn accept(&mut self, listener: usize) {
-        // Edge-triggered: accept until the queue is empty, or no event comes for the rest.
-        loop {
+        // Edge-triggered: accept until the queue is empty, or no event comes for the rest;
+        // a long queue is taken in batches, one per turn.
+        for _ in 0..ACCEPTS_PER_TURN {
             let Some(Some(l)) = self.listeners.get(listener) else {
                 return;
             };
@@ -206,29 +262,100 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                 }
             }
         }
+        if !self.accepts_pending.contains(&listener) {
+            self.accepts_pending.push(listener);
+        }
+    }
+
+    /// Whether the event of connection `index`, in a TLS handshake, waits for a later
+    /// turn because this turn's handshake budget is spent (it is then in the backlog).
+    fn handshake_deferred(&mut self, index: usize) -> bool {
+        let Some(slot) = self.slots.get_mut(index) else {
+            return false;
+        };
+        let Some(conn) = slot.conn.as_mut() else {
+            return false;
+        };
+        if conn.transport.established() {
+            return false;
+        }
+        if conn.handshake_queued {
+            return true;
+        }
+        if self.handshakes_this_turn < HANDSHAKES_PER_TURN {
+            self.handshakes_this_turn += 1;
+            return false;
+        }
+        conn.handshake_queued = true;
+        self.handshakes.push_back((index, slot.generation));
+        true
+    }
+
+    /// Advances the handshakes left in the backlog, as far as this turn's budget goes.
+    fn resume_handshakes(&mut self) {
+        while self.handshakes_this_turn < HANDSHAKES_PER_TURN {
+            let Some((index, generation)) = self.handshakes.pop_front() else {
+                return;
+            };
+            let slot = &mut self.slots[index];
+            if slot.generation != generation {
+                continue;
+            }
+            let Some(conn) = slot.conn.as_mut() else {
+                continue;
+            };
+            conn.handshake_queued = false;
+            self.handshakes_this_turn += 1;
+            // What its events asked for: records to send, records to read.
+            self.on_writable(index);
+            self.on_readable(index);
+        }
     }
 
     fn admit(&mut self, mut stream: TcpStream, listener: usize, peer: std::net::IpAddr) {
         let shared = &self.shared;
         let open = shared.connections.fetch_add(1, Ordering::AcqRel);
-        if open >= shared.limits.max_connections {
+        let mut cap = shared.limits.max_connections;
+        if shared.limits.reserved_listener == Some(listener) {
+            cap += super::RESERVED_CONNECTIONS;
+        }
+        let mut session = None;
+        if open >= cap {
             shared.connections.fetch_sub(1, Ordering::AcqRel);
             self.stats.refused.incr();
             shared.warn_refused(open);
-            if T::CLEAR {
-                let mut refusal = Vec::new();
-                self.app.refuse_connection(listener, &mut refusal);
-                // Best effort: a fresh socket's send buffer takes this in one write.
-                let _ = stream.write(&refusal);
+            // A few connections over the cap may still be answered once (a health check).
+            let probes = shared.over_cap.fetch_add(1, Ordering::AcqRel);
+            if probes < super::OVER_CAP_CONNECTIONS {
+                session = self.app.open_over_cap(listener, peer);
             }
-            // A TLS client could not read plaintext: it is closed without a word.
-            return;
+            if session.is_none() {
+                shared.over_cap.fetch_sub(1, Ordering::AcqRel);
+                if T::CLEAR {
+                    let mut refusal = Vec::new();
+                    self.app.refuse_connection(listener, &mut refusal);
+                    // Best effort: a fresh socket's send buffer takes this in one write.
+                    let _ = stream.write(&refusal);
+                }
+                // A TLS client could not read plaintext: it is closed without a word.
+                return;
+            }
         }
+        let over_cap = session.is_some();
+        // Gives back the place taken above when the connection cannot be opened after all.
+        let release = |shared: &NetShared| {
+            let count = if over_cap {
+                &shared.over_cap
+            } else {
+                &shared.connections
+            };
+            count.fetch_sub(1, Ordering::AcqRel);
+        };
         let transport = match T::start(shared, &self.stats) {
             Ok(t) => t,
             Err(e) => {
                 crate::warn!("loop {}: cannot start a connection: {e}", self.id);
-                shared.connections.fetch_sub(1, Ordering::AcqRel);
+                release(shared);
                 return;
             }
         };
@@ -252,17 +379,21 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
         ) {
             crate::warn!("loop {}: cannot register a connection: {e}", self.id);
             self.free.push(index);
-            shared.connections.fetch_sub(1, Ordering::AcqRel);
+            release(&self.shared);
             return;
         }
         // Counted only once registered: `accepted - closed` is the open connections.
         self.stats.accepted.incr();
-        let session = self.app.open(listener, peer);
+        let session = session.unwrap_or_else(|| self.app.open(listener, peer));
         let handshaking = !transport.established();
-        self.slots[index].conn = Some(Conn::new(stream, session, transport));
-        self.idle.touch(index, self.now);
-        if handshaking {
-            // The handshake must finish within the request timeout (see `deadlines`).
+        let kept_open = !self.app.closes_when_idle(&session);
+        let mut conn = Conn::new(stream, session, transport, kept_open);
+        conn.over_cap = over_cap;
+        self.slots[index].conn = Some(conn);
+        self.touch_idle(index);
+        if handshaking || over_cap {
+            // The handshake must finish within the request timeout (see `deadlines`), and
+            // a connection over the cap must have sent its request by then.
             self.requests.touch(index, self.now);
         }
     }
@@ -275,13 +406,47 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             slot.generation = slot.generation.wrapping_add(1);
             self.free.push(index);
             self.idle.remove(index);
+            self.kept_idle.remove(index);
             self.requests.remove(index);
             self.shared
                 .buffered
                 .fetch_sub(conn.accounted, Ordering::Relaxed);
-            self.shared.connections.fetch_sub(1, Ordering::AcqRel);
+            let count = if conn.over_cap {
+                &self.shared.over_cap
+            } else {
+                &self.shared.connections
+            };
+            count.fetch_sub(1, Ordering::AcqRel);
             self.stats.closed.incr();
         }
+    }
+
+    /// Marks connection `index` active now, in the idle list it belongs to.
+    #[inline]
+    fn touch_idle(&mut self, index: usize) {
+        let kept = self.slots[index].conn.as_ref().is_some_and(|c| c.kept_open);
+        if kept && self.kept_idle_timeout.is_some() {
+            self.kept_idle.touch(index, self.now);
+        } else {
+            self.idle.touch(index, self.now);
+        }
+    }
+
+    /// Moves connection `index` to the idle list its application now wants it in (a RESP
+    /// client that authenticated leaves the short timeout).
+    #[inline]
+    fn reclassify_idle(&mut self, index: usize) {
+        let Some(conn) = self.slots[index].conn.as_mut() else {
+            return;
+        };
+        let kept = !self.app.closes_when_idle(&conn.session);
+        if kept == conn.kept_open {
+            return;
+        }
+        conn.kept_open = kept;
+        self.idle.remove(index);
+        self.kept_idle.remove(index);
+        self.touch_idle(index);
     }
 
     fn whom(&self, index: usize) -> Whom {

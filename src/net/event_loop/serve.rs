@@ -72,13 +72,12 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
     /// be closed.
     #[inline]
     pub(super) fn pump(&mut self, index: usize, activity: bool) -> bool {
-        let now = self.now;
         loop {
             let Some(conn) = self.slots[index].conn.as_mut() else {
                 return false;
             };
             match conn.flush() {
-                Ok(true) if activity => self.idle.touch(index, now),
+                Ok(true) if activity => self.touch_idle(index),
                 Ok(_) => {}
                 Err(_) => return false,
             }
@@ -111,7 +110,6 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             if buffered && !self.serve_guarded(index, whom) {
                 return self.close(index);
             }
-            let now = self.now;
             let over = self.over_budget();
             loop {
                 let conn = self.slots[index].conn.as_mut().expect("not closed");
@@ -133,7 +131,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                 match read {
                     Ok(ReadOutcome::Data { more }) => {
                         let hangup_seen = conn.hangup_seen;
-                        self.idle.touch(index, now);
+                        self.touch_idle(index);
                         if !self.serve_guarded(index, whom) {
                             return self.close(index);
                         }
@@ -187,6 +185,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             return false;
         };
         let seq_before = conn.output.next_seq();
+        let delayed_before = conn.output.delayed_until().is_some();
         let mut consumed = false;
         let app = &mut self.app;
         let served = catch_unwind(AssertUnwindSafe(|| {
@@ -221,6 +220,16 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                 self.id
             );
             return false;
+        }
+        if consumed {
+            self.reclassify_idle(index);
+        }
+        let conn = self.slots[index].conn.as_mut().expect("served, not closed");
+        if let Some(until) = conn.output.delayed_until()
+            && !delayed_before
+        {
+            let timer = (until, index, whom.generation);
+            self.delays.push(std::cmp::Reverse(timer));
         }
         // Replies queued on the backend this pass get one deadline, so they are answered
         // within the backend timeout whatever Redis does.

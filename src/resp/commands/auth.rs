@@ -10,8 +10,15 @@
 //!   one-argument form gets Redis's "called without any password configured" error.
 //!
 //! `HELLO ... AUTH username password` uses the same check ([`login`]).
+//!
+//! With an auth file, each failure's reply is held back (the connection's output is
+//! delayed through the loop's timer, never by sleeping it), longer with every failure of
+//! the connection or of its address, and the connection is closed after
+//! [`MAX_FAILURES`] (see [`crate::auth::failures`]); a good login resets the connection's
+//! count.
 
 use super::Call;
+use crate::auth::failures::MAX_FAILURES;
 use crate::resp::write;
 use crate::resp::{Client, Loop};
 
@@ -28,7 +35,32 @@ pub fn auth(call: &mut Call<'_>) {
     };
     match login(call.state, call.client, user, token) {
         Ok(()) => write::simple(call.sink.out(), "OK"),
-        Err(text) => write::error(call.sink.out(), text),
+        Err(refused) => refuse(call, refused),
+    }
+}
+
+/// Why a login failed: the error to reply, and whether it counts as a failed guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// The reply.
+    pub text: &'static str,
+    /// How long the reply is held back (a wrong token with an auth file); zero otherwise.
+    pub delay: std::time::Duration,
+}
+
+/// Replies to a failed login: held back for its delay, and the connection closed after
+/// it when it was the connection's [`MAX_FAILURES`]-th.
+pub fn refuse(call: &mut Call<'_>, refused: Refused) {
+    write::error(call.sink.out(), refused.text);
+    if refused.delay.is_zero() {
+        return;
+    }
+    let delay = refused.delay.as_nanos().min(u128::from(u64::MAX)) as u64;
+    let until = call.sink.now().saturating_add(delay);
+    call.sink.delay(until);
+    if call.client.auth_failures >= MAX_FAILURES {
+        call.state.stats.auth_closed.incr();
+        call.sink.close();
     }
 }
 
@@ -39,25 +71,34 @@ pub fn login(
     client: &mut Client,
     user: Option<&[u8]>,
     token: &[u8],
-) -> Result<(), &'static str> {
+) -> Result<(), Refused> {
+    let refused = |text| Refused {
+        text,
+        delay: std::time::Duration::ZERO,
+    };
     let Some(access) = state.services.access.as_ref().filter(|a| a.required()) else {
         return match user {
-            None => Err(
+            None => Err(refused(
                 "ERR AUTH <password> called without any password configured for the default \
                  user. Are you sure your configuration is correct?",
-            ),
+            )),
             Some(b"default") => Ok(()),
-            Some(_) => Err(WRONGPASS),
+            Some(_) => Err(refused(WRONGPASS)),
         };
     };
     match access.authenticate(user, token) {
         Some(p) => {
             client.principal = Some(p);
+            client.auth_failures = 0;
             Ok(())
         }
         None => {
             state.stats.auth_failures.incr();
-            Err(WRONGPASS)
+            client.auth_failures = client.auth_failures.saturating_add(1);
+            Err(Refused {
+                text: WRONGPASS,
+                delay: access.login_failed(client.peer, client.auth_failures),
+            })
         }
     }
 }

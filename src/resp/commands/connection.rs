@@ -173,8 +173,8 @@ pub fn hello(call: &mut Call<'_>) {
     if let Some(user) = user {
         let (input, args) = (call.input, call.args);
         let (user, token) = (args.get(input, user), args.get(input, user + 1));
-        if let Err(text) = auth::login(call.state, call.client, Some(user), token) {
-            return write::error(call.sink.out(), text);
+        if let Err(refused) = auth::login(call.state, call.client, Some(user), token) {
+            return auth::refuse(call, refused);
         }
     }
     if !access::authenticated(call.state.services.access.as_ref(), call.client) {

@@ -157,3 +157,34 @@ fn without_an_auth_file_auth_answers_as_redis_without_passwords() {
         "$1\r\nv\r\n-ERR client rate limit exceeded\r\n"
     );
 }
+
+#[test]
+fn each_wrong_token_delays_its_reply_longer_and_the_tenth_closes_the_connection() {
+    let mut h = with_auth(0);
+    let mut delays = Vec::new();
+    for i in 0..10 {
+        assert!(!h.io.closing, "closed after {i} failures");
+        assert_eq!(h.send(b"AUTH t-nobody\r\n"), WRONGPASS);
+        let until = h.io.output.delayed_until().expect("the reply is held back");
+        delays.push((until - h.io.now) / 1_000_000);
+        h.io.output.end_delay();
+    }
+    assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+    assert!(h.io.closing, "the 10th failure closes the connection");
+    assert_eq!(h.stats.auth_closed.get(), 1);
+    // HELLO AUTH counts the same; a good token is answered at once.
+    let mut h = with_auth(0);
+    assert_eq!(h.send(b"HELLO 3 AUTH web wrong\r\n"), WRONGPASS);
+    assert!(h.io.output.delayed_until().is_some());
+    h.io.output.end_delay();
+    assert_eq!(h.send(b"AUTH t-web\r\n"), "+OK\r\n");
+    assert_eq!(h.io.output.delayed_until(), None);
+    assert_eq!(h.session.client.auth_failures, 0);
+}
+
+#[test]
+fn without_an_auth_file_a_refused_auth_is_not_held_back() {
+    let mut h = Harness::new();
+    assert_eq!(h.send(b"AUTH someone x\r\n"), WRONGPASS);
+    assert_eq!(h.io.output.delayed_until(), None);
+}

@@ -1,0 +1,53 @@
+//! What a RESP connection's commands may change about it ([`Client`]: its id, name,
+//! protocol, principal, failed logins), and its presence for the forwarding lane
+//! ([`Connected`]: marked gone when the connection's state is dropped, so its forwarded
+//! commands still queued are dropped unsent).
+
+use super::write;
+
+/// What a connection's commands may change about it.
+#[derive(Debug)]
+pub struct Client {
+    /// Unique over the process (CLIENT ID, HELLO's `id`).
+    pub id: u64,
+    /// Set by CLIENT SETNAME (or HELLO's SETNAME).
+    pub name: Option<Box<[u8]>>,
+    /// The protocol replies are written in: [`write::RESP2`] until `HELLO 3`.
+    pub proto: u8,
+    /// A MULTI was refused and neither EXEC nor DISCARD came since: the commands in
+    /// between are not run (a transaction is never run in part).
+    pub multi_refused: bool,
+    /// The principal it authenticated as (AUTH, HELLO AUTH); `None` until then.
+    pub principal: Option<u32>,
+    /// Its address, for the per-address limit.
+    pub peer: std::net::IpAddr,
+    /// Failed logins since its last good one (PROXY_AUTH_FILE).
+    pub auth_failures: u32,
+    /// Whether it is still connected (for its forwarded commands still queued).
+    pub presence: Connected,
+}
+
+/// A connection's [`Presence`](crate::backend::Presence), marked gone when dropped.
+#[derive(Debug, Default)]
+pub struct Connected(pub crate::backend::Presence);
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
+impl Default for Client {
+    fn default() -> Client {
+        Client {
+            id: 0,
+            name: None,
+            proto: write::RESP2,
+            multi_refused: false,
+            principal: None,
+            peer: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            auth_failures: 0,
+            presence: Connected::default(),
+        }
+    }
+}
