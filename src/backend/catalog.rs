@@ -12,8 +12,11 @@
 //! `response_policy:agg_sum`, ...): the cluster upstream follows them ([`Policy`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use parking_lot::RwLock;
+
+use super::keyspec::{self, KeySpec, Keys};
 
 /// One command as Redis describes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,6 +46,8 @@ pub struct CommandInfo {
     /// Its ACL categories (`@dangerous`, `@admin`, `@scripting`, `@fast`, ...), as far as
     /// forwarding needs them.
     pub categories: Categories,
+    /// Where its keys are (Redis 7's key specs; none before 7: the positions above).
+    pub specs: Vec<KeySpec>,
 }
 
 /// The ACL categories of a command that decide whether and at what cost it is forwarded.
@@ -158,29 +163,22 @@ fn policies(tips: &[&[u8]]) -> (RequestPolicy, ResponsePolicy) {
 }
 
 impl CommandInfo {
-    /// The arguments of `argc` arguments (the name included) that are keys.
-    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
-        if self.first_key <= 0 || self.step <= 0 {
-            return Vec::new();
+    /// Where the keys of the command `args` (its name first) are, and which it may write
+    /// (see [`super::keyspec`]): from its key specs, or its first key, last key and step
+    /// where Redis gave none.
+    pub fn keys<A: AsRef<[u8]>>(&self, args: &[A]) -> Keys {
+        if self.specs.is_empty() {
+            let legacy = KeySpec::legacy(self.first_key, self.last_key, self.step, self.write);
+            return keyspec::keys(legacy.as_slice(), args);
         }
-        let argc = argc as i64;
-        let last = if self.last_key < 0 {
-            argc + self.last_key
-        } else {
-            self.last_key.min(argc - 1)
-        };
-        (self.first_key..=last)
-            .step_by(self.step as usize)
-            .filter(|&i| i > 0 && i < argc)
-            .map(|i| i as usize)
-            .collect()
+        keyspec::keys(&self.specs, args)
     }
 }
 
 /// The commands of the Redis behind the proxy, by lowercase name.
 #[derive(Default)]
 pub struct Catalog {
-    commands: RwLock<Option<HashMap<Vec<u8>, CommandInfo>>>,
+    commands: RwLock<Option<HashMap<Vec<u8>, Arc<CommandInfo>>>>,
 }
 
 impl Catalog {
@@ -203,7 +201,7 @@ impl Catalog {
     }
 
     /// What Redis said about `name` (any case).
-    pub fn get(&self, name: &[u8]) -> Option<CommandInfo> {
+    pub fn get(&self, name: &[u8]) -> Option<Arc<CommandInfo>> {
         let lower = name.to_ascii_lowercase();
         self.commands.read().as_ref()?.get(&lower).cloned()
     }
@@ -211,7 +209,7 @@ impl Catalog {
     /// What Redis said about the command `args` (the name first, any case): a container's
     /// subcommand when Redis knows it (`OBJECT ENCODING k` is `object|encoding`), else
     /// the command itself.
-    pub fn command<A: AsRef<[u8]>>(&self, args: &[A]) -> Option<CommandInfo> {
+    pub fn command<A: AsRef<[u8]>>(&self, args: &[A]) -> Option<Arc<CommandInfo>> {
         let info = self.get(args.first()?.as_ref())?;
         match args.get(1) {
             Some(sub) if info.container => {
@@ -263,7 +261,7 @@ fn int(v: Option<&redis::Value>) -> i64 {
 }
 
 /// Adds `entry` and, for a container, its subcommands.
-fn add_entry(map: &mut HashMap<Vec<u8>, CommandInfo>, entry: &redis::Value) {
+fn add_entry(map: &mut HashMap<Vec<u8>, Arc<CommandInfo>>, entry: &redis::Value) {
     let Some((name, mut info)) = parse_entry(entry) else {
         return;
     };
@@ -273,11 +271,11 @@ fn add_entry(map: &mut HashMap<Vec<u8>, CommandInfo>, entry: &redis::Value) {
         for sub in subs {
             if let Some((sub_name, sub_info)) = parse_entry(sub) {
                 info.container = true;
-                map.insert(sub_name, sub_info);
+                map.insert(sub_name, Arc::new(sub_info));
             }
         }
     }
-    map.insert(name, info);
+    map.insert(name, Arc::new(info));
 }
 
 /// `[name, arity, [flags], first key, last key, step, [acl categories], [tips], ...]`.
@@ -313,6 +311,12 @@ fn parse_entry(entry: &redis::Value) -> Option<(Vec<u8>, CommandInfo)> {
         request,
         response,
         categories: Categories::parse(&words(6)),
+        specs: match fields.get(8) {
+            Some(redis::Value::Array(specs) | redis::Value::Set(specs)) => {
+                specs.iter().filter_map(KeySpec::parse).collect()
+            }
+            _ => Vec::new(),
+        },
     };
     Some((name, info))
 }

@@ -11,7 +11,7 @@ fn key_positions_follow_first_last_step() {
         step: 2,
         ..CommandInfo::default()
     };
-    assert_eq!(mset.key_positions(5), vec![1, 3]);
+    assert_eq!(mset.keys(&["MSET", "a", "1", "b", "2"]).all, vec![1, 3]);
     let hget = CommandInfo {
         readonly: true,
         first_key: 1,
@@ -19,8 +19,13 @@ fn key_positions_follow_first_last_step() {
         step: 1,
         ..CommandInfo::default()
     };
-    assert_eq!(hget.key_positions(3), vec![1]);
-    assert!(CommandInfo::default().key_positions(4).is_empty());
+    assert_eq!(hget.keys(&["HGET", "h", "f"]).all, vec![1]);
+    assert!(
+        CommandInfo::default()
+            .keys(&["PING", "a", "b", "c"])
+            .all
+            .is_empty()
+    );
 }
 
 #[test]
@@ -125,7 +130,7 @@ fn a_container_is_described_by_its_subcommand() {
         .command(&[&b"OBJECT"[..], b"Encoding", b"k"])
         .unwrap();
     assert!(info.readonly);
-    assert_eq!(info.key_positions(3), vec![2]);
+    assert_eq!(info.keys(&["OBJECT", "ENCODING", "k"]).all, vec![2]);
     let unknown = catalog.command(&[&b"object"[..], b"nosuch"]).unwrap();
     assert!(unknown.container && !unknown.readonly, "{unknown:?}");
     assert!(catalog.command(&[&b"object"[..]]).unwrap().container);

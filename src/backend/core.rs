@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::health::{AuthWatch, Health};
-use super::job::{Answer, Job, KeyTtl, Mailbox, Outcome, Request, Waiter};
+use super::job::{Answer, Changes, Job, KeyTtl, Mailbox, Outcome, Request, Waiter};
 use super::singleflight::SingleFlight;
 use super::tracking::{Tracking, Trackings};
 use crate::lru::{Cache, Fill};
@@ -196,8 +196,13 @@ impl Core {
                 invalidates,
                 ..
             } => {
-                for key in invalidates {
-                    self.cache.invalidate(key);
+                match invalidates {
+                    Changes::Keys(keys) => {
+                        for key in keys {
+                            self.cache.invalidate(key);
+                        }
+                    }
+                    Changes::Everything => self.cache.clear(),
                 }
                 // A part of a command sent to several nodes: its client is answered once,
                 // when the last part is back.

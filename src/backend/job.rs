@@ -115,6 +115,22 @@ pub struct Answer {
     pub outcome: Outcome,
 }
 
+/// What a forwarded write may have changed in Redis, to drop from the cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Changes {
+    /// These keys (none for a read).
+    Keys(Vec<Box<[u8]>>),
+    /// Keys that cannot be told (FLUSHDB, SWAPDB, a script without declared keys, SORT
+    /// ... STORE where Redis cannot say where): the whole cache.
+    Everything,
+}
+
+impl Default for Changes {
+    fn default() -> Changes {
+        Changes::Keys(Vec::new())
+    }
+}
+
 /// Whether a client is still connected, shared by its queued forwarded commands: once it
 /// has left, those not yet sent to Redis are dropped unsent.
 #[derive(Clone, Debug, Default)]
@@ -168,9 +184,10 @@ pub enum Request {
         args: Vec<Box<[u8]>>,
         /// Who asked.
         waiter: Waiter,
-        /// Keys a write changed: removed from the cache (fills in flight cancelled) after
-        /// Redis answered and before the answer goes out, so the writer reads its write.
-        invalidates: Vec<Box<[u8]>>,
+        /// What a write may have changed: removed from the cache (fills in flight
+        /// cancelled) after Redis answered and before the answer goes out, so the writer
+        /// reads its write.
+        invalidates: Changes,
         /// Asked by a RESP3 client: the reply is read in RESP3 (`HELLO 3` before it on the
         /// connection, `HELLO 2` after), so it keeps its types (maps, sets, doubles).
         resp3: bool,
@@ -253,11 +270,15 @@ impl Job {
         else {
             return None;
         };
-        let invalidates = invalidates
-            .iter()
-            .filter(|k| args[1..].contains(*k))
-            .cloned()
-            .collect();
+        let invalidates = match invalidates {
+            Changes::Keys(keys) => Changes::Keys(
+                keys.iter()
+                    .filter(|k| args[1..].contains(*k))
+                    .cloned()
+                    .collect(),
+            ),
+            Changes::Everything => Changes::Everything,
+        };
         Some(Job {
             request: Request::Command {
                 args,

@@ -40,6 +40,7 @@ mod error;
 mod gather;
 mod health;
 mod job;
+mod keyspec;
 mod lane;
 mod pipeline;
 mod singleflight;
@@ -55,7 +56,10 @@ pub use self::cluster::slot_of;
 pub use self::connector::Connector;
 pub use self::core::{BackendCounts, BackendStats};
 pub use self::error::BackendError;
-pub use self::job::{Answer, Job, LaneTicket, Mailbox, Outcome, Presence, Request, Waiter};
+pub use self::job::{
+    Answer, Changes, Job, LaneTicket, Mailbox, Outcome, Presence, Request, Waiter,
+};
+pub use self::keyspec::Keys;
 pub use self::lane::PER_CLIENT as FORWARDED_PER_CLIENT;
 pub use self::singleflight::MAX_QUEUED;
 pub use self::tracking::{Tracking, TrackingCounts, TrackingState, Trackings};
@@ -176,7 +180,7 @@ impl Backend {
         let job = Job::new(Request::Command {
             args,
             waiter,
-            invalidates: Vec::new(),
+            invalidates: Changes::default(),
             resp3: false,
         });
         self.upstream.submit(job).map_err(|_| {
@@ -199,7 +203,7 @@ impl Backend {
         &self,
         args: Vec<Box<[u8]>>,
         waiter: Waiter,
-        invalidates: Vec<Box<[u8]>>,
+        invalidates: Changes,
         resp3: bool,
         lane: LaneTicket,
     ) -> Result<(), BackendError> {

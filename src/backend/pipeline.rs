@@ -108,7 +108,7 @@ pub fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::job::{Request, Waiter};
+    use crate::backend::job::{Changes, Request, Waiter};
 
     fn command(resp3: bool) -> Job {
         Job::new(Request::Command {
@@ -120,7 +120,7 @@ mod tests {
                 seq: 0,
                 index: 0,
             },
-            invalidates: Vec::new(),
+            invalidates: Changes::default(),
             resp3,
         })
     }

@@ -73,8 +73,9 @@ pub fn admit(
                 step: step.into(),
                 ..CommandInfo::default()
             };
-            let positions = keys.key_positions(args.len());
-            if !positions
+            if !keys
+                .keys(&argv(input, args))
+                .all
                 .iter()
                 .all(|&i| principal.may_use(args.get(input, i)))
             {
@@ -110,13 +111,17 @@ pub fn admit_forwarded(
     };
     let principal = access.principal(p);
     let reads = info.readonly && !info.write;
-    let keys_known = info.first_key > 0 && !info.movable_keys;
-    if (!reads && !principal.is_admin()) || (principal.is_restricted() && !keys_known) {
+    if !reads && !principal.is_admin() {
         return refuse_command(state, out, name);
     }
     if principal.is_restricted() {
-        let positions = info.key_positions(args.len());
-        if !positions
+        // Keys that move (EVAL_RO, SORT_RO) or cannot be told could be any key.
+        let keys = info.keys(&argv(input, args));
+        if info.movable_keys || keys.unknown || keys.all.is_empty() {
+            return refuse_command(state, out, name);
+        }
+        if !keys
+            .all
             .iter()
             .all(|&i| principal.may_use(args.get(input, i)))
         {
@@ -124,6 +129,11 @@ pub fn admit_forwarded(
         }
     }
     true
+}
+
+/// The command's arguments, its name first.
+fn argv<'a>(input: &'a [u8], args: &'a Args) -> Vec<&'a [u8]> {
+    (0..args.len()).map(|i| args.get(input, i)).collect()
 }
 
 fn refuse(state: &Loop, out: &mut Vec<u8>, text: &str) -> bool {

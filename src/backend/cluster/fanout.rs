@@ -172,7 +172,7 @@ fn nodes(args: &[Box<[u8]>], all: Vec<u16>, response: ResponsePolicy) -> Plan {
 /// are in groups of `step` arguments (`MSET k v k v`) up to the last argument; `None`
 /// when the command has another shape.
 fn split(info: &CommandInfo, args: &[Box<[u8]>]) -> Option<Vec<Vec<Box<[u8]>>>> {
-    let positions = info.key_positions(args.len());
+    let positions = info.keys(args).all;
     let first = *positions.first()?;
     let step = usize::try_from(info.step).ok()?;
     if info.movable_keys || positions.last()? + step != args.len() {

@@ -186,11 +186,12 @@ impl Shared {
             }
             _ => None,
         };
-        let job = match self.fan_out(job, info.as_ref()) {
+        let info = info.as_deref();
+        let job = match self.fan_out(job, info) {
             Some(job) => job,
             None => return,
         };
-        match self.target(&job, info.as_ref()) {
+        match self.target(&job, info) {
             Target::Node(node) => self.send_to(&node, job),
             Target::Refused(err) => self.answer(job, err),
             Target::Unknown => {
@@ -380,7 +381,7 @@ fn command_slot(
         return Ok((None, false));
     };
     let mut slot = None;
-    for i in info.key_positions(args.len()) {
+    for i in info.keys(args).all {
         let s = slot_of(&args[i]);
         if slot.is_some_and(|prev| prev != s) {
             return Err(BackendError::from_server(

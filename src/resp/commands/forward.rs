@@ -32,7 +32,7 @@
 //! unknown-command error. Nothing forwarded is cached.
 
 use super::policy::{Asked, Rules};
-use crate::backend::{FORWARDED_PER_CLIENT, LaneTicket, Outcome};
+use crate::backend::{Categories, Changes, CommandInfo, FORWARDED_PER_CLIENT, LaneTicket, Outcome};
 use crate::config::Forward;
 use crate::net::Sink;
 use crate::resp::parse::Args;
@@ -187,14 +187,7 @@ fn send(
     let argv: Vec<Box<[u8]>> = (0..args.len())
         .map(|i| Box::from(args.get(input, i)))
         .collect();
-    let invalidates: Vec<Box<[u8]>> = if info.write {
-        info.key_positions(args.len())
-            .into_iter()
-            .map(|i| argv[i].clone())
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let invalidates = changes(&info, &argv);
     let render: Render = if stream_read {
         render_stream_read
     } else {
@@ -225,6 +218,25 @@ fn send(
         sink.hold();
     }
     Forwarded::Sent
+}
+
+/// What the command may change, to drop from the cache before its reply: nothing for a
+/// read; the keys it may write by Redis's key specs (STORE destinations included); the
+/// whole cache when that cannot be told: a write without keys (FLUSHDB, FLUSHALL,
+/// SWAPDB), a script or function without declared keys, or a spec Redis cannot describe
+/// (SORT ... STORE).
+fn changes(info: &CommandInfo, argv: &[Box<[u8]>]) -> Changes {
+    if info.readonly && !info.write {
+        return Changes::default();
+    }
+    let keys = info.keys(argv);
+    // EVAL, EVALSHA, FCALL: scripting with keys that move (SCRIPT KILL is neither).
+    let runs_script = info.categories.contains(Categories::SCRIPTING) && info.movable_keys;
+    let keyless_write = (info.write || runs_script) && keys.all.is_empty();
+    if keys.unknown_writes || keyless_write {
+        return Changes::Everything;
+    }
+    Changes::Keys(keys.written.iter().map(|&i| argv[i].clone()).collect())
 }
 
 fn render_reply(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {

@@ -5,7 +5,7 @@
 //!   by the forwarding lane (never on the misses' connections).
 
 use super::Call;
-use crate::backend::{LaneTicket, Outcome};
+use crate::backend::{Changes, LaneTicket, Outcome};
 use crate::resp::{Wait, write_outcome};
 
 /// Sends the command to Redis unchanged and answers with Redis's reply.
@@ -27,7 +27,7 @@ pub fn forward(call: &mut Call<'_>) {
         rerunnable: true,
     };
     let backend = &call.state.services.backend;
-    if let Err(e) = backend.forward(args, waiter, Vec::new(), false, lane) {
+    if let Err(e) = backend.forward(args, waiter, Changes::default(), false, lane) {
         call.sink.resolve(seq, 0, Outcome::Failed(e));
     }
 }
