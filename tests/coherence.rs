@@ -176,6 +176,52 @@ fn an_invalidation_while_the_value_is_on_its_way_cancels_the_fill() {
     assert_eq!(value_of(&proxy, "k"), "new", "the old value was not stored");
 }
 
+/// A request that arrives after an invalidation never joins a fetch that began before it:
+/// B's GET of `k` has read "old" from Redis and waits (the test-only fill delay); A writes
+/// `k` through the proxy (PROXY_FORWARD=all: the write's keys leave the cache before its
+/// reply), then A's GET of `k` starts a fetch of its own instead of joining B's, and reads
+/// its write. B still gets what Redis said when it asked.
+#[cfg(feature = "test-hooks")]
+#[test]
+fn a_read_after_a_write_never_joins_a_fetch_older_than_the_write() {
+    let redis = Redis::start();
+    redis.set("k", "old");
+    let proxy = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_TEST_FILL_DELAY_MS", "600"),
+            ("PROXY_FORWARD", "all"),
+            ("PROXY_TTL_MS", "600000"),
+        ],
+    );
+    let mut a = proxy.resp_client();
+    wait_for("the command catalog", Duration::from_secs(10), || {
+        redis::cmd("HLEN").arg("x").query::<i64>(&mut a).ok()
+    });
+    let resp_port = proxy.resp_port;
+    let b = std::thread::spawn(move || {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{resp_port}/")).unwrap();
+        let mut b = client.get_connection().unwrap();
+        redis::cmd("GET").arg("k").query::<String>(&mut b).unwrap()
+    });
+    let mut c = redis.client();
+    wait_for("B's GET in Redis", Duration::from_secs(5), || {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut c)
+            .unwrap();
+        info.contains("cmdstat_get:calls=1").then_some(())
+    });
+    let _: () = redis::cmd("SET").arg("k").arg("new").query(&mut a).unwrap();
+    let read: String = redis::cmd("GET").arg("k").query(&mut a).unwrap();
+    assert_eq!(read, "new", "A reads its own write");
+    assert_eq!(
+        b.join().unwrap(),
+        "old",
+        "B gets what Redis said when it asked"
+    );
+}
+
 /// A tracking connection that goes silent (Redis stopped, the socket still open) is
 /// noticed by its ping within about a second: nothing new is cached meanwhile, and once
 /// Redis answers again tracking is re-established and the cache cleared, since writes made

@@ -159,7 +159,11 @@ impl Core {
             _ => Ok(()),
         });
         match &job.request {
-            Request::Fetch { key, ticket } => {
+            Request::Fetch {
+                key,
+                ticket,
+                flight,
+            } => {
                 let mut stored = false;
                 // While tracking is (re)established nothing is stored: a write made now
                 // might never be announced (see `tracking`).
@@ -184,10 +188,14 @@ impl Core {
                 // (absent, another type, a newer value) and must never stand in for it.
                 // Done before the flight is released: no other fetch of the key has
                 // stored anything since this one began.
-                if !stored && !outcome.redis_unavailable() && !self.cache.stale_window().is_zero() {
+                if !stored
+                    && !outcome.redis_unavailable()
+                    && !self.cache.stale_window().is_zero()
+                    && self.flights.is_current(key, *flight)
+                {
                     self.cache.remove(key);
                 }
-                for waiter in self.flights.release(key) {
+                for waiter in self.flights.release(key, *flight) {
                     outbox.push(waiter, outcome.clone());
                 }
             }

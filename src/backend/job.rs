@@ -177,6 +177,8 @@ pub enum Request {
         key: Box<[u8]>,
         /// Taken before the GET was queued (so before it was sent).
         ticket: Ticket,
+        /// Its flight in the single-flight map, whose waiters it answers.
+        flight: u64,
     },
     /// Any command, for one waiter, never cached.
     Command {

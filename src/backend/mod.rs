@@ -133,7 +133,7 @@ impl Backend {
     /// Errs, queuing nothing, when too many keys are in flight or the backend is stopping.
     pub fn fetch(&self, key: &[u8], waiter: Waiter) -> Result<(), BackendError> {
         let core = &self.core;
-        let joined = core.flights.join(key, waiter, || {
+        let joined = core.flights.join(key, waiter, &core.cache, || {
             // A fetch of this key may have ended between the caller's cache miss and now:
             // it fills the cache before it leaves the flight map, so with the key's entry
             // held here the cache has the value if that happened. Answer from it.
@@ -154,14 +154,15 @@ impl Backend {
                 BackendStats::bump(&core.stats.rejected);
                 Err(BackendError::Overloaded)
             }
-            Some(Joined::Leader) => {
+            Some(Joined::Leader { flight, ticket }) => {
                 let job = Job::new(Request::Fetch {
                     key: Box::from(key),
-                    ticket: core.cache.ticket(key),
+                    ticket,
+                    flight,
                 });
                 self.upstream.submit(job).map_err(|_| {
                     // The upstream is gone (shutting down): undo the flight.
-                    core.flights.release(key);
+                    core.flights.release(key, flight);
                     BackendError::Stopped
                 })
             }

@@ -25,13 +25,17 @@ fn backend() -> (Arc<Backend>, BackendThreads) {
 fn pings_and_commands_are_refused_past_the_in_flight_bound() {
     let (backend, threads) = backend();
     // Fill the bound with keys whose fetches are never queued (so never answered).
+    let core = &backend.core;
+    let mut flights = Vec::with_capacity(MAX_QUEUED);
     for i in 0..MAX_QUEUED {
         let key = format!("k{i}");
-        let joined = backend
-            .core
+        let joined = core
             .flights
-            .join(key.as_bytes(), Waiter::for_test(0), || false);
-        assert!(matches!(joined, Some(Joined::Leader)));
+            .join(key.as_bytes(), Waiter::for_test(0), &core.cache, || false);
+        let Some(Joined::Leader { flight, .. }) = joined else {
+            panic!("k{i} leads a flight");
+        };
+        flights.push(flight);
     }
     let rejected = backend.stats().counts().rejected;
     assert_eq!(
@@ -47,7 +51,7 @@ fn pings_and_commands_are_refused_past_the_in_flight_bound() {
     assert_eq!(backend.in_flight(), MAX_QUEUED, "a refusal counts nothing");
 
     // One place free: a PING takes it until it is answered (failed: nobody listens).
-    assert_eq!(backend.core.flights.release(b"k0").len(), 1);
+    assert_eq!(core.flights.release(b"k0", flights[0]).len(), 1);
     assert_eq!(backend.ping(Waiter::for_test(3)), Ok(()));
     let deadline = Instant::now() + Duration::from_secs(10);
     while backend.in_flight() == MAX_QUEUED {
@@ -59,8 +63,8 @@ fn pings_and_commands_are_refused_past_the_in_flight_bound() {
         MAX_QUEUED - 1,
         "its place is given back"
     );
-    for i in 1..MAX_QUEUED {
-        backend.core.flights.release(format!("k{i}").as_bytes());
+    for (i, &flight) in flights.iter().enumerate().skip(1) {
+        core.flights.release(format!("k{i}").as_bytes(), flight);
     }
     assert_eq!(backend.in_flight(), 0);
     threads.stop(Duration::from_secs(1));

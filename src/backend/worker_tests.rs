@@ -33,11 +33,16 @@ fn a_reply_shorter_than_the_batch_answers_every_job_and_ends_every_flight() {
     );
     let mut batch = Vec::new();
     for (i, key) in [&b"a"[..], b"b", b"c"].into_iter().enumerate() {
-        let joined = core.flights.join(key, Waiter::for_test(i as u64), || false);
-        assert!(matches!(joined, Some(Joined::Leader)));
+        let joined = core
+            .flights
+            .join(key, Waiter::for_test(i as u64), &cache, || false);
+        let Some(Joined::Leader { flight, ticket }) = joined else {
+            panic!("a new key leads its flight");
+        };
         batch.push(Job::new(Request::Fetch {
             key: Box::from(key),
-            ticket: cache.ticket(key),
+            ticket,
+            flight,
         }));
     }
     let short = vec![redis::Value::BulkString(b"1".to_vec())];

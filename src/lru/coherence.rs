@@ -125,6 +125,22 @@ impl Cache {
         }
     }
 
+    /// Whether a fill of `key` under `ticket` would be cancelled now: the key (or,
+    /// conservatively, another key of its shard) was invalidated, or the cache cleared,
+    /// since the ticket was taken. No lock unless the key's shard saw an invalidation.
+    pub fn outdated(&self, ticket: Ticket, key: &[u8]) -> bool {
+        let (hash, shard) = self.locate(key);
+        if ticket.hash != hash || self.epoch.load(Ordering::Acquire) != ticket.epoch {
+            return true;
+        }
+        let latest = shard.invalidation_seq.load(Ordering::Acquire);
+        latest != ticket.seq
+            && shard
+                .state
+                .read()
+                .invalidated_since(hash, ticket.seq, latest)
+    }
+
     /// Removes `key` and cancels fills of it whose ticket was taken before this call.
     /// True if an entry was removed.
     pub fn invalidate(&self, key: &[u8]) -> bool {
