@@ -7,11 +7,13 @@
 //! loads, no lock, no allocation) before sending its request to Redis and stores the
 //! answer with [`Cache::fill`], which decides under the shard's write lock and never
 //! stores a value if the key was invalidated, or the cache cleared, after the ticket was
-//! taken. Each shard numbers its invalidations and remembers the key hashes of the last 64;
-//! a ticket holds the shard's number and the cache's clear epoch. A fill is cancelled when
-//! the epoch changed, when one of the invalidations since its ticket was of its key's
-//! hash, or when more than 64 were (it can no longer tell): an invalidation of an unrelated
-//! key costs at most a later refetch. [`Cache::insert`] stays unconditional. Cleared slots
+//! taken. Each shard numbers its invalidations and keeps, in a table of 1,024 buckets by
+//! key hash, the number of the latest invalidation of each bucket; a ticket holds the
+//! shard's number and the cache's clear epoch. A fill is cancelled when the epoch changed
+//! or when its key's bucket saw an invalidation since its ticket: its own key's, or with
+//! odds of one in 1,024 per write an unrelated key's, at any rate of writes (a write-heavy
+//! Redis announcing thousands of writes during one fetch no longer cancels every fill of
+//! the shard); an unrelated cancellation costs at most a later refetch. [`Cache::insert`] stays unconditional. Cleared slots
 //! keep their nodes with a new generation, so the reaper's heap entries and buffered hits
 //! that name them are stale, never wrong.
 
@@ -64,9 +66,8 @@ impl Cache {
     }
 
     /// Stores `value` unless `key` was invalidated, or the cache cleared, after `ticket`
-    /// was taken. May also cancel when another key of the same shard was invalidated
-    /// (always when more than 64 were since the ticket): that
-    /// costs only a later refetch. A ticket taken for another key is cancelled.
+    /// was taken. May also cancel when another key of the same invalidation bucket was
+    /// invalidated: that costs only a later refetch. A ticket taken for another key is cancelled.
     pub fn fill(&self, ticket: Ticket, key: &[u8], value: &[u8]) -> Fill {
         self.fill_within(ticket, key, value, None)
     }
@@ -139,6 +140,12 @@ impl Cache {
                 .state
                 .read()
                 .invalidated_since(hash, ticket.seq, latest)
+    }
+
+    /// The invalidation bucket of `key` in its shard (tests of cancellation).
+    #[cfg(feature = "test-hooks")]
+    pub fn invalidation_bucket(&self, key: &[u8]) -> usize {
+        super::shard::bucket(self.locate(key).0)
     }
 
     /// Removes `key` and cancels fills of it whose ticket was taken before this call.

@@ -36,10 +36,18 @@ pub(crate) struct Expiry {
 /// reserve at most 4M nodes: 80 MB of address space, about 8 MB touched for the index).
 const PRESIZE_ENTRIES: usize = 65_536;
 
-/// Invalidations a shard remembers (key hashes, by sequence number): a fill whose ticket
-/// is at most this many invalidations old is cancelled only if its own key is among
-/// them; an older ticket is cancelled whatever its key.
-pub(crate) const INVALIDATION_RING: usize = 64;
+/// Buckets of a shard's table of invalidations: each holds the sequence number of the
+/// latest invalidation of a key hashing to it. A fill is cancelled when its key's bucket
+/// saw an invalidation since its ticket: its own key's, or, rarely, another key's of the
+/// same bucket (a write to an unrelated key cancels a fill with odds of one in this many,
+/// whatever the write rate). 8 KiB per shard.
+pub(crate) const INVALIDATION_BUCKETS: usize = 1024;
+
+/// The invalidation bucket of a key hash: its high bits (the low ones pick the shard and
+/// the index's slot).
+pub(crate) fn bucket(hash: u64) -> usize {
+    ((hash >> 40) as usize) % INVALIDATION_BUCKETS
+}
 
 /// Slack added to bounds that are "twice the capacity" so tiny shards do not compact
 /// on every other insert.
@@ -120,9 +128,8 @@ pub(crate) struct ShardState {
     tracking: bool,
     /// Expiries of entries inserted since the reaper last looked, oldest first.
     pending: Vec<Expiry>,
-    /// Key hash of invalidation `seq` at `seq % INVALIDATION_RING`, for the last
-    /// `INVALIDATION_RING` invalidations of this shard.
-    invalidated: [u64; INVALIDATION_RING],
+    /// The latest invalidation of a key of each bucket (see [`INVALIDATION_BUCKETS`]).
+    invalidated: Box<[u64]>,
     /// The cache's stale window: expired entries that may be served stale are removed
     /// this long after their deadline.
     stale_window: Nanos,
@@ -139,7 +146,7 @@ impl ShardState {
             policy,
             tracking: false,
             pending: Vec::new(),
-            invalidated: [0; INVALIDATION_RING],
+            invalidated: vec![0; INVALIDATION_BUCKETS].into_boxed_slice(),
             stale_window: 0,
         }
     }
@@ -234,22 +241,15 @@ impl ShardState {
     /// Records invalidation `seq` (the shard's previous one plus one) of the key hashing
     /// to `hash`.
     pub(crate) fn record_invalidation(&mut self, seq: u64, hash: u64) {
-        self.invalidated[(seq % INVALIDATION_RING as u64) as usize] = hash;
+        self.invalidated[bucket(hash)] = seq;
     }
 
     /// Whether a fill of the key hashing to `hash`, whose ticket saw invalidation
     /// `since` as the shard's latest, may have missed an invalidation of its key, now
-    /// that `latest` is: true when one of `since + 1 ..= latest` was of `hash`, or when
-    /// some of them have left the ring (then it cannot tell, and says true).
+    /// that `latest` is: true when an invalidation after `since` was of a key of its
+    /// bucket (its own, or another one sharing the bucket).
     pub(crate) fn invalidated_since(&self, hash: u64, since: u64, latest: u64) -> bool {
-        if latest <= since {
-            return false;
-        }
-        if latest - since > INVALIDATION_RING as u64 {
-            return true;
-        }
-        (since + 1..=latest)
-            .any(|seq| self.invalidated[(seq % INVALIDATION_RING as u64) as usize] == hash)
+        latest > since && self.invalidated[bucket(hash)] > since
     }
 
     /// Removes every entry. Slots stay allocated (free, generation bumped) so that a
