@@ -55,7 +55,8 @@ pub enum ReadFrom {
 /// The validated configuration of one process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Address to bind; empty means all interfaces.
+    /// Address the HTTP and RESP ports bind; empty means all interfaces. When PROXY_HOST
+    /// is not given: 127.0.0.1 without PROXY_AUTH_FILE, all interfaces with it.
     pub host: String,
     /// HTTP port.
     pub port: u16,
@@ -202,9 +203,19 @@ impl Config {
                 ))
             })?
         };
+        let auth_file: Option<std::path::PathBuf> = optional("PROXY_AUTH_FILE").map(Into::into);
+        // Protected by default, as Redis's protected mode: without authentication the
+        // ports are reachable from this machine only (the key's default, 127.0.0.1),
+        // unless PROXY_HOST is given (flag, environment or env file, even empty). With
+        // PROXY_AUTH_FILE every client must show a token, so all interfaces, as before.
+        let bind_host = if vars.contains_key("PROXY_HOST") || auth_file.is_none() {
+            host("PROXY_HOST", true)?
+        } else {
+            String::new()
+        };
         let max = u32::MAX as u64;
         let config = Config {
-            host: host("PROXY_HOST", true)?,
+            host: bind_host,
             port: num("PROXY_PORT", 1, 65535)? as u16,
             resp_port: num("PROXY_RESP_PORT", 0, 65535)? as u16,
             admin_port: num("PROXY_ADMIN_PORT", 0, 65535)? as u16,
@@ -215,7 +226,7 @@ impl Config {
             max_connections: num("PROXY_MAX_CONNECTIONS", 1, 1_000_000)? as usize,
             rate_limit_rps: num("PROXY_RATE_LIMIT_RPS", 0, 1_000_000_000)?,
             client_rate_limit_rps: num("PROXY_CLIENT_RATE_LIMIT_RPS", 0, 1_000_000_000)?,
-            auth_file: optional("PROXY_AUTH_FILE").map(Into::into),
+            auth_file,
             idle_timeout: Duration::from_millis(num("PROXY_IDLE_TIMEOUT_MS", 1, max)?),
             resp_idle_timeout: match num("PROXY_RESP_IDLE_TIMEOUT_MS", 0, max)? {
                 0 => None,

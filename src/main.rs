@@ -116,6 +116,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if config.auth_file.is_none() {
+        warn_if_exposed(&listeners);
+    }
     let loop_stats: Vec<Arc<LoopStats>> = (0..bound.len())
         .map(|_| Arc::new(LoopStats::new(http::counters(), resp::counters())))
         .collect();
@@ -183,6 +186,63 @@ fn main() -> ExitCode {
     reaper.stop();
     info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// Without PROXY_AUTH_FILE: one warning line when some of `listeners` (host, port; port 0
+/// is none) are bound to an address that other machines can reach, naming them, what it
+/// means and how to close them.
+fn warn_if_exposed(listeners: &[(&str, u16); 3]) {
+    let names = [
+        (apps::HTTP, "http"),
+        (apps::RESP, "resp"),
+        (apps::ADMIN, "admin"),
+    ];
+    let exposed: Vec<(&str, String)> = names
+        .iter()
+        .map(|&(i, name)| (name, listeners[i]))
+        .filter(|&(_, (host, port))| port != 0 && beyond_loopback(host))
+        .map(
+            |(name, (host, port))| match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => (name, std::net::SocketAddr::new(ip, port).to_string()),
+                Err(_) if host.is_empty() => (name, format!("0.0.0.0:{port}")),
+                Err(_) => (name, format!("{host}:{port}")),
+            },
+        )
+        .collect();
+    if exposed.is_empty() {
+        return;
+    }
+    let list: Vec<String> = exposed.iter().map(|(n, a)| format!("{n} {a}")).collect();
+    let (what, key) = if exposed.iter().all(|&(name, _)| name == "admin") {
+        ("reads /stats and /metrics", "PROXY_ADMIN_HOST")
+    } else {
+        (
+            "reads every key (and sends what PROXY_FORWARD lets through)",
+            "PROXY_HOST",
+        )
+    };
+    warn!(
+        "listening beyond loopback without PROXY_AUTH_FILE ({}): anyone who can reach these \
+         ports {what} with no credentials; set PROXY_AUTH_FILE to require tokens, or \
+         {key}=127.0.0.1 to serve this machine only",
+        list.join(", ")
+    );
+}
+
+/// Whether `host` (empty: every interface; an address; a name, resolved as the listeners
+/// resolve it) reaches beyond loopback. A name that does not resolve counts as beyond: the
+/// warning is the safe side.
+fn beyond_loopback(host: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    if host.is_empty() {
+        return true;
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return !ip.to_canonical().is_loopback();
+    }
+    (host, 0).to_socket_addrs().map_or(true, |mut addrs| {
+        addrs.any(|a| !a.ip().to_canonical().is_loopback())
+    })
 }
 
 /// A configuration that cannot run: one line on stderr (`proxyredis: ...`, or a JSON log

@@ -563,7 +563,7 @@ fn connection_close_is_honoured() {
     // A request pipelined after `Connection: close` is not answered.
     let mut s = proxy.http_stream().unwrap();
     s.write_all(
-        b"GET /lookup?key=a HTTP/1.1\r\nConnection: close\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
+        b"GET /lookup?key=a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
     )
     .unwrap();
     let r = read_one_then_close(&mut s);
@@ -599,7 +599,7 @@ fn malformed_request_answers_400_and_closes() {
     for garbage in [
         &b"GARBAGE\r\n\r\n"[..],
         b"GET /lookup?key=a HTTP/9.9\r\n\r\n",
-        b"GET /lookup?key=a HTTP/1.1\r\nBad Header\r\n\r\n",
+        b"GET /lookup?key=a HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
         b"\x00\x01\x02\x03\r\n\r\n",
     ] {
         let mut s = proxy.http_stream().unwrap();
@@ -766,11 +766,11 @@ fn error_answers_keep_an_http_1_1_connection_open() {
     redis.set("a", "1");
     let mut s = proxy.http_stream().unwrap();
     let batch = concat!(
-        "GET /lookup?key= HTTP/1.1\r\n\r\n",
-        "GET /nowhere HTTP/1.1\r\n\r\n",
-        "POST /lookup?key=a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
-        "GET /lookup?key=absent HTTP/1.1\r\n\r\n",
-        "GET /lookup?key=a HTTP/1.1\r\n\r\n",
+        "GET /lookup?key= HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /lookup?key=a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+        "GET /lookup?key=absent HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /lookup?key=a HTTP/1.1\r\nHost: x\r\n\r\n",
     );
     s.write_all(batch.as_bytes()).unwrap();
     let r = read_responses(&mut s, 5);
@@ -791,7 +791,7 @@ fn get_with_a_body_is_answered_and_the_body_skipped() {
     redis.set("a", "1");
     let mut s = proxy.http_stream().unwrap();
     s.write_all(
-        b"GET /lookup?key=a HTTP/1.1\r\nContent-Length: 24\r\n\r\nGET /nowhere HTTP/1.1\r\n\r\nGET /lookup?key=a HTTP/1.1\r\n\r\n",
+        b"GET /lookup?key=a HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\n\r\nGET /nowhere HTTP/1.1\r\n\r\nGET /lookup?key=a HTTP/1.1\r\nHost: x\r\n\r\n",
     )
     .unwrap();
     let r = read_responses(&mut s, 2);
@@ -817,7 +817,7 @@ fn many_pipelined_lookups_mixing_large_misses_and_hits_stay_in_order() {
         .collect();
     let batch: String = keys
         .iter()
-        .map(|k| format!("GET /lookup?key={k} HTTP/1.1\r\n\r\n"))
+        .map(|k| format!("GET /lookup?key={k} HTTP/1.1\r\nHost: x\r\n\r\n"))
         .collect();
     s.write_all(batch.as_bytes()).unwrap();
     let answers = read_responses(&mut s, keys.len());

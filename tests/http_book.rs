@@ -1,8 +1,10 @@
 //! System tests of HTTP "by the book" against the real binary over raw TCP: `HEAD` answered
 //! like `GET` without the body (so the next response on the connection parses),
-//! `Expect: 100-continue` answered without delay, absolute-form targets, and `/metrics`
-//! keeping its own rate limit apart from `/stats`. Where `curl` and `promtool` are installed,
-//! they check the same from the outside.
+//! `Expect: 100-continue` answered without delay and with one `100 Continue` per request,
+//! absolute-form targets, request framing that cannot be read two ways (`Content-Length`
+//! conflicting, malformed or beside `Transfer-Encoding`, an HTTP/1.1 request without one
+//! `Host`: 400 and close), and `/metrics` keeping its own rate limit apart from `/stats`.
+//! Where `curl` and `promtool` are installed, they check the same from the outside.
 
 mod common;
 use common::*;
@@ -224,8 +226,7 @@ fn expect_100_continue_is_answered_without_delay() {
         c.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         c.send("x");
         let (r, interim) = c.response();
-        assert!(interim >= 1, "{method}");
-        println!("{method}: {interim} interim response(s) before the final one");
+        assert_eq!(interim, 1, "{method}: one 100 Continue per request");
         assert_eq!(r.status, status, "{method}: {}", r.text());
         if status == 200 {
             assert_eq!(r.json()["value"], "v");
@@ -234,6 +235,178 @@ fn expect_100_continue_is_answered_without_delay() {
     // The connection is still in step.
     c.send(&request("GET", "/healthz", ""));
     assert_eq!(c.response().0.status, 200);
+}
+
+#[test]
+fn a_request_served_again_before_its_body_gets_one_100_continue() {
+    let (redis, proxy) = start();
+    redis.set("slow", "v");
+    let mut c = Conn::open(&proxy);
+    // A miss (answered after Redis is asked), then a head announcing a body, in one write:
+    // the head waits for its body while the miss is answered, and the connection's
+    // buffered bytes are looked at again when the answer comes.
+    let expect = "Content-Length: 1\r\nExpect: 100-continue\r\n";
+    let head = request("POST", "/healthz", expect);
+    c.send(&format!("{}{head}", request("GET", "/lookup?key=slow", "")));
+    let (r, interim) = c.response();
+    assert_eq!((r.status, interim), (200, 0), "{}", r.text());
+    // The interim answer comes at once; then the body, then the final answer.
+    while !c.buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        c.fill();
+    }
+    c.send("x");
+    let (r, interim) = c.response();
+    assert_eq!(r.status, 405, "{}", r.text());
+    assert_eq!(interim, 1, "one 100 Continue for one request");
+    // A head in two parts, each its own read: one 100 Continue, once it is whole.
+    c.send("POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    c.assert_quiet(Duration::from_millis(100));
+    c.send(expect);
+    c.assert_quiet(Duration::from_millis(100));
+    c.send("\r\n");
+    let (status, _) = c.head();
+    assert_eq!(status, 100);
+    c.send("x");
+    let (r, interim) = c.response();
+    assert_eq!((r.status, interim), (405, 0));
+    // Pipelined heads, each with its body: no 100 is needed for either (the body is
+    // there), and none comes twice.
+    let two = format!("{head}x{head}x");
+    c.send(&two);
+    let (a, first) = c.response();
+    let (b, second) = c.response();
+    assert_eq!((a.status, b.status), (405, 405));
+    assert!(first <= 1 && second <= 1, "{first} {second}");
+    c.send(&request("GET", "/healthz", ""));
+    let (r, interim) = c.response();
+    assert_eq!((r.status, interim), (200, 0));
+}
+
+/// Sends `raw` on a fresh connection and reads until the proxy closes it: the one
+/// response that came, which must be a 400 with the JSON error body and
+/// `Connection: close`; returns its error text.
+fn refused_and_closed(proxy: &Proxy, raw: &str) -> String {
+    let mut s = proxy.http_stream().expect("connecting to the proxy");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(raw.as_bytes()).expect("writing a request");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            // A reset after the response (the rest of the request unread) also closes.
+            Err(e) if e.kind() == ErrorKind::ConnectionReset && !buf.is_empty() => break,
+            Err(e) => panic!(
+                "{raw:?}: not closed ({e}); got {:?}",
+                String::from_utf8_lossy(&buf)
+            ),
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (r, used) = Response::parse(&buf).unwrap_or_else(|| panic!("{raw:?}: got {text:?}"));
+    assert_eq!(used, buf.len(), "{raw:?}: one response only, got {text:?}");
+    assert_eq!(r.status, 400, "{raw:?}: {text:?}");
+    assert_eq!(r.header("connection"), Some("close"), "{raw:?}: {text:?}");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let json = r.json();
+    assert_eq!(json["status"], 400, "{raw:?}: {json}");
+    json["error"].as_str().expect("an error text").to_string()
+}
+
+#[test]
+fn content_length_conflicting_malformed_or_beside_transfer_encoding_is_400_and_close() {
+    let (redis, proxy) = start();
+    redis.set("secret", "smuggled");
+    let smuggled = request("GET", "/lookup?key=secret", "");
+    // Two lengths: one reading sees a body holding a second request, the other sees that
+    // request answered. Neither is picked: 400, and the connection closes.
+    let conflicting = [
+        format!(
+            "Content-Length: {}\r\nContent-Length: 0\r\n",
+            smuggled.len()
+        ),
+        format!(
+            "Content-Length: 0\r\nContent-Length: {}\r\n",
+            smuggled.len()
+        ),
+    ];
+    for headers in &conflicting {
+        let raw = format!("{}{smuggled}", request("GET", "/healthz", headers));
+        let why = refused_and_closed(&proxy, &raw);
+        assert!(why.contains("Content-Length"), "{why}");
+    }
+    // Content-Length = 1*DIGIT: no sign, no space or comma inside, no overflow.
+    for value in [
+        "+4",
+        "-4",
+        "4 4",
+        "4,4",
+        "4, 4",
+        "0x4",
+        "4a",
+        "",
+        "184467440737095516160",
+        "99999999999999999999999999999999",
+    ] {
+        let headers = format!("Content-Length: {value}\r\n");
+        let raw = format!("{}abcd", request("GET", "/healthz", &headers));
+        let why = refused_and_closed(&proxy, &raw);
+        assert!(why.contains("Content-Length"), "{value:?}: {why}");
+    }
+    // Transfer-Encoding beside Content-Length, in either order (and alone: no route
+    // takes a body, so no chunked body is read).
+    for headers in [
+        "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n",
+        "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\n",
+    ] {
+        let raw = format!(
+            "{}4\r\nabcd\r\n0\r\n\r\n",
+            request("GET", "/healthz", headers)
+        );
+        refused_and_closed(&proxy, &raw);
+    }
+    // The same length twice (RFC 9110 §8.6 allows taking it), leading zeros and spaces
+    // around the value are one reading only: served, and the connection stays.
+    let mut c = Conn::open(&proxy);
+    for headers in [
+        "Content-Length: 4\r\nContent-Length: 4\r\n",
+        "Content-Length: 0004\r\n",
+        "Content-Length:   4  \r\n",
+    ] {
+        c.send(&format!("{}abcd", request("GET", "/healthz", headers)));
+        let (r, _) = c.response();
+        assert_eq!(r.status, 200, "{headers:?}: {}", r.text());
+    }
+    c.send(&request("GET", "/lookup?key=secret", ""));
+    assert_eq!(c.response().0.json()["value"], "smuggled");
+    let st = proxy.stats();
+    assert_eq!(st["requests"]["http"]["lookup"]["200"], 1, "{st}");
+}
+
+#[test]
+fn http_1_1_without_exactly_one_host_is_400_and_close() {
+    let (redis, proxy) = start();
+    redis.set("k", "v");
+    for raw in [
+        "GET /lookup?key=k HTTP/1.1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nConnection: keep-alive\r\n\r\n",
+        "GET http://127.0.0.1/lookup?key=k HTTP/1.1\r\n\r\n",
+        "GET /lookup?key=k HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    ] {
+        let why = refused_and_closed(&proxy, raw);
+        assert!(why.contains("Host"), "{raw:?}: {why}");
+    }
+    // HTTP/1.0 has no Host requirement; an empty Host is allowed (RFC 9112 §3.2).
+    let r = proxy.request("GET /lookup?key=k HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = proxy
+        .request("GET /lookup?key=k HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let st = proxy.stats();
+    assert_eq!(st["requests"]["http"]["lookup"]["200"], 2, "{st}");
 }
 
 #[test]

@@ -15,8 +15,11 @@ pub struct Key {
 pub const KEYS: &[Key] = &[
     Key {
         name: "PROXY_HOST",
-        default: "",
-        help: "address to bind; empty means all interfaces",
+        default: "127.0.0.1",
+        help: "address the HTTP and RESP ports bind (the admin port too, unless \
+               PROXY_ADMIN_HOST); empty or 0.0.0.0: all interfaces. Not set: 127.0.0.1, this \
+               machine only, unless PROXY_AUTH_FILE is set (then all interfaces), as Redis's \
+               protected mode. Beyond loopback without PROXY_AUTH_FILE, a warning is logged",
     },
     Key {
         name: "PROXY_PORT",
@@ -38,7 +41,7 @@ pub const KEYS: &[Key] = &[
         name: "PROXY_ADMIN_HOST",
         default: "",
         help: "address the admin port binds (127.0.0.1 keeps it local); empty means \
-               PROXY_HOST",
+               PROXY_HOST's (its default included)",
     },
     Key {
         name: "PROXY_MAX_KEYS",

@@ -72,6 +72,36 @@ fn bad_values_name_the_key() {
 }
 
 #[test]
+fn host_is_loopback_unless_given_or_authenticated() {
+    let host = |pairs: &[(&str, &str)]| Config::from_vars(&vars(pairs)).unwrap().host;
+    assert_eq!(
+        host(&[]),
+        "127.0.0.1",
+        "no auth, not given: this machine only"
+    );
+    assert_eq!(
+        host(&[("PROXY_AUTH_FILE", "")]),
+        "127.0.0.1",
+        "empty: no auth"
+    );
+    assert_eq!(host(&[("PROXY_HOST", "0.0.0.0")]), "0.0.0.0");
+    assert_eq!(
+        host(&[("PROXY_HOST", "")]),
+        "",
+        "given empty: all interfaces"
+    );
+    assert_eq!(
+        host(&[("PROXY_AUTH_FILE", "/auth")]),
+        "",
+        "auth: all, as before"
+    );
+    let both = [("PROXY_AUTH_FILE", "/auth"), ("PROXY_HOST", "10.0.0.1")];
+    assert_eq!(host(&both), "10.0.0.1");
+    let err = Config::from_vars(&vars(&[("PROXY_HOST", "no such host!")])).unwrap_err();
+    assert!(err.0.contains("PROXY_HOST"), "{err}");
+}
+
+#[test]
 fn same_port_for_http_and_resp_is_refused() {
     let err = Config::from_vars(&vars(&[
         ("PROXY_PORT", "7000"),

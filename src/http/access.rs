@@ -23,13 +23,18 @@ use super::{HttpApp, Route};
 use crate::auth::{Access, Who};
 use crate::stats::LoopStats;
 
-/// What an HTTP connection keeps: the client's address, for the per-address limit, and
-/// the routes its listener serves (PROXY_ADMIN_PORT moves `/stats` and `/metrics`).
+/// What an HTTP connection keeps: the client's address, for the per-address limit, the
+/// routes its listener serves (PROXY_ADMIN_PORT moves `/stats` and `/metrics`), and whether
+/// the request waiting for its body was sent `100 Continue`.
 #[derive(Debug, Clone, Copy)]
 pub struct Session {
     peer: IpAddr,
     /// One bit per [`Route`] served.
     routes: u8,
+    /// `100 Continue` went out for the request at the front of the connection's input,
+    /// still incomplete; cleared when that request is consumed, so each request gets at
+    /// most one however often its bytes are looked at before its body comes.
+    pub(super) continue_sent: bool,
 }
 
 /// The routes an HTTP listener serves.
@@ -63,7 +68,11 @@ impl Session {
             Listener::Lookups => lookups | health,
             Listener::Admin => health | admin,
         };
-        Session { peer, routes }
+        Session {
+            peer,
+            routes,
+            continue_sent: false,
+        }
     }
 
     /// Whether this connection's listener serves `route` (never [`Route::Unknown`]).

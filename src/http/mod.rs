@@ -103,26 +103,32 @@ impl HttpApp {
     /// Serves the request at the start of `input`, sent on `session`'s connection.
     pub fn serve<W: From<Wait>>(
         &mut self,
-        session: &Session,
+        session: &mut Session,
         input: &[u8],
         replies: &mut Replies<'_, W>,
     ) -> Served {
-        let (req, n) = match parse::parse(input) {
+        let parsed = parse::parse(input);
+        if !matches!(parsed, parse::Parsed::Partial) {
+            // Whatever comes of it, the request at the front is consumed now.
+            session.continue_sent = false;
+        }
+        let (req, n) = match parsed {
             parse::Parsed::Partial => {
                 // `Expect: 100-continue` (RFC 9110 §10.1.1): once the head is here the server
                 // must answer at once, with the final response or with 100 Continue. No route
                 // reads a body, but after a final response sent first the client may send
                 // the announced body or not, so its bytes may or may not follow on the
-                // connection: only closing it would settle that (this room keeps no state
-                // between requests), and closing while they arrive resets the connection,
-                // which can destroy the response. 100 Continue keeps the framing plain: the
-                // client sends the body, and the request is answered like any other on a
-                // connection that stays open. It is sent while the head has come alone;
-                // should the loop serve the same bytes again before the body comes, it goes
-                // again, which clients accept (any number of 1xx responses may precede the
-                // final one, RFC 9110 §15.2).
-                if parse::awaits_continue(input) {
+                // connection: only closing it would settle that, and closing while they
+                // arrive resets the connection, which can destroy the response. 100 Continue
+                // keeps the framing plain: the client sends the body, and the request is
+                // answered like any other on a connection that stays open. The loop looks at
+                // a partial request again on every read and whenever an answer ahead of it
+                // comes back, so the session remembers that this request had its 100
+                // Continue: one per request (RFC 9110 §15.2 would allow more; clients need
+                // one).
+                if !session.continue_sent && parse::awaits_continue(input) {
                     replies.out().extend_from_slice(render::CONTINUE);
+                    session.continue_sent = true;
                 }
                 return Served::NeedMore;
             }

@@ -5,7 +5,16 @@
 //! [`MAX_HEADERS`] headers, and an optional `Content-Length` body (read and ignored, at most
 //! [`MAX_BODY`] bytes). `Transfer-Encoding` bodies are refused (400) because no route takes a
 //! body. Keep-alive follows HTTP: 1.1 keeps the connection unless `Connection: close`; 1.0
-//! closes unless `Connection: keep-alive`. The `key` query parameter is percent-decoded
+//! closes unless `Connection: keep-alive`.
+//!
+//! Framing is read one way only, so that no server or proxy in front can read the same bytes
+//! as another request (request smuggling, RFC 9112 §6.3, §11.2). A malformed request, each a
+//! 400 and a close: a `Content-Length` that is not `1*DIGIT` (no sign, no space or comma
+//! inside, no value past `usize`; spaces around it are allowed), two `Content-Length` headers
+//! with different values (the same value twice is one length and accepted, as RFC 9110 §8.6
+//! allows), `Transfer-Encoding` (with or without `Content-Length`), an HTTP/1.1 request
+//! without exactly one `Host` header (RFC 9112 §3.2; its value is not checked, an empty one
+//! included, and the authority is not used). The `key` query parameter is percent-decoded
 //! (`+` is a space, as in HTML forms). The target may be in origin form (`/path?query`) or,
 //! as RFC 9112 §3.2.2 requires servers to accept, in absolute form
 //! (`http://host:port/path?query`): the path and query after the authority are taken and the
@@ -81,31 +90,54 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
         return Parsed::Error(HttpError::Malformed("incomplete request line"));
     };
     let mut keep_alive = minor_version >= 1;
-    let mut body_len = 0usize;
+    let mut content_length: Option<usize> = None;
+    let (mut hosts, mut transfer_encoding) = (0u32, false);
+    // Dispatch on the name's length first: most headers match none of these, and so cost
+    // one comparison of a length.
     for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("connection") {
-            for token in h.value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive = true;
+        let name = h.name.as_bytes();
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => hosts += 1,
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for token in h.value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        keep_alive = false;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        keep_alive = true;
+                    }
                 }
             }
-        } else if h.name.eq_ignore_ascii_case("content-length") {
-            let Some(n) = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-            else {
-                return Parsed::Error(HttpError::Malformed("bad Content-Length"));
-            };
-            if n > MAX_BODY {
-                return Parsed::Error(HttpError::BodyTooLarge);
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let Some(n) = content_length_value(h.value) else {
+                    return Parsed::Error(HttpError::Malformed("bad Content-Length"));
+                };
+                if content_length.is_some_and(|first| first != n) {
+                    return Parsed::Error(HttpError::Malformed("conflicting Content-Length"));
+                }
+                content_length = Some(n);
             }
-            body_len = n;
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Parsed::Error(HttpError::Malformed("request bodies are not supported"));
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => transfer_encoding = true,
+            _ => {}
         }
+    }
+    if transfer_encoding {
+        return Parsed::Error(HttpError::Malformed(if content_length.is_some() {
+            "Transfer-Encoding with Content-Length"
+        } else {
+            "request bodies are not supported"
+        }));
+    }
+    if minor_version >= 1 && hosts != 1 {
+        return Parsed::Error(HttpError::Malformed(if hosts == 0 {
+            "missing Host header"
+        } else {
+            "more than one Host header"
+        }));
+    }
+    let body_len = content_length.unwrap_or(0);
+    if body_len > MAX_BODY {
+        return Parsed::Error(HttpError::BodyTooLarge);
     }
     if buf.len() < head_len + body_len {
         return Parsed::Partial;
@@ -131,6 +163,18 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
         },
         head_len + body_len,
     )
+}
+
+/// The length a `Content-Length` value gives: `1*DIGIT` between optional spaces or tabs
+/// (RFC 9110 §8.6), or `None` (a sign, a space, a comma list, a value past `usize`).
+fn content_length_value(value: &[u8]) -> Option<usize> {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !blank(b))?;
+    let end = value.iter().rposition(|b| !blank(b))? + 1;
+    value[start..end].iter().try_fold(0usize, |n, &b| {
+        let digit = b.is_ascii_digit().then(|| usize::from(b - b'0'))?;
+        n.checked_mul(10)?.checked_add(digit)
+    })
 }
 
 /// The origin form (`/path?query`) of an absolute-form target (`scheme://authority/path?query`,

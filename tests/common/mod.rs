@@ -624,7 +624,16 @@ impl Proxy {
         resp_port: u16,
         overrides: &[(&str, &str)],
     ) -> (Proxy, StderrLog) {
-        let mut cmd = proxy_command(redis_port, http_port, resp_port, overrides);
+        let cmd = proxy_command(redis_port, http_port, resp_port, overrides);
+        Proxy::spawn_logged_command(cmd, http_port, resp_port)
+    }
+
+    /// Spawns `cmd`, a proxy on `http_port` and `resp_port`, with its stderr collected.
+    fn spawn_logged_command(
+        mut cmd: Command,
+        http_port: u16,
+        resp_port: u16,
+    ) -> (Proxy, StderrLog) {
         cmd.stdin(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("starting proxyredis");
         let log = StderrLog::collect(child.stderr.take().expect("piped stderr"));
@@ -638,7 +647,22 @@ impl Proxy {
 
     /// Like [`Proxy::start`] (free ports, waits for /healthz) with stderr collected.
     pub fn start_logged(redis_port: u16, overrides: &[(&str, &str)]) -> (Proxy, StderrLog) {
-        let (mut proxy, log) = Proxy::spawn_logged(redis_port, free_port(), free_port(), overrides);
+        Proxy::start_logged_without(redis_port, &[], overrides)
+    }
+
+    /// [`Proxy::start_logged`] with the variables of `unset` taken out of the test defaults
+    /// and of this process's environment (PROXY_HOST: the binary's own default applies).
+    pub fn start_logged_without(
+        redis_port: u16,
+        unset: &[&str],
+        overrides: &[(&str, &str)],
+    ) -> (Proxy, StderrLog) {
+        let (http_port, resp_port) = (free_port(), free_port());
+        let mut cmd = proxy_command(redis_port, http_port, resp_port, overrides);
+        for name in unset {
+            cmd.env_remove(name);
+        }
+        let (mut proxy, log) = Proxy::spawn_logged_command(cmd, http_port, resp_port);
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = proxy.wait_exit(Duration::ZERO) {

@@ -156,28 +156,58 @@ fn expect_100_continue_is_answered_at_once() {
     assert_eq!(h.count("lookup", "405"), 1);
     assert!(!h.io.closing);
     // A GET announcing a body gets the same, then its answer.
-    let get_head =
-        "GET /lookup?key=k HTTP/1.1\r\nexpect: 100-Continue\r\ncontent-length: 1\r\n\r\n";
+    let get_head = "GET /lookup?key=k HTTP/1.1\r\nHost: t\r\nexpect: 100-Continue\r\ncontent-length: 1\r\n\r\n";
     assert_eq!(h.send(get_head), "HTTP/1.1 100 Continue\r\n\r\n");
     let r = h.send(&format!("{get_head}x"));
     assert_eq!(body(&r), r#"{"key":"k","value":"v","status":200}"#);
     // No body announced: the request is whole and answered at once, with no 100.
-    let r = h.send("GET /lookup?key=k HTTP/1.1\r\nExpect: 100-continue\r\n\r\n");
+    let r = h.send("GET /lookup?key=k HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n\r\n");
     assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
-    let r = h.send("GET /healthz HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n");
+    let r = h.send(
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+    );
     assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
     // No expectation, or HTTP/1.0 (whose expectation is ignored): wait for the body.
     assert_eq!(
-        h.send("POST /healthz HTTP/1.1\r\nContent-Length: 1\r\n\r\n"),
+        h.send("POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n"),
         ""
     );
     let old = "POST /healthz HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n";
     assert_eq!(h.send(old), "");
     // A body over the limit is refused at once, without a 100.
-    let big = "POST /healthz HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 999999\r\n\r\n";
+    let big = "POST /healthz HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 999999\r\n\r\n";
     let r = h.send(big);
     assert!(r.starts_with("HTTP/1.1 413 "), "{r}");
     assert!(h.io.closing);
+}
+
+#[test]
+fn one_100_continue_per_request_however_often_its_head_is_looked_at() {
+    let mut h = Harness::new();
+    let mut session = crate::http::Session::new(std::net::Ipv4Addr::LOCALHOST.into());
+    let head = "POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\
+                Expect: 100-continue\r\n\r\n";
+    assert_eq!(
+        h.send_in(&mut session, head),
+        "HTTP/1.1 100 Continue\r\n\r\n"
+    );
+    // The loop serves the same bytes again (a read, an answer ahead of it): no second one.
+    assert_eq!(h.send_in(&mut session, head), "");
+    assert_eq!(h.send_in(&mut session, head), "");
+    let r = h.send_in(&mut session, &format!("{head}x"));
+    assert!(r.starts_with("HTTP/1.1 405 "), "{r}");
+    // The next request on the connection gets its own.
+    assert_eq!(
+        h.send_in(&mut session, head),
+        "HTTP/1.1 100 Continue\r\n\r\n"
+    );
+    // Pipelined: the first whole, the second's head alone: one 100, for the second.
+    let mut session = crate::http::Session::new(std::net::Ipv4Addr::LOCALHOST.into());
+    let r = h.send_in(&mut session, &format!("{head}x{head}"));
+    assert!(r.starts_with("HTTP/1.1 405 "), "{r}");
+    assert_eq!(r.matches("100 Continue").count(), 1, "{r}");
+    assert!(r.ends_with("HTTP/1.1 100 Continue\r\n\r\n"), "{r}");
+    assert_eq!(h.send_in(&mut session, head), "");
 }
 
 #[test]
