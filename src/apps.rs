@@ -82,7 +82,7 @@ impl Apps {
     /// a connection over the cap gets; then the connection closes.
     fn serve_over_cap(
         &mut self,
-        session: &http::Session,
+        session: &mut http::Session,
         input: &[u8],
         replies: &mut Replies<'_, Wait>,
     ) -> Served {
