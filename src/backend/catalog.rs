@@ -223,28 +223,6 @@ impl Catalog {
     }
 }
 
-/// Reads the catalog in the background once Redis answers (every second until it does),
-/// off the miss path; until then, nothing is forwarded.
-pub fn spawn_loader(
-    core: std::sync::Arc<super::core::Core>,
-    connector: super::connector::Connector,
-    timeout: std::time::Duration,
-) {
-    let spawned = crate::guard::spawn("catalog".into(), move || {
-        while !core.catalog.is_loaded() {
-            if let Ok(mut conn) = connector.connect(timeout) {
-                core.catalog.load(&mut conn);
-            }
-            if !core.catalog.is_loaded() {
-                std::thread::sleep(std::time::Duration::from_secs(1));
-            }
-        }
-    });
-    if let Err(e) = spawned {
-        crate::warn!("cannot start the command catalog loader: {e}; nothing is forwarded");
-    }
-}
-
 fn text(v: &redis::Value) -> Option<&[u8]> {
     match v {
         redis::Value::BulkString(b) => Some(b),

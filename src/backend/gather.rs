@@ -10,7 +10,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::catalog::ResponsePolicy;
-use super::job::Outcome;
+use super::outcome::Outcome;
 
 /// The parts of one command still out, and the replies of those back.
 #[derive(Debug)]

@@ -42,6 +42,7 @@ mod health;
 mod job;
 mod keyspec;
 mod lane;
+mod outcome;
 mod pipeline;
 mod singleflight;
 mod tracking;
@@ -97,7 +98,7 @@ impl Backend {
             Some((host, port)) => Connector::for_node(config, host, *port),
             None => Connector::standalone(config),
         };
-        catalog::spawn_loader(Arc::clone(&core), catalog_from, config.redis_timeout);
+        spawn_catalog_loader(Arc::clone(&core), catalog_from, config.redis_timeout);
         let mut listener = None;
         let upstream: Box<dyn Upstream> = if config.cluster_nodes.is_empty() {
             let tracking = Arc::new(Tracking::new(config.invalidation));
@@ -259,6 +260,24 @@ impl BackendThreads {
         {
             let _ = listener.join();
         }
+    }
+}
+
+/// Reads the catalog in the background once Redis answers (every second until it does),
+/// off the miss path; until then, nothing is forwarded.
+fn spawn_catalog_loader(core: Arc<Core>, connector: Connector, timeout: Duration) {
+    let spawned = crate::guard::spawn("catalog".into(), move || {
+        while !core.catalog.is_loaded() {
+            if let Ok(mut conn) = connector.connect(timeout) {
+                core.catalog.load(&mut conn);
+            }
+            if !core.catalog.is_loaded() {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        crate::warn!("cannot start the command catalog loader: {e}; nothing is forwarded");
     }
 }
 

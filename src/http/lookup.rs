@@ -8,7 +8,7 @@
 //! throttled), or an error. The hit path's headers are one pre-rendered constant.
 
 use super::render::{self, Connection, Content, Source};
-use super::routes::Route;
+use super::route::Route;
 use super::{HttpApp, Wait};
 use crate::auth::Who;
 use crate::backend::Outcome;

@@ -15,6 +15,7 @@ pub mod access;
 mod lookup;
 pub mod parse;
 pub mod render;
+mod route;
 pub mod routes;
 
 use std::sync::Arc;

@@ -17,17 +17,17 @@ impl Cache {
 
     /// Makes inserts into shard `shard` record expiries for a reaper, and appends the
     /// expiries of its live entries to `out`. One reaper per cache.
-    pub(crate) fn start_tracking(&self, shard: usize, out: &mut Vec<Expiry>) {
+    pub(crate) fn start_reaping(&self, shard: usize, out: &mut Vec<Expiry>) {
         let shard = &self.shards[shard];
         let mut state = shard.state.write();
-        state.start_tracking(out);
+        state.start_reaping(out);
         shard.has_pending.store(false, Ordering::Relaxed);
     }
 
     /// Stops recording expiries in every shard (the reaper is gone).
-    pub(crate) fn stop_tracking(&self) {
+    pub(crate) fn stop_reaping(&self) {
         for shard in self.shards.iter() {
-            shard.state.write().stop_tracking();
+            shard.state.write().stop_reaping();
         }
     }
 

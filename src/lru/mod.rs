@@ -51,8 +51,8 @@
 //!
 //! Files: this one holds [`Cache`], its construction, lookups, inserts and removals;
 //! `counters` the hit and miss stripes and [`CacheStats`]; `coherence` tickets, fills,
-//! invalidation and clear; `stale` the stale window and stale answers; `tracking`
-//! what the reaper calls; `shard`, `slab`,
+//! invalidation and clear; `stale` the stale window and stale answers; `expiries`
+//! what the expiry reaper calls; `shard`, `slab`,
 //! `access` and `policy` the parts of a shard; `tests.rs` the unit tests. Hooks that
 //! only tests use (`hooks.rs`: `Cache::validate`, `Cache::keys_by_recency`, ...) exist
 //! only in test builds and with the `test-hooks` feature.
@@ -63,13 +63,13 @@
 mod access;
 mod coherence;
 mod counters;
+mod expiries;
 #[cfg(any(test, feature = "test-hooks"))]
 mod hooks;
 mod policy;
 mod shard;
 mod slab;
 mod stale;
-mod tracking;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -286,7 +286,7 @@ impl Cache {
             .counters
             .size
             .store(state.slab.len() as u64, Ordering::Relaxed);
-        if state.tracking() {
+        if state.reaped() {
             shard.has_pending.store(true, Ordering::Release);
         }
         displaced

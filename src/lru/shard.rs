@@ -125,7 +125,7 @@ pub(crate) struct ShardState {
     /// What a hit records and which entry is evicted.
     pub(crate) policy: Policy,
     /// Whether a reaper collects expiries; without one, `pending` stays empty.
-    tracking: bool,
+    reaped: bool,
     /// Expiries of entries inserted since the reaper last looked, oldest first.
     pending: Vec<Expiry>,
     /// The latest invalidation of a key of each bucket (see [`INVALIDATION_BUCKETS`]).
@@ -144,7 +144,7 @@ impl ShardState {
             index: HashTable::with_capacity(capacity.min(PRESIZE_ENTRIES)),
             capacity,
             policy,
-            tracking: false,
+            reaped: false,
             pending: Vec::new(),
             invalidated: vec![0; INVALIDATION_BUCKETS].into_boxed_slice(),
             stale_window: 0,
@@ -220,7 +220,7 @@ impl ShardState {
                 .insert_unique(hash, slot, |&s| hasher.hash_one(slab.key(s)));
             (slot, displaced)
         };
-        if !self.tracking {
+        if !self.reaped {
             return Ok(displaced);
         }
         let generation = self.slab.generation(slot);
@@ -287,13 +287,13 @@ impl ShardState {
     }
 
     /// Whether inserts record expiries for a reaper.
-    pub(crate) fn tracking(&self) -> bool {
-        self.tracking
+    pub(crate) fn reaped(&self) -> bool {
+        self.reaped
     }
 
     /// Starts recording expiries for a reaper and hands it those of every live entry.
-    pub(crate) fn start_tracking(&mut self, out: &mut Vec<Expiry>) {
-        self.tracking = true;
+    pub(crate) fn start_reaping(&mut self, out: &mut Vec<Expiry>) {
+        self.reaped = true;
         self.pending.clear();
         out.extend(self.slab.iter_recency().map(|slot| Expiry {
             deadline: self.removal_time(slot),
@@ -303,8 +303,8 @@ impl ShardState {
     }
 
     /// Stops recording expiries (the reaper is gone) and frees what was recorded.
-    pub(crate) fn stop_tracking(&mut self) {
-        self.tracking = false;
+    pub(crate) fn stop_reaping(&mut self) {
+        self.reaped = false;
         self.pending = Vec::new();
     }
 

@@ -186,7 +186,7 @@ fn pending_expiries_are_not_recorded_without_a_reaper() {
 #[test]
 fn pending_expiries_stay_bounded_when_the_reaper_lags() {
     let c = cache(8, 1);
-    c.start_tracking(0, &mut Vec::new());
+    c.start_reaping(0, &mut Vec::new());
     for i in 0..10_000u32 {
         c.insert(&(i % 20).to_be_bytes(), b"v");
     }

@@ -43,7 +43,7 @@ impl ReaperCore {
         let heaps = (0..shards)
             .map(|shard| {
                 batch.clear();
-                cache.start_tracking(shard, &mut batch);
+                cache.start_reaping(shard, &mut batch);
                 batch.drain(..).map(Reverse).collect()
             })
             .collect();
@@ -130,6 +130,6 @@ impl ReaperCore {
 
 impl Drop for ReaperCore {
     fn drop(&mut self) {
-        self.cache.stop_tracking();
+        self.cache.stop_reaping();
     }
 }

@@ -16,7 +16,7 @@
 //! - over PROXY_CLIENT_RATE_LIMIT_RPS (the commands PROXY_RATE_LIMIT_RPS counts, per
 //!   principal or per address): `-ERR client rate limit exceeded`.
 
-use super::commands::{Command, Flags};
+use super::command::{Command, Flags};
 use super::parse::Args;
 use super::{Client, Loop, write};
 use crate::auth::{Access, Who};

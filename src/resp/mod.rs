@@ -13,6 +13,7 @@
 
 pub mod access;
 mod client;
+pub mod command;
 pub mod commands;
 pub mod parse;
 mod rows;
