@@ -15,11 +15,13 @@ pub enum Served {
     /// A request of this many bytes was answered (now, or by queuing a waiting reply).
     Consumed(usize),
     /// Not served yet: the request must not start before every reply queued ahead of it
-    /// is answered (a write after reads still waiting on the backend). The connection is
-    /// held until then and the request served again (see [`Replies::hold`]).
+    /// is answered (a write after reads still waiting on the backend, or a client at its
+    /// share of the forwarding lane). Nothing more of the connection is served until then;
+    /// then the request is served again (as after [`Replies::hold`], the barrier a write
+    /// puts behind itself).
     ///
     /// [`Replies::hold`]: super::replies::Replies::hold
-    Held,
+    Deferred,
 }
 
 /// A protocol served by one event loop (one instance per loop, so it may keep per-loop

@@ -44,7 +44,7 @@ impl<W> Driver<W> {
         while at < input.len() {
             let mut replies = Replies::new(&mut self.output, &mut self.closing, whom, self.now);
             match serve(&input[at..], &mut replies) {
-                Served::NeedMore | Served::Held => break,
+                Served::NeedMore | Served::Deferred => break,
                 Served::Consumed(n) => at += n,
             }
         }

@@ -60,7 +60,8 @@ pub struct Output<W> {
     front_seq: u64,
     closed_ready: usize,
     waiting_keys: usize,
-    held: usize,
+    /// Bytes of values that arrived for replies still waiting on other outcomes.
+    value_bytes: usize,
     /// Serve nothing more until every outcome missing now has arrived.
     hold: bool,
     /// Send nothing (and serve nothing more) before this clock reading; 0: no delay.
@@ -76,7 +77,7 @@ impl<W> Default for Output<W> {
             front_seq: 0,
             closed_ready: 0,
             waiting_keys: 0,
-            held: 0,
+            value_bytes: 0,
             hold: false,
             send_after: 0,
         }
@@ -128,7 +129,7 @@ impl<W> Output<W> {
             return false;
         };
         if let Outcome::Found(v) = &outcome {
-            self.held += v.len();
+            self.value_bytes += v.len();
         }
         *slot = Some(outcome);
         w.outstanding -= 1;
@@ -233,7 +234,7 @@ impl<W> Output<W> {
                         _ => 0,
                     })
                     .sum();
-                self.held -= held;
+                self.value_bytes -= held;
                 Released::Complete(w)
             }
         })
@@ -286,7 +287,7 @@ impl<W> Output<W> {
     /// waiting one, and values received for replies not yet rendered.
     #[inline]
     pub fn buffered(&self) -> usize {
-        self.unsent() + self.queued() + self.held
+        self.unsent() + self.queued() + self.value_bytes
     }
 
     /// Whether everything has been sent and nothing waits.

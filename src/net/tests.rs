@@ -47,7 +47,7 @@ impl Application for Toy {
         };
         let line = &input[..end];
         if line == b"h" && replies.waiting() {
-            return Served::Held;
+            return Served::Deferred;
         }
         let log = String::from_utf8_lossy(line).into_owned();
         self.served.lock().unwrap().push(log);

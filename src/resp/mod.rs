@@ -100,7 +100,7 @@ pub struct Loop {
     pub turn_hits: u64,
     /// Set by a handler that did nothing because its command must wait for the
     /// connection's earlier replies: it is served again once they are answered.
-    pub held: bool,
+    pub deferred: bool,
 }
 
 /// The RESP application of one event loop.
@@ -118,7 +118,7 @@ impl RespApp {
                 scratch: Vec::with_capacity(4096),
                 ranges: Vec::new(),
                 turn_hits: 0,
-                held: false,
+                deferred: false,
             },
         }
     }
@@ -169,7 +169,7 @@ impl RespApp {
             let state = &mut self.state;
             if !dispatch(state, &mut session.client, &input[..n], args, sink) {
                 // Served again (parsed anew) once the replies ahead of it are answered.
-                return Served::Held;
+                return Served::Deferred;
             }
         }
         if n > SHRINK_AFTER {
@@ -337,8 +337,8 @@ fn run(
         sink,
     };
     (command.handler)(&mut call);
-    if call.state.held {
-        call.state.held = false;
+    if call.state.deferred {
+        call.state.deferred = false;
         return false;
     }
     call.state.stats.resp.incr(row, 0);
@@ -373,7 +373,7 @@ fn dispatch_rest(
         }
     }
     let row = match commands::forward::forward(state, client, input, args, sink) {
-        Forwarded::Held => return false,
+        Forwarded::Deferred => return false,
         Forwarded::Sent => forwarded_row(),
         Forwarded::Refused => not_forwarded_row(),
         Forwarded::Unknown => {

@@ -201,7 +201,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                         conn.input.consume(n);
                         consumed = true;
                     }
-                    Served::Held => {
+                    Served::Deferred => {
                         // Served again once the replies ahead of it are answered (the
                         // answers settle this connection, which serves what is buffered).
                         debug_assert!(conn.output.waiting_keys() > 0, "held on nothing");

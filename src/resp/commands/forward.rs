@@ -63,9 +63,9 @@ pub enum Forwarded {
     Refused,
     /// Not known: the caller answers unknown command.
     Unknown,
-    /// A write while earlier replies of the connection still wait: not sent, nothing
-    /// written; the connection is to be held and the command served again.
-    Held,
+    /// A write while earlier replies of the connection still wait, or a client at its
+    /// share of the lane: not sent, nothing written; served again once they are answered.
+    Deferred,
 }
 
 /// Forwards or refuses the command in `args`, if PROXY_FORWARD and Redis's catalog say so.
@@ -182,7 +182,7 @@ fn send(
     // A write waits for the connection's earlier replies; any command waits while the
     // client holds its share of the forwarding lane.
     if (ordered && sink.waiting()) || sink.in_flight() >= FORWARDED_PER_CLIENT {
-        return Forwarded::Held;
+        return Forwarded::Deferred;
     }
     let argv: Vec<Box<[u8]>> = (0..args.len())
         .map(|i| Box::from(args.get(input, i)))

@@ -100,7 +100,7 @@ pub fn stream_read(call: &mut Call<'_>) {
         forward::forward_stream_read(call.state, call.client, call.input, call.args, call.sink);
     match sent {
         Forwarded::Sent | Forwarded::Refused => {}
-        Forwarded::Held => call.state.held = true,
+        Forwarded::Deferred => call.state.deferred = true,
         Forwarded::Unknown => {
             let rest = (1..call.argc()).map(|i| call.args.get(call.input, i));
             write::unknown_command(call.sink.out(), call.args.get(call.input, 0), rest);
