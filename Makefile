@@ -41,8 +41,11 @@ bench-cache:
 clean:
 	$(CARGO) clean
 
-# `make soak`: release build, then SOAK_SECONDS (default 600) of normal and hostile load with
-# the proxy's RSS sampled every second; fails if the proxy dies. See scripts/soak.sh.
+# `make soak`: release build, then SOAK_SECONDS (default 600) of normal and hostile load
+# (forwarding attackers included) with the proxy's RSS sampled every second and another
+# client's miss and forwarded-HGET p99 per 10 s; fails if the proxy dies. Not part of `make
+# bench` unless BENCH_SOAK_SECONDS is set; the bench report charts the last soak. See
+# scripts/soak.sh (SOAK_SECONDS=60 make soak for a quick check).
 .PHONY: soak
 soak: ensure-redis
 	@scripts/soak.sh
@@ -59,6 +62,13 @@ run-cluster: ensure-redis build
 .PHONY: bench-cluster
 bench-cluster: ensure-redis build
 	@scripts/bench-cluster.sh
+
+# `make bench-forward`: forwarded HGET and LRANGE, GET misses and hits, -P 1 and -P 16, the
+# proxy against twemproxy (nutcracker) and Redis, and the -P 8 suite with PROXY_FORWARD=all
+# (also run by `make bench`). See scripts/bench-forward.sh and BENCHMARKS.md.
+.PHONY: bench-forward
+bench-forward: ensure-redis build
+	@scripts/bench-forward.sh
 
 # `make bench-tls`: HTTPS hits, full and resumed handshakes, the proxy against nginx with
 # the same certificate and TLS version (also run by `make bench`). See scripts/bench-tls.sh.

@@ -34,8 +34,8 @@ NODE_TIMEOUT=${BENCH_NODE_TIMEOUT_MS:-2000}
 RESULTS_FILE=${BENCH_RESULTS:-target/bench/cluster.json}
 OUT=target/bench
 WINDOWS=$OUT/cluster-windows.txt
-BIN=target/release/proxyredis
-LOAD=target/release/examples/cluster_load
+BIN=${PROXY_BIN:-${CARGO_TARGET_DIR:-target}/release/proxyredis}
+LOAD=${CARGO_TARGET_DIR:-target}/release/examples/cluster_load
 mkdir -p "$OUT" "$(dirname "$RESULTS_FILE")"
 : > "$WINDOWS"
 TMP=$(mktemp -d)
@@ -276,7 +276,7 @@ load() { # label duration_ms groups... -- events...
   local label=$1 ms=$2 args=(); shift 2
   while [ "$1" != -- ]; do args+=(--group "$1"); shift; done; shift
   while [ $# -gt 0 ]; do args+=(--at "$1"); shift; done
-  $LOAD_CPU $LOAD run "127.0.0.1:$PROXY_PORT" --keys "$KEYS" --connections "$LOAD_CONNECTIONS" \
+  $LOAD_CPU "$LOAD" run "127.0.0.1:$PROXY_PORT" --keys "$KEYS" --connections "$LOAD_CONNECTIONS" \
     --rate "$LOAD_RATE" --duration-ms "$ms" --timeout-ms 5000 --probe-ms 50 --label "$label" \
     --windows "$WINDOWS" --json "$RESULTS_FILE" "${args[@]}" 2> "$TMP/load-$label.err" > "$TMP/load-$label.txt" \
     || { cat "$TMP/load-$label.err" >&2; fail "cluster_load $label failed"; }

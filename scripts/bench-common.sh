@@ -2,7 +2,12 @@
 # directory and the processes to stop at exit (PIDS), tool checks, free loopback ports, a
 # process's CPU time in clock ticks, ratios, progress lines, and the pinning: servers under
 # test on core 0 (SERVER_CPU), load generators on core 1 (LOAD_CPU), when there are two.
+# The release build is found where cargo puts it: under $CARGO_TARGET_DIR when that is set,
+# else target/ (RELEASE_DIR, PROXY_BIN; PROXY_BIN may also be given to run another binary).
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # used by the scripts that source this file
+RELEASE_DIR=${CARGO_TARGET_DIR:-target}/release
+PROXY_BIN=${PROXY_BIN:-$RELEASE_DIR/proxyredis}
 TMP=$(mktemp -d)
 PIDS=()
 cleanup() {

@@ -26,7 +26,7 @@ mkdir -p "$OUT"
 need redis-server redis-server
 need redis-cli redis-tools
 need curl curl
-[ -x target/release/proxyredis ] || cargo build --release
+[ -x "$PROXY_BIN" ] || cargo build --release
 cargo build --release --quiet --example open_loop
 
 # Below the ephemeral range (32768+), so no client socket holds the port.
@@ -49,9 +49,10 @@ PIDS+=("$!"); wait_port "$REDIS_PORT"
 set_hot_keys "$REDIS_PORT"
 
 PROXY_PORT=$(free_port)
+# shellcheck disable=SC2086 # SERVER_CPU is a command prefix or nothing
 env PROXY_HOST=127.0.0.1 PROXY_PORT="$PROXY_PORT" PROXY_RESP_PORT=0 PROXY_WORKERS=1 \
   REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT" PROXY_LOG=warn PROXY_MAX_KEYS=10000 PROXY_TTL_MS=3600000 \
-  $SERVER_CPU ./target/release/proxyredis --env-file /dev/null &
+  $SERVER_CPU "$PROXY_BIN" --env-file /dev/null &
 PROXY_PID=$!; PIDS+=("$PROXY_PID"); wait_port "$PROXY_PORT"
 # With tracking on, nothing is cached until the invalidation connection is up.
 for _ in $(seq 200); do curl -s "http://127.0.0.1:$PROXY_PORT/stats" | grep -q '"state":"\(tracking\|off\)"' && break; sleep 0.05; done
@@ -85,7 +86,7 @@ for rate in $RATES; do
     case $server in proxy) port=$PROXY_PORT; pid=$PROXY_PID ;; nginx) port=$NGINX_PORT; pid=$NGINX_PID ;; esac
     settle "$pid"
     read -r r0 w0 <<< "$(sched_ns "$pid")"; t0=$(date +%s%N)
-    line=$($LOAD_CPU timeout $((RUN_SECONDS + 30)) target/release/examples/open_loop "127.0.0.1:$port" \
+    line=$($LOAD_CPU timeout $((RUN_SECONDS + 30)) "$RELEASE_DIR/examples/open_loop" "127.0.0.1:$port" \
       "$rate" "$RUN_SECONDS" "$CONNECTIONS")
     read -r r1 w1 <<< "$(sched_ns "$pid")"; t1=$(date +%s%N)
     # Per second of the run (sending and draining).

@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """`make bench`'s report: target/bench/report.html from the bench's own outputs.
 
-Reads target/bench/results.json (scripts/bench.sh), target/bench/open-loop.json
-(scripts/bench-open-loop.sh) and target/soak/rss.txt (scripts/soak.sh: "second MiB" lines);
-any of them may be missing, and its panel then says which command makes it. Writes one
+Reads target/bench/results.json (scripts/bench.sh), target/bench/forward.json
+(scripts/bench-forward.sh), target/bench/open-loop.json (scripts/bench-open-loop.sh),
+target/soak/rss.txt (scripts/soak.sh: "second MiB" lines) and target/soak/probe.txt (the
+soak's well-behaved client, scripts/soak-probe.py: latency per 10 s window); any of them
+may be missing, and its panel then says which command makes it. Writes one
 self-contained HTML file: inline CSS and inline SVG charts, no script, nothing fetched.
 
 Panels: (a) each workload beside its anchor (req per server CPU-second, req/s, p99), one
 row per workload, each small chart on its own scale; (b) latency against offered load from
 the open-loop run (p50/p99/p999 per rate, log scale) and achieved against offered rate;
-(c) the proxy's RSS over the soak. Python 3 standard library only.
+(c) the proxy's RSS over the soak, and the p99 of another client's misses and forwarded
+HGETs per 10 s window beside it. Python 3 standard library only.
 
-Usage: scripts/bench-report.py [--results F] [--open-loop F] [--soak F] [--soak-warmup S] [--out F]
+Usage: scripts/bench-report.py [--results F] [--forward F] [--open-loop F] [--soak F]
+       [--probe F] [--soak-warmup S] [--out F]
 """
 
 import argparse
@@ -338,6 +342,55 @@ def read_rss(path):
     return samples
 
 
+def read_probe(path):
+    """scripts/soak-probe.py's lines: (second, miss p99 ms, HGET p99 ms, errors) per window."""
+    windows = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 10:
+                    p_miss, p_fwd = float(parts[3]), float(parts[7])
+                    windows.append((float(parts[0]), p_miss if math.isfinite(p_miss) else 0.0,
+                                    p_fwd if math.isfinite(p_fwd) else 0.0, int(parts[9])))
+    except (OSError, ValueError):
+        return []
+    return windows
+
+
+def probe_svg(windows, load_end):
+    """The p99 of the probe's misses and forwarded HGETs per window (log scale, ms)."""
+    w, h = 1080, 260
+    x0, y0, pw, ph = plot_frame(w, h, (70, 20, 20, 50))
+    xticks, xmax = linear_ticks(max(s for s, _, _, _ in windows), 10)
+    top = max(max(m, f) for _, m, f, _ in windows)
+    lo, hi = 0.1, 10 ** math.ceil(math.log10(max(top, 1.0)))
+    lx = lambda v: x0 + pw * v / xmax  # noqa: E731
+    ly = lambda v: y0 + ph - ph * (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))  # noqa: E731
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+           f'role="img" aria-label="other clients latency over the soak">']
+    for t in xticks:
+        out.append(f'<line x1="{lx(t):.1f}" x2="{lx(t):.1f}" y1="{y0}" y2="{y0 + ph}" class="grid minor"/>')
+        out.append(f'<text x="{lx(t):.1f}" y="{y0 + ph + 16}" class="tick" text-anchor="middle">{t:g}</text>')
+    v = lo
+    while v <= hi * 1.001:
+        out.append(f'<line x1="{x0}" x2="{x0 + pw}" y1="{ly(v):.1f}" y2="{ly(v):.1f}" class="grid"/>')
+        out.append(f'<text x="{x0 - 6}" y="{ly(v) + 4:.1f}" class="tick" text-anchor="end">{v:g} ms</text>')
+        v *= 10
+    if 0 < load_end < xmax:
+        out.append(f'<rect x="{lx(load_end):.1f}" y="{y0}" width="{x0 + pw - lx(load_end):.1f}" height="{ph}" class="warm"/>')
+        out.append(f'<text x="{lx(load_end) + 6:.1f}" y="{y0 + 14}" class="hint">load stopped</text>')
+    for i, (colour, dash, name) in enumerate(((PROXY, "", "miss p99"), (ANCHOR[0], "7 4", "forwarded HGET p99"))):
+        pts = " ".join(f"{lx(win[0]):.1f},{ly(win[1 + i]):.1f}" for win in windows)
+        out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="1.8" stroke-dasharray="{dash}"/>')
+        out.append(f'<text x="{x0 + 10 + 190 * i}" y="{y0 + ph - 8}" class="val" fill="{colour}">{esc(name)}</text>')
+    out.append(f'<text x="{x0 + pw / 2}" y="{h - 8}" class="axis" text-anchor="middle">second of the soak '
+               f'(end of each 10 s window)</text>')
+    out.append(f'<rect x="{x0}" y="{y0}" width="{pw}" height="{ph}" class="frame"/>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
 def rss_svg(samples, warmup):
     w, h = 1080, 300
     x0, y0, pw, ph = plot_frame(w, h, (70, 20, 20, 50))
@@ -389,10 +442,12 @@ table.num td + td, table.num th + th { text-align: right; }
 """
 
 
-def panel_workloads(bench, path):
-    if not bench:
+def panel_workloads(bench, path, forward=None):
+    if not bench and not forward:
         return f'<p class="missing">No {esc(path)}: run <code>make bench</code>.</p>'
-    groups = workload_groups(bench.get("results", []))
+    bench = bench or {}
+    # Section 5's rows (scripts/bench-forward.sh): ProxyRedis beside twemproxy and Redis.
+    groups = workload_groups(bench.get("results", []) + (forward or {}).get("results", []))
     return (f'<p>Each workload of the latest <code>make bench</code>: the proxy (blue) beside its '
             f'anchor measured in the same run (orange; grey for a second one). Each small chart has '
             f'its own scale, so compare within a row. req per server CPU-second = requests / CPU '
@@ -424,7 +479,7 @@ def panel_open_loop(loop, path):
             + open_loop_table(runs))
 
 
-def panel_soak(samples, path, warmup):
+def panel_soak(samples, path, warmup, windows=None):
     if not samples:
         return (f'<p class="missing">No soak samples ({esc(path)}): run <code>make soak</code> '
                 f'(10 minutes; <code>SOAK_SECONDS=120 make soak</code> for a shorter one).</p>')
@@ -436,20 +491,36 @@ def panel_soak(samples, path, warmup):
                if after else "no samples after the warm-up")
     return (f'<p>The proxy\'s RSS, sampled every second by <code>make soak</code> (normal load: '
             f'redis-benchmark and wrk on hits and misses; hostile load: never-reading pipeliners, '
-            f'slow senders, huge MGETs). {len(samples)} samples, {summary}.</p>'
-            + rss_svg(samples, warmup))
+            f'slow senders, huge MGETs, forwarded LRANGEs and SRANDMEMBERs over the reply limit, '
+            f'forwarded LRANGEs never read). {len(samples)} samples, {summary}.</p>'
+            + rss_svg(samples, warmup) + probe_note(windows, samples))
+
+
+def probe_note(windows, samples):
+    if not windows:
+        return '<p>No probe windows (target/soak/probe.txt): an older soak, or it ended early.</p>'
+    # The soak's load stops where its probe goes on alone: the RSS samples go on for 20 s more.
+    load_end = max(0.0, samples[-1][0] - 20) if samples else 0.0
+    errors = sum(e for _, _, _, e in windows)
+    return (f'<p>What another client saw meanwhile (scripts/soak-probe.py, one request in flight '
+            f'per kind): the p99 per 10 s window of 50 cache misses a second (fresh keys) and 50 '
+            f'forwarded HGETs a second; {errors} errors or timeouts in all.</p>'
+            + probe_svg(windows, load_end))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--results", default="target/bench/results.json")
+    ap.add_argument("--forward", default="target/bench/forward.json")
     ap.add_argument("--open-loop", default="target/bench/open-loop.json")
     ap.add_argument("--soak", default="target/soak/rss.txt")
+    ap.add_argument("--probe", default="target/soak/probe.txt")
     ap.add_argument("--soak-warmup", type=float, default=float(os.environ.get("SOAK_WARMUP", 60)),
                     help="seconds of the soak left out of its min/max (SOAK_WARMUP, 60)")
     ap.add_argument("--out", default="target/bench/report.html")
     a = ap.parse_args()
     bench, loop, samples = load_json(a.results), load_json(a.open_loop), read_rss(a.soak)
+    forward, windows = load_json(a.forward), read_probe(a.probe)
     meta = ""
     if bench:
         meta = (f'{esc(bench.get("cores", "?"))} cores, {esc(bench.get("pinning", ""))}. ')
@@ -457,16 +528,17 @@ def main():
 <html lang="en"><head><meta charset="utf-8"><title>ProxyRedis benchmark report</title>
 <style>{CSS}</style></head><body>
 <h1>ProxyRedis benchmark report</h1>
-<p class="meta">{meta}Inputs: {esc(a.results)} ({mtime(a.results)}), {esc(a.open_loop)}
+<p class="meta">{meta}Inputs: {esc(a.results)} ({mtime(a.results)}), {esc(a.forward)}
+({mtime(a.forward)}), {esc(a.open_loop)}
 ({mtime(a.open_loop)}), {esc(a.soak)} ({mtime(a.soak)}). Generated
 {datetime.datetime.now().strftime("%Y-%m-%d %H:%M")} by scripts/bench-report.py. Absolute figures
 move a lot on a shared machine: read each row against its anchor.</p>
 <section><h2>(a) Throughput and p99, each workload beside its anchor</h2>
-{panel_workloads(bench, a.results)}</section>
+{panel_workloads(bench, a.results, forward)}</section>
 <section><h2>(b) Latency against offered load, HTTP hits, open loop</h2>
 {panel_open_loop(loop, a.open_loop)}</section>
 <section><h2>(c) Proxy RSS over the soak</h2>
-{panel_soak(samples, a.soak, a.soak_warmup)}</section>
+{panel_soak(samples, a.soak, a.soak_warmup, windows)}</section>
 </body></html>
 """
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)

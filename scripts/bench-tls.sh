@@ -36,7 +36,7 @@ need openssl openssl
 need redis-server redis-server
 need redis-cli redis-tools
 need curl curl
-[ -x target/release/proxyredis ] || { echo "build first: cargo build --release" >&2; exit 1; }
+[ -x "$PROXY_BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 
 
 TICKS=$(getconf CLK_TCK)
@@ -79,9 +79,10 @@ set_hot_keys "$REDIS_PORT"
 start_proxy() { # name extra-env...
   local name=$1 port resp; shift
   port=$(free_port); resp=$(free_port)
+  # shellcheck disable=SC2086 # SERVER_CPU is a command prefix or nothing
   env PROXY_HOST=127.0.0.1 PROXY_PORT="$port" PROXY_RESP_PORT="$resp" PROXY_WORKERS=1 \
     PROXY_MAX_KEYS=10000 PROXY_TTL_MS=3600000 REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT" \
-    PROXY_LOG=warn "$@" $SERVER_CPU ./target/release/proxyredis --env-file /dev/null 2> "$TMP/$name.log" &
+    PROXY_LOG=warn "$@" $SERVER_CPU "$PROXY_BIN" --env-file /dev/null 2> "$TMP/$name.log" &
   local pid=$!; PIDS+=("$pid"); wait_port "$port"
   printf -v "PID_$name" '%s' "$pid"; printf -v "PORT_$name" '%s' "$port"
 }

@@ -3,17 +3,22 @@
 # the same run (redis-server itself, nginx answering a fixed 200, webdis and twemproxy when
 # installed). Everything listens on 127.0.0.1 and every run is bounded in time or count.
 #
-# Sections: memory per key; HTTP and RESP hits; HTTP misses; forwarded commands (EXISTS,
-# HGET) against Redis and twemproxy; coherence (invalidation latency, tracking on against
-# off for hits and misses, hit ratio and Redis CPU under a write stream); latency against
-# offered load on the HTTP hit path, open loop, proxy and nginx (scripts/bench-open-loop.sh).
+# Sections: memory per key; HTTP and RESP hits; HTTP misses; forwarded commands (HGET,
+# LRANGE, GET misses and hits) against twemproxy and Redis, and the -P 8 suite with
+# PROXY_FORWARD=all (scripts/bench-forward.sh); coherence (invalidation latency, tracking
+# on against off for hits and misses, hit ratio and Redis CPU under a write stream); latency
+# against offered load on the HTTP hit path, open loop, proxy and nginx
+# (scripts/bench-open-loop.sh).
 #
 # Pinning: the server under test (proxy, redis-server, nginx, webdis, nutcracker) gets core 0
 # and the load generator core 1 when there are at least two cores (taskset).
 # Output: tables on stdout and the same as JSON in target/bench/results.json (and
 # target/bench/open-loop.json); then target/bench/report.html with charts of them and of the
 # last `make soak` (scripts/bench-report.py), checked in headless chromium when installed
-# (scripts/report-check.sh, which also writes target/bench/report.png).
+# (scripts/report-check.sh, which also writes target/bench/report.png). `make soak` is not
+# part of the run unless BENCH_SOAK_SECONDS is set: then scripts/soak.sh runs that long before
+# the report is written, and the report charts it.
+# shellcheck disable=SC2086,SC2154 # SERVER_CPU/LOAD_CPU are command prefixes; M_* are set by printf -v
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/bench-common.sh
@@ -38,12 +43,10 @@ need redis-server redis-server
 need redis-benchmark redis-tools
 need redis-cli redis-tools
 need curl curl
-if command -v nutcracker >/dev/null 2>&1; then HAVE_TWEMPROXY=1; else HAVE_TWEMPROXY=""
-  echo "note: twemproxy not installed, its rows are skipped (sudo apt-get install -y nutcracker)" >&2; fi
 
 # The coherence section's clients (examples/invalidation_latency.rs, read_write_stream.rs).
 cargo build --release --quiet --example invalidation_latency --example read_write_stream
-EXAMPLES=target/release/examples
+EXAMPLES=$RELEASE_DIR/examples
 
 
 # Below the ephemeral range (32768+), so no client socket holds the port.
@@ -112,7 +115,7 @@ start_proxy() { # extra env assignments...
   PROXY_PORT=$(free_port); RESP_PORT=$(free_port)
   env PROXY_HOST=127.0.0.1 PROXY_PORT="$PROXY_PORT" PROXY_RESP_PORT="$RESP_PORT" PROXY_WORKERS=1 \
     REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT" PROXY_LOG=warn "$@" \
-    $SERVER_CPU ./target/release/proxyredis --env-file /dev/null &
+    $SERVER_CPU "$PROXY_BIN" --env-file /dev/null &
   PROXY_PID=$!; PIDS+=("$PROXY_PID"); wait_port "$PROXY_PORT"
   # With tracking on, nothing is cached until the invalidation connection is up.
   local state=""
@@ -219,63 +222,6 @@ JSON
   kill "$WEBDIS_PID" 2>/dev/null || true
 fi
 
-# --- 5. Forwarded commands (issue 12): EXISTS and HGET, -P 1 and -P 16, against redis-server,
-# the proxy (PROXY_FORWARD=reads, the default) and twemproxy in front of the same Redis; two
-# rounds of half the requests, the second in the reverse order, summed -----------------------
-progress "5. forwarded commands (issue 12)"
-# 100 hashes hash:%012d (17 B) with one field "field" -> 32-byte value, beside the string keys.
-awk 'BEGIN { for (i = 0; i < 100; i++) printf "*4\r\n$4\r\nHSET\r\n$17\r\n%s\r\n$5\r\nfield\r\n$32\r\n%s\r\n",
-  sprintf("hash:%012d", i), sprintf("field-value:%020d", i) }' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
-start_proxy PROXY_MAX_KEYS=10000 PROXY_TTL_MS=3600000
-# Forwarding starts once the proxy has read Redis's COMMAND table.
-for _ in $(seq 200); do
-  [ "$(redis-cli -p "$RESP_PORT" HGET hash:000000000000 field)" = "field-value:$(printf %020d 0)" ] && break
-  sleep 0.05
-done
-[ "$(redis-cli -p "$RESP_PORT" HGET hash:000000000000 field)" = "field-value:$(printf %020d 0)" ] \
-  || { echo "the proxy does not forward HGET" >&2; exit 1; }
-if [ -n "$HAVE_TWEMPROXY" ]; then
-  TWEM_PORT=$(free_port); TWEM_STATS_PORT=$(free_port)
-  cat > "$TMP/nutcracker.yml" <<YML
-bench:
-  listen: 127.0.0.1:$TWEM_PORT
-  hash: fnv1a_64
-  distribution: ketama
-  redis: true
-  auto_eject_hosts: false
-  timeout: 2000
-  servers:
-   - 127.0.0.1:$REDIS_PORT:1
-YML
-  $SERVER_CPU nutcracker -c "$TMP/nutcracker.yml" -s "$TWEM_STATS_PORT" -a 127.0.0.1 -o "$TMP/nutcracker.log" &
-  TWEM_PID=$!; PIDS+=("$TWEM_PID"); wait_port "$TWEM_PORT"
-fi
-FRONTS=(redis proxy); [ -z "$HAVE_TWEMPROXY" ] || FRONTS+=(twem)
-for round in 1 2; do
-  order=("${FRONTS[@]}"); [ "$round" = 1 ] || order=($(printf '%s\n' "${FRONTS[@]}" | tac))
-  for P in 1 16; do
-    for cmd in EXISTS HGET; do
-      if [ "$cmd" = EXISTS ]; then test=(-r 100 EXISTS key:__rand_int__); else test=(-r 100 HGET hash:__rand_int__ field); fi
-      for front in "${order[@]}"; do
-        case $front in
-          redis) port=$REDIS_PORT; pid=$REDIS_PID ;; proxy) port=$RESP_PORT; pid=$PROXY_PID ;;
-          twem) port=$TWEM_PORT; pid=$TWEM_PID ;;
-        esac
-        RB_REQUESTS=$((REQUESTS / 2)) rb_run "fwd_${cmd}_${front}_${P}_$round" "$port" "$P" "$pid" "${test[@]}"
-      done
-    done
-  done
-done
-for P in 1 16; do
-  for cmd in EXISTS HGET; do
-    for front in "${FRONTS[@]}"; do
-      combine "M_fwd_${cmd}_${front}_$P" "M_fwd_${cmd}_${front}_${P}_1" "M_fwd_${cmd}_${front}_${P}_2"
-    done
-  done
-done
-stop_proxy
-if [ -n "$HAVE_TWEMPROXY" ]; then kill "$TWEM_PID"; wait "$TWEM_PID" 2>/dev/null || true; fi
-
 # --- 6. Tracking on against off (issue 13): RESP hits (100 cached keys) and misses (random
 # keys over 1M with 1,000 cached), -P 1 and -P 16; two rounds, the modes interleaved (the
 # second round in the other order) -----------------------------------------------------------
@@ -355,11 +301,11 @@ done
 # label measurement [reference-measurement reference-name [second-reference name2] | note]:
 # the ratio per cpu-s and of req/s to the reference, and of req/s to a second reference.
 emit() {
-  local rps p50 p99 cpu dur rcpu rrps rp50 rp99 rscpu rdur mine ref text
+  local rps p50 p99 cpu dur rcpu rrps rscpu rdur mine ref text
   read -r rps p50 p99 cpu dur rcpu <<< "$2"
   mine=$(per_cpu "$rps" "$cpu" "$dur")
   if [ -n "${4:-}" ] && [ -n "$3" ]; then
-    read -r rrps rp50 rp99 rscpu rdur _ <<< "$3"
+    read -r rrps _ _ rscpu rdur _ <<< "$3"
     ref=$(per_cpu "$rrps" "$rscpu" "$rdur")
     text="x$(ratio "$mine" "$ref") of $4 per cpu-s, x$(ratio "$rps" "$rrps") req/s"
     if [ -n "${6:-}" ] && [ -n "$5" ]; then text+="; x$(ratio "$rps" "${5%% *}") of $6 req/s"; fi
@@ -392,21 +338,6 @@ echo
 echo "memory, $cached keys of 16 B + 32 B: proxy RSS $proxy_per_key B/key ($beyond beyond key+value);" \
      "redis used_memory $redis_per_key B/key ($redis_beyond beyond); ratio x$(ratio "$proxy_per_key" "$redis_per_key")"
 RESULTS+=("{\"name\":\"memory per key\",\"proxy_bytes\":$proxy_per_key,\"redis_bytes\":$redis_per_key,\"keys\":$cached}")
-
-header "== 5. forwarded commands (proxy: EXISTS from its cache, HGET forwarded; twemproxy forwards both)"
-for P in 1 16; do
-  for cmd in EXISTS HGET; do
-    proxy_m="M_fwd_${cmd}_proxy_$P"; redis_m="M_fwd_${cmd}_redis_$P"; twem_m="M_fwd_${cmd}_twem_$P"
-    if [ -n "$HAVE_TWEMPROXY" ]; then
-      emit "resp $cmd -P $P (proxy)" "${!proxy_m}" "${!twem_m}" twemproxy "${!redis_m}" redis
-      emit "resp $cmd -P $P (twemproxy, ref)" "${!twem_m}" "${!redis_m}" redis
-    else
-      emit "resp $cmd -P $P (proxy)" "${!proxy_m}" "${!redis_m}" redis
-    fi
-    emit "resp $cmd -P $P (redis-server, ref)" "${!redis_m}"
-  done
-done
-[ -n "$HAVE_TWEMPROXY" ] || echo "(twemproxy rows skipped: sudo apt-get install -y nutcracker)"
 
 header "== 6. tracking on (default) against off, same run, two interleaved rounds (ABBA) summed"
 for w in hit1 hit16 miss1 miss16; do
@@ -452,6 +383,12 @@ echo "load average at end $(load_average)"
 } > "$OUT/results.json"
 echo "JSON: $OUT/results.json"
 
+# --- 5. Forwarded commands against twemproxy: HGET, LRANGE 0 99, GET (miss and hit) at -P 1
+# and -P 16, and the -P 8 suite with PROXY_FORWARD=all against redis-server (its own script,
+# tables and JSON: target/bench/forward.json; FORWARD_* knobs) ------------------------------
+progress "5. forwarded commands against twemproxy (scripts/bench-forward.sh)"
+scripts/bench-forward.sh || echo "note: the forwarding benchmark failed (see above)" >&2
+
 # --- 8b. A Redis Cluster backend and TLS against nginx (their own scripts, tables and JSON:
 # target/bench/cluster.json; BENCH_SKIP_EXTRA=1 leaves them out) ---------------------------
 if [ "${BENCH_SKIP_EXTRA:-0}" != 1 ]; then
@@ -464,6 +401,10 @@ fi
 # --- 9. Latency against offered load (open loop), then the HTML report ------------------------
 progress "9. latency against offered load (open loop)"
 scripts/bench-open-loop.sh
+if [ -n "${BENCH_SOAK_SECONDS:-}" ]; then
+  progress "10. soak, ${BENCH_SOAK_SECONDS}s (scripts/soak.sh)"
+  SOAK_SECONDS=$BENCH_SOAK_SECONDS scripts/soak.sh || echo "note: the soak failed (see above)" >&2
+fi
 if command -v python3 >/dev/null 2>&1; then
   python3 scripts/bench-report.py
   if command -v chromium >/dev/null 2>&1; then scripts/report-check.sh
