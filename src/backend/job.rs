@@ -94,6 +94,8 @@ pub struct LaneTicket {
     /// It only reads: if the connection it went out on is dropped before its reply (for
     /// another command's sake), it may be sent again on a new one.
     pub rerunnable: bool,
+    /// Not `@fast`: its work in Redis grows with its data (LRANGE, SMEMBERS, SCAN, ...).
+    pub slow: bool,
 }
 
 /// An event loop's inbox: a channel for answers and the waker that interrupts its poll.

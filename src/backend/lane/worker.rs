@@ -2,8 +2,13 @@
 //! commands sent as one pipeline, replies passed on as Redis's bytes.
 //!
 //! A batch is what is queued when the thread wakes (at most [`MAX_BATCH`]), less the
-//! commands whose client has left (dropped unsent, counted) and those that waited past
-//! REDIS_TIMEOUT_MS (answered unavailable). Each reply is read within the deadline of
+//! commands whose client has left (dropped unsent, counted), those that waited past
+//! REDIS_TIMEOUT_MS (answered unavailable), and slow (not `@fast`) commands past the
+//! batch's allowance: [`MAX_SLOW`] while batches come back quickly, one after a batch
+//! that held Redis longer than [`SLOW_BATCH`] (Redis runs a connection's pipeline in one
+//! go, so a batch of big LRANGEs would hold every miss behind it for their sum; one at a
+//! time lets Redis serve the misses' connections between them). Those wait, in order, for
+//! the next batches. Each reply is read within the deadline of
 //! its own command (REDIS_TIMEOUT_MS from when it was queued) and within
 //! PROXY_MAX_REPLY_BYTES: a reply past the size is `-ERR reply too large` for its client
 //! alone (its bytes dropped as they come). A reply past its deadline, or a failed
@@ -27,6 +32,13 @@ use crate::backend::worker::NodeLink;
 /// Most commands sent in one pipeline.
 pub const MAX_BATCH: usize = 128;
 
+/// Most slow (not `@fast`) commands in one batch while batches are quick.
+const MAX_SLOW: usize = 32;
+
+/// A batch whose round trip took longer than this held Redis long enough to delay the
+/// misses: the next batches carry one slow command each until they are quick again.
+const SLOW_BATCH: Duration = Duration::from_millis(2);
+
 /// Longest pause between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_millis(1000);
 
@@ -44,8 +56,11 @@ pub struct LaneWorker {
     conn: Option<RawConn>,
     retry_at: Instant,
     backoff: Duration,
-    /// Commands to send: those re-run after a dropped connection first.
+    /// Commands to send: those re-run after a dropped connection, and slow ones left for
+    /// later batches, first.
     pending: Vec<Job>,
+    /// Slow commands the next batch may carry.
+    slow_budget: usize,
     outbox: Outbox,
 }
 
@@ -71,6 +86,7 @@ impl LaneWorker {
             retry_at: Instant::now(),
             backoff: MIN_BACKOFF,
             pending: Vec::with_capacity(MAX_BATCH),
+            slow_budget: MAX_SLOW,
             outbox,
         }
     }
@@ -80,6 +96,7 @@ impl LaneWorker {
         #[cfg(feature = "test-hooks")]
         crate::guard::test_panic("lane");
         loop {
+            // Slow commands left from the last batch are sent first; new ones join them.
             if self.pending.is_empty() {
                 match self.rx.recv() {
                     Ok(Some(job)) => self.pending.push(job),
@@ -87,7 +104,7 @@ impl LaneWorker {
                 }
             }
             let mut stopping = false;
-            while self.pending.len() < MAX_BATCH {
+            for _ in 0..MAX_BATCH {
                 match self.rx.try_recv() {
                     Ok(Some(job)) => self.pending.push(job),
                     Ok(None) => {
@@ -99,7 +116,17 @@ impl LaneWorker {
             }
             let batch = self.sendable();
             if !batch.is_empty() {
+                let started = Instant::now();
                 self.send(batch);
+                // Redis runs a connection's pipeline in one go: a batch of slow commands
+                // holds Redis, and every miss behind it, for the sum of their times. A
+                // batch that took long leaves one slow command per batch; quick ones let
+                // the allowance grow back.
+                self.slow_budget = if started.elapsed() > SLOW_BATCH {
+                    1
+                } else {
+                    (self.slow_budget * 2).min(MAX_SLOW)
+                };
             }
             self.core.flush(&mut self.outbox);
             if stopping {
@@ -108,22 +135,34 @@ impl LaneWorker {
         }
     }
 
-    /// The pending commands worth sending; the others are answered here.
+    /// The pending commands to send now: every `@fast` one and at most `slow_budget` slow
+    /// ones (the other slow ones wait for the next batches, in order); those whose client
+    /// left or whose time ran out are answered here.
     fn sendable(&mut self) -> Vec<Job> {
         let now = Instant::now();
         let mut batch = Vec::with_capacity(self.pending.len());
+        let mut later = Vec::new();
+        let mut slow_left = self.slow_budget;
         for job in std::mem::take(&mut self.pending) {
-            let gone = job.lane.as_ref().is_some_and(|l| l.presence.has_left());
-            if gone {
+            let lane = job.lane.as_deref();
+            if lane.is_some_and(|l| l.presence.has_left()) {
                 BackendStats::bump(&self.core.stats.forwards_dropped);
                 self.answer(job, BackendError::Stopped);
             } else if now.duration_since(job.queued_at) >= self.timeout {
                 BackendStats::bump(&self.core.stats.timeouts);
                 self.answer(job, BackendError::Timeout);
+            } else if lane.is_some_and(|l| l.slow) {
+                if slow_left == 0 {
+                    later.push(job);
+                } else {
+                    slow_left -= 1;
+                    batch.push(job);
+                }
             } else {
                 batch.push(job);
             }
         }
+        self.pending = later;
         batch
     }
 

@@ -206,6 +206,7 @@ fn send(
     let lane = LaneTicket {
         presence: client.presence.0.clone(),
         rerunnable: !ordered,
+        slow: !info.categories.contains(Categories::FAST),
     };
     if let Err(e) = state
         .services

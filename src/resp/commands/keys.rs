@@ -25,6 +25,7 @@ pub fn forward(call: &mut Call<'_>) {
     let lane = LaneTicket {
         presence: call.client.presence.0.clone(),
         rerunnable: true,
+        slow: false,
     };
     let backend = &call.state.services.backend;
     if let Err(e) = backend.forward(args, waiter, Changes::default(), false, lane) {
