@@ -171,55 +171,63 @@ fn a_client_s_pipelined_writes_and_reads_run_in_its_order() {
     );
 }
 
-/// A refused MULTI leaves no half-run transaction: the commands up to EXEC or DISCARD are
-/// answered that they were not run, and Redis never sees them; then the connection is as
-/// before.
+/// Transactions: MULTI ... EXEC queued by the proxy and run by Redis in one block, answered
+/// byte for byte as Redis answers them, in RESP2 and RESP3: +QUEUED, errors at queue time
+/// and EXECABORT, runtime errors inside EXEC's array, DISCARD, nesting, EXEC and DISCARD
+/// without MULTI, GET inside a transaction (Redis's, not the cache's), and a transaction's
+/// write dropping the cached value before EXEC's reply. The proxy is in front of a twin
+/// of the Redis answering directly (the writes run on both).
 #[test]
-fn after_a_refused_multi_nothing_runs_until_exec_or_discard() {
+fn transactions_are_answered_as_redis_answers_them() {
     let redis = Redis::start();
-    fill(&redis);
-    let proxy = Proxy::start(redis.port, &[("PROXY_FORWARD", "all")]);
+    let twin = Redis::start();
+    let proxy = Proxy::start(
+        twin.port,
+        &[("PROXY_FORWARD", "all"), ("PROXY_TTL_MS", "600000")],
+    );
     wait_for_catalog(&proxy);
-    let mut s = connect(proxy.resp_port);
-    let refused = "-ERR MULTI is not supported by proxyredis: transactions need a pinned \
-                   connection\r\n";
-    let not_run = |name: &str| {
-        format!(
-            "-ERR {name} not run: MULTI is not supported by proxyredis (transactions need a \
-             pinned connection); the transaction ends at EXEC or DISCARD\r\n"
-        )
-    };
-    let steps: Vec<(&[&str], String)> = vec![
-        (&["MULTI"], refused.to_string()),
-        (&["SET", "tx", "1"], not_run("SET")),
-        (&["incr", "n"], not_run("INCR")),
-        (&["GET", "k"], not_run("GET")),
-        (&["PING"], not_run("PING")),
-        (&["MULTI"], refused.to_string()),
-        (
-            &["EXEC"],
-            "-EXECABORT Transaction discarded because MULTI is not supported\r\n".into(),
-        ),
-        (&["GET", "tx"], "$-1\r\n".into()),
-        (&["MULTI"], refused.to_string()),
-        (&["HSET", "h", "f1", "changed"], not_run("HSET")),
-        (&["DISCARD"], "+OK\r\n".into()),
-        (&["DISCARD"], "-ERR DISCARD without MULTI\r\n".into()),
-        (&["SET", "tx", "3"], "+OK\r\n".into()),
-        (&["GET", "tx"], "$1\r\n3\r\n".into()),
+    let script: Vec<&[&str]> = vec![
+        &["SET", "k", "v"],
+        &["GET", "k"],
+        &["MULTI"],
+        &["SET", "tx", "1"],
+        &["INCR", "n"],
+        &["GET", "k"],
+        &["SET", "k", "changed"],
+        &["PING"],
+        &["EXEC"],
+        &["GET", "k"],
+        &["GET", "tx"],
+        &["MULTI"],
+        &["HSET", "h", "f1", "v"],
+        &["DISCARD"],
+        &["DISCARD"],
+        &["EXEC"],
+        &["MULTI"],
+        &["SET", "a", "1"],
+        &["NOSUCHCOMMAND", "x"],
+        &["EXEC"],
+        &["GET", "a"],
+        &["MULTI"],
+        &["SET", "b"],
+        &["EXEC"],
+        &["MULTI"],
+        &["MULTI"],
+        &["INCR", "k"],
+        &["SET", "y", "2"],
+        &["EXEC"],
+        &["GET", "y"],
+        &["MULTI"],
+        &["EXEC"],
     ];
-    // Pipelined, as clients send a transaction.
-    let mut pipeline = Vec::new();
-    for (args, _) in &steps {
-        pipeline.extend_from_slice(&multibulk(args));
+    let mut request = Vec::new();
+    for args in &script {
+        request.extend(multibulk(args));
     }
-    s.write_all(&pipeline).unwrap();
-    let got = read_replies(&mut s, steps.len());
-    let expected: String = steps.iter().map(|(_, reply)| reply.as_str()).collect();
-    assert_eq!(String::from_utf8_lossy(&got), expected);
-    let mut direct = connect(redis.port);
-    assert_eq!(ask(&mut direct, &["EXISTS", "n"]), b":0\r\n");
-    assert_eq!(ask(&mut direct, &["HGET", "h", "f1"]), b"$2\r\nv1\r\n");
+    for r in [&redis, &twin] {
+        let _: () = redis::cmd("FLUSHALL").query(&mut r.client()).unwrap();
+    }
+    common::wire::assert_same_as_redis(redis.port, proxy.resp_port, &[request]);
 }
 
 /// XREAD and XREADGROUP without BLOCK are forwarded like other commands of their kind;

@@ -21,6 +21,9 @@ use super::keyspec::{self, KeySpec, Keys};
 /// One command as Redis describes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CommandInfo {
+    /// Redis's arity: `n > 0` exactly `n` arguments (the name included), `n < 0` at least
+    /// `-n`.
+    pub arity: i64,
     /// Only reads (`readonly` flag).
     pub readonly: bool,
     /// Writes (`write` flag).
@@ -163,6 +166,16 @@ fn policies(tips: &[&[u8]]) -> (RequestPolicy, ResponsePolicy) {
 }
 
 impl CommandInfo {
+    /// Whether `argc` arguments (the name included) fit the arity (any, when unknown).
+    pub fn arity_allows(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        match self.arity {
+            0 => true,
+            n if n > 0 => argc == n,
+            n => argc >= -n,
+        }
+    }
+
     /// Where the keys of the command `args` (its name first) are, and which it may write
     /// (see [`super::keyspec`]): from its key specs, or its first key, last key and step
     /// where Redis gave none.
@@ -278,6 +291,7 @@ fn parse_entry(entry: &redis::Value) -> Option<(Vec<u8>, CommandInfo)> {
             .any(|f| f.eq_ignore_ascii_case(flag.as_bytes()))
     };
     let info = CommandInfo {
+        arity: int(fields.get(1)),
         readonly: has("readonly"),
         write: has("write"),
         pinned: has("blocking") || has("pubsub"),

@@ -133,6 +133,10 @@ pub enum Request {
         /// Asked by a RESP3 client: the reply is read in RESP3 (`HELLO 3` before it on the
         /// connection, `HELLO 2` after), so it keeps its types (maps, sets, doubles).
         resp3: bool,
+        /// Commands sent just before it on the same connection, in one block, whose
+        /// replies are read and dropped: a transaction is `MULTI` and its commands here
+        /// and `EXEC` as the command, answered with `EXEC`'s reply (forwarding lane only).
+        prefix: Vec<Vec<Box<[u8]>>>,
     },
 }
 
@@ -227,6 +231,7 @@ impl Job {
                 waiter: *waiter,
                 invalidates,
                 resp3: *resp3,
+                prefix: Vec::new(),
             },
             queued_at: self.queued_at,
             asking: false,
@@ -247,12 +252,13 @@ impl Job {
         matches!(self.request, Request::Fetch { .. })
     }
 
-    /// Replies this job's commands get: GET and PTTL for a fetch, one for a command, and
-    /// one more for each `ASKING` before them.
+    /// Replies this job's commands get: GET and PTTL for a fetch, one for a command and
+    /// each of its prefix, and one more for each `ASKING` before them. The job's answer is
+    /// the last of them.
     pub fn replies(&self) -> usize {
-        let commands = match self.request {
+        let commands = match &self.request {
             Request::Fetch { .. } => 2,
-            Request::Command { .. } => 1,
+            Request::Command { prefix, .. } => 1 + prefix.len(),
         };
         commands * (1 + usize::from(self.asking))
     }
@@ -274,13 +280,15 @@ impl Job {
                 asking(pipe);
                 pipe.cmd("PTTL").arg(&key[..]);
             }
-            Request::Command { args, .. } => {
-                asking(pipe);
-                let mut cmd = redis::Cmd::new();
-                for a in args {
-                    cmd.arg(&a[..]);
+            Request::Command { args, prefix, .. } => {
+                for command in prefix.iter().chain(std::iter::once(args)) {
+                    asking(pipe);
+                    let mut cmd = redis::Cmd::new();
+                    for a in command {
+                        cmd.arg(&a[..]);
+                    }
+                    pipe.add_command(cmd);
                 }
-                pipe.add_command(cmd);
             }
         }
     }

@@ -184,6 +184,7 @@ impl Backend {
             waiter,
             invalidates: Changes::default(),
             resp3: false,
+            prefix: Vec::new(),
         });
         self.upstream.submit(job).map_err(|_| {
             core.flights.unreserve();
@@ -209,11 +210,27 @@ impl Backend {
         resp3: bool,
         lane: LaneTicket,
     ) -> Result<(), BackendError> {
+        self.forward_block(Vec::new(), args, waiter, invalidates, resp3, lane)
+    }
+
+    /// [`Backend::forward`] of `args` after the commands of `prefix`, sent in one block on
+    /// one connection, answered with the reply to `args` (a transaction: `MULTI` and its
+    /// commands, then `EXEC`, atomic in Redis).
+    pub fn forward_block(
+        &self,
+        prefix: Vec<Vec<Box<[u8]>>>,
+        args: Vec<Box<[u8]>>,
+        waiter: Waiter,
+        invalidates: Changes,
+        resp3: bool,
+        lane: LaneTicket,
+    ) -> Result<(), BackendError> {
         let request = Request::Command {
             args,
             waiter,
             invalidates,
             resp3,
+            prefix,
         };
         self.upstream
             .submit(Job::forwarded(request, lane))

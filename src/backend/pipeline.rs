@@ -122,6 +122,7 @@ mod tests {
             },
             invalidates: Changes::default(),
             resp3,
+            prefix: Vec::new(),
         })
     }
 

@@ -14,9 +14,8 @@ pub struct Client {
     pub name: Option<Box<[u8]>>,
     /// The protocol replies are written in: [`write::RESP2`] until `HELLO 3`.
     pub proto: u8,
-    /// A MULTI was refused and neither EXEC nor DISCARD came since: the commands in
-    /// between are not run (a transaction is never run in part).
-    pub multi_refused: bool,
+    /// A transaction being queued: MULTI came and neither EXEC nor DISCARD since.
+    pub multi: Option<Box<Queued>>,
     /// The principal it authenticated as (AUTH, HELLO AUTH); `None` until then.
     pub principal: Option<u32>,
     /// Its address, for the per-address limit.
@@ -25,6 +24,20 @@ pub struct Client {
     pub auth_failures: u32,
     /// Whether it is still connected (for its forwarded commands still queued).
     pub presence: Connected,
+}
+
+/// The commands of a transaction queued so far (MULTI ... EXEC), sent to Redis in one
+/// block at EXEC.
+#[derive(Debug, Default)]
+pub struct Queued {
+    /// The commands, in order.
+    pub commands: Vec<Vec<Box<[u8]>>>,
+    /// Their bytes.
+    pub bytes: usize,
+    /// One was refused when queued: EXEC aborts (as Redis's EXECABORT).
+    pub failed: bool,
+    /// What they may change, dropped from the cache before EXEC's reply.
+    pub changes: crate::backend::Changes,
 }
 
 /// A connection's [`Presence`](crate::backend::Presence), marked gone when dropped.
@@ -43,7 +56,7 @@ impl Default for Client {
             id: 0,
             name: None,
             proto: write::RESP2,
-            multi_refused: false,
+            multi: None,
             principal: None,
             peer: std::net::Ipv4Addr::UNSPECIFIED.into(),
             auth_failures: 0,

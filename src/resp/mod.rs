@@ -293,7 +293,7 @@ fn dispatch(
     sink: &mut dyn Sink<Wait>,
 ) -> bool {
     match commands::find(args.get(input, 0)) {
-        Some((row, command)) if !client.multi_refused => {
+        Some((row, command)) if client.multi.is_none() => {
             run(state, client, input, args, sink, row, command)
         }
         found => dispatch_rest(state, client, input, args, sink, found),
@@ -359,18 +359,21 @@ fn dispatch_rest(
 ) -> bool {
     use commands::forward::Forwarded;
     let name = args.get(input, 0);
-    if client.multi_refused {
+    if client.multi.is_some() {
         match found {
             Some((row, command)) if command.flags.contains(Flags::NOT_QUEUED) => {
                 return run(state, client, input, args, sink, row, command);
             }
-            _ => {
-                let row = found.map_or(not_forwarded_row(), |(row, _)| row);
+            Some((row, command)) if !commands::queued_in_transaction(command) => {
                 state.stats.resp.incr(row, 0);
-                commands::not_run_after_refused_multi(sink.out(), name);
-                return true;
+                commands::transaction::refuse_in_multi(client, sink.out(), name);
+            }
+            _ => {
+                state.stats.resp.incr(forwarded_row(), 0);
+                commands::transaction::queue(state, client, input, args, sink);
             }
         }
+        return true;
     }
     let row = match commands::forward::forward(state, client, input, args, sink) {
         Forwarded::Deferred => return false,

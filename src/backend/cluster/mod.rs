@@ -44,6 +44,8 @@ use parking_lot::{Mutex, RwLock};
 
 pub use self::slots::{SLOTS, slot_of};
 
+use self::slots::{block_slot, command_slot};
+
 use self::control::Control;
 use self::redirect::Link;
 use super::catalog::CommandInfo;
@@ -215,8 +217,16 @@ impl Shared {
         }
         let (slot, read) = match &job.request {
             Request::Fetch { key, .. } => (Some(slot_of(key)), true),
-            Request::Command { args, .. } => match command_slot(args, info) {
-                Ok(routed) => routed,
+            Request::Command { args, prefix, .. } if prefix.is_empty() => {
+                match command_slot(args, info) {
+                    Ok(routed) => routed,
+                    Err(err) => return Target::Refused(err),
+                }
+            }
+            // A block (a transaction): the one slot of every key of its commands, on the
+            // master, or CROSSSLOT as Redis Cluster answers a transaction across slots.
+            Request::Command { prefix, .. } => match block_slot(&self.core.catalog, prefix) {
+                Ok(slot) => (slot, false),
                 Err(err) => return Target::Refused(err),
             },
         };
@@ -369,29 +379,6 @@ impl Shared {
         );
         self.tracking_threads.lock().push(thread);
     }
-}
-
-/// The slot of a forwarded command's keys (by `info`, Redis's description of it) and
-/// whether it only reads; CROSSSLOT when its keys live in different slots, as Redis answers.
-fn command_slot(
-    args: &[Box<[u8]>],
-    info: Option<&CommandInfo>,
-) -> Result<(Option<u16>, bool), BackendError> {
-    let Some(info) = info else {
-        return Ok((None, false));
-    };
-    let mut slot = None;
-    for i in info.keys(args).all {
-        let s = slot_of(&args[i]);
-        if slot.is_some_and(|prev| prev != s) {
-            return Err(BackendError::from_server(
-                "CROSSSLOT",
-                "Keys in request don't hash to the same slot",
-            ));
-        }
-        slot = Some(s);
-    }
-    Ok((slot, info.readonly && !info.write))
 }
 
 /// `host` and `port` of a `host:port` address (port 0 when it has none).

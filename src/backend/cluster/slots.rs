@@ -1,6 +1,9 @@
 //! Hash slots and the slot map: which node owns a key, as Redis Cluster computes it
 //! (CRC16-XMODEM of the key, or of its `{hash tag}`, modulo 16384), and the map read from
-//! `CLUSTER NODES`.
+//! `CLUSTER NODES`, and the slot of a forwarded command's (or a transaction's) keys.
+
+use crate::backend::catalog::{Catalog, CommandInfo};
+use crate::backend::error::BackendError;
 
 /// Slots of a Redis Cluster.
 pub const SLOTS: usize = 16384;
@@ -126,6 +129,50 @@ pub fn parse_cluster_nodes(text: &str, asked_host: &str) -> Vec<Range> {
     }
     ranges.sort_by_key(|r| r.first);
     ranges
+}
+
+/// The slot of a forwarded command's keys (by `info`, Redis's description of it) and
+/// whether it only reads; CROSSSLOT when its keys live in different slots, as Redis answers.
+pub fn command_slot(
+    args: &[Box<[u8]>],
+    info: Option<&CommandInfo>,
+) -> Result<(Option<u16>, bool), BackendError> {
+    let Some(info) = info else {
+        return Ok((None, false));
+    };
+    let mut slot = None;
+    for i in info.keys(args).all {
+        let s = slot_of(&args[i]);
+        if slot.is_some_and(|prev| prev != s) {
+            return Err(crossslot());
+        }
+        slot = Some(s);
+    }
+    Ok((slot, info.readonly && !info.write))
+}
+
+/// Redis Cluster's answer to a command or transaction whose keys span slots.
+pub fn crossslot() -> BackendError {
+    BackendError::from_server("CROSSSLOT", "Keys in request don't hash to the same slot")
+}
+
+/// The one slot of every key of the commands of a block (a transaction), from Redis's
+/// description of each; CROSSSLOT when they span slots.
+pub fn block_slot(
+    catalog: &Catalog,
+    commands: &[Vec<Box<[u8]>>],
+) -> Result<Option<u16>, BackendError> {
+    let mut slot = None;
+    for command in commands {
+        let info = catalog.command(command);
+        if let (Some(s), _) = command_slot(command, info.as_deref())? {
+            if slot.is_some_and(|prev| prev != s) {
+                return Err(crossslot());
+            }
+            slot = Some(s);
+        }
+    }
+    Ok(slot)
 }
 
 #[cfg(test)]

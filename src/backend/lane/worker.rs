@@ -217,9 +217,13 @@ impl LaneWorker {
                 }
             };
             let conn = self.conn.as_mut().expect("connected");
+            // The job's answer is its last reply: those of an `ASKING` before each command
+            // and of a block's first commands (`MULTI`, `+QUEUED`s) come first.
             let mut result = read(conn, &mut at);
-            if job.asking && result.is_ok() {
-                // The `+OK` of ASKING came first; the command's own reply follows.
+            for _ in 1..job.replies() {
+                if result.is_err() && result != Err(ReplyError::TooLarge) {
+                    break;
+                }
                 result = read(conn, &mut at);
             }
             match result {

@@ -100,84 +100,12 @@ fn send(
     sink: &mut dyn Sink<Wait>,
     stream_read: bool,
 ) -> Forwarded {
-    let mode = state.services.forward;
-    if mode == Forward::None {
-        return Forwarded::Unknown;
-    }
-    let name = args.get(input, 0);
-    let words = [
-        name,
-        if args.len() > 1 {
-            args.get(input, 1)
-        } else {
-            b""
-        },
-    ];
-    let Some(info) = state
-        .services
-        .backend
-        .catalog()
-        .command(&words[..args.len().min(2)])
-    else {
-        return Forwarded::Unknown;
+    // XREAD / XREADGROUP without BLOCK never block: they pass as a block's commands do.
+    let info = match vet(state, client, input, args, sink, stream_read) {
+        Vetted::Allowed(info, _) => info,
+        Vetted::Refused => return Forwarded::Refused,
+        Vetted::Unknown => return Forwarded::Unknown,
     };
-    // Who may run it is judged on the same entry forwarding uses (a subcommand's own).
-    if state.services.access.is_some()
-        && !crate::resp::access::admit_forwarded(state, client, &info, input, args, sink.out())
-    {
-        return Forwarded::Refused;
-    }
-    let pinned = info.pinned && !stream_read;
-    let shared_state = CONNECTION_STATE
-        .iter()
-        .any(|c| name.eq_ignore_ascii_case(c));
-    let admin = match (state.services.access.as_ref(), client.principal) {
-        (Some(access), Some(p)) => access.required() && access.principal(p).is_admin(),
-        _ => false,
-    };
-    let judged = if pinned {
-        Err("it would hold a pooled connection")
-    } else if shared_state {
-        Err("it would change the state of a pooled connection")
-    } else {
-        let rules = Rules {
-            mode,
-            allow: &state.services.forward_allow,
-            deny: &state.services.forward_deny,
-        };
-        let arg = |i: usize| (args.len() > i).then(|| args.get(input, i));
-        rules.judge(&Asked {
-            info: &info,
-            name,
-            first: arg(1),
-            second: arg(2),
-            admin,
-        })
-    };
-    let cost = match judged {
-        Ok(cost) => cost,
-        Err(why) => {
-            let text = format!(
-                "ERR {} is not forwarded by proxyredis ({why})",
-                String::from_utf8_lossy(&name[..name.len().min(64)]).to_ascii_uppercase()
-            );
-            write::error(sink.out(), &text);
-            return Forwarded::Refused;
-        }
-    };
-    // Forwarded commands count in the same limits as lookups, by their weight.
-    if !state.services.throttle.allow_n(cost) {
-        state.stats.throttled.incr();
-        write::error(sink.out(), "ERR rate limit exceeded");
-        return Forwarded::Refused;
-    }
-    if let Some(access) = state.services.access.as_ref()
-        && !access.allow_n(crate::resp::access::who(client), cost)
-    {
-        state.stats.client_throttled.incr();
-        write::error(sink.out(), "ERR client rate limit exceeded");
-        return Forwarded::Refused;
-    }
     let ordered = info.write || !info.readonly;
     // A write waits for the connection's earlier replies; any command waits while the
     // client holds its share of the forwarding lane.
@@ -221,12 +149,114 @@ fn send(
     Forwarded::Sent
 }
 
+/// What [`vet`] found.
+pub enum Vetted {
+    /// Redis does not know it (or the catalog is not read yet, or PROXY_FORWARD=none).
+    Unknown,
+    /// Refused, the error written.
+    Refused,
+    /// It may be forwarded: Redis's entry for it and what it cost in the rate limits.
+    Allowed(std::sync::Arc<CommandInfo>, u64),
+}
+
+/// Whether the command in `args` may be forwarded for `client`: who may run it, what
+/// PROXY_FORWARD and its lists allow, its cost in the rate limits (taken now). `in_block`
+/// (queued in a transaction, which Redis runs without blocking): blocking commands pass.
+pub fn vet(
+    state: &mut Loop,
+    client: &Client,
+    input: &[u8],
+    args: &Args,
+    sink: &mut dyn Sink<Wait>,
+    in_block: bool,
+) -> Vetted {
+    let mode = state.services.forward;
+    if mode == Forward::None {
+        return Vetted::Unknown;
+    }
+    let name = args.get(input, 0);
+    let words = [
+        name,
+        if args.len() > 1 {
+            args.get(input, 1)
+        } else {
+            b""
+        },
+    ];
+    let Some(info) = state
+        .services
+        .backend
+        .catalog()
+        .command(&words[..args.len().min(2)])
+    else {
+        return Vetted::Unknown;
+    };
+    // Who may run it is judged on the same entry forwarding uses (a subcommand's own).
+    if state.services.access.is_some()
+        && !crate::resp::access::admit_forwarded(state, client, &info, input, args, sink.out())
+    {
+        return Vetted::Refused;
+    }
+    let pinned = info.pinned && !in_block;
+    let shared_state = CONNECTION_STATE
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c));
+    let admin = match (state.services.access.as_ref(), client.principal) {
+        (Some(access), Some(p)) => access.required() && access.principal(p).is_admin(),
+        _ => false,
+    };
+    let judged = if pinned {
+        Err("it would hold a pooled connection")
+    } else if shared_state {
+        Err("it would change the state of a pooled connection")
+    } else {
+        let rules = Rules {
+            mode,
+            allow: &state.services.forward_allow,
+            deny: &state.services.forward_deny,
+        };
+        let arg = |i: usize| (args.len() > i).then(|| args.get(input, i));
+        rules.judge(&Asked {
+            info: &info,
+            name,
+            first: arg(1),
+            second: arg(2),
+            admin,
+        })
+    };
+    let cost = match judged {
+        Ok(cost) => cost,
+        Err(why) => {
+            let text = format!(
+                "ERR {} is not forwarded by proxyredis ({why})",
+                String::from_utf8_lossy(&name[..name.len().min(64)]).to_ascii_uppercase()
+            );
+            write::error(sink.out(), &text);
+            return Vetted::Refused;
+        }
+    };
+    // Forwarded commands count in the same limits as lookups, by their weight.
+    if !state.services.throttle.allow_n(cost) {
+        state.stats.throttled.incr();
+        write::error(sink.out(), "ERR rate limit exceeded");
+        return Vetted::Refused;
+    }
+    if let Some(access) = state.services.access.as_ref()
+        && !access.allow_n(crate::resp::access::who(client), cost)
+    {
+        state.stats.client_throttled.incr();
+        write::error(sink.out(), "ERR client rate limit exceeded");
+        return Vetted::Refused;
+    }
+    Vetted::Allowed(info, cost)
+}
+
 /// What the command may change, to drop from the cache before its reply: nothing for a
 /// read; the keys it may write by Redis's key specs (STORE destinations included); the
 /// whole cache when that cannot be told: a write without keys (FLUSHDB, FLUSHALL,
 /// SWAPDB), a script or function without declared keys, or a spec Redis cannot describe
 /// (SORT ... STORE).
-fn changes(info: &CommandInfo, argv: &[Box<[u8]>]) -> Changes {
+pub fn changes(info: &CommandInfo, argv: &[Box<[u8]>]) -> Changes {
     if info.readonly && !info.write {
         return Changes::default();
     }

@@ -11,11 +11,11 @@
 //! within the principal's prefixes. Each row's [`Doc`] is what `COMMAND INFO` tells about
 //! it, in Redis 7's terms.
 //!
-//! The commands the proxy cannot serve over its shared connections to Redis (transactions,
+//! The commands the proxy cannot serve over its shared connections to Redis (WATCH,
 //! blocking commands, pub/sub, MONITOR: [`refused`]) have rows too, so that they get one
-//! clear error naming the command and why, and are counted under their own names. After a
-//! refused MULTI, only the rows flagged [`Flags::NOT_QUEUED`] are served until EXEC or
-//! DISCARD; every other command is answered that it was not run.
+//! clear error naming the command and why, and are counted under their own names. After
+//! MULTI, only the rows flagged [`Flags::NOT_QUEUED`] are served until EXEC or DISCARD;
+//! every other command is queued for Redis, or refused there ([`transaction`]).
 
 mod auth;
 mod connection;
@@ -25,6 +25,7 @@ mod policy;
 mod refused;
 mod server;
 mod strings;
+pub mod transaction;
 
 pub use super::command::{Call, Command, Doc, Flags};
 
@@ -127,7 +128,7 @@ const fn refused_row(name: &'static str, handler: fn(&mut Call<'_>), doc: &'stat
     row(name, -1, Flags::NONE, handler, doc)
 }
 
-/// `MULTI`, `EXEC`, `DISCARD`: answered as usual after a refused MULTI.
+/// `MULTI`, `EXEC`, `DISCARD`: served, not queued, inside a transaction.
 const fn transaction_row(
     name: &'static str,
     handler: fn(&mut Call<'_>),
@@ -135,8 +136,6 @@ const fn transaction_row(
 ) -> Command {
     row(name, -1, Flags::NOT_QUEUED, handler, doc)
 }
-
-pub use self::refused::not_run_after_refused_multi;
 
 /// Every command the proxy answers, most frequent first (lookup scans in order); the
 /// refused ones last.
@@ -164,9 +163,9 @@ pub static COMMANDS: [Command; 34] = [
     row("auth", -2, Flags::NO_AUTH, auth::auth, &AUTH),
     row("command", -1, Flags::NONE, server::command, &COMMAND),
     row("info", -1, Flags::ADMIN, server::info, &INFO),
-    transaction_row("multi", refused::multi, &TRANSACTION),
-    transaction_row("exec", refused::exec, &TRANSACTION),
-    transaction_row("discard", refused::discard, &TRANSACTION),
+    transaction_row("multi", transaction::multi, &TRANSACTION),
+    transaction_row("exec", transaction::exec, &TRANSACTION),
+    transaction_row("discard", transaction::discard, &TRANSACTION),
     refused_row("watch", refused::transaction, &TRANSACTION),
     refused_row("unwatch", refused::transaction, &TRANSACTION),
     refused_row("blpop", refused::blocking, &BLOCKING),
@@ -184,6 +183,30 @@ pub static COMMANDS: [Command; 34] = [
     refused_row("ssubscribe", refused::pubsub, &PUBSUB),
     refused_row("monitor", refused::monitor, &ADMIN),
 ];
+
+/// Rows that are never queued in a transaction but refused there: they act on the
+/// connection (SELECT, CLIENT, HELLO, AUTH), answer about the proxy (COMMAND, INFO), or
+/// need a pinned connection (WATCH, subscribing, MONITOR).
+const NOT_IN_TRANSACTION: &[&str] = &[
+    "select",
+    "client",
+    "hello",
+    "auth",
+    "command",
+    "info",
+    "watch",
+    "unwatch",
+    "subscribe",
+    "psubscribe",
+    "ssubscribe",
+    "monitor",
+];
+
+/// Whether a row of the table, sent inside a transaction, is queued for Redis (GET, MGET,
+/// TTL, PING, a blocking pop, which Redis runs without blocking inside a transaction).
+pub fn queued_in_transaction(command: &Command) -> bool {
+    !NOT_IN_TRANSACTION.contains(&command.name)
+}
 
 /// The row of `name` (any case) and its command.
 #[inline]

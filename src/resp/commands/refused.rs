@@ -2,13 +2,8 @@
 //! client's commands share pooled connections to Redis, and these need a connection of
 //! their own, or change its state, for longer than one command.
 //!
-//! - `MULTI`, `WATCH`, `UNWATCH`: transactions need a pinned connection. A transaction is
-//!   never run in part: after a refused MULTI, every command up to `EXEC` or `DISCARD` is
-//!   answered `-ERR <NAME> not run: MULTI is not supported by proxyredis ...` (clients that
-//!   pipeline a transaction read one error per queued command, as when Redis rejects a
-//!   command inside MULTI); then `EXEC` aborts with `-EXECABORT`, `DISCARD` answers `+OK`.
-//!   Outside that state `EXEC` aborts too and `DISCARD` has no MULTI to discard (Redis's
-//!   words).
+//! - `WATCH`, `UNWATCH`: an optimistic transaction needs a connection pinned to the
+//!   client (`MULTI` ... `EXEC` without it are served: see `transaction`).
 //! - `BLPOP`, `BRPOP`, `BRPOPLPUSH`, `BLMOVE`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX`, `BZMPOP`,
 //!   and `XREAD`/`XREADGROUP` with `BLOCK`: blocking commands need a pinned connection
 //!   (without `BLOCK` the stream reads are forwarded as PROXY_FORWARD allows).
@@ -23,8 +18,8 @@ use super::Call;
 use super::forward::{self, Forwarded};
 use crate::resp::write;
 
-/// Why a transaction cannot be served.
-const TRANSACTION: &str = "transactions need a pinned connection";
+/// Why WATCH cannot be served.
+const TRANSACTION: &str = "WATCH needs a connection pinned to the client";
 
 /// Why a blocking command cannot be served.
 const BLOCKING: &str = "blocking commands need a pinned connection";
@@ -38,40 +33,6 @@ fn refuse(call: &mut Call<'_>, name: &str, why: &str) {
 /// The command's name as the client sent it, upper case (to name it in the error).
 fn name(call: &Call<'_>) -> String {
     String::from_utf8_lossy(call.arg(0)).to_ascii_uppercase()
-}
-
-/// `MULTI`: refused; the commands up to EXEC or DISCARD are not run.
-pub fn multi(call: &mut Call<'_>) {
-    call.client.multi_refused = true;
-    refuse(call, "MULTI", TRANSACTION);
-}
-
-/// `EXEC`: the transaction it would run was refused at MULTI.
-pub fn exec(call: &mut Call<'_>) {
-    call.client.multi_refused = false;
-    let text = "EXECABORT Transaction discarded because MULTI is not supported";
-    write::error(call.sink.out(), text);
-}
-
-/// `DISCARD`: ends a refused MULTI; without one, there is no MULTI to discard (Redis's
-/// own words).
-pub fn discard(call: &mut Call<'_>) {
-    if std::mem::take(&mut call.client.multi_refused) {
-        return write::simple(call.sink.out(), "OK");
-    }
-    write::error(call.sink.out(), "ERR DISCARD without MULTI");
-}
-
-/// The answer to a command sent after a refused MULTI, before EXEC or DISCARD: it is not
-/// run (a transaction is never run in part).
-pub fn not_run_after_refused_multi(out: &mut Vec<u8>, name: &[u8]) {
-    let mut text = b"ERR ".to_vec();
-    text.extend(name.iter().take(64).map(u8::to_ascii_uppercase));
-    text.extend_from_slice(
-        b" not run: MULTI is not supported by proxyredis (transactions need a pinned \
-          connection); the transaction ends at EXEC or DISCARD",
-    );
-    write::error_bytes(out, &text);
 }
 
 /// `WATCH key ...`, `UNWATCH`.

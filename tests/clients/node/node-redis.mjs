@@ -103,7 +103,7 @@ emit('write_refused', await settle(() => reads.set('refused', 'x')));
 emit('reads_port_keeps_working', [await settle(() => reads.get('str'))]);
 
 emit('multi', await settle(() => r.multi().incr('tx:counter').get('tx:counter').exec()));
-await steps('multi_left_no_trace', [() => r.get('tx:counter')]);
+await steps('multi_counter_after', [() => r.get('tx:counter')]);
 await steps('after_multi', [() => r.get('str'), () => r.ping()]);
 
 const before = await r.clientId();

@@ -163,7 +163,7 @@ def run_sync(port, reads_port, kwargs):
     for c in TRANSACTION:
         call_sync(tx, c)
     emit("multi", call_sync(tx, ("execute",)))
-    steps("multi_left_no_trace", [("get", "tx:counter")])
+    steps("multi_counter_after", [("get", "tx:counter")])
     steps("after_multi", AFTER_MULTI)
 
     before = r.client_id()
@@ -211,7 +211,7 @@ async def run_async(port, reads_port, kwargs):
     for c in TRANSACTION:
         call_sync(tx, c)
     emit("multi", await call_async(tx, ("execute",)))
-    await steps("multi_left_no_trace", [("get", "tx:counter")])
+    await steps("multi_counter_after", [("get", "tx:counter")])
     await steps("after_multi", AFTER_MULTI)
 
     before = await r.client_id()

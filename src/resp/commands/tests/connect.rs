@@ -275,24 +275,15 @@ fn client_subcommands_clients_send_on_connect_or_that_act_on_connections() {
 }
 
 #[test]
-fn transactions_blocking_and_pubsub_are_refused_by_name_and_counted() {
+fn watch_blocking_and_pubsub_are_refused_by_name_and_counted() {
     let mut h = Harness::new();
-    let transactions = "transactions need a pinned connection";
+    let transactions = "WATCH needs a connection pinned to the client";
     let blocking = "blocking commands need a pinned connection";
     let pubsub = "subscribing turns the connection into a subscriber, which needs a pinned \
                   connection";
     let cases: Vec<(&str, &str, String)> =
         vec![
-        (
-            "multi",
-            "MULTI",
-            format!("-ERR MULTI is not supported by proxyredis: {transactions}\r\n"),
-        ),
-        (
-            "exec",
-            "EXEC",
-            "-EXECABORT Transaction discarded because MULTI is not supported\r\n".into(),
-        ),
+        ("exec", "EXEC", "-ERR EXEC without MULTI\r\n".into()),
         ("discard", "DISCARD", "-ERR DISCARD without MULTI\r\n".into()),
         (
             "watch",

@@ -1,0 +1,175 @@
+//! Transactions: `MULTI`, the commands up to `EXEC` queued by the proxy, and `EXEC` sending
+//! them to Redis in one block on one connection of the forwarding lane (`MULTI`, the
+//! commands, `EXEC`), so Redis runs them atomically; `DISCARD` drops the queue.
+//!
+//! While queuing, each command gets `+QUEUED`, or the error Redis would give at that point
+//! (unknown command, wrong number of arguments) or the proxy's refusal (PROXY_FORWARD,
+//! permissions, rate limits); after such an error `EXEC` answers `-EXECABORT Transaction
+//! discarded because of previous errors.`, as Redis does. The commands are Redis's to run,
+//! the cached ones (GET, MGET) included: inside a transaction nothing is answered from the
+//! cache. What the commands may change leaves the cache before `EXEC`'s reply. `WATCH`
+//! needs a connection pinned to the client and stays refused. A queue holds at most
+//! [`MAX_COMMANDS`] commands and [`MAX_BYTES`] bytes: past them the transaction is
+//! refused like a command with an error.
+
+use super::Call;
+use super::forward::{Vetted, changes, vet};
+use crate::backend::{Changes, LaneTicket, Outcome};
+use crate::net::Sink;
+use crate::resp::parse::Args;
+use crate::resp::{Client, Loop, Wait, write, write_outcome};
+
+/// Most commands in one transaction.
+pub const MAX_COMMANDS: usize = 10_000;
+
+/// Most bytes of the commands of one transaction.
+pub const MAX_BYTES: usize = 64 << 20;
+
+/// `MULTI`: starts queuing.
+pub fn multi(call: &mut Call<'_>) {
+    if call.client.multi.is_some() {
+        return write::error(call.sink.out(), "ERR MULTI calls can not be nested");
+    }
+    call.client.multi = Some(Box::default());
+    write::simple(call.sink.out(), "OK");
+}
+
+/// `DISCARD`: drops the queue.
+pub fn discard(call: &mut Call<'_>) {
+    if call.client.multi.take().is_some() {
+        return write::simple(call.sink.out(), "OK");
+    }
+    write::error(call.sink.out(), "ERR DISCARD without MULTI");
+}
+
+/// `EXEC`: sends the queue to Redis in one block (after the connection's earlier replies,
+/// as any write), answered with Redis's reply to `EXEC`.
+pub fn exec(call: &mut Call<'_>) {
+    let Some(queued) = call.client.multi.as_deref() else {
+        return write::error(call.sink.out(), "ERR EXEC without MULTI");
+    };
+    if queued.failed {
+        call.client.multi = None;
+        let text = "EXECABORT Transaction discarded because of previous errors.";
+        return write::error(call.sink.out(), text);
+    }
+    if call.sink.waiting() {
+        // Served again once the connection's earlier replies are answered.
+        call.state.deferred = true;
+        return;
+    }
+    let queued = *call.client.multi.take().expect("checked above");
+    let mut prefix = Vec::with_capacity(queued.commands.len() + 1);
+    prefix.push(vec![Box::from(&b"MULTI"[..])]);
+    prefix.extend(queued.commands);
+    let what = Wait {
+        render: render_exec,
+        values: true,
+        proto: call.client.proto,
+        aliases: None,
+        stale_keys: None,
+    };
+    let seq = call.sink.wait(what, 1);
+    let waiter = call.sink.waiter(seq, 0);
+    let lane = LaneTicket {
+        presence: call.client.presence.0.clone(),
+        rerunnable: false,
+        slow: true,
+    };
+    let exec = vec![Box::from(call.arg(0))];
+    let resp3 = call.client.proto == write::RESP3;
+    let backend = &call.state.services.backend;
+    if let Err(e) = backend.forward_block(prefix, exec, waiter, queued.changes, resp3, lane) {
+        call.sink.resolve(seq, 0, Outcome::Failed(e));
+    }
+    call.sink.hold();
+}
+
+/// Queues the command in `args` for the transaction of `client` (which is queuing): its
+/// `+QUEUED`, or its error (and the transaction will abort).
+pub fn queue(
+    state: &mut Loop,
+    client: &mut Client,
+    input: &[u8],
+    args: &Args,
+    sink: &mut dyn Sink<Wait>,
+) {
+    let name = args.get(input, 0);
+    let refused = match vet(state, client, input, args, sink, true) {
+        Vetted::Allowed(info, _) if !info.arity_allows(args.len()) => {
+            let mut text = b"ERR wrong number of arguments for '".to_vec();
+            text.extend(name.iter().take(64).map(u8::to_ascii_lowercase));
+            text.extend_from_slice(b"' command");
+            write::error_bytes(sink.out(), &text);
+            true
+        }
+        Vetted::Allowed(info, _) => {
+            let argv: Vec<Box<[u8]>> = (0..args.len())
+                .map(|i| Box::from(args.get(input, i)))
+                .collect();
+            let bytes = argv.iter().map(|a| a.len()).sum::<usize>();
+            let queued = client.multi.as_deref_mut().expect("queuing");
+            if queued.commands.len() >= MAX_COMMANDS || queued.bytes + bytes > MAX_BYTES {
+                write::error(sink.out(), "ERR transaction too large for proxyredis");
+                true
+            } else {
+                merge(&mut queued.changes, changes(&info, &argv));
+                queued.bytes += bytes;
+                queued.commands.push(argv);
+                write::simple(sink.out(), "QUEUED");
+                false
+            }
+        }
+        Vetted::Refused => true,
+        Vetted::Unknown => {
+            let rest = (1..args.len()).map(|i| args.get(input, i));
+            write::unknown_command(sink.out(), name, rest);
+            true
+        }
+    };
+    if refused && let Some(queued) = client.multi.as_deref_mut() {
+        queued.failed = true;
+    }
+}
+
+/// A command refused inside a transaction by the proxy's own table (WATCH, SELECT, a
+/// blocking command of the table...): its error is written; the transaction will abort.
+pub fn refuse_in_multi(client: &mut Client, out: &mut Vec<u8>, name: &[u8]) {
+    let mut text = b"ERR ".to_vec();
+    text.extend(name.iter().take(64).map(u8::to_ascii_uppercase));
+    text.extend_from_slice(b" is not allowed in a transaction by proxyredis");
+    write::error_bytes(out, &text);
+    if let Some(queued) = client.multi.as_deref_mut() {
+        queued.failed = true;
+    }
+}
+
+/// Adds `more` to what a transaction may change.
+fn merge(all: &mut Changes, more: Changes) {
+    match (all, more) {
+        (Changes::Everything, _) => {}
+        (all, Changes::Everything) => *all = Changes::Everything,
+        (Changes::Keys(keys), Changes::Keys(more)) => keys.extend(more),
+    }
+}
+
+fn render_exec(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {
+    write_outcome(out, outcomes.first().and_then(Option::as_ref), proto);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_add_up_and_everything_wins() {
+        let key = |k: &str| Box::<[u8]>::from(k.as_bytes());
+        let mut all = Changes::default();
+        merge(&mut all, Changes::Keys(vec![key("a")]));
+        merge(&mut all, Changes::Keys(vec![key("b")]));
+        assert_eq!(all, Changes::Keys(vec![key("a"), key("b")]));
+        merge(&mut all, Changes::Everything);
+        merge(&mut all, Changes::Keys(vec![key("c")]));
+        assert_eq!(all, Changes::Everything);
+    }
+}
