@@ -121,6 +121,12 @@ impl Application for Apps {
         }
     }
 
+    fn idle_may_change(&self, session: &Session) -> bool {
+        // Only a RESP connection not yet authenticated (it leaves the short timeout when
+        // it logs in); HTTP connections are closed when idle whatever they do.
+        matches!(session, Session::Resp(s) if self.resp.closes_when_idle(s))
+    }
+
     fn closes_when_idle(&self, session: &Session) -> bool {
         // HTTP keep-alive connections are closed when idle, as servers do; RESP ones as
         // the RESP application says.

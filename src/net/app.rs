@@ -46,6 +46,13 @@ pub trait Application: Send + 'static {
     /// half-sent request is closed either way).
     fn closes_when_idle(&self, session: &Self::Session) -> bool;
 
+    /// Whether [`Application::closes_when_idle`] may change for this session later (a
+    /// RESP client that has not authenticated yet): only then does the loop ask again
+    /// after each request.
+    fn idle_may_change(&self, _session: &Self::Session) -> bool {
+        false
+    }
+
     /// Most bytes buffered for one request of this session; more is refused and closed.
     fn max_input(&self, session: &Self::Session) -> usize;
 

@@ -114,6 +114,9 @@ pub struct Conn<S, W, T> {
     /// Its application keeps it open when idle (an authenticated RESP client): it is in
     /// the loop's list for the kept-idle timeout, when there is one.
     pub kept_open: bool,
+    /// Whether the application may change its mind about `kept_open` (asked again after
+    /// each request only then).
+    pub idle_may_change: bool,
     /// Admitted over the connection cap, to be answered once (counted in
     /// `NetShared::over_cap`, not `connections`).
     pub over_cap: bool,
@@ -148,6 +151,7 @@ impl<S, W, T: Transport> Conn<S, W, T> {
             accounted: 0,
             budget_paused: false,
             kept_open,
+            idle_may_change: false,
             over_cap: false,
             handshake_queued: false,
         }

@@ -158,7 +158,9 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
         let session = session.unwrap_or_else(|| self.app.open(listener, peer));
         let handshaking = !transport.established();
         let kept_open = !self.app.closes_when_idle(&session);
+        let idle_may_change = self.app.idle_may_change(&session);
         let mut conn = Conn::new(stream, session, transport, kept_open);
+        conn.idle_may_change = idle_may_change;
         conn.over_cap = over_cap;
         self.slots[index].conn = Some(conn);
         self.touch_idle(index);

@@ -163,8 +163,10 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             // of the moment the loop woke for them, and activity stamps use it too.
             self.now = self.shared.clock.now();
             self.handshakes_this_turn = 0;
-            for listener in std::mem::take(&mut self.accepts_pending) {
-                self.accept(listener);
+            if !self.accepts_pending.is_empty() {
+                for listener in std::mem::take(&mut self.accepts_pending) {
+                    self.accept(listener);
+                }
             }
             for event in events.iter() {
                 match event.token() {
@@ -187,11 +189,15 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                     }
                 }
             }
-            self.resume_handshakes();
+            if !self.handshakes.is_empty() {
+                self.resume_handshakes();
+            }
             self.take_answers();
             self.resume_budget_paused();
             self.app.end_turn(self.now);
-            self.expire_delays();
+            if !self.delays.is_empty() {
+                self.expire_delays();
+            }
             self.expire_misses();
             self.expire_requests();
             self.expire_idle();
@@ -277,11 +283,15 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
         let Some(conn) = self.slots[index].conn.as_mut() else {
             return;
         };
+        if !conn.idle_may_change {
+            return;
+        }
         let kept = !self.app.closes_when_idle(&conn.session);
         if kept == conn.kept_open {
             return;
         }
         conn.kept_open = kept;
+        conn.idle_may_change = self.app.idle_may_change(&conn.session);
         self.idle.remove(index);
         self.kept_idle.remove(index);
         self.touch_idle(index);
