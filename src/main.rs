@@ -160,6 +160,8 @@ fn main() -> ExitCode {
         forward: config.forward,
         forward_allow: config.forward_allow.clone(),
         forward_deny: config.forward_deny.clone(),
+        redis_db: config.redis_db,
+        cluster: !config.cluster_nodes.is_empty(),
         clock: clock.clone(),
     });
     let apps: Vec<Apps> = loop_stats

@@ -39,6 +39,10 @@ pub struct Services {
     pub forward_allow: Vec<String>,
     /// Commands never forwarded (lowercase names).
     pub forward_deny: Vec<String>,
+    /// The database the cache serves (REDIS_DB), where every connection starts.
+    pub redis_db: i64,
+    /// Redis is a cluster (one database only).
+    pub cluster: bool,
     /// The cache's clock.
     pub clock: Clock,
 }
@@ -71,6 +75,8 @@ impl Services {
             forward: crate::config::Forward::Reads,
             forward_allow: Vec::new(),
             forward_deny: Vec::new(),
+            redis_db: 0,
+            cluster: false,
             clock,
         }
     }

@@ -323,3 +323,65 @@ fn commands_that_change_a_pooled_connection_are_not_forwarded_even_with_all() {
     // The pooled connection is as it was: a forwarded read still works.
     assert_eq!(ask(&mut s, &["HGET", "h", "f1"]), b"$2\r\nv1\r\n");
 }
+
+/// `SELECT n`: a connection starts in REDIS_DB (cached); in another database its
+/// commands, GET included, go to Redis in that database, uncached, and its writes and
+/// transactions land there; other connections, and the cache, stay in REDIS_DB.
+#[test]
+fn select_runs_a_connection_s_commands_in_its_database_uncached() {
+    let redis = Redis::start();
+    let mut c = redis.client();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("zero")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SELECT").arg(1).query(&mut c).unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("one").query(&mut c).unwrap();
+    let proxy = Proxy::start(
+        redis.port,
+        &[("PROXY_FORWARD", "all"), ("PROXY_TTL_MS", "600000")],
+    );
+    wait_for_catalog(&proxy);
+    let mut a = connect(proxy.resp_port);
+    let mut b = connect(proxy.resp_port);
+    assert_eq!(ask(&mut a, &["GET", "k"]), b"$4\r\nzero\r\n");
+    let keys = proxy.stats()["cache"]["keys"].clone();
+    assert_eq!(ask(&mut b, &["SELECT", "1"]), b"+OK\r\n");
+    assert_eq!(ask(&mut b, &["GET", "k"]), b"$3\r\none\r\n");
+    assert_eq!(
+        ask(&mut b, &["MGET", "k", "none"]),
+        b"*2\r\n$3\r\none\r\n$-1\r\n"
+    );
+    assert_eq!(ask(&mut b, &["STRLEN", "k"]), b":3\r\n");
+    assert_eq!(
+        proxy.stats()["cache"]["keys"],
+        keys,
+        "nothing of db 1 is cached"
+    );
+    assert_eq!(ask(&mut b, &["SET", "x", "1"]), b"+OK\r\n");
+    assert_eq!(ask(&mut b, &["MULTI"]), b"+OK\r\n");
+    assert_eq!(ask(&mut b, &["INCR", "c"]), b"+QUEUED\r\n");
+    assert_eq!(ask(&mut b, &["EXEC"]), b"*1\r\n:1\r\n");
+    // The other connection, and the cache, are still in db 0.
+    assert_eq!(ask(&mut a, &["GET", "k"]), b"$4\r\nzero\r\n");
+    assert_eq!(ask(&mut a, &["EXISTS", "x", "c"]), b":0\r\n");
+    let in_one: (i64, i64) = redis::pipe()
+        .cmd("EXISTS")
+        .arg("x")
+        .cmd("EXISTS")
+        .arg("c")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(in_one, (1, 1), "written in db 1");
+    assert_eq!(ask(&mut b, &["SELECT", "0"]), b"+OK\r\n");
+    assert_eq!(ask(&mut b, &["GET", "k"]), b"$4\r\nzero\r\n");
+    assert_eq!(
+        ask(&mut b, &["SELECT", "16"]),
+        b"-ERR DB index is out of range\r\n"
+    );
+    assert_eq!(
+        ask(&mut b, &["SELECT", "x"]),
+        b"-ERR value is not an integer or out of range\r\n"
+    );
+}

@@ -189,10 +189,23 @@ impl CommandInfo {
 }
 
 /// The commands of the Redis behind the proxy, by lowercase name.
-#[derive(Default)]
 pub struct Catalog {
     commands: RwLock<Option<HashMap<Vec<u8>, Arc<CommandInfo>>>>,
+    /// Redis's `databases` (CONFIG GET databases; 16, its default, when it cannot be read).
+    databases: std::sync::atomic::AtomicI64,
 }
+
+impl Default for Catalog {
+    fn default() -> Catalog {
+        Catalog {
+            commands: RwLock::default(),
+            databases: std::sync::atomic::AtomicI64::new(DEFAULT_DATABASES),
+        }
+    }
+}
+
+/// Redis's default number of databases.
+const DEFAULT_DATABASES: i64 = 16;
 
 impl Catalog {
     /// Whether the catalog was read from Redis.
@@ -200,8 +213,22 @@ impl Catalog {
         self.commands.read().is_some()
     }
 
-    /// Reads `COMMAND` on `conn`; a failure leaves it unloaded (tried on the next connect).
+    /// How many databases Redis has (`SELECT` takes 0 up to this, excluded).
+    pub fn databases(&self) -> i64 {
+        self.databases.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Reads `COMMAND` (and `CONFIG GET databases`, when the proxy may) on `conn`; a
+    /// failure of `COMMAND` leaves it unloaded (tried on the next connect).
     pub fn load(&self, conn: &mut redis::Connection) {
+        let databases: redis::RedisResult<(String, i64)> =
+            redis::cmd("CONFIG").arg("GET").arg("databases").query(conn);
+        if let Ok((_, n)) = databases
+            && n > 0
+        {
+            self.databases
+                .store(n, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Ok(redis::Value::Array(entries)) = redis::cmd("COMMAND").query(conn) {
             let mut map = HashMap::new();
             for entry in &entries {

@@ -125,6 +125,7 @@ fn a_container_is_described_by_its_subcommand() {
     add_entry(&mut map, &object);
     let catalog = Catalog {
         commands: RwLock::new(Some(map)),
+        ..Catalog::default()
     };
     let info = catalog
         .command(&[&b"OBJECT"[..], b"Encoding", b"k"])

@@ -96,6 +96,8 @@ pub struct LaneTicket {
     pub rerunnable: bool,
     /// Not `@fast`: its work in Redis grows with its data (LRANGE, SMEMBERS, SCAN, ...).
     pub slow: bool,
+    /// The database it runs in, when not REDIS_DB (its client's `SELECT`).
+    pub db: Option<i64>,
 }
 
 /// An event loop's inbox: a channel for answers and the waker that interrupts its poll.

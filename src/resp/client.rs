@@ -16,6 +16,9 @@ pub struct Client {
     pub proto: u8,
     /// A transaction being queued: MULTI came and neither EXEC nor DISCARD since.
     pub multi: Option<Box<Queued>>,
+    /// The database it selected, when not the one the cache serves (REDIS_DB): its
+    /// commands, the cached ones included, go to Redis in that database, uncached.
+    pub db: Option<i64>,
     /// The principal it authenticated as (AUTH, HELLO AUTH); `None` until then.
     pub principal: Option<u32>,
     /// Its address, for the per-address limit.
@@ -57,6 +60,7 @@ impl Default for Client {
             name: None,
             proto: write::RESP2,
             multi: None,
+            db: None,
             principal: None,
             peer: std::net::Ipv4Addr::UNSPECIFIED.into(),
             auth_failures: 0,

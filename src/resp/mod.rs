@@ -293,7 +293,7 @@ fn dispatch(
     sink: &mut dyn Sink<Wait>,
 ) -> bool {
     match commands::find(args.get(input, 0)) {
-        Some((row, command)) if client.multi.is_none() => {
+        Some((row, command)) if client.multi.is_none() && client.db.is_none() => {
             run(state, client, input, args, sink, row, command)
         }
         found => dispatch_rest(state, client, input, args, sink, found),
@@ -345,8 +345,9 @@ fn run(
     true
 }
 
-/// What [`dispatch`] does off the path of the proxy's own commands: a command after a
-/// refused MULTI, or one not in the table (forwarded, refused or unknown).
+/// What [`dispatch`] does off the path of the proxy's own commands: a command inside a
+/// transaction (queued), in another database than the cache's (the cached ones
+/// forwarded), or not in the table (forwarded, refused or unknown).
 #[cold]
 #[inline(never)]
 fn dispatch_rest(
@@ -374,6 +375,18 @@ fn dispatch_rest(
             }
         }
         return true;
+    }
+    // In another database than the cache's, the cached commands are Redis's to answer.
+    if let Some((row, command)) = found {
+        if client.db.is_none() || !command.flags.contains(Flags::THROTTLED) {
+            return run(state, client, input, args, sink, row, command);
+        }
+        if !state.services.backend.catalog().is_loaded() {
+            // Forwarding waits for Redis's description of its commands.
+            state.stats.resp.incr(row, 0);
+            write::error(sink.out(), "ERR backend unavailable");
+            return true;
+        }
     }
     let row = match commands::forward::forward(state, client, input, args, sink) {
         Forwarded::Deferred => return false,

@@ -25,7 +25,7 @@ use crossbeam_channel::Receiver;
 use super::conn::{RawConn, ReplyError, Target};
 use crate::backend::core::{BackendStats, Core, Outbox};
 use crate::backend::error::BackendError;
-use crate::backend::job::{Job, KeyTtl, Outcome};
+use crate::backend::job::{Job, KeyTtl, Outcome, Request};
 use crate::backend::pipeline;
 use crate::backend::worker::NodeLink;
 
@@ -61,6 +61,8 @@ pub struct LaneWorker {
     pending: Vec<Job>,
     /// Slow commands the next batch may carry.
     slow_budget: usize,
+    /// The database the connection is in (REDIS_DB after its login).
+    conn_db: i64,
     outbox: Outbox,
 }
 
@@ -75,6 +77,7 @@ impl LaneWorker {
         link: NodeLink,
     ) -> LaneWorker {
         let outbox = Outbox::new(core.loops());
+        let db = target.db;
         LaneWorker {
             core,
             link,
@@ -87,6 +90,7 @@ impl LaneWorker {
             backoff: MIN_BACKOFF,
             pending: Vec::with_capacity(MAX_BATCH),
             slow_budget: MAX_SLOW,
+            conn_db: db,
             outbox,
         }
     }
@@ -185,6 +189,8 @@ impl LaneWorker {
             }
             return;
         }
+        let mut batch = batch;
+        self.switch_databases(&mut batch);
         let packed = pipeline::pack(&batch);
         let conn = self.conn.as_mut().expect("connected just above");
         let timeout = remaining(oldest + self.timeout);
@@ -254,6 +260,33 @@ impl LaneWorker {
         }
     }
 
+    /// Puts a `SELECT` before each command of `batch` that runs in another database than
+    /// the one before it on the connection (the connection's database is followed from
+    /// its login's REDIS_DB); its reply is one of the command's replies, dropped. A
+    /// `SELECT` Redis refuses (its `databases` changed since the catalog read it) would let
+    /// the command run in the wrong database: the proxy checks the number at `SELECT`.
+    fn switch_databases(&mut self, batch: &mut [Job]) {
+        for job in batch {
+            let Some(lane) = job.lane.as_deref() else {
+                continue;
+            };
+            let want = lane.db.unwrap_or(self.target.db);
+            if want == self.conn_db {
+                continue;
+            }
+            if let Request::Command { prefix, .. } = &mut job.request {
+                prefix.insert(
+                    0,
+                    vec![
+                        Box::from(&b"SELECT"[..]),
+                        want.to_string().into_bytes().into(),
+                    ],
+                );
+                self.conn_db = want;
+            }
+        }
+    }
+
     /// The commands sent behind one whose reply ended the connection: reads go out again
     /// on the next connection, anything else is answered unavailable.
     fn after_drop(&mut self, rest: Vec<Job>) {
@@ -273,6 +306,7 @@ impl LaneWorker {
     /// for it) and replaced on the next batch.
     fn dropped(&mut self, err: &BackendError) {
         self.conn = None;
+        self.conn_db = self.target.db;
         BackendStats::bump(&self.core.stats.errors);
         if matches!(err, BackendError::Io(_))
             && let Some(cluster) = &self.link.cluster

@@ -3,8 +3,10 @@
 //! - `PING [message]`: `+PONG`, or the message.
 //! - `ECHO message`: the message.
 //! - `QUIT`: `+OK`, then the connection closes.
-//! - `SELECT 0`: `+OK`; any other database is refused (the proxy serves REDIS_DB only,
-//!   shown as db 0).
+//! - `SELECT db`: `+OK`. A connection starts in REDIS_DB, the database the cache serves;
+//!   in another one (Redis's own numbers), its commands, GET and MGET included, go to
+//!   Redis in that database by the forwarding lane, uncached. A Redis Cluster has one
+//!   database: `-ERR SELECT is not allowed in cluster mode`, as Redis Cluster answers.
 //! - `CLIENT SETNAME name | GETNAME | SETINFO attr value | ID | MAINT_NOTIFICATIONS ...`;
 //!   the subcommands that act on connections are refused (see [`refused`]).
 //! - `HELLO [protover [AUTH user pass] [SETNAME name]]`: switches the connection to
@@ -47,13 +49,20 @@ pub fn quit(call: &mut Call<'_>) {
 
 /// `SELECT db`.
 pub fn select(call: &mut Call<'_>) {
+    let services = &call.state.services;
     match redis_integer(call.arg(1)) {
-        Some(0) => write::simple(call.sink.out(), "OK"),
-        Some(_) => write::error(
-            call.sink.out(),
-            "ERR SELECT is not supported: this proxy serves one database (REDIS_DB), \
-             shown as db 0",
-        ),
+        Some(n) if n == services.redis_db => {
+            call.client.db = None;
+            write::simple(call.sink.out(), "OK");
+        }
+        Some(_) if services.cluster => {
+            write::error(call.sink.out(), "ERR SELECT is not allowed in cluster mode");
+        }
+        Some(n) if (0..services.backend.catalog().databases()).contains(&n) => {
+            call.client.db = Some(n);
+            write::simple(call.sink.out(), "OK");
+        }
+        Some(_) => write::error(call.sink.out(), "ERR DB index is out of range"),
         None => write::error(
             call.sink.out(),
             "ERR value is not an integer or out of range",

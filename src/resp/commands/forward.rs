@@ -135,6 +135,7 @@ fn send(
         presence: client.presence.0.clone(),
         rerunnable: !ordered,
         slow: !info.categories.contains(Categories::FAST),
+        db: client.db,
     };
     if let Err(e) = state
         .services

@@ -26,6 +26,7 @@ pub fn forward(call: &mut Call<'_>) {
         presence: call.client.presence.0.clone(),
         rerunnable: true,
         slow: false,
+        db: call.client.db,
     };
     let backend = &call.state.services.backend;
     if let Err(e) = backend.forward(args, waiter, Changes::default(), false, lane) {

@@ -75,6 +75,7 @@ pub fn exec(call: &mut Call<'_>) {
         presence: call.client.presence.0.clone(),
         rerunnable: false,
         slow: true,
+        db: call.client.db,
     };
     let exec = vec![Box::from(call.arg(0))];
     let resp3 = call.client.proto == write::RESP3;
