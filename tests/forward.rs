@@ -385,3 +385,27 @@ fn select_runs_a_connection_s_commands_in_its_database_uncached() {
         b"-ERR value is not an integer or out of range\r\n"
     );
 }
+
+/// PUBLISH and SPUBLISH are forwarded with `all` (PUBSUB's subcommands too): they reach the
+/// subscribers of Redis; subscribing itself stays refused.
+#[test]
+fn publish_is_forwarded_with_all() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(redis.port, &[("PROXY_FORWARD", "all")]);
+    wait_for_catalog(&proxy);
+    let mut subscriber = connect(redis.port);
+    subscriber
+        .write_all(&multibulk(&["SUBSCRIBE", "news"]))
+        .unwrap();
+    read_replies(&mut subscriber, 1);
+    let mut s = connect(proxy.resp_port);
+    assert_eq!(ask(&mut s, &["PUBLISH", "news", "hello"]), b":1\r\n");
+    let message = read_replies(&mut subscriber, 1);
+    assert_eq!(
+        String::from_utf8_lossy(&message),
+        "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n"
+    );
+    assert_eq!(ask(&mut s, &["PUBSUB", "NUMSUB", "news"]), b"*2\r\n$4\r\nnews\r\n:1\r\n");
+    let refused = String::from_utf8_lossy(&ask(&mut s, &["SUBSCRIBE", "news"])).into_owned();
+    assert!(refused.starts_with("-ERR SUBSCRIBE is not supported"), "{refused}");
+}

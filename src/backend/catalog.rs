@@ -28,8 +28,8 @@ pub struct CommandInfo {
     pub readonly: bool,
     /// Writes (`write` flag).
     pub write: bool,
-    /// May block the connection, or changes its state (`blocking`, `pubsub`, `noscript`
-    /// with `stale`... only the first two matter to a proxy).
+    /// May block the connection (`blocking`), or turns it into a subscriber (`pubsub` with
+    /// `noscript`: SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their UN- forms).
     pub pinned: bool,
     /// Its keys are found by parsing its arguments (`movablekeys`: EVAL_RO, SORT_RO, ...),
     /// not only at the positions below.
@@ -321,7 +321,9 @@ fn parse_entry(entry: &redis::Value) -> Option<(Vec<u8>, CommandInfo)> {
         arity: int(fields.get(1)),
         readonly: has("readonly"),
         write: has("write"),
-        pinned: has("blocking") || has("pubsub"),
+        // Subscribing turns the connection into a subscriber (`pubsub` and `noscript`);
+        // PUBLISH, SPUBLISH and PUBSUB CHANNELS are `pubsub` too, and plain commands.
+        pinned: has("blocking") || (has("pubsub") && has("noscript")),
         movable_keys: has("movablekeys"),
         first_key: int(fields.get(3)),
         last_key: int(fields.get(4)),
