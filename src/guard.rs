@@ -39,9 +39,9 @@ where
 }
 
 /// Test-only: panics when PROXY_TEST_PANIC_IN names `point` (`tracking`, `worker`,
-/// `lane`, `reaper`), so a system test can see the guard act. Never in a release build of
-/// the proxy (the `test-hooks` feature).
-#[cfg(feature = "test-hooks")]
+/// `lane`, `reaper`), so a system test can see the guard act. Only in debug builds (what
+/// `cargo test` runs) and with the `test-hooks` feature; never in a release build.
+#[cfg(any(feature = "test-hooks", debug_assertions))]
 pub fn test_panic(point: &str) {
     static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let wanted = POINT.get_or_init(|| std::env::var("PROXY_TEST_PANIC_IN").ok());

@@ -405,7 +405,13 @@ fn publish_is_forwarded_with_all() {
         String::from_utf8_lossy(&message),
         "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n"
     );
-    assert_eq!(ask(&mut s, &["PUBSUB", "NUMSUB", "news"]), b"*2\r\n$4\r\nnews\r\n:1\r\n");
+    assert_eq!(
+        ask(&mut s, &["PUBSUB", "NUMSUB", "news"]),
+        b"*2\r\n$4\r\nnews\r\n:1\r\n"
+    );
     let refused = String::from_utf8_lossy(&ask(&mut s, &["SUBSCRIBE", "news"])).into_owned();
-    assert!(refused.starts_with("-ERR SUBSCRIBE is not supported"), "{refused}");
+    assert!(
+        refused.starts_with("-ERR SUBSCRIBE is not supported"),
+        "{refused}"
+    );
 }

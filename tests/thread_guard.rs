@@ -2,8 +2,9 @@
 //! listener, a backend worker, a forwarding lane thread, the reaper) ends the process
 //! with exit code 70 and one error line naming the thread, instead of leaving a part
 //! silently gone (a dead tracking thread would leave fills going on with no
-//! invalidation). The panics are made by the test hook PROXY_TEST_PANIC_IN (the
-//! `test-hooks` feature, never in a release build).
+//! invalidation). The panics are made by the test hook PROXY_TEST_PANIC_IN, read by debug
+//! builds of the binary (and the `test-hooks` feature), never by a release build.
+#![cfg(debug_assertions)]
 
 mod common;
 use common::*;

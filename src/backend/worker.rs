@@ -128,7 +128,7 @@ impl Worker {
 
     /// Runs until a stop (`None`) is received or the channel closes.
     pub fn run(mut self) {
-        #[cfg(feature = "test-hooks")]
+        #[cfg(any(feature = "test-hooks", debug_assertions))]
         crate::guard::test_panic("worker");
         loop {
             // Block until there is work or a stop: an idle backend costs no wake-ups.
@@ -256,7 +256,7 @@ impl Worker {
         batch: Vec<Job>,
         result: Result<Vec<redis::Value>, BackendError>,
     ) {
-        #[cfg(feature = "test-hooks")]
+        #[cfg(any(feature = "test-hooks", debug_assertions))]
         hooks::delay_fill();
         let expected: usize = batch.iter().map(Job::replies).sum();
         let result = result.and_then(|values| {
@@ -350,8 +350,9 @@ impl Worker {
     }
 }
 
-/// Test-only hooks (the `test-hooks` feature): never in a release build of the proxy.
-#[cfg(feature = "test-hooks")]
+/// Test-only hooks (debug builds, which `cargo test` runs, and the `test-hooks` feature):
+/// never in a release build of the proxy.
+#[cfg(any(feature = "test-hooks", debug_assertions))]
 mod hooks {
     use std::sync::OnceLock;
     use std::time::Duration;

@@ -63,7 +63,7 @@ impl Reaper {
         let thread = {
             let shared = Arc::clone(&shared);
             crate::guard::spawn("reaper".into(), move || {
-                #[cfg(feature = "test-hooks")]
+                #[cfg(any(feature = "test-hooks", debug_assertions))]
                 crate::guard::test_panic("reaper");
                 run(heaps::ReaperCore::new(cache), &shared)
             })

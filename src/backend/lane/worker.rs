@@ -97,7 +97,7 @@ impl LaneWorker {
 
     /// Runs until a stop (`None`) is received or the channel closes.
     pub fn run(mut self) {
-        #[cfg(feature = "test-hooks")]
+        #[cfg(any(feature = "test-hooks", debug_assertions))]
         crate::guard::test_panic("lane");
         loop {
             // Slow commands left from the last batch are sent first; new ones join them.

@@ -197,7 +197,7 @@ pub fn spawn(
     };
     let name = format!("tracking {}", connector.addr());
     crate::guard::spawn(name, move || {
-        #[cfg(feature = "test-hooks")]
+        #[cfg(any(feature = "test-hooks", debug_assertions))]
         crate::guard::test_panic("tracking");
         run(&tracking, &connector, &dropper, &prefixes, timeout)
     })
