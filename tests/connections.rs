@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Proxy, Redis, Response, TempDir, free_port, wait_for};
+use common::{Proxy, Redis, Response, TempDir, free_port, read_responses, wait_for};
 
 const WEB: &str = "t-web-5f1c9a0e7b3d4c21";
 const OPS: &str = "t-ops-a83e77c0d2194b6f";
@@ -302,4 +302,41 @@ fn wrong_auths_are_slowed_then_the_connection_is_closed_while_a_good_one_passes(
     admin.read_exact(&mut info).unwrap();
     let info = String::from_utf8_lossy(&info);
     assert!(info.contains("\r\nauth_closed_connections:1\r\n"), "{info}");
+}
+
+/// A wrong bearer token over HTTP is slowed down and closes the connection after 10, as a
+/// wrong AUTH over RESP: the 10 refusals come back (the first after its delay), then the
+/// connection is closed; a good token on another connection passes.
+#[test]
+fn wrong_bearer_tokens_are_slowed_then_the_connection_is_closed() {
+    let redis = Redis::start();
+    redis.set("user:1", "v");
+    let dir = TempDir::new("conn-bearer");
+    let file = auth_file(&dir);
+    let proxy = Proxy::start(redis.port, &[("PROXY_AUTH_FILE", file.to_str().unwrap())]);
+    let mut guesser = TcpStream::connect(("127.0.0.1", proxy.http_port)).unwrap();
+    guesser
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let began = Instant::now();
+    for i in 0..10 {
+        let req = format!(
+            "GET /lookup?key=user:1 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer guess-{i}\r\n\r\n"
+        );
+        guesser.write_all(req.as_bytes()).unwrap();
+        let r = read_responses(&mut guesser, 1).pop().unwrap();
+        assert_eq!(r.status, 401, "failure {}", i + 1);
+    }
+    // 10 ms doubling per failure: the ten waited at least their sum up to 1 s each.
+    assert!(began.elapsed() >= Duration::from_millis(10 + 20 + 40 + 80 + 160));
+    let mut rest = Vec::new();
+    let _ = guesser.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "after the 10th failure: {rest:?}");
+    let good = proxy
+        .request(&format!(
+            "GET /lookup?key=user:1 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {WEB}\r\n\
+             Connection: close\r\n\r\n"
+        ))
+        .unwrap();
+    assert_eq!(good.status, 200);
 }

@@ -21,6 +21,7 @@ use std::net::IpAddr;
 use super::render::{self, Connection};
 use super::{HttpApp, Route};
 use crate::auth::{Access, Who};
+use crate::net::Replies;
 use crate::stats::LoopStats;
 
 /// What an HTTP connection keeps: the client's address, for the per-address limit, the
@@ -35,6 +36,8 @@ pub struct Session {
     /// still incomplete; cleared when that request is consumed, so each request gets at
     /// most one however often its bytes are looked at before its body comes.
     pub(super) continue_sent: bool,
+    /// Requests refused for a bad token since its last good one (PROXY_AUTH_FILE).
+    auth_failures: u32,
 }
 
 /// The routes an HTTP listener serves.
@@ -72,6 +75,7 @@ impl Session {
             peer,
             routes,
             continue_sent: false,
+            auth_failures: 0,
         }
     }
 
@@ -131,38 +135,49 @@ const INVALID_TOKEN: &str = "WWW-Authenticate: Bearer error=\"invalid_token\"\r\
 
 /// Who sent `request` on `route`, or `None` when it was refused (401 or 403, written to
 /// `out`). Called only when [`Access`] is configured.
+///
+/// A bad token (or header) is answered after a delay that grows with the failures of the
+/// connection and of its address, as a failed AUTH is over RESP, through the loop's timer
+/// (the event loop never sleeps), and the connection is closed after
+/// [`MAX_FAILURES`](crate::auth::failures::MAX_FAILURES) of them.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gate(
+pub(super) fn gate<W>(
     app: &mut HttpApp,
-    session: &Session,
+    session: &mut Session,
     route: Route,
     request: &[u8],
     connection: Connection,
     head: bool,
-    out: &mut Vec<u8>,
+    replies: &mut Replies<'_, W>,
 ) -> Option<Who> {
     let access: &Access = app.services.access.as_ref()?;
     if !access.required() || matches!(route, Route::Healthz | Route::Readyz) {
         return Some(Who::Address(session.peer));
     }
+    let mut failed = false;
     let refusal = match credentials(request) {
         Credentials::Bearer(token) => match access.authenticate(None, token) {
-            Some(p) if access.principal(p).is_admin() => return Some(Who::Principal(p)),
+            Some(p) if access.principal(p).is_admin() => {
+                session.auth_failures = 0;
+                return Some(Who::Principal(p));
+            }
             Some(p) if !matches!(route, Route::Stats | Route::Metrics) => {
+                session.auth_failures = 0;
                 return Some(Who::Principal(p));
             }
             Some(_) => &WRONG_ROLE,
             None => {
-                app.stats.auth_failures.incr();
+                failed = true;
                 &BAD_TOKEN
             }
         },
         Credentials::Missing => &NO_TOKEN,
         Credentials::Invalid => {
-            app.stats.auth_failures.incr();
+            failed = true;
             &BAD_HEADER
         }
     };
+    let out = replies.out();
     app.stats.auth_denied.incr();
     let (status, header) = (refusal.status, refusal.header);
     if matches!(route, Route::Lookup | Route::Raw) {
@@ -175,6 +190,21 @@ pub(super) fn gate(
         );
     } else {
         app.error(out, route, status, refusal.why, connection, header, head);
+    }
+    if failed {
+        app.stats.auth_failures.incr();
+        session.auth_failures = session.auth_failures.saturating_add(1);
+        let services = std::sync::Arc::clone(&app.services);
+        let access = services.access.as_ref()?;
+        let delay = access.login_failed(session.peer, session.auth_failures);
+        if !delay.is_zero() {
+            let delay = delay.as_nanos().min(u128::from(u64::MAX)) as u64;
+            replies.delay(replies.now().saturating_add(delay));
+        }
+        if session.auth_failures >= crate::auth::failures::MAX_FAILURES {
+            app.stats.auth_closed.incr();
+            replies.close();
+        }
     }
     None
 }

@@ -179,15 +179,7 @@ impl HttpApp {
         // Without PROXY_AUTH_FILE and PROXY_CLIENT_RATE_LIMIT_RPS, this one branch is all.
         let mut who = None;
         if self.services.access.is_some() {
-            who = access::gate(
-                self,
-                session,
-                route,
-                &input[..n],
-                connection,
-                head,
-                replies.out(),
-            );
+            who = access::gate(self, session, route, &input[..n], connection, head, replies);
             if who.is_none() {
                 return Served::Consumed(n);
             }
