@@ -134,7 +134,12 @@ impl MapReader {
                     } else {
                         HashMap::new()
                     };
-                    let moved = apply(shared, &ranges, &rtts);
+                    let mut moved = apply(shared, &ranges, &rtts);
+                    // Slots a MOVED already pointed elsewhere: the map read now agrees
+                    // with it, but their keys were cached from the old owner.
+                    for slot in std::mem::take(&mut *shared.moved_by_redirect.lock()) {
+                        moved[usize::from(slot)] = true;
+                    }
                     let count = moved.iter().filter(|&&m| m).count();
                     if count > 0 {
                         // A slot served by another master now (a reshard or a failover):

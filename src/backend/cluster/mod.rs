@@ -102,6 +102,9 @@ struct Shared {
     tracking_threads: Mutex<Vec<JoinHandle<()>>>,
     /// The state answers that fill nothing are finished with.
     no_tracking: Tracking,
+    /// Slots a MOVED pointed at another node since the last map read: their cached keys
+    /// are dropped at the next one.
+    moved_by_redirect: Mutex<Vec<u16>>,
     /// Itself, for the workers' links.
     me: Weak<Shared>,
 }
@@ -131,6 +134,7 @@ impl Cluster {
             refresh_pending: AtomicBool::new(true),
             tracking_threads: Mutex::new(Vec::new()),
             no_tracking: Tracking::new(false),
+            moved_by_redirect: Mutex::new(Vec::new()),
             me: me.clone(),
         });
         let thread = control::spawn(Arc::clone(&shared), rx);

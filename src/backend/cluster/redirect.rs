@@ -29,11 +29,18 @@ impl ClusterLink for Link {
         match &err {
             BackendError::Moved { slot, addr } => {
                 let index = shared.node(addr);
-                {
+                let owner_changed = {
                     let mut map = shared.map.write();
-                    let slot = usize::from(*slot) % SLOTS;
-                    map.write[slot] = index;
-                    map.read[slot] = index;
+                    let at = usize::from(*slot) % SLOTS;
+                    let before = map.write[at];
+                    map.write[at] = index;
+                    map.read[at] = index;
+                    before != index
+                };
+                if owner_changed {
+                    // Its cached keys are dropped at the map read this asks for (the map
+                    // will agree with the MOVED by then, so it would see no change).
+                    shared.moved_by_redirect.lock().push(*slot % SLOTS as u16);
                 }
                 shared.request_refresh();
                 let node = shared.nodes.read()[usize::from(index)].clone();
