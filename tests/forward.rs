@@ -415,3 +415,29 @@ fn publish_is_forwarded_with_all() {
         "{refused}"
     );
 }
+
+/// Inside a transaction, the commands that answer as a subscriber (UNSUBSCRIBE, one reply
+/// per channel) are refused and abort it: they would leave replies behind on a connection
+/// of the forwarding lane that other clients' commands use.
+#[test]
+fn unsubscribing_inside_a_transaction_is_refused() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(redis.port, &[("PROXY_FORWARD", "all")]);
+    wait_for_catalog(&proxy);
+    let mut s = connect(proxy.resp_port);
+    assert_eq!(ask(&mut s, &["MULTI"]), b"+OK\r\n");
+    let refused =
+        String::from_utf8_lossy(&ask(&mut s, &["UNSUBSCRIBE", "a", "b", "c"])).into_owned();
+    assert!(
+        refused.starts_with("-ERR UNSUBSCRIBE is not forwarded"),
+        "{refused}"
+    );
+    assert_eq!(
+        ask(&mut s, &["EXEC"]),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    // The lane is in step: another client's command gets its own reply.
+    let mut other = connect(proxy.resp_port);
+    assert_eq!(ask(&mut other, &["SET", "k", "v"]), b"+OK\r\n");
+    assert_eq!(ask(&mut other, &["STRLEN", "k"]), b":1\r\n");
+}

@@ -28,9 +28,13 @@ pub struct CommandInfo {
     pub readonly: bool,
     /// Writes (`write` flag).
     pub write: bool,
-    /// May block the connection (`blocking`), or turns it into a subscriber (`pubsub` with
-    /// `noscript`: SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their UN- forms).
-    pub pinned: bool,
+    /// May block the connection (`blocking`; not inside a transaction, where Redis runs it
+    /// without blocking).
+    pub blocking: bool,
+    /// Turns the connection into a subscriber, or answers as one (`pubsub` with
+    /// `noscript`: SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their UN- forms, which answer one
+    /// reply per channel, inside a transaction too).
+    pub subscribes: bool,
     /// Its keys are found by parsing its arguments (`movablekeys`: EVAL_RO, SORT_RO, ...),
     /// not only at the positions below.
     pub movable_keys: bool,
@@ -321,9 +325,9 @@ fn parse_entry(entry: &redis::Value) -> Option<(Vec<u8>, CommandInfo)> {
         arity: int(fields.get(1)),
         readonly: has("readonly"),
         write: has("write"),
-        // Subscribing turns the connection into a subscriber (`pubsub` and `noscript`);
+        blocking: has("blocking"),
         // PUBLISH, SPUBLISH and PUBSUB CHANNELS are `pubsub` too, and plain commands.
-        pinned: has("blocking") || (has("pubsub") && has("noscript")),
+        subscribes: has("pubsub") && has("noscript"),
         movable_keys: has("movablekeys"),
         first_key: int(fields.get(3)),
         last_key: int(fields.get(4)),

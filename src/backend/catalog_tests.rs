@@ -43,7 +43,7 @@ fn entries_parse_as_redis_sends_them() {
     ]);
     let (name, info) = parse_entry(&v).unwrap();
     assert_eq!(name, b"hget");
-    assert!(info.readonly && !info.write && !info.pinned);
+    assert!(info.readonly && !info.write && !info.blocking && !info.subscribes);
     assert_eq!(info.request, RequestPolicy::Default);
     assert_eq!(info.categories, Categories::default());
 }

@@ -16,7 +16,8 @@ pub enum BackendError {
     Overloaded,
     /// The backend is stopping.
     Stopped,
-    /// A forwarded reply passed PROXY_MAX_REPLY_BYTES: refused, the rest never read.
+    /// A forwarded reply passed PROXY_MAX_REPLY_BYTES: refused, never held (its bytes
+    /// dropped as they came).
     ReplyTooLarge,
     /// Redis answered with an error: its code (`WRONGTYPE`, `NOAUTH`, `ERR`, ...) and the
     /// text after it, byte for byte.

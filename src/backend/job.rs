@@ -98,6 +98,8 @@ pub struct LaneTicket {
     pub slow: bool,
     /// The database it runs in, when not REDIS_DB (its client's `SELECT`).
     pub db: Option<i64>,
+    /// The lane put a `SELECT` before it (its first reply is that `SELECT`'s).
+    pub selects: bool,
 }
 
 /// An event loop's inbox: a channel for answers and the waker that interrupts its poll.

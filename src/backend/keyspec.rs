@@ -168,8 +168,10 @@ impl KeySpec {
                     .and_then(|a| std::str::from_utf8(a.as_ref()).ok())
                     .and_then(|a| a.parse().ok())
                     .filter(|n| *n >= 0)?;
-                let first = start + first;
-                (first, first + (n - 1) * step, step)
+                let first = start.checked_add(first)?;
+                // n >= 0: no overflow below; a huge n overflows the multiplication.
+                let last = (n - 1).checked_mul(step)?.checked_add(first)?;
+                (first, last, step)
             }
             Find::Unknown => return None,
         };
@@ -177,8 +179,9 @@ impl KeySpec {
             return None;
         }
         if last >= argc {
-            // Fewer arguments than the spec needs: Redis refuses the command anyway.
-            return None;
+            // Fewer arguments than the spec needs: Redis refuses the command, which
+            // touches no key.
+            return Some(Vec::new());
         }
         Some(
             (first..=last)
@@ -195,14 +198,10 @@ pub fn keys<A: AsRef<[u8]>>(specs: &[KeySpec], args: &[A]) -> Keys {
     for spec in specs {
         match spec.find(args) {
             Some(found) => {
-                for at in found {
-                    if !keys.all.contains(&at) {
-                        keys.all.push(at);
-                    }
-                    if spec.writes && !keys.written.contains(&at) {
-                        keys.written.push(at);
-                    }
+                if spec.writes {
+                    keys.written.extend_from_slice(&found);
                 }
+                keys.all.extend(found);
             }
             None => {
                 keys.unknown = true;
@@ -210,8 +209,11 @@ pub fn keys<A: AsRef<[u8]>>(specs: &[KeySpec], args: &[A]) -> Keys {
             }
         }
     }
+    // Sorted, each once (a linear pass, however many keys a request names).
     keys.all.sort_unstable();
+    keys.all.dedup();
     keys.written.sort_unstable();
+    keys.written.dedup();
     keys
 }
 

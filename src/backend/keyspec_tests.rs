@@ -83,9 +83,16 @@ fn keyword_and_keynum_find_streams_and_declared_keys() {
     let none = keys(std::slice::from_ref(&eval), &args("EVAL body 0 arg"));
     assert!(none.all.is_empty() && !none.unknown);
     assert!(
-        keys(&[eval], &args("EVAL body x")).unknown_writes,
+        keys(std::slice::from_ref(&eval), &args("EVAL body x")).unknown_writes,
         "a bad numkeys"
     );
+    let refused = keys(std::slice::from_ref(&eval), &args("EVAL body 5 k"));
+    assert!(
+        refused.all.is_empty() && !refused.unknown,
+        "more keys than arguments"
+    );
+    let huge = keys(&[eval], &args("EVAL body 9223372036854775807 k"));
+    assert!(huge.all.is_empty(), "no overflow");
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub struct Ticket {
 pub enum Fill {
     /// The value was stored (as by [`Cache::insert`]).
     Stored,
-    /// Nothing was stored: the key (or, conservatively, another key of its shard) was
+    /// Nothing was stored: the key (or, conservatively, another key of its invalidation bucket) was
     /// invalidated, or the cache cleared, after the ticket was taken.
     Cancelled,
     /// Nothing was stored: the entry is too big (as when [`Cache::insert`] returns false).
@@ -94,8 +94,8 @@ impl Cache {
         // invalidation or a clear after the ticket, either
         // - its locked section came first: this section happens after it and sees its
         //   effect. `invalidate` stored `invalidation_seq` > `ticket.seq` and recorded the
-        //   key's hash in the ring under that lock, so `invalidated_since` finds the hash
-        //   or finds the ring no longer covers the ticket: cancelled. `clear` bumped
+        //   seq in the key's bucket under that lock, so `invalidated_since` finds the
+        //   bucket's seq past the ticket's: cancelled. `clear` bumped
         //   `epoch` before taking this shard's lock, so `epoch` != `ticket.epoch`:
         //   cancelled. Or
         // - this section came first: the value is stored, and the invalidation or clear,
@@ -127,7 +127,7 @@ impl Cache {
     }
 
     /// Whether a fill of `key` under `ticket` would be cancelled now: the key (or,
-    /// conservatively, another key of its shard) was invalidated, or the cache cleared,
+    /// conservatively, another key of its invalidation bucket) was invalidated, or the cache cleared,
     /// since the ticket was taken. No lock unless the key's shard saw an invalidation.
     pub fn outdated(&self, ticket: Ticket, key: &[u8]) -> bool {
         let (hash, shard) = self.locate(key);

@@ -128,9 +128,7 @@ impl<W> Output<W> {
         let Some(slot @ None) = w.outcomes.get_mut(index as usize) else {
             return false;
         };
-        if let Outcome::Found(v) = &outcome {
-            self.value_bytes += v.len();
-        }
+        self.value_bytes += value_len(&outcome);
         *slot = Some(outcome);
         w.outstanding -= 1;
         self.waiting_keys -= 1;
@@ -226,14 +224,7 @@ impl<W> Output<W> {
                 Released::Bytes(bytes)
             }
             Slot::Waiting(w) => {
-                let held: usize = w
-                    .outcomes
-                    .iter()
-                    .map(|o| match o {
-                        Some(Outcome::Found(v)) => v.len(),
-                        _ => 0,
-                    })
-                    .sum();
+                let held: usize = w.outcomes.iter().flatten().map(value_len).sum();
                 self.value_bytes -= held;
                 Released::Complete(w)
             }
@@ -294,6 +285,16 @@ impl<W> Output<W> {
     #[inline]
     pub fn is_idle(&self) -> bool {
         self.unsent() == 0 && self.pending.is_empty()
+    }
+}
+
+/// The bytes an outcome holds while its reply waits for others (a value, or a forwarded
+/// reply), counted in the connection's buffered bytes.
+fn value_len(outcome: &Outcome) -> usize {
+    match outcome {
+        Outcome::Found(v) => v.len(),
+        Outcome::Raw(bytes) => bytes.len(),
+        _ => 0,
     }
 }
 

@@ -254,8 +254,8 @@ impl Shared {
         }
     }
 
-    /// The slot of a forwarded command's keys (from Redis's command table) and whether it
-    /// only reads; CROSSSLOT when its keys live in different slots, as Redis answers.
+    /// Queues `job` on `node` (a forwarded command on its lane), or answers it at once
+    /// when the node's queue is full or stopped.
     fn send_to(&self, node: &Node, job: Job) {
         let forwarded = job.lane.is_some();
         if !forwarded && node.threads.jobs.len() >= PER_NODE_MAX {

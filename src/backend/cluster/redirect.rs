@@ -7,7 +7,7 @@ use std::sync::Weak;
 
 use super::{MAX_HOPS, SLOTS, Shared};
 use crate::backend::error::BackendError;
-use crate::backend::job::Job;
+use crate::backend::job::{Job, Request};
 use crate::backend::worker::ClusterLink;
 
 /// Hands the workers' redirections to the shared state.
@@ -45,6 +45,12 @@ impl ClusterLink for Link {
                 shared.request_refresh();
                 let node = shared.nodes.read()[usize::from(index)].clone();
                 shared.send_to(&node, job);
+            }
+            // A block (a transaction) would need ASKING before its MULTI only; it is sent
+            // again once the migration is over instead.
+            BackendError::Ask { .. } if matches!(&job.request, Request::Command { prefix, .. } if !prefix.is_empty()) =>
+            {
+                shared.retry_later(job);
             }
             BackendError::Ask { addr, .. } => {
                 let index = shared.node(addr);

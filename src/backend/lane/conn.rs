@@ -173,9 +173,10 @@ impl RawConn {
         Ok(())
     }
 
-    /// Sets the socket's read and write timeouts (a syscall each, only when it changes).
+    /// Sets the socket's read and write timeouts (a syscall each, only when it changes by
+    /// more than an eighth: a reply's deadline is also checked between reads).
     pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), BackendError> {
-        if timeout == self.timeout {
+        if timeout.abs_diff(self.timeout) <= self.timeout / 8 {
             return Ok(());
         }
         let tcp = self.stream.tcp();

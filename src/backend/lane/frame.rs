@@ -96,6 +96,9 @@ impl Framer {
                 }
                 return Scan::Partial;
             };
+            if end == 0 {
+                return Scan::Invalid("empty line");
+            }
             let (kind, line) = (rest[0], &rest[1..end]);
             // How many replies this element opens (an aggregate) and how many bytes its
             // body takes after its line (a bulk).
@@ -251,7 +254,9 @@ mod tests {
     #[test]
     fn broken_framing_is_invalid() {
         for bad in [
-            &b"?x\r\n"[..],
+            &b"\r\n"[..],
+            b"*1\r\n\r\n",
+            b"?x\r\n",
             b"$x\r\n",
             b"$3\r\nabcde",
             b"*-2\r\n",

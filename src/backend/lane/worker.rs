@@ -108,7 +108,12 @@ impl LaneWorker {
                 }
             }
             let mut stopping = false;
+            // At most a batch's worth of new commands a turn (fast ones are not held behind
+            // slow ones left waiting), and at most a queue's worth waiting here.
             for _ in 0..MAX_BATCH {
+                if self.pending.len() >= super::LANE_QUEUE {
+                    break;
+                }
                 match self.rx.try_recv() {
                     Ok(Some(job)) => self.pending.push(job),
                     Ok(None) => {
@@ -132,10 +137,14 @@ impl LaneWorker {
                     (self.slow_budget * 2).min(MAX_SLOW)
                 };
             }
-            self.core.flush(&mut self.outbox);
             if stopping {
+                for job in std::mem::take(&mut self.pending) {
+                    self.answer(job, BackendError::Stopped);
+                }
+                self.core.flush(&mut self.outbox);
                 return;
             }
+            self.core.flush(&mut self.outbox);
         }
     }
 
@@ -205,32 +214,43 @@ impl LaneWorker {
             return;
         }
         BackendStats::bump(&self.core.stats.batches);
-        let mut hellos = packed.hellos.iter().peekable();
-        let mut at = 0;
+        let mut replies = Replies {
+            hellos: packed.hellos.iter().peekable(),
+            at: 0,
+            left_in_resp3: false,
+            max: self.max_reply,
+        };
+        // A SELECT of this batch Redis refused: the connection's database is not known.
+        let mut lost_database = false;
         let mut jobs = batch.into_iter();
         while let Some(job) = jobs.next() {
             let deadline = job.queued_at + self.timeout;
-            let mut read = |conn: &mut RawConn, at: &mut usize| -> Result<Vec<u8>, ReplyError> {
-                loop {
-                    let reply = conn.reply(self.max_reply, deadline)?;
-                    let is_hello = hellos.peek().is_some_and(|&&(i, _)| i == *at);
-                    *at += 1;
-                    if is_hello {
-                        hellos.next();
-                        continue;
-                    }
-                    return Ok(reply);
-                }
-            };
             let conn = self.conn.as_mut().expect("connected");
+            // Each reply is read within its own command's time, not the batch's oldest.
+            let mut result = conn
+                .set_timeout(remaining(deadline))
+                .map_err(ReplyError::Failed)
+                .and_then(|()| replies.next(conn, deadline));
             // The job's answer is its last reply: those of an `ASKING` before each command
-            // and of a block's first commands (`MULTI`, `+QUEUED`s) come first.
-            let mut result = read(conn, &mut at);
-            for _ in 1..job.replies() {
-                if result.is_err() && result != Err(ReplyError::TooLarge) {
+            // and of a block's first commands (a `SELECT`, `MULTI`, `+QUEUED`s) come first.
+            let selects = job.lane.as_deref().is_some_and(|l| l.selects);
+            let mut refused_select = None;
+            for i in 1..job.replies() {
+                if matches!(result, Err(ReplyError::Failed(_))) {
                     break;
                 }
-                result = read(conn, &mut at);
+                if i == 1
+                    && selects
+                    && let Ok(reply) = &result
+                    && reply.first() == Some(&b'-')
+                {
+                    refused_select = Some(reply.clone());
+                }
+                result = replies.next(conn, deadline);
+            }
+            if let (Some(error), Ok(_)) = (refused_select, &result) {
+                lost_database = true;
+                result = Ok(error);
             }
             match result {
                 Ok(reply) => {
@@ -251,12 +271,14 @@ impl LaneWorker {
             }
         }
         // The `HELLO 2` closing a batch that ended in RESP3 answers after the last command.
-        for _ in hellos {
-            let conn = self.conn.as_mut().expect("connected");
-            if let Err(ReplyError::Failed(err)) = conn.reply(4096, oldest + self.timeout) {
-                self.dropped(&err);
-                return;
-            }
+        let conn = self.conn.as_mut().expect("connected");
+        if let Err(ReplyError::Failed(err)) = replies.rest(conn, oldest + self.timeout) {
+            self.dropped(&err);
+            return;
+        }
+        if replies.left_in_resp3 || lost_database {
+            // Still in RESP3, or in a database not known: not to be used again.
+            self.dropped(&BackendError::Io(Arc::from("connection state unknown")));
         }
     }
 
@@ -283,6 +305,9 @@ impl LaneWorker {
                     ],
                 );
                 self.conn_db = want;
+                if let Some(lane) = job.lane.as_deref_mut() {
+                    lane.selects = true;
+                }
             }
         }
     }
@@ -340,6 +365,54 @@ impl LaneWorker {
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 Err(err)
             }
+        }
+    }
+}
+
+/// The replies of one batch, read in order: each `HELLO` of the RESP3 runs is counted and
+/// skipped (its position known from the packing), whatever came before it, a reply refused
+/// as too large included, so the positions never slip.
+struct Replies<'a> {
+    hellos: std::iter::Peekable<std::slice::Iter<'a, (usize, bool)>>,
+    /// Replies read so far, the HELLOs' included.
+    at: usize,
+    /// A `HELLO 2` failed after its `HELLO 3` succeeded: the connection may still speak
+    /// RESP3.
+    left_in_resp3: bool,
+    max: usize,
+}
+
+impl Replies<'_> {
+    /// The next reply that is not a HELLO's.
+    fn next(&mut self, conn: &mut RawConn, deadline: Instant) -> Result<Vec<u8>, ReplyError> {
+        loop {
+            let reply = conn.reply(self.max, deadline);
+            let hello = self.hellos.next_if(|&&(i, _)| i == self.at);
+            self.at += 1;
+            match (hello, reply) {
+                (Some(&(_, to3)), Ok(reply)) => self.hello(to3, &reply),
+                // A HELLO's reply past the limit was read whole (and dropped): skipped.
+                (Some(_), Err(ReplyError::TooLarge)) => {}
+                (_, reply) => return reply,
+            }
+        }
+    }
+
+    /// Reads the HELLOs left after the last command.
+    fn rest(&mut self, conn: &mut RawConn, deadline: Instant) -> Result<(), ReplyError> {
+        while let Some(&(_, to3)) = self.hellos.next() {
+            let reply = conn.reply(self.max, deadline)?;
+            self.at += 1;
+            self.hello(to3, &reply);
+        }
+        Ok(())
+    }
+
+    fn hello(&mut self, to3: bool, reply: &[u8]) {
+        let failed = reply.first() == Some(&b'-');
+        if !to3 && failed {
+            // Whether the HELLO 3 before it succeeded is not tracked: drop to be safe.
+            self.left_in_resp3 = true;
         }
     }
 }

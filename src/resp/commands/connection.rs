@@ -58,6 +58,10 @@ pub fn select(call: &mut Call<'_>) {
         Some(_) if services.cluster => {
             write::error(call.sink.out(), "ERR SELECT is not allowed in cluster mode");
         }
+        Some(_) if services.forward == crate::config::Forward::None => write::error(
+            call.sink.out(),
+            "ERR SELECT of another database needs forwarding (PROXY_FORWARD=none)",
+        ),
         Some(n) if (0..services.backend.catalog().databases()).contains(&n) => {
             call.client.db = Some(n);
             write::simple(call.sink.out(), "OK");

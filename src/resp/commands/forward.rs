@@ -36,7 +36,7 @@ use crate::backend::{Categories, Changes, CommandInfo, FORWARDED_PER_CLIENT, Lan
 use crate::config::Forward;
 use crate::net::Sink;
 use crate::resp::parse::Args;
-use crate::resp::{Client, Loop, Render, Wait, write, write_outcome};
+use crate::resp::{Client, Loop, Wait, write, write_outcome};
 
 /// Commands that change the state of the connection they run on (its login, protocol,
 /// database, cluster mode): on a pooled connection they would change it for every client
@@ -52,6 +52,10 @@ const CONNECTION_STATE: &[&[u8]] = &[
     b"asking",
     b"client",
     b"quit",
+    // They turn the connection into a replication link.
+    b"sync",
+    b"psync",
+    b"replconf",
 ];
 
 /// What became of a command not in the proxy's table.
@@ -101,8 +105,8 @@ fn send(
     stream_read: bool,
 ) -> Forwarded {
     // XREAD / XREADGROUP without BLOCK never block: they pass as a block's commands do.
-    let info = match vet(state, client, input, args, sink, stream_read) {
-        Vetted::Allowed(info, _) => info,
+    let (info, cost) = match vet(state, client, input, args, sink, stream_read) {
+        Vetted::Allowed(info, cost) => (info, cost),
         Vetted::Refused => return Forwarded::Refused,
         Vetted::Unknown => return Forwarded::Unknown,
     };
@@ -112,17 +116,15 @@ fn send(
     if (ordered && sink.waiting()) || sink.in_flight() >= FORWARDED_PER_CLIENT {
         return Forwarded::Deferred;
     }
+    if !charge(state, client, cost, sink) {
+        return Forwarded::Refused;
+    }
     let argv: Vec<Box<[u8]>> = (0..args.len())
         .map(|i| Box::from(args.get(input, i)))
         .collect();
     let invalidates = changes(&info, &argv);
-    let render: Render = if stream_read {
-        render_stream_read
-    } else {
-        render_reply
-    };
     let what = Wait {
-        render,
+        render: render_reply,
         values: true,
         proto: client.proto,
         aliases: None,
@@ -136,6 +138,7 @@ fn send(
         rerunnable: !ordered,
         slow: !info.categories.contains(Categories::FAST),
         db: client.db,
+        selects: false,
     };
     if let Err(e) = state
         .services
@@ -161,7 +164,8 @@ pub enum Vetted {
 }
 
 /// Whether the command in `args` may be forwarded for `client`: who may run it, what
-/// PROXY_FORWARD and its lists allow, its cost in the rate limits (taken now). `in_block`
+/// PROXY_FORWARD and its lists allow, and its cost in the rate limits (taken by [`charge`]
+/// once it is sent, so a command served again after waiting is charged once). `in_block`
 /// (queued in a transaction, which Redis runs without blocking): blocking commands pass.
 pub fn vet(
     state: &mut Loop,
@@ -198,7 +202,7 @@ pub fn vet(
     {
         return Vetted::Refused;
     }
-    let pinned = info.pinned && !in_block;
+    let pinned = info.subscribes || (info.blocking && !in_block);
     let shared_state = CONNECTION_STATE
         .iter()
         .any(|c| name.eq_ignore_ascii_case(c));
@@ -236,20 +240,25 @@ pub fn vet(
             return Vetted::Refused;
         }
     };
-    // Forwarded commands count in the same limits as lookups, by their weight.
+    Vetted::Allowed(info, cost)
+}
+
+/// Takes `cost` from the rate limits (forwarded commands count in the same limits as
+/// lookups, by their weight); false, the refusal written, when over one.
+pub fn charge(state: &mut Loop, client: &Client, cost: u64, sink: &mut dyn Sink<Wait>) -> bool {
     if !state.services.throttle.allow_n(cost) {
         state.stats.throttled.incr();
         write::error(sink.out(), "ERR rate limit exceeded");
-        return Vetted::Refused;
+        return false;
     }
     if let Some(access) = state.services.access.as_ref()
         && !access.allow_n(crate::resp::access::who(client), cost)
     {
         state.stats.client_throttled.incr();
         write::error(sink.out(), "ERR client rate limit exceeded");
-        return Vetted::Refused;
+        return false;
     }
-    Vetted::Allowed(info, cost)
+    true
 }
 
 /// What the command may change, to drop from the cache before its reply: nothing for a
@@ -271,13 +280,7 @@ pub fn changes(info: &CommandInfo, argv: &[Box<[u8]>]) -> Changes {
     Changes::Keys(keys.written.iter().map(|&i| argv[i].clone()).collect())
 }
 
-fn render_reply(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {
+/// Redis's reply to a forwarded command (the bytes Redis sent), or the proxy's error.
+pub fn render_reply(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {
     write_outcome(out, outcomes.first().and_then(Option::as_ref), proto);
-}
-
-fn render_stream_read(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {
-    match outcomes.first().and_then(Option::as_ref) {
-        Some(Outcome::NotFound) if proto != write::RESP3 => out.extend_from_slice(b"*-1\r\n"),
-        other => write_outcome(out, other, proto),
-    }
 }

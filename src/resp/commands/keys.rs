@@ -27,6 +27,7 @@ pub fn forward(call: &mut Call<'_>) {
         rerunnable: true,
         slow: false,
         db: call.client.db,
+        selects: false,
     };
     let backend = &call.state.services.backend;
     if let Err(e) = backend.forward(args, waiter, Changes::default(), false, lane) {

@@ -13,11 +13,11 @@
 //! refused like a command with an error.
 
 use super::Call;
-use super::forward::{Vetted, changes, vet};
+use super::forward::{Vetted, changes, charge, render_reply, vet};
 use crate::backend::{Changes, LaneTicket, Outcome};
 use crate::net::Sink;
 use crate::resp::parse::Args;
-use crate::resp::{Client, Loop, Wait, write, write_outcome};
+use crate::resp::{Client, Loop, Wait, write};
 
 /// Most commands in one transaction.
 pub const MAX_COMMANDS: usize = 10_000;
@@ -63,7 +63,7 @@ pub fn exec(call: &mut Call<'_>) {
     prefix.push(vec![Box::from(&b"MULTI"[..])]);
     prefix.extend(queued.commands);
     let what = Wait {
-        render: render_exec,
+        render: render_reply,
         values: true,
         proto: call.client.proto,
         aliases: None,
@@ -76,6 +76,7 @@ pub fn exec(call: &mut Call<'_>) {
         rerunnable: false,
         slow: true,
         db: call.client.db,
+        selects: false,
     };
     let exec = vec![Box::from(call.arg(0))];
     let resp3 = call.client.proto == write::RESP3;
@@ -104,6 +105,7 @@ pub fn queue(
             write::error_bytes(sink.out(), &text);
             true
         }
+        Vetted::Allowed(_, cost) if !charge(state, client, cost, sink) => true,
         Vetted::Allowed(info, _) => {
             let argv: Vec<Box<[u8]>> = (0..args.len())
                 .map(|i| Box::from(args.get(input, i)))
@@ -152,10 +154,6 @@ fn merge(all: &mut Changes, more: Changes) {
         (all, Changes::Everything) => *all = Changes::Everything,
         (Changes::Keys(keys), Changes::Keys(more)) => keys.extend(more),
     }
-}
-
-fn render_exec(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {
-    write_outcome(out, outcomes.first().and_then(Option::as_ref), proto);
 }
 
 #[cfg(test)]
