@@ -39,4 +39,12 @@ else
   echo "local redis-server on 127.0.0.1:$port (pid $redis_pid); Ctrl-C stops both"
 fi
 
+http_port=${PROXY_PORT:-$(from_env_file PROXY_PORT)}
+resp_port=${PROXY_RESP_PORT:-$(from_env_file PROXY_RESP_PORT)}
+cat <<TRY
+try it, in another terminal:
+  redis-cli -h $host -p $port SET greeting hello        # straight into Redis
+  curl 'localhost:${http_port:-8000}/lookup?key=greeting'    # through the proxy, HTTP
+  redis-cli -p ${resp_port:-6380} GET greeting               # through the proxy, RESP
+TRY
 REDIS_HOST=$host REDIS_PORT=$port ./target/release/proxyredis "$@"
