@@ -4,6 +4,11 @@ use std::fmt::Write as _;
 
 use super::Snapshot;
 
+/// The Redis version the proxy speaks for (its RESP replies are Redis 7.0's): INFO's
+/// `redis_version` and HELLO's `version` say it alike; INFO's `proxyredis_version` is the
+/// proxy's own.
+pub const REDIS_VERSION: &str = "7.0.0";
+
 /// Writes the INFO text of `s` into `out`: every section (RESP `INFO` keeps the ones
 /// asked for). `used_memory` is the process's resident set size (what the cache, the
 /// buffers and everything else hold), from `/proc/self/status`; 0 where that is not
@@ -16,7 +21,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
     let mut t = String::with_capacity(2048);
     let _ = write!(
         t,
-        "# Server\r\nredis_version:7.0.0\r\nproxyredis_version:{}\r\nredis_mode:standalone\r\n\
+        "# Server\r\nredis_version:{REDIS_VERSION}\r\nproxyredis_version:{}\r\nredis_mode:standalone\r\n\
          process_id:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n\
          # Clients\r\nconnected_clients:{}\r\nblocked_clients:0\r\n\r\n\
          # Memory\r\nused_memory:{}\r\nused_memory_human:{}\r\nused_memory_rss:{}\r\n\

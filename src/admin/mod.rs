@@ -11,6 +11,8 @@ mod info;
 mod json;
 mod prometheus;
 
+pub use self::info::REDIS_VERSION;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;

@@ -21,6 +21,7 @@
 
 mod conn;
 mod frame;
+mod replies;
 mod worker;
 
 use std::sync::Arc;

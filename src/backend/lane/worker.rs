@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use super::conn::{RawConn, ReplyError, Target};
+use super::replies::Replies;
 use crate::backend::core::{BackendStats, Core, Outbox};
 use crate::backend::error::BackendError;
 use crate::backend::job::{Job, KeyTtl, Outcome, Request};
@@ -365,54 +366,6 @@ impl LaneWorker {
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 Err(err)
             }
-        }
-    }
-}
-
-/// The replies of one batch, read in order: each `HELLO` of the RESP3 runs is counted and
-/// skipped (its position known from the packing), whatever came before it, a reply refused
-/// as too large included, so the positions never slip.
-struct Replies<'a> {
-    hellos: std::iter::Peekable<std::slice::Iter<'a, (usize, bool)>>,
-    /// Replies read so far, the HELLOs' included.
-    at: usize,
-    /// A `HELLO 2` failed after its `HELLO 3` succeeded: the connection may still speak
-    /// RESP3.
-    left_in_resp3: bool,
-    max: usize,
-}
-
-impl Replies<'_> {
-    /// The next reply that is not a HELLO's.
-    fn next(&mut self, conn: &mut RawConn, deadline: Instant) -> Result<Vec<u8>, ReplyError> {
-        loop {
-            let reply = conn.reply(self.max, deadline);
-            let hello = self.hellos.next_if(|&&(i, _)| i == self.at);
-            self.at += 1;
-            match (hello, reply) {
-                (Some(&(_, to3)), Ok(reply)) => self.hello(to3, &reply),
-                // A HELLO's reply past the limit was read whole (and dropped): skipped.
-                (Some(_), Err(ReplyError::TooLarge)) => {}
-                (_, reply) => return reply,
-            }
-        }
-    }
-
-    /// Reads the HELLOs left after the last command.
-    fn rest(&mut self, conn: &mut RawConn, deadline: Instant) -> Result<(), ReplyError> {
-        while let Some(&(_, to3)) = self.hellos.next() {
-            let reply = conn.reply(self.max, deadline)?;
-            self.at += 1;
-            self.hello(to3, &reply);
-        }
-        Ok(())
-    }
-
-    fn hello(&mut self, to3: bool, reply: &[u8]) {
-        let failed = reply.first() == Some(&b'-');
-        if !to3 && failed {
-            // Whether the HELLO 3 before it succeeded is not tracked: drop to be safe.
-            self.left_in_resp3 = true;
         }
     }
 }

@@ -206,7 +206,7 @@ pub fn hello(call: &mut Call<'_>) {
     write::map(out, 7, proto);
     for (k, v) in [
         ("server", "proxyredis"),
-        ("version", env!("CARGO_PKG_VERSION")),
+        ("version", crate::admin::REDIS_VERSION),
     ] {
         write::bulk(out, k.as_bytes());
         write::bulk(out, v.as_bytes());
