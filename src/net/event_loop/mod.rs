@@ -268,8 +268,13 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
     /// Marks connection `index` active now, in the idle list it belongs to.
     #[inline]
     fn touch_idle(&mut self, index: usize) {
+        // Without PROXY_RESP_IDLE_TIMEOUT_MS (the default) every connection is in `idle`.
+        if self.kept_idle_timeout.is_none() {
+            self.idle.touch(index, self.now);
+            return;
+        }
         let kept = self.slots[index].conn.as_ref().is_some_and(|c| c.kept_open);
-        if kept && self.kept_idle_timeout.is_some() {
+        if kept {
             self.kept_idle.touch(index, self.now);
         } else {
             self.idle.touch(index, self.now);

@@ -221,7 +221,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             );
             return false;
         }
-        if consumed {
+        if consumed && conn.idle_may_change {
             self.reclassify_idle(index);
         }
         let conn = self.slots[index].conn.as_mut().expect("served, not closed");
