@@ -11,8 +11,8 @@ fn hello_reply(proto: u8, id: &str) -> String {
         "{head}\r\n$6\r\nserver\r\n$10\r\nproxyredis\r\n$7\r\nversion\r\n${}\r\n{}\r\n\
          $5\r\nproto\r\n:{proto}\r\n$2\r\nid\r\n:{id}\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n\
          $4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
-        env!("CARGO_PKG_VERSION").len(),
-        env!("CARGO_PKG_VERSION"),
+        crate::admin::REDIS_VERSION.len(),
+        crate::admin::REDIS_VERSION,
     )
 }
 
