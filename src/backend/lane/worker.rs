@@ -5,7 +5,8 @@
 //! commands whose client has left (dropped unsent, counted), those that waited past
 //! REDIS_TIMEOUT_MS (answered unavailable), and slow (not `@fast`) commands past the
 //! batch's allowance: [`MAX_SLOW`] while batches come back quickly, one after a batch
-//! that held Redis longer than [`SLOW_BATCH`] (Redis runs a connection's pipeline in one
+//! that held Redis longer than [`SLOW_BATCH`], [`SLOW_EACH`] per slow command of it on
+//! average (Redis runs a connection's pipeline in one
 //! go, so a batch of big LRANGEs would hold every miss behind it for their sum; one at a
 //! time lets Redis serve the misses' connections between them). Those wait, in order, for
 //! the next batches. Each reply is read within the deadline of
@@ -39,6 +40,9 @@ const MAX_SLOW: usize = 32;
 /// A batch whose round trip took longer than this held Redis long enough to delay the
 /// misses: the next batches carry one slow command each until they are quick again.
 const SLOW_BATCH: Duration = Duration::from_millis(2);
+
+/// A slow command that took longer than this, on average over its batch, is a costly one.
+const SLOW_EACH: Duration = Duration::from_micros(250);
 
 /// Longest pause between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_millis(1000);
@@ -126,13 +130,19 @@ impl LaneWorker {
             }
             let batch = self.sendable();
             if !batch.is_empty() {
+                let slow = batch
+                    .iter()
+                    .filter(|j| j.lane.as_deref().is_some_and(|l| l.slow))
+                    .count() as u32;
                 let started = Instant::now();
                 self.send(batch);
                 // Redis runs a connection's pipeline in one go: a batch of slow commands
                 // holds Redis, and every miss behind it, for the sum of their times. A
-                // batch that took long leaves one slow command per batch; quick ones let
-                // the allowance grow back.
-                self.slow_budget = if started.elapsed() > SLOW_BATCH {
+                // batch that took long because its slow commands were costly (not many
+                // cheap ones, as LRANGE 0 99 pipelined by many clients) leaves one slow
+                // command per batch; quick ones let the allowance grow back.
+                let took = started.elapsed();
+                self.slow_budget = if slow > 0 && took > SLOW_BATCH && took / slow > SLOW_EACH {
                     1
                 } else {
                     (self.slow_budget * 2).min(MAX_SLOW)
