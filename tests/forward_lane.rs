@@ -97,12 +97,7 @@ fn a_pipeliner_of_huge_replies_that_leaves_stops_no_miss_and_leaves_nothing_queu
 #[test]
 fn a_forwarded_reply_past_the_limit_is_refused_and_never_held() {
     let redis = Redis::start();
-    let mut c = redis.client();
-    let _: () = redis::cmd("SADD")
-        .arg("one")
-        .arg("m")
-        .query(&mut c)
-        .unwrap();
+    redis.run(&["SADD", "one", "m"]);
     let proxy = Proxy::start(
         redis.port,
         &[

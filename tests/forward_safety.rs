@@ -34,12 +34,7 @@ fn text(reply: Vec<u8>) -> String {
 #[test]
 fn dangerous_scripting_and_amplifying_reads_are_not_forwarded_unless_allowed() {
     let redis = Redis::start();
-    let mut c = redis.client();
-    let _: () = redis::cmd("SADD")
-        .arg("one")
-        .arg("m")
-        .query(&mut c)
-        .unwrap();
+    redis.run(&["SADD", "one", "m"]);
     let refused: [&[&str]; 5] = [
         &["KEYS", "*"],
         &["EVAL_RO", "return 1", "0"],

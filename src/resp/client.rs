@@ -43,6 +43,21 @@ pub struct Queued {
     pub changes: crate::backend::Changes,
 }
 
+impl Client {
+    /// The forwarding lane's ticket of a command of this client: its presence, its
+    /// database, whether it may be sent again (`rerunnable`: it only reads) and whether it
+    /// is `slow` (not `@fast`).
+    pub fn lane_ticket(&self, rerunnable: bool, slow: bool) -> crate::backend::LaneTicket {
+        crate::backend::LaneTicket {
+            presence: self.presence.0.clone(),
+            rerunnable,
+            slow,
+            db: self.db,
+            selects: false,
+        }
+    }
+}
+
 /// A connection's [`Presence`](crate::backend::Presence), marked gone when dropped.
 #[derive(Debug, Default)]
 pub struct Connected(pub crate::backend::Presence);

@@ -174,6 +174,15 @@ impl Redis {
         self.try_client().expect("connecting to the test redis")
     }
 
+    /// Runs the command `args` directly in Redis, its reply dropped (panics on an error).
+    pub fn run(&self, args: &[&str]) {
+        let mut c = self.client();
+        let _: redis::Value = redis::cmd(args[0])
+            .arg(&args[1..])
+            .query(&mut c)
+            .unwrap_or_else(|e| panic!("{args:?} in Redis: {e}"));
+    }
+
     /// SET key value, directly in Redis.
     pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         let mut c = self.client();

@@ -32,7 +32,7 @@
 //! unknown-command error. Nothing forwarded is cached.
 
 use super::policy::{Asked, Rules};
-use crate::backend::{Categories, Changes, CommandInfo, FORWARDED_PER_CLIENT, LaneTicket, Outcome};
+use crate::backend::{Categories, Changes, CommandInfo, FORWARDED_PER_CLIENT, Outcome};
 use crate::config::Forward;
 use crate::net::Sink;
 use crate::resp::parse::Args;
@@ -133,13 +133,7 @@ fn send(
     let seq = sink.wait(what, 1);
     let waiter = sink.waiter(seq, 0);
     let resp3 = client.proto == write::RESP3;
-    let lane = LaneTicket {
-        presence: client.presence.0.clone(),
-        rerunnable: !ordered,
-        slow: !info.categories.contains(Categories::FAST),
-        db: client.db,
-        selects: false,
-    };
+    let lane = client.lane_ticket(!ordered, !info.categories.contains(Categories::FAST));
     if let Err(e) = state
         .services
         .backend

@@ -5,7 +5,7 @@
 //!   by the forwarding lane (never on the misses' connections).
 
 use super::Call;
-use crate::backend::{Changes, LaneTicket, Outcome};
+use crate::backend::{Changes, Outcome};
 use crate::resp::{Wait, write_outcome};
 
 /// Sends the command to Redis unchanged and answers with Redis's reply.
@@ -22,13 +22,7 @@ pub fn forward(call: &mut Call<'_>) {
         1,
     );
     let waiter = call.sink.waiter(seq, 0);
-    let lane = LaneTicket {
-        presence: call.client.presence.0.clone(),
-        rerunnable: true,
-        slow: false,
-        db: call.client.db,
-        selects: false,
-    };
+    let lane = call.client.lane_ticket(true, false);
     let backend = &call.state.services.backend;
     if let Err(e) = backend.forward(args, waiter, Changes::default(), false, lane) {
         call.sink.resolve(seq, 0, Outcome::Failed(e));

@@ -14,7 +14,7 @@
 
 use super::Call;
 use super::forward::{Vetted, changes, charge, render_reply, vet};
-use crate::backend::{Changes, LaneTicket, Outcome};
+use crate::backend::{Changes, Outcome};
 use crate::net::Sink;
 use crate::resp::parse::Args;
 use crate::resp::{Client, Loop, Wait, write};
@@ -71,13 +71,7 @@ pub fn exec(call: &mut Call<'_>) {
     };
     let seq = call.sink.wait(what, 1);
     let waiter = call.sink.waiter(seq, 0);
-    let lane = LaneTicket {
-        presence: call.client.presence.0.clone(),
-        rerunnable: false,
-        slow: true,
-        db: call.client.db,
-        selects: false,
-    };
+    let lane = call.client.lane_ticket(false, true);
     let exec = vec![Box::from(call.arg(0))];
     let resp3 = call.client.proto == write::RESP3;
     let backend = &call.state.services.backend;
