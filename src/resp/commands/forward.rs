@@ -215,12 +215,19 @@ pub fn vet(
             deny: &state.services.forward_deny,
         };
         let arg = |i: usize| (args.len() > i).then(|| args.get(input, i));
+        // The largest number after any `COUNT` (a pattern or key may be named "count").
+        let count = (1..args.len())
+            .filter(|&i| args.get(input, i).eq_ignore_ascii_case(b"count"))
+            .filter_map(|i| arg(i + 1))
+            .filter_map(|c| std::str::from_utf8(c).ok()?.parse::<i64>().ok())
+            .max();
         rules.judge(&Asked {
             info: &info,
             name,
             first: arg(1),
             second: arg(2),
             admin,
+            count,
         })
     };
     let cost = match judged {

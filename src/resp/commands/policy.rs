@@ -11,10 +11,13 @@
 //! | `@dangerous` (KEYS, ...) | read-only and in ALLOW | admin principal, or in ALLOW |
 //! | `@scripting` (EVAL_RO, FCALL_RO, ...) | read-only and in ALLOW | forwarded |
 //! | SRANDMEMBER / HRANDFIELD / ZRANDMEMBER with a negative count | in ALLOW | in ALLOW |
+//! | LCS; SCAN, HSCAN, SSCAN, ZSCAN with a COUNT over [`MAX_SCAN_COUNT`] | in ALLOW | in ALLOW |
 //! | any other | read-only | forwarded |
 //!
 //! A negative count asks Redis for that many members with repeats, whatever the size of
-//! the set: a 40-byte request for a reply of millions of elements.
+//! the set: a 40-byte request for a reply of millions of elements. LCS makes Redis hold a
+//! table of the product of its two strings' lengths (two 100 KB values: 40 GB); a huge
+//! SCAN COUNT walks the whole keyspace in one call, as KEYS does.
 //!
 //! Cost, in lookups of PROXY_RATE_LIMIT_RPS and PROXY_CLIENT_RATE_LIMIT_RPS: a `@fast`
 //! command 1 ([`FAST`]), a command without keys that is not `@fast` (KEYS, SCAN, EVAL_RO
@@ -29,6 +32,12 @@ pub const FAST: u64 = 1;
 pub const SLOW: u64 = 10;
 /// Cost of a slow command without keys: it may walk the whole keyspace.
 pub const KEYLESS: u64 = 100;
+
+/// Largest COUNT of a SCAN-family command forwarded without PROXY_FORWARD_ALLOW.
+pub const MAX_SCAN_COUNT: i64 = 10_000;
+
+/// Commands whose COUNT bounds how much of the keyspace (or of a key) one call walks.
+const SCANS: &[&[u8]] = &[b"scan", b"hscan", b"sscan", b"zscan"];
 
 /// Commands whose negative count repeats members without bound.
 const RANDOM_MEMBERS: &[&[u8]] = &[b"srandmember", b"hrandfield", b"zrandmember"];
@@ -48,6 +57,8 @@ pub struct Asked<'a> {
     pub second: Option<&'a [u8]>,
     /// The sender is an admin principal (never with auth off).
     pub admin: bool,
+    /// The largest number after a `COUNT` among its arguments, if any.
+    pub count: Option<i64>,
 }
 
 /// The rules of PROXY_FORWARD, PROXY_FORWARD_ALLOW and PROXY_FORWARD_DENY.
@@ -104,6 +115,16 @@ impl Rules<'_> {
         }
         if !allowed && negative_count(asked) {
             return Err("a negative count; PROXY_FORWARD_ALLOW can allow it");
+        }
+        if !allowed && asked.name.eq_ignore_ascii_case(b"lcs") {
+            return Err(
+                "its cost in Redis grows with the product of two values' lengths; \
+                        PROXY_FORWARD_ALLOW can allow it",
+            );
+        }
+        let scan = SCANS.iter().any(|n| asked.name.eq_ignore_ascii_case(n));
+        if !allowed && scan && asked.count.is_some_and(|c| c > MAX_SCAN_COUNT) {
+            return Err("a COUNT over 10000; PROXY_FORWARD_ALLOW can allow it");
         }
         if self.mode != Forward::All && !reads {
             return Err("PROXY_FORWARD=reads");
@@ -181,6 +202,11 @@ mod tests {
             first: args.get(1).map(|a| a.as_bytes()),
             second: args.get(2).map(|a| a.as_bytes()),
             admin,
+            count: args
+                .windows(2)
+                .filter(|w| w[0].eq_ignore_ascii_case("count"))
+                .filter_map(|w| w[1].parse().ok())
+                .max(),
         })
     }
 
@@ -296,6 +322,46 @@ mod tests {
                 true
             ),
             Err("PROXY_FORWARD_DENY")
+        );
+    }
+
+    #[test]
+    fn lcs_and_huge_scan_counts_need_allow() {
+        let lcs = info(true, &["@read", "@string", "@slow"], 1);
+        assert!(judge(Forward::Reads, &[], &lcs, &["LCS", "a", "b"], true).is_err());
+        assert!(judge(Forward::Reads, &["lcs"], &lcs, &["LCS", "a", "b"], false).is_ok());
+        let scan = info(true, &["@keyspace", "@read", "@slow"], 0);
+        assert!(
+            judge(
+                Forward::Reads,
+                &[],
+                &scan,
+                &["SCAN", "0", "COUNT", "100"],
+                false
+            )
+            .is_ok()
+        );
+        assert!(
+            judge(
+                Forward::Reads,
+                &[],
+                &scan,
+                &["scan", "0", "count", "1000000"],
+                false
+            )
+            .is_err()
+        );
+        let hidden = ["SCAN", "0", "MATCH", "count", "COUNT", "1000000"];
+        assert!(judge(Forward::Reads, &[], &scan, &hidden, false).is_err());
+        assert!(
+            judge(
+                Forward::Reads,
+                &["scan"],
+                &scan,
+                &["SCAN", "0", "COUNT", "1000000"],
+                false
+            )
+            .is_ok()
         );
     }
 

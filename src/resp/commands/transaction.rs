@@ -22,8 +22,13 @@ use crate::resp::{Client, Loop, Wait, write};
 /// Most commands in one transaction.
 pub const MAX_COMMANDS: usize = 10_000;
 
-/// Most bytes of the commands of one transaction.
+/// Most bytes the commands of one transaction hold (each argument counted with
+/// [`ARG_OVERHEAD`]).
 pub const MAX_BYTES: usize = 64 << 20;
+
+/// What an argument costs beyond its bytes: its boxed slice's pointer and length, and the
+/// allocator's rounding.
+const ARG_OVERHEAD: usize = 32;
 
 /// `MULTI`: starts queuing.
 pub fn multi(call: &mut Call<'_>) {
@@ -104,7 +109,8 @@ pub fn queue(
             let argv: Vec<Box<[u8]>> = (0..args.len())
                 .map(|i| Box::from(args.get(input, i)))
                 .collect();
-            let bytes = argv.iter().map(|a| a.len()).sum::<usize>();
+            // What the queue holds: each argument's bytes and its allocation's bookkeeping.
+            let bytes = argv.iter().map(|a| a.len() + ARG_OVERHEAD).sum::<usize>();
             let queued = client.multi.as_deref_mut().expect("queuing");
             if queued.commands.len() >= MAX_COMMANDS || queued.bytes + bytes > MAX_BYTES {
                 write::error(sink.out(), "ERR transaction too large for proxyredis");
