@@ -139,7 +139,7 @@ impl Application for Apps {
     fn max_input(&self, session: &Session) -> usize {
         match session {
             Session::Http(_) | Session::OverCap(_) => http::MAX_INPUT,
-            Session::Resp(_) => resp::MAX_INPUT,
+            Session::Resp(_) => self.resp.max_input(),
         }
     }
 

@@ -92,6 +92,8 @@ pub struct Config {
     pub max_buffer_bytes: usize,
     /// Largest single reply.
     pub max_reply_bytes: usize,
+    /// Largest argument of a RESP command (PROXY_MAX_BULK_BYTES).
+    pub max_bulk_bytes: usize,
     /// What RESP commands the proxy does not answer itself become.
     pub forward: Forward,
     /// Commands forwarded although dangerous, scripting or amplifying (PROXY_FORWARD_ALLOW).
@@ -239,6 +241,7 @@ impl Config {
                 n => n as usize,
             },
             max_reply_bytes: num("PROXY_MAX_REPLY_BYTES", 1024, 1 << 32)? as usize,
+            max_bulk_bytes: num("PROXY_MAX_BULK_BYTES", 1024, 1 << 32)? as usize,
             forward: match raw("PROXY_FORWARD").as_str() {
                 "none" => Forward::None,
                 "reads" => Forward::Reads,

@@ -157,6 +157,7 @@ fn main() -> ExitCode {
         backend,
         max_key_bytes: config.max_key_bytes,
         max_reply_bytes: config.max_reply_bytes,
+        max_bulk_bytes: config.max_bulk_bytes,
         forward: config.forward,
         forward_allow: config.forward_allow.clone(),
         forward_deny: config.forward_deny.clone(),

@@ -33,6 +33,8 @@ pub struct Services {
     pub max_key_bytes: usize,
     /// Largest single reply (PROXY_MAX_REPLY_BYTES).
     pub max_reply_bytes: usize,
+    /// Largest argument of a RESP command (PROXY_MAX_BULK_BYTES).
+    pub max_bulk_bytes: usize,
     /// What RESP commands the proxy does not answer itself become (PROXY_FORWARD).
     pub forward: crate::config::Forward,
     /// Commands forwarded although dangerous, scripting or amplifying (lowercase names).
@@ -72,6 +74,7 @@ impl Services {
             backend,
             max_key_bytes: 1024,
             max_reply_bytes: 1 << 20,
+            max_bulk_bytes: 512 << 20,
             forward: crate::config::Forward::Reads,
             forward_allow: Vec::new(),
             forward_deny: Vec::new(),

@@ -99,6 +99,11 @@ pub const KEYS: &[Key] = &[
         help: "reply bytes buffered over all connections; past it, connections holding unsent replies are not read until they drain; 0 means 1/16 of RAM (64 MiB to 4 GiB)",
     },
     Key {
+        name: "PROXY_MAX_BULK_BYTES",
+        default: "536870912",
+        help: "largest argument of a RESP command (a value to SET), as Redis's proto-max-bulk-len (1024 to 4294967296); a request being received counts in PROXY_MAX_BUFFER_BYTES past its first 64 KiB",
+    },
+    Key {
         name: "PROXY_MAX_REPLY_BYTES",
         default: "67108864",
         help: "largest single reply; a bigger one (an MGET of huge values) is answered with an error, never built",

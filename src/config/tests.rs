@@ -64,6 +64,11 @@ fn bad_values_name_the_key() {
         ("PROXY_RESP_IDLE_TIMEOUT_MS", "-1"),
         ("PROXY_RESP_IDLE_TIMEOUT_MS", "later"),
         ("PROXY_RESP_IDLE_TIMEOUT_MS", "99999999999"),
+        ("PROXY_MAX_BULK_BYTES", "100"),
+        ("PROXY_MAX_BULK_BYTES", "8589934592"),
+        ("PROXY_MAX_BULK_BYTES", "big"),
+        ("PROXY_FORWARD_ALLOW", "ke ys"),
+        ("PROXY_FORWARD_DENY", "a|b|c"),
     ] {
         let err = Config::from_vars(&vars(&[(key, value)])).unwrap_err();
         assert!(err.0.contains(key), "{err}");

@@ -28,6 +28,9 @@ pub const MAX_PENDING: usize = 1024;
 /// backend queue and being refused.
 pub const MAX_WAITING_KEYS: usize = 1024;
 
+/// Input buffer bytes not counted in PROXY_MAX_BUFFER_BYTES: every ordinary request fits.
+pub const INPUT_FREE: usize = 64 * 1024;
+
 /// Bytes read and not yet parsed: `buf[start..end]`.
 pub struct Input {
     buf: Vec<u8>,
@@ -42,6 +45,13 @@ impl Input {
             start: 0,
             end: 0,
         }
+    }
+
+    /// Bytes of its buffer past the first [`INPUT_FREE`]: those of a big request being
+    /// received, counted in the process-wide buffered total (PROXY_MAX_BUFFER_BYTES).
+    #[inline]
+    pub fn counted(&self) -> usize {
+        self.buf.len().saturating_sub(INPUT_FREE)
     }
 
     /// The bytes read and not yet consumed.

@@ -35,8 +35,8 @@ use crate::net::{Served, Sink};
 use crate::services::Services;
 use crate::stats::LoopStats;
 
-/// Longest RESP command buffered (an MGET of thousands of keys); over it is a protocol
-/// error.
+/// Longest RESP command buffered besides its arguments' bytes up to PROXY_MAX_BULK_BYTES
+/// (an MGET of thousands of keys); over it is a protocol error.
 pub const MAX_INPUT: usize = 4 * 1024 * 1024;
 
 /// Commands longer than this give their parser's memory back once served.
@@ -150,7 +150,7 @@ impl RespApp {
         input: &[u8],
         sink: &mut dyn Sink<Wait>,
     ) -> Served {
-        let max_bulk = self.state.services.max_key_bytes.max(64 * 1024);
+        let max_bulk = self.state.services.max_bulk_bytes;
         let n = match session.parser.parse(input, max_bulk) {
             Ok(None) => return Served::NeedMore,
             Ok(Some(n)) => n,
@@ -254,6 +254,11 @@ impl RespApp {
         }
         self.state.stats.stale_answers.add(answered);
         Some(all)
+    }
+
+    /// Most bytes of one command: its largest argument and [`MAX_INPUT`] for the rest.
+    pub fn max_input(&self) -> usize {
+        self.state.services.max_bulk_bytes.saturating_add(MAX_INPUT)
     }
 
     /// The answer to a command over [`MAX_INPUT`].

@@ -30,7 +30,8 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
         let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) else {
             return;
         };
-        let now = conn.output.buffered();
+        // Reply bytes, and the bytes of a big request being received (past its first 64 KiB).
+        let now = conn.output.buffered() + conn.input.counted();
         if now != conn.accounted {
             if now > conn.accounted {
                 let grown = now - conn.accounted;
@@ -113,7 +114,9 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             let over = self.over_budget();
             loop {
                 let conn = self.slots[index].conn.as_mut().expect("not closed");
-                if paused(conn, over) {
+                // Over the budget, a big request being received is not read further (what
+                // it holds is served once whole; the request timeout ends a stalled one).
+                if paused(conn, over) || (over && conn.input.counted() > 0) {
                     if over && !conn.should_pause() && !conn.budget_paused {
                         conn.budget_paused = true;
                         self.budget_paused.push(index);
