@@ -486,3 +486,44 @@ fn a_four_megabyte_value_is_set_and_read_back_through_the_proxy() {
     let exists: i64 = redis::cmd("EXISTS").arg("big2").query(&mut c).unwrap();
     assert_eq!(exists, 0, "nothing of the refused command reached Redis");
 }
+
+/// WATCH: the client's commands run on a connection of Redis pinned to it until EXEC, so
+/// a write by another client to a watched key makes EXEC answer nil (the transaction is
+/// not run), and without one it runs; the lease ends with EXEC, DISCARD or UNWATCH.
+#[test]
+fn watch_then_exec_fails_after_a_conflicting_write_and_runs_without_one() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(
+        redis.port,
+        &[("PROXY_FORWARD", "all"), ("PROXY_TTL_MS", "600000")],
+    );
+    wait_for_catalog(&proxy);
+    let mut a = connect(proxy.resp_port);
+    let mut b = connect(proxy.resp_port);
+    assert_eq!(ask(&mut a, &["SET", "k", "1"]), b"+OK\r\n");
+    // Conflict: b writes the watched key between WATCH and EXEC.
+    assert_eq!(ask(&mut a, &["WATCH", "k"]), b"+OK\r\n");
+    assert_eq!(ask(&mut a, &["GET", "k"]), b"$1\r\n1\r\n");
+    assert_eq!(ask(&mut b, &["SET", "k", "2"]), b"+OK\r\n");
+    assert_eq!(ask(&mut a, &["MULTI"]), b"+OK\r\n");
+    assert_eq!(ask(&mut a, &["SET", "k", "from-a"]), b"+QUEUED\r\n");
+    assert_eq!(ask(&mut a, &["EXEC"]), b"*-1\r\n", "aborted by the watch");
+    assert_eq!(ask(&mut a, &["GET", "k"]), b"$1\r\n2\r\n");
+    // No conflict: it runs.
+    assert_eq!(ask(&mut a, &["WATCH", "k"]), b"+OK\r\n");
+    assert_eq!(ask(&mut a, &["MULTI"]), b"+OK\r\n");
+    assert_eq!(ask(&mut a, &["INCR", "k"]), b"+QUEUED\r\n");
+    assert_eq!(ask(&mut a, &["EXEC"]), b"*1\r\n:3\r\n");
+    // WATCH then UNWATCH, WATCH then DISCARD: nothing is left watched.
+    assert_eq!(ask(&mut a, &["WATCH", "k"]), b"+OK\r\n");
+    assert_eq!(ask(&mut a, &["UNWATCH"]), b"+OK\r\n");
+    assert_eq!(ask(&mut b, &["SET", "k", "4"]), b"+OK\r\n");
+    assert_eq!(ask(&mut a, &["MULTI"]), b"+OK\r\n");
+    assert_eq!(
+        ask(&mut a, &["WATCH", "k"]),
+        b"-ERR WATCH inside MULTI is not allowed\r\n"
+    );
+    assert_eq!(ask(&mut a, &["INCR", "k"]), b"+QUEUED\r\n");
+    assert_eq!(ask(&mut a, &["EXEC"]), b"*1\r\n:5\r\n");
+    assert_eq!(ask(&mut a, &["UNWATCH"]), b"+OK\r\n");
+}

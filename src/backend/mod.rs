@@ -62,6 +62,7 @@ pub use self::job::{
 };
 pub use self::keyspec::Keys;
 pub use self::lane::PER_CLIENT as FORWARDED_PER_CLIENT;
+pub use self::lane::{PINNED_CONNECTIONS, Pinned};
 pub use self::singleflight::MAX_QUEUED;
 pub use self::tracking::{Tracking, TrackingCounts, TrackingState, Trackings};
 pub use self::worker::MAX_BATCH;
@@ -77,6 +78,8 @@ use crate::lru::Cache;
 pub struct Backend {
     core: Arc<Core>,
     upstream: Box<dyn Upstream>,
+    /// Connections pinned to clients (WATCH); none for a cluster.
+    pinned: Option<lane::PinnedPool>,
 }
 
 /// The running backend threads; [`BackendThreads::stop`] ends them.
@@ -100,6 +103,7 @@ impl Backend {
         };
         spawn_catalog_loader(Arc::clone(&core), catalog_from, config.redis_timeout);
         let mut listener = None;
+        let mut pinned = None;
         let upstream: Box<dyn Upstream> = if config.cluster_nodes.is_empty() {
             let tracking = Arc::new(Tracking::new(config.invalidation));
             core.tracking.add(Arc::clone(&tracking), true);
@@ -118,11 +122,22 @@ impl Backend {
                 cluster: None,
             };
             let connector = Connector::standalone(config);
+            pinned = Some(lane::PinnedPool::new(
+                &core,
+                connector.lane_target(),
+                &link,
+                config.redis_timeout,
+                config.max_reply_bytes,
+            ));
             Box::new(Standalone::start(&core, &connector, config, &link))
         } else {
             Box::new(cluster::Cluster::start(&core, config))
         };
-        let backend = Arc::new(Backend { core, upstream });
+        let backend = Arc::new(Backend {
+            core,
+            upstream,
+            pinned,
+        });
         let threads = BackendThreads {
             backend: Arc::clone(&backend),
             listener,
@@ -197,6 +212,12 @@ impl Backend {
         &self.core.catalog
     }
 
+    /// A connection pinned to one client (for WATCH ... EXEC); `None` when they are all
+    /// leased, or with a cluster (where the proxy does not pin connections).
+    pub fn lease(&self) -> Option<Pinned> {
+        self.pinned.as_ref()?.lease()
+    }
+
     /// Sends a command forwarded for a client by the forwarding lane (see [`lane`]): never
     /// with the misses, never cached. `invalidates` (a write's keys) are removed from the
     /// cache once Redis has answered and before the answer goes out (read-your-writes
@@ -209,13 +230,16 @@ impl Backend {
         invalidates: Changes,
         resp3: bool,
         lane: LaneTicket,
+        via: Option<&Pinned>,
     ) -> Result<(), BackendError> {
-        self.forward_block(Vec::new(), args, waiter, invalidates, resp3, lane)
+        self.forward_block(Vec::new(), args, waiter, invalidates, resp3, lane, via)
     }
 
     /// [`Backend::forward`] of `args` after the commands of `prefix`, sent in one block on
     /// one connection, answered with the reply to `args` (a transaction: `MULTI` and its
-    /// commands, then `EXEC`, atomic in Redis).
+    /// commands, then `EXEC`, atomic in Redis); on the client's pinned connection `via`
+    /// when it has one.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward_block(
         &self,
         prefix: Vec<Vec<Box<[u8]>>>,
@@ -224,6 +248,7 @@ impl Backend {
         invalidates: Changes,
         resp3: bool,
         lane: LaneTicket,
+        via: Option<&Pinned>,
     ) -> Result<(), BackendError> {
         let request = Request::Command {
             args,
@@ -232,12 +257,15 @@ impl Backend {
             resp3,
             prefix,
         };
-        self.upstream
-            .submit(Job::forwarded(request, lane))
-            .map_err(|_| {
-                BackendStats::bump(&self.core.stats.forwards_refused);
-                BackendError::Overloaded
-            })
+        let job = Job::forwarded(request, lane);
+        let sent = match via {
+            Some(pinned) => pinned.submit(job),
+            None => self.upstream.submit(job),
+        };
+        sent.map_err(|_| {
+            BackendStats::bump(&self.core.stats.forwards_refused);
+            BackendError::Overloaded
+        })
     }
 
     /// Asks Redis for a PING on behalf of `waiter` (readiness).

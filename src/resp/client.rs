@@ -19,6 +19,9 @@ pub struct Client {
     /// The database it selected, when not the one the cache serves (REDIS_DB): its
     /// commands, the cached ones included, go to Redis in that database, uncached.
     pub db: Option<i64>,
+    /// The connection of Redis pinned to it from WATCH to EXEC, DISCARD or UNWATCH: all
+    /// its commands, the cached ones included, go there.
+    pub pinned: Option<crate::backend::Pinned>,
     /// The principal it authenticated as (AUTH, HELLO AUTH); `None` until then.
     pub principal: Option<u32>,
     /// Its address, for the per-address limit.
@@ -76,6 +79,7 @@ impl Default for Client {
             proto: write::RESP2,
             multi: None,
             db: None,
+            pinned: None,
             principal: None,
             peer: std::net::Ipv4Addr::UNSPECIFIED.into(),
             auth_failures: 0,

@@ -298,7 +298,9 @@ fn dispatch(
     sink: &mut dyn Sink<Wait>,
 ) -> bool {
     match commands::find(args.get(input, 0)) {
-        Some((row, command)) if client.multi.is_none() && client.db.is_none() => {
+        Some((row, command))
+            if client.multi.is_none() && client.db.is_none() && client.pinned.is_none() =>
+        {
             run(state, client, input, args, sink, row, command)
         }
         found => dispatch_rest(state, client, input, args, sink, found),
@@ -383,7 +385,8 @@ fn dispatch_rest(
     }
     // In another database than the cache's, the cached commands are Redis's to answer.
     if let Some((row, command)) = found {
-        if client.db.is_none() || !command.flags.contains(Flags::THROTTLED) {
+        let cached = client.db.is_none() && client.pinned.is_none();
+        if cached || !command.flags.contains(Flags::THROTTLED) {
             return run(state, client, input, args, sink, row, command);
         }
         if !state.services.backend.catalog().is_loaded() {

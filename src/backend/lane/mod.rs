@@ -21,6 +21,7 @@
 
 mod conn;
 mod frame;
+mod pinned;
 mod replies;
 mod worker;
 
@@ -31,6 +32,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 pub use self::conn::Target;
+pub use self::pinned::{PINNED_CONNECTIONS, Pinned, PinnedPool};
 
 use self::worker::LaneWorker;
 use super::core::Core;

@@ -134,11 +134,14 @@ fn send(
     let waiter = sink.waiter(seq, 0);
     let resp3 = client.proto == write::RESP3;
     let lane = client.lane_ticket(!ordered, !info.categories.contains(Categories::FAST));
-    if let Err(e) = state
-        .services
-        .backend
-        .forward(argv, waiter, invalidates, resp3, lane)
-    {
+    if let Err(e) = state.services.backend.forward(
+        argv,
+        waiter,
+        invalidates,
+        resp3,
+        lane,
+        client.pinned.as_ref(),
+    ) {
         sink.resolve(seq, 0, Outcome::Failed(e));
     }
     if ordered {

@@ -2,8 +2,6 @@
 //! client's commands share pooled connections to Redis, and these need a connection of
 //! their own, or change its state, for longer than one command.
 //!
-//! - `WATCH`, `UNWATCH`: an optimistic transaction needs a connection pinned to the
-//!   client (`MULTI` ... `EXEC` without it are served: see `transaction`).
 //! - `BLPOP`, `BRPOP`, `BRPOPLPUSH`, `BLMOVE`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX`, `BZMPOP`,
 //!   and `XREAD`/`XREADGROUP` with `BLOCK`: blocking commands need a pinned connection
 //!   (without `BLOCK` the stream reads are forwarded as PROXY_FORWARD allows).
@@ -18,9 +16,6 @@ use super::Call;
 use super::forward::{self, Forwarded};
 use crate::resp::write;
 
-/// Why WATCH cannot be served.
-const TRANSACTION: &str = "WATCH needs a connection pinned to the client";
-
 /// Why a blocking command cannot be served.
 const BLOCKING: &str = "blocking commands need a pinned connection";
 
@@ -33,12 +28,6 @@ fn refuse(call: &mut Call<'_>, name: &str, why: &str) {
 /// The command's name as the client sent it, upper case (to name it in the error).
 fn name(call: &Call<'_>) -> String {
     String::from_utf8_lossy(call.arg(0)).to_ascii_uppercase()
-}
-
-/// `WATCH key ...`, `UNWATCH`.
-pub fn transaction(call: &mut Call<'_>) {
-    let name = name(call);
-    refuse(call, &name, TRANSACTION);
 }
 
 /// `BLPOP`, `BRPOP`, `BLMOVE`, `BZPOPMIN`, ...

@@ -14,7 +14,7 @@
 
 use super::Call;
 use super::forward::{Vetted, changes, charge, render_reply, vet};
-use crate::backend::{Changes, Outcome};
+use crate::backend::{Changes, Outcome, PINNED_CONNECTIONS};
 use crate::net::Sink;
 use crate::resp::parse::Args;
 use crate::resp::{Client, Loop, Wait, write};
@@ -39,12 +39,71 @@ pub fn multi(call: &mut Call<'_>) {
     write::simple(call.sink.out(), "OK");
 }
 
-/// `DISCARD`: drops the queue.
+/// `DISCARD`: drops the queue (and the watches: the pinned connection is let go).
 pub fn discard(call: &mut Call<'_>) {
     if call.client.multi.take().is_some() {
+        call.client.pinned = None;
         return write::simple(call.sink.out(), "OK");
     }
     write::error(call.sink.out(), "ERR DISCARD without MULTI");
+}
+
+/// `WATCH key ...`: pins a connection of Redis to the client (until EXEC, DISCARD, UNWATCH
+/// or its leaving) and runs WATCH there; every command of the client goes there until then.
+pub fn watch(call: &mut Call<'_>) {
+    if call.client.multi.is_some() {
+        return write::error(call.sink.out(), "ERR WATCH inside MULTI is not allowed");
+    }
+    if !call.state.services.backend.catalog().is_loaded() {
+        // Forwarding waits for Redis's description of its commands.
+        return write::error(call.sink.out(), "ERR backend unavailable");
+    }
+    let leased_now = call.client.pinned.is_none();
+    if leased_now {
+        if call.state.services.cluster {
+            let text = "ERR WATCH is not supported by proxyredis in front of a Redis Cluster";
+            return write::error(call.sink.out(), text);
+        }
+        let Some(pinned) = call.state.services.backend.lease() else {
+            let text = format!(
+                "ERR WATCH: no connection can be pinned now (at most {PINNED_CONNECTIONS} at \
+                 once); try again"
+            );
+            return write::error(call.sink.out(), &text);
+        };
+        call.client.pinned = Some(pinned);
+    }
+    if !forward_on_pinned(call) && leased_now && !call.state.deferred {
+        // Refused (PROXY_FORWARD=reads, permissions, rate limits): nothing is watched.
+        call.client.pinned = None;
+    }
+}
+
+/// `UNWATCH`: on the pinned connection, which is then let go; `+OK` without one.
+pub fn unwatch(call: &mut Call<'_>) {
+    if call.client.pinned.is_none() {
+        return write::simple(call.sink.out(), "OK");
+    }
+    forward_on_pinned(call);
+    if !call.state.deferred {
+        call.client.pinned = None;
+    }
+}
+
+/// Forwards the command of `call` (WATCH, UNWATCH) to the client's pinned connection;
+/// whether it was sent.
+fn forward_on_pinned(call: &mut Call<'_>) -> bool {
+    use super::forward::{Forwarded, forward};
+    match forward(call.state, call.client, call.input, call.args, call.sink) {
+        Forwarded::Sent => return true,
+        Forwarded::Refused => {}
+        Forwarded::Deferred => call.state.deferred = true,
+        Forwarded::Unknown => {
+            let rest = (1..call.argc()).map(|i| call.args.get(call.input, i));
+            write::unknown_command(call.sink.out(), call.args.get(call.input, 0), rest);
+        }
+    }
+    false
 }
 
 /// `EXEC`: sends the queue to Redis in one block (after the connection's earlier replies,
@@ -80,7 +139,12 @@ pub fn exec(call: &mut Call<'_>) {
     let exec = vec![Box::from(call.arg(0))];
     let resp3 = call.client.proto == write::RESP3;
     let backend = &call.state.services.backend;
-    if let Err(e) = backend.forward_block(prefix, exec, waiter, queued.changes, resp3, lane) {
+    // After WATCH, on the connection that holds the watches; the lease ends with EXEC
+    // (its thread answers what was queued, then closes the connection).
+    let via = call.client.pinned.take();
+    let changes = queued.changes;
+    if let Err(e) = backend.forward_block(prefix, exec, waiter, changes, resp3, lane, via.as_ref())
+    {
         call.sink.resolve(seq, 0, Outcome::Failed(e));
     }
     call.sink.hold();

@@ -277,7 +277,6 @@ fn client_subcommands_clients_send_on_connect_or_that_act_on_connections() {
 #[test]
 fn watch_blocking_and_pubsub_are_refused_by_name_and_counted() {
     let mut h = Harness::new();
-    let transactions = "WATCH needs a connection pinned to the client";
     let blocking = "blocking commands need a pinned connection";
     let pubsub = "subscribing turns the connection into a subscriber, which needs a pinned \
                   connection";
@@ -285,16 +284,6 @@ fn watch_blocking_and_pubsub_are_refused_by_name_and_counted() {
         vec![
         ("exec", "EXEC", "-ERR EXEC without MULTI\r\n".into()),
         ("discard", "DISCARD", "-ERR DISCARD without MULTI\r\n".into()),
-        (
-            "watch",
-            "watch a b",
-            format!("-ERR WATCH is not supported by proxyredis: {transactions}\r\n"),
-        ),
-        (
-            "unwatch",
-            "UNWATCH",
-            format!("-ERR UNWATCH is not supported by proxyredis: {transactions}\r\n"),
-        ),
         (
             "blpop",
             "BLPOP list 0",

@@ -1,0 +1,103 @@
+//! Connections pinned to one client, for `WATCH` ... `EXEC`: an optimistic transaction
+//! needs every command of its client, from `WATCH` to `EXEC`, on one connection of Redis,
+//! with nobody else's in between. A lease ([`Pinned`]) is one lane thread with one
+//! connection and a queue of its own; it ends when the lease is dropped (`EXEC`,
+//! `DISCARD`, `UNWATCH`, the client leaving), after the commands already queued, and the
+//! connection is closed with it (Redis forgets the watched keys). At most
+//! [`PINNED_CONNECTIONS`] leases at once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+use super::conn::Target;
+use super::worker::LaneWorker;
+use crate::backend::core::Core;
+use crate::backend::job::Job;
+use crate::backend::worker::NodeLink;
+
+/// Most connections pinned to clients at once: each is a thread and a Redis connection.
+pub const PINNED_CONNECTIONS: usize = 64;
+
+/// What a lease is made of: the node's lane connection settings.
+pub struct PinnedPool {
+    core: Arc<Core>,
+    target: Target,
+    link: NodeLink,
+    timeout: Duration,
+    max_reply: usize,
+    leases: Arc<AtomicUsize>,
+}
+
+/// A connection pinned to one client until dropped.
+pub struct Pinned {
+    jobs: Sender<Option<Job>>,
+    leases: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Pinned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pinned")
+    }
+}
+
+impl PinnedPool {
+    /// Leases of connections to the node `target`, answering through `core`.
+    pub fn new(
+        core: &Arc<Core>,
+        target: &Target,
+        link: &NodeLink,
+        timeout: Duration,
+        max_reply: usize,
+    ) -> PinnedPool {
+        PinnedPool {
+            core: Arc::clone(core),
+            target: target.clone(),
+            link: link.clone(),
+            timeout,
+            max_reply,
+            leases: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// A new lease; `None` when [`PINNED_CONNECTIONS`] are leased already.
+    pub fn lease(&self) -> Option<Pinned> {
+        if self.leases.fetch_add(1, Ordering::AcqRel) >= PINNED_CONNECTIONS {
+            self.leases.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let (tx, rx) = crossbeam_channel::bounded(super::LANE_QUEUE);
+        let worker = LaneWorker::new(
+            Arc::clone(&self.core),
+            rx,
+            self.target.clone(),
+            self.timeout,
+            self.max_reply,
+            self.link.clone(),
+        );
+        let name = format!("pinned {}:{}", self.target.host, self.target.port);
+        let lease = Pinned {
+            jobs: tx,
+            leases: Arc::clone(&self.leases),
+        };
+        // The thread ends once the lease (its queue's only sender) is dropped and what was
+        // queued is answered.
+        crate::guard::spawn(name, move || worker.run()).ok()?;
+        Some(lease)
+    }
+}
+
+impl Pinned {
+    /// Queues `job` on this connection; gives it back when its queue is full.
+    pub fn submit(&self, job: Job) -> Result<(), Box<Job>> {
+        super::submit(&self.jobs, job)
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        self.leases.fetch_sub(1, Ordering::AcqRel);
+    }
+}
