@@ -123,6 +123,33 @@ def ttl_is_long(ttl):
     return isinstance(ttl, int) and ttl > 900
 
 
+def watch_transaction(r, port, kwargs):
+    """redis-py's transaction() with WATCH, once alone and once with another client
+    writing the watched key between WATCH and EXEC (WatchError)."""
+    r.set("tx:watched", "1")
+
+    def bump(pipe):
+        value = int(pipe.get("tx:watched"))
+        pipe.multi()
+        pipe.set("tx:watched", value + 1)
+
+    alone = r.transaction(bump, "tx:watched")
+    other = redis.Redis(host="127.0.0.1", port=port, **kwargs)
+    pipe = r.pipeline()
+    try:
+        pipe.watch("tx:watched")
+        pipe.get("tx:watched")
+        other.set("tx:watched", "10")
+        pipe.multi()
+        pipe.set("tx:watched", "lost")
+        conflict = pipe.execute()
+    except redis.WatchError as e:
+        conflict = e
+    finally:
+        pipe.reset()
+    return [norm(alone), norm(conflict), norm(r.get("tx:watched"))]
+
+
 def run_sync(port, reads_port, kwargs):
     r = redis.Redis(host="127.0.0.1", port=port, **kwargs)
     reads = redis.Redis(host="127.0.0.1", port=reads_port, **kwargs)
@@ -164,6 +191,7 @@ def run_sync(port, reads_port, kwargs):
         call_sync(tx, c)
     emit("multi", call_sync(tx, ("execute",)))
     steps("multi_counter_after", [("get", "tx:counter")])
+    emit("watch_transaction", watch_transaction(r, port, kwargs))
     steps("after_multi", AFTER_MULTI)
 
     before = r.client_id()
