@@ -22,6 +22,9 @@ pub struct Client {
     /// The connection of Redis pinned to it from WATCH to EXEC, DISCARD or UNWATCH: all
     /// its commands, the cached ones included, go there.
     pub pinned: Option<crate::backend::Pinned>,
+    /// None of `multi`, `db`, `pinned` is set: its commands take the plain path (one
+    /// check on the hit path; kept by [`Client::settle`]).
+    pub plain: bool,
     /// The principal it authenticated as (AUTH, HELLO AUTH); `None` until then.
     pub principal: Option<u32>,
     /// Its address, for the per-address limit.
@@ -47,6 +50,11 @@ pub struct Queued {
 }
 
 impl Client {
+    /// Brings `plain` up to date after `multi`, `db` or `pinned` changed.
+    pub fn settle(&mut self) {
+        self.plain = self.multi.is_none() && self.db.is_none() && self.pinned.is_none();
+    }
+
     /// The forwarding lane's ticket of a command of this client: its presence, its
     /// database, whether it may be sent again (`rerunnable`: it only reads) and whether it
     /// is `slow` (not `@fast`).
@@ -80,6 +88,7 @@ impl Default for Client {
             multi: None,
             db: None,
             pinned: None,
+            plain: true,
             principal: None,
             peer: std::net::Ipv4Addr::UNSPECIFIED.into(),
             auth_failures: 0,

@@ -298,11 +298,7 @@ fn dispatch(
     sink: &mut dyn Sink<Wait>,
 ) -> bool {
     match commands::find(args.get(input, 0)) {
-        Some((row, command))
-            if client.multi.is_none() && client.db.is_none() && client.pinned.is_none() =>
-        {
-            run(state, client, input, args, sink, row, command)
-        }
+        Some((row, command)) if client.plain => run(state, client, input, args, sink, row, command),
         found => dispatch_rest(state, client, input, args, sink, found),
     }
 }

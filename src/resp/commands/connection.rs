@@ -49,6 +49,11 @@ pub fn quit(call: &mut Call<'_>) {
 
 /// `SELECT db`.
 pub fn select(call: &mut Call<'_>) {
+    select_now(call);
+    call.client.settle();
+}
+
+fn select_now(call: &mut Call<'_>) {
     let services = &call.state.services;
     match redis_integer(call.arg(1)) {
         Some(n) if n == services.redis_db => {

@@ -32,6 +32,11 @@ const ARG_OVERHEAD: usize = 32;
 
 /// `MULTI`: starts queuing.
 pub fn multi(call: &mut Call<'_>) {
+    multi_now(call);
+    call.client.settle();
+}
+
+fn multi_now(call: &mut Call<'_>) {
     if call.client.multi.is_some() {
         return write::error(call.sink.out(), "ERR MULTI calls can not be nested");
     }
@@ -41,6 +46,11 @@ pub fn multi(call: &mut Call<'_>) {
 
 /// `DISCARD`: drops the queue (and the watches: the pinned connection is let go).
 pub fn discard(call: &mut Call<'_>) {
+    discard_now(call);
+    call.client.settle();
+}
+
+fn discard_now(call: &mut Call<'_>) {
     if call.client.multi.take().is_some() {
         call.client.pinned = None;
         return write::simple(call.sink.out(), "OK");
@@ -51,6 +61,11 @@ pub fn discard(call: &mut Call<'_>) {
 /// `WATCH key ...`: pins a connection of Redis to the client (until EXEC, DISCARD, UNWATCH
 /// or its leaving) and runs WATCH there; every command of the client goes there until then.
 pub fn watch(call: &mut Call<'_>) {
+    watch_now(call);
+    call.client.settle();
+}
+
+fn watch_now(call: &mut Call<'_>) {
     if call.client.multi.is_some() {
         return write::error(call.sink.out(), "ERR WATCH inside MULTI is not allowed");
     }
@@ -81,6 +96,11 @@ pub fn watch(call: &mut Call<'_>) {
 
 /// `UNWATCH`: on the pinned connection, which is then let go; `+OK` without one.
 pub fn unwatch(call: &mut Call<'_>) {
+    unwatch_now(call);
+    call.client.settle();
+}
+
+fn unwatch_now(call: &mut Call<'_>) {
     if call.client.pinned.is_none() {
         return write::simple(call.sink.out(), "OK");
     }
@@ -109,6 +129,11 @@ fn forward_on_pinned(call: &mut Call<'_>) -> bool {
 /// `EXEC`: sends the queue to Redis in one block (after the connection's earlier replies,
 /// as any write), answered with Redis's reply to `EXEC`.
 pub fn exec(call: &mut Call<'_>) {
+    exec_now(call);
+    call.client.settle();
+}
+
+fn exec_now(call: &mut Call<'_>) {
     let Some(queued) = call.client.multi.as_deref() else {
         return write::error(call.sink.out(), "ERR EXEC without MULTI");
     };
