@@ -42,9 +42,9 @@ fi
 http_port=${PROXY_PORT:-$(from_env_file PROXY_PORT)}
 resp_port=${PROXY_RESP_PORT:-$(from_env_file PROXY_RESP_PORT)}
 cat <<TRY
-try it, in another terminal:
-  redis-cli -h $host -p $port SET greeting hello        # straight into Redis
-  curl 'localhost:${http_port:-8000}/lookup?key=greeting'    # through the proxy, HTTP
-  redis-cli -p ${resp_port:-6380} GET greeting               # through the proxy, RESP
+try it, in another terminal (straight into Redis, then through the proxy over HTTP and RESP):
+  redis-cli -h $host -p $port SET greeting hello
+  curl 'localhost:${http_port:-8000}/lookup?key=greeting'
+  redis-cli -p ${resp_port:-6380} GET greeting
 TRY
 REDIS_HOST=$host REDIS_PORT=$port ./target/release/proxyredis "$@"
