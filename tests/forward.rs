@@ -527,3 +527,23 @@ fn watch_then_exec_fails_after_a_conflicting_write_and_runs_without_one() {
     assert_eq!(ask(&mut a, &["EXEC"]), b"*1\r\n:5\r\n");
     assert_eq!(ask(&mut a, &["UNWATCH"]), b"+OK\r\n");
 }
+
+/// One address holds at most 8 pinned connections (WATCH): the 9th client of 127.0.0.1 is
+/// told to try again, and gets one once another lets its lease go.
+#[test]
+fn one_address_holds_at_most_eight_pinned_connections() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(redis.port, &[("PROXY_FORWARD", "all")]);
+    wait_for_catalog(&proxy);
+    let mut clients: Vec<_> = (0..9).map(|_| connect(proxy.resp_port)).collect();
+    for c in &mut clients[..8] {
+        assert_eq!(ask(c, &["WATCH", "k"]), b"+OK\r\n");
+    }
+    let refused = String::from_utf8_lossy(&ask(&mut clients[8], &["WATCH", "k"])).into_owned();
+    assert!(
+        refused.starts_with("-ERR WATCH: no connection can be pinned now"),
+        "{refused}"
+    );
+    assert_eq!(ask(&mut clients[0], &["UNWATCH"]), b"+OK\r\n");
+    assert_eq!(ask(&mut clients[8], &["WATCH", "k"]), b"+OK\r\n");
+}

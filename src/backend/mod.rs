@@ -62,7 +62,7 @@ pub use self::job::{
 };
 pub use self::keyspec::Keys;
 pub use self::lane::PER_CLIENT as FORWARDED_PER_CLIENT;
-pub use self::lane::{PINNED_CONNECTIONS, Pinned};
+pub use self::lane::{PINNED_CONNECTIONS, PINNED_PER_ADDRESS, Pinned};
 pub use self::singleflight::MAX_QUEUED;
 pub use self::tracking::{Tracking, TrackingCounts, TrackingState, Trackings};
 pub use self::worker::MAX_BATCH;
@@ -212,10 +212,11 @@ impl Backend {
         &self.core.catalog
     }
 
-    /// A connection pinned to one client (for WATCH ... EXEC); `None` when they are all
-    /// leased, or with a cluster (where the proxy does not pin connections).
-    pub fn lease(&self) -> Option<Pinned> {
-        self.pinned.as_ref()?.lease()
+    /// A connection pinned to one client at `peer` (for WATCH ... EXEC); `None` when they
+    /// are all leased (or its address's share), or with a cluster (where the proxy does
+    /// not pin connections).
+    pub fn lease(&self, peer: std::net::IpAddr) -> Option<Pinned> {
+        self.pinned.as_ref()?.lease(peer)
     }
 
     /// Sends a command forwarded for a client by the forwarding lane (see [`lane`]): never

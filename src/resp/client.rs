@@ -21,7 +21,7 @@ pub struct Client {
     pub db: Option<i64>,
     /// The connection of Redis pinned to it from WATCH to EXEC, DISCARD or UNWATCH: all
     /// its commands, the cached ones included, go there.
-    pub pinned: Option<crate::backend::Pinned>,
+    pub pinned: Option<Box<crate::backend::Pinned>>,
     /// None of `multi`, `db`, `pinned` is set: its commands take the plain path (one
     /// check on the hit path; kept by [`Client::settle`]).
     pub plain: bool,

@@ -4,13 +4,16 @@
 //! connection and a queue of its own; it ends when the lease is dropped (`EXEC`,
 //! `DISCARD`, `UNWATCH`, the client leaving), after the commands already queued, and the
 //! connection is closed with it (Redis forgets the watched keys). At most
-//! [`PINNED_CONNECTIONS`] leases at once.
+//! [`PINNED_CONNECTIONS`] leases at once, [`PINNED_PER_ADDRESS`] of them to one address.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
+use parking_lot::Mutex;
 
 use super::conn::Target;
 use super::worker::LaneWorker;
@@ -21,6 +24,10 @@ use crate::backend::worker::NodeLink;
 /// Most connections pinned to clients at once: each is a thread and a Redis connection.
 pub const PINNED_CONNECTIONS: usize = 64;
 
+/// Most of them pinned to clients of one address (an IPv6 address by its /64), so that one
+/// host cannot hold them all.
+pub const PINNED_PER_ADDRESS: usize = 8;
+
 /// What a lease is made of: the node's lane connection settings.
 pub struct PinnedPool {
     core: Arc<Core>,
@@ -29,12 +36,16 @@ pub struct PinnedPool {
     timeout: Duration,
     max_reply: usize,
     leases: Arc<AtomicUsize>,
+    /// Leases held per client address.
+    by_address: Arc<Mutex<HashMap<u128, usize>>>,
 }
 
 /// A connection pinned to one client until dropped.
 pub struct Pinned {
     jobs: Sender<Option<Job>>,
     leases: Arc<AtomicUsize>,
+    by_address: Arc<Mutex<HashMap<u128, usize>>>,
+    address: u128,
 }
 
 impl std::fmt::Debug for Pinned {
@@ -59,14 +70,25 @@ impl PinnedPool {
             timeout,
             max_reply,
             leases: Arc::new(AtomicUsize::new(0)),
+            by_address: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    /// A new lease; `None` when [`PINNED_CONNECTIONS`] are leased already.
-    pub fn lease(&self) -> Option<Pinned> {
-        if self.leases.fetch_add(1, Ordering::AcqRel) >= PINNED_CONNECTIONS {
-            self.leases.fetch_sub(1, Ordering::AcqRel);
-            return None;
+    /// A new lease for a client at `peer`; `None` when [`PINNED_CONNECTIONS`] are leased
+    /// already, or [`PINNED_PER_ADDRESS`] to clients of its address.
+    pub fn lease(&self, peer: IpAddr) -> Option<Pinned> {
+        let address = crate::throttle::address_key(peer);
+        {
+            let mut by_address = self.by_address.lock();
+            let held = by_address.entry(address).or_insert(0);
+            if *held >= PINNED_PER_ADDRESS {
+                return None;
+            }
+            if self.leases.fetch_add(1, Ordering::AcqRel) >= PINNED_CONNECTIONS {
+                self.leases.fetch_sub(1, Ordering::AcqRel);
+                return None;
+            }
+            *held += 1;
         }
         let (tx, rx) = crossbeam_channel::bounded(super::LANE_QUEUE);
         let worker = LaneWorker::new(
@@ -81,6 +103,8 @@ impl PinnedPool {
         let lease = Pinned {
             jobs: tx,
             leases: Arc::clone(&self.leases),
+            by_address: Arc::clone(&self.by_address),
+            address,
         };
         // The thread ends once the lease (its queue's only sender) is dropped and what was
         // queued is answered.
@@ -99,5 +123,12 @@ impl Pinned {
 impl Drop for Pinned {
     fn drop(&mut self) {
         self.leases.fetch_sub(1, Ordering::AcqRel);
+        let mut by_address = self.by_address.lock();
+        if let Some(held) = by_address.get_mut(&self.address) {
+            *held -= 1;
+            if *held == 0 {
+                by_address.remove(&self.address);
+            }
+        }
     }
 }

@@ -140,7 +140,7 @@ fn send(
         invalidates,
         resp3,
         lane,
-        client.pinned.as_ref(),
+        client.pinned.as_deref(),
     ) {
         sink.resolve(seq, 0, Outcome::Failed(e));
     }

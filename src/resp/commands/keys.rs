@@ -24,7 +24,7 @@ pub fn forward(call: &mut Call<'_>) {
     let waiter = call.sink.waiter(seq, 0);
     let lane = call.client.lane_ticket(true, false);
     let backend = &call.state.services.backend;
-    let via = call.client.pinned.as_ref();
+    let via = call.client.pinned.as_deref();
     if let Err(e) = backend.forward(args, waiter, Changes::default(), false, lane, via) {
         call.sink.resolve(seq, 0, Outcome::Failed(e));
     }

@@ -14,7 +14,7 @@
 
 use super::Call;
 use super::forward::{Vetted, changes, charge, render_reply, vet};
-use crate::backend::{Changes, Outcome, PINNED_CONNECTIONS};
+use crate::backend::{Changes, Outcome, PINNED_CONNECTIONS, PINNED_PER_ADDRESS};
 use crate::net::Sink;
 use crate::resp::parse::Args;
 use crate::resp::{Client, Loop, Wait, write};
@@ -79,14 +79,14 @@ fn watch_now(call: &mut Call<'_>) {
             let text = "ERR WATCH is not supported by proxyredis in front of a Redis Cluster";
             return write::error(call.sink.out(), text);
         }
-        let Some(pinned) = call.state.services.backend.lease() else {
+        let Some(pinned) = call.state.services.backend.lease(call.client.peer) else {
             let text = format!(
                 "ERR WATCH: no connection can be pinned now (at most {PINNED_CONNECTIONS} at \
-                 once); try again"
+                 once, {PINNED_PER_ADDRESS} per client address); try again"
             );
             return write::error(call.sink.out(), &text);
         };
-        call.client.pinned = Some(pinned);
+        call.client.pinned = Some(Box::new(pinned));
     }
     if !forward_on_pinned(call) && leased_now && !call.state.deferred {
         // Refused (PROXY_FORWARD=reads, permissions, rate limits): nothing is watched.
@@ -168,7 +168,8 @@ fn exec_now(call: &mut Call<'_>) {
     // (its thread answers what was queued, then closes the connection).
     let via = call.client.pinned.take();
     let changes = queued.changes;
-    if let Err(e) = backend.forward_block(prefix, exec, waiter, changes, resp3, lane, via.as_ref())
+    if let Err(e) =
+        backend.forward_block(prefix, exec, waiter, changes, resp3, lane, via.as_deref())
     {
         call.sink.resolve(seq, 0, Outcome::Failed(e));
     }
