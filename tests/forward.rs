@@ -547,3 +547,19 @@ fn one_address_holds_at_most_eight_pinned_connections() {
     assert_eq!(ask(&mut clients[0], &["UNWATCH"]), b"+OK\r\n");
     assert_eq!(ask(&mut clients[8], &["WATCH", "k"]), b"+OK\r\n");
 }
+
+/// A script's error line may be longer than any header line (here 100 KB): it is passed on
+/// as Redis sent it, and the shared connection it came on stays in step for the next one.
+#[test]
+fn a_long_error_line_from_a_script_is_passed_on_whole() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(redis.port, &[("PROXY_FORWARD", "all")]);
+    wait_for_catalog(&proxy);
+    let script = "return redis.error_reply(string.rep('x', 100000))";
+    let direct = ask(&mut connect(redis.port), &["EVAL", script, "0"]);
+    assert!(direct.len() > 100_000 && direct.starts_with(b"-ERR xxx"));
+    let mut s = connect(proxy.resp_port);
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(ask(&mut s, &["EVAL", script, "0"]), direct);
+    assert_eq!(ask(&mut s, &["ECHO", "after"]), b"$5\r\nafter\r\n");
+}

@@ -19,9 +19,14 @@
 /// script's reply may nest more, never usefully this deep).
 pub const MAX_DEPTH: usize = 1024;
 
-/// Longest line (a type byte, a number or a simple string) accepted: simple strings and
-/// errors are short in Redis.
+/// Longest header line (a type byte and a number) accepted. A simple string or error line
+/// may be longer (a script can return one of any size): it is walked as it arrives, like a
+/// bulk string's body, and bounded only by the caller's reply budget.
 const MAX_LINE: usize = 64 * 1024;
+
+/// Type bytes of the replies that are a single line (simple string, error, integer, null,
+/// double, boolean, big number).
+const SIMPLE: &[u8] = b"+-:_,#(";
 
 /// What scanning the bytes at hand found.
 #[derive(Debug, PartialEq, Eq)]
@@ -48,6 +53,8 @@ pub struct Framer {
     begun: bool,
     /// Bytes of a bulk string's body (with its CRLF) still to walk.
     bulk_left: u64,
+    /// Inside a simple line longer than [`MAX_LINE`], walking to its CRLF.
+    long_line: bool,
 }
 
 impl Framer {
@@ -57,6 +64,7 @@ impl Framer {
         self.open.clear();
         self.begun = false;
         self.bulk_left = 0;
+        self.long_line = false;
     }
 
     /// Bytes walked so far (all of them belong to the reply).
@@ -85,16 +93,34 @@ impl Framer {
                 }
                 self.close_complete();
             }
+            if self.long_line {
+                let rest = &buf[self.at..];
+                let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
+                    // Keep the last byte unwalked: it may be the CR of a CRLF split
+                    // between reads.
+                    self.at += rest.len().saturating_sub(1);
+                    return Scan::Partial;
+                };
+                self.at += end + 2;
+                self.long_line = false;
+                self.close_complete();
+            }
             if self.begun && self.open.is_empty() {
                 return Scan::Whole(self.at);
             }
             let rest = &buf[self.at..];
             let head = &rest[..rest.len().min(MAX_LINE + 2)];
             let Some(end) = head.windows(2).position(|w| w == b"\r\n") else {
-                if rest.len() > MAX_LINE {
+                if rest.len() <= MAX_LINE {
+                    return Scan::Partial;
+                }
+                if !SIMPLE.contains(&rest[0]) {
                     return Scan::Invalid("line too long");
                 }
-                return Scan::Partial;
+                self.begin_element();
+                self.long_line = true;
+                self.at += head.len() - 1;
+                continue;
             };
             if end == 0 {
                 return Scan::Invalid("empty line");
@@ -103,7 +129,7 @@ impl Framer {
             // How many replies this element opens (an aggregate) and how many bytes its
             // body takes after its line (a bulk).
             let (children, body) = match kind {
-                b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => (0, 0),
+                _ if SIMPLE.contains(&kind) => (0, 0),
                 b'$' | b'!' | b'=' => match number(line) {
                     Some(-1) if kind == b'$' => (0, 0),
                     Some(n) if n >= 0 => (0, n as u64 + 2),
@@ -125,11 +151,7 @@ impl Framer {
                 _ => return Scan::Invalid("unknown reply type"),
             };
             self.at += end + 2;
-            self.begun = true;
-            // The element is one child of the innermost open aggregate.
-            if let Some(left) = self.open.last_mut() {
-                *left -= 1;
-            }
+            self.begin_element();
             if children > 0 {
                 if self.open.len() >= MAX_DEPTH {
                     return Scan::Invalid("reply nested too deep");
@@ -141,6 +163,14 @@ impl Framer {
             } else {
                 self.close_complete();
             }
+        }
+    }
+
+    /// An element begins: it is one child of the innermost open aggregate.
+    fn begin_element(&mut self) {
+        self.begun = true;
+        if let Some(left) = self.open.last_mut() {
+            *left -= 1;
         }
     }
 
@@ -239,6 +269,38 @@ mod tests {
             }
         }
         assert_eq!(kept, reply.len() - b"+next\r\n".len());
+    }
+
+    #[test]
+    fn an_error_line_longer_than_the_line_limit_is_one_reply() {
+        let mut reply = b"*2\r\n-ERR ".to_vec();
+        reply.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE));
+        reply.extend_from_slice(b"\r\n:1\r\n");
+        let mut more = reply.clone();
+        more.extend_from_slice(b"+next\r\n");
+        assert_eq!(whole(&more), Scan::Whole(reply.len()));
+
+        // Walked and forgotten in reads of every alignment, the CRLF split between two.
+        for step in [1000, 4096, MAX_LINE + 1] {
+            let mut framer = Framer::default();
+            let (mut dropped, mut end, mut kept) = (0, 0, None);
+            while kept.is_none() && end < more.len() {
+                end = (end + step).min(more.len());
+                match framer.scan(&more[dropped..end]) {
+                    Scan::Partial => {
+                        let walked = framer.walked();
+                        framer.forget(walked);
+                        dropped += walked;
+                    }
+                    Scan::Whole(n) => kept = Some(dropped + n),
+                    Scan::Invalid(why) => panic!("{why} at step {step}"),
+                }
+            }
+            assert_eq!(kept, Some(reply.len()), "step {step}");
+        }
+        let mut long_count = b"*".to_vec();
+        long_count.extend(std::iter::repeat_n(b'1', MAX_LINE + 1));
+        assert_eq!(whole(&long_count), Scan::Invalid("line too long"));
     }
 
     #[test]
