@@ -65,22 +65,12 @@ pub fn admit(
         if command.flags.contains(Flags::ADMIN) && !principal.is_admin() {
             return refuse_command(state, out, command.name.as_bytes());
         }
-        if principal.is_restricted() {
-            let [first, last, step] = command.doc.keys;
-            let keys = CommandInfo {
-                first_key: first.into(),
-                last_key: last.into(),
-                step: step.into(),
-                ..CommandInfo::default()
-            };
-            if !keys
-                .keys(&argv(input, args))
-                .all
-                .iter()
-                .all(|&i| principal.may_use(args.get(input, i)))
-            {
-                return refuse(state, out, NOPERM_KEYS);
-            }
+        if principal.is_restricted()
+            && !command
+                .key_positions(args.len())
+                .all(|i| principal.may_use(args.get(input, i)))
+        {
+            return refuse(state, out, NOPERM_KEYS);
         }
     }
     if command.flags.contains(Flags::THROTTLED) && !access.allow(who(client)) {

@@ -103,4 +103,19 @@ impl Command {
             argc >= -arity
         }
     }
+
+    /// The positions of the keys among `argc` arguments (the name included), from the
+    /// command's first key, last key and step.
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let [first, last, step] = self.doc.keys.map(i64::from);
+        let argc = argc as i64;
+        let last = match last {
+            _ if first <= 0 || step <= 0 => 0,
+            l if l < 0 => argc + l,
+            l => l.min(argc - 1),
+        };
+        (first.max(1)..=last)
+            .step_by(step.max(1) as usize)
+            .map(|i| i as usize)
+    }
 }
