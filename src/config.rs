@@ -88,7 +88,8 @@ pub struct Config {
     pub resp_idle_timeout: Option<Duration>,
     /// A request must be complete this long after its first byte.
     pub request_timeout: Duration,
-    /// Reply bytes buffered over all connections before reading pauses.
+    /// Reply bytes buffered over all connections before reading pauses (and, apart, the
+    /// bytes all queued transactions may hold).
     pub max_buffer_bytes: usize,
     /// Largest single reply.
     pub max_reply_bytes: usize,

@@ -158,6 +158,7 @@ fn main() -> ExitCode {
         max_key_bytes: config.max_key_bytes,
         max_reply_bytes: config.max_reply_bytes,
         max_bulk_bytes: config.max_bulk_bytes,
+        max_queued_bytes: config.max_buffer_bytes,
         forward: config.forward,
         forward_allow: config.forward_allow.clone(),
         forward_deny: config.forward_deny.clone(),

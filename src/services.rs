@@ -35,6 +35,9 @@ pub struct Services {
     pub max_reply_bytes: usize,
     /// Largest argument of a RESP command (PROXY_MAX_BULK_BYTES).
     pub max_bulk_bytes: usize,
+    /// Bytes the queued transactions of all connections may hold together
+    /// (PROXY_MAX_BUFFER_BYTES).
+    pub max_queued_bytes: usize,
     /// What RESP commands the proxy does not answer itself become (PROXY_FORWARD).
     pub forward: crate::config::Forward,
     /// Commands forwarded although dangerous, scripting or amplifying (lowercase names).
@@ -75,6 +78,7 @@ impl Services {
             max_key_bytes: 1024,
             max_reply_bytes: 1 << 20,
             max_bulk_bytes: 512 << 20,
+            max_queued_bytes: 1 << 30,
             forward: crate::config::Forward::Reads,
             forward_allow: Vec::new(),
             forward_deny: Vec::new(),

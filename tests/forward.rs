@@ -563,3 +563,56 @@ fn a_long_error_line_from_a_script_is_passed_on_whole() {
     assert_eq!(ask(&mut s, &["EVAL", script, "0"]), direct);
     assert_eq!(ask(&mut s, &["ECHO", "after"]), b"$5\r\nafter\r\n");
 }
+
+/// The queues of all connections' transactions together stay within PROXY_MAX_BUFFER_BYTES:
+/// a command that would take them past it is refused (and its transaction aborts), and
+/// what a queue held is given back at EXEC, DISCARD or when its connection closes.
+#[test]
+fn transactions_queued_over_all_connections_stay_within_the_buffer_budget() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_FORWARD", "all"),
+            ("PROXY_MAX_BUFFER_BYTES", "2000000"),
+        ],
+    );
+    wait_for_catalog(&proxy);
+    let value = "v".repeat(800_000);
+    let queue_one = |s: &mut std::net::TcpStream, key: &str| {
+        assert_eq!(ask(s, &["MULTI"]), b"+OK\r\n");
+        ask(s, &["SET", key, &value])
+    };
+    let (mut a, mut b, mut c) = (
+        connect(proxy.resp_port),
+        connect(proxy.resp_port),
+        connect(proxy.resp_port),
+    );
+    assert_eq!(queue_one(&mut a, "a"), b"+QUEUED\r\n");
+    assert_eq!(queue_one(&mut b, "b"), b"+QUEUED\r\n");
+    assert_eq!(
+        queue_one(&mut c, "c"),
+        b"-ERR transactions being queued hold too much memory in proxyredis\r\n"
+    );
+    assert!(ask(&mut c, &["EXEC"]).starts_with(b"-EXECABORT"));
+    assert_eq!(ask(&mut a, &["EXEC"]), b"*1\r\n+OK\r\n");
+    assert_eq!(queue_one(&mut c, "c"), b"+QUEUED\r\n");
+    assert_eq!(ask(&mut c, &["DISCARD"]), b"+OK\r\n");
+    drop(b);
+    wait_for(
+        "the closed connection's queue",
+        Duration::from_secs(10),
+        || {
+            let mut d = connect(proxy.resp_port);
+            (queue_one(&mut d, "d") == b"+QUEUED\r\n").then_some(())
+        },
+    );
+    assert_eq!(queue_one(&mut c, "c"), b"+QUEUED\r\n");
+    assert!(ask(&mut c, &["EXEC"]).starts_with(b"*1\r\n"));
+    let mut r = redis.client();
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(&["a", "b", "c", "d"])
+        .query(&mut r)
+        .unwrap();
+    assert_eq!(exists, 2, "a and c ran; b and d never did");
+}

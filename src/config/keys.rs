@@ -96,7 +96,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "PROXY_MAX_BUFFER_BYTES",
         default: "0",
-        help: "reply bytes buffered over all connections; past it, connections holding unsent replies are not read until they drain; 0 means 1/16 of RAM (64 MiB to 4 GiB)",
+        help: "reply bytes buffered over all connections; past it, connections holding unsent replies are not read until they drain (transactions being queued have a budget of this size of their own); 0 means 1/16 of RAM (64 MiB to 4 GiB)",
     },
     Key {
         name: "PROXY_MAX_BULK_BYTES",

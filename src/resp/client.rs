@@ -3,6 +3,8 @@
 //! ([`Connected`]: marked gone when the connection's state is dropped, so its forwarded
 //! commands still queued are dropped unsent).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use super::write;
 
 /// What a connection's commands may change about it.
@@ -35,6 +37,10 @@ pub struct Client {
     pub presence: Connected,
 }
 
+/// Bytes held by the queued transactions of all connections (each [`Queued`] gives its
+/// own back when dropped: at EXEC, DISCARD or the connection's close).
+pub static QUEUED_BYTES: AtomicUsize = AtomicUsize::new(0);
+
 /// The commands of a transaction queued so far (MULTI ... EXEC), sent to Redis in one
 /// block at EXEC.
 #[derive(Debug, Default)]
@@ -47,6 +53,12 @@ pub struct Queued {
     pub failed: bool,
     /// What they may change, dropped from the cache before EXEC's reply.
     pub changes: crate::backend::Changes,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        QUEUED_BYTES.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 impl Client {

@@ -10,14 +10,17 @@
 //! cache. What the commands may change leaves the cache before `EXEC`'s reply. `WATCH`
 //! needs a connection pinned to the client and stays refused. A queue holds at most
 //! [`MAX_COMMANDS`] commands and [`MAX_BYTES`] bytes: past them the transaction is
-//! refused like a command with an error.
+//! refused like a command with an error, and so is one that would take the queues of all
+//! connections together past PROXY_MAX_BUFFER_BYTES.
 
 use super::Call;
 use super::forward::{Vetted, changes, charge, render_reply, vet};
 use crate::backend::{Changes, Outcome, PINNED_CONNECTIONS, PINNED_PER_ADDRESS};
 use crate::net::Sink;
+use crate::resp::client::QUEUED_BYTES;
 use crate::resp::parse::Args;
 use crate::resp::{Client, Loop, Wait, write};
+use std::sync::atomic::Ordering;
 
 /// Most commands in one transaction.
 pub const MAX_COMMANDS: usize = 10_000;
@@ -147,10 +150,10 @@ fn exec_now(call: &mut Call<'_>) {
         call.state.deferred = true;
         return;
     }
-    let queued = *call.client.multi.take().expect("checked above");
+    let mut queued = call.client.multi.take().expect("checked above");
     let mut prefix = Vec::with_capacity(queued.commands.len() + 1);
     prefix.push(vec![Box::from(&b"MULTI"[..])]);
-    prefix.extend(queued.commands);
+    prefix.extend(std::mem::take(&mut queued.commands));
     let what = Wait {
         render: render_reply,
         values: true,
@@ -167,7 +170,7 @@ fn exec_now(call: &mut Call<'_>) {
     // After WATCH, on the connection that holds the watches; the lease ends with EXEC
     // (its thread answers what was queued, then closes the connection).
     let via = call.client.pinned.take();
-    let changes = queued.changes;
+    let changes = std::mem::take(&mut queued.changes);
     if let Err(e) =
         backend.forward_block(prefix, exec, waiter, changes, resp3, lane, via.as_deref())
     {
@@ -202,11 +205,17 @@ pub fn queue(
             // What the queue holds: each argument's bytes and its allocation's bookkeeping.
             let bytes = argv.iter().map(|a| a.len() + ARG_OVERHEAD).sum::<usize>();
             let queued = client.multi.as_deref_mut().expect("queuing");
+            let all = QUEUED_BYTES.load(Ordering::Relaxed);
             if queued.commands.len() >= MAX_COMMANDS || queued.bytes + bytes > MAX_BYTES {
                 write::error(sink.out(), "ERR transaction too large for proxyredis");
                 true
+            } else if all + bytes > state.services.max_queued_bytes {
+                let text = "ERR transactions being queued hold too much memory in proxyredis";
+                write::error(sink.out(), text);
+                true
             } else {
                 merge(&mut queued.changes, changes(&info, &argv));
+                QUEUED_BYTES.fetch_add(bytes, Ordering::Relaxed);
                 queued.bytes += bytes;
                 queued.commands.push(argv);
                 write::simple(sink.out(), "QUEUED");
