@@ -26,6 +26,12 @@ use proxyredis::throttle::Throttle;
 use proxyredis::tls::{self, ServerTls};
 use proxyredis::{error, http, info, log, resp, warn};
 
+/// jemalloc, with its background threads on: freed memory goes back to the OS within
+/// about ten seconds of a burst (its dirty-page decay), where glibc's malloc kept the
+/// high-water mark of a burst of forwarded replies for the life of the process.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Burst allowed above PROXY_RATE_LIMIT_RPS: a tenth of a second's worth, at least one.
 fn burst_for(rate: u64) -> u64 {
     (rate / 10).max(1)
