@@ -168,9 +168,13 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                     self.accept(listener);
                 }
             }
+            // The backend wakes the loop after every send of answers, so the channel is
+            // looked at only on a wake-up (an empty look costs about 40 instructions, a
+            // fiftieth of a cached RESP hit).
+            let mut woken = false;
             for event in events.iter() {
                 match event.token() {
-                    WAKER => {}
+                    WAKER => woken = true,
                     Token(t) if t < FIRST_CONN => self.accept(t),
                     Token(t) => {
                         let index = t - FIRST_CONN;
@@ -192,7 +196,9 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             if !self.handshakes.is_empty() {
                 self.resume_handshakes();
             }
-            self.take_answers();
+            if woken || self.draining_since.is_some() {
+                self.take_answers();
+            }
             self.resume_budget_paused();
             self.app.end_turn(self.now);
             if !self.delays.is_empty() {
