@@ -41,22 +41,16 @@ impl Trackings {
         }
     }
 
-    /// Off when invalidation is off (or refused everywhere), Down while any connection
-    /// counted is being (re)established, else Up.
+    /// Over the connections counted: `Off` when invalidation is off; `Up` when every one
+    /// is up; `Degraded` when some are up and others not (down or refused); else `Down`
+    /// while any is being (re)established (or none is counted yet), `Refused` when all
+    /// refused. Never `Up` while some node's writes go unannounced.
     pub fn state(&self) -> TrackingState {
-        let list = self.list.read();
-        let states = list.iter().filter(|(_, a)| *a).map(|(t, _)| t.state());
         if !self.on {
-            TrackingState::Off
-        } else if states.clone().next().is_none()
-            || states.clone().any(|s| s == TrackingState::Down)
-        {
-            TrackingState::Down
-        } else if states.clone().any(|s| s == TrackingState::Up) {
-            TrackingState::Up
-        } else {
-            TrackingState::Off
+            return TrackingState::Off;
         }
+        let list = self.list.read();
+        combine(list.iter().filter(|(_, a)| *a).map(|(t, _)| t.state()))
     }
 
     /// The counters of every connection added up (the last message: the most recent).
@@ -82,5 +76,45 @@ impl Trackings {
         for (t, _) in self.list.read().iter() {
             t.stop();
         }
+    }
+}
+
+/// The state of a set of connections from each one's state (see [`Trackings::state`]).
+fn combine(states: impl Iterator<Item = TrackingState> + Clone) -> TrackingState {
+    let up = states.clone().filter(|&s| s == TrackingState::Up).count();
+    let all = states.clone().count();
+    if all == 0 {
+        TrackingState::Down
+    } else if up == all {
+        TrackingState::Up
+    } else if up > 0 {
+        TrackingState::Degraded
+    } else if states.clone().all(|s| s == TrackingState::Refused) {
+        TrackingState::Refused
+    } else if states.clone().any(|s| s == TrackingState::Down) {
+        TrackingState::Down
+    } else {
+        // Off (or, never seen, Degraded) for every one: nothing tracks.
+        TrackingState::Off
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TrackingState::*;
+
+    #[test]
+    fn the_combined_state_is_tracking_only_when_every_node_tracks() {
+        let of = |states: &[TrackingState]| combine(states.iter().copied());
+        assert_eq!(of(&[]), Down);
+        assert_eq!(of(&[Up]), Up);
+        assert_eq!(of(&[Up, Up, Up]), Up);
+        assert_eq!(of(&[Up, Refused, Up]), Degraded);
+        assert_eq!(of(&[Down, Up]), Degraded);
+        assert_eq!(of(&[Down, Refused]), Down);
+        assert_eq!(of(&[Refused]), Refused);
+        assert_eq!(of(&[Refused, Refused]), Refused);
+        assert_eq!(of(&[Down]), Down);
     }
 }
