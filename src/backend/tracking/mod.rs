@@ -46,9 +46,6 @@ const CHANNEL: &str = "__redis__:invalidate";
 /// How long the tracking connection may be quiet before it is pinged.
 const PING_EVERY: Duration = Duration::from_secs(1);
 
-/// How often an idle tracking thread (its node out of the cluster map) looks again.
-const IDLE_CHECK: Duration = Duration::from_millis(200);
-
 /// Longest pause between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -115,27 +112,9 @@ fn run(
     let mut backoff = Duration::from_millis(20);
     let mut refused_retry = REFUSED_RETRY;
     let mut logged_down = false;
-    let mut logged_idle = false;
     while !tracking.stopping() {
-        if tracking.idle() {
-            // Nothing is read from the node now; when it is back, tracking starts over
-            // (its keys dropped once the connection is up again).
-            tracking.set(TrackingState::Down);
-            if !logged_idle {
-                crate::info!(
-                    "invalidation connection to {} closed: the node left the cluster map \
-                     (opened again if it comes back)",
-                    connector.addr()
-                );
-                logged_idle = true;
-            }
-            sleep_unless_stopped(tracking, IDLE_CHECK);
-            continue;
-        }
-        logged_idle = false;
         match listen(tracking, connector, cache, prefixes, timeout) {
             Ended::Stopped => return,
-            Ended::Idle => continue,
             Ended::Refused(why) => {
                 if tracking.state() != TrackingState::Refused {
                     // What was cached before was vouched for by a connection now gone.
@@ -189,8 +168,6 @@ fn run(
 
 enum Ended {
     Stopped,
-    /// The node left the cluster map ([`Tracking::set_idle`]).
-    Idle,
     Refused(String),
     Lost(String),
 }
@@ -246,9 +223,6 @@ fn listen(
     loop {
         if tracking.stopping() {
             return Ended::Stopped;
-        }
-        if tracking.idle() {
-            return Ended::Idle;
         }
         match pubsub.get_message() {
             Ok(msg) => {

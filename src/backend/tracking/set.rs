@@ -11,6 +11,9 @@ pub struct Trackings {
     on: bool,
     /// Each connection, and whether it counts in the state (a cluster node read from).
     list: parking_lot::RwLock<Vec<(Arc<Tracking>, bool)>>,
+    /// The counters of connections removed (nodes that left a cluster's map), so that the
+    /// totals never go back.
+    removed: parking_lot::Mutex<TrackingCounts>,
 }
 
 impl Trackings {
@@ -19,6 +22,7 @@ impl Trackings {
         Trackings {
             on,
             list: parking_lot::RwLock::new(Vec::new()),
+            removed: parking_lot::Mutex::new(TrackingCounts::default()),
         }
     }
 
@@ -30,6 +34,19 @@ impl Trackings {
     /// Adds `tracking`, counted in the backend's state when `active`.
     pub fn add(&self, tracking: Arc<Tracking>, active: bool) {
         self.list.write().push((tracking, active));
+    }
+
+    /// Forgets `tracking` (its node left the cluster's map), keeping its counters in the
+    /// totals.
+    pub fn remove(&self, tracking: &Arc<Tracking>) {
+        let mut list = self.list.write();
+        if let Some(at) = list.iter().position(|(t, _)| Arc::ptr_eq(t, tracking)) {
+            let (gone, _) = list.swap_remove(at);
+            let mut removed = self.removed.lock();
+            *removed = add(*removed, gone.counts());
+            // An age does not stay true once frozen: only live connections give it.
+            removed.last_message_age = None;
+        }
     }
 
     /// Counts `tracking` in the state or not (a cluster node read from or no longer).
@@ -53,22 +70,12 @@ impl Trackings {
         combine(list.iter().filter(|(_, a)| *a).map(|(t, _)| t.state()))
     }
 
-    /// The counters of every connection added up (the last message: the most recent).
+    /// The counters of every connection added up, removed ones included (the last
+    /// message: the most recent of the live ones).
     pub fn counts(&self) -> TrackingCounts {
         let list = self.list.read();
-        list.iter()
-            .map(|(t, _)| t.counts())
-            .fold(TrackingCounts::default(), |sum, c| TrackingCounts {
-                messages: sum.messages + c.messages,
-                removed: sum.removed + c.removed,
-                flushes: sum.flushes + c.flushes,
-                ups: sum.ups + c.ups,
-                downs: sum.downs + c.downs,
-                last_message_age: match (sum.last_message_age, c.last_message_age) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                },
-            })
+        let removed = *self.removed.lock();
+        list.iter().map(|(t, _)| t.counts()).fold(removed, add)
     }
 
     /// Asks every tracking thread to end.
@@ -76,6 +83,21 @@ impl Trackings {
         for (t, _) in self.list.read().iter() {
             t.stop();
         }
+    }
+}
+
+/// Two sets of counters added up (the last message: the more recent).
+fn add(sum: TrackingCounts, c: TrackingCounts) -> TrackingCounts {
+    TrackingCounts {
+        messages: sum.messages + c.messages,
+        removed: sum.removed + c.removed,
+        flushes: sum.flushes + c.flushes,
+        ups: sum.ups + c.ups,
+        downs: sum.downs + c.downs,
+        last_message_age: match (sum.last_message_age, c.last_message_age) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
     }
 }
 

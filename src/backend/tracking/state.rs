@@ -47,8 +47,6 @@ impl TrackingState {
 pub struct Tracking {
     state: AtomicU8,
     stop: AtomicBool,
-    /// A cluster node that left the map: no connection is kept to it until it is back.
-    idle: AtomicBool,
     /// Invalidation messages received (a FLUSHALL counts one).
     pub(super) messages: AtomicU64,
     /// Cached entries removed because a message named their key.
@@ -92,7 +90,6 @@ impl Tracking {
         Tracking {
             state: AtomicU8::new(state as u8),
             stop: AtomicBool::new(false),
-            idle: AtomicBool::new(false),
             messages: AtomicU64::new(0),
             removed: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
@@ -139,26 +136,19 @@ impl Tracking {
     /// Whether a fetched value may be stored now.
     #[inline]
     pub fn allows_fills(&self) -> bool {
-        self.state() != TrackingState::Down
+        // A stopped connection (its node left the cluster's map) announces nothing more,
+        // whatever state it stopped in.
+        self.state() != TrackingState::Down && !self.stopping()
     }
 
     pub(super) fn set(&self, state: TrackingState) {
         self.state.store(state as u8, Ordering::Release);
     }
 
-    /// Asks the thread to end (it notices within [`PING_EVERY`]).
+    /// Asks the thread to end (it notices within a second); nothing is stored from its
+    /// node from now on.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
-    }
-
-    /// Closes the connection and keeps none (`true`: the node left the cluster map; its
-    /// thread waits, without connecting, until it is back) or opens it again (`false`).
-    pub fn set_idle(&self, idle: bool) {
-        self.idle.store(idle, Ordering::Release);
-    }
-
-    pub(super) fn idle(&self) -> bool {
-        self.idle.load(Ordering::Acquire)
     }
 
     pub(super) fn stopping(&self) -> bool {
