@@ -96,8 +96,13 @@ fn main() -> ExitCode {
     info!("starting: {}", config.summary());
 
     let clock = Clock::real();
-    let cache = Cache::new(config.max_keys, config.ttl, clock.clone())
-        .with_stale_window(config.stale_if_error);
+    let cache = Cache::for_loops(
+        config.max_keys,
+        config.ttl,
+        clock.clone(),
+        config.worker_count(),
+    )
+    .with_stale_window(config.stale_if_error);
     let cache = Arc::new(cache);
     let reaper = Reaper::spawn(Arc::clone(&cache));
 

@@ -1,7 +1,9 @@
 //! The proxy in front of a real local Redis Cluster (REDIS_CLUSTER_NODES): keys of every
-//! slot and hash tags, MGET across nodes, a reshard and a hand-made ASK migration while
-//! reads run, a manual failover and a stopped master (its slots unavailable until the
-//! promotion, the others served throughout), invalidations from every master, reads from
+//! slot and hash tags, MGET across nodes, a reshard while reads and writes run (every
+//! new value served, from a cache that held the old ones), a hand-made ASK migration, a
+//! manual failover (a write through the new master seen, though the old one's values were
+//! cached) and a stopped master (its slots unavailable until the promotion, the others
+//! served throughout), invalidations from every master, reads from
 //! replicas, and two proxies staying coherent with each other.
 
 mod common;
@@ -219,10 +221,12 @@ fn commands_for_the_whole_cluster_or_several_slots_answer_as_the_cluster() {
     );
 }
 
-/// Reads `keys` through the proxy until `stop`, counting errors and wrong values.
+/// Reads `keys` through the proxy until `stop`, counting errors and values no writer
+/// ever wrote (`v{n}-{key}` for n up to `newest`).
 fn reader(
     proxy: &Proxy,
     keys: Vec<String>,
+    newest: u32,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<(u64, Vec<String>)> {
     let port = proxy.resp_port;
@@ -231,13 +235,16 @@ fn reader(
         let mut c = client.get_connection().unwrap();
         let mut reads = 0u64;
         let mut bad = Vec::new();
+        let written: Vec<Vec<String>> = (keys.iter())
+            .map(|k| (0..=newest).map(|n| format!("v{n}-{k}")).collect())
+            .collect();
         while !stop.load(Ordering::Acquire) {
-            for k in &keys {
+            for (k, written) in keys.iter().zip(&written) {
                 let got: redis::RedisResult<Option<String>> =
                     redis::cmd("GET").arg(k).query(&mut c);
                 reads += 1;
                 match got {
-                    Ok(Some(v)) if v == format!("v-{k}") => {}
+                    Ok(Some(v)) if written.contains(&v) => {}
                     other => bad.push(format!("{k}: {other:?}")),
                 }
             }
@@ -246,21 +253,53 @@ fn reader(
     })
 }
 
+/// Waits until the proxy serves `want(key)` for every key.
+fn wait_values(proxy: &Proxy, keys: &[String], want: impl Fn(&str) -> String) {
+    wait_for("every key's newest value", Duration::from_secs(10), || {
+        keys.iter()
+            .all(|k| value_of(proxy, k) == want(k))
+            .then_some(())
+    });
+}
+
 #[test]
-fn a_reshard_while_reads_run_gives_no_error_and_no_wrong_value() {
+fn a_reshard_while_reads_and_writes_run_gives_no_error_and_no_stale_value() {
     let cluster = Cluster::start(3, 0);
     let masters = cluster.masters();
     let keys: Vec<String> = (0..300).map(|i| format!("r{i}")).collect();
     for k in &keys {
-        cluster.set(k, format!("v-{k}"));
+        cluster.set(k, format!("v0-{k}"));
     }
     let proxy = cached_proxy(&cluster, &[("REDIS_TIMEOUT_MS", "2000")]);
+    // Cached before the reshard: a proxy that did not cache could not serve stale values.
+    for k in &keys {
+        assert_eq!(value_of(&proxy, k), format!("v0-{k}"));
+    }
+    assert!(keys.iter().all(|k| cached(&proxy, k)));
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
-        .map(|_| reader(&proxy, keys.clone(), Arc::clone(&stop)))
+        .map(|_| reader(&proxy, keys.clone(), 2, Arc::clone(&stop)))
         .collect();
-    let moved = cluster.reshard(masters[0], masters[1], 300);
+    // Every key is written again while its slot may be on its way to another master.
+    let moved = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            for k in &keys {
+                cluster.set(k, format!("v1-{k}"));
+            }
+        });
+        let moved = cluster.reshard(masters[0], masters[1], 300);
+        writer.join().unwrap();
+        moved
+    });
     assert!(!moved.is_empty());
+    // The writes during the reshard are served, from the old owner's invalidations or the
+    // new owner's values.
+    wait_values(&proxy, &keys, |k| format!("v1-{k}"));
+    // And writes after it, on the new owners, are seen too.
+    for k in &keys {
+        cluster.set(k, format!("v2-{k}"));
+    }
+    wait_values(&proxy, &keys, |k| format!("v2-{k}"));
     stop.store(true, Ordering::Release);
     for r in readers {
         let (reads, bad) = r.join().unwrap();
@@ -272,10 +311,12 @@ fn a_reshard_while_reads_run_gives_no_error_and_no_wrong_value() {
             &bad[..bad.len().min(5)]
         );
     }
-    // And every key, now fetched from its new owner, is right.
-    for k in &keys {
-        assert_eq!(value_of(&proxy, k), format!("v-{k}"), "{k}");
-    }
+    // Caching goes on from the new owners.
+    let moved_key = keys
+        .iter()
+        .find(|k| moved.contains(&slot_of(k)))
+        .expect("a key of a moved slot");
+    assert!(cached(&proxy, moved_key), "{moved_key} cached again");
 }
 
 #[test]
@@ -316,38 +357,59 @@ fn a_failover_and_a_stopped_master_only_touch_their_own_slots() {
     let cluster = Cluster::start(3, 1);
     let masters = cluster.masters();
     let victim = masters[0];
-    let keys_of = |m: usize| -> Vec<String> {
+    let keys_of = |m: usize, prefix: &str| -> Vec<String> {
         (0..5)
-            .map(|i| cluster.key_on(m, &format!("f{i}-")))
+            .map(|i| cluster.key_on(m, &format!("{prefix}{i}-")))
             .collect()
     };
-    let victim_keys = keys_of(victim);
-    let other_keys: Vec<String> = masters[1..].iter().flat_map(|&m| keys_of(m)).collect();
-    for k in victim_keys.iter().chain(&other_keys) {
+    let victim_keys = keys_of(victim, "f");
+    // Keys of the same master read for the first time while it is stopped.
+    let unread_keys = keys_of(victim, "u");
+    let other_keys: Vec<String> = masters[1..].iter().flat_map(|&m| keys_of(m, "f")).collect();
+    for k in victim_keys.iter().chain(&unread_keys).chain(&other_keys) {
         cluster.set(k, format!("v-{k}"));
     }
     cluster.wait_for_replication(victim);
-    let proxy = cluster.start_proxy(&[("REDIS_TIMEOUT_MS", "300"), ("PROXY_TTL_MS", "1")]);
+    let proxy = cached_proxy(&cluster, &[("REDIS_TIMEOUT_MS", "300")]);
     for k in victim_keys.iter().chain(&other_keys) {
         assert_eq!(value_of(&proxy, k), format!("v-{k}"));
+        assert!(cached(&proxy, k), "{k} cached before the failover");
     }
-    // A manual failover: no key is lost.
+    // A manual failover: the old master, a replica now, answers MOVED for its old keys;
+    // a write through the new master must be seen (nothing cached from the old one stays).
     let replica = cluster.replicas_of(victim)[0];
     cluster.failover(replica);
-    wait_for(
-        "reads after the manual failover",
-        Duration::from_secs(10),
-        || {
-            victim_keys
-                .iter()
-                .all(|k| value_of(&proxy, k) == format!("v-{k}"))
-                .then_some(())
-        },
+    let old = cluster.on(victim, &["GET", &victim_keys[0]]);
+    assert!(
+        old.error().is_some_and(|e| e.starts_with("MOVED")),
+        "the demoted master redirects: {old:?}"
     );
-    // The new master stops: its slots are unavailable (503), every other key is served,
-    // until its replica (the old master) takes over.
+    for k in &victim_keys {
+        cluster.set(k, format!("v2-{k}"));
+    }
+    wait_values(&proxy, &victim_keys, |k| format!("v2-{k}"));
+    // Cached again, from the new master, and its writes are announced.
+    wait_for(
+        "tracking on the new master",
+        Duration::from_secs(10),
+        || (proxy.stats()["invalidation"]["state"] == "tracking").then_some(()),
+    );
+    wait_for(
+        "the new master's values cached",
+        Duration::from_secs(10),
+        || victim_keys.iter().all(|k| cached(&proxy, k)).then_some(()),
+    );
+    for k in &victim_keys {
+        cluster.set(k, format!("v3-{k}"));
+    }
+    wait_values(&proxy, &victim_keys, |k| format!("v3-{k}"));
+    for k in &other_keys {
+        assert_eq!(value_of(&proxy, k), format!("v-{k}"));
+    }
+    // The new master stops: its slots' keys not cached are unavailable (503), every other
+    // key is served, until its replica (the old master) takes over.
     cluster.pause(replica);
-    let (status, body) = proxy.lookup(&victim_keys[0]);
+    let (status, body) = proxy.lookup(&unread_keys[0]);
     assert_eq!(status, 503, "{body}");
     for k in &other_keys {
         assert_eq!(proxy.lookup(k).0, 200, "{k} is on a running master");
@@ -358,14 +420,17 @@ fn a_failover_and_a_stopped_master_only_touch_their_own_slots() {
         "the stopped master's keys after the promotion",
         Duration::from_secs(15),
         || {
-            victim_keys
+            unread_keys
                 .iter()
                 .all(|k| proxy.lookup(k).0 == 200)
                 .then_some(())
         },
     );
-    for k in victim_keys.iter().chain(&other_keys) {
+    for k in unread_keys.iter().chain(&other_keys) {
         assert_eq!(value_of(&proxy, k), format!("v-{k}"));
+    }
+    for k in &victim_keys {
+        assert_eq!(value_of(&proxy, k), format!("v3-{k}"));
     }
     cluster.resume(replica);
 }

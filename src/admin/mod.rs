@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::backend::{Backend, BackendCounts, TrackingCounts, TrackingState};
+use crate::backend::{Backend, BackendCounts, TrackingCounts};
 use crate::lru::{Cache, CacheStats};
 use crate::net::NetShared;
 use crate::stats::{HistogramSnapshot, LoopStats, TableSnapshot};
@@ -144,11 +144,7 @@ impl Admin {
             backend: self.backend.stats().counts(),
             in_flight: self.backend.in_flight(),
             backend_up: self.backend.is_healthy(),
-            invalidation: match self.backend.tracking().state() {
-                TrackingState::Up => "tracking",
-                TrackingState::Down => "down",
-                TrackingState::Off => "off",
-            },
+            invalidation: self.backend.tracking().state().name(),
             tracking: self.backend.tracking().counts(),
             stale_answers: 0,
             uptime_seconds: self.started.elapsed().as_secs(),

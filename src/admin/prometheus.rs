@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::Snapshot;
+use crate::backend::TrackingState;
 use crate::stats::BUCKETS_NS;
 
 /// Writes the exposition of `s` into `out`.
@@ -263,9 +264,10 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         &mut t,
         "invalidation_state",
         "gauge",
-        "Where coherence stands: 1 for the current state (tracking, down, off), else 0.",
+        "Where coherence stands: 1 for the current state (tracking, degraded, down, refused, \
+         off), else 0.",
     );
-    for state in ["tracking", "down", "off"] {
+    for state in TrackingState::ALL.map(TrackingState::name) {
         let on = u8::from(s.invalidation == state);
         let _ = writeln!(t, "proxyredis_invalidation_state{{state=\"{state}\"}} {on}");
     }

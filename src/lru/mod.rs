@@ -10,8 +10,12 @@
 //! beyond key and value (node 20, arena header and alignment 16, index about 10).
 //!
 //! Capacity is split between shards (the first shards take the remainder), so the cache
-//! never holds more than its capacity. Up to [`SINGLE_SHARD_MAX`] entries there is one shard
-//! and eviction order is global; above, each shard evicts its own least recently used entry.
+//! never holds more than its capacity. The shard count ([`Cache::for_loops`]) grows with
+//! the capacity above [`SMALL_CACHE_MAX`] entries and with the event loops that read the
+//! cache ([`SHARDS_PER_LOOP`] each), so that loops do not queue on one lock, but never
+//! leaves a shard fewer than [`MIN_SHARD_ENTRIES`]. A cache read by one loop, or smaller
+//! than twice that minimum, is one shard and its eviction order is global; otherwise each
+//! shard evicts its own least recently used entry.
 //!
 //! Ordering: a hit holds only the read lock and records `(slot, generation)` in a lossy
 //! per-shard buffer; the buffer is replayed in order by whoever takes the write lock
@@ -21,7 +25,7 @@
 //! fills the buffer drains it before it returns, waiting for the write lock if need be).
 //! Under contention, hits of other readers that land while the buffer is full are dropped
 //! from it (still served and counted), so LRU order is approximate: a hot entry can lose a
-//! promotion, never a value. With several shards (capacity above [`SINGLE_SHARD_MAX`]),
+//! promotion, never a value. With several shards,
 //! each shard evicts by CLOCK, the classic LRU approximation: a hit only sets the entry's
 //! reference bit (a relaxed store, skipped when already set; no relink, no buffer, no
 //! write lock), and eviction walks from the least recently inserted or rescued end,
@@ -88,8 +92,19 @@ use self::slab::TooBig;
 pub use self::stale::expired_entry_for_test;
 use crate::clock::{Clock, Nanos};
 
-/// Capacities up to this use one shard, so eviction follows exact global LRU order.
-pub const SINGLE_SHARD_MAX: usize = 4096;
+/// Capacities up to this use one shard when one event loop reads the cache, so eviction
+/// follows exact global LRU order; above it, shards follow the capacity too.
+pub const SMALL_CACHE_MAX: usize = 4096;
+
+/// Shards per event loop: with this many, two loops' lookups rarely meet on one lock (the
+/// shard of a key is random), where one shard for all loops made every hit of every loop
+/// bounce one lock's cache line.
+pub const SHARDS_PER_LOOP: usize = 4;
+
+/// Fewest entries a shard keeps when the cache is split for its loops: a shard's own LRU
+/// order strays from the global one by about one shard's share of the cache, so a small
+/// cache stays one shard (exact LRU) below twice this.
+pub const MIN_SHARD_ENTRIES: usize = 64;
 
 /// Fewest shards for a sharded cache: enough to keep lock contention low on a few cores.
 const MIN_SHARDS: usize = 16;
@@ -128,9 +143,16 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
-    /// A cache of at most `capacity` entries (>= 1), each living `ttl` after insertion.
+    /// A cache of at most `capacity` entries (>= 1), each living `ttl` after insertion,
+    /// read by one event loop.
     pub fn new(capacity: usize, ttl: Duration, clock: Clock) -> Cache {
-        Cache::with_shards(capacity, ttl, clock, default_shards(capacity))
+        Cache::for_loops(capacity, ttl, clock, 1)
+    }
+
+    /// Like [`Cache::new`] for a cache that `loops` event loops read at once: sharded for
+    /// them as far as the capacity allows (see [`SHARDS_PER_LOOP`]).
+    pub fn for_loops(capacity: usize, ttl: Duration, clock: Clock, loops: usize) -> Cache {
+        Cache::with_shards(capacity, ttl, clock, default_shards(capacity, loops))
     }
 
     /// Like [`Cache::new`] with an explicit shard count (a power of two, at most `capacity`).
@@ -354,14 +376,28 @@ impl Cache {
     }
 }
 
-fn default_shards(capacity: usize) -> usize {
-    if capacity <= SINGLE_SHARD_MAX {
+/// Shards for `capacity` entries read by `loops` event loops: a power of two, the most of
+/// what the capacity and the loops ask for, at most [`MAX_SHARDS`] and never so many that
+/// a shard holds fewer than [`MIN_SHARD_ENTRIES`] (one shard when even two would).
+fn default_shards(capacity: usize, loops: usize) -> usize {
+    let for_capacity = if capacity <= SMALL_CACHE_MAX {
         1
     } else {
         (capacity / TARGET_SHARD_ENTRIES)
             .next_power_of_two()
-            .clamp(MIN_SHARDS, MAX_SHARDS)
-    }
+            .max(MIN_SHARDS)
+    };
+    let for_loops = if loops <= 1 {
+        1
+    } else {
+        loops
+            .saturating_mul(SHARDS_PER_LOOP)
+            .min(MAX_SHARDS)
+            .next_power_of_two()
+    };
+    let room = (capacity / MIN_SHARD_ENTRIES).max(1);
+    let room = 1 << room.ilog2();
+    for_capacity.max(for_loops).min(room).min(MAX_SHARDS)
 }
 
 #[cfg(test)]

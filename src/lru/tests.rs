@@ -8,11 +8,43 @@ fn cache(capacity: usize, shards: usize) -> Cache {
 
 #[test]
 fn shard_count_is_one_up_to_4096_then_sharded() {
-    assert_eq!(default_shards(1), 1);
-    assert_eq!(default_shards(4096), 1);
-    let n = default_shards(4097);
+    assert_eq!(default_shards(1, 1), 1);
+    assert_eq!(default_shards(4096, 1), 1);
+    let n = default_shards(4097, 1);
     assert!(n.is_power_of_two() && (16..=64).contains(&n));
-    assert_eq!(default_shards(10_000_000), 64);
+    assert_eq!(default_shards(10_000_000, 1), 64);
+}
+
+#[test]
+fn a_small_cache_read_by_several_loops_is_sharded_per_loop() {
+    // The default PROXY_MAX_KEYS=1000 on two and on eight loops: no loop shares one lock
+    // with all the others, and every shard keeps at least MIN_SHARD_ENTRIES entries.
+    assert_eq!(default_shards(1000, 2), 8);
+    assert_eq!(default_shards(1000, 8), 8);
+    assert_eq!(default_shards(4096, 4), 16);
+    assert_eq!(default_shards(4096, 64), MAX_SHARDS);
+    // Too small to split: exact LRU order stays.
+    assert_eq!(default_shards(3, 16), 1);
+    assert_eq!(default_shards(127, 16), 1);
+    assert_eq!(default_shards(128, 16), 2);
+    for capacity in [1, 2, 63, 64, 100, 128, 1000, 4095, 4096, 4097, 1 << 20] {
+        for loops in [1, 2, 3, 8, 16, 64, 1000] {
+            let shards = default_shards(capacity, loops);
+            assert!(shards.is_power_of_two() && shards <= MAX_SHARDS);
+            if shards > 1 {
+                assert!(capacity / shards >= MIN_SHARD_ENTRIES, "{capacity} {loops}");
+            }
+            if loops > 1 && capacity >= MIN_SHARD_ENTRIES * MAX_SHARDS {
+                assert!(
+                    shards >= (loops * SHARDS_PER_LOOP).min(MAX_SHARDS),
+                    "{capacity}"
+                );
+            }
+            let c = Cache::for_loops(capacity, Duration::from_secs(1), Clock::manual(), loops);
+            assert_eq!((c.shard_count(), c.capacity()), (shards, capacity));
+            c.validate();
+        }
+    }
 }
 
 #[test]

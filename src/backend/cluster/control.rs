@@ -21,7 +21,7 @@ use crate::config::ReadFrom;
 pub const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 /// The slot map is read again this often even when nothing asks.
-const REFRESH_EVERY: Duration = Duration::from_secs(2);
+pub(super) const REFRESH_EVERY: Duration = Duration::from_secs(2);
 
 /// Shortest pause between two reads of the slot map.
 const MIN_REFRESH_GAP: Duration = Duration::from_millis(50);
@@ -113,7 +113,7 @@ struct MapReader {
 impl MapReader {
     fn refresh(&mut self, shared: &Shared) {
         let mut candidates: Vec<String> = self.last_good.iter().cloned().collect();
-        candidates.extend(shared.nodes.read().iter().map(|n| n.addr.to_string()));
+        candidates.extend(shared.nodes.read().iter().map(|(_, n)| n.addr.to_string()));
         candidates.extend(
             shared
                 .config
@@ -158,6 +158,7 @@ impl MapReader {
                         self.logged_failure = false;
                     }
                     self.last_good = Some(addr);
+                    self.forget_departed(shared);
                     return;
                 }
                 _ => {}
@@ -170,6 +171,19 @@ impl MapReader {
             );
             self.logged_failure = true;
         }
+    }
+
+    /// Closes the connections to nodes that left the map (seeds are kept: the map is
+    /// asked of them when no node answers).
+    fn forget_departed(&mut self, shared: &Shared) {
+        let nodes = shared.nodes.read();
+        let seeds = &shared.config.cluster_nodes;
+        self.conns.retain(|addr, _| {
+            nodes.position(|n| &*n.addr == addr).is_some()
+                || seeds
+                    .iter()
+                    .any(|(h, p)| split_addr(addr) == (h.as_str(), *p))
+        });
     }
 
     /// The slot map as the node at `addr` sees it (`CLUSTER NODES`).
@@ -239,8 +253,9 @@ fn apply(shared: &Shared, ranges: &[Range], rtts: &HashMap<String, u64>) -> Vec<
             ReadFrom::Nearest => {
                 let rtt = |i: u16| {
                     let nodes = shared.nodes.read();
-                    rtts.get(&*nodes[usize::from(i)].addr)
-                        .copied()
+                    nodes
+                        .get(i)
+                        .and_then(|n| rtts.get(&*n.addr).copied())
                         .unwrap_or(u64::MAX)
                 };
                 std::iter::once(master)
@@ -260,13 +275,17 @@ fn apply(shared: &Shared, ranges: &[Range], rtts: &HashMap<String, u64>) -> Vec<
     for &r in &readers {
         shared.track(r);
     }
+    // What the nodes leaving vouched for is dropped with the slots that moved: nothing
+    // announces writes to it any more.
+    let vouched = shared.vouched_by_leaving(&members);
     let moved = {
         let mut map = shared.map.write();
         let moved: Vec<bool> = map
             .write
             .iter()
             .zip(&write)
-            .map(|(old, new)| *old != NONE && old != new)
+            .zip(&vouched)
+            .map(|((old, new), &vouched)| (*old != NONE && old != new) || vouched)
             .collect();
         map.write = write;
         map.read = read;
@@ -275,16 +294,17 @@ fn apply(shared: &Shared, ranges: &[Range], rtts: &HashMap<String, u64>) -> Vec<
         map.replicas = all_replicas;
         moved
     };
-    let nodes = shared.nodes.read();
-    for (i, node) in nodes.iter().enumerate() {
-        let i = i as u16;
-        shared
-            .core
-            .tracking
-            .set_active(&node.tracking, readers.contains(&i));
-        // A node out of the map (removed, or flagged failed) keeps no tracking connection
-        // and does not retry one; it opens again if the node comes back.
-        node.tracking.set_idle(!members.contains(&i));
+    {
+        let nodes = shared.nodes.read();
+        for (i, node) in nodes.iter() {
+            shared
+                .core
+                .tracking
+                .set_active(&node.tracking, readers.contains(&i));
+        }
     }
+    // A node out of the map (removed, or flagged failed) is let go: its threads end and
+    // its tracking stops; it starts afresh if the map lists it again.
+    shared.retire(&members);
     moved
 }

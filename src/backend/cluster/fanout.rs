@@ -40,7 +40,7 @@ impl Shared {
         };
         let addr = |i: u16| {
             let nodes = self.nodes.read();
-            nodes.get(usize::from(i)).map(|n| Arc::clone(&n.addr))
+            nodes.get(i).map(|n| Arc::clone(&n.addr))
         };
         let plan = plan(info, args, &self.map.read(), &addr);
         let (parts, gather) = match plan {

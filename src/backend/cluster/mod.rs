@@ -9,7 +9,9 @@
 //! ```
 //!
 //! - The slot map is read with `CLUSTER NODES` at start, periodically, after a MOVED, a
-//!   CLUSTERDOWN or a failed connection to a node ([`control`]).
+//!   CLUSTERDOWN or a failed connection to a node ([`control`]). A node gets its queue,
+//!   threads and tracking state when the map (or a redirection) names it, and loses them
+//!   when a map read no longer lists it ([`members`]).
 //! - MOVED: the slot is pointed at the new node at once and the job sent there; ASK: the
 //!   job goes to the importing node after `ASKING`; TRYAGAIN and CLUSTERDOWN: the job is
 //!   retried after a short pause; all within the job's REDIS_TIMEOUT_MS and a few hops.
@@ -31,6 +33,7 @@
 
 mod control;
 mod fanout;
+mod members;
 mod redirect;
 mod slots;
 
@@ -47,17 +50,16 @@ pub use self::slots::{SLOTS, slot_of};
 use self::slots::{block_slot, command_slot};
 
 use self::control::Control;
-use self::redirect::Link;
+use self::members::Members;
 use super::catalog::CommandInfo;
 use super::connector::Connector;
 use super::core::{Core, Outbox};
 use super::error::BackendError;
 use super::job::{Job, KeyTtl, Outcome, Request};
 use super::singleflight::MAX_QUEUED;
-use super::tracking::{self, Tracking};
+use super::tracking::Tracking;
 use super::upstream::{NodeThreads, Upstream};
-use super::worker::NodeLink;
-use crate::config::{Config, ReadFrom};
+use crate::config::Config;
 
 /// Most jobs queued for one node: a stalled node may take half of the proxy's budget of
 /// requests in flight, never all of it.
@@ -95,7 +97,8 @@ struct SlotMap {
 struct Shared {
     core: Arc<Core>,
     config: Config,
-    nodes: RwLock<Vec<Arc<Node>>>,
+    /// The nodes of the map (and of redirections since), by index.
+    nodes: RwLock<Members<Arc<Node>>>,
     map: RwLock<SlotMap>,
     control: Sender<Control>,
     refresh_pending: AtomicBool,
@@ -124,7 +127,11 @@ impl Cluster {
         let shared = Arc::new_cyclic(|me| Shared {
             core: Arc::clone(core),
             config: config.clone(),
-            nodes: RwLock::new(Vec::new()),
+            // An index is reused once every job that may name its old node is past its
+            // deadline and the map has been read again since (see `members`).
+            nodes: RwLock::new(Members::new(
+                config.redis_timeout * 2 + control::REFRESH_EVERY * 2,
+            )),
             map: RwLock::new(SlotMap {
                 write: vec![NONE; SLOTS],
                 read: vec![NONE; SLOTS],
@@ -159,7 +166,9 @@ impl Upstream for Cluster {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        let nodes = self.shared.nodes.read().clone();
+        let nodes: Vec<Arc<Node>> = (self.shared.nodes.read().iter())
+            .map(|(_, n)| Arc::clone(n))
+            .collect();
         for node in nodes {
             node.threads.stop(deadline);
         }
@@ -214,7 +223,7 @@ impl Shared {
 
     fn target(&self, job: &Job, info: Option<&CommandInfo>) -> Target {
         if let Some(node) = job.part.as_ref().and_then(|p| p.node) {
-            return match self.nodes.read().get(usize::from(node)) {
+            return match self.nodes.read().get(node) {
                 Some(node) => Target::Node(Arc::clone(node)),
                 None => Target::Unknown,
             };
@@ -248,7 +257,7 @@ impl Shared {
                     .unwrap_or(NONE),
             }
         };
-        match self.nodes.read().get(usize::from(index)) {
+        match self.nodes.read().get(index) {
             Some(node) => Target::Node(Arc::clone(node)),
             None => Target::Unknown,
         }
@@ -270,6 +279,19 @@ impl Shared {
                 BackendError::Stopped
             };
             self.answer(*job, err);
+        }
+    }
+
+    /// [`Shared::send_to`] the node at `index`, or, when it has just left the map, again
+    /// after a pause (by the map read by then).
+    fn send_to_index(&self, index: u16, job: Job) {
+        let node = self.nodes.read().get(index).cloned();
+        match node {
+            Some(node) => self.send_to(&node, job),
+            None => {
+                self.request_refresh();
+                self.retry_later(job);
+            }
         }
     }
 
@@ -305,83 +327,6 @@ impl Shared {
         if !self.refresh_pending.swap(true, Ordering::AcqRel) {
             let _ = self.control.send(Control::Refresh);
         }
-    }
-
-    /// The node at `addr`, started (queue and workers) when it is new; its index.
-    fn node(&self, addr: &str) -> u16 {
-        if let Some(i) = self.nodes.read().iter().position(|n| &*n.addr == addr) {
-            return i as u16;
-        }
-        let mut nodes = self.nodes.write();
-        if let Some(i) = nodes.iter().position(|n| &*n.addr == addr) {
-            return i as u16;
-        }
-        let (host, port) = split_addr(addr);
-        let mut connector = Connector::for_node(&self.config, host, port);
-        if self.config.read_from != ReadFrom::Master {
-            connector = connector.read_only();
-        }
-        let tracking = Arc::new(Tracking::new(self.config.invalidation));
-        self.core.tracking.add(Arc::clone(&tracking), false);
-        let link = NodeLink {
-            tracking: Arc::clone(&tracking),
-            cluster: Some(Arc::new(Link(self.me.clone()))),
-        };
-        let threads = NodeThreads::start(&self.core, &connector, &self.config, &link);
-        nodes.push(Arc::new(Node {
-            addr: Arc::from(addr),
-            threads,
-            connector,
-            tracking,
-            tracking_started: AtomicBool::new(false),
-        }));
-        (nodes.len() - 1) as u16
-    }
-
-    /// The slots the node at `index` owns, or is read from, or is a replica of the owner
-    /// of: the cached keys its tracking connection vouches for.
-    fn slots_served_by(&self, index: u16) -> Vec<bool> {
-        let map = self.map.read();
-        // A replica may have been read from for any slot of its master (REDIS_READ_FROM
-        // nearest moves reads between them).
-        let master = map
-            .replicas
-            .iter()
-            .find(|(r, _)| *r == index)
-            .map_or(index, |(_, m)| *m);
-        map.read
-            .iter()
-            .zip(&map.write)
-            .map(|(&r, &w)| r == index || w == index || w == master)
-            .collect()
-    }
-
-    /// Starts the tracking connection of the node at `index` (once), since it is read from.
-    fn track(&self, index: u16) {
-        let Some(node) = self.nodes.read().get(usize::from(index)).cloned() else {
-            return;
-        };
-        if !self.config.invalidation || node.tracking_started.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let me = self.me.clone();
-        let drop_vouched: tracking::DropVouched =
-            Arc::new(move |cache: &crate::lru::Cache| match me.upgrade() {
-                Some(shared) => {
-                    let mine = shared.slots_served_by(index);
-                    cache.clear_where(|key| mine[usize::from(slot_of(key))]);
-                }
-                None => cache.clear(),
-            });
-        let thread = tracking::spawn(
-            Arc::clone(&node.tracking),
-            node.connector.clone(),
-            Arc::clone(&self.core.cache),
-            drop_vouched,
-            self.config.tracking_prefixes.clone(),
-            self.config.redis_timeout,
-        );
-        self.tracking_threads.lock().push(thread);
     }
 }
 

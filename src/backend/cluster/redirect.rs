@@ -43,8 +43,7 @@ impl ClusterLink for Link {
                     shared.moved_by_redirect.lock().push(*slot % SLOTS as u16);
                 }
                 shared.request_refresh();
-                let node = shared.nodes.read()[usize::from(index)].clone();
-                shared.send_to(&node, job);
+                shared.send_to_index(index, job);
             }
             // A block (a transaction) would need ASKING before its MULTI only; it is sent
             // again once the migration is over instead.
@@ -55,8 +54,7 @@ impl ClusterLink for Link {
             BackendError::Ask { addr, .. } => {
                 let index = shared.node(addr);
                 job.asking = true;
-                let node = shared.nodes.read()[usize::from(index)].clone();
-                shared.send_to(&node, job);
+                shared.send_to_index(index, job);
             }
             _ => {
                 // TRYAGAIN (keys of one request split by a migration) or CLUSTERDOWN.

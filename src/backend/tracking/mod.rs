@@ -21,20 +21,24 @@
 //!   taken before, so a value read while no write could be announced is never stored.
 //!
 //! A Redis that refuses CLIENT TRACKING (older than 6, or an ACL without it) leaves the
-//! proxy on TTL-only caching, with one log line.
+//! proxy on TTL-only caching for its keys ([`TrackingState::Refused`]), with one log line;
+//! it is asked again every [`REFUSED_RETRY`] (up to [`MAX_REFUSED_RETRY`]), so an ACL
+//! fixed while the proxy runs takes effect without a restart.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use self::set::Trackings;
+pub use self::state::{Tracking, TrackingCounts, TrackingState};
 
 use super::connector::Connector;
 use super::error::BackendError;
 use crate::lru::Cache;
 
 mod set;
+mod state;
 
 /// The invalidation channel Redis publishes on in RESP2.
 const CHANNEL: &str = "__redis__:invalidate";
@@ -42,145 +46,17 @@ const CHANNEL: &str = "__redis__:invalidate";
 /// How long the tracking connection may be quiet before it is pinged.
 const PING_EVERY: Duration = Duration::from_secs(1);
 
-/// How often an idle tracking thread (its node out of the cluster map) looks again.
-const IDLE_CHECK: Duration = Duration::from_millis(200);
-
 /// Longest pause between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Where coherence stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrackingState {
-    /// PROXY_INVALIDATION=off, or Redis refused tracking: TTL-only caching.
-    Off,
-    /// Tracking is on: writes are announced; fills are stored.
-    Up,
-    /// Tracking is being (re)established: nothing is stored.
-    Down,
-}
+/// First pause before a Redis that refused tracking is asked again: a refusal is an
+/// operator's setting (an ACL, a version), so it is asked rarely, each time at the cost of
+/// one connection.
+pub const REFUSED_RETRY: Duration = Duration::from_secs(1);
 
-/// Shared state of the tracking thread, and its counters (written by that thread only).
-pub struct Tracking {
-    state: AtomicU8,
-    stop: AtomicBool,
-    /// A cluster node that left the map: no connection is kept to it until it is back.
-    idle: AtomicBool,
-    /// Invalidation messages received (a FLUSHALL counts one).
-    messages: AtomicU64,
-    /// Cached entries removed because a message named their key.
-    removed: AtomicU64,
-    /// Flushes announced (FLUSHALL, FLUSHDB), each of which cleared the cache.
-    flushes: AtomicU64,
-    /// Times tracking came up (the cache was cleared each time).
-    ups: AtomicU64,
-    /// Times the tracking connection was lost while up.
-    downs: AtomicU64,
-    /// When the last message arrived, in ms since `origin`, plus one; 0 before the first.
-    last_message: AtomicU64,
-    origin: Instant,
-}
-
-/// The tracking counters read at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TrackingCounts {
-    /// Invalidation messages received (a flush counts one).
-    pub messages: u64,
-    /// Cached entries removed because a message named their key.
-    pub removed: u64,
-    /// Flushes announced, each of which cleared the cache.
-    pub flushes: u64,
-    /// Times tracking came up.
-    pub ups: u64,
-    /// Times the tracking connection was lost while up.
-    pub downs: u64,
-    /// Time since the last message; `None` before the first.
-    pub last_message_age: Option<Duration>,
-}
-
-impl Tracking {
-    /// State for a proxy whose invalidation is `on`.
-    pub fn new(on: bool) -> Tracking {
-        let state = if on {
-            TrackingState::Down
-        } else {
-            TrackingState::Off
-        };
-        Tracking {
-            state: AtomicU8::new(state as u8),
-            stop: AtomicBool::new(false),
-            idle: AtomicBool::new(false),
-            messages: AtomicU64::new(0),
-            removed: AtomicU64::new(0),
-            flushes: AtomicU64::new(0),
-            ups: AtomicU64::new(0),
-            downs: AtomicU64::new(0),
-            last_message: AtomicU64::new(0),
-            origin: Instant::now(),
-        }
-    }
-
-    /// Reads every counter.
-    pub fn counts(&self) -> TrackingCounts {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let last = get(&self.last_message);
-        TrackingCounts {
-            messages: get(&self.messages),
-            removed: get(&self.removed),
-            flushes: get(&self.flushes),
-            ups: get(&self.ups),
-            downs: get(&self.downs),
-            last_message_age: (last > 0).then(|| {
-                let at = Duration::from_millis(last - 1);
-                self.origin.elapsed().saturating_sub(at)
-            }),
-        }
-    }
-
-    /// Counts one message received now.
-    fn message_received(&self) {
-        self.messages.fetch_add(1, Ordering::Relaxed);
-        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        self.last_message.store(ms + 1, Ordering::Relaxed);
-    }
-
-    /// Where coherence stands now.
-    pub fn state(&self) -> TrackingState {
-        match self.state.load(Ordering::Acquire) {
-            x if x == TrackingState::Up as u8 => TrackingState::Up,
-            x if x == TrackingState::Down as u8 => TrackingState::Down,
-            _ => TrackingState::Off,
-        }
-    }
-
-    /// Whether a fetched value may be stored now.
-    #[inline]
-    pub fn allows_fills(&self) -> bool {
-        self.state() != TrackingState::Down
-    }
-
-    fn set(&self, state: TrackingState) {
-        self.state.store(state as u8, Ordering::Release);
-    }
-
-    /// Asks the thread to end (it notices within [`PING_EVERY`]).
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
-    }
-
-    /// Closes the connection and keeps none (`true`: the node left the cluster map; its
-    /// thread waits, without connecting, until it is back) or opens it again (`false`).
-    pub fn set_idle(&self, idle: bool) {
-        self.idle.store(idle, Ordering::Release);
-    }
-
-    fn idle(&self) -> bool {
-        self.idle.load(Ordering::Acquire)
-    }
-
-    fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
-    }
-}
+/// Longest pause between two askings of a Redis that keeps refusing tracking: an ACL fixed
+/// while the proxy runs takes effect within this.
+pub const MAX_REFUSED_RETRY: Duration = Duration::from_secs(30);
 
 /// Starts the tracking thread for the Redis node of `connector`.
 pub fn spawn(
@@ -234,39 +110,31 @@ fn run(
     timeout: Duration,
 ) {
     let mut backoff = Duration::from_millis(20);
+    let mut refused_retry = REFUSED_RETRY;
     let mut logged_down = false;
-    let mut logged_idle = false;
     while !tracking.stopping() {
-        if tracking.idle() {
-            // Nothing is read from the node now; when it is back, tracking starts over
-            // (its keys dropped once the connection is up again).
-            tracking.set(TrackingState::Down);
-            if !logged_idle {
-                crate::info!(
-                    "invalidation connection to {} closed: the node left the cluster map \
-                     (opened again if it comes back)",
-                    connector.addr()
-                );
-                logged_idle = true;
-            }
-            sleep_unless_stopped(tracking, IDLE_CHECK);
-            continue;
-        }
-        logged_idle = false;
         match listen(tracking, connector, cache, prefixes, timeout) {
             Ended::Stopped => return,
-            Ended::Idle => continue,
             Ended::Refused(why) => {
-                tracking.set(TrackingState::Off);
-                cache.drop_vouched();
-                crate::warn!(
-                    "redis {} refuses CLIENT TRACKING ({why}): caching by TTL only, writes \
-                     to Redis are seen after PROXY_TTL_MS",
-                    connector.addr()
-                );
-                return;
+                if tracking.state() != TrackingState::Refused {
+                    // What was cached before was vouched for by a connection now gone.
+                    // Kept from now on: values cached by TTL only, not dropped per asking.
+                    tracking.set(TrackingState::Refused);
+                    cache.drop_vouched();
+                    crate::warn!(
+                        "redis {} refuses CLIENT TRACKING ({why}): caching by TTL only, \
+                         writes to Redis are seen after PROXY_TTL_MS (asked again every \
+                         {}s at most)",
+                        connector.addr(),
+                        MAX_REFUSED_RETRY.as_secs()
+                    );
+                }
+                sleep_unless_stopped(tracking, refused_retry);
+                refused_retry = (refused_retry * 2).min(MAX_REFUSED_RETRY);
+                continue;
             }
             Ended::Lost(why) => {
+                refused_retry = REFUSED_RETRY;
                 let was_up = tracking.state() == TrackingState::Up;
                 // Nothing is stored from now until tracking is back, and the cache is
                 // cleared then (see the module doc). Entries cached before stay served
@@ -300,8 +168,6 @@ fn run(
 
 enum Ended {
     Stopped,
-    /// The node left the cluster map ([`Tracking::set_idle`]).
-    Idle,
     Refused(String),
     Lost(String),
 }
@@ -357,9 +223,6 @@ fn listen(
     loop {
         if tracking.stopping() {
             return Ended::Stopped;
-        }
-        if tracking.idle() {
-            return Ended::Idle;
         }
         match pubsub.get_message() {
             Ok(msg) => {
