@@ -132,6 +132,10 @@ pub struct Conn<S, W, T> {
     pub over_cap: bool,
     /// Its TLS handshake waits in the loop's backlog for a later turn's budget.
     pub handshake_queued: bool,
+    /// Reading stopped (back-pressure) before the socket was seen drained: no readiness
+    /// event will come for what it holds, so the loop reads again once answers lift the
+    /// pause. False after a short read, `WouldBlock` or the end of input.
+    pub unread: bool,
 }
 
 /// Result of reading from the socket.
@@ -164,6 +168,7 @@ impl<S, W, T: Transport> Conn<S, W, T> {
             idle_may_change: false,
             over_cap: false,
             handshake_queued: false,
+            unread: false,
         }
     }
 

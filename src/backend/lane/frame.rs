@@ -95,7 +95,7 @@ impl Framer {
             }
             if self.long_line {
                 let rest = &buf[self.at..];
-                let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
+                let Some(end) = crlf(rest) else {
                     // Keep the last byte unwalked: it may be the CR of a CRLF split
                     // between reads.
                     self.at += rest.len().saturating_sub(1);
@@ -110,7 +110,7 @@ impl Framer {
             }
             let rest = &buf[self.at..];
             let head = &rest[..rest.len().min(MAX_LINE + 2)];
-            let Some(end) = head.windows(2).position(|w| w == b"\r\n") else {
+            let Some(end) = crlf(head) else {
                 if rest.len() <= MAX_LINE {
                     return Scan::Partial;
                 }
@@ -182,16 +182,41 @@ impl Framer {
     }
 }
 
-/// A decimal number of a RESP line (an optional `-`, then digits).
+/// Where the first CRLF of `bytes` starts. A byte search for the CR, then a look at the
+/// byte after it (a lone CR is skipped): the framing of a forwarded reply of many short
+/// elements is mostly this search.
+#[inline]
+fn crlf(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = bytes[from..].iter().position(|&b| b == b'\r') {
+        let at = from + i;
+        match bytes.get(at + 1) {
+            Some(b'\n') => return Some(at),
+            Some(_) => from = at + 1,
+            None => return None,
+        }
+    }
+    None
+}
+
+/// A decimal number of a RESP line (an optional `-`, then 1 to 18 digits).
+#[inline]
 fn number(line: &[u8]) -> Option<i64> {
     let (neg, digits) = match line.first() {
         Some(b'-') => (true, &line[1..]),
         _ => (false, line),
     };
-    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.is_empty() || digits.len() > 18 {
         return None;
     }
-    let n: i64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let mut n: i64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        // 18 digits stay below i64::MAX: no overflow.
+        n = n * 10 + i64::from(b - b'0');
+    }
     Some(if neg { -n } else { n })
 }
 
@@ -227,6 +252,9 @@ mod tests {
             b"*1\r\n*1\r\n*1\r\n*0\r\n",
             b"*4\r\n:1\r\n$1\r\n3\r\n*2\r\n$1\r\nk\r\n*1\r\n$1\r\nm\r\n_\r\n",
             b"*2\r\n*2\r\n*1\r\n:1\r\n:2\r\n:3\r\n",
+            // A lone CR inside a line is part of it; the line ends at CR LF.
+            b"+a\rb\r\r\n",
+            b"*2\r\n-x\ry\r\n:-123456789012345678\r\n",
         ] {
             let mut more = reply.to_vec();
             more.extend_from_slice(b"+next\r\n");

@@ -75,9 +75,11 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             return self.close(index);
         }
         let conn = self.slots[index].conn.as_ref().expect("pumped, not closed");
-        if !conn.should_pause() {
-            // Answers may have lifted back-pressure: go on with buffered requests and
-            // whatever the socket holds (this also flushes, accounts and finishes).
+        // Answers may have lifted back-pressure: go on with buffered requests and what the
+        // socket holds (this also flushes, accounts and finishes). A socket last seen
+        // drained is not read again here (its next bytes bring an event): that read would
+        // find nothing, one wasted syscall for every deferred reply.
+        if !conn.should_pause() && (conn.unread || !conn.input.pending().is_empty()) {
             return self.on_readable(index);
         }
         self.account(index);

@@ -117,6 +117,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                 // Over the budget, a big request being received is not read further (what
                 // it holds is served once whole; the request timeout ends a stalled one).
                 if paused(conn, over) || (over && conn.input.counted() > 0) {
+                    conn.unread = true;
                     if over && !conn.should_pause() && !conn.budget_paused {
                         conn.budget_paused = true;
                         self.budget_paused.push(index);
@@ -141,12 +142,19 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                         // A short read drained the socket; only a pending FIN (seen in the
                         // event) is worth one more read, to notice the end of input now.
                         if !more && !hangup_seen {
+                            if let Some(conn) = self.slots[index].conn.as_mut() {
+                                conn.unread = false;
+                            }
                             break;
                         }
                     }
-                    Ok(ReadOutcome::WouldBlock) => break,
+                    Ok(ReadOutcome::WouldBlock) => {
+                        conn.unread = false;
+                        break;
+                    }
                     Ok(ReadOutcome::Eof) => {
                         conn.peer_closed = true;
+                        conn.unread = false;
                         break;
                     }
                     Ok(ReadOutcome::Full) => {
