@@ -43,8 +43,8 @@ clean:
 
 # `make soak`: release build, then SOAK_SECONDS (default 600) of normal and hostile load
 # (forwarding attackers included) with the proxy's RSS sampled every second and another
-# client's miss and forwarded-HGET p99 per 10 s; fails if the proxy dies. Not part of `make
-# bench` unless BENCH_SOAK_SECONDS is set; the bench report charts the last soak. See
+# client's miss and forwarded-HGET p99 per 10 s; fails if the proxy dies. `make bench` runs
+# it last for BENCH_SOAK_SECONDS (600; 0 skips it); the bench report charts the last soak. See
 # scripts/soak.sh (SOAK_SECONDS=60 make soak for a quick check).
 .PHONY: soak
 soak: ensure-redis
