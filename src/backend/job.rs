@@ -100,6 +100,10 @@ pub struct LaneTicket {
     pub db: Option<i64>,
     /// The lane put a `SELECT` before it (its first reply is that `SELECT`'s).
     pub selects: bool,
+    /// A blocking command (BLPOP, XREAD BLOCK, WAIT, ...) on a pinned connection: its
+    /// reply may take this long past REDIS_TIMEOUT_MS (`Duration::MAX`: as long as its
+    /// client stays), and is given up as soon as its client leaves.
+    pub patience: Option<std::time::Duration>,
 }
 
 /// An event loop's inbox: a channel for answers and the waker that interrupts its poll.

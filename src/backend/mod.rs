@@ -216,7 +216,14 @@ impl Backend {
     /// are all leased (or its address's share), or with a cluster (where the proxy does
     /// not pin connections).
     pub fn lease(&self, peer: std::net::IpAddr) -> Option<Pinned> {
-        self.pinned.as_ref()?.lease(peer)
+        self.pinned.as_ref()?.lease(peer, false)
+    }
+
+    /// A connection of Redis for one blocking command of a client at `peer` (see
+    /// [`Backend::lease`]): counted in the same pool until that command is answered or its
+    /// client leaves, however soon the lease itself is dropped.
+    pub fn lease_one(&self, peer: std::net::IpAddr) -> Option<Pinned> {
+        self.pinned.as_ref()?.lease(peer, true)
     }
 
     /// Sends a command forwarded for a client by the forwarding lane (see [`lane`]): never

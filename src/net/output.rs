@@ -33,6 +33,9 @@ pub struct Waiting<W> {
     outstanding: usize,
     /// When the request was read, for the miss latency histogram.
     pub started: Nanos,
+    /// Exempt from the loop's backend deadline (a blocking command, which the backend
+    /// answers within its own timeout, or never while its client waits for it).
+    patient: bool,
 }
 
 enum Slot<W> {
@@ -112,8 +115,26 @@ impl<W> Output<W> {
             outcomes: (0..keys).map(|_| None).collect(),
             outstanding: keys,
             started,
+            patient: false,
         }));
         seq
+    }
+
+    /// Whether a reply exempt from the backend deadline ([`Output::patient`]) still waits:
+    /// its client, gone, would hold the connection for as long as the command blocks.
+    pub fn waits_patiently(&self) -> bool {
+        self.pending
+            .iter()
+            .any(|s| matches!(s, Slot::Waiting(w) if w.patient && w.outstanding > 0))
+    }
+
+    /// Exempts reply `seq` from [`Output::expire_before`]: the backend answers it in its
+    /// own time (a blocking command).
+    pub fn patient(&mut self, seq: u64) {
+        let pos = seq.saturating_sub(self.front_seq) as usize;
+        if let Some(Slot::Waiting(w)) = self.pending.get_mut(pos) {
+            w.patient = true;
+        }
     }
 
     /// Records outcome `index` of reply `seq`. False when there is no such reply or that
@@ -182,7 +203,9 @@ impl<W> Output<W> {
         let n = limit.saturating_sub(self.front_seq) as usize;
         let mut expired = 0;
         for slot in self.pending.iter_mut().take(n) {
-            if let Slot::Waiting(w) = slot {
+            if let Slot::Waiting(w) = slot
+                && !w.patient
+            {
                 for o in w.outcomes.iter_mut().filter(|o| o.is_none()) {
                     *o = Some(outcome.clone());
                     w.outstanding -= 1;

@@ -137,6 +137,10 @@ pub trait Sink<P> {
     fn now(&self) -> Nanos;
     /// Sends and serves nothing more of this connection before `until`.
     fn delay(&mut self, until: Nanos);
+    /// Exempts reply `seq` from the loop's backend deadline (see [`Output::patient`]).
+    ///
+    /// [`Output::patient`]: crate::net::Output::patient
+    fn patient(&mut self, seq: u64);
 }
 
 impl<P, W: From<P>> Sink<P> for Replies<'_, W> {
@@ -171,5 +175,8 @@ impl<P, W: From<P>> Sink<P> for Replies<'_, W> {
     }
     fn delay(&mut self, until: Nanos) {
         Replies::delay(self, until)
+    }
+    fn patient(&mut self, seq: u64) {
+        self.output.patient(seq);
     }
 }

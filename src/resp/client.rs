@@ -77,6 +77,7 @@ impl Client {
             slow,
             db: self.db,
             selects: false,
+            patience: None,
         }
     }
 }

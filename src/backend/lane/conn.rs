@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::frame::{Framer, Scan};
 use crate::backend::error::BackendError;
+use crate::backend::job::Presence;
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -159,7 +160,7 @@ impl RawConn {
         }
         self.send(&pipe.get_packed_pipeline())?;
         for _ in 0..sent {
-            let reply = self.reply(4096, deadline).map_err(|e| match e {
+            let reply = self.reply(4096, deadline, None).map_err(|e| match e {
                 ReplyError::TooLarge => BackendError::Io(Arc::from("odd reply to the log-in")),
                 ReplyError::Failed(e) => e,
             })?;
@@ -196,7 +197,16 @@ impl RawConn {
     /// kept: the rest of it is read and dropped as it comes (held at most one read at a
     /// time), so the connection stays in step, and [`ReplyError::TooLarge`] is answered;
     /// past `deadline` the connection is given up.
-    pub fn reply(&mut self, max: usize, deadline: Instant) -> Result<Vec<u8>, ReplyError> {
+    ///
+    /// With `watch` (a blocking command's client), a socket timeout is not the end while
+    /// the deadline is ahead: the client is looked at and the read goes on, unless it left
+    /// (then the connection is given up, and Redis forgets the blocked command with it).
+    pub fn reply(
+        &mut self,
+        max: usize,
+        deadline: Instant,
+        watch: Option<&Presence>,
+    ) -> Result<Vec<u8>, ReplyError> {
         self.framer.reset();
         let mut keep = true;
         loop {
@@ -230,7 +240,15 @@ impl RawConn {
             if Instant::now() >= deadline {
                 return Err(ReplyError::Failed(BackendError::Timeout));
             }
-            self.fill()?;
+            match (self.fill(), watch) {
+                (Ok(()), _) => {}
+                (Err(ReplyError::Failed(BackendError::Timeout)), Some(client)) => {
+                    if client.has_left() {
+                        return Err(ReplyError::Failed(BackendError::Stopped));
+                    }
+                }
+                (Err(e), _) => return Err(e),
+            }
         }
     }
 

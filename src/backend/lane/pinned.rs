@@ -3,7 +3,8 @@
 //! with nobody else's in between. A lease ([`Pinned`]) is one lane thread with one
 //! connection and a queue of its own; it ends when the lease is dropped (`EXEC`,
 //! `DISCARD`, `UNWATCH`, the client leaving), after the commands already queued, and the
-//! connection is closed with it (Redis forgets the watched keys). At most
+//! connection is closed with it (Redis forgets the watched keys). A blocking command
+//! (`BLPOP`, `XREAD BLOCK`, `WAIT`, ...) takes a lease of its own for its one command. At most
 //! [`PINNED_CONNECTIONS`] leases at once, [`PINNED_PER_ADDRESS`] of them to one address.
 
 use std::collections::HashMap;
@@ -43,6 +44,14 @@ pub struct PinnedPool {
 /// A connection pinned to one client until dropped.
 pub struct Pinned {
     jobs: Sender<Option<Job>>,
+    /// The lease's place in the pool (a blocking command's is held by its thread).
+    _counted: Option<Counted>,
+}
+
+/// One lease counted in the pool: until the lease is dropped (WATCH), or until its thread
+/// ends (a blocking command's lease, dropped as soon as its one command is queued, counts
+/// until that command's reply or its client's leaving).
+struct Counted {
     leases: Arc<AtomicUsize>,
     by_address: Arc<Mutex<HashMap<u128, usize>>>,
     address: u128,
@@ -75,8 +84,9 @@ impl PinnedPool {
     }
 
     /// A new lease for a client at `peer`; `None` when [`PINNED_CONNECTIONS`] are leased
-    /// already, or [`PINNED_PER_ADDRESS`] to clients of its address.
-    pub fn lease(&self, peer: IpAddr) -> Option<Pinned> {
+    /// already, or [`PINNED_PER_ADDRESS`] to clients of its address. A `one_shot` lease
+    /// (a blocking command's) stays counted until its thread ends, not until it is dropped.
+    pub fn lease(&self, peer: IpAddr, one_shot: bool) -> Option<Pinned> {
         let address = crate::throttle::address_key(peer);
         {
             let mut by_address = self.by_address.lock();
@@ -100,16 +110,27 @@ impl PinnedPool {
             self.link.clone(),
         );
         let name = format!("pinned {}:{}", self.target.host, self.target.port);
-        let lease = Pinned {
-            jobs: tx,
+        let counted = Counted {
             leases: Arc::clone(&self.leases),
             by_address: Arc::clone(&self.by_address),
             address,
         };
+        let (in_thread, in_lease) = if one_shot {
+            (Some(counted), None)
+        } else {
+            (None, Some(counted))
+        };
         // The thread ends once the lease (its queue's only sender) is dropped and what was
         // queued is answered.
-        crate::guard::spawn(name, move || worker.run()).ok()?;
-        Some(lease)
+        crate::guard::spawn(name, move || {
+            let _counted = in_thread;
+            worker.run();
+        })
+        .ok()?;
+        Some(Pinned {
+            jobs: tx,
+            _counted: in_lease,
+        })
     }
 }
 
@@ -120,7 +141,7 @@ impl Pinned {
     }
 }
 
-impl Drop for Pinned {
+impl Drop for Counted {
     fn drop(&mut self) {
         self.leases.fetch_sub(1, Ordering::AcqRel);
         let mut by_address = self.by_address.lock();

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::conn::{RawConn, ReplyError};
+use crate::backend::job::Presence;
 
 /// The replies of one batch, read in order: each `HELLO` of the RESP3 runs is counted and
 /// skipped (its position known from the packing), whatever came before it, a reply refused
@@ -21,9 +22,14 @@ pub struct Replies<'a> {
 
 impl Replies<'_> {
     /// The next reply that is not a HELLO's.
-    pub fn next(&mut self, conn: &mut RawConn, deadline: Instant) -> Result<Vec<u8>, ReplyError> {
+    pub fn next(
+        &mut self,
+        conn: &mut RawConn,
+        deadline: Instant,
+        watch: Option<&Presence>,
+    ) -> Result<Vec<u8>, ReplyError> {
         loop {
-            let reply = conn.reply(self.max, deadline);
+            let reply = conn.reply(self.max, deadline, watch);
             let hello = self.hellos.next_if(|&&(i, _)| i == self.at);
             self.at += 1;
             match (hello, reply) {
@@ -38,7 +44,7 @@ impl Replies<'_> {
     /// Reads the HELLOs left after the last command.
     pub fn rest(&mut self, conn: &mut RawConn, deadline: Instant) -> Result<(), ReplyError> {
         while let Some(&(_, to3)) = self.hellos.next() {
-            let reply = conn.reply(self.max, deadline)?;
+            let reply = conn.reply(self.max, deadline, None)?;
             self.at += 1;
             self.hello(to3, &reply);
         }

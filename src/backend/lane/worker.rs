@@ -47,6 +47,12 @@ const SLOW_EACH: Duration = Duration::from_micros(250);
 /// Longest pause between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_millis(1000);
 
+/// How often a blocking command's client is looked at while its reply waits.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+
+/// A deadline that never comes in practice (a blocking command with timeout 0).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// First pause after a failed connect.
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
 
@@ -172,7 +178,7 @@ impl LaneWorker {
             if lane.is_some_and(|l| l.presence.has_left()) {
                 BackendStats::bump(&self.core.stats.forwards_dropped);
                 self.answer(job, BackendError::Stopped);
-            } else if now.duration_since(job.queued_at) >= self.timeout {
+            } else if now >= self.deadline(&job) {
                 BackendStats::bump(&self.core.stats.timeouts);
                 self.answer(job, BackendError::Timeout);
             } else if lane.is_some_and(|l| l.slow) {
@@ -188,6 +194,17 @@ impl LaneWorker {
         }
         self.pending = later;
         batch
+    }
+
+    /// When `job`'s reply is given up: REDIS_TIMEOUT_MS after it was queued, and a
+    /// blocking command's own timeout later (never, for one that blocks until its client
+    /// leaves).
+    fn deadline(&self, job: &Job) -> Instant {
+        let patience = job.lane.as_deref().and_then(|l| l.patience);
+        let wait = self.timeout.saturating_add(patience.unwrap_or_default());
+        job.queued_at
+            .checked_add(wait)
+            .unwrap_or_else(|| job.queued_at + FOREVER)
     }
 
     fn answer(&mut self, job: Job, err: BackendError) {
@@ -235,13 +252,24 @@ impl LaneWorker {
         let mut lost_database = false;
         let mut jobs = batch.into_iter();
         while let Some(job) = jobs.next() {
-            let deadline = job.queued_at + self.timeout;
+            let deadline = self.deadline(&job);
+            // A blocking command's client is looked at every WATCH_EVERY while its reply
+            // waits, so that one that left lets its connection go.
+            let watch = job
+                .lane
+                .as_deref()
+                .filter(|l| l.patience.is_some())
+                .map(|l| &l.presence);
+            let wait = match watch {
+                Some(_) => remaining(deadline).min(WATCH_EVERY),
+                None => remaining(deadline),
+            };
             let conn = self.conn.as_mut().expect("connected");
             // Each reply is read within its own command's time, not the batch's oldest.
             let mut result = conn
-                .set_timeout(remaining(deadline))
+                .set_timeout(wait)
                 .map_err(ReplyError::Failed)
-                .and_then(|()| replies.next(conn, deadline));
+                .and_then(|()| replies.next(conn, deadline, watch));
             // The job's answer is its last reply: those of an `ASKING` before each command
             // and of a block's first commands (a `SELECT`, `MULTI`, `+QUEUED`s) come first.
             let selects = job.lane.as_deref().is_some_and(|l| l.selects);
@@ -257,7 +285,7 @@ impl LaneWorker {
                 {
                     refused_select = Some(reply.clone());
                 }
-                result = replies.next(conn, deadline);
+                result = replies.next(conn, deadline, watch);
             }
             if let (Some(error), Ok(_)) = (refused_select, &result) {
                 lost_database = true;

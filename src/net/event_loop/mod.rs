@@ -329,6 +329,11 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
         let Some(conn) = self.slots.get_mut(index).and_then(|s| s.conn.as_mut()) else {
             return;
         };
+        if (conn.peer_closed || conn.hangup_seen) && conn.output.waits_patiently() {
+            // Gone while a blocking command waits: closed now, as Redis closes a client at
+            // its end of input, so that the command's pinned connection is let go.
+            return self.close(index);
+        }
         if (conn.closing || conn.peer_closed)
             && conn.output.is_idle()
             && !conn.transport.wants_write()

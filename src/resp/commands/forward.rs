@@ -26,8 +26,9 @@
 //! types RESP2 flattens (maps, sets, doubles, ...); a RESP2 client's is read and written
 //! in RESP2, byte for byte.
 //!
-//! Blocking and pub/sub commands are never forwarded (they would hold a pooled
-//! connection), except `XREAD` and `XREADGROUP` without `BLOCK` ([`forward_stream_read`]);
+//! Pub/sub commands are never forwarded (they would hold a pooled connection); blocking
+//! ones go on a pinned connection ([`super::blocking`]), and `XREAD` and `XREADGROUP`
+//! without `BLOCK` as any other command ([`forward_stream_read`]);
 //! a command Redis does not know, or one asked before the catalog is read, gets the
 //! unknown-command error. Nothing forwarded is cached.
 

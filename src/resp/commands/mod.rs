@@ -18,6 +18,7 @@
 //! every other command is queued for Redis, or refused there ([`transaction`]).
 
 mod auth;
+mod blocking;
 mod connection;
 pub mod forward;
 mod keys;

@@ -2,9 +2,6 @@
 //! client's commands share pooled connections to Redis, and these need a connection of
 //! their own, or change its state, for longer than one command.
 //!
-//! - `BLPOP`, `BRPOP`, `BRPOPLPUSH`, `BLMOVE`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX`, `BZMPOP`,
-//!   and `XREAD`/`XREADGROUP` with `BLOCK`: blocking commands need a pinned connection
-//!   (without `BLOCK` the stream reads are forwarded as PROXY_FORWARD allows).
 //! - `SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE`: pub/sub turns the connection into a
 //!   subscriber; `MONITOR` into a monitor.
 //! - `CLIENT KILL | PAUSE | UNPAUSE | REPLY | TRACKING | CACHING` (from [`client`], counted
@@ -15,9 +12,6 @@
 use super::Call;
 use super::forward::{self, Forwarded};
 use crate::resp::write;
-
-/// Why a blocking command cannot be served.
-const BLOCKING: &str = "blocking commands need a pinned connection";
 
 /// Writes `-ERR <NAME> is not supported by proxyredis: <why>`.
 fn refuse(call: &mut Call<'_>, name: &str, why: &str) {
@@ -30,14 +24,15 @@ fn name(call: &Call<'_>) -> String {
     String::from_utf8_lossy(call.arg(0)).to_ascii_uppercase()
 }
 
-/// `BLPOP`, `BRPOP`, `BLMOVE`, `BZPOPMIN`, ...
+/// `BLPOP`, `BRPOP`, `BLMOVE`, `BZPOPMIN`, ...: on a pinned connection ([`blocking`]).
+///
+/// [`blocking`]: super::blocking
 pub fn blocking(call: &mut Call<'_>) {
-    let name = name(call);
-    refuse(call, &name, BLOCKING);
+    super::blocking::forward(call);
 }
 
-/// `XREAD` and `XREADGROUP`: refused as blocking with `BLOCK` (an option before
-/// `STREAMS`), forwarded otherwise as PROXY_FORWARD allows.
+/// `XREAD` and `XREADGROUP`: with `BLOCK` (an option before `STREAMS`) a blocking
+/// command, forwarded otherwise as PROXY_FORWARD allows.
 pub fn stream_read(call: &mut Call<'_>) {
     let blocks = (1..call.argc())
         .map(|i| call.arg(i))

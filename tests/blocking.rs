@@ -1,0 +1,126 @@
+//! Blocking commands (BLPOP, XREAD BLOCK, ...) against a real redis-server and the real
+//! binary: each runs on a connection pinned to it alone, its reply may take its own
+//! timeout however short REDIS_TIMEOUT_MS is, everyone else's commands go on meanwhile,
+//! and a client that leaves while blocked gives its connection back.
+
+mod common;
+use common::resp_client::*;
+use common::*;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Redis's count of clients blocked on a key (`INFO clients`).
+fn blocked_clients(redis: &Redis) -> u64 {
+    let mut c = redis.client();
+    let info: String = redis::cmd("INFO").arg("clients").query(&mut c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+fn setup() -> (Redis, Proxy) {
+    let redis = Redis::start();
+    redis.set("cold", "v");
+    let proxy = Proxy::start(
+        redis.port,
+        &[("PROXY_FORWARD", "all"), ("REDIS_TIMEOUT_MS", "300")],
+    );
+    wait_for_catalog(&proxy);
+    (redis, proxy)
+}
+
+/// A BLPOP is woken by another client's push; meanwhile the other clients' misses and
+/// forwarded commands are answered (the block holds no shared connection).
+#[test]
+fn blpop_waits_for_a_push_while_everyone_else_is_served() {
+    let (redis, proxy) = setup();
+    let mut worker = connect(proxy.resp_port);
+    worker
+        .write_all(&multibulk(&["BLPOP", "jobs", "10"]))
+        .unwrap();
+    wait_for("the BLPOP blocked in Redis", Duration::from_secs(5), || {
+        (blocked_clients(&redis) == 1).then_some(())
+    });
+    // Past REDIS_TIMEOUT_MS (300 ms) with the block still on: others are served.
+    let mut other = connect(proxy.resp_port);
+    let until = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < until {
+        assert_eq!(ask(&mut other, &["HLEN", "nothing"]), b":0\r\n");
+        assert_eq!(proxy.lookup("cold").0, 200);
+    }
+    assert_eq!(
+        blocked_clients(&redis),
+        1,
+        "the block outlived REDIS_TIMEOUT_MS"
+    );
+    assert_eq!(ask(&mut other, &["RPUSH", "jobs", "job-1"]), b":1\r\n");
+    assert_eq!(
+        read_replies(&mut worker, 1),
+        b"*2\r\n$4\r\njobs\r\n$5\r\njob-1\r\n"
+    );
+    // The same connection blocks again (a job queue's loop).
+    assert_eq!(ask(&mut other, &["RPUSH", "jobs", "job-2"]), b":1\r\n");
+    assert_eq!(
+        ask(&mut worker, &["BRPOP", "jobs", "1"]),
+        b"*2\r\n$4\r\njobs\r\n$5\r\njob-2\r\n"
+    );
+}
+
+/// A timeout longer than REDIS_TIMEOUT_MS runs out as in Redis: a nil reply, not an
+/// error; a stream read with BLOCK likewise.
+#[test]
+fn a_blocking_timeout_longer_than_the_backend_timeout_ends_in_nil() {
+    let (_redis, proxy) = setup();
+    let mut s = connect(proxy.resp_port);
+    let started = Instant::now();
+    assert_eq!(ask(&mut s, &["BLPOP", "nothing", "0.8"]), b"*-1\r\n");
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    assert_eq!(
+        ask(
+            &mut s,
+            &["XREAD", "BLOCK", "500", "STREAMS", "nostream", "0"]
+        ),
+        b"*-1\r\n"
+    );
+    // The connection is as good as before.
+    assert_eq!(ask(&mut s, &["GET", "cold"]), b"$1\r\nv\r\n");
+}
+
+/// Clients that leave while blocked give their pinned connections back: Redis forgets
+/// their blocks, and the pool (8 per client address) serves new ones.
+#[test]
+fn a_client_that_leaves_while_blocked_gives_its_connection_back() {
+    let (redis, proxy) = setup();
+    let blocked: Vec<_> = (0..8)
+        .map(|i| {
+            let mut s = connect(proxy.resp_port);
+            s.write_all(&multibulk(&["BLPOP", &format!("q{i}"), "0"]))
+                .unwrap();
+            s
+        })
+        .collect();
+    wait_for("eight blocks in Redis", Duration::from_secs(5), || {
+        (blocked_clients(&redis) == 8).then_some(())
+    });
+    let mut ninth = connect(proxy.resp_port);
+    let refused = String::from_utf8_lossy(&ask(&mut ninth, &["BLPOP", "q", "0"])).into_owned();
+    assert!(
+        refused.starts_with("-ERR BLPOP: no connection can be pinned now"),
+        "{refused}"
+    );
+    drop(blocked);
+    wait_for(
+        "the blocks forgotten by Redis",
+        Duration::from_secs(5),
+        || (blocked_clients(&redis) == 0).then_some(()),
+    );
+    wait_for(
+        "a pinned connection for the ninth",
+        Duration::from_secs(5),
+        || {
+            let reply = ask(&mut ninth, &["BLPOP", "q", "0.05"]);
+            (reply == b"*-1\r\n").then_some(())
+        },
+    );
+}
