@@ -7,7 +7,7 @@ mod common;
 use common::resp_client::*;
 use common::*;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 fn fill(redis: &Redis) {
@@ -615,4 +615,33 @@ fn transactions_queued_over_all_connections_stay_within_the_buffer_budget() {
         .query(&mut r)
         .unwrap();
     assert_eq!(exists, 2, "a and c ran; b and d never did");
+}
+
+/// A script returning a table that holds itself: Redis nests it about 8,000 deep and ends
+/// it with an error. The proxy passes it on as Redis sent it (it walks the nesting without
+/// recursion), and the connection stays in step.
+#[test]
+fn a_script_reply_nested_eight_thousand_deep_is_passed_on_whole() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(redis.port, &[("PROXY_FORWARD", "all")]);
+    wait_for_catalog(&proxy);
+    let script = "local a = {}; local b = {a}; a[1] = b; return a";
+    // Read flat, to the error that ends it (the harness's reply parser recurses).
+    let nested = |s: &mut std::net::TcpStream| {
+        s.write_all(&multibulk(&["EVAL", script, "0"])).unwrap();
+        let (mut got, mut buf) = (Vec::new(), vec![0u8; 1 << 16]);
+        while !got.ends_with(b"-ERR reached lua stack limit\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed after {} bytes", got.len());
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    };
+    let direct = nested(&mut connect(redis.port));
+    assert!(direct.len() > 7000 * 4, "{} bytes", direct.len());
+    let mut s = connect(proxy.resp_port);
+    let through = nested(&mut s);
+    assert_eq!(through.len(), direct.len());
+    assert!(through == direct, "the nested reply differs");
+    assert_eq!(ask(&mut s, &["PING"]), b"+PONG\r\n");
 }

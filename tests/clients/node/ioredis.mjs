@@ -117,6 +117,19 @@ emit('multi', await settle(() => r.multi().incr('tx:counter').get('tx:counter').
 await steps('multi_counter_after', [() => r.get('tx:counter')]);
 await steps('after_multi', [() => r.get('str'), () => r.ping()]);
 
+// A blocking pop with a timeout, woken by another client's push 200 ms later, then one
+// that times out (a job queue's worker loop).
+{
+  const other = connect(port);
+  await r.del('queue:jobs');
+  const push = sleep(200).then(() => other.rpush('queue:jobs', 'job-1'));
+  const got = await settle(() => r.blpop('queue:jobs', 5));
+  await push;
+  const empty = await settle(() => r.blpop('queue:empty', 0.3));
+  emit('blpop', [got, empty]);
+  await other.quit();
+}
+
 const before = await r.client('ID');
 await sleep(IDLE_PAUSE_MS);
 const after = await r.client('ID');

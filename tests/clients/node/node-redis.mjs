@@ -106,6 +106,19 @@ emit('multi', await settle(() => r.multi().incr('tx:counter').get('tx:counter').
 await steps('multi_counter_after', [() => r.get('tx:counter')]);
 await steps('after_multi', [() => r.get('str'), () => r.ping()]);
 
+// A blocking pop with a timeout, woken by another client's push 200 ms later, then one
+// that times out (a job queue's worker loop).
+{
+  const other = await createClient({ url: url(port) }).connect();
+  await r.del('queue:jobs');
+  const push = sleep(200).then(() => other.rPush('queue:jobs', 'job-1'));
+  const got = await settle(() => r.blPop('queue:jobs', 5));
+  await push;
+  const empty = await settle(() => r.blPop('queue:empty', 0.3));
+  emit('blpop', [got, empty]);
+  await other.close();
+}
+
 const before = await r.clientId();
 await sleep(IDLE_PAUSE_MS);
 const after = await r.clientId();

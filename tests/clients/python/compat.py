@@ -13,6 +13,7 @@ Keys are fixed names: each run gets a redis-server of its own.
 import asyncio
 import json
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -150,6 +151,35 @@ def watch_transaction(r, port, kwargs):
     return [norm(alone), norm(conflict), norm(r.get("tx:watched"))]
 
 
+def blpop_woken(r, port, kwargs):
+    """blpop with a timeout, woken by another client's push 200 ms later, then one that
+    times out (a job queue's worker loop)."""
+    r.delete("queue:jobs")
+    other = redis.Redis(host="127.0.0.1", port=port, **kwargs)
+    timer = threading.Timer(0.2, lambda: other.rpush("queue:jobs", "job-1"))
+    timer.start()
+    got = r.blpop(["queue:jobs"], timeout=5)
+    timer.join()
+    empty = r.blpop(["queue:empty"], timeout=0.3)
+    other.close()
+    return [norm(got), norm(empty)]
+
+
+async def blpop_woken_async(r, port, kwargs):
+    """blpop_woken with redis.asyncio."""
+    await r.delete("queue:jobs")
+    other = redis.asyncio.Redis(host="127.0.0.1", port=port, **kwargs)
+
+    async def push():
+        await asyncio.sleep(0.2)
+        await other.rpush("queue:jobs", "job-1")
+
+    got, _ = await asyncio.gather(r.blpop(["queue:jobs"], timeout=5), push())
+    empty = await r.blpop(["queue:empty"], timeout=0.3)
+    await other.aclose()
+    return [norm(got), norm(empty)]
+
+
 def run_sync(port, reads_port, kwargs):
     r = redis.Redis(host="127.0.0.1", port=port, **kwargs)
     reads = redis.Redis(host="127.0.0.1", port=reads_port, **kwargs)
@@ -193,6 +223,7 @@ def run_sync(port, reads_port, kwargs):
     steps("multi_counter_after", [("get", "tx:counter")])
     emit("watch_transaction", watch_transaction(r, port, kwargs))
     steps("after_multi", AFTER_MULTI)
+    emit("blpop", blpop_woken(r, port, kwargs))
 
     before = r.client_id()
     time.sleep(IDLE_PAUSE_S)
@@ -241,6 +272,7 @@ async def run_async(port, reads_port, kwargs):
     emit("multi", await call_async(tx, ("execute",)))
     await steps("multi_counter_after", [("get", "tx:counter")])
     await steps("after_multi", AFTER_MULTI)
+    emit("blpop", await blpop_woken_async(r, port, kwargs))
 
     before = await r.client_id()
     await asyncio.sleep(IDLE_PAUSE_S)
