@@ -75,3 +75,12 @@ bench-forward: ensure-redis build
 .PHONY: bench-tls
 bench-tls: ensure-redis build
 	@scripts/bench-tls.sh
+
+# `make redis-suite`: Redis's own test suite (its Tcl runtest, external mode, units type/*,
+# multi, pubsub, scripting) directly against redis-server and through the proxy, as an
+# anonymous client and as an admin principal; the ratios and the failures grouped by cause in
+# target/bench/redis-suite.json. Needs REDIS_SRC (a folder with Redis's runtest and tests/),
+# else it prints how to get one and skips; not part of `make bench`. See scripts/redis-suite.sh.
+.PHONY: redis-suite
+redis-suite: ensure-redis build
+	@scripts/redis-suite.sh
