@@ -34,6 +34,7 @@ pub(super) fn handle<W: From<Wait>>(
     replies: &mut Replies<'_, W>,
 ) -> bool {
     let stats = &*app.stats;
+    let date = &app.date;
     let body = &mut app.scratch.body;
     reset_scratch(body);
     match route {
@@ -44,6 +45,7 @@ pub(super) fn handle<W: From<Wait>>(
             let ok = b"{\"status\":200}";
             HttpApp::respond(
                 stats,
+                date,
                 replies.out(),
                 route,
                 200,
@@ -93,6 +95,7 @@ pub(super) fn handle<W: From<Wait>>(
             };
             HttpApp::respond(
                 stats,
+                date,
                 replies.out(),
                 route,
                 200,
@@ -119,6 +122,7 @@ pub(super) fn render(
     out: &mut Vec<u8>,
 ) {
     let stats = &*app.stats;
+    let date = &app.date;
     let outcome = outcomes.first().and_then(Option::as_ref);
     match what {
         Wait::Ready { connection, head } => {
@@ -133,6 +137,7 @@ pub(super) fn render(
             };
             HttpApp::respond(
                 stats,
+                date,
                 out,
                 Route::Readyz,
                 status,
