@@ -2,17 +2,20 @@
 //! transport's connections through [`HttpApp::serve`] and [`HttpApp::render`].
 //!
 //! Rooms: [`parse`] (request heads, the key parameter), [`render`] (responses, JSON bodies,
-//! the status table), [`date`] (the `Date` header, rendered once a second), [`routes`] (the route table and each route's handler), `lookup`
-//! (the lookup routes: hits, misses, stale answers, `X-Cache`), [`access`] (bearer tokens,
-//! roles, key prefixes and per-client limits, when configured). This room
-//! answers from the cache, asks the backend for misses and the admin room for `/stats` and
-//! `/metrics`; it must not touch sockets, the event loop's internals, or another protocol.
+//! the status table), [`date`] (the `Date` header, rendered once a second), [`encoding`]
+//! (`Accept-Encoding`, gzip for `/metrics` and `/stats`), [`routes`] (the route table and
+//! each route's handler), `lookup` (the lookup routes: hits, misses, stale answers,
+//! `X-Cache`), [`access`] (bearer tokens, roles, key prefixes and per-client limits, when
+//! configured). This room answers from the cache, asks the backend for misses and the
+//! admin room for `/stats` and `/metrics`; it must not touch sockets, the event loop's
+//! internals, or another protocol.
 //!
 //! Every route answers `GET` and `HEAD` (the same status and headers, `Content-Length`
 //! included, without the body); other methods get 405 with `Allow: GET, HEAD`.
 
 pub mod access;
 pub mod date;
+pub mod encoding;
 mod lookup;
 pub mod parse;
 pub mod render;
@@ -80,6 +83,8 @@ pub(crate) struct Scratch {
     pub value: Vec<u8>,
     /// The decoded key.
     pub key: Vec<u8>,
+    /// A body compressed with gzip.
+    pub gzip: Vec<u8>,
 }
 
 /// The HTTP application of one event loop.
@@ -188,7 +193,8 @@ impl HttpApp {
                 return Served::Consumed(n);
             }
         }
-        let hit = routes::handle(self, route, req.query, connection, head, who, replies);
+        let (query, request) = (req.query, &input[..n]);
+        let hit = routes::handle(self, route, query, request, connection, head, who, replies);
         self.turn_hits += u64::from(hit);
         Served::Consumed(n)
     }
