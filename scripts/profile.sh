@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${PROFILE_REQUESTS:-20000}
 OUT=target/bench
+BIN=${CARGO_TARGET_DIR:-target}/release
 mkdir -p "$OUT"
 cargo build --release --bin proxyredis --example hit_client >/dev/null 2>&1
 TMP=$(mktemp -d)
@@ -25,7 +26,7 @@ run() { # proto depth count -> total instructions of the proxy
   http=$(free_port); resp=$(free_port); out="$TMP/cg.$1.$2.$3"
   env PROXY_HOST=127.0.0.1 PROXY_PORT="$http" PROXY_RESP_PORT="$resp" PROXY_WORKERS=1 REDIS_CONNECTIONS=1 \
     REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT" PROXY_LOG=warn PROXY_TTL_MS=3600000 \
-    valgrind --tool=callgrind --callgrind-out-file="$out" ./target/release/proxyredis --env-file /dev/null 2>/dev/null &
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN/proxyredis" --env-file /dev/null 2>/dev/null &
   pid=$!
   wait_port "$http"
   local port=$http; [ "$1" = resp ] && port=$resp
@@ -36,7 +37,7 @@ run() { # proto depth count -> total instructions of the proxy
     curl -si "http://127.0.0.1:$http/lookup?key=key:000000000000" | grep -q '^X-Cache: HIT' && break
     sleep 0.05
   done
-  ./target/release/examples/hit_client "127.0.0.1:$port" "$1" "$3" "$2" key:000000000000 >/dev/null
+  "$BIN/examples/hit_client" "127.0.0.1:$port" "$1" "$3" "$2" key:000000000000 >/dev/null
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   cp "$out" "$OUT/callgrind.$1.$2.out"
   callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done { gsub(/,/, "", $1); print $1; done = 1 }'

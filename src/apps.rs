@@ -186,6 +186,11 @@ impl Application for Apps {
         }
     }
 
+    #[inline]
+    fn start_turn(&mut self, woke: Nanos) {
+        self.http.start_turn(woke);
+    }
+
     fn end_turn(&mut self, woke: Nanos) {
         self.http.end_turn(woke);
         self.resp.end_turn(woke);

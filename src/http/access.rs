@@ -186,7 +186,7 @@ pub(super) fn gate<W>(
         let body = refusal.lookup_body.as_bytes();
         let json = render::JSON;
         HttpApp::respond(
-            &app.stats, out, route, status, json, body, connection, header, head,
+            &app.stats, &app.date, out, route, status, json, body, connection, header, head,
         );
     } else {
         app.error(out, route, status, refusal.why, connection, header, head);

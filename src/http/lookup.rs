@@ -27,6 +27,7 @@ pub(super) fn serve<W: From<Wait>>(
     let raw = route == Route::Raw;
     let services = &*app.services;
     let stats = &*app.stats;
+    let date = &app.date;
     let scratch = &mut app.scratch;
     let (body, key) = (&mut scratch.body, &mut scratch.key);
     let bad = |body: &mut Vec<u8>, out: &mut Vec<u8>, key: Option<&str>, status, why| {
@@ -38,7 +39,7 @@ pub(super) fn serve<W: From<Wait>>(
         };
         let content = Content::lookup(false, Source::Miss);
         HttpApp::respond(
-            stats, out, route, status, content, body, connection, extra, head,
+            stats, date, out, route, status, content, body, connection, extra, head,
         );
     };
     if let Err(why) = super::parse::key_param(query, services.max_key_bytes, key) {
@@ -74,11 +75,15 @@ pub(super) fn serve<W: From<Wait>>(
         let out = replies.out();
         if raw {
             let octets = Content::lookup(true, Source::Hit);
-            HttpApp::respond(stats, out, route, 200, octets, value, connection, "", head);
+            HttpApp::respond(
+                stats, date, out, route, 200, octets, value, connection, "", head,
+            );
         } else {
             render::lookup_body(body, key_text, Some(value), 200, None);
             let json = Content::lookup(false, Source::Hit);
-            HttpApp::respond(stats, out, route, 200, json, body, connection, "", head);
+            HttpApp::respond(
+                stats, date, out, route, 200, json, body, connection, "", head,
+            );
         }
         return true;
     }
@@ -113,23 +118,26 @@ pub(super) fn render(
         return;
     }
     let stats = &*app.stats;
+    let date = &app.date;
     let miss = Content::lookup(raw, Source::Miss);
     let (status, value, error) = answer(outcome);
     match (raw, value) {
         // /v1/raw: the bytes, or an empty 404; errors are JSON like everywhere.
-        (true, Some(bytes)) => {
-            HttpApp::respond(stats, out, route, 200, miss, bytes, connection, "", head)
-        }
-        (true, None) if status == 404 => {
-            HttpApp::respond(stats, out, route, 404, miss, b"", connection, "", head)
-        }
+        (true, Some(bytes)) => HttpApp::respond(
+            stats, date, out, route, 200, miss, bytes, connection, "", head,
+        ),
+        (true, None) if status == 404 => HttpApp::respond(
+            stats, date, out, route, 404, miss, b"", connection, "", head,
+        ),
         _ => {
             let body = &mut app.scratch.body;
             reset_scratch(body);
             let key = std::str::from_utf8(key).ok();
             render::lookup_body(body, key, value, status, error.as_deref());
             let json = Content::lookup(false, Source::Miss);
-            HttpApp::respond(stats, out, route, status, json, body, connection, "", head);
+            HttpApp::respond(
+                stats, date, out, route, status, json, body, connection, "", head,
+            );
         }
     }
 }
@@ -150,6 +158,7 @@ fn stale(
         return false;
     };
     let stats = &*app.stats;
+    let date = &app.date;
     stats.stale_answers.incr();
     let mut age_header = String::from("Age: ");
     age_header.push_str(itoa::Buffer::new().format(age.as_secs()));
@@ -158,6 +167,7 @@ fn stale(
     if raw {
         HttpApp::respond(
             stats,
+            date,
             out,
             Route::Raw,
             200,
@@ -173,6 +183,7 @@ fn stale(
         render::lookup_body(body, std::str::from_utf8(key).ok(), Some(value), 200, None);
         HttpApp::respond(
             stats,
+            date,
             out,
             Route::Lookup,
             200,

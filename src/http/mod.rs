@@ -2,16 +2,20 @@
 //! transport's connections through [`HttpApp::serve`] and [`HttpApp::render`].
 //!
 //! Rooms: [`parse`] (request heads, the key parameter), [`render`] (responses, JSON bodies,
-//! the status table), [`routes`] (the route table and each route's handler), `lookup`
-//! (the lookup routes: hits, misses, stale answers, `X-Cache`), [`access`] (bearer tokens,
-//! roles, key prefixes and per-client limits, when configured). This room
-//! answers from the cache, asks the backend for misses and the admin room for `/stats` and
-//! `/metrics`; it must not touch sockets, the event loop's internals, or another protocol.
+//! the status table), [`date`] (the `Date` header, rendered once a second), [`encoding`]
+//! (`Accept-Encoding`, gzip for `/metrics` and `/stats`), [`routes`] (the route table and
+//! each route's handler), `lookup` (the lookup routes: hits, misses, stale answers,
+//! `X-Cache`), [`access`] (bearer tokens, roles, key prefixes and per-client limits, when
+//! configured). This room answers from the cache, asks the backend for misses and the
+//! admin room for `/stats` and `/metrics`; it must not touch sockets, the event loop's
+//! internals, or another protocol.
 //!
 //! Every route answers `GET` and `HEAD` (the same status and headers, `Content-Length`
 //! included, without the body); other methods get 405 with `Allow: GET, HEAD`.
 
 pub mod access;
+pub mod date;
+pub mod encoding;
 mod lookup;
 pub mod parse;
 pub mod render;
@@ -79,6 +83,8 @@ pub(crate) struct Scratch {
     pub value: Vec<u8>,
     /// The decoded key.
     pub key: Vec<u8>,
+    /// A body compressed with gzip.
+    pub gzip: Vec<u8>,
 }
 
 /// The HTTP application of one event loop.
@@ -86,6 +92,8 @@ pub struct HttpApp {
     pub(crate) services: Arc<Services>,
     pub(crate) stats: Arc<LoopStats>,
     pub(crate) scratch: Scratch,
+    /// The `Date` line of every response, brought up to date at the start of each turn.
+    pub(crate) date: date::Date,
     /// Cache hits answered this turn, for the latency histogram.
     turn_hits: u64,
 }
@@ -97,6 +105,7 @@ impl HttpApp {
             services,
             stats,
             scratch: Scratch::default(),
+            date: date::Date::new(),
             turn_hits: 0,
         }
     }
@@ -184,7 +193,8 @@ impl HttpApp {
                 return Served::Consumed(n);
             }
         }
-        let hit = routes::handle(self, route, req.query, connection, head, who, replies);
+        let (query, request) = (req.query, &input[..n]);
+        let hit = routes::handle(self, route, query, request, connection, head, who, replies);
         self.turn_hits += u64::from(hit);
         Served::Consumed(n)
     }
@@ -233,7 +243,15 @@ impl HttpApp {
         let mut body = Vec::new();
         render::error_body(&mut body, 503, "too many connections");
         let close = Connection::Close;
-        render::write_response(out, 503, render::JSON, &body, close, "", false);
+        let date = &self.date;
+        render::write_response(out, date, 503, render::JSON, &body, close, "", false);
+    }
+
+    /// Brings the `Date` line up to date for a turn that woke at `woke`: a comparison,
+    /// and a rendering once a second.
+    #[inline]
+    pub fn start_turn(&mut self, woke: Nanos) {
+        self.date.refresh(woke);
     }
 
     /// Records this turn's hits in the latency histogram: each is counted as taking from
@@ -252,6 +270,7 @@ impl HttpApp {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn respond(
         stats: &LoopStats,
+        date: &date::Date,
         out: &mut Vec<u8>,
         route: Route,
         status: u16,
@@ -264,7 +283,16 @@ impl HttpApp {
         stats
             .http
             .incr(route as usize, render::status_index(status));
-        render::write_response(out, status, content, body, connection, extra_headers, head);
+        render::write_response(
+            out,
+            date,
+            status,
+            content,
+            body,
+            connection,
+            extra_headers,
+            head,
+        );
     }
 
     /// A JSON error response `{"status":..,"error":..}` (without the body for `head`).
@@ -285,6 +313,7 @@ impl HttpApp {
         let json = render::JSON;
         HttpApp::respond(
             &self.stats,
+            &self.date,
             out,
             route,
             status,

@@ -2,11 +2,14 @@
 //!
 //! The fixed parts are pre-rendered constants and numbers go through `itoa`, so the hit
 //! path formats nothing: what a body is and, for a lookup, where it came from (`X-Cache`)
-//! is one pre-rendered [`Content`]. The status table ([`STATUSES`]) is the one list of
+//! is one pre-rendered [`Content`], and the `Date` line is the loop's, rendered once a
+//! second ([`Date`]). The status table ([`STATUSES`]) is the one list of
 //! statuses the proxy answers: their status lines and their labels in `/stats` and
 //! `/metrics`.
 
 use base64::Engine;
+
+use super::date::Date;
 
 /// How the response ends the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,11 +100,13 @@ const LOOKUPS: [[Content; 3]; 2] = [
 /// body it announced (not counted: the final response follows).
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-/// Writes a whole response: status line, headers, and `body`; for a `HEAD` request
-/// (`head`), the same status line and headers (`Content-Length` is still `body`'s length, as
-/// RFC 9110 §9.3.2 wants) and no body.
+/// Writes a whole response: status line, `date`'s line, headers, and `body`; for a `HEAD`
+/// request (`head`), the same status line and headers (`Content-Length` is still `body`'s
+/// length, as RFC 9110 §9.3.2 wants) and no body.
+#[allow(clippy::too_many_arguments)]
 pub fn write_response(
     out: &mut Vec<u8>,
+    date: &Date,
     status: u16,
     content: Content,
     body: &[u8],
@@ -110,6 +115,7 @@ pub fn write_response(
     head: bool,
 ) {
     out.extend_from_slice(STATUSES[status_index(status)].line.as_bytes());
+    out.extend_from_slice(date.line());
     out.extend_from_slice(content.headers().as_bytes());
     out.extend_from_slice(b"Content-Length: ");
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());

@@ -9,11 +9,15 @@
 //! | stats | `/stats` | JSON counters (admin rate limit, 429 over it) |
 //! | metrics | `/metrics` | Prometheus text (its own scrape limit, 429 over it) |
 //!
+//! `/stats` and `/metrics` are gzip-compressed when `Accept-Encoding` allows it (see
+//! `encoding`), and say `Vary: Accept-Encoding` either way; no other route is compressed.
+//!
 //! A lookup (see `lookup`) answers from the cache, or queues a reply waiting on the
 //! backend, rendered by [`render`] once the backend has answered. Each route serves
 //! `HEAD` as `GET` without the body: the same work (a `HEAD` miss waits for Redis too), the
 //! same status and headers.
 
+use super::encoding;
 use super::render::{self, Connection};
 use super::{HttpApp, Wait};
 use crate::auth::Who;
@@ -22,18 +26,22 @@ use crate::net::{Replies, reset_scratch};
 
 pub use super::route::{ROUTES, Route, RouteEntry};
 
-/// Serves a GET (or, for `head`, a HEAD) on a known route for `who` (`None`: access
-/// control is off); true when it was a cache hit.
+/// Serves a GET (or, for `head`, a HEAD) on a known route with `query`, the whole
+/// request being `request`, for `who` (`None`: access control is off); true when it was
+/// a cache hit.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn handle<W: From<Wait>>(
     app: &mut HttpApp,
     route: Route,
     query: &str,
+    request: &[u8],
     connection: Connection,
     head: bool,
     who: Option<Who>,
     replies: &mut Replies<'_, W>,
 ) -> bool {
     let stats = &*app.stats;
+    let date = &app.date;
     let body = &mut app.scratch.body;
     reset_scratch(body);
     match route {
@@ -44,6 +52,7 @@ pub(super) fn handle<W: From<Wait>>(
             let ok = b"{\"status\":200}";
             HttpApp::respond(
                 stats,
+                date,
                 replies.out(),
                 route,
                 200,
@@ -91,15 +100,24 @@ pub(super) fn handle<W: From<Wait>>(
                 services.admin.render_prometheus(body);
                 render::PROMETHEUS
             };
+            let (body, headers) = if encoding::Accept::of(request).gzip() {
+                let gzip = &mut app.scratch.gzip;
+                reset_scratch(gzip);
+                encoding::gzip(body, gzip);
+                (&gzip[..], encoding::GZIP_HEADERS)
+            } else {
+                (&body[..], encoding::IDENTITY_HEADERS)
+            };
             HttpApp::respond(
                 stats,
+                date,
                 replies.out(),
                 route,
                 200,
                 content_type,
                 body,
                 connection,
-                "",
+                headers,
                 head,
             );
         }
@@ -119,6 +137,7 @@ pub(super) fn render(
     out: &mut Vec<u8>,
 ) {
     let stats = &*app.stats;
+    let date = &app.date;
     let outcome = outcomes.first().and_then(Option::as_ref);
     match what {
         Wait::Ready { connection, head } => {
@@ -133,6 +152,7 @@ pub(super) fn render(
             };
             HttpApp::respond(
                 stats,
+                date,
                 out,
                 Route::Readyz,
                 status,

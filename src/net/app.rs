@@ -77,6 +77,10 @@ pub trait Application: Send + 'static {
     /// The reply to a connection over the cap on `listener` (sent once, then closed).
     fn refuse_connection(&mut self, listener: usize, out: &mut Vec<u8>);
 
+    /// Called at the start of every loop turn, before anything is served, with the time
+    /// the loop woke (for state kept per turn, such as a pre-rendered date).
+    fn start_turn(&mut self, _woke: Nanos) {}
+
     /// Called once per loop turn that served something, with the time the loop woke.
     fn end_turn(&mut self, woke: Nanos);
 }

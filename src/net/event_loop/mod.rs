@@ -162,6 +162,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             // One clock reading per wake-up serves the whole turn: lookups are answered as
             // of the moment the loop woke for them, and activity stamps use it too.
             self.now = self.shared.clock.now();
+            self.app.start_turn(self.now);
             self.handshakes_this_turn = 0;
             if !self.accepts_pending.is_empty() {
                 for listener in std::mem::take(&mut self.accepts_pending) {
