@@ -8,10 +8,17 @@ use common::*;
 
 use std::time::Duration;
 
-/// Threads of process `pid` now.
+/// Threads of process `pid` now that serve nodes, the others left out: the allocator's
+/// (jemalloc starts and ends its background threads as its arenas are used) and the
+/// command catalog's loader (it ends once Redis's table is read, at any moment here).
 fn threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .expect("reading /proc/PID/task")
+        .filter_map(Result::ok)
+        .filter(|task| {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            !comm.starts_with("jemalloc") && !comm.starts_with("catalog")
+        })
         .count()
 }
 
