@@ -80,7 +80,8 @@ bench-tls: ensure-redis build
 # multi, pubsub, scripting) directly against redis-server and through the proxy, as an
 # anonymous client and as an admin principal; the ratios and the failures grouped by cause in
 # target/bench/redis-suite.json. Needs REDIS_SRC (a folder with Redis's runtest and tests/),
-# else it prints how to get one and skips; not part of `make bench`. See scripts/redis-suite.sh.
+# else it prints how to get one and skips; `make bench` runs it when REDIS_SRC is set. See
+# scripts/redis-suite.sh.
 .PHONY: redis-suite
 redis-suite: ensure-redis build
 	@scripts/redis-suite.sh

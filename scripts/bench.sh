@@ -18,7 +18,9 @@
 # (scripts/report-check.sh, which also writes target/bench/report.png). Last, before the
 # report, the soak (scripts/soak.sh: cached reads, misses and the forwarding attackers, with
 # the proxy's RSS and another client's miss p99 over time) runs BENCH_SOAK_SECONDS (600 by
-# default; 0 skips it and the report charts the last `make soak`).
+# default; 0 skips it and the report charts the last `make soak`). With REDIS_SRC set (a
+# folder with Redis's runtest and tests/), Redis's own test suite runs through the proxy
+# first (scripts/redis-suite.sh, target/bench/redis-suite.json).
 # shellcheck disable=SC2086,SC2154 # SERVER_CPU/LOAD_CPU are command prefixes; M_* are set by printf -v
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -402,6 +404,10 @@ fi
 # --- 9. Latency against offered load (open loop), then the HTML report ------------------------
 progress "9. latency against offered load (open loop)"
 scripts/bench-open-loop.sh
+if [ -n "${REDIS_SRC:-}" ]; then
+  progress "9b. Redis's own test suite through the proxy (scripts/redis-suite.sh)"
+  scripts/redis-suite.sh || echo "note: the Redis suite run failed (see above)" >&2
+fi
 BENCH_SOAK_SECONDS=${BENCH_SOAK_SECONDS:-600}
 if [ "$BENCH_SOAK_SECONDS" -gt 0 ]; then
   progress "10. soak, ${BENCH_SOAK_SECONDS}s (scripts/soak.sh)"

@@ -148,6 +148,9 @@ fn render_exists(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {
     write::integer(out, n);
 }
 
+/// Keys past which an MGET's cached values are summed before any is copied.
+const PRESUM_KEYS: usize = 9;
+
 /// Looks every key (`arg(1..)`) up. True when all hit: their values are in
 /// `state.scratch` at `state.ranges`, for the caller to answer now. Otherwise a reply
 /// waiting for every key is queued (hits resolved at once, misses fetched), rendered by
@@ -164,20 +167,43 @@ fn lookup_all(call: &mut Call<'_>, render: Render, values_in_reply: bool) -> boo
     found.clear();
     let mut misses = 0;
     let max_reply = state.services.max_reply_bytes;
+    // Many keys (a big value named thousands of times): their cached sizes are summed
+    // first, so such a request is refused before a byte is copied; a few keys are
+    // checked as they are copied, the copies never past the limit.
+    if values_in_reply && call.args.len() > PRESUM_KEYS {
+        let mut total = 0usize;
+        for i in 1..call.args.len() {
+            total += cache
+                .peek_with(call.args.get(call.input, i), <[u8]>::len)
+                .unwrap_or(0);
+            if total > max_reply {
+                write::error(call.sink.out(), TOO_LARGE);
+                return false;
+            }
+        }
+    }
     for i in 1..call.args.len() {
         let start = values.len();
-        if cache.get_into(call.args.get(call.input, i), now, values) {
-            found.push(Some(start..values.len()));
-        } else {
-            found.push(None);
-            misses += 1;
-        }
-        if values_in_reply && values.len() > max_reply {
-            // Refused before it is built: the copies stop here.
-            found.clear();
-            reset_scratch(values);
-            write::error(call.sink.out(), TOO_LARGE);
-            return false;
+        let hit = cache.get_with(call.args.get(call.input, i), now, |value| {
+            let fits = !values_in_reply || start + value.len() <= max_reply;
+            if fits {
+                values.extend_from_slice(value);
+            }
+            fits
+        });
+        match hit {
+            Some(true) => found.push(Some(start..values.len())),
+            Some(false) => {
+                // Refused before it is built: the copies stop here.
+                found.clear();
+                reset_scratch(values);
+                write::error(call.sink.out(), TOO_LARGE);
+                return false;
+            }
+            None => {
+                found.push(None);
+                misses += 1;
+            }
         }
     }
     if misses == 0 {
