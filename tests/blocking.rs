@@ -124,3 +124,24 @@ fn a_client_that_leaves_while_blocked_gives_its_connection_back() {
         },
     );
 }
+
+/// A RESP3 client blocking on its WATCH connection past REDIS_TIMEOUT_MS: the reply is
+/// RESP3's null, and the watches hold (EXEC runs the transaction after it).
+#[test]
+fn a_resp3_client_blocks_on_its_watch_connection_and_keeps_its_watches() {
+    let (_redis, proxy) = setup();
+    let mut s = connect(proxy.resp_port);
+    s.write_all(&multibulk(&["HELLO", "3"])).unwrap();
+    let mut hello = vec![0u8; 4096];
+    let n = std::io::Read::read(&mut s, &mut hello).unwrap();
+    assert!(hello[..n].starts_with(b"%"), "HELLO 3 answered with a map");
+    assert_eq!(ask(&mut s, &["WATCH", "k"]), b"+OK\r\n");
+    s.write_all(&multibulk(&["BLPOP", "nothing", "0.6"]))
+        .unwrap();
+    let mut null = [0u8; 3];
+    std::io::Read::read_exact(&mut s, &mut null).unwrap();
+    assert_eq!(&null, b"_\r\n");
+    assert_eq!(ask(&mut s, &["MULTI"]), b"+OK\r\n");
+    assert_eq!(ask(&mut s, &["SET", "k", "v"]), b"+QUEUED\r\n");
+    assert_eq!(ask(&mut s, &["EXEC"]), b"*1\r\n+OK\r\n");
+}

@@ -311,7 +311,9 @@ impl LaneWorker {
         }
         // The `HELLO 2` closing a batch that ended in RESP3 answers after the last command.
         let conn = self.conn.as_mut().expect("connected");
-        if let Err(ReplyError::Failed(err)) = replies.rest(conn, oldest + self.timeout) {
+        // Within REDIS_TIMEOUT_MS from now: a blocking command before it may have waited
+        // far past the batch's first deadline.
+        if let Err(ReplyError::Failed(err)) = replies.rest(conn, Instant::now() + self.timeout) {
             self.dropped(&err);
             return;
         }
