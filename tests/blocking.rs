@@ -42,8 +42,16 @@ fn blpop_waits_for_a_push_while_everyone_else_is_served() {
     wait_for("the BLPOP blocked in Redis", Duration::from_secs(5), || {
         (blocked_clients(&redis) == 1).then_some(())
     });
-    // Past REDIS_TIMEOUT_MS (300 ms) with the block still on: others are served.
+    // The proxy's INFO counts its own blocked client, as Redis's does.
     let mut other = connect(proxy.resp_port);
+    let blocked_here = |s: &mut std::net::TcpStream| {
+        String::from_utf8_lossy(&ask(s, &["INFO", "clients"]))
+            .lines()
+            .find_map(|l| l.strip_prefix("blocked_clients:").map(str::to_owned))
+            .expect("INFO clients names blocked_clients")
+    };
+    assert_eq!(blocked_here(&mut other), "1");
+    // Past REDIS_TIMEOUT_MS (300 ms) with the block still on: others are served.
     let until = Instant::now() + Duration::from_millis(600);
     while Instant::now() < until {
         assert_eq!(ask(&mut other, &["HLEN", "nothing"]), b":0\r\n");
@@ -59,6 +67,9 @@ fn blpop_waits_for_a_push_while_everyone_else_is_served() {
         read_replies(&mut worker, 1),
         b"*2\r\n$4\r\njobs\r\n$5\r\njob-1\r\n"
     );
+    wait_for("INFO's blocked client gone", Duration::from_secs(5), || {
+        (blocked_here(&mut other) == "0").then_some(())
+    });
     // The same connection blocks again (a job queue's loop).
     assert_eq!(ask(&mut other, &["RPUSH", "jobs", "job-2"]), b":1\r\n");
     assert_eq!(

@@ -23,7 +23,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         t,
         "# Server\r\nredis_version:{REDIS_VERSION}\r\nproxyredis_version:{}\r\nredis_mode:standalone\r\n\
          process_id:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n\
-         # Clients\r\nconnected_clients:{}\r\nblocked_clients:0\r\n\r\n\
+         # Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\n\r\n\
          # Memory\r\nused_memory:{}\r\nused_memory_human:{}\r\nused_memory_rss:{}\r\n\
          used_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\n\
          maxmemory:0\r\nmaxmemory_human:0B\r\n\r\n\
@@ -43,6 +43,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         s.uptime_seconds,
         s.uptime_seconds / 86_400,
         s.open(),
+        s.blocked_clients,
         memory.rss,
         human(memory.rss),
         memory.rss,

@@ -71,6 +71,8 @@ pub struct Snapshot {
     pub backend: BackendCounts,
     /// Keys waiting on Redis now.
     pub in_flight: usize,
+    /// Clients blocked in a blocking command (BLPOP, ...) through the proxy.
+    pub blocked_clients: usize,
     /// Whether the last contact with Redis succeeded.
     pub backend_up: bool,
     /// Where coherence stands: "tracking" (writes announced), "down" (re-establishing:
@@ -143,6 +145,7 @@ impl Admin {
             capacity: self.cache.capacity(),
             backend: self.backend.stats().counts(),
             in_flight: self.backend.in_flight(),
+            blocked_clients: self.backend.blocked_clients(),
             backend_up: self.backend.is_healthy(),
             invalidation: self.backend.tracking().state().name(),
             tracking: self.backend.tracking().counts(),

@@ -219,6 +219,12 @@ impl Backend {
         self.pinned.as_ref()?.lease(peer, false)
     }
 
+    /// Clients whose blocking command waits on a lease of its own (INFO's
+    /// `blocked_clients`).
+    pub fn blocked_clients(&self) -> usize {
+        self.pinned.as_ref().map_or(0, lane::PinnedPool::blocked)
+    }
+
     /// A connection of Redis for one blocking command of a client at `peer` (see
     /// [`Backend::lease`]): counted in the same pool until that command is answered or its
     /// client leaves, however soon the lease itself is dropped.

@@ -37,6 +37,9 @@ pub struct PinnedPool {
     timeout: Duration,
     max_reply: usize,
     leases: Arc<AtomicUsize>,
+    /// One-command leases alive: clients blocked in a blocking command (INFO's
+    /// `blocked_clients`).
+    blocked: Arc<AtomicUsize>,
     /// Leases held per client address.
     by_address: Arc<Mutex<HashMap<u128, usize>>>,
 }
@@ -55,6 +58,8 @@ struct Counted {
     leases: Arc<AtomicUsize>,
     by_address: Arc<Mutex<HashMap<u128, usize>>>,
     address: u128,
+    /// The pool's count of one-command leases, for one of those.
+    blocked: Option<Arc<AtomicUsize>>,
 }
 
 impl std::fmt::Debug for Pinned {
@@ -79,6 +84,7 @@ impl PinnedPool {
             timeout,
             max_reply,
             leases: Arc::new(AtomicUsize::new(0)),
+            blocked: Arc::new(AtomicUsize::new(0)),
             by_address: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -110,10 +116,15 @@ impl PinnedPool {
             self.link.clone(),
         );
         let name = format!("pinned {}:{}", self.target.host, self.target.port);
+        let blocked = one_shot.then(|| {
+            self.blocked.fetch_add(1, Ordering::AcqRel);
+            Arc::clone(&self.blocked)
+        });
         let counted = Counted {
             leases: Arc::clone(&self.leases),
             by_address: Arc::clone(&self.by_address),
             address,
+            blocked,
         };
         let (in_thread, in_lease) = if one_shot {
             (Some(counted), None)
@@ -134,6 +145,13 @@ impl PinnedPool {
     }
 }
 
+impl PinnedPool {
+    /// Blocking commands in flight on leases of their own.
+    pub fn blocked(&self) -> usize {
+        self.blocked.load(Ordering::Acquire)
+    }
+}
+
 impl Pinned {
     /// Queues `job` on this connection; gives it back when its queue is full.
     pub fn submit(&self, job: Job) -> Result<(), Box<Job>> {
@@ -143,6 +161,9 @@ impl Pinned {
 
 impl Drop for Counted {
     fn drop(&mut self) {
+        if let Some(blocked) = &self.blocked {
+            blocked.fetch_sub(1, Ordering::AcqRel);
+        }
         self.leases.fetch_sub(1, Ordering::AcqRel);
         let mut by_address = self.by_address.lock();
         if let Some(held) = by_address.get_mut(&self.address) {
