@@ -275,7 +275,7 @@ fn client_subcommands_clients_send_on_connect_or_that_act_on_connections() {
 }
 
 #[test]
-fn watch_blocking_and_pubsub_are_refused_by_name_and_counted() {
+fn watch_blocking_and_pubsub_are_answered_by_name_and_counted() {
     let mut h = Harness::new();
     let unknown = "-ERR unknown command";
     let pubsub = "subscribing turns the connection into a subscriber, which needs a pinned \
