@@ -148,8 +148,8 @@ fn render_exists(outcomes: &[Option<Outcome>], proto: u8, out: &mut Vec<u8>) {
     write::integer(out, n);
 }
 
-/// Keys past which an MGET's cached values are summed before any is copied.
-const PRESUM_KEYS: usize = 9;
+/// Bytes an MGET copies before it sums the cached sizes of its remaining keys.
+const PRESUM_AFTER: usize = 1 << 20;
 
 /// Looks every key (`arg(1..)`) up. True when all hit: their values are in
 /// `state.scratch` at `state.ranges`, for the caller to answer now. Otherwise a reply
@@ -167,22 +167,29 @@ fn lookup_all(call: &mut Call<'_>, render: Render, values_in_reply: bool) -> boo
     found.clear();
     let mut misses = 0;
     let max_reply = state.services.max_reply_bytes;
-    // Many keys (a big value named thousands of times): their cached sizes are summed
-    // first, so such a request is refused before a byte is copied; a few keys are
-    // checked as they are copied, the copies never past the limit.
-    if values_in_reply && call.args.len() > PRESUM_KEYS {
-        let mut total = 0usize;
-        for i in 1..call.args.len() {
-            total += cache
-                .peek_with(call.args.get(call.input, i), <[u8]>::len)
-                .unwrap_or(0);
-            if total > max_reply {
-                write::error(call.sink.out(), TOO_LARGE);
-                return false;
-            }
-        }
-    }
+    // Once the copies pass PRESUM_AFTER (a big value, or one named thousands of times),
+    // the cached sizes of the keys left are summed (no copy, no hit counted): a reply
+    // over the limit is refused before more is copied, and one under it gets its room
+    // at once, not by doublings (each a copy of everything so far). An ordinary MGET
+    // never gets there and looks each key up once.
+    let mut summed = !values_in_reply;
     for i in 1..call.args.len() {
+        if !summed && values.len() > PRESUM_AFTER {
+            summed = true;
+            let mut total = values.len();
+            for j in i..call.args.len() {
+                total += cache
+                    .peek_with(call.args.get(call.input, j), <[u8]>::len)
+                    .unwrap_or(0);
+                if total > max_reply {
+                    found.clear();
+                    reset_scratch(values);
+                    write::error(call.sink.out(), TOO_LARGE);
+                    return false;
+                }
+            }
+            values.reserve_exact(total - values.len());
+        }
         let start = values.len();
         let hit = cache.get_with(call.args.get(call.input, i), now, |value| {
             let fits = !values_in_reply || start + value.len() <= max_reply;
