@@ -17,9 +17,9 @@
 use std::time::Duration;
 
 use super::Call;
-use super::forward::{Vetted, changes, charge, render_reply, vet};
-use crate::backend::{Outcome, PINNED_CONNECTIONS, PINNED_PER_ADDRESS};
-use crate::resp::{Wait, write};
+use super::forward::{Pinning, Vetted, charge, submit, vet};
+use crate::backend::{PINNED_CONNECTIONS, PINNED_PER_ADDRESS};
+use crate::resp::write;
 
 /// Forwards the blocking command of `call` on a pinned connection.
 pub fn forward(call: &mut Call<'_>) {
@@ -75,31 +75,19 @@ pub fn forward(call: &mut Call<'_>) {
     if !charge(call.state, call.client, cost, call.sink) {
         return;
     }
-    let argv: Vec<Box<[u8]>> = (0..call.argc()).map(|i| Box::from(call.arg(i))).collect();
-    let invalidates = changes(&info, &argv);
-    let what = Wait {
-        render: render_reply,
-        values: true,
-        proto: call.client.proto,
-        aliases: None,
-        stale_keys: None,
+    let on = Pinning {
+        via: Some(via),
+        patience: Some(patience(call)),
     };
-    let seq = call.sink.wait(what, 1);
-    call.sink.patient(seq);
-    let waiter = call.sink.waiter(seq, 0);
-    let mut lane = call.client.lane_ticket(false, true);
-    lane.patience = Some(patience(call));
-    let resp3 = call.client.proto == write::RESP3;
-    let sent =
-        call.state
-            .services
-            .backend
-            .forward(argv, waiter, invalidates, resp3, lane, Some(via));
-    if let Err(e) = sent {
-        call.sink.resolve(seq, 0, Outcome::Failed(e));
-    }
-    // Nothing after it is served before its reply (a one-command lease ends with it).
-    call.sink.hold();
+    submit(
+        call.state,
+        call.client,
+        call.input,
+        call.args,
+        call.sink,
+        &info,
+        on,
+    );
 }
 
 /// How long past REDIS_TIMEOUT_MS the reply of the blocking command of `call` may take:

@@ -33,7 +33,9 @@
 //! unknown-command error. Nothing forwarded is cached.
 
 use super::policy::{Asked, Rules};
-use crate::backend::{Categories, Changes, CommandInfo, FORWARDED_PER_CLIENT, Outcome};
+use std::time::Duration;
+
+use crate::backend::{Categories, Changes, CommandInfo, FORWARDED_PER_CLIENT, Outcome, Pinned};
 use crate::config::Forward;
 use crate::net::Sink;
 use crate::resp::parse::Args;
@@ -120,35 +122,71 @@ fn send(
     if !charge(state, client, cost, sink) {
         return Forwarded::Refused;
     }
+    let on = Pinning {
+        via: client.pinned.as_deref(),
+        patience: None,
+    };
+    submit(state, client, input, args, sink, &info, on);
+    Forwarded::Sent
+}
+
+/// The Redis connection a vetted command goes to, when not a shared lane's, and how long
+/// past REDIS_TIMEOUT_MS its reply may take (a blocking command's own timeout).
+pub struct Pinning<'a> {
+    /// The client's WATCH connection, or a blocking command's own lease.
+    pub via: Option<&'a Pinned>,
+    /// Set for a blocking command: the loop's backend deadline skips its reply, and
+    /// nothing after it is served before it, as on its own Redis connection.
+    pub patience: Option<Duration>,
+}
+
+/// The reply of a forwarded command: Redis's bytes, rendered as they came.
+pub fn reply_wait(proto: u8) -> Wait {
+    Wait {
+        render: render_reply,
+        values: true,
+        proto,
+        aliases: None,
+        stale_keys: None,
+    }
+}
+
+/// Sends a vetted and charged command (`info` its entry) to Redis on `on`, its reply
+/// queued on the connection; a write (or a blocking command) holds what follows it.
+pub fn submit(
+    state: &mut Loop,
+    client: &Client,
+    input: &[u8],
+    args: &Args,
+    sink: &mut dyn Sink<Wait>,
+    info: &CommandInfo,
+    on: Pinning<'_>,
+) {
+    let blocking = on.patience.is_some();
+    let ordered = blocking || info.write || !info.readonly;
+    let slow = blocking || !info.categories.contains(Categories::FAST);
     let argv: Vec<Box<[u8]>> = (0..args.len())
         .map(|i| Box::from(args.get(input, i)))
         .collect();
-    let invalidates = changes(&info, &argv);
-    let what = Wait {
-        render: render_reply,
-        values: true,
-        proto: client.proto,
-        aliases: None,
-        stale_keys: None,
-    };
-    let seq = sink.wait(what, 1);
+    let invalidates = changes(info, &argv);
+    let seq = sink.wait(reply_wait(client.proto), 1);
+    if blocking {
+        sink.patient(seq);
+    }
     let waiter = sink.waiter(seq, 0);
     let resp3 = client.proto == write::RESP3;
-    let lane = client.lane_ticket(!ordered, !info.categories.contains(Categories::FAST));
-    if let Err(e) = state.services.backend.forward(
-        argv,
-        waiter,
-        invalidates,
-        resp3,
-        lane,
-        client.pinned.as_deref(),
-    ) {
+    let mut lane = client.lane_ticket(!ordered, slow);
+    lane.patience = on.patience;
+    let sent = state
+        .services
+        .backend
+        .forward(argv, waiter, invalidates, resp3, lane, on.via);
+    if let Err(e) = sent {
         sink.resolve(seq, 0, Outcome::Failed(e));
     }
     if ordered {
         sink.hold();
     }
-    Forwarded::Sent
 }
 
 /// What [`vet`] found.

@@ -14,7 +14,7 @@
 //! connections together past PROXY_MAX_BUFFER_BYTES.
 
 use super::Call;
-use super::forward::{Vetted, changes, charge, render_reply, vet};
+use super::forward::{Vetted, changes, charge, reply_wait, vet};
 use crate::backend::{Changes, Outcome, PINNED_CONNECTIONS, PINNED_PER_ADDRESS};
 use crate::net::Sink;
 use crate::resp::client::QUEUED_BYTES;
@@ -154,14 +154,7 @@ fn exec_now(call: &mut Call<'_>) {
     let mut prefix = Vec::with_capacity(queued.commands.len() + 1);
     prefix.push(vec![Box::from(&b"MULTI"[..])]);
     prefix.extend(std::mem::take(&mut queued.commands));
-    let what = Wait {
-        render: render_reply,
-        values: true,
-        proto: call.client.proto,
-        aliases: None,
-        stale_keys: None,
-    };
-    let seq = call.sink.wait(what, 1);
+    let seq = call.sink.wait(reply_wait(call.client.proto), 1);
     let waiter = call.sink.waiter(seq, 0);
     let lane = call.client.lane_ticket(false, true);
     let exec = vec![Box::from(call.arg(0))];
