@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::backend::Outcome;
 use crate::clock::Nanos;
 use crate::http::{self, HttpApp};
-use crate::net::{Application, Replies, Served, Waiting};
+use crate::net::{Application, Pushed, Replies, Served, Waiting};
 use crate::resp::{self, RespApp};
 use crate::services::Services;
 use crate::stats::LoopStats;
@@ -183,6 +183,13 @@ impl Application for Apps {
         match listener {
             RESP => self.resp.refuse_connection(out),
             _ => self.http.refuse_connection(out),
+        }
+    }
+
+    fn push(&mut self, session: &mut Session, outcome: Outcome, out: &mut Vec<u8>) -> Pushed {
+        match session {
+            Session::Resp(s) => self.resp.push(s, outcome, out),
+            Session::Http(_) | Session::OverCap(_) => Pushed::Close,
         }
     }
 

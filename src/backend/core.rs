@@ -131,6 +131,21 @@ impl Core {
         self.health.is_up()
     }
 
+    /// Sends one answer without waking its loop (see [`Core::wake`]); false when there is
+    /// no such loop or it has stopped.
+    pub fn send_quietly(&self, answer: Answer) -> bool {
+        self.mailboxes
+            .get(answer.waiter.loop_id)
+            .is_some_and(|mailbox| mailbox.tx.send(answer).is_ok())
+    }
+
+    /// Wakes loop `loop_id` for the answers sent to it quietly.
+    pub fn wake(&self, loop_id: usize) {
+        if let Some(mailbox) = self.mailboxes.get(loop_id) {
+            let _ = mailbox.waker.wake();
+        }
+    }
+
     /// Sends one answer at once and wakes its loop.
     pub fn deliver_one(&self, answer: Answer) {
         if let Some(mailbox) = self.mailboxes.get(answer.waiter.loop_id)

@@ -30,6 +30,12 @@ pub struct Waiter {
     pub index: u32,
 }
 
+impl Waiter {
+    /// The `seq` of a push: bytes for a connection outside request and reply (a pub/sub
+    /// message), or, with a failure, the end of its subscriptions (see `pubsub`).
+    pub const PUSH: u64 = u64::MAX;
+}
+
 #[cfg(test)]
 impl Waiter {
     /// The waiter of reply `seq` on connection 0 of loop 0 (unit tests).

@@ -44,6 +44,7 @@ mod keyspec;
 mod lane;
 mod outcome;
 mod pipeline;
+pub mod pubsub;
 mod singleflight;
 mod tracking;
 mod upstream;
@@ -80,6 +81,9 @@ pub struct Backend {
     upstream: Box<dyn Upstream>,
     /// Connections pinned to clients (WATCH); none for a cluster.
     pinned: Option<lane::PinnedPool>,
+    /// The shared subscriber for the clients' SUBSCRIBE and PSUBSCRIBE (and SSUBSCRIBE
+    /// without a cluster).
+    pubsub: Arc<pubsub::Hub>,
 }
 
 /// The running backend threads; [`BackendThreads::stop`] ends them.
@@ -101,6 +105,12 @@ impl Backend {
             Some((host, port)) => Connector::for_node(config, host, *port),
             None => Connector::standalone(config),
         };
+        let pubsub = pubsub::Hub::start(
+            &core,
+            catalog_from.lane_target().clone(),
+            config.redis_timeout,
+            config.max_reply_bytes,
+        );
         spawn_catalog_loader(Arc::clone(&core), catalog_from, config.redis_timeout);
         let mut listener = None;
         let mut pinned = None;
@@ -137,6 +147,7 @@ impl Backend {
             core,
             upstream,
             pinned,
+            pubsub,
         });
         let threads = BackendThreads {
             backend: Arc::clone(&backend),
@@ -282,6 +293,11 @@ impl Backend {
         })
     }
 
+    /// The shared subscriber of the clients' pub/sub (see [`pubsub`]).
+    pub fn pubsub(&self) -> &Arc<pubsub::Hub> {
+        &self.pubsub
+    }
+
     /// Asks Redis for a PING on behalf of `waiter` (readiness).
     pub fn ping(&self, waiter: Waiter) -> Result<(), BackendError> {
         self.command(vec![Box::from(&b"PING"[..])], waiter)
@@ -313,6 +329,7 @@ impl BackendThreads {
     /// `grace` (a thread still blocked on Redis after that ends with the process).
     pub fn stop(self, grace: Duration) {
         self.backend.core.tracking.stop();
+        self.backend.pubsub.stop();
         self.backend.upstream.stop(grace);
         if let Some(listener) = self.listener
             && listener.is_finished()

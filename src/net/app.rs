@@ -24,6 +24,21 @@ pub enum Served {
     Deferred,
 }
 
+/// What became of a push ([`Application::push`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Written to the output, behind the replies queued so far.
+    Sent,
+    /// Not for this connection any more (it unsubscribed meanwhile): nothing written.
+    Dropped,
+    /// The connection is closed once what is queued is sent (its subscriptions ended).
+    Close,
+}
+
+/// Most bytes a connection may hold unsent when a push arrives; past it the connection is
+/// closed, as Redis closes a subscriber over `client-output-buffer-limit pubsub` (32 MiB).
+pub const PUSH_BACKLOG: usize = 32 << 20;
+
 /// A protocol served by one event loop (one instance per loop, so it may keep per-loop
 /// scratch buffers and counters without locks).
 pub trait Application: Send + 'static {
@@ -76,6 +91,18 @@ pub trait Application: Send + 'static {
 
     /// The reply to a connection over the cap on `listener` (sent once, then closed).
     fn refuse_connection(&mut self, listener: usize, out: &mut Vec<u8>);
+
+    /// Writes a push (`outcome`, from the backend outside any request: a pub/sub message,
+    /// or a failure that ends the connection's subscriptions) to `out`, the connection's
+    /// output behind the replies queued so far.
+    fn push(
+        &mut self,
+        _session: &mut Self::Session,
+        _outcome: crate::backend::Outcome,
+        _out: &mut Vec<u8>,
+    ) -> Pushed {
+        Pushed::Close
+    }
 
     /// Called at the start of every loop turn, before anything is served, with the time
     /// the loop woke (for state kept per turn, such as a pre-rendered date).

@@ -24,7 +24,9 @@ pub struct Client {
     /// The connection of Redis pinned to it from WATCH to EXEC, DISCARD or UNWATCH: all
     /// its commands, the cached ones included, go there.
     pub pinned: Option<Box<crate::backend::Pinned>>,
-    /// None of `multi`, `db`, `pinned` is set: its commands take the plain path (one
+    /// Its pub/sub subscriptions, while it has some.
+    pub subs: Option<Box<super::commands::pubsub::Subscriptions>>,
+    /// None of `multi`, `db`, `pinned`, `subs` is set: its commands take the plain path (one
     /// check on the hit path; kept by [`Client::settle`]).
     pub plain: bool,
     /// The principal it authenticated as (AUTH, HELLO AUTH); `None` until then.
@@ -64,7 +66,10 @@ impl Drop for Queued {
 impl Client {
     /// Brings `plain` up to date after `multi`, `db` or `pinned` changed.
     pub fn settle(&mut self) {
-        self.plain = self.multi.is_none() && self.db.is_none() && self.pinned.is_none();
+        self.plain = self.multi.is_none()
+            && self.db.is_none()
+            && self.pinned.is_none()
+            && self.subs.is_none();
     }
 
     /// The forwarding lane's ticket of a command of this client: its presence, its
@@ -101,6 +106,7 @@ impl Default for Client {
             multi: None,
             db: None,
             pinned: None,
+            subs: None,
             plain: true,
             principal: None,
             peer: std::net::Ipv4Addr::UNSPECIFIED.into(),

@@ -64,6 +64,10 @@ pub struct Wait {
     /// for index, so that a key Redis could not answer for may be answered from its
     /// expired entry; `None` without a window or for a reply that is not of keys' values.
     pub stale_keys: Option<Arc<[Box<[u8]>]>>,
+    /// The reply as written when the command was served, sent once its outcomes arrive
+    /// unless one is a failure (then that failure is the reply): pub/sub confirmations,
+    /// which wait for Redis to confirm the shared subscriber's subscription.
+    pub prepared: Option<Arc<[u8]>>,
 }
 
 /// The error for a reply over PROXY_MAX_REPLY_BYTES.
@@ -186,6 +190,16 @@ impl RespApp {
         started: Nanos,
         out: &mut Vec<u8>,
     ) {
+        if let Some(prepared) = &what.prepared {
+            let failed = outcomes
+                .iter()
+                .flatten()
+                .find(|o| matches!(o, Outcome::Failed(_)));
+            return match failed {
+                Some(failure) => write_outcome(out, Some(failure), what.proto),
+                None => out.extend_from_slice(prepared),
+            };
+        }
         let elapsed = self.state.services.clock.now().saturating_sub(started);
         self.state.stats.miss_latency.record(elapsed, 1);
         let stale;
@@ -254,6 +268,16 @@ impl RespApp {
         }
         self.state.stats.stale_answers.add(answered);
         Some(all)
+    }
+
+    /// Writes a push from the backend (a pub/sub message) for `session`.
+    pub fn push(
+        &mut self,
+        session: &mut Session,
+        outcome: Outcome,
+        out: &mut Vec<u8>,
+    ) -> crate::net::Pushed {
+        commands::pubsub::push(&mut session.client, outcome, out)
     }
 
     /// Most bytes of one command: its largest argument and [`MAX_INPUT`] for the rest.
@@ -363,6 +387,13 @@ fn dispatch_rest(
 ) -> bool {
     use commands::forward::Forwarded;
     let name = args.get(input, 0);
+    if commands::pubsub::refuse_in_subscriber_mode(client, name, sink.out()) {
+        state
+            .stats
+            .resp
+            .incr(found.map_or(not_forwarded_row(), |(row, _)| row), 0);
+        return true;
+    }
     if client.multi.is_some() {
         match found {
             Some((row, command)) if command.flags.contains(Flags::NOT_QUEUED) => {

@@ -32,14 +32,14 @@ pub fn ask(s: &mut TcpStream, args: &[&str]) -> Vec<u8> {
     }
 }
 
-/// Length of the one RESP2 reply at the start of `b`, if whole.
+/// Length of the one RESP2 or RESP3 reply at the start of `b`, if whole.
 pub fn complete(b: &[u8]) -> Option<usize> {
     let line_end = b.windows(2).position(|w| w == b"\r\n")?;
     let line = std::str::from_utf8(&b[1..line_end]).ok()?;
     let after = line_end + 2;
     match b.first()? {
-        b'+' | b'-' | b':' => Some(after),
-        b'$' => {
+        b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => Some(after),
+        b'$' | b'=' | b'!' => {
             let n: i64 = line.parse().ok()?;
             if n < 0 {
                 return Some(after);
@@ -47,8 +47,13 @@ pub fn complete(b: &[u8]) -> Option<usize> {
             let end = after + n as usize + 2;
             (b.len() >= end).then_some(end)
         }
-        b'*' => {
+        b'*' | b'>' | b'~' | b'%' | b'|' => {
             let n: i64 = line.parse().ok()?;
+            let n = if matches!(b[0], b'%' | b'|') {
+                2 * n
+            } else {
+                n
+            };
             let mut at = after;
             for _ in 0..n.max(0) {
                 at += complete(&b[at..])?;

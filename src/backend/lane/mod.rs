@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-pub use self::conn::Target;
+pub use self::conn::{RawConn, ReplyError, Target};
 pub use self::pinned::{PINNED_CONNECTIONS, PINNED_PER_ADDRESS, Pinned, PinnedPool};
 
 use self::worker::LaneWorker;

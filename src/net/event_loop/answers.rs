@@ -7,9 +7,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use super::{EventLoop, release};
-use crate::backend::{BackendError, Outcome};
+use crate::backend::{BackendError, Outcome, Waiter};
 use crate::clock::Nanos;
 use crate::net::app::Application;
+use crate::net::app::{PUSH_BACKLOG, Pushed};
 use crate::net::transport::Transport;
 
 /// How long a draining loop waits for in-flight replies before it answers what is left as
@@ -37,6 +38,30 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
         rendered.is_ok()
     }
 
+    /// Writes a push on its connection; false when the connection must be closed now (its
+    /// client does not read what it is sent: over [`PUSH_BACKLOG`]).
+    fn push(&mut self, index: usize, outcome: Outcome) -> bool {
+        let Some(conn) = self.slots[index].conn.as_mut() else {
+            return true;
+        };
+        let app = &mut self.app;
+        let pushed = catch_unwind(AssertUnwindSafe(|| {
+            app.push(&mut conn.session, outcome, conn.output.reply_buf())
+        }));
+        let Ok(pushed) = pushed else {
+            crate::error!("loop {}: a push panicked; closing that connection", self.id);
+            return false;
+        };
+        match pushed {
+            Pushed::Sent => conn.output.buffered() <= PUSH_BACKLOG,
+            Pushed::Dropped => true,
+            Pushed::Close => {
+                conn.closing = true;
+                true
+            }
+        }
+    }
+
     /// Delivers the backend's answers to their connections.
     pub(super) fn take_answers(&mut self) {
         self.turn += 1;
@@ -50,7 +75,12 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             if slot.generation != w.generation || slot.conn.is_none() {
                 continue;
             }
-            if !self.complete(w.conn, w.seq, w.index, answer.outcome) {
+            if w.seq == Waiter::PUSH {
+                if !self.push(w.conn, answer.outcome) {
+                    self.close(w.conn);
+                    continue;
+                }
+            } else if !self.complete(w.conn, w.seq, w.index, answer.outcome) {
                 self.close(w.conn);
                 continue;
             }

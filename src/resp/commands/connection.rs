@@ -25,6 +25,12 @@ use crate::resp::write::{self, RESP2, RESP3};
 
 /// `PING [message]`.
 pub fn ping(call: &mut Call<'_>) {
+    if call.argc() <= 2 {
+        let message = (call.argc() == 2).then(|| call.args.get(call.input, 1));
+        if super::pubsub::subscriber_ping(call.client, message, call.sink.out()) {
+            return;
+        }
+    }
     match call.argc() {
         1 => write::simple(call.sink.out(), "PONG"),
         2 => {

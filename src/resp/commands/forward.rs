@@ -148,6 +148,7 @@ pub fn reply_wait(proto: u8) -> Wait {
         proto,
         aliases: None,
         stale_keys: None,
+        prepared: None,
     }
 }
 

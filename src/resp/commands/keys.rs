@@ -18,6 +18,7 @@ pub fn forward(call: &mut Call<'_>) {
             proto: call.client.proto,
             aliases: None,
             stale_keys: None,
+            prepared: None,
         },
         1,
     );

@@ -23,6 +23,7 @@ mod connection;
 pub mod forward;
 mod keys;
 mod policy;
+pub mod pubsub;
 mod refused;
 mod server;
 mod strings;
@@ -140,7 +141,7 @@ const fn transaction_row(
 
 /// Every command the proxy answers, most frequent first (lookup scans in order); the
 /// refused ones last.
-pub static COMMANDS: [Command; 34] = [
+pub static COMMANDS: [Command; 37] = [
     row("get", 2, Flags::THROTTLED, strings::get, &GET),
     row("mget", -2, Flags::THROTTLED, strings::mget, &MGET),
     row("exists", -2, Flags::THROTTLED, strings::exists, &EXISTS),
@@ -179,9 +180,24 @@ pub static COMMANDS: [Command; 34] = [
     refused_row("bzmpop", refused::blocking, &BLOCKING),
     refused_row("xread", refused::stream_read, &BLOCKING),
     refused_row("xreadgroup", refused::stream_read, &BLOCKING),
-    refused_row("subscribe", refused::pubsub, &PUBSUB),
-    refused_row("psubscribe", refused::pubsub, &PUBSUB),
-    refused_row("ssubscribe", refused::pubsub, &PUBSUB),
+    row("subscribe", -2, Flags::NONE, pubsub::subscribe, &PUBSUB),
+    row("psubscribe", -2, Flags::NONE, pubsub::psubscribe, &PUBSUB),
+    row("ssubscribe", -2, Flags::NONE, pubsub::ssubscribe, &PUBSUB),
+    row("unsubscribe", -1, Flags::NONE, pubsub::unsubscribe, &PUBSUB),
+    row(
+        "punsubscribe",
+        -1,
+        Flags::NONE,
+        pubsub::punsubscribe,
+        &PUBSUB,
+    ),
+    row(
+        "sunsubscribe",
+        -1,
+        Flags::NONE,
+        pubsub::sunsubscribe,
+        &PUBSUB,
+    ),
     refused_row("monitor", refused::monitor, &ADMIN),
 ];
 
@@ -198,6 +214,9 @@ const NOT_IN_TRANSACTION: &[&str] = &[
     "subscribe",
     "psubscribe",
     "ssubscribe",
+    "unsubscribe",
+    "punsubscribe",
+    "sunsubscribe",
     "monitor",
 ];
 

@@ -2,8 +2,7 @@
 //! client's commands share pooled connections to Redis, and these need a connection of
 //! their own, or change its state, for longer than one command.
 //!
-//! - `SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE`: pub/sub turns the connection into a
-//!   subscriber; `MONITOR` into a monitor.
+//! - `MONITOR`: it turns the connection into a monitor.
 //! - `CLIENT KILL | PAUSE | UNPAUSE | REPLY | TRACKING | CACHING` (from [`client`], counted
 //!   under `client`): they act on connections the proxy shares.
 //!
@@ -17,11 +16,6 @@ use crate::resp::write;
 fn refuse(call: &mut Call<'_>, name: &str, why: &str) {
     let text = format!("ERR {name} is not supported by proxyredis: {why}");
     write::error(call.sink.out(), &text);
-}
-
-/// The command's name as the client sent it, upper case (to name it in the error).
-fn name(call: &Call<'_>) -> String {
-    String::from_utf8_lossy(call.arg(0)).to_ascii_uppercase()
 }
 
 /// `BLPOP`, `BRPOP`, `BLMOVE`, `BZPOPMIN`, ...: on a pinned connection ([`blocking`]).
@@ -51,14 +45,6 @@ pub fn stream_read(call: &mut Call<'_>) {
             write::unknown_command(call.sink.out(), call.args.get(call.input, 0), rest);
         }
     }
-}
-
-/// `SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE`.
-pub fn pubsub(call: &mut Call<'_>) {
-    let name = name(call);
-    let why = "subscribing turns the connection into a subscriber, which needs a pinned \
-               connection";
-    refuse(call, &name, why);
 }
 
 /// `MONITOR`.

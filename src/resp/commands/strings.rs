@@ -73,6 +73,7 @@ fn fetch_one(call: &mut Call<'_>, render: Render, values: bool) {
             proto,
             aliases: None,
             stale_keys: stale_keys(&call.state.services.cache, call.args, call.input),
+            prepared: None,
         },
         1,
     );
@@ -237,6 +238,7 @@ fn lookup_all(call: &mut Call<'_>, render: Render, values_in_reply: bool) -> boo
         proto: call.client.proto,
         aliases: (!aliases.is_empty()).then(|| Arc::from(&aliases[..])),
         stale_keys: stale_keys(cache, call.args, call.input),
+        prepared: None,
     };
     let seq = call.sink.wait(what, found.len());
     let mut next_alias = aliases.iter().peekable();

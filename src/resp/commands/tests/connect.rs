@@ -275,11 +275,9 @@ fn client_subcommands_clients_send_on_connect_or_that_act_on_connections() {
 }
 
 #[test]
-fn watch_blocking_and_pubsub_are_answered_by_name_and_counted() {
+fn watch_blocking_and_monitor_are_answered_by_name_and_counted() {
     let mut h = Harness::new();
     let unknown = "-ERR unknown command";
-    let pubsub = "subscribing turns the connection into a subscriber, which needs a pinned \
-                  connection";
     let cases: Vec<(&str, &str, String)> =
         vec![
         ("exec", "EXEC", "-ERR EXEC without MULTI\r\n".into()),
@@ -329,21 +327,6 @@ fn watch_blocking_and_pubsub_are_answered_by_name_and_counted() {
                 "{unknown} 'XREADGROUP', with args beginning with: 'GROUP' 'g' 'c' 'BLOCK' \
                  '0' 'STREAMS' 's' '>' \r\n"
             ),
-        ),
-        (
-            "subscribe",
-            "SUBSCRIBE news",
-            format!("-ERR SUBSCRIBE is not supported by proxyredis: {pubsub}\r\n"),
-        ),
-        (
-            "psubscribe",
-            "PSUBSCRIBE n*",
-            format!("-ERR PSUBSCRIBE is not supported by proxyredis: {pubsub}\r\n"),
-        ),
-        (
-            "ssubscribe",
-            "SSUBSCRIBE news",
-            format!("-ERR SSUBSCRIBE is not supported by proxyredis: {pubsub}\r\n"),
         ),
         (
             "monitor",
