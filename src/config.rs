@@ -105,6 +105,8 @@ pub struct Config {
     pub invalidation: bool,
     /// Key prefixes tracked (empty: all).
     pub tracking_prefixes: Vec<String>,
+    /// Most keys remembered for clients' CLIENT TRACKING (PROXY_TRACKING_TABLE_MAX_KEYS).
+    pub tracking_table_max_keys: usize,
     /// How long past its TTL an entry may be answered while Redis fails; zero: never.
     pub stale_if_error: Duration,
     /// Longest key accepted.
@@ -270,6 +272,7 @@ impl Config {
                 .filter(|p| !p.is_empty())
                 .map(String::from)
                 .collect(),
+            tracking_table_max_keys: num("PROXY_TRACKING_TABLE_MAX_KEYS", 1, 1 << 32)? as usize,
             stale_if_error: Duration::from_millis(num(
                 "PROXY_STALE_IF_ERROR_MS",
                 0,

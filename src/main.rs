@@ -175,6 +175,7 @@ fn main() -> ExitCode {
         forward_deny: config.forward_deny.clone(),
         redis_db: config.redis_db,
         cluster: !config.cluster_nodes.is_empty(),
+        tracking_prefixes: config.tracking_prefixes.clone(),
         clock: clock.clone(),
     });
     let apps: Vec<Apps> = loop_stats

@@ -48,6 +48,8 @@ pub struct Services {
     pub redis_db: i64,
     /// Redis is a cluster (one database only).
     pub cluster: bool,
+    /// PROXY_TRACKING_PREFIXES: the keys whose writes the proxy hears of (all when empty).
+    pub tracking_prefixes: Vec<String>,
     /// The cache's clock.
     pub clock: Clock,
 }
@@ -84,6 +86,7 @@ impl Services {
             forward_deny: Vec::new(),
             redis_db: 0,
             cluster: false,
+            tracking_prefixes: Vec::new(),
             clock,
         }
     }

@@ -85,6 +85,19 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "invalidations": c.invalidations,
             "cancelled_fills": c.cancelled_fills,
         },
+        "client_tracking": {
+            "clients": s.clients.tracking_clients,
+            "keys": s.clients.tracking_keys,
+            "pushes": s.clients.tracking_pushes,
+            "evicted": s.clients.tracking_evicted,
+        },
+        "pubsub": {
+            "subscriptions": s.clients.pubsub_subscriptions,
+            "messages": s.clients.pubsub_messages,
+            "deliveries": s.clients.pubsub_deliveries,
+            "dropped": s.clients.pubsub_dropped,
+            "lost": s.clients.pubsub_lost,
+        },
         "throttled": s.throttled,
         "client_throttled": s.client_throttled,
         "auth": {

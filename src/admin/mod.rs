@@ -82,8 +82,33 @@ pub struct Snapshot {
     pub tracking: TrackingCounts,
     /// Keys answered from an expired entry because their fetch failed.
     pub stale_answers: u64,
+    /// Clients' CLIENT TRACKING and pub/sub through the proxy.
+    pub clients: ClientCounts,
     /// Seconds since start.
     pub uptime_seconds: u64,
+}
+
+/// What the proxy does for its clients' own caches (CLIENT TRACKING) and subscriptions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientCounts {
+    /// Clients with CLIENT TRACKING on now.
+    pub tracking_clients: u64,
+    /// Keys remembered for them now (at most PROXY_TRACKING_TABLE_MAX_KEYS).
+    pub tracking_keys: u64,
+    /// Invalidation pushes sent to them.
+    pub tracking_pushes: u64,
+    /// Keys let go because the table was full.
+    pub tracking_evicted: u64,
+    /// Channels, patterns and shard channels the shared subscriber holds now.
+    pub pubsub_subscriptions: u64,
+    /// Messages it read from Redis.
+    pub pubsub_messages: u64,
+    /// Copies of them delivered to clients.
+    pub pubsub_deliveries: u64,
+    /// Messages over PROXY_MAX_REPLY_BYTES, delivered to nobody.
+    pub pubsub_dropped: u64,
+    /// Times its connection failed with subscribers on it.
+    pub pubsub_lost: u64,
 }
 
 impl Snapshot {
@@ -150,6 +175,7 @@ impl Admin {
             invalidation: self.backend.tracking().state().name(),
             tracking: self.backend.tracking().counts(),
             stale_answers: 0,
+            clients: self.client_counts(),
             uptime_seconds: self.started.elapsed().as_secs(),
         };
         for l in &self.loops {
@@ -171,6 +197,23 @@ impl Admin {
             s.miss_latency.add(&l.miss_latency);
         }
         s
+    }
+
+    fn client_counts(&self) -> ClientCounts {
+        let t = self.backend.clients();
+        let h = self.backend.pubsub();
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        ClientCounts {
+            tracking_clients: t.clients() as u64,
+            tracking_keys: t.keys() as u64,
+            tracking_pushes: get(&t.stats.pushes),
+            tracking_evicted: get(&t.stats.evicted),
+            pubsub_subscriptions: h.subscriptions() as u64,
+            pubsub_messages: get(&h.stats.messages),
+            pubsub_deliveries: get(&h.stats.deliveries),
+            pubsub_dropped: get(&h.stats.dropped),
+            pubsub_lost: get(&h.stats.lost),
+        }
     }
 
     /// `/stats`: one JSON document.

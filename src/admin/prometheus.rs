@@ -44,7 +44,32 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         );
     }
     let tracking = &s.tracking;
-    let counters: [(&str, &str, u64); 33] = [
+    let counters: [(&str, &str, u64); 38] = [
+        (
+            "client_tracking_pushes_total",
+            "Invalidation pushes sent to the proxy's own CLIENT TRACKING clients.",
+            s.clients.tracking_pushes,
+        ),
+        (
+            "client_tracking_evicted_total",
+            "Keys let go from the clients' tracking table for room (PROXY_TRACKING_TABLE_MAX_KEYS), each with an invalidation.",
+            s.clients.tracking_evicted,
+        ),
+        (
+            "pubsub_messages_total",
+            "Pub/sub messages the shared subscriber read from Redis.",
+            s.clients.pubsub_messages,
+        ),
+        (
+            "pubsub_deliveries_total",
+            "Copies of pub/sub messages delivered to subscribed clients.",
+            s.clients.pubsub_deliveries,
+        ),
+        (
+            "pubsub_dropped_total",
+            "Pub/sub messages over PROXY_MAX_REPLY_BYTES, delivered to nobody.",
+            s.clients.pubsub_dropped,
+        ),
         (
             "cache_hits_total",
             "Cache lookups that found a live entry.",
@@ -215,7 +240,22 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         family(&mut t, name, "counter", help);
         let _ = writeln!(t, "proxyredis_{name} {value}");
     }
-    let gauges: [(&str, &str, u64); 7] = [
+    let gauges: [(&str, &str, u64); 10] = [
+        (
+            "client_tracking_clients",
+            "Clients with CLIENT TRACKING on through the proxy now.",
+            s.clients.tracking_clients,
+        ),
+        (
+            "client_tracking_keys",
+            "Keys remembered for the clients' CLIENT TRACKING now.",
+            s.clients.tracking_keys,
+        ),
+        (
+            "pubsub_subscriptions",
+            "Channels, patterns and shard channels the shared subscriber holds in Redis now.",
+            s.clients.pubsub_subscriptions,
+        ),
         ("cache_keys", "Entries in the cache now.", c.size),
         (
             "cache_capacity",

@@ -102,16 +102,26 @@ pub struct Core {
     pub tracking: Trackings,
     /// Redis's description of its commands, for forwarding.
     pub catalog: super::catalog::Catalog,
+    /// The clients tracking keys through the proxy (`CLIENT TRACKING ON`).
+    pub clients: Arc<super::client_tracking::ClientTracking>,
     /// Counters.
     pub stats: BackendStats,
 }
 
 impl Core {
     /// A core answering into `mailboxes` (one per event loop).
-    pub fn new(cache: Arc<Cache>, mailboxes: Vec<Mailbox>, tracking: Trackings) -> Core {
+    pub fn new(
+        cache: Arc<Cache>,
+        mailboxes: Vec<Mailbox>,
+        tracking: Trackings,
+        tracking_max_keys: usize,
+    ) -> Core {
+        let clients =
+            super::client_tracking::ClientTracking::new(mailboxes.clone(), tracking_max_keys);
         Core {
             tracking,
             catalog: super::catalog::Catalog::default(),
+            clients: Arc::new(clients),
             flights: SingleFlight::default(),
             cache,
             mailboxes,
@@ -224,8 +234,12 @@ impl Core {
                         for key in keys {
                             self.cache.invalidate(key);
                         }
+                        self.clients.invalidate(keys.iter().map(|k| &k[..]));
                     }
-                    Changes::Everything => self.cache.clear(),
+                    Changes::Everything => {
+                        self.cache.clear();
+                        self.clients.flush();
+                    }
                 }
                 // A part of a command sent to several nodes: its client is answered once,
                 // when the last part is back.

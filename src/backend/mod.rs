@@ -33,6 +33,7 @@
 //! This room must not know HTTP, RESP or the event loop's types beyond [`Waiter`].
 
 mod catalog;
+pub mod client_tracking;
 mod cluster;
 mod connector;
 mod core;
@@ -100,7 +101,12 @@ impl Backend {
         mailboxes: Vec<Mailbox>,
     ) -> (Arc<Backend>, BackendThreads) {
         let trackings = Trackings::new(config.invalidation);
-        let core = Arc::new(Core::new(Arc::clone(&cache), mailboxes, trackings));
+        let core = Arc::new(Core::new(
+            Arc::clone(&cache),
+            mailboxes,
+            trackings,
+            config.tracking_table_max_keys,
+        ));
         let catalog_from = match config.cluster_nodes.first() {
             Some((host, port)) => Connector::for_node(config, host, *port),
             None => Connector::standalone(config),
@@ -125,6 +131,7 @@ impl Backend {
                     tracking::drop_all(),
                     config.tracking_prefixes.clone(),
                     config.redis_timeout,
+                    Arc::clone(&core.clients),
                 )
             });
             let link = NodeLink {
@@ -291,6 +298,11 @@ impl Backend {
             BackendStats::bump(&self.core.stats.forwards_refused);
             BackendError::Overloaded
         })
+    }
+
+    /// The clients tracking keys through the proxy (see [`client_tracking`]).
+    pub fn clients(&self) -> &Arc<client_tracking::ClientTracking> {
+        &self.core.clients
     }
 
     /// The shared subscriber of the clients' pub/sub (see [`pubsub`]).

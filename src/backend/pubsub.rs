@@ -522,6 +522,26 @@ pub fn elements(frame: &[u8]) -> Option<Vec<&[u8]>> {
     Some(parts)
 }
 
+/// The namespace and channel (or pattern) of a message frame: its first two elements,
+/// whatever follows (an invalidation's payload is an array).
+pub fn message_target(frame: &[u8]) -> Option<(Kind, &[u8])> {
+    let rest = frame.strip_prefix(b"*")?;
+    let (_, mut at) = number(rest)?;
+    at += 1;
+    let mut two = [&b""[..]; 2];
+    for part in &mut two {
+        if frame.get(at) != Some(&b'$') {
+            return None;
+        }
+        let (len, used) = number(&frame[at + 1..])?;
+        let start = at + 1 + used;
+        let len = usize::try_from(len).ok()?;
+        *part = frame.get(start..start + len)?;
+        at = start + len + 2;
+    }
+    Some((Kind::of_message(two[0])?, two[1]))
+}
+
 /// The decimal number at the start of `bytes` up to its CRLF, and the bytes it took with
 /// the CRLF.
 fn number(bytes: &[u8]) -> Option<(i64, usize)> {
@@ -549,6 +569,14 @@ mod tests {
             vec![&b"pmessage"[..], b"a*", b"ab", b""]
         );
         assert!(elements(b"+OK\r\n").is_none());
+        let invalidation =
+            b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$1\r\nk\r\n";
+        assert_eq!(
+            message_target(invalidation),
+            Some((Kind::Channel, &b"__redis__:invalidate"[..]))
+        );
+        assert_eq!(message_target(p), None, "a push is not a message frame");
+        assert_eq!(message_target(m), Some((Kind::Channel, &b"news"[..])));
         assert!(elements(b"*2\r\n$7\r\nmessage\r\n$9\r\nshort\r\n").is_none());
     }
 

@@ -18,7 +18,12 @@ fn a_reply_shorter_than_the_batch_answers_every_job_and_ends_every_flight() {
     let mailbox = crate::backend::job::Mailbox { tx, waker };
     let tracking = Arc::new(crate::backend::Tracking::new(false));
     let trackings = crate::backend::tracking::Trackings::new(false);
-    let core = Arc::new(Core::new(Arc::clone(&cache), vec![mailbox], trackings));
+    let core = Arc::new(Core::new(
+        Arc::clone(&cache),
+        vec![mailbox],
+        trackings,
+        1000,
+    ));
     let config = Config::from_vars(&HashMap::new()).unwrap();
     let (_jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
     let mut worker = Worker::new(

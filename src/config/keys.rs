@@ -139,6 +139,11 @@ pub const KEYS: &[Key] = &[
         help: "comma-separated key prefixes to be told about (empty: every key)",
     },
     Key {
+        name: "PROXY_TRACKING_TABLE_MAX_KEYS",
+        default: "1000000",
+        help: "most keys remembered for the proxy's own clients' CLIENT TRACKING (as Redis's tracking-table-max-keys); past it, keys are let go with an invalidation to their readers",
+    },
+    Key {
         name: "PROXY_STALE_IF_ERROR_MS",
         default: "0",
         help: "how long past its TTL an entry may be answered (X-Cache: STALE) while Redis is unreachable or a fetch fails or times out; 0 means never",

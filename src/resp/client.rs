@@ -24,6 +24,8 @@ pub struct Client {
     /// The connection of Redis pinned to it from WATCH to EXEC, DISCARD or UNWATCH: all
     /// its commands, the cached ones included, go there.
     pub pinned: Option<Box<crate::backend::Pinned>>,
+    /// Its tracking mode after `CLIENT TRACKING ON` (client-side caching).
+    pub tracking: Option<Box<super::commands::tracking::Tracked>>,
     /// Its pub/sub subscriptions, while it has some.
     pub subs: Option<Box<super::commands::pubsub::Subscriptions>>,
     /// None of `multi`, `db`, `pinned`, `subs` is set: its commands take the plain path (one
@@ -69,7 +71,8 @@ impl Client {
         self.plain = self.multi.is_none()
             && self.db.is_none()
             && self.pinned.is_none()
-            && self.subs.is_none();
+            && self.subs.is_none()
+            && self.tracking.is_none();
     }
 
     /// The forwarding lane's ticket of a command of this client: its presence, its
@@ -107,6 +110,7 @@ impl Default for Client {
             db: None,
             pinned: None,
             subs: None,
+            tracking: None,
             plain: true,
             principal: None,
             peer: std::net::Ipv4Addr::UNSPECIFIED.into(),

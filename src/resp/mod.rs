@@ -323,7 +323,46 @@ fn dispatch(
 ) -> bool {
     match commands::find(args.get(input, 0)) {
         Some((row, command)) if client.plain => run(state, client, input, args, sink, row, command),
-        found => dispatch_rest(state, client, input, args, sink, found),
+        found => {
+            let done = dispatch_rest(state, client, input, args, sink, found);
+            if done && let Some(tracked) = client.tracking.as_deref_mut() {
+                tracked.served();
+            }
+            done
+        }
+    }
+}
+
+/// Remembers the keys a tracking client's read command reads (before it is served, so that
+/// an invalidation of any of them from now on reaches the client, behind the reply).
+#[cold]
+fn remember_reads(
+    state: &Loop,
+    tracked: &commands::tracking::Tracked,
+    input: &[u8],
+    args: &parse::Args,
+    found: Option<(usize, &'static commands::Command)>,
+) {
+    match found {
+        Some((_, command)) => {
+            if command.flags.contains(Flags::THROTTLED) {
+                tracked.read(
+                    command
+                        .key_positions(args.len())
+                        .map(|i| args.get(input, i)),
+                );
+            }
+        }
+        None => {
+            let argv: Vec<&[u8]> = (0..args.len()).map(|i| args.get(input, i)).collect();
+            let catalog = state.services.backend.catalog();
+            if let Some(info) = catalog.command(&argv[..argv.len().min(2)])
+                && info.readonly
+            {
+                let keys = info.keys(&argv);
+                tracked.read(keys.all.iter().map(|&i| argv[i]));
+            }
+        }
     }
 }
 
@@ -393,6 +432,11 @@ fn dispatch_rest(
             .resp
             .incr(found.map_or(not_forwarded_row(), |(row, _)| row), 0);
         return true;
+    }
+    if let Some(tracked) = client.tracking.as_deref()
+        && tracked.remembers_reads()
+    {
+        remember_reads(state, tracked, input, args, found);
     }
     if client.multi.is_some() {
         match found {

@@ -181,6 +181,7 @@ impl Shared {
             drop_vouched,
             self.config.tracking_prefixes.clone(),
             self.config.redis_timeout,
+            Arc::clone(&self.core.clients),
         );
         self.tracking_threads.lock().push(thread);
     }

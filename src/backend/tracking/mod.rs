@@ -33,6 +33,7 @@ use std::time::Duration;
 pub use self::set::Trackings;
 pub use self::state::{Tracking, TrackingCounts, TrackingState};
 
+use super::client_tracking::ClientTracking;
 use super::connector::Connector;
 use super::error::BackendError;
 use crate::lru::Cache;
@@ -66,10 +67,12 @@ pub fn spawn(
     drop_vouched: DropVouched,
     prefixes: Vec<String>,
     timeout: Duration,
+    clients: Arc<ClientTracking>,
 ) -> JoinHandle<()> {
     let dropper = Dropper {
         cache,
         drop: drop_vouched,
+        clients,
     };
     let name = format!("tracking {}", connector.addr());
     crate::guard::spawn(name, move || {
@@ -90,10 +93,12 @@ pub fn drop_all() -> DropVouched {
     Arc::new(Cache::clear)
 }
 
-/// The cache and what its tracking connection vouches for.
+/// The cache and what its tracking connection vouches for, and the clients tracking keys
+/// through the proxy, told of the same invalidations.
 struct Dropper {
     cache: Arc<Cache>,
     drop: DropVouched,
+    clients: Arc<ClientTracking>,
 }
 
 impl Dropper {
@@ -142,6 +147,11 @@ fn run(
                 // keys are still served" guarantee; when it is reachable, tracking is back
                 // within a reconnect.
                 tracking.set(TrackingState::Down);
+                // Writes may go unannounced from now: the clients' own caches with them
+                // (after the state says so, so that no client starts tracking unseen).
+                cache
+                    .clients
+                    .lost(&BackendError::Io(Arc::from(why.as_str())));
                 if was_up {
                     tracking.downs.fetch_add(1, Ordering::Relaxed);
                 }
@@ -229,17 +239,24 @@ fn listen(
                 tracking.message_received();
                 match msg.get_payload::<redis::Value>() {
                     Ok(redis::Value::Array(keys)) => {
-                        for key in keys {
+                        for key in &keys {
                             if let redis::Value::BulkString(key) = key
-                                && cache.cache.invalidate(&key)
+                                && cache.cache.invalidate(key)
                             {
                                 tracking.removed.fetch_add(1, Ordering::Relaxed);
                             }
                         }
+                        cache
+                            .clients
+                            .invalidate(keys.iter().filter_map(|k| match k {
+                                redis::Value::BulkString(key) => Some(&key[..]),
+                                _ => None,
+                            }));
                     }
                     // A null payload: FLUSHALL / FLUSHDB.
                     Ok(redis::Value::Nil) => {
                         cache.drop_vouched();
+                        cache.clients.flush();
                         tracking.flushes.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(_) | Err(_) => {}

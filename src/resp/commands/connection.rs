@@ -138,9 +138,24 @@ pub fn client(call: &mut Call<'_>) {
         // node-redis 6 asks for maintenance notifications (and accepts an error); the
         // proxy has no maintenance to announce.
         write::simple(call.sink.out(), "OK");
-    } else if let Some(name) = ["getname", "setname", "id", "setinfo"]
-        .iter()
-        .find(|n| is(n))
+    } else if is("TRACKING") {
+        super::tracking::tracking(call);
+    } else if is("CACHING") {
+        super::tracking::caching(call);
+    } else if is("GETREDIR") && argc == 2 {
+        super::tracking::getredir(call);
+    } else if is("TRACKINGINFO") && argc == 2 {
+        super::tracking::trackinginfo(call);
+    } else if let Some(name) = [
+        "getname",
+        "setname",
+        "id",
+        "setinfo",
+        "getredir",
+        "trackinginfo",
+    ]
+    .iter()
+    .find(|n| is(n))
     {
         // Known, with the wrong number of arguments: Redis 7 names the subcommand.
         write::wrong_arity(call.sink.out(), &format!("client|{name}"));

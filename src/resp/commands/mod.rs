@@ -27,6 +27,7 @@ pub mod pubsub;
 mod refused;
 mod server;
 mod strings;
+pub mod tracking;
 pub mod transaction;
 
 pub use super::command::{Call, Command, Doc, Flags};

@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use super::Call;
 use crate::backend::Outcome;
+use crate::backend::client_tracking::{self, ClientTracking, Destination};
 use crate::backend::pubsub::{self, Hub, Kind, Member};
 use crate::net::Pushed;
 use crate::resp::write::{self, RESP3};
@@ -40,6 +41,9 @@ pub struct Subscriptions {
     names: [HashSet<Box<[u8]>>; 3],
     member: Member,
     hub: Arc<Hub>,
+    /// Subscribed to `__redis__:invalidate`: a redirect target of the client tracking
+    /// table, under this client id (taken back when unsubscribed or dropped).
+    target: Option<(u64, Arc<ClientTracking>)>,
 }
 
 impl std::fmt::Debug for Subscriptions {
@@ -77,6 +81,9 @@ impl Subscriptions {
 
 impl Drop for Subscriptions {
     fn drop(&mut self) {
+        if let Some((id, table)) = self.target.take() {
+            table.target(id, None);
+        }
         let all = Kind::ALL.into_iter().flat_map(|kind| {
             self.names[Subscriptions::of(kind)]
                 .iter()
@@ -166,6 +173,7 @@ fn subscribe_in(call: &mut Call<'_>, kind: Kind) {
             names: Default::default(),
             member: Member::of(&waiter),
             hub: Arc::clone(hub),
+            target: None,
         })
     });
     let mut confirmations = Vec::new();
@@ -174,6 +182,13 @@ fn subscribe_in(call: &mut Call<'_>, kind: Kind) {
         let name = call.args.get(call.input, i);
         if subs.names[Subscriptions::of(kind)].insert(Box::from(name)) {
             new.push(i);
+            if kind == Kind::Channel && name == client_tracking::CHANNEL {
+                // A connection others may name in CLIENT TRACKING ... REDIRECT.
+                let table = call.state.services.backend.clients();
+                let to = Destination::of(&waiter, proto != RESP3);
+                table.target(call.client.id, Some(to));
+                subs.target = Some((call.client.id, Arc::clone(table)));
+            }
         }
         let count = subs.count(kind);
         confirmation(
@@ -227,6 +242,12 @@ fn unsubscribe_in(call: &mut Call<'_>, kind: Kind) {
             for name in names {
                 if subs.names[set].remove(&name) {
                     subs.hub.unsubscribe(kind, &name, subs.member);
+                    if kind == Kind::Channel
+                        && &name[..] == client_tracking::CHANNEL
+                        && let Some((id, table)) = subs.target.take()
+                    {
+                        table.target(id, None);
+                    }
                 }
                 confirmation(&mut out, proto, verb, Some(&name), subs.count(kind));
             }
@@ -300,12 +321,15 @@ pub fn push(client: &mut Client, outcome: Outcome, out: &mut Vec<u8>) -> Pushed 
         client.subs = None;
         return Pushed::Close;
     };
+    if frame.first() == Some(&b'>') {
+        // An invalidation for a RESP3 tracking client (or redirect target).
+        out.extend_from_slice(&frame);
+        return Pushed::Sent;
+    }
     let Some(subs) = client.subs.as_ref() else {
         return Pushed::Dropped;
     };
-    let target = pubsub::elements(&frame)
-        .and_then(|parts| Some((Kind::of_message(parts.first()?)?, parts.get(1).copied()?)));
-    match target {
+    match pubsub::message_target(&frame) {
         Some((kind, name)) if subs.has(kind, name) => {}
         _ => return Pushed::Dropped,
     }
