@@ -639,3 +639,32 @@ fn a_script_reply_nested_eight_thousand_deep_is_passed_on_whole() {
     assert!(through == direct, "the nested reply differs");
     assert_eq!(ask(&mut s, &["PING"]), b"+PONG\r\n");
 }
+
+/// While a script forwarded for some client runs, PING is Redis's to answer: `-BUSY` past
+/// Redis's busy threshold (how a client learns that SCRIPT KILL may be needed), and the
+/// proxy's own PONG again once the script is done.
+#[test]
+fn ping_during_a_busy_script_says_busy_as_redis_does() {
+    let redis = Redis::start_with(free_port(), &["--lua-time-limit", "50"], None);
+    let proxy = Proxy::start(
+        redis.port,
+        &[("PROXY_FORWARD", "all"), ("REDIS_TIMEOUT_MS", "5000")],
+    );
+    wait_for_catalog(&proxy);
+    let mut runner = connect(proxy.resp_port);
+    // Busy for 700 ms, then done on its own.
+    let script = "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] \
+                  while true do local n = redis.call('TIME') \
+                  if n[1] * 1000000 + n[2] - s > 700000 then break end end return 1";
+    runner
+        .write_all(&multibulk(&["EVAL", script, "0"]))
+        .unwrap();
+    let mut other = connect(proxy.resp_port);
+    let busy = wait_for("BUSY", Duration::from_secs(5), || {
+        let r = String::from_utf8_lossy(&ask(&mut other, &["PING"])).into_owned();
+        r.starts_with("-BUSY").then_some(r)
+    });
+    assert!(busy.contains("script"), "{busy}");
+    assert_eq!(read_replies(&mut runner, 1), b":1\r\n");
+    assert_eq!(ask(&mut other, &["PING"]), b"+PONG\r\n");
+}

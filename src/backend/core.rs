@@ -102,6 +102,8 @@ pub struct Core {
     pub tracking: Trackings,
     /// Redis's description of its commands, for forwarding.
     pub catalog: super::catalog::Catalog,
+    /// Scripts forwarded for clients and not answered yet (see [`super::ScriptRunning`]).
+    pub scripts: Arc<std::sync::atomic::AtomicUsize>,
     /// The clients tracking keys through the proxy (`CLIENT TRACKING ON`).
     pub clients: Arc<super::client_tracking::ClientTracking>,
     /// Counters.
@@ -122,6 +124,7 @@ impl Core {
             tracking,
             catalog: super::catalog::Catalog::default(),
             clients: Arc::new(clients),
+            scripts: Arc::default(),
             flights: SingleFlight::default(),
             cache,
             mailboxes,

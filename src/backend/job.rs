@@ -7,7 +7,7 @@
 //! answered to its one waiter and never cached (in RESP3 when its client speaks RESP3).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
@@ -110,6 +110,28 @@ pub struct LaneTicket {
     /// reply may take this long past REDIS_TIMEOUT_MS (`Duration::MAX`: as long as its
     /// client stays), and is given up as soon as its client leaves.
     pub patience: Option<std::time::Duration>,
+    /// A script (EVAL, FCALL, ...): counted among the scripts running until its reply
+    /// (the ticket's last clone) is gone; see [`ScriptRunning`].
+    pub script: Option<Arc<ScriptRunning>>,
+}
+
+/// One forwarded script in flight, counted in its counter while it lives: while any runs,
+/// PING is Redis's to answer (BUSY past Redis's busy threshold), not the proxy's.
+#[derive(Debug)]
+pub struct ScriptRunning(Arc<AtomicUsize>);
+
+impl ScriptRunning {
+    /// Counts one more script running in `count`.
+    pub fn start(count: &Arc<AtomicUsize>) -> Arc<ScriptRunning> {
+        count.fetch_add(1, Ordering::Relaxed);
+        Arc::new(ScriptRunning(Arc::clone(count)))
+    }
+}
+
+impl Drop for ScriptRunning {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// An event loop's inbox: a channel for answers and the waker that interrupts its poll.

@@ -60,7 +60,7 @@ pub use self::connector::Connector;
 pub use self::core::{BackendCounts, BackendStats};
 pub use self::error::BackendError;
 pub use self::job::{
-    Answer, Changes, Job, LaneTicket, Mailbox, Outcome, Presence, Request, Waiter,
+    Answer, Changes, Job, LaneTicket, Mailbox, Outcome, Presence, Request, ScriptRunning, Waiter,
 };
 pub use self::keyspec::Keys;
 pub use self::lane::PER_CLIENT as FORWARDED_PER_CLIENT;
@@ -303,6 +303,11 @@ impl Backend {
     /// The clients tracking keys through the proxy (see [`client_tracking`]).
     pub fn clients(&self) -> &Arc<client_tracking::ClientTracking> {
         &self.core.clients
+    }
+
+    /// Scripts forwarded for clients and not answered yet.
+    pub fn scripts(&self) -> &Arc<std::sync::atomic::AtomicUsize> {
+        &self.core.scripts
     }
 
     /// The shared subscriber of the clients' pub/sub (see [`pubsub`]).

@@ -86,6 +86,7 @@ impl Client {
             db: self.db,
             selects: false,
             patience: None,
+            script: None,
         }
     }
 }

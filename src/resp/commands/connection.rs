@@ -25,6 +25,16 @@ use crate::resp::write::{self, RESP2, RESP3};
 
 /// `PING [message]`.
 pub fn ping(call: &mut Call<'_>) {
+    if script_running(call) {
+        // Redis's to answer while a script runs: BUSY past its busy threshold (the way a
+        // client learns it may need SCRIPT KILL), PONG once the script is done.
+        match super::forward::forward(call.state, call.client, call.input, call.args, call.sink) {
+            super::forward::Forwarded::Deferred => call.state.deferred = true,
+            super::forward::Forwarded::Sent | super::forward::Forwarded::Refused => {}
+            super::forward::Forwarded::Unknown => write::simple(call.sink.out(), "PONG"),
+        }
+        return;
+    }
     if call.argc() <= 2 {
         let message = (call.argc() == 2).then(|| call.args.get(call.input, 1));
         if super::pubsub::subscriber_ping(call.client, message, call.sink.out()) {
@@ -39,6 +49,20 @@ pub fn ping(call: &mut Call<'_>) {
         }
         _ => write::wrong_arity(call.sink.out(), "ping"),
     }
+}
+
+/// Whether a script forwarded for some client is still running (with PROXY_FORWARD=all,
+/// for a client that may run commands): then PING goes to Redis.
+fn script_running(call: &Call<'_>) -> bool {
+    let services = &call.state.services;
+    services.forward == crate::config::Forward::All
+        && services
+            .backend
+            .scripts()
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+        && call.client.subs.is_none()
+        && access::authenticated(services.access.as_ref(), call.client)
 }
 
 /// `ECHO message`.

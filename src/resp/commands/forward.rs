@@ -178,6 +178,11 @@ pub fn submit(
     let resp3 = client.proto == write::RESP3;
     let mut lane = client.lane_ticket(!ordered, slow);
     lane.patience = on.patience;
+    if info.categories.contains(Categories::SCRIPTING) {
+        lane.script = Some(crate::backend::ScriptRunning::start(
+            state.services.backend.scripts(),
+        ));
+    }
     let sent = state
         .services
         .backend
