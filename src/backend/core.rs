@@ -104,6 +104,8 @@ pub struct Core {
     pub catalog: super::catalog::Catalog,
     /// Scripts forwarded for clients and not answered yet (see [`super::ScriptRunning`]).
     pub scripts: Arc<std::sync::atomic::AtomicUsize>,
+    /// Redis answered BUSY, and no PING since said otherwise.
+    pub redis_busy: std::sync::atomic::AtomicBool,
     /// The clients tracking keys through the proxy (`CLIENT TRACKING ON`).
     pub clients: Arc<super::client_tracking::ClientTracking>,
     /// Counters.
@@ -125,6 +127,7 @@ impl Core {
             catalog: super::catalog::Catalog::default(),
             clients: Arc::new(clients),
             scripts: Arc::default(),
+            redis_busy: std::sync::atomic::AtomicBool::new(false),
             flights: SingleFlight::default(),
             cache,
             mailboxes,
@@ -230,8 +233,12 @@ impl Core {
             Request::Command {
                 waiter,
                 invalidates,
+                args,
                 ..
             } => {
+                if let Some(lane) = job.lane.as_deref() {
+                    self.note_busy(args, lane.script.is_some(), &outcome);
+                }
                 match invalidates {
                     Changes::Keys(keys) => {
                         for key in keys {
@@ -260,6 +267,24 @@ impl Core {
                 }
                 outbox.push(*waiter, outcome);
             }
+        }
+    }
+
+    /// Redis said BUSY (a script runs past its busy threshold, maybe one whose reply the
+    /// proxy gave up on): PING goes to Redis until a PING is answered otherwise.
+    fn note_busy(&self, args: &[Box<[u8]>], script: bool, outcome: &Outcome) {
+        let busy = match outcome {
+            Outcome::Failed(super::BackendError::Server { code, .. }) => &**code == "BUSY",
+            // A script whose reply was given up on may still run in Redis.
+            other => script && other.redis_unavailable(),
+        };
+        if busy {
+            self.redis_busy.store(true, Ordering::Relaxed);
+        } else if args
+            .first()
+            .is_some_and(|a| a.eq_ignore_ascii_case(b"PING"))
+        {
+            self.redis_busy.store(false, Ordering::Relaxed);
         }
     }
 

@@ -310,6 +310,14 @@ impl Backend {
         &self.core.scripts
     }
 
+    /// Whether a script may be running in Redis: one forwarded and not answered yet, or
+    /// Redis said BUSY and no PING since said otherwise (the proxy may have given up on a
+    /// script's reply while Redis still runs it).
+    pub fn script_may_run(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.core.scripts.load(Relaxed) > 0 || self.core.redis_busy.load(Relaxed)
+    }
+
     /// The shared subscriber of the clients' pub/sub (see [`pubsub`]).
     pub fn pubsub(&self) -> &Arc<pubsub::Hub> {
         &self.pubsub

@@ -110,6 +110,12 @@ impl LaneWorker {
     pub fn run(mut self) {
         #[cfg(any(feature = "test-hooks", debug_assertions))]
         crate::guard::test_panic("lane");
+        // Connected before the first command: Redis accepts no connection while a script
+        // runs past its busy threshold, so a lane connection opened then (for a PING, or
+        // the SCRIPT KILL that would end it) would wait for the script.
+        if self.core.is_healthy() {
+            let _ = self.connect(Instant::now() + self.timeout);
+        }
         loop {
             // Slow commands left from the last batch are sent first; new ones join them.
             if self.pending.is_empty() {
@@ -126,7 +132,15 @@ impl LaneWorker {
                     break;
                 }
                 match self.rx.try_recv() {
-                    Ok(Some(job)) => self.pending.push(job),
+                    Ok(Some(job)) => {
+                        let script = is_script(&job);
+                        self.pending.push(job);
+                        if script {
+                            // A script may hold this connection for long: what comes after
+                            // it is left in the queue for the other connections.
+                            break;
+                        }
+                    }
                     Ok(None) => {
                         stopping = true;
                         break;
@@ -173,9 +187,12 @@ impl LaneWorker {
         let mut batch = Vec::with_capacity(self.pending.len());
         let mut later = Vec::new();
         let mut slow_left = self.slow_budget;
+        let mut closed = false;
         for job in std::mem::take(&mut self.pending) {
             let lane = job.lane.as_deref();
-            if lane.is_some_and(|l| l.presence.has_left()) {
+            if closed {
+                later.push(job);
+            } else if lane.is_some_and(|l| l.presence.has_left()) {
                 BackendStats::bump(&self.core.stats.forwards_dropped);
                 self.answer(job, BackendError::Stopped);
             } else if now >= self.deadline(&job) {
@@ -186,6 +203,9 @@ impl LaneWorker {
                     later.push(job);
                 } else {
                     slow_left -= 1;
+                    // Nothing is sent behind a script in its pipeline (it would wait for
+                    // the script, however long it runs).
+                    closed = is_script(&job);
                     batch.push(job);
                 }
             } else {
@@ -415,4 +435,9 @@ fn remaining(deadline: Instant) -> Duration {
     deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1))
+}
+
+/// Whether `job` runs a script (EVAL, FCALL, ...).
+fn is_script(job: &Job) -> bool {
+    job.lane.as_deref().is_some_and(|l| l.script.is_some())
 }

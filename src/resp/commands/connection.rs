@@ -56,11 +56,7 @@ pub fn ping(call: &mut Call<'_>) {
 fn script_running(call: &Call<'_>) -> bool {
     let services = &call.state.services;
     services.forward == crate::config::Forward::All
-        && services
-            .backend
-            .scripts()
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0
+        && services.backend.script_may_run()
         && call.client.subs.is_none()
         && access::authenticated(services.access.as_ref(), call.client)
 }
