@@ -249,3 +249,22 @@ fn subscribing_has_bounds() {
         "{refused}"
     );
 }
+
+/// A client's UNSUBSCRIBE is confirmed once the proxy has left the channel in Redis too
+/// (it was the last subscriber), so a PUBLISH after it counts nobody, as with Redis; a
+/// client not subscribed gets one confirmation per name.
+#[test]
+fn unsubscribing_is_confirmed_once_redis_has_let_the_channel_go() {
+    let (redis, proxy) = setup();
+    let mut s = connect(proxy.resp_port);
+    for round in 0..20 {
+        exchange(&mut s, &["SUBSCRIBE ch"], 1);
+        assert_eq!(numsub(&redis, "ch"), 1, "round {round}");
+        exchange(&mut s, &["UNSUBSCRIBE ch"], 1);
+        assert_eq!(numsub(&redis, "ch"), 0, "round {round}");
+    }
+    assert_eq!(
+        exchange(&mut s, &["UNSUBSCRIBE a b"], 2),
+        "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:0\r\n"
+    );
+}

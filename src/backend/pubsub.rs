@@ -156,6 +156,9 @@ type Command = (Kind, bool, Box<[u8]>);
 
 struct State {
     entries: [HashMap<Box<[u8]>, Entry>; 3],
+    /// Clients' unsubscriptions waiting for Redis to confirm the hub's own (the last
+    /// subscriber left), by namespace and name.
+    leaving: HashMap<(Kind, Box<[u8]>), Vec<Waiter>>,
 }
 
 /// Counters of the hub, for `/stats` and `/metrics`.
@@ -190,6 +193,7 @@ impl Hub {
             core: Arc::clone(core),
             state: Mutex::new(State {
                 entries: Default::default(),
+                leaving: HashMap::new(),
             }),
             commands,
             stop: AtomicBool::new(false),
@@ -230,24 +234,38 @@ impl Hub {
     }
 
     /// Takes `member` off `name` in `kind` (the hub unsubscribes from Redis once nobody is
-    /// left).
-    pub fn unsubscribe(&self, kind: Kind, name: &[u8], member: Member) {
+    /// left); `confirm` is answered once that is done: at once, or when Redis has
+    /// confirmed the hub's own unsubscription (so a PUBLISH after the client's
+    /// confirmation no longer counts the proxy, as Redis would count the client).
+    pub fn unsubscribe(&self, kind: Kind, name: &[u8], member: Member, confirm: Waiter) {
         let mut state = self.state.lock();
-        self.remove(&mut state, kind, name, member);
+        if self.remove(&mut state, kind, name, member) {
+            state
+                .leaving
+                .entry((kind, Box::from(name)))
+                .or_default()
+                .push(confirm);
+        } else {
+            self.core.deliver_one(Answer {
+                waiter: confirm,
+                outcome: Outcome::Integer(0),
+            });
+        }
     }
 
     /// Takes `member` off everything in `names` (its connection closed).
     pub fn leave<'a>(&self, member: Member, names: impl Iterator<Item = (Kind, &'a [u8])>) {
         let mut state = self.state.lock();
         for (kind, name) in names {
-            self.remove(&mut state, kind, name, member);
+            let _ = self.remove(&mut state, kind, name, member);
         }
     }
 
-    fn remove(&self, state: &mut State, kind: Kind, name: &[u8], member: Member) {
+    /// Takes `member` off `name`; true when that unsubscribed the hub from Redis.
+    fn remove(&self, state: &mut State, kind: Kind, name: &[u8], member: Member) -> bool {
         let entries = &mut state.entries[kind.index()];
         let Some(entry) = entries.get_mut(name) else {
-            return;
+            return false;
         };
         entry.members.remove(&member);
         if let Some(at) = entry.waiting.iter().position(|(m, _)| *m == member) {
@@ -264,7 +282,9 @@ impl Hub {
         if entry.is_empty() && entry.confirmed {
             entries.remove(name);
             let _ = self.commands.send((kind, false, Box::from(name)));
+            return true;
         }
+        false
     }
 
     /// Channels, patterns and shard channels the hub is subscribed to (or subscribing).
@@ -373,8 +393,12 @@ impl Hub {
         };
         if let Some((kind, subscribe)) = Kind::of_confirmation(first) {
             sent.pop_front();
-            if subscribe && let Some(&name) = parts.get(1) {
-                self.confirmed(kind, name);
+            if let Some(&name) = parts.get(1) {
+                if subscribe {
+                    self.confirmed(kind, name);
+                } else {
+                    self.left(kind, name);
+                }
             }
             return;
         }
@@ -428,6 +452,18 @@ impl Hub {
         }
     }
 
+    /// Redis confirmed the hub's unsubscription from `name`: the clients whose leaving
+    /// made it are answered.
+    fn left(&self, kind: Kind, name: &[u8]) {
+        let waiting = self.state.lock().leaving.remove(&(kind, Box::from(name)));
+        for confirm in waiting.into_iter().flatten() {
+            self.core.deliver_one(Answer {
+                waiter: confirm,
+                outcome: Outcome::Integer(0),
+            });
+        }
+    }
+
     /// Redis refused the hub's subscription to `name` (an ACL on channels): those waiting
     /// get Redis's error.
     fn refused(&self, kind: Kind, name: &[u8], text: &str) {
@@ -458,6 +494,15 @@ impl Hub {
         // Every command queued so far is for entries dropped here (they are queued under
         // this lock): none is left to open a new connection for nothing.
         while requests.try_recv().is_ok() {}
+        // Unsubscribed anyway: Redis forgot the hub's subscriptions with its connection.
+        for (_, waiting) in state.leaving.drain() {
+            for confirm in waiting {
+                self.core.deliver_one(Answer {
+                    waiter: confirm,
+                    outcome: Outcome::Integer(0),
+                });
+            }
+        }
         let mut kicked = HashSet::new();
         for entries in state.entries.iter_mut() {
             for (_, entry) in entries.drain() {

@@ -227,37 +227,61 @@ fn unsubscribe_in(call: &mut Call<'_>, kind: Kind) {
     let verb = kind.command(false);
     let mut out = Vec::new();
     let asked: Vec<Box<[u8]>> = (1..call.argc()).map(|i| Box::from(call.arg(i))).collect();
-    match call.client.subs.as_mut() {
-        None => confirmation(&mut out, proto, verb, None, 0),
-        Some(subs) => {
-            let set = Subscriptions::of(kind);
-            let names: Vec<Box<[u8]>> = if asked.is_empty() {
-                subs.names[set].iter().cloned().collect()
-            } else {
-                asked
-            };
-            if names.is_empty() {
-                confirmation(&mut out, proto, verb, None, subs.count(kind));
+    let Some(subs) = call.client.subs.as_mut() else {
+        // Not subscribed: one confirmation per name (or one nil), each counting 0.
+        if asked.is_empty() {
+            confirmation(&mut out, proto, verb, None, 0);
+        }
+        for name in &asked {
+            confirmation(&mut out, proto, verb, Some(name), 0);
+        }
+        return call.sink.out().extend_from_slice(&out);
+    };
+    let set = Subscriptions::of(kind);
+    let names: Vec<Box<[u8]>> = if asked.is_empty() {
+        subs.names[set].iter().cloned().collect()
+    } else {
+        asked
+    };
+    if names.is_empty() {
+        confirmation(&mut out, proto, verb, None, subs.count(kind));
+    }
+    let mut left = Vec::new();
+    for name in names {
+        if subs.names[set].remove(&name) {
+            if kind == Kind::Channel
+                && &name[..] == client_tracking::CHANNEL
+                && let Some((id, table)) = subs.target.take()
+            {
+                table.target(id, None);
             }
-            for name in names {
-                if subs.names[set].remove(&name) {
-                    subs.hub.unsubscribe(kind, &name, subs.member);
-                    if kind == Kind::Channel
-                        && &name[..] == client_tracking::CHANNEL
-                        && let Some((id, table)) = subs.target.take()
-                    {
-                        table.target(id, None);
-                    }
-                }
-                confirmation(&mut out, proto, verb, Some(&name), subs.count(kind));
-            }
-            if subs.total() == 0 {
-                call.client.subs = None;
-                call.client.settle();
-            }
+            confirmation(&mut out, proto, verb, Some(&name), subs.count(kind));
+            left.push(name);
+        } else {
+            confirmation(&mut out, proto, verb, Some(&name), subs.count(kind));
         }
     }
-    call.sink.out().extend_from_slice(&out);
+    let (hub, member) = (Arc::clone(&subs.hub), subs.member);
+    if subs.total() == 0 {
+        call.client.subs = None;
+        call.client.settle();
+    }
+    if left.is_empty() {
+        return call.sink.out().extend_from_slice(&out);
+    }
+    // Confirmed once the hub has left what nobody else holds (see `Hub::unsubscribe`).
+    let wait = Wait {
+        render: prepared_only,
+        values: false,
+        proto,
+        aliases: None,
+        stale_keys: None,
+        prepared: Some(Arc::from(out)),
+    };
+    let seq = call.sink.wait(wait, left.len());
+    for (index, name) in left.iter().enumerate() {
+        hub.unsubscribe(kind, name, member, call.sink.waiter(seq, index as u32));
+    }
 }
 
 /// One confirmation: `[verb, name or nil, count]`, a push in RESP3.
