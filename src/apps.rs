@@ -157,6 +157,13 @@ impl Application for Apps {
         }
     }
 
+    #[inline]
+    fn end_serve(&mut self, session: &mut Session, replies: &mut Replies<'_, Wait>) {
+        if let Session::Resp(_) = session {
+            self.resp.end_serve(replies);
+        }
+    }
+
     fn render(&mut self, _session: &mut Session, done: Waiting<Wait>, out: &mut Vec<u8>) {
         let outcomes: &[Option<Outcome>] = &done.outcomes;
         match done.what {

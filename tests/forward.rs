@@ -668,3 +668,30 @@ fn ping_during_a_busy_script_says_busy_as_redis_does() {
     assert_eq!(read_replies(&mut runner, 1), b":1\r\n");
     assert_eq!(ask(&mut other, &["PING"]), b"+PONG\r\n");
 }
+
+/// A client's pipelined writes go to Redis together, in its order, on one connection (a
+/// chain), not one round trip each: 100 pipelined INCRs answer 1..=100 in order, in far
+/// fewer pipelines than commands; a cached GET after them sees their result.
+#[test]
+fn pipelined_writes_go_out_together_in_order() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(redis.port, &[("PROXY_FORWARD", "all")]);
+    wait_for_catalog(&proxy);
+    let before = proxy.stats()["backend"]["batches"].as_u64().unwrap();
+    let mut s = connect(proxy.resp_port);
+    let mut pipeline = Vec::new();
+    for _ in 0..100 {
+        pipeline.extend(multibulk(&["INCR", "n"]));
+    }
+    pipeline.extend(multibulk(&["GET", "n"]));
+    s.write_all(&pipeline).unwrap();
+    let got = String::from_utf8_lossy(&read_replies(&mut s, 101)).into_owned();
+    let expected: String =
+        (1..=100).map(|i| format!(":{i}\r\n")).collect::<String>() + "$3\r\n100\r\n";
+    assert_eq!(got, expected);
+    let batches = proxy.stats()["backend"]["batches"].as_u64().unwrap() - before;
+    assert!(
+        batches <= 20,
+        "{batches} pipelines for 100 pipelined writes and a GET"
+    );
+}

@@ -113,6 +113,9 @@ pub struct LaneTicket {
     /// A script (EVAL, FCALL, ...): counted among the scripts running until its reply
     /// (the ticket's last clone) is gone; see [`ScriptRunning`].
     pub script: Option<Arc<ScriptRunning>>,
+    /// The chain it came in, numbered by the lane thread that took it: a chain's commands
+    /// go out in order on that thread's connection, none overtaking another.
+    pub chain: Option<u64>,
 }
 
 /// One forwarded script in flight, counted in its counter while it lives: while any runs,
@@ -193,6 +196,9 @@ pub struct Job {
     /// A command forwarded for a client: it goes by the forwarding lane, never with the
     /// misses (`None`: a miss, or the proxy's own command such as `/readyz`'s PING).
     pub lane: Option<Box<LaneTicket>>,
+    /// Forwarded commands of the same client to send right behind this one, in order, on
+    /// the same connection (a pipelined client's commands, see `Backend::forward_chain`).
+    pub then: Vec<Job>,
 }
 
 /// How long a fetched value may be cached, from the key's `PTTL` in Redis.
@@ -229,6 +235,7 @@ impl Job {
             hops: 0,
             part: None,
             lane: None,
+            then: Vec::new(),
         }
     }
 
@@ -274,6 +281,7 @@ impl Job {
             hops: 0,
             part: Some(Box::new(part)),
             lane: self.lane.clone(),
+            then: Vec::new(),
         })
     }
 

@@ -87,6 +87,20 @@ pub struct Backend {
     pubsub: Arc<pubsub::Hub>,
 }
 
+/// One command of a chain ([`Backend::forward_chain`]).
+pub struct ChainLink {
+    /// The command and its arguments.
+    pub args: Vec<Box<[u8]>>,
+    /// Who is answered.
+    pub waiter: Waiter,
+    /// What it may change, dropped from the cache before its reply.
+    pub invalidates: Changes,
+    /// Read in RESP3 (a RESP3 client).
+    pub resp3: bool,
+    /// Its lane ticket.
+    pub lane: LaneTicket,
+}
+
 /// The running backend threads; [`BackendThreads::stop`] ends them.
 pub struct BackendThreads {
     backend: Arc<Backend>,
@@ -321,6 +335,33 @@ impl Backend {
     /// The shared subscriber of the clients' pub/sub (see [`pubsub`]).
     pub fn pubsub(&self) -> &Arc<pubsub::Hub> {
         &self.pubsub
+    }
+
+    /// Forwards a client's pipelined commands (each as [`Backend::forward`] would, with its
+    /// own waiter) as one chain: they go out in order, one behind the other, on one
+    /// connection of the lane, so Redis runs them in the client's order without the proxy
+    /// waiting for each reply before sending the next. A standalone Redis only (a
+    /// cluster's commands go to their slots' nodes one by one). Errs, queuing nothing,
+    /// when the lane's queue is full.
+    pub fn forward_chain(&self, chain: Vec<ChainLink>) -> Result<(), BackendError> {
+        let mut jobs = chain.into_iter().map(|link| {
+            let request = Request::Command {
+                args: link.args,
+                waiter: link.waiter,
+                invalidates: link.invalidates,
+                resp3: link.resp3,
+                prefix: Vec::new(),
+            };
+            Job::forwarded(request, link.lane)
+        });
+        let Some(mut head) = jobs.next() else {
+            return Ok(());
+        };
+        head.then = jobs.collect();
+        self.upstream.submit(head).map_err(|_| {
+            BackendStats::bump(&self.core.stats.forwards_refused);
+            BackendError::Overloaded
+        })
     }
 
     /// Asks Redis for a PING on behalf of `waiter` (readiness).

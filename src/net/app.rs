@@ -79,6 +79,12 @@ pub trait Application: Send + 'static {
         replies: &mut Replies<'_, Self::Wait>,
     ) -> Served;
 
+    /// Called after each pass of [`Application::serve`] over a connection's input (however
+    /// it ended) that left replies waiting, for what the application gathered over the pass
+    /// (the RESP side's chain of forwarded commands, sent here as one).
+    #[inline]
+    fn end_serve(&mut self, _session: &mut Self::Session, _replies: &mut Replies<'_, Self::Wait>) {}
+
     /// Renders a waiting reply whose outcomes are all known.
     fn render(&mut self, session: &mut Self::Session, done: Waiting<Self::Wait>, out: &mut Vec<u8>);
 

@@ -87,6 +87,7 @@ impl Client {
             selects: false,
             patience: None,
             script: None,
+            chain: None,
         }
     }
 }

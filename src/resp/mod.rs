@@ -105,6 +105,14 @@ pub struct Loop {
     /// Set by a handler that did nothing because its command must wait for the
     /// connection's earlier replies: it is served again once they are answered.
     pub deferred: bool,
+    /// Forwarded commands of the connection being served, not sent yet: sent together, in
+    /// order, on one connection of the lane at the end of the serve pass or before
+    /// anything that must follow them (see `commands::forward::flush_chain`).
+    pub chain: Vec<crate::backend::ChainLink>,
+    /// The chain holds a command that is not read-only (what follows waits for it).
+    pub chain_ordered: bool,
+    /// The connection the chain is of (loop, slot, generation).
+    pub chain_owner: (usize, usize, u32),
 }
 
 /// The RESP application of one event loop.
@@ -123,6 +131,9 @@ impl RespApp {
                 ranges: Vec::new(),
                 turn_hits: 0,
                 deferred: false,
+                chain: Vec::new(),
+                chain_ordered: false,
+                chain_owner: (0, 0, 0),
             },
         }
     }
@@ -300,6 +311,14 @@ impl RespApp {
         write::error(out, "ERR max number of clients reached");
     }
 
+    /// The end of a serve pass over a connection's input: its chain of forwarded commands
+    /// goes out, and what follows a write in it waits for its replies.
+    pub fn end_serve(&mut self, sink: &mut dyn Sink<Wait>) {
+        if !self.state.chain.is_empty() && commands::forward::flush_chain(&mut self.state, sink) {
+            sink.hold();
+        }
+    }
+
     /// Records this turn's hits in the latency histogram (see the HTTP application).
     pub fn end_turn(&mut self, woke: Nanos) {
         let state = &mut self.state;
@@ -322,6 +341,9 @@ fn dispatch(
     sink: &mut dyn Sink<Wait>,
 ) -> bool {
     match commands::find(args.get(input, 0)) {
+        // The proxy's own commands come after the connection's forwarded ones not sent yet
+        // (a GET after a SET waits for it).
+        Some(_) if !state.chain.is_empty() && commands::forward::flush_chain(state, sink) => false,
         Some((row, command)) if client.plain => run(state, client, input, args, sink, row, command),
         found => {
             let done = dispatch_rest(state, client, input, args, sink, found);

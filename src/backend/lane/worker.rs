@@ -74,6 +74,10 @@ pub struct LaneWorker {
     slow_budget: usize,
     /// The database the connection is in (REDIS_DB after its login).
     conn_db: i64,
+    /// Chains taken so far (each numbered for [`LaneTicket::chain`]).
+    ///
+    /// [`LaneTicket::chain`]: crate::backend::LaneTicket::chain
+    chains: u64,
     outbox: Outbox,
 }
 
@@ -101,6 +105,7 @@ impl LaneWorker {
             backoff: MIN_BACKOFF,
             pending: Vec::with_capacity(MAX_BATCH),
             slow_budget: MAX_SLOW,
+            chains: 0,
             conn_db: db,
             outbox,
         }
@@ -118,9 +123,10 @@ impl LaneWorker {
         }
         loop {
             // Slow commands left from the last batch are sent first; new ones join them.
+            let mut took_script = false;
             if self.pending.is_empty() {
                 match self.rx.recv() {
-                    Ok(Some(job)) => self.pending.push(job),
+                    Ok(Some(job)) => took_script = self.take(job),
                     Ok(None) | Err(_) => return,
                 }
             }
@@ -128,14 +134,12 @@ impl LaneWorker {
             // At most a batch's worth of new commands a turn (fast ones are not held behind
             // slow ones left waiting), and at most a queue's worth waiting here.
             for _ in 0..MAX_BATCH {
-                if self.pending.len() >= super::LANE_QUEUE {
+                if took_script || self.pending.len() >= super::LANE_QUEUE {
                     break;
                 }
                 match self.rx.try_recv() {
                     Ok(Some(job)) => {
-                        let script = is_script(&job);
-                        self.pending.push(job);
-                        if script {
+                        if self.take(job) {
                             // A script may hold this connection for long: what comes after
                             // it is left in the queue for the other connections.
                             break;
@@ -179,6 +183,28 @@ impl LaneWorker {
         }
     }
 
+    /// Adds `job` (and the chain behind it) to the pending commands; true when it runs a
+    /// script, after which nothing more is taken from the queue this turn (a script may
+    /// hold this connection for long: what comes after it is left for the others).
+    fn take(&mut self, mut job: Job) -> bool {
+        let then = std::mem::take(&mut job.then);
+        let script = is_script(&job) || then.iter().any(is_script);
+        if then.is_empty() {
+            self.pending.push(job);
+        } else {
+            // A chain: numbered, so that none of it overtakes the rest.
+            self.chains += 1;
+            let chain = self.chains;
+            for mut job in std::iter::once(job).chain(then) {
+                if let Some(lane) = job.lane.as_deref_mut() {
+                    lane.chain = Some(chain);
+                }
+                self.pending.push(job);
+            }
+        }
+        script
+    }
+
     /// The pending commands to send now: every `@fast` one and at most `slow_budget` slow
     /// ones (the other slow ones wait for the next batches, in order); those whose client
     /// left or whose time ran out are answered here.
@@ -188,9 +214,12 @@ impl LaneWorker {
         let mut later = Vec::new();
         let mut slow_left = self.slow_budget;
         let mut closed = false;
+        // Chains one of whose commands waits for a later batch: the rest of it waits too.
+        let mut held_chains: Vec<u64> = Vec::new();
         for job in std::mem::take(&mut self.pending) {
             let lane = job.lane.as_deref();
-            if closed {
+            let chain = lane.and_then(|l| l.chain);
+            if closed || chain.is_some_and(|c| held_chains.contains(&c)) {
                 later.push(job);
             } else if lane.is_some_and(|l| l.presence.has_left()) {
                 BackendStats::bump(&self.core.stats.forwards_dropped);
@@ -200,6 +229,7 @@ impl LaneWorker {
                 self.answer(job, BackendError::Timeout);
             } else if lane.is_some_and(|l| l.slow) {
                 if slow_left == 0 {
+                    held_chains.extend(chain);
                     later.push(job);
                 } else {
                     slow_left -= 1;

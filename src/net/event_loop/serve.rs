@@ -221,6 +221,12 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                     }
                 }
             }
+            // Only a pass that left replies waiting can have gathered something to send
+            // (cache hits leave none: they skip this).
+            if consumed && conn.output.waiting_keys() > 0 {
+                let mut replies = Replies::new(&mut conn.output, &mut conn.closing, whom, now);
+                app.end_serve(&mut conn.session, &mut replies);
+            }
             if conn.output.pending_len() > 0 {
                 release(app, conn);
             }

@@ -35,7 +35,9 @@
 use super::policy::{Asked, Rules};
 use std::time::Duration;
 
-use crate::backend::{Categories, Changes, CommandInfo, FORWARDED_PER_CLIENT, Outcome, Pinned};
+use crate::backend::{
+    Categories, ChainLink, Changes, CommandInfo, FORWARDED_PER_CLIENT, Outcome, Pinned,
+};
 use crate::config::Forward;
 use crate::net::Sink;
 use crate::resp::parse::Args;
@@ -114,9 +116,11 @@ fn send(
         Vetted::Unknown => return Forwarded::Unknown,
     };
     let ordered = info.write || !info.readonly;
-    // A write waits for the connection's earlier replies; any command waits while the
-    // client holds its share of the forwarding lane.
-    if (ordered && sink.waiting()) || sink.in_flight() >= FORWARDED_PER_CLIENT {
+    // A write waits for the connection's earlier replies (unless they are all its chain's,
+    // which it joins); any command waits while the client holds its share of the lane.
+    let chained = !state.chain.is_empty() && sink.in_flight() == state.chain.len();
+    if (ordered && sink.waiting() && !chained) || sink.in_flight() >= FORWARDED_PER_CLIENT {
+        flush_chain(state, sink);
         return Forwarded::Deferred;
     }
     if !charge(state, client, cost, sink) {
@@ -175,6 +179,10 @@ pub fn submit(
         sink.patient(seq);
     }
     let waiter = sink.waiter(seq, 0);
+    let chainable = !state.services.cluster && on.via.is_none() && !blocking;
+    if !chainable {
+        flush_chain(state, sink);
+    }
     let resp3 = client.proto == write::RESP3;
     let mut lane = client.lane_ticket(!ordered, slow);
     lane.patience = on.patience;
@@ -182,6 +190,20 @@ pub fn submit(
         lane.script = Some(crate::backend::ScriptRunning::start(
             state.services.backend.scripts(),
         ));
+    }
+    if chainable {
+        // Sent with the connection's other forwarded commands of this pass, in order on
+        // one lane connection; a write holds what follows once the chain goes out.
+        state.chain_owner = (waiter.loop_id, waiter.conn, waiter.generation);
+        state.chain.push(ChainLink {
+            args: argv,
+            waiter,
+            invalidates,
+            resp3,
+            lane,
+        });
+        state.chain_ordered |= ordered;
+        return;
     }
     let sent = state
         .services
@@ -193,6 +215,31 @@ pub fn submit(
     if ordered {
         sink.hold();
     }
+}
+
+/// Sends the chain of forwarded commands of the connection being served (see
+/// [`submit`]) to the lane as one; true when one of them is not read-only (what follows
+/// must then wait for their replies). Refused whole (the lane's queue full), each gets
+/// the error.
+pub fn flush_chain(state: &mut Loop, sink: &mut dyn Sink<Wait>) -> bool {
+    if state.chain.is_empty() {
+        return false;
+    }
+    let chain = std::mem::take(&mut state.chain);
+    let ordered = std::mem::take(&mut state.chain_ordered);
+    let owner = state.chain_owner;
+    let seqs: Vec<u64> = chain.iter().map(|link| link.waiter.seq).collect();
+    if let Err(e) = state.services.backend.forward_chain(chain) {
+        let here = sink.waiter(0, 0);
+        // The chain is this connection's (always, but for a connection closed by a panic
+        // while it was served: its replies are nobody's then).
+        if (here.loop_id, here.conn, here.generation) == owner {
+            for seq in seqs {
+                sink.resolve(seq, 0, Outcome::Failed(e.clone()));
+            }
+        }
+    }
+    ordered
 }
 
 /// What [`vet`] found.
