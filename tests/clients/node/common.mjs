@@ -48,3 +48,56 @@ export async function settle(f) {
     return e;
   }
 }
+
+/** `promise`'s result (or its error), or 'timeout' where it does not settle within `ms`. */
+export function within(ms, promise) {
+  let timer;
+  const timeout = new Promise((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+  });
+  return Promise.race([settle(() => promise), timeout]).finally(() => clearTimeout(timer));
+}
+
+// Pub/sub: one subscriber to a channel, one to a pattern, and what a third connection
+// publishes, in order; the last message, on the subscribed channel, reaches both and ends
+// their reading.
+export const PUBSUB_CHANNEL = 'news:sport';
+export const PUBSUB_PATTERN = 'news:*';
+export const PUBLISHED = [
+  ['news:sport', 'goal'],
+  ['news:weather', 'rain'],
+  ['other', 'unseen'],
+  ['news:sport', ''],
+  ['news:sport', 'caf\u00e9 \u6f22'],
+  ['news:sport', 'end'],
+];
+export const PUBSUB_WAIT_MS = 5000;
+
+/** A subscriber's messages: `push` records one (its payload last); `end` resolves once the
+ * last message published has come. */
+export function receiver() {
+  const got = [];
+  let ended;
+  const end = new Promise((resolve) => {
+    ended = resolve;
+  });
+  const push = (message) => {
+    got.push(message);
+    if (message.at(-1) === PUBLISHED.at(-1)[1]) ended();
+  };
+  return { got, end, push };
+}
+
+/** What a receiver got, ending in 'timeout' where the last message did not come in time. */
+export async function receivedUntilEnd({ got, end }) {
+  return (await within(PUBSUB_WAIT_MS, end)) === 'timeout' ? [...got, 'timeout'] : got;
+}
+
+/** PUBLISH's count of receivers: through the proxy all its subscribers of a channel are one
+ * receiver in Redis (one subscriber connection for all), so only whether each message
+ * reached someone is compared. */
+export async function publishAll(publish) {
+  const out = [];
+  for (const [channel, message] of PUBLISHED) out.push((await publish(channel, message)) >= 1);
+  return out;
+}

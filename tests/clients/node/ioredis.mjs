@@ -9,7 +9,20 @@
 // step shares its work between a few clients, each with commands in flight at once.
 import { createRequire } from 'node:module';
 import Redis from 'ioredis';
-import { IDLE_PAUSE_MS, POOL_KEYS, emit, settle, sleep } from './common.mjs';
+import {
+  IDLE_PAUSE_MS,
+  POOL_KEYS,
+  PUBSUB_CHANNEL,
+  PUBSUB_PATTERN,
+  PUBSUB_WAIT_MS,
+  emit,
+  publishAll,
+  receivedUntilEnd,
+  receiver,
+  settle,
+  sleep,
+  within,
+} from './common.mjs';
 
 const version = createRequire(import.meta.url)('ioredis/package.json').version;
 const [port, readsPort] = process.argv.slice(2).map(Number);
@@ -128,6 +141,37 @@ await steps('after_multi', [() => r.get('str'), () => r.ping()]);
   const empty = await settle(() => r.blpop('queue:empty', 0.3));
   emit('blpop', [got, empty]);
   await other.quit();
+}
+
+// Pub/sub: two subscribers on connections of their own, one to a channel ('message') and
+// one to a pattern ('pmessage'), each confirmed (subscribe's promise, the count of
+// subscriptions) before a third connection (r) publishes; each subscriber's messages in
+// order; PING while subscribed; then they unsubscribe, which leaves subscriber mode, and
+// their connection answers PING and GET as any other.
+{
+  const [byChannel, byPattern] = [connect(port), connect(port)];
+  const [toChannel, toPattern] = [receiver(), receiver()];
+  byChannel.on('message', (channel, message) => toChannel.push([channel, message]));
+  byPattern.on('pmessage', (pattern, channel, message) =>
+    toPattern.push([pattern, channel, message]),
+  );
+  emit('pubsub_subscribed', [
+    await within(PUBSUB_WAIT_MS, byChannel.subscribe(PUBSUB_CHANNEL)),
+    await within(PUBSUB_WAIT_MS, byPattern.psubscribe(PUBSUB_PATTERN)),
+  ]);
+  emit('pubsub_published', await publishAll((channel, message) => r.publish(channel, message)));
+  emit('pubsub_received', [await receivedUntilEnd(toChannel), await receivedUntilEnd(toPattern)]);
+  emit('pubsub_ping_subscribed', await within(PUBSUB_WAIT_MS, byChannel.ping()));
+  emit('pubsub_unsubscribed', [
+    await within(PUBSUB_WAIT_MS, byChannel.unsubscribe()),
+    await within(PUBSUB_WAIT_MS, byPattern.punsubscribe()),
+  ]);
+  const after = [];
+  for (const c of [byChannel, byPattern]) {
+    after.push([await settle(() => c.ping()), await settle(() => c.get('str'))]);
+  }
+  emit('pubsub_after_unsubscribe', after);
+  await Promise.all([byChannel.quit(), byPattern.quit()]);
 }
 
 const before = await r.client('ID');

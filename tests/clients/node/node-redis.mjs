@@ -7,7 +7,20 @@
 // (the same redis-server, or a proxy with PROXY_FORWARD=reads); one JSON line per step.
 import { createRequire } from 'node:module';
 import { createClient, createClientPool } from 'redis';
-import { IDLE_PAUSE_MS, POOL_KEYS, emit, settle, sleep } from './common.mjs';
+import {
+  IDLE_PAUSE_MS,
+  POOL_KEYS,
+  PUBSUB_CHANNEL,
+  PUBSUB_PATTERN,
+  PUBSUB_WAIT_MS,
+  emit,
+  publishAll,
+  receivedUntilEnd,
+  receiver,
+  settle,
+  sleep,
+  within,
+} from './common.mjs';
 
 const version = createRequire(import.meta.url)('redis/package.json').version;
 const [port, readsPort] = process.argv.slice(2).map(Number);
@@ -117,6 +130,43 @@ await steps('after_multi', [() => r.get('str'), () => r.ping()]);
   const empty = await settle(() => r.blPop('queue:empty', 0.3));
   emit('blpop', [got, empty]);
   await other.close();
+}
+
+// Pub/sub: two subscribers on connections of their own (duplicate()), one to a channel and
+// one to a pattern, each confirmed (subscribe's promise) before a third connection (r)
+// publishes; each subscriber's messages in order; PING while subscribed; then they
+// unsubscribe and their connection answers PING and GET as any other.
+{
+  const byChannel = await r.duplicate().connect();
+  const byPattern = await r.duplicate().connect();
+  const [toChannel, toPattern] = [receiver(), receiver()];
+  emit('pubsub_subscribed', [
+    await within(
+      PUBSUB_WAIT_MS,
+      byChannel.subscribe(PUBSUB_CHANNEL, (message, channel) =>
+        toChannel.push([channel, message]),
+      ),
+    ),
+    await within(
+      PUBSUB_WAIT_MS,
+      byPattern.pSubscribe(PUBSUB_PATTERN, (message, channel) =>
+        toPattern.push([channel, message]),
+      ),
+    ),
+  ]);
+  emit('pubsub_published', await publishAll((channel, message) => r.publish(channel, message)));
+  emit('pubsub_received', [await receivedUntilEnd(toChannel), await receivedUntilEnd(toPattern)]);
+  emit('pubsub_ping_subscribed', await within(PUBSUB_WAIT_MS, byChannel.ping()));
+  emit('pubsub_unsubscribed', [
+    await within(PUBSUB_WAIT_MS, byChannel.unsubscribe(PUBSUB_CHANNEL)),
+    await within(PUBSUB_WAIT_MS, byPattern.pUnsubscribe(PUBSUB_PATTERN)),
+  ]);
+  const after = [];
+  for (const c of [byChannel, byPattern]) {
+    after.push([await settle(() => c.ping()), await settle(() => c.get('str'))]);
+  }
+  emit('pubsub_after_unsubscribe', after);
+  await Promise.all([byChannel.close(), byPattern.close()]);
 }
 
 const before = await r.clientId();

@@ -101,6 +101,20 @@ FORWARDED_WRITES = [
     ("expire", "plain", 1000),
 ]
 TRANSACTION = [("incr", "tx:counter"), ("get", "tx:counter")]
+# Pub/sub: one subscriber to a channel, one to a pattern, and what a third connection
+# publishes, in order; the last message, on the subscribed channel, reaches both and ends
+# their reading.
+PUBSUB_CHANNEL = "news:sport"
+PUBSUB_PATTERN = "news:*"
+PUBLISHED = [
+    ("news:sport", "goal"),
+    ("news:weather", "rain"),
+    ("other", "unseen"),
+    ("news:sport", ""),
+    ("news:sport", "caf\u00e9 \u6f22"),
+    ("news:sport", "end"),
+]
+PUBSUB_WAIT_S = 5.0
 AFTER_MULTI = [("get", "str"), ("ping",)]
 
 
@@ -180,6 +194,111 @@ async def blpop_woken_async(r, port, kwargs):
     return [norm(got), norm(empty)]
 
 
+def pubsub_message(m):
+    """A redis-py pub/sub message (or the lack of one within the wait) as a step result."""
+    if m is None:
+        return "timeout"
+    return norm([m["type"], m["pattern"], m["channel"], m["data"]])
+
+
+def received_until_end(messages):
+    """Whether the last of `messages` is the last message published."""
+    return bool(messages) and messages[-1][-1] == PUBLISHED[-1][1]
+
+
+def published_to_someone(count):
+    """PUBLISH's count of receivers: through the proxy all its subscribers of a channel are
+    one receiver in Redis (one subscriber connection for all), so only whether a message
+    reached someone is compared."""
+    return count >= 1
+
+
+def pubsub_steps(r, port, kwargs):
+    """Two subscribers on connections of their own (redis-py's pubsub()), one to a channel
+    and one to a pattern, each confirmed before anything is published; a third connection
+    (r) publishes; each subscriber's messages in order; PING while subscribed; then they
+    unsubscribe and their connection answers PING and GET as any other."""
+    clients = [redis.Redis(host="127.0.0.1", port=port, **kwargs) for _ in range(2)]
+    by_channel, by_pattern = subscribers = [c.pubsub() for c in clients]
+    by_channel.subscribe(PUBSUB_CHANNEL)
+    by_pattern.psubscribe(PUBSUB_PATTERN)
+    confirmed = [pubsub_message(ps.get_message(timeout=PUBSUB_WAIT_S)) for ps in subscribers]
+    published = [published_to_someone(r.publish(ch, data)) for ch, data in PUBLISHED]
+    received = []
+    for ps in subscribers:
+        got, deadline = [], time.monotonic() + PUBSUB_WAIT_S
+        while not received_until_end(got) and time.monotonic() < deadline:
+            m = ps.get_message(timeout=max(0.0, deadline - time.monotonic()))
+            if m is not None:
+                got.append(pubsub_message(m))
+        received.append(got if received_until_end(got) else got + ["timeout"])
+    by_channel.ping()
+    ping = pubsub_message(by_channel.get_message(timeout=PUBSUB_WAIT_S))
+    by_channel.unsubscribe()
+    by_pattern.punsubscribe()
+    left = [pubsub_message(ps.get_message(timeout=PUBSUB_WAIT_S)) for ps in subscribers]
+    # get_message reads only while subscribed: parse_response reads any reply.
+    after = []
+    for ps in subscribers:
+        ps.ping()
+        ps.execute_command("GET", "str")
+        after.append([ps.parse_response(block=False, timeout=PUBSUB_WAIT_S) for _ in range(2)])
+    for ps, c in zip(subscribers, clients):
+        ps.close()
+        c.close()
+    return [
+        ("pubsub_subscribed", confirmed),
+        ("pubsub_published", published),
+        ("pubsub_received", received),
+        ("pubsub_ping_subscribed", ping),
+        ("pubsub_unsubscribed", left),
+        ("pubsub_after_unsubscribe", after),
+    ]
+
+
+async def pubsub_steps_async(r, port, kwargs):
+    """pubsub_steps with redis.asyncio."""
+    clients = [redis.asyncio.Redis(host="127.0.0.1", port=port, **kwargs) for _ in range(2)]
+    by_channel, by_pattern = subscribers = [c.pubsub() for c in clients]
+    await by_channel.subscribe(PUBSUB_CHANNEL)
+    await by_pattern.psubscribe(PUBSUB_PATTERN)
+    confirmed = [
+        pubsub_message(await ps.get_message(timeout=PUBSUB_WAIT_S)) for ps in subscribers
+    ]
+    published = [published_to_someone(await r.publish(ch, data)) for ch, data in PUBLISHED]
+    received = []
+    for ps in subscribers:
+        got, deadline = [], time.monotonic() + PUBSUB_WAIT_S
+        while not received_until_end(got) and time.monotonic() < deadline:
+            m = await ps.get_message(timeout=max(0.0, deadline - time.monotonic()))
+            if m is not None:
+                got.append(pubsub_message(m))
+        received.append(got if received_until_end(got) else got + ["timeout"])
+    await by_channel.ping()
+    ping = pubsub_message(await by_channel.get_message(timeout=PUBSUB_WAIT_S))
+    await by_channel.unsubscribe()
+    await by_pattern.punsubscribe()
+    left = [pubsub_message(await ps.get_message(timeout=PUBSUB_WAIT_S)) for ps in subscribers]
+    after = []
+    for ps in subscribers:
+        await ps.ping()
+        await ps.execute_command("GET", "str")
+        after.append(
+            [await ps.parse_response(block=False, timeout=PUBSUB_WAIT_S) for _ in range(2)]
+        )
+    for ps, c in zip(subscribers, clients):
+        await ps.aclose()
+        await c.aclose()
+    return [
+        ("pubsub_subscribed", confirmed),
+        ("pubsub_published", published),
+        ("pubsub_received", received),
+        ("pubsub_ping_subscribed", ping),
+        ("pubsub_unsubscribed", left),
+        ("pubsub_after_unsubscribe", after),
+    ]
+
+
 def run_sync(port, reads_port, kwargs):
     r = redis.Redis(host="127.0.0.1", port=port, **kwargs)
     reads = redis.Redis(host="127.0.0.1", port=reads_port, **kwargs)
@@ -224,6 +343,8 @@ def run_sync(port, reads_port, kwargs):
     emit("watch_transaction", watch_transaction(r, port, kwargs))
     steps("after_multi", AFTER_MULTI)
     emit("blpop", blpop_woken(r, port, kwargs))
+    for name, result in pubsub_steps(r, port, kwargs):
+        emit(name, result)
 
     before = r.client_id()
     time.sleep(IDLE_PAUSE_S)
@@ -273,6 +394,8 @@ async def run_async(port, reads_port, kwargs):
     await steps("multi_counter_after", [("get", "tx:counter")])
     await steps("after_multi", AFTER_MULTI)
     emit("blpop", await blpop_woken_async(r, port, kwargs))
+    for name, result in await pubsub_steps_async(r, port, kwargs):
+        emit(name, result)
 
     before = await r.client_id()
     await asyncio.sleep(IDLE_PAUSE_S)
