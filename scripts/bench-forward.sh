@@ -281,7 +281,7 @@ for t in "${SUITE[@]}"; do
   emit "$t -P 8 (redis-server, ref)" "${!rm_}"
 done
 echo "(get: the key was set by the set run through the same proxy and is then cached, so these are hits;" \
-     "a write is sent once the connection's earlier commands are answered, so writes are not pipelined to Redis)"
+     "a client's pipelined writes go to Redis as one chain on one lane connection, in its order)"
 echo
 {
   echo "{\"cores\":$(nproc),\"pinning\":\"$PIN\",\"connections\":$CONNECTIONS,\"requests\":$REQUESTS,\"rounds\":$ROUNDS,\"miss_share_pct\":\"$MISS_SHARE\",\"results\":["
