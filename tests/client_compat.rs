@@ -16,6 +16,9 @@
 //! the cache never holds a value written behind its back) and PROXY_IDLE_TIMEOUT_MS=500,
 //! which the scripts' idle pause of a second outlasts: an idle RESP connection must stay
 //! open, as with Redis, and the scripts check that CLIENT ID is the same after the pause.
+//! It runs with PROXY_INVALIDATION=tracking too, so that it serves CLIENT TRACKING to the
+//! clients' own client-side caches (node-redis's clientSideCache; redis-py's refuses
+//! Redis before 7.4, the oracle's version, and the proxy's as well).
 
 mod common;
 use common::*;
@@ -48,9 +51,11 @@ const KNOWN_PROXY_BUGS: [(&str, &str); 0] = [];
 /// A redis-server for the oracle run, and another behind two proxies for the proxy run.
 struct Stage {
     oracle: Redis,
-    _backing: Redis,
+    // The proxies first: dropped in this order, they stop before their Redis (else the
+    // tracking proxy warns that its invalidation connection was lost).
     all: Proxy,
     reads: Proxy,
+    _backing: Redis,
 }
 
 fn stage() -> Stage {
@@ -59,11 +64,20 @@ fn stage() -> Stage {
     let common = [("PROXY_IDLE_TIMEOUT_MS", "500"), ("PROXY_TTL_MS", "600000")];
     let all = Proxy::start(
         backing.port,
-        &[&common[..], &[("PROXY_FORWARD", "all")]].concat(),
+        &[
+            &common[..],
+            &[("PROXY_FORWARD", "all"), ("PROXY_INVALIDATION", "tracking")],
+        ]
+        .concat(),
     );
     let reads = Proxy::start(backing.port, &common);
     wait_for_catalog(&all);
     wait_for_catalog(&reads);
+    // CLIENT TRACKING (node-redis's clientSideCache) is refused until the proxy's own
+    // invalidation stream is up.
+    wait_for("the proxy's invalidation stream", READY_TIMEOUT, || {
+        (all.stats()["invalidation"]["state"] == "tracking").then_some(())
+    });
     Stage {
         oracle,
         _backing: backing,

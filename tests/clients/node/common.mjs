@@ -101,3 +101,46 @@ export async function publishAll(publish) {
   for (const [channel, message] of PUBLISHED) out.push((await publish(channel, message)) >= 1);
   return out;
 }
+
+// Client-side caching (a client's own cache, kept fresh by RESP3 CLIENT TRACKING pushes):
+// how long a read may keep answering the old value after another connection's write. The
+// push comes at once from Redis, through the proxy when its own invalidation stream hears
+// of the write (asynchronously), so a few reads may still be served the old value from
+// the client's cache meanwhile.
+export const CSC_WAIT_MS = 5000;
+export const CSC_RETRY_MS = 10;
+/** Reads more after the new value shows: none may answer the old one again. */
+export const CSC_READS_AFTER = 3;
+
+/** `read()` until it answers `want` (or CSC_WAIT_MS pass), then CSC_READS_AFTER more:
+ * the last value, whether `want` came in time, whether a read answered something other
+ * than `old` or `want`, and whether one answered `old` after `want` had come; `reads` is
+ * how many reads were made. */
+export async function readUntilChanged(read, old, want) {
+  const deadline = Date.now() + CSC_WAIT_MS;
+  let value = await read();
+  let reads = 1;
+  const seen = [value];
+  while (value !== want && Date.now() < deadline) {
+    await sleep(CSC_RETRY_MS);
+    value = await read();
+    reads += 1;
+    seen.push(value);
+  }
+  const changed = value === want;
+  for (let i = 0; changed && i < CSC_READS_AFTER; i++) {
+    value = await read();
+    reads += 1;
+    seen.push(value);
+  }
+  const after = seen.slice(seen.indexOf(want) + 1);
+  return {
+    result: {
+      final: value,
+      changed_within_bound: changed,
+      other_value_seen: seen.some((v) => v !== old && v !== want),
+      old_value_after_new: changed && after.includes(old),
+    },
+    reads,
+  };
+}

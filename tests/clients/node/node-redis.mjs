@@ -8,6 +8,7 @@
 import { createRequire } from 'node:module';
 import { createClient, createClientPool } from 'redis';
 import {
+  CSC_WAIT_MS,
   IDLE_PAUSE_MS,
   POOL_KEYS,
   PUBSUB_CHANNEL,
@@ -19,6 +20,7 @@ import {
   receiver,
   settle,
   sleep,
+  readUntilChanged,
   within,
 } from './common.mjs';
 
@@ -167,6 +169,59 @@ await steps('after_multi', [() => r.get('str'), () => r.ping()]);
   }
   emit('pubsub_after_unsubscribe', after);
   await Promise.all([byChannel.close(), byPattern.close()]);
+}
+
+// Client-side caching: a client with node-redis's clientSideCache (RESP3, CLIENT TRACKING
+// ON in its handshake) reads a key twice, the second from its own cache; another
+// connection (r) changes the key, and the client reads it until the new value shows (the
+// invalidation push is asynchronous through the proxy); then it writes the key itself and
+// reads it back. Its cache's counters are printed where they do not depend on timing:
+// through the proxy the push may come a few reads later (each a hit on the old value),
+// and the proxy may push a key once more than Redis (a miss more).
+{
+  await r.set('csc:k', 'v1');
+  const cached = await settle(() =>
+    createClient({
+      url: url(port),
+      RESP: 3,
+      clientSideCache: { ttl: 0, maxEntries: 0 },
+    }).connect(),
+  );
+  const connected = !(cached instanceof Error);
+  emit('csc_connect', connected ? 'connected' : cached);
+  if (connected) {
+    const cache = cached.clientSideCache;
+    const get = () => cached.get('csc:k');
+    const twice = [await settle(get), await settle(get)];
+    const afterTwice = cache.stats();
+    // The first read a miss (loaded from the server), the second a hit.
+    emit('csc_read_twice', {
+      values: twice,
+      hitCount: afterTwice.hitCount,
+      missCount: afterTwice.missCount,
+      loadSuccessCount: afterTwice.loadSuccessCount,
+    });
+    await r.set('csc:k', 'v2');
+    const changed = await within(CSC_WAIT_MS * 2, readUntilChanged(get, 'v1', 'v2'));
+    emit('csc_other_connection_writes', changed === 'timeout' ? changed : changed.result);
+    emit('csc_own_write', [
+      await settle(() => cached.set('csc:k', 'v3')),
+      await settle(get),
+      await settle(get),
+    ]);
+    const s = cache.stats();
+    const gets = twice.length + (changed.reads ?? 0) + 2;
+    emit('csc_stats', {
+      every_get_counted: s.hitCount + s.missCount === gets,
+      every_miss_loaded: s.missCount === s.loadSuccessCount,
+      loadFailureCount: s.loadFailureCount,
+      evictionCount: s.evictionCount,
+    });
+    await cached.close();
+  } else {
+    const rest = ['csc_read_twice', 'csc_other_connection_writes', 'csc_own_write', 'csc_stats'];
+    for (const step of rest) emit(step, 'not connected');
+  }
 }
 
 const before = await r.clientId();

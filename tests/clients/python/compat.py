@@ -299,6 +299,26 @@ async def pubsub_steps_async(r, port, kwargs):
     ]
 
 
+def client_side_cache_refused(port):
+    """redis-py's client-side cache (RESP3 and cache_config, sync clients only: redis.asyncio
+    has none) checks the server's version in HELLO's answer at connect, and refuses before
+    Redis 7.4: the oracle's 7.0 and the proxy's (it says 7.0.0) alike. The refusal, then a
+    client without the cache on the same port keeps working."""
+    from redis.cache import CacheConfig
+
+    c = redis.Redis(host="127.0.0.1", port=port, protocol=3, cache_config=CacheConfig())
+    try:
+        refused = c.ping()
+    except redis.RedisError as e:
+        refused = e
+    finally:
+        c.close()
+    plain = redis.Redis(host="127.0.0.1", port=port, protocol=3)
+    after = call_sync(plain, ("get", "str"))
+    plain.close()
+    return [norm(refused), norm(after)]
+
+
 def run_sync(port, reads_port, kwargs):
     r = redis.Redis(host="127.0.0.1", port=port, **kwargs)
     reads = redis.Redis(host="127.0.0.1", port=reads_port, **kwargs)
@@ -345,6 +365,7 @@ def run_sync(port, reads_port, kwargs):
     emit("blpop", blpop_woken(r, port, kwargs))
     for name, result in pubsub_steps(r, port, kwargs):
         emit(name, result)
+    emit("client_side_cache_refused", client_side_cache_refused(port))
 
     before = r.client_id()
     time.sleep(IDLE_PAUSE_S)
