@@ -38,6 +38,7 @@ mod cluster;
 mod connector;
 mod core;
 mod error;
+mod forwarding;
 mod gather;
 mod health;
 mod job;
@@ -59,6 +60,7 @@ pub use self::cluster::slot_of;
 pub use self::connector::Connector;
 pub use self::core::{BackendCounts, BackendStats};
 pub use self::error::BackendError;
+pub use self::forwarding::ChainLink;
 pub use self::job::{
     Answer, Changes, Job, LaneTicket, Mailbox, Outcome, Presence, Request, ScriptRunning, Waiter,
 };
@@ -85,20 +87,6 @@ pub struct Backend {
     /// The shared subscriber for the clients' SUBSCRIBE and PSUBSCRIBE (and SSUBSCRIBE
     /// without a cluster).
     pubsub: Arc<pubsub::Hub>,
-}
-
-/// One command of a chain ([`Backend::forward_chain`]).
-pub struct ChainLink {
-    /// The command and its arguments.
-    pub args: Vec<Box<[u8]>>,
-    /// Who is answered.
-    pub waiter: Waiter,
-    /// What it may change, dropped from the cache before its reply.
-    pub invalidates: Changes,
-    /// Read in RESP3 (a RESP3 client).
-    pub resp3: bool,
-    /// Its lane ticket.
-    pub lane: LaneTicket,
 }
 
 /// The running backend threads; [`BackendThreads::stop`] ends them.
@@ -262,106 +250,6 @@ impl Backend {
     /// client leaves, however soon the lease itself is dropped.
     pub fn lease_one(&self, peer: std::net::IpAddr) -> Option<Pinned> {
         self.pinned.as_ref()?.lease(peer, true)
-    }
-
-    /// Sends a command forwarded for a client by the forwarding lane (see [`lane`]): never
-    /// with the misses, never cached. `invalidates` (a write's keys) are removed from the
-    /// cache once Redis has answered and before the answer goes out (read-your-writes
-    /// through this proxy); with `resp3`, Redis's reply is read in RESP3 (for a RESP3
-    /// client). Errs, queuing nothing, when the lane's queue is full.
-    pub fn forward(
-        &self,
-        args: Vec<Box<[u8]>>,
-        waiter: Waiter,
-        invalidates: Changes,
-        resp3: bool,
-        lane: LaneTicket,
-        via: Option<&Pinned>,
-    ) -> Result<(), BackendError> {
-        self.forward_block(Vec::new(), args, waiter, invalidates, resp3, lane, via)
-    }
-
-    /// [`Backend::forward`] of `args` after the commands of `prefix`, sent in one block on
-    /// one connection, answered with the reply to `args` (a transaction: `MULTI` and its
-    /// commands, then `EXEC`, atomic in Redis); on the client's pinned connection `via`
-    /// when it has one.
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward_block(
-        &self,
-        prefix: Vec<Vec<Box<[u8]>>>,
-        args: Vec<Box<[u8]>>,
-        waiter: Waiter,
-        invalidates: Changes,
-        resp3: bool,
-        lane: LaneTicket,
-        via: Option<&Pinned>,
-    ) -> Result<(), BackendError> {
-        let request = Request::Command {
-            args,
-            waiter,
-            invalidates,
-            resp3,
-            prefix,
-        };
-        let job = Job::forwarded(request, lane);
-        let sent = match via {
-            Some(pinned) => pinned.submit(job),
-            None => self.upstream.submit(job),
-        };
-        sent.map_err(|_| {
-            BackendStats::bump(&self.core.stats.forwards_refused);
-            BackendError::Overloaded
-        })
-    }
-
-    /// The clients tracking keys through the proxy (see [`client_tracking`]).
-    pub fn clients(&self) -> &Arc<client_tracking::ClientTracking> {
-        &self.core.clients
-    }
-
-    /// Scripts forwarded for clients and not answered yet.
-    pub fn scripts(&self) -> &Arc<std::sync::atomic::AtomicUsize> {
-        &self.core.scripts
-    }
-
-    /// Whether a script may be running in Redis: one forwarded and not answered yet, or
-    /// Redis said BUSY and no PING since said otherwise (the proxy may have given up on a
-    /// script's reply while Redis still runs it).
-    pub fn script_may_run(&self) -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.core.scripts.load(Relaxed) > 0 || self.core.redis_busy.load(Relaxed)
-    }
-
-    /// The shared subscriber of the clients' pub/sub (see [`pubsub`]).
-    pub fn pubsub(&self) -> &Arc<pubsub::Hub> {
-        &self.pubsub
-    }
-
-    /// Forwards a client's pipelined commands (each as [`Backend::forward`] would, with its
-    /// own waiter) as one chain: they go out in order, one behind the other, on one
-    /// connection of the lane, so Redis runs them in the client's order without the proxy
-    /// waiting for each reply before sending the next. A standalone Redis only (a
-    /// cluster's commands go to their slots' nodes one by one). Errs, queuing nothing,
-    /// when the lane's queue is full.
-    pub fn forward_chain(&self, chain: Vec<ChainLink>) -> Result<(), BackendError> {
-        let mut jobs = chain.into_iter().map(|link| {
-            let request = Request::Command {
-                args: link.args,
-                waiter: link.waiter,
-                invalidates: link.invalidates,
-                resp3: link.resp3,
-                prefix: Vec::new(),
-            };
-            Job::forwarded(request, link.lane)
-        });
-        let Some(mut head) = jobs.next() else {
-            return Ok(());
-        };
-        head.then = jobs.collect();
-        self.upstream.submit(head).map_err(|_| {
-            BackendStats::bump(&self.core.stats.forwards_refused);
-            BackendError::Overloaded
-        })
     }
 
     /// Asks Redis for a PING on behalf of `waiter` (readiness).
