@@ -307,31 +307,40 @@ impl Job {
         commands * (1 + usize::from(self.asking))
     }
 
-    /// Adds this job's commands to `pipe` (each after an `ASKING` when the job asks: the
-    /// flag holds for one command only).
-    pub fn add_to(&self, pipe: &mut redis::Pipeline) {
-        let asking = |pipe: &mut redis::Pipeline| {
+    /// About how many bytes [`Job::write_to`] writes (to size a batch's buffer once).
+    pub fn packed_hint(&self) -> usize {
+        let args = |args: &[Box<[u8]>]| args.iter().map(|a| a.len() + 16).sum::<usize>() + 16;
+        let one = match &self.request {
+            Request::Fetch { key, .. } => 2 * (key.len() + 32),
+            Request::Command { args: a, prefix, .. } => {
+                args(a) + prefix.iter().map(|p| args(p)).sum::<usize>()
+            }
+        };
+        one + if self.asking { 64 } else { 0 }
+    }
+
+    /// Writes this job's commands to `out` as RESP (each after an `ASKING` when the job
+    /// asks: the flag holds for one command only).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        use super::pipeline::command;
+        let asking = |out: &mut Vec<u8>| {
             if self.asking {
-                pipe.cmd("ASKING");
+                command(out, &[&b"ASKING"[..]]);
             }
         };
         match &self.request {
             Request::Fetch { key, .. } => {
                 // The key's own time to live in the same round trip: a cached entry must
                 // never outlive its key in Redis.
-                asking(pipe);
-                pipe.cmd("GET").arg(&key[..]);
-                asking(pipe);
-                pipe.cmd("PTTL").arg(&key[..]);
+                asking(out);
+                command(out, &[&b"GET"[..], key]);
+                asking(out);
+                command(out, &[&b"PTTL"[..], key]);
             }
             Request::Command { args, prefix, .. } => {
-                for command in prefix.iter().chain(std::iter::once(args)) {
-                    asking(pipe);
-                    let mut cmd = redis::Cmd::new();
-                    for a in command {
-                        cmd.arg(&a[..]);
-                    }
-                    pipe.add_command(cmd);
+                for args in prefix.iter().chain(std::iter::once(args)) {
+                    asking(out);
+                    command(out, args);
                 }
             }
         }

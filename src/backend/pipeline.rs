@@ -38,33 +38,63 @@ pub struct Replies {
     pub left_in_resp3: bool,
 }
 
-/// Packs `batch`, each run of RESP3 jobs between `HELLO 3` and `HELLO 2`.
+/// Packs `batch`, each run of RESP3 jobs between `HELLO 3` and `HELLO 2`, as RESP written
+/// straight into one buffer.
 pub fn pack(batch: &[Job]) -> Packed {
-    let mut pipe = redis::pipe();
+    let mut bytes = Vec::with_capacity(batch.iter().map(Job::packed_hint).sum());
     let mut replies = 0;
     let mut hellos = Vec::new();
     let mut resp3 = false;
-    let mut switch = |pipe: &mut redis::Pipeline, replies: &mut usize, to3: bool| {
-        pipe.cmd("HELLO").arg(if to3 { 3 } else { 2 });
+    let mut switch = |bytes: &mut Vec<u8>, replies: &mut usize, to3: bool| {
+        command(bytes, &[&b"HELLO"[..], if to3 { b"3" } else { b"2" }]);
         hellos.push((*replies, to3));
         *replies += 1;
     };
     for job in batch {
         if job.resp3() != resp3 {
             resp3 = job.resp3();
-            switch(&mut pipe, &mut replies, resp3);
+            switch(&mut bytes, &mut replies, resp3);
         }
-        job.add_to(&mut pipe);
+        job.write_to(&mut bytes);
         replies += job.replies();
     }
     if resp3 {
-        switch(&mut pipe, &mut replies, false);
+        switch(&mut bytes, &mut replies, false);
     }
     Packed {
-        bytes: pipe.get_packed_pipeline(),
+        bytes,
         replies,
         hellos,
     }
+}
+
+/// Writes one command, `args` (its name first), as a RESP array of bulk strings.
+pub fn command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
+    out.push(b'*');
+    decimal(out, args.len());
+    for arg in args {
+        let arg = arg.as_ref();
+        out.push(b'$');
+        decimal(out, arg.len());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// `n` in decimal, then CRLF.
+fn decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Reads the replies to `packed` (already sent on `conn`), failing once `deadline` has

@@ -113,6 +113,8 @@ pub struct Loop {
     pub chain_ordered: bool,
     /// The connection the chain is of (loop, slot, generation).
     pub chain_owner: (usize, usize, u32),
+    /// The last forwarded command's name and Redis's entry for it (not a container's).
+    pub last_command: Option<(Box<[u8]>, Arc<crate::backend::CommandInfo>)>,
 }
 
 /// The RESP application of one event loop.
@@ -134,6 +136,7 @@ impl RespApp {
                 chain: Vec::new(),
                 chain_ordered: false,
                 chain_owner: (0, 0, 0),
+                last_command: None,
             },
         }
     }

@@ -277,12 +277,7 @@ pub fn vet(
             b""
         },
     ];
-    let Some(info) = state
-        .services
-        .backend
-        .catalog()
-        .command(&words[..args.len().min(2)])
-    else {
+    let Some(info) = command_info(state, &words[..args.len().min(2)]) else {
         return Vetted::Unknown;
     };
     // Who may run it is judged on the same entry forwarding uses (a subcommand's own).
@@ -337,6 +332,22 @@ pub fn vet(
         }
     };
     Vetted::Allowed(info, cost)
+}
+
+/// Redis's entry for the command `words` (its name, and its first argument for a
+/// container), the last one looked up remembered per loop: a client repeating a command
+/// (a pipeline of SETs) costs one comparison, not an allocation, a lock and a hash each.
+fn command_info(state: &mut Loop, words: &[&[u8]]) -> Option<std::sync::Arc<CommandInfo>> {
+    if let Some((name, info)) = &state.last_command
+        && name.eq_ignore_ascii_case(words[0])
+    {
+        return Some(std::sync::Arc::clone(info));
+    }
+    let info = state.services.backend.catalog().command(words)?;
+    if !info.container {
+        state.last_command = Some((Box::from(words[0]), std::sync::Arc::clone(&info)));
+    }
+    Some(info)
 }
 
 /// Takes `cost` from the rate limits (forwarded commands count in the same limits as

@@ -219,7 +219,10 @@ impl LaneWorker {
         self.switch_databases(&mut batch);
         let packed = pipeline::pack(&batch);
         let conn = self.conn.as_mut().expect("connected just above");
-        let timeout = remaining(oldest + self.timeout);
+        let sent_at = Instant::now();
+        let timeout = (oldest + self.timeout)
+            .saturating_duration_since(sent_at)
+            .max(Duration::from_millis(1));
         if let Err(err) = conn
             .set_timeout(timeout)
             .and_then(|()| conn.send(&packed.bytes))
@@ -249,9 +252,15 @@ impl LaneWorker {
                 .as_deref()
                 .filter(|l| l.patience.is_some())
                 .map(|l| &l.presence);
+            // The socket's timeout, from the batch's clock reading (one per command cost a
+            // clock read each at -P 8): the reply's own deadline is checked against the
+            // clock between reads anyway.
+            let left = deadline
+                .saturating_duration_since(sent_at)
+                .max(Duration::from_millis(1));
             let wait = match watch {
-                Some(_) => remaining(deadline).min(WATCH_EVERY),
-                None => remaining(deadline),
+                Some(_) => left.min(WATCH_EVERY),
+                None => left,
             };
             let conn = self.conn.as_mut().expect("connected");
             // Each reply is read within its own command's time, not the batch's oldest.
