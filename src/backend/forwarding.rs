@@ -106,6 +106,8 @@ impl Backend {
     /// cluster's commands go to their slots' nodes one by one). Errs, queuing nothing,
     /// when the lane's queue is full.
     pub fn forward_chain(&self, chain: Vec<ChainLink>) -> Result<(), BackendError> {
+        // One clock reading for the whole chain (they were all read in one pass).
+        let now = std::time::Instant::now();
         let mut jobs = chain.into_iter().map(|link| {
             let request = Request::Command {
                 args: link.args,
@@ -114,7 +116,7 @@ impl Backend {
                 resp3: link.resp3,
                 prefix: Vec::new(),
             };
-            Job::forwarded(request, link.lane)
+            Job::forwarded_at(request, link.lane, now)
         });
         let Some(mut head) = jobs.next() else {
             return Ok(());

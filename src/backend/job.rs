@@ -228,9 +228,14 @@ impl KeyTtl {
 impl Job {
     /// A job queued now.
     pub fn new(request: Request) -> Job {
+        Job::new_at(request, Instant::now())
+    }
+
+    /// [`Job::new`], queued at `at` (one clock reading for a chain of them).
+    pub fn new_at(request: Request, at: Instant) -> Job {
         Job {
             request,
-            queued_at: Instant::now(),
+            queued_at: at,
             asking: false,
             hops: 0,
             part: None,
@@ -239,7 +244,15 @@ impl Job {
         }
     }
 
-    /// A command forwarded for a client, by the forwarding lane.
+    /// A command forwarded for a client, queued at `at`.
+    pub fn forwarded_at(request: Request, lane: LaneTicket, at: Instant) -> Job {
+        Job {
+            lane: Some(Box::new(lane)),
+            ..Job::new_at(request, at)
+        }
+    }
+
+    /// A command forwarded for a client, queued now: it goes by the forwarding lane.
     pub fn forwarded(request: Request, lane: LaneTicket) -> Job {
         Job {
             lane: Some(Box::new(lane)),
