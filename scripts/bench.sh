@@ -249,12 +249,13 @@ done
 
 # --- 7. Invalidation latency (issue 13): from a write acknowledged by Redis to the proxy
 # answering the new value, LATENCY_WRITES writes over 100 cached keys; idle, then with
-# redis-benchmark's -P 16 hits running on the same proxy --------------------------------------
+# redis-benchmark's -P 16 hits running on the same proxy; three runs of both --------------------------------------
 progress "7. invalidation latency (issue 13)"
 field_of() { tr ' ' '\n' <<< "$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 start_proxy PROXY_MAX_KEYS=10000 PROXY_TTL_MS=3600000
 # shellcheck disable=SC2086 # the loaded run's keys are cached before, so its misses are the writes'
 redis-cli -p "$RESP_PORT" MGET $HOT_KEYS >/dev/null
+for run in 1 2 3; do
 for load in idle loaded; do
   misses_before=$(stat_of misses)
   if [ "$load" = loaded ]; then
@@ -265,8 +266,9 @@ for load in idle loaded; do
     "$LATENCY_WRITES" 100)
   if [ "$load" = loaded ]; then kill "$LOADER_PID" 2>/dev/null || true; wait "$LOADER_PID" 2>/dev/null || true; fi
   misses=$(($(stat_of misses) - misses_before))
-  printf -v "LAT_$load" '%s refetches_per_write=%s' "$line" \
+  printf -v "LAT_${load}_$run" '%s refetches_per_write=%s' "$line" \
     "$(awk -v m="$misses" -v w="$LATENCY_WRITES" 'BEGIN { printf "%.2f", (m - 100) / w }')"
+done
 done
 stop_proxy
 
@@ -354,13 +356,15 @@ echo
 echo "== 7. invalidation latency: write acknowledged by Redis -> proxy answers the new value"
 printf '%-10s %7s %8s %8s %8s %8s %9s %14s %11s %11s %14s\n' load writes "p50 us" "p99 us" "p999 us" "max us" \
   timeouts "stale answers" "GET p50 us" "GET p99 us" "refetch/write"
+for run in 1 2 3; do
 for load in idle loaded; do
-  l="LAT_$load"; l=${!l}
-  printf '%-10s %7s %8s %8s %8s %8s %9s %14s %11s %11s %14s\n' "$load" "$(field_of "$l" writes)" \
+  l="LAT_${load}_$run"; l=${!l}
+  printf '%-10s %7s %8s %8s %8s %8s %9s %14s %11s %11s %14s\n' "$load #$run" "$(field_of "$l" writes)" \
     "$(field_of "$l" p50_us)" "$(field_of "$l" p99_us)" "$(field_of "$l" p999_us)" "$(field_of "$l" max_us)" \
     "$(field_of "$l" timeouts)" "$(field_of "$l" stale_answers)" "$(field_of "$l" get_p50_us)" \
     "$(field_of "$l" get_p99_us)" "$(field_of "$l" refetches_per_write)"
-  RESULTS+=("{\"name\":\"invalidation latency ($load)\",$(tr ' ' '\n' <<< "$l" | awk -F= '{ printf "%s\"%s\":%s", (NR > 1 ? "," : ""), $1, $2 }')}")
+  RESULTS+=("{\"name\":\"invalidation latency ($load, run $run)\",$(tr ' ' '\n' <<< "$l" | awk -F= '{ printf "%s\"%s\":%s", (NR > 1 ? "," : ""), $1, $2 }')}")
+done
 done
 
 echo
@@ -375,8 +379,13 @@ for mode in tracking off; do
     "$invals" "$rcpu" "$pcpu" "$(awk -v r="$reads" -v c="$pcpu" 'BEGIN { printf "%.0f", (c > 0 ? r / c : 0) }')"
   RESULTS+=("{\"name\":\"write stream ($mode)\",\"reads\":$reads,\"hits\":$hits,\"misses\":$misses,\"hit_ratio\":$hr,\"writes\":$writes,\"stale_reads\":$stale,\"invalidations\":$invals,\"redis_cpu_s\":$rcpu,\"proxy_cpu_s\":$pcpu}")
 done
-read -r _ _ _ _ _ rcpu_on _ <<< "$STREAM_tracking"; read -r _ _ _ _ _ rcpu_off _ <<< "$STREAM_off"
+read -r _ _ _ _ invals_on rcpu_on pcpu_on _ <<< "$STREAM_tracking"
+read -r _ _ _ _ _ rcpu_off pcpu_off _ <<< "$STREAM_off"
 echo "Redis CPU with tracking: x$(ratio "$rcpu_on" "$rcpu_off") of off"
+# What tracking costs the proxy per invalidation: its CPU with tracking less its CPU
+# without, same load, over the invalidations (each also brings the key's refetch).
+echo "proxy CPU per invalidation (tracking less off, refetch included):" \
+  "$(awk -v a="$pcpu_on" -v b="$pcpu_off" -v n="$invals_on" 'BEGIN { printf "%.1f", (n > 0 ? (a - b) * 1e6 / n : 0) }') us"
 echo
 echo "load average at end $(load_average)"
 {
