@@ -57,7 +57,7 @@ PROXY_PID=$!; PIDS+=("$PROXY_PID"); wait_port "$PROXY_PORT"
 # With tracking on, nothing is cached until the invalidation connection is up.
 for _ in $(seq 200); do curl -s "http://127.0.0.1:$PROXY_PORT/stats" | grep -q '"state":"\(tracking\|off\)"' && break; sleep 0.05; done
 warm_hot_keys "$PROXY_PORT"
-hits=$(curl -s "http://127.0.0.1:$PROXY_PORT/stats" | grep -o '"keys":[0-9]*' | cut -d: -f2)
+hits=$(curl -s "http://127.0.0.1:$PROXY_PORT/stats" | grep -o '"keys":[0-9]*' | head -1 | cut -d: -f2)
 [ "${hits:-0}" -ge 100 ] || { echo "the proxy did not cache the 100 keys (${hits:-?})" >&2; exit 1; }
 SERVERS=(proxy)
 

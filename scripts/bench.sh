@@ -141,7 +141,7 @@ progress "4. memory"
 start_proxy PROXY_MAX_KEYS=$((FILL_KEYS + FILL_KEYS / 10)) PROXY_TTL_MS=3600000
 rss_before=$(rss_kib "$PROXY_PID")
 warm_keys "$FILL_KEYS"
-cached=$(curl -s "http://127.0.0.1:$PROXY_PORT/stats" | grep -o '"keys":[0-9]*' | cut -d: -f2)
+cached=$(curl -s "http://127.0.0.1:$PROXY_PORT/stats" | grep -o '"keys":[0-9]*' | head -1 | cut -d: -f2)
 rss_after=$(rss_kib "$PROXY_PID")
 stop_proxy
 proxy_per_key=$(awk -v a="$rss_after" -v b="$rss_before" -v n="$cached" 'BEGIN { printf "%.1f", (a - b) * 1024 / n }')

@@ -202,6 +202,43 @@ fn an_admin_principal_may_run_admin_commands_with_all() {
     );
 }
 
+/// Inside MULTI, a command Redis never runs in a transaction (`no_multi`: SAVE, SHUTDOWN)
+/// is refused when queued, with Redis's words, and EXEC aborts, as on Redis: nothing of it
+/// reaches Redis (SHUTDOWN queued and sent at EXEC would have stopped it).
+#[test]
+fn a_command_redis_refuses_in_a_transaction_is_refused_when_queued() {
+    let dir = TempDir::new("forward-safety");
+    let file = auth_file(&dir);
+    let redis = Redis::start();
+    let proxy = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_AUTH_FILE", file.to_str().unwrap()),
+            ("PROXY_FORWARD", "all"),
+        ],
+    );
+    let mut ops = connect(proxy.resp_port);
+    assert_eq!(text(ask(&mut ops, &["AUTH", OPS])), "+OK\r\n");
+    wait_for("the command catalog", Duration::from_secs(10), || {
+        (!text(ask(&mut ops, &["HLEN", "x"])).starts_with("-ERR unknown")).then_some(())
+    });
+    assert_eq!(text(ask(&mut ops, &["MULTI"])), "+OK\r\n");
+    assert_eq!(text(ask(&mut ops, &["SET", "k", "v"])), "+QUEUED\r\n");
+    for refused in [&["SHUTDOWN", "NOSAVE"][..], &["SAVE"]] {
+        assert_eq!(
+            text(ask(&mut ops, refused)),
+            "-ERR Command not allowed inside a transaction\r\n"
+        );
+    }
+    assert_eq!(
+        text(ask(&mut ops, &["EXEC"])),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    let mut c = redis.client();
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG", "Redis still runs");
+}
+
 #[test]
 fn forwarded_commands_count_in_the_rate_limit_by_their_weight() {
     let redis = Redis::start();

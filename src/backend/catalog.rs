@@ -35,6 +35,8 @@ pub struct CommandInfo {
     /// `noscript`: SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their UN- forms, which answer one
     /// reply per channel, inside a transaction too).
     pub subscribes: bool,
+    /// Refused inside MULTI by Redis (`no_multi`: SAVE, SHUTDOWN, ...).
+    pub no_multi: bool,
     /// Its keys are found by parsing its arguments (`movablekeys`: EVAL_RO, SORT_RO, ...),
     /// not only at the positions below.
     pub movable_keys: bool,
@@ -328,6 +330,7 @@ fn parse_entry(entry: &redis::Value) -> Option<(Vec<u8>, CommandInfo)> {
         blocking: has("blocking"),
         // PUBLISH, SPUBLISH and PUBSUB CHANNELS are `pubsub` too, and plain commands.
         subscribes: has("pubsub") && has("noscript"),
+        no_multi: has("no_multi"),
         movable_keys: has("movablekeys"),
         first_key: int(fields.get(3)),
         last_key: int(fields.get(4)),

@@ -325,9 +325,9 @@ impl Job {
         let args = |args: &[Box<[u8]>]| args.iter().map(|a| a.len() + 16).sum::<usize>() + 16;
         let one = match &self.request {
             Request::Fetch { key, .. } => 2 * (key.len() + 32),
-            Request::Command { args: a, prefix, .. } => {
-                args(a) + prefix.iter().map(|p| args(p)).sum::<usize>()
-            }
+            Request::Command {
+                args: a, prefix, ..
+            } => args(a) + prefix.iter().map(|p| args(p)).sum::<usize>(),
         };
         one + if self.asking { 64 } else { 0 }
     }

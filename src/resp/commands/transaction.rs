@@ -190,6 +190,11 @@ pub fn queue(
             write::error_bytes(sink.out(), &text);
             true
         }
+        Vetted::Allowed(info, _) if info.no_multi => {
+            // Redis's answer at queue time to a command it never runs in a transaction.
+            write::error(sink.out(), "ERR Command not allowed inside a transaction");
+            true
+        }
         Vetted::Allowed(_, cost) if !charge(state, client, cost, sink) => true,
         Vetted::Allowed(info, _) => {
             let argv: Vec<Box<[u8]>> = (0..args.len())
