@@ -194,7 +194,12 @@ pub fn submit(
     if chainable {
         // Sent with the connection's other forwarded commands of this pass, in order on
         // one lane connection; a write holds what follows once the chain goes out.
-        state.chain_owner = (waiter.loop_id, waiter.conn, waiter.generation);
+        let owner = (waiter.loop_id, waiter.conn, waiter.generation);
+        if !state.chain.is_empty() && state.chain_owner != owner {
+            // Left by a connection whose serving panicked: never mixed with this one's.
+            flush_chain(state, sink);
+        }
+        state.chain_owner = owner;
         state.chain.push(ChainLink {
             args: argv,
             waiter,

@@ -13,9 +13,9 @@
 //!   above, `PING` (answered `pong` in an array) and `QUIT` are served, as Redis answers.
 //!   A RESP3 client may run any command meanwhile.
 //!
-//! Limits: at most [`MAX_PER_CONNECTION`] names per connection (each costs the hub and
-//! Redis memory); a principal limited to key prefixes (PROXY_AUTH_FILE) may subscribe only
-//! to names within them; a connection that does not read its messages is closed past
+//! Limits: at most [`MAX_PER_CONNECTION`] names per connection and [`MAX_IN_HUB`] over all
+//! (each costs the hub and Redis memory); a principal limited to key prefixes
+//! (PROXY_AUTH_FILE) may subscribe only to names within them; a connection that does not read its messages is closed past
 //! `PUSH_BACKLOG` bytes unsent, as Redis closes one past its pub/sub output limit. In front
 //! of a Redis Cluster, `SSUBSCRIBE` is refused (shard channels live on their slot's node;
 //! the hub subscribes on the first node of REDIS_CLUSTER_NODES, which sees every PUBLISH).
@@ -35,6 +35,11 @@ use crate::resp::{Client, Wait};
 
 /// Most channels, patterns and shard channels one connection may be subscribed to.
 pub const MAX_PER_CONNECTION: usize = 10_000;
+
+/// Most distinct channels, patterns and shard channels the proxy holds in Redis for all
+/// its clients (each costs the hub and Redis memory; many clients at their own limit
+/// would otherwise add up without bound).
+pub const MAX_IN_HUB: usize = 1_000_000;
 
 /// A connection's subscriptions; its hub forgets it when this is dropped.
 pub struct Subscriptions {
@@ -146,6 +151,13 @@ fn refusal(call: &Call<'_>, kind: Kind) -> Option<String> {
                     .to_string(),
             );
         }
+    }
+    let hub = services.backend.pubsub();
+    if hub.subscriptions() + call.argc() - 1 > MAX_IN_HUB {
+        return Some(format!(
+            "ERR too many channels subscribed through proxyredis (it holds at most \
+             {MAX_IN_HUB} in Redis for all its clients)"
+        ));
     }
     let held = call.client.subs.as_ref().map_or(0, |s| s.total());
     if held + call.argc() - 1 > MAX_PER_CONNECTION {
