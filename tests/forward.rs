@@ -695,3 +695,67 @@ fn pipelined_writes_go_out_together_in_order() {
         "{batches} pipelines for 100 pipelined writes and a GET"
     );
 }
+
+/// CLIENT REPLY OFF, ON and SKIP drop replies as Redis drops them (cached, forwarded and
+/// the proxy's own alike), and messages still reach a subscriber whose replies are off:
+/// the same bytes as redis-server.
+#[test]
+fn client_reply_off_and_skip_drop_replies_as_redis_does() {
+    let redis = Redis::start();
+    let twin = Redis::start();
+    let proxy = Proxy::start(twin.port, &[("PROXY_FORWARD", "all")]);
+    wait_for_catalog(&proxy);
+    let script: &[&[&str]] = &[
+        &["SET", "k", "v"],
+        &["CLIENT", "REPLY", "OFF"],
+        &["GET", "k"],
+        &["HSET", "h", "f", "1"],
+        &["HGET", "h", "f"],
+        &["PING"],
+        &["CLIENT", "REPLY", "SKIP"],
+        &["GET", "k"],
+        &["CLIENT", "REPLY", "ON"],
+        &["GET", "k"],
+        &["CLIENT", "REPLY", "SKIP"],
+        &["HGET", "h", "f"],
+        &["GET", "nothing"],
+        &["CLIENT", "REPLY", "maybe"],
+        &["ECHO", "end"],
+    ];
+    let run = |port: u16| {
+        let mut s = connect(port);
+        let mut bytes = Vec::new();
+        for c in script {
+            bytes.extend(multibulk(c));
+        }
+        s.write_all(&bytes).unwrap();
+        // SET, ON's OK, GET k, GET nothing, the syntax error, ECHO.
+        String::from_utf8_lossy(&read_replies(&mut s, 6)).into_owned()
+    };
+    let direct = run(redis.port);
+    assert_eq!(run(proxy.resp_port), direct);
+    assert_eq!(
+        direct,
+        "+OK\r\n+OK\r\n$1\r\nv\r\n$-1\r\n-ERR syntax error\r\n$3\r\nend\r\n"
+    );
+    // A subscriber with replies off still gets its messages.
+    let mut sub = connect(proxy.resp_port);
+    sub.write_all(
+        &[
+            multibulk(&["CLIENT", "REPLY", "OFF"]),
+            multibulk(&["SUBSCRIBE", "ch"]),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    wait_for("the subscription", Duration::from_secs(5), || {
+        let n: i64 = redis::cmd("PUBLISH")
+            .arg("ch")
+            .arg("hello")
+            .query(&mut twin.client())
+            .unwrap();
+        (n == 1).then_some(())
+    });
+    let got = String::from_utf8_lossy(&read_replies(&mut sub, 1)).into_owned();
+    assert_eq!(got, "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n");
+}

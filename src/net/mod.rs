@@ -44,7 +44,7 @@ use crossbeam_channel::Receiver;
 use mio::{Poll, Token, Waker};
 
 pub use self::app::{Application, PUSH_BACKLOG, Pushed, Served};
-pub use self::output::{Output, Released, Waiting};
+pub use self::output::{Mark, Output, Released, Waiting};
 pub use self::replies::{Replies, Sink, Whom};
 
 use self::event_loop::EventLoop;

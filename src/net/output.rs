@@ -36,6 +36,19 @@ pub struct Waiting<W> {
     /// Exempt from the loop's backend deadline (a blocking command, which the backend
     /// answers within its own timeout, or never while its client waits for it).
     patient: bool,
+    /// Answered but never sent (its client turned replies off: `CLIENT REPLY`).
+    pub muted: bool,
+}
+
+/// Where the replies of one request start ([`Output::mark`]), so that they can be dropped
+/// ([`Output::drop_since`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    /// Slots queued then.
+    slots: usize,
+    /// Bytes then in the buffer replies were being written to (`buf` with no slot queued,
+    /// else the last slot's when it holds bytes).
+    bytes: usize,
 }
 
 enum Slot<W> {
@@ -116,8 +129,48 @@ impl<W> Output<W> {
             outstanding: keys,
             started,
             patient: false,
+            muted: false,
         }));
         seq
+    }
+
+    /// Where the replies written or queued from now on start.
+    pub fn mark(&self) -> Mark {
+        let bytes = match self.pending.back() {
+            None => self.buf.len(),
+            Some(Slot::Ready(bytes)) => bytes.len(),
+            Some(Slot::Waiting(_)) => 0,
+        };
+        Mark {
+            slots: self.pending.len(),
+            bytes,
+        }
+    }
+
+    /// Drops every reply written or queued since `mark` (nothing was sent in between):
+    /// bytes are taken back, and waiting replies are still answered but never sent.
+    pub fn drop_since(&mut self, mark: Mark) {
+        if mark.slots == 0 {
+            self.buf.truncate(mark.bytes.max(self.sent));
+        } else if let Some(Slot::Ready(bytes)) = self.pending.get_mut(mark.slots - 1) {
+            let gone = bytes.len().saturating_sub(mark.bytes);
+            bytes.truncate(mark.bytes);
+            if mark.slots < self.pending.len() {
+                self.closed_ready -= gone;
+            }
+        }
+        let last = self.pending.len();
+        for (i, slot) in self.pending.iter_mut().enumerate().skip(mark.slots) {
+            match slot {
+                Slot::Ready(bytes) => {
+                    if i + 1 < last {
+                        self.closed_ready -= bytes.len();
+                    }
+                    bytes.clear();
+                }
+                Slot::Waiting(w) => w.muted = true,
+            }
+        }
     }
 
     /// Whether a reply exempt from the backend deadline ([`Output::patient`]) still waits:
@@ -403,6 +456,38 @@ mod tests {
         assert!(matches!(o.pop_ready(), Some(Released::Complete(_))));
         assert!(matches!(o.pop_ready(), Some(Released::Bytes(_))));
         assert!(o.pop_ready().is_none());
+    }
+
+    #[test]
+    fn replies_since_a_mark_are_dropped_and_the_others_kept() {
+        let mut o: Output<&'static str> = Output::default();
+        o.reply_buf().extend_from_slice(b"a");
+        let m = o.mark();
+        o.reply_buf().extend_from_slice(b"b");
+        o.drop_since(m);
+        assert_eq!(o.buf, b"a");
+        let s1 = o.wait("kept", 1, 0);
+        o.reply_buf().extend_from_slice(b"c");
+        let m = o.mark();
+        o.reply_buf().extend_from_slice(b"d");
+        let s2 = o.wait("muted", 1, 0);
+        o.reply_buf().extend_from_slice(b"e");
+        o.wait("muted too", 0, 0);
+        o.drop_since(m);
+        assert_eq!(o.queued(), 1, "only c is left queued");
+        o.reply_buf().extend_from_slice(b"f");
+        o.resolve(s1, 0, Outcome::NotFound);
+        o.resolve(s2, 0, Outcome::NotFound);
+        let mut got = Vec::new();
+        while let Some(r) = o.pop_ready() {
+            got.push(match r {
+                Released::Bytes(b) => String::from_utf8(b).unwrap(),
+                Released::Complete(w) if w.muted => format!("({})", w.what),
+                Released::Complete(w) => format!("<{}>", w.what),
+            });
+        }
+        assert_eq!(got, ["<kept>", "c", "(muted)", "", "(muted too)", "f"]);
+        assert_eq!(o.queued(), 0);
     }
 
     #[test]

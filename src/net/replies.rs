@@ -2,7 +2,7 @@
 //! the connection's [`Output`], and the [`Sink`] trait that puts it behind a trait object
 //! (so a table of handlers can be plain function pointers).
 
-use super::output::Output;
+use super::output::{Mark, Output};
 use crate::backend::{Outcome, Waiter};
 use crate::clock::Nanos;
 
@@ -137,6 +137,10 @@ pub trait Sink<P> {
     fn now(&self) -> Nanos;
     /// Sends and serves nothing more of this connection before `until`.
     fn delay(&mut self, until: Nanos);
+    /// Where the replies written or queued from now on start.
+    fn mark(&self) -> Mark;
+    /// Drops every reply since `mark`: they are never sent (`CLIENT REPLY OFF|SKIP`).
+    fn drop_since(&mut self, mark: Mark);
     /// Exempts reply `seq` from the loop's backend deadline (see [`Output::patient`]).
     ///
     /// [`Output::patient`]: crate::net::Output::patient
@@ -178,5 +182,11 @@ impl<P, W: From<P>> Sink<P> for Replies<'_, W> {
     }
     fn patient(&mut self, seq: u64) {
         self.output.patient(seq);
+    }
+    fn mark(&self) -> Mark {
+        self.output.mark()
+    }
+    fn drop_since(&mut self, mark: Mark) {
+        self.output.drop_since(mark);
     }
 }

@@ -24,6 +24,8 @@ pub struct Client {
     /// The connection of Redis pinned to it from WATCH to EXEC, DISCARD or UNWATCH: all
     /// its commands, the cached ones included, go there.
     pub pinned: Option<Box<crate::backend::Pinned>>,
+    /// `CLIENT REPLY`: [`REPLY_ON`], [`REPLY_OFF`] or [`REPLY_SKIP`] (the next command's).
+    pub reply: u8,
     /// Its tracking mode after `CLIENT TRACKING ON` (client-side caching).
     pub tracking: Option<Box<super::commands::tracking::Tracked>>,
     /// Its pub/sub subscriptions, while it has some.
@@ -40,6 +42,13 @@ pub struct Client {
     /// Whether it is still connected (for its forwarded commands still queued).
     pub presence: Connected,
 }
+
+/// Replies are sent (`CLIENT REPLY ON`, the default).
+pub const REPLY_ON: u8 = 0;
+/// No reply is sent until `CLIENT REPLY ON` (`CLIENT REPLY OFF`).
+pub const REPLY_OFF: u8 = 1;
+/// The next command's reply is not sent (`CLIENT REPLY SKIP`).
+pub const REPLY_SKIP: u8 = 2;
 
 /// Bytes held by the queued transactions of all connections (each [`Queued`] gives its
 /// own back when dropped: at EXEC, DISCARD or the connection's close).
@@ -72,7 +81,8 @@ impl Client {
             && self.db.is_none()
             && self.pinned.is_none()
             && self.subs.is_none()
-            && self.tracking.is_none();
+            && self.tracking.is_none()
+            && self.reply == REPLY_ON;
     }
 
     /// The forwarding lane's ticket of a command of this client: its presence, its
@@ -113,6 +123,7 @@ impl Default for Client {
             pinned: None,
             subs: None,
             tracking: None,
+            reply: REPLY_ON,
             plain: true,
             principal: None,
             peer: std::net::Ipv4Addr::UNSPECIFIED.into(),

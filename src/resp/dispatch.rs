@@ -23,12 +23,39 @@ pub(super) fn dispatch(
         Some(_) if !state.chain.is_empty() && commands::forward::flush_chain(state, sink) => false,
         Some((row, command)) if client.plain => run(state, client, input, args, sink, row, command),
         found => {
+            let before = client.reply;
+            let mark = (before != super::REPLY_ON).then(|| sink.mark());
+            state.reply_command = false;
             let done = dispatch_rest(state, client, input, args, sink, found);
             if done && let Some(tracked) = client.tracking.as_deref_mut() {
                 tracked.served();
             }
+            if done && let Some(mark) = mark {
+                replies_off(state, client, sink, before, mark);
+            }
             done
         }
+    }
+}
+
+/// After a command of a client whose replies were off (`CLIENT REPLY OFF`, or `SKIP` for
+/// this one): its reply is dropped, unless it was `CLIENT REPLY` itself (which answers only
+/// `ON`); a skip is used up.
+#[cold]
+fn replies_off(
+    state: &mut Loop,
+    client: &mut Client,
+    sink: &mut dyn Sink<Wait>,
+    before: u8,
+    mark: crate::net::Mark,
+) {
+    if std::mem::take(&mut state.reply_command) {
+        return;
+    }
+    sink.drop_since(mark);
+    if before == super::REPLY_SKIP {
+        client.reply = super::REPLY_ON;
+        client.settle();
     }
 }
 

@@ -20,7 +20,7 @@ pub mod parse;
 mod rows;
 pub mod write;
 
-pub use self::client::{Client, Connected};
+pub use self::client::{Client, Connected, REPLY_OFF, REPLY_ON, REPLY_SKIP};
 pub use self::write::write_outcome;
 
 pub use self::rows::{counters, forwarded_row, not_forwarded_row, protocol_error_row, unknown_row};
@@ -113,6 +113,8 @@ pub struct Loop {
     pub chain_ordered: bool,
     /// The connection the chain is of (loop, slot, generation).
     pub chain_owner: (usize, usize, u32),
+    /// Set by `CLIENT REPLY`: the command being served set the reply mode itself.
+    pub reply_command: bool,
     /// The last forwarded command's name and Redis's entry for it (not a container's).
     pub last_command: Option<(Box<[u8]>, Arc<crate::backend::CommandInfo>)>,
 }
@@ -137,6 +139,7 @@ impl RespApp {
                 chain_ordered: false,
                 chain_owner: (0, 0, 0),
                 last_command: None,
+                reply_command: false,
             },
         }
     }

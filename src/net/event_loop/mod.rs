@@ -358,6 +358,7 @@ fn release<A: Application, T: Transport>(app: &mut A, conn: &mut Conn<A::Session
         };
         match released {
             Released::Bytes(bytes) => conn.output.buf.extend_from_slice(&bytes),
+            Released::Complete(done) if done.muted => {}
             Released::Complete(done) => app.render(&mut conn.session, done, &mut conn.output.buf),
         }
     }

@@ -158,6 +158,8 @@ pub fn client(call: &mut Call<'_>) {
         // node-redis 6 asks for maintenance notifications (and accepts an error); the
         // proxy has no maintenance to announce.
         write::simple(call.sink.out(), "OK");
+    } else if is("REPLY") && argc == 3 {
+        reply(call);
     } else if is("TRACKING") {
         super::tracking::tracking(call);
     } else if is("CACHING") {
@@ -185,6 +187,32 @@ pub fn client(call: &mut Call<'_>) {
             String::from_utf8_lossy(&sub[..sub.len().min(128)])
         );
         write::error(call.sink.out(), &text);
+    }
+}
+
+/// `CLIENT REPLY ON|OFF|SKIP`: `ON` answers `+OK`; `OFF` and `SKIP` answer nothing
+/// (their reply is the first one dropped), as Redis does.
+fn reply(call: &mut Call<'_>) {
+    let mode = call.arg(2);
+    let to = if mode.eq_ignore_ascii_case(b"ON") {
+        crate::resp::REPLY_ON
+    } else if mode.eq_ignore_ascii_case(b"OFF") {
+        crate::resp::REPLY_OFF
+    } else if mode.eq_ignore_ascii_case(b"SKIP") {
+        // As Redis: a skip while replies are off changes nothing.
+        if call.client.reply == crate::resp::REPLY_OFF {
+            crate::resp::REPLY_OFF
+        } else {
+            crate::resp::REPLY_SKIP
+        }
+    } else {
+        return write::error(call.sink.out(), "ERR syntax error");
+    };
+    call.client.reply = to;
+    call.client.settle();
+    call.state.reply_command = true;
+    if to == crate::resp::REPLY_ON {
+        write::simple(call.sink.out(), "OK");
     }
 }
 

@@ -3,7 +3,7 @@
 //! their own, or change its state, for longer than one command.
 //!
 //! - `MONITOR`: it turns the connection into a monitor.
-//! - `CLIENT KILL | PAUSE | UNPAUSE | REPLY` (from [`client`], counted
+//! - `CLIENT KILL | PAUSE | UNPAUSE` (from [`client`], counted
 //!   under `client`): they act on connections the proxy shares.
 //!
 //! [`client`]: super::connection::client
@@ -54,7 +54,7 @@ pub fn monitor(call: &mut Call<'_>) {
 }
 
 /// Why each refused `CLIENT` subcommand is refused.
-const CLIENT_REFUSED: [(&str, &str); 4] = [
+const CLIENT_REFUSED: [(&str, &str); 3] = [
     (
         "KILL",
         "clients are connected to the proxy, whose connections to Redis are shared",
@@ -67,14 +67,10 @@ const CLIENT_REFUSED: [(&str, &str); 4] = [
         "UNPAUSE",
         "the proxy's connections to Redis are shared by every client",
     ),
-    (
-        "REPLY",
-        "the proxy keeps no reply state per connection and answers every command",
-    ),
 ];
 
 /// Answers `CLIENT sub ...` when `sub` is one of the subcommands that act on connections or
-/// change their state (`KILL`, `PAUSE`, `UNPAUSE`, `REPLY`); false
+/// change their state (`KILL`, `PAUSE`, `UNPAUSE`); false
 /// for any other.
 pub fn client(call: &mut Call<'_>, sub: &[u8]) -> bool {
     let Some((name, why)) = CLIENT_REFUSED
