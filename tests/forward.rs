@@ -738,7 +738,8 @@ fn client_reply_off_and_skip_drop_replies_as_redis_does() {
         direct,
         "+OK\r\n+OK\r\n$1\r\nv\r\n$-1\r\n-ERR syntax error\r\n$3\r\nend\r\n"
     );
-    // A subscriber with replies off still gets its messages.
+    // A subscriber with replies off still gets its confirmation and its messages (pushes
+    // to Redis, in RESP2 too).
     let mut sub = connect(proxy.resp_port);
     sub.write_all(
         &[
@@ -748,6 +749,10 @@ fn client_reply_off_and_skip_drop_replies_as_redis_does() {
         .concat(),
     )
     .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&read_replies(&mut sub, 1)),
+        "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+    );
     wait_for("the subscription", Duration::from_secs(5), || {
         let n: i64 = redis::cmd("PUBLISH")
             .arg("ch")

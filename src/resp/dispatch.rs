@@ -24,13 +24,15 @@ pub(super) fn dispatch(
         Some((row, command)) if client.plain => run(state, client, input, args, sink, row, command),
         found => {
             let before = client.reply;
-            let mark = (before != super::REPLY_ON).then(|| sink.mark());
+            // Pub/sub confirmations are pushes to Redis, in RESP2 too: replies off keep them.
+            let push = found.is_some_and(|(_, c)| c.doc.acl.contains(&"@pubsub"));
+            let mark = (before != super::REPLY_ON && !push).then(|| sink.mark());
             state.reply_command = false;
             let done = dispatch_rest(state, client, input, args, sink, found);
             if done && let Some(tracked) = client.tracking.as_deref_mut() {
                 tracked.served();
             }
-            if done && let Some(mark) = mark {
+            if done && before != super::REPLY_ON {
                 replies_off(state, client, sink, before, mark);
             }
             done
@@ -47,12 +49,14 @@ fn replies_off(
     client: &mut Client,
     sink: &mut dyn Sink<Wait>,
     before: u8,
-    mark: crate::net::Mark,
+    mark: Option<crate::net::Mark>,
 ) {
     if std::mem::take(&mut state.reply_command) {
         return;
     }
-    sink.drop_since(mark);
+    if let Some(mark) = mark {
+        sink.drop_since(mark);
+    }
     if before == super::REPLY_SKIP {
         client.reply = super::REPLY_ON;
         client.settle();
