@@ -19,16 +19,6 @@ fn setup() -> (Redis, Proxy) {
     (redis, proxy)
 }
 
-/// Sends `commands` (space-separated words each) and reads `replies` replies.
-fn exchange(s: &mut TcpStream, commands: &[&str], replies: usize) -> String {
-    let mut bytes = Vec::new();
-    for c in commands {
-        bytes.extend(multibulk(&c.split(' ').collect::<Vec<_>>()));
-    }
-    s.write_all(&bytes).unwrap();
-    String::from_utf8_lossy(&read_replies(s, replies)).into_owned()
-}
-
 /// Redis's count of subscribers of `channel` (the proxy's count as one).
 fn numsub(redis: &Redis, channel: &str) -> i64 {
     let mut c = redis.client();
@@ -50,7 +40,7 @@ fn transcript(port: u16, publish: u16) -> Vec<String> {
     let mut b = connect(port);
     let mut p = connect(publish);
     let mut t = Vec::new();
-    t.push(exchange(
+    t.push(exchange_words(
         &mut a,
         &[
             "SUBSCRIBE a a",
@@ -63,10 +53,10 @@ fn transcript(port: u16, publish: u16) -> Vec<String> {
         7,
     ));
     // HELLO's map names the server: read, not compared.
-    exchange(&mut b, &["HELLO 3"], 1);
-    t.push(exchange(&mut b, &["SUBSCRIBE a", "GET x", "PING"], 3));
+    exchange_words(&mut b, &["HELLO 3"], 1);
+    t.push(exchange_words(&mut b, &["SUBSCRIBE a", "GET x", "PING"], 3));
     // PUBLISH counts receivers: the proxy's subscribers count once in Redis.
-    let counts = exchange(
+    let counts = exchange_words(
         &mut p,
         &["PUBLISH a hello", "PUBLISH pq x", "SPUBLISH s y"],
         3,
@@ -74,7 +64,7 @@ fn transcript(port: u16, publish: u16) -> Vec<String> {
     assert!(!counts.contains('-'), "{counts}");
     t.push(String::from_utf8_lossy(&read_replies(&mut a, 3)).into_owned());
     t.push(String::from_utf8_lossy(&read_replies(&mut b, 1)).into_owned());
-    t.push(exchange(
+    t.push(exchange_words(
         &mut a,
         &[
             "UNSUBSCRIBE",
@@ -86,11 +76,11 @@ fn transcript(port: u16, publish: u16) -> Vec<String> {
         ],
         6,
     ));
-    exchange(&mut p, &["PUBLISH a hello2"], 1);
+    exchange_words(&mut p, &["PUBLISH a hello2"], 1);
     t.push(String::from_utf8_lossy(&read_replies(&mut b, 1)).into_owned());
     // A left every channel: its next reply is its own, no message before it.
-    t.push(exchange(&mut a, &["ECHO after"], 1));
-    t.push(exchange(&mut b, &["UNSUBSCRIBE nope", "GET x"], 2));
+    t.push(exchange_words(&mut a, &["ECHO after"], 1));
+    t.push(exchange_words(&mut b, &["UNSUBSCRIBE nope", "GET x"], 2));
     t
 }
 
@@ -113,7 +103,7 @@ fn a_hundred_subscribers_cost_redis_one_subscription() {
     let (redis, proxy) = setup();
     let mut subscribers: Vec<TcpStream> = (0..100).map(|_| connect(proxy.resp_port)).collect();
     for s in &mut subscribers {
-        let confirmed = exchange(s, &["SUBSCRIBE news"], 1);
+        let confirmed = exchange_words(s, &["SUBSCRIBE news"], 1);
         assert_eq!(confirmed, "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
     }
     assert_eq!(numsub(&redis, "news"), 1);
@@ -138,7 +128,7 @@ fn a_hundred_subscribers_cost_redis_one_subscription() {
     // Half unsubscribe, half just leave: Redis's channel is let go after the last one.
     for (i, mut s) in subscribers.into_iter().enumerate() {
         if i % 2 == 0 {
-            exchange(&mut s, &["UNSUBSCRIBE news"], 1);
+            exchange_words(&mut s, &["UNSUBSCRIBE news"], 1);
         }
         assert_eq!(numsub(&redis, "news"), 1, "subscriber {i} of 100 left");
     }
@@ -153,9 +143,9 @@ fn a_hundred_subscribers_cost_redis_one_subscription() {
 fn a_subscriber_that_does_not_read_is_closed_and_the_others_get_everything() {
     let (redis, proxy) = setup();
     let mut deaf = connect(proxy.resp_port);
-    exchange(&mut deaf, &["SUBSCRIBE flood"], 1);
+    exchange_words(&mut deaf, &["SUBSCRIBE flood"], 1);
     let mut reader = connect(proxy.resp_port);
-    exchange(&mut reader, &["SUBSCRIBE flood"], 1);
+    exchange_words(&mut reader, &["SUBSCRIBE flood"], 1);
     let payload = "x".repeat(1 << 20);
     let mut publisher = connect(redis.port);
     let (mut buf, mut chunk) = (Vec::new(), vec![0u8; 1 << 16]);
@@ -191,7 +181,7 @@ fn a_subscriber_that_does_not_read_is_closed_and_the_others_get_everything() {
     assert!(held < 50 << 20, "{held} bytes reached the deaf subscriber");
     // The proxy goes on: a new subscriber is confirmed and served.
     let mut late = connect(proxy.resp_port);
-    exchange(&mut late, &["SUBSCRIBE flood"], 1);
+    exchange_words(&mut late, &["SUBSCRIBE flood"], 1);
     redis.run(&["PUBLISH", "flood", "small"]);
     assert_eq!(
         String::from_utf8_lossy(&read_replies(&mut late, 1)),
@@ -207,7 +197,7 @@ fn subscribers_are_closed_when_redis_goes_and_served_again_when_it_is_back() {
     let (mut redis, proxy) = setup();
     let port = redis.port;
     let mut s = connect(proxy.resp_port);
-    exchange(&mut s, &["SUBSCRIBE news"], 1);
+    exchange_words(&mut s, &["SUBSCRIBE news"], 1);
     redis.stop();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut buf = [0u8; 256];
@@ -219,7 +209,7 @@ fn subscribers_are_closed_when_redis_goes_and_served_again_when_it_is_back() {
     let redis = Redis::start_on(port);
     let mut again = connect(proxy.resp_port);
     wait_for("a subscription confirmed", Duration::from_secs(10), || {
-        let reply = exchange(&mut again, &["SUBSCRIBE news"], 1);
+        let reply = exchange_words(&mut again, &["SUBSCRIBE news"], 1);
         reply.contains("subscribe").then_some(())
     });
     redis.run(&["PUBLISH", "news", "back"]);
@@ -258,13 +248,13 @@ fn unsubscribing_is_confirmed_once_redis_has_let_the_channel_go() {
     let (redis, proxy) = setup();
     let mut s = connect(proxy.resp_port);
     for round in 0..20 {
-        exchange(&mut s, &["SUBSCRIBE ch"], 1);
+        exchange_words(&mut s, &["SUBSCRIBE ch"], 1);
         assert_eq!(numsub(&redis, "ch"), 1, "round {round}");
-        exchange(&mut s, &["UNSUBSCRIBE ch"], 1);
+        exchange_words(&mut s, &["UNSUBSCRIBE ch"], 1);
         assert_eq!(numsub(&redis, "ch"), 0, "round {round}");
     }
     assert_eq!(
-        exchange(&mut s, &["UNSUBSCRIBE a b"], 2),
+        exchange_words(&mut s, &["UNSUBSCRIBE a b"], 2),
         "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:0\r\n"
     );
 }

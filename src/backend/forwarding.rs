@@ -58,14 +58,14 @@ impl Backend {
         lane: LaneTicket,
         via: Option<&Pinned>,
     ) -> Result<(), BackendError> {
-        let request = Request::Command {
+        let link = ChainLink {
             args,
             waiter,
             invalidates,
             resp3,
-            prefix,
+            lane,
         };
-        let job = Job::forwarded(request, lane);
+        let job = link.into_job(prefix, std::time::Instant::now());
         let sent = match via {
             Some(pinned) => pinned.submit(job),
             None => self.upstream.submit(job),
@@ -105,26 +105,50 @@ impl Backend {
     /// waiting for each reply before sending the next. A standalone Redis only (a
     /// cluster's commands go to their slots' nodes one by one). Errs, queuing nothing,
     /// when the lane's queue is full.
-    pub fn forward_chain(&self, chain: Vec<ChainLink>) -> Result<(), BackendError> {
+    pub fn forward_chain(&self, chain: Vec<ChainLink>) -> Result<(), ChainRefused> {
         // One clock reading for the whole chain (they were all read in one pass).
         let now = std::time::Instant::now();
-        let mut jobs = chain.into_iter().map(|link| {
-            let request = Request::Command {
-                args: link.args,
-                waiter: link.waiter,
-                invalidates: link.invalidates,
-                resp3: link.resp3,
-                prefix: Vec::new(),
-            };
-            Job::forwarded_at(request, link.lane, now)
-        });
+        let mut jobs = chain.into_iter().map(|link| link.into_job(Vec::new(), now));
         let Some(mut head) = jobs.next() else {
             return Ok(());
         };
         head.then = jobs.collect();
-        self.upstream.submit(head).map_err(|_| {
+        self.upstream.submit(head).map_err(|head| {
             BackendStats::bump(&self.core.stats.forwards_refused);
-            BackendError::Overloaded
+            let waiters = std::iter::once(&*head)
+                .chain(&head.then)
+                .filter_map(|job| match &job.request {
+                    Request::Command { waiter, .. } => Some(*waiter),
+                    Request::Fetch { .. } => None,
+                })
+                .collect();
+            ChainRefused {
+                error: BackendError::Overloaded,
+                waiters,
+            }
         })
+    }
+}
+
+/// A chain the lane's queue had no room for: the error, and whom to answer with it.
+pub struct ChainRefused {
+    /// Why.
+    pub error: BackendError,
+    /// The chain's waiters, in order.
+    pub waiters: Vec<Waiter>,
+}
+
+impl ChainLink {
+    /// This command as a job queued at `at`, after the commands of `prefix` on the same
+    /// connection.
+    fn into_job(self, prefix: Vec<Vec<Box<[u8]>>>, at: std::time::Instant) -> Job {
+        let request = Request::Command {
+            args: self.args,
+            waiter: self.waiter,
+            invalidates: self.invalidates,
+            resp3: self.resp3,
+            prefix,
+        };
+        Job::forwarded_at(request, self.lane, at)
     }
 }

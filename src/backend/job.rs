@@ -36,6 +36,45 @@ impl Waiter {
     pub const PUSH: u64 = u64::MAX;
 }
 
+/// A client's connection, as answers address it: where pushes go (pub/sub messages,
+/// client-tracking invalidations), outside any request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Connection {
+    loop_id: usize,
+    conn: usize,
+    generation: u32,
+}
+
+impl Connection {
+    /// The connection `waiter` answers to.
+    pub fn of(waiter: &Waiter) -> Connection {
+        Connection {
+            loop_id: waiter.loop_id,
+            conn: waiter.conn,
+            generation: waiter.generation,
+        }
+    }
+
+    /// Its event loop.
+    pub fn loop_id(&self) -> usize {
+        self.loop_id
+    }
+
+    /// `outcome` pushed to it ([`Waiter::PUSH`]).
+    pub fn push(self, outcome: Outcome) -> Answer {
+        Answer {
+            waiter: Waiter {
+                loop_id: self.loop_id,
+                conn: self.conn,
+                generation: self.generation,
+                seq: Waiter::PUSH,
+                index: 0,
+            },
+            outcome,
+        }
+    }
+}
+
 #[cfg(test)]
 impl Waiter {
     /// The waiter of reply `seq` on connection 0 of loop 0 (unit tests).

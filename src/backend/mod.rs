@@ -60,7 +60,7 @@ pub use self::cluster::slot_of;
 pub use self::connector::Connector;
 pub use self::core::{BackendCounts, BackendStats};
 pub use self::error::BackendError;
-pub use self::forwarding::ChainLink;
+pub use self::forwarding::{ChainLink, ChainRefused};
 pub use self::job::{
     Answer, Changes, Job, LaneTicket, Mailbox, Outcome, Presence, Request, ScriptRunning, Waiter,
 };

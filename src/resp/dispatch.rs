@@ -25,7 +25,7 @@ pub(super) fn dispatch(
         found => {
             let before = client.reply;
             // Pub/sub confirmations are pushes to Redis, in RESP2 too: replies off keep them.
-            let push = found.is_some_and(|(_, c)| c.doc.acl.contains(&"@pubsub"));
+            let push = found.is_some_and(|(_, c)| commands::is_subscription(c));
             let mark = (before != super::REPLY_ON && !push).then(|| sink.mark());
             state.reply_command = false;
             let done = dispatch_rest(state, client, input, args, sink, found);

@@ -104,3 +104,18 @@ pub fn read_replies(s: &mut TcpStream, n: usize) -> Vec<u8> {
         got.extend_from_slice(&buf[..k]);
     }
 }
+
+/// Sends `commands` (space-separated words each) in one write, pipelined.
+pub fn send_words(s: &mut TcpStream, commands: &[&str]) {
+    let mut bytes = Vec::new();
+    for c in commands {
+        bytes.extend(multibulk(&c.split(' ').collect::<Vec<_>>()));
+    }
+    s.write_all(&bytes).unwrap();
+}
+
+/// Sends `commands` (space-separated words each) and reads exactly `replies` replies.
+pub fn exchange_words(s: &mut TcpStream, commands: &[&str], replies: usize) -> String {
+    send_words(s, commands);
+    String::from_utf8_lossy(&read_replies(s, replies)).into_owned()
+}

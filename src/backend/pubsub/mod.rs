@@ -38,6 +38,8 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 pub use self::frames::{Kind, elements, message_target};
+/// A subscribed client's connection.
+pub use super::job::Connection as Member;
 
 use super::core::Core;
 use super::job::{Answer, Waiter};
@@ -47,38 +49,6 @@ use super::outcome::Outcome;
 /// How often the hub's thread looks for new commands while it reads messages (the socket's
 /// read timeout): a subscription new to Redis is sent within this.
 const POLL: Duration = Duration::from_millis(5);
-
-/// A subscribed client's connection, as answers address it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Member {
-    loop_id: usize,
-    conn: usize,
-    generation: u32,
-}
-
-impl Member {
-    /// The connection `waiter` answers to.
-    pub fn of(waiter: &Waiter) -> Member {
-        Member {
-            loop_id: waiter.loop_id,
-            conn: waiter.conn,
-            generation: waiter.generation,
-        }
-    }
-
-    fn push(self, outcome: Outcome) -> Answer {
-        Answer {
-            waiter: Waiter {
-                loop_id: self.loop_id,
-                conn: self.conn,
-                generation: self.generation,
-                seq: Waiter::PUSH,
-                index: 0,
-            },
-            outcome,
-        }
-    }
-}
 
 /// One channel (pattern, shard channel) the hub is subscribed to, or subscribing to.
 #[derive(Default)]

@@ -141,7 +141,7 @@ impl Hub {
                     .core
                     .send_quietly(member.push(Outcome::Raw(Arc::clone(&frame))))
                 {
-                    woken[member.loop_id] = true;
+                    woken[member.loop_id()] = true;
                 }
             }
             let n = entry.members.len() as u64;

@@ -233,14 +233,13 @@ pub fn flush_chain(state: &mut Loop, sink: &mut dyn Sink<Wait>) -> bool {
     let chain = std::mem::take(&mut state.chain);
     let ordered = std::mem::take(&mut state.chain_ordered);
     let owner = state.chain_owner;
-    let seqs: Vec<u64> = chain.iter().map(|link| link.waiter.seq).collect();
-    if let Err(e) = state.services.backend.forward_chain(chain) {
+    if let Err(refused) = state.services.backend.forward_chain(chain) {
         let here = sink.waiter(0, 0);
         // The chain is this connection's (always, but for a connection closed by a panic
         // while it was served: its replies are nobody's then).
         if (here.loop_id, here.conn, here.generation) == owner {
-            for seq in seqs {
-                sink.resolve(seq, 0, Outcome::Failed(e.clone()));
+            for waiter in refused.waiters {
+                sink.resolve(waiter.seq, 0, Outcome::Failed(refused.error.clone()));
             }
         }
     }

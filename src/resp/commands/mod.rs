@@ -204,27 +204,22 @@ pub static COMMANDS: [Command; 37] = [
 
 /// Rows that are never queued in a transaction but refused there: they act on the
 /// connection (SELECT, CLIENT, HELLO, AUTH), answer about the proxy (COMMAND, INFO), or
-/// need a pinned connection (WATCH, subscribing, MONITOR).
+/// need a connection of their own (MONITOR); the (un)subscribe family too
+/// ([`is_subscription`]).
 const NOT_IN_TRANSACTION: &[&str] = &[
-    "select",
-    "client",
-    "hello",
-    "auth",
-    "command",
-    "info",
-    "subscribe",
-    "psubscribe",
-    "ssubscribe",
-    "unsubscribe",
-    "punsubscribe",
-    "sunsubscribe",
-    "monitor",
+    "select", "client", "hello", "auth", "command", "info", "monitor",
 ];
+
+/// Whether a row of the table is one of the (un)subscribe family, whose confirmations
+/// Redis sends as pushes (in RESP2 too).
+pub fn is_subscription(command: &Command) -> bool {
+    std::ptr::eq(command.doc, &PUBSUB)
+}
 
 /// Whether a row of the table, sent inside a transaction, is queued for Redis (GET, MGET,
 /// TTL, PING, a blocking pop, which Redis runs without blocking inside a transaction).
 pub fn queued_in_transaction(command: &Command) -> bool {
-    !NOT_IN_TRANSACTION.contains(&command.name)
+    !NOT_IN_TRANSACTION.contains(&command.name) && !is_subscription(command)
 }
 
 /// The row of `name` (any case) and its command.

@@ -216,18 +216,24 @@ fn subscribe_in(call: &mut Call<'_>, kind: Kind) {
     if new.is_empty() {
         return call.sink.out().extend_from_slice(&confirmations);
     }
-    let wait = Wait {
+    let wait = confirmed_by_hub(proto, confirmations);
+    let seq = call.sink.wait(wait, new.len());
+    for (index, &i) in new.iter().enumerate() {
+        let name = call.args.get(call.input, i);
+        hub.subscribe(kind, name, member, call.sink.waiter(seq, index as u32));
+    }
+}
+
+/// The reply of a (un)subscription waiting for the hub: its confirmations, written when
+/// served, sent once the hub has answered for each name it had to ask Redis about.
+fn confirmed_by_hub(proto: u8, confirmations: Vec<u8>) -> Wait {
+    Wait {
         render: prepared_only,
         values: false,
         proto,
         aliases: None,
         stale_keys: None,
         prepared: Some(Arc::from(confirmations)),
-    };
-    let seq = call.sink.wait(wait, new.len());
-    for (index, &i) in new.iter().enumerate() {
-        let name = call.args.get(call.input, i);
-        hub.subscribe(kind, name, member, call.sink.waiter(seq, index as u32));
     }
 }
 
@@ -282,14 +288,7 @@ fn unsubscribe_in(call: &mut Call<'_>, kind: Kind) {
         return call.sink.out().extend_from_slice(&out);
     }
     // Confirmed once the hub has left what nobody else holds (see `Hub::unsubscribe`).
-    let wait = Wait {
-        render: prepared_only,
-        values: false,
-        proto,
-        aliases: None,
-        stale_keys: None,
-        prepared: Some(Arc::from(out)),
-    };
+    let wait = confirmed_by_hub(proto, out);
     let seq = call.sink.wait(wait, left.len());
     for (index, name) in left.iter().enumerate() {
         hub.unsubscribe(kind, name, member, call.sink.waiter(seq, index as u32));
@@ -310,23 +309,11 @@ fn confirmation(out: &mut Vec<u8>, proto: u8, verb: &str, name: Option<&[u8]>, c
 
 /// Whether a RESP2 client in subscriber mode may run `name`, and Redis's refusal when not.
 pub fn refuse_in_subscriber_mode(client: &Client, name: &[u8], out: &mut Vec<u8>) -> bool {
-    const ALLOWED: [&str; 9] = [
-        "subscribe",
-        "psubscribe",
-        "ssubscribe",
-        "unsubscribe",
-        "punsubscribe",
-        "sunsubscribe",
-        "ping",
-        "quit",
-        "reset",
-    ];
-    if client.subs.is_none()
-        || client.proto == RESP3
-        || ALLOWED
+    let allowed = super::find(name).is_some_and(|(_, c)| super::is_subscription(c))
+        || [&b"ping"[..], b"quit", b"reset"]
             .iter()
-            .any(|a| name.eq_ignore_ascii_case(a.as_bytes()))
-    {
+            .any(|a| name.eq_ignore_ascii_case(a));
+    if client.subs.is_none() || client.proto == RESP3 || allowed {
         return false;
     }
     let mut text = b"ERR Can't execute '".to_vec();
