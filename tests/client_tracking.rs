@@ -24,16 +24,6 @@ fn tracking_proxy(redis: &Redis, extra: &[(&str, &str)]) -> Proxy {
     proxy
 }
 
-/// Sends `commands` (space-separated words each) and reads `replies` replies.
-fn exchange(s: &mut TcpStream, commands: &[&str], replies: usize) -> String {
-    let mut bytes = Vec::new();
-    for c in commands {
-        bytes.extend(multibulk(&c.split(' ').collect::<Vec<_>>()));
-    }
-    s.write_all(&bytes).unwrap();
-    String::from_utf8_lossy(&read_replies(s, replies)).into_owned()
-}
-
 /// Reads `n` replies (pushes included).
 fn next(s: &mut TcpStream, n: usize) -> String {
     String::from_utf8_lossy(&read_replies(s, n)).into_owned()
@@ -44,15 +34,15 @@ fn next(s: &mut TcpStream, n: usize) -> String {
 fn transcript(port: u16, redis: &Redis, settle: &dyn Fn()) -> Vec<String> {
     let mut w = connect(redis.port);
     // One at a time: Redis announces each in its own message.
-    exchange(&mut w, &["SET k 1"], 1);
-    exchange(&mut w, &["HSET h f 1"], 1);
+    exchange_words(&mut w, &["SET k 1"], 1);
+    exchange_words(&mut w, &["HSET h f 1"], 1);
     // The proxy hears of these writes on its own stream: before anyone tracks here.
     settle();
     let mut t = Vec::new();
     // Default mode, RESP3.
     let mut c = connect(port);
-    exchange(&mut c, &["HELLO 3"], 1);
-    t.push(exchange(
+    exchange_words(&mut c, &["HELLO 3"], 1);
+    t.push(exchange_words(
         &mut c,
         &[
             "CLIENT TRACKING ON",
@@ -64,31 +54,31 @@ fn transcript(port: u16, redis: &Redis, settle: &dyn Fn()) -> Vec<String> {
         ],
         6,
     ));
-    exchange(&mut w, &["SET k 2"], 1);
+    exchange_words(&mut w, &["SET k 2"], 1);
     t.push(next(&mut c, 1));
-    exchange(&mut w, &["HSET h f 2"], 1);
+    exchange_words(&mut w, &["HSET h f 2"], 1);
     t.push(next(&mut c, 1));
     // Not read again since its invalidation: not tracked any more.
-    exchange(&mut w, &["SET k 3", "SET a 1"], 2);
+    exchange_words(&mut w, &["SET k 3", "SET a 1"], 2);
     t.push(next(&mut c, 1));
-    exchange(&mut w, &["FLUSHALL"], 1);
+    exchange_words(&mut w, &["FLUSHALL"], 1);
     t.push(next(&mut c, 1));
     // BCAST with a prefix: every write under it, nothing else.
     let mut b = connect(port);
-    exchange(&mut b, &["HELLO 3"], 1);
-    t.push(exchange(
+    exchange_words(&mut b, &["HELLO 3"], 1);
+    t.push(exchange_words(
         &mut b,
         &["CLIENT TRACKING ON BCAST PREFIX user:"],
         1,
     ));
     for key in ["user:1", "other", "user:2"] {
-        exchange(&mut w, &[&format!("SET {key} x")], 1);
+        exchange_words(&mut w, &[&format!("SET {key} x")], 1);
     }
     t.push(next(&mut b, 2));
     // OPTIN: only the read after CLIENT CACHING yes.
     let mut o = connect(port);
-    exchange(&mut o, &["HELLO 3"], 1);
-    t.push(exchange(
+    exchange_words(&mut o, &["HELLO 3"], 1);
+    t.push(exchange_words(
         &mut o,
         &[
             "CLIENT TRACKING ON OPTIN",
@@ -100,23 +90,27 @@ fn transcript(port: u16, redis: &Redis, settle: &dyn Fn()) -> Vec<String> {
         5,
     ));
     for key in ["x1", "x2", "x3"] {
-        exchange(&mut w, &[&format!("SET {key} v")], 1);
+        exchange_words(&mut w, &[&format!("SET {key} v")], 1);
     }
     t.push(next(&mut o, 1));
     // RESP2: redirected to a connection subscribed to __redis__:invalidate.
     let mut r = connect(port);
-    let id = exchange(&mut r, &["CLIENT ID"], 1);
+    let id = exchange_words(&mut r, &["CLIENT ID"], 1);
     let id = id.trim_start_matches(':').trim_end();
-    t.push(exchange(&mut r, &["SUBSCRIBE __redis__:invalidate"], 1));
+    t.push(exchange_words(
+        &mut r,
+        &["SUBSCRIBE __redis__:invalidate"],
+        1,
+    ));
     let mut c2 = connect(port);
-    t.push(exchange(
+    t.push(exchange_words(
         &mut c2,
         &[&format!("CLIENT TRACKING ON REDIRECT {id}"), "GET k"],
         2,
     ));
-    exchange(&mut w, &["SET k 4"], 1);
+    exchange_words(&mut w, &["SET k 4"], 1);
     t.push(next(&mut r, 1));
-    exchange(&mut w, &["FLUSHALL"], 1);
+    exchange_words(&mut w, &["FLUSHALL"], 1);
     t.push(next(&mut r, 1));
     // A flush is told to every tracking client, whatever it read or its mode.
     for s in [&mut c, &mut b, &mut o] {
@@ -124,7 +118,7 @@ fn transcript(port: u16, redis: &Redis, settle: &dyn Fn()) -> Vec<String> {
     }
     // Their answers are their own: nothing else was pushed to them.
     for s in [&mut c2, &mut c, &mut b, &mut o] {
-        t.push(exchange(s, &["ECHO end"], 1));
+        t.push(exchange_words(s, &["ECHO end"], 1));
     }
     t
 }
@@ -161,12 +155,12 @@ fn a_write_through_the_proxy_invalidates_what_its_client_read() {
     redis.set("k", "v1");
     let proxy = tracking_proxy(&redis, &[]);
     let mut c = connect(proxy.resp_port);
-    exchange(&mut c, &["HELLO 3"], 1);
+    exchange_words(&mut c, &["HELLO 3"], 1);
     assert_eq!(
-        exchange(&mut c, &["CLIENT TRACKING ON", "GET k"], 2),
+        exchange_words(&mut c, &["CLIENT TRACKING ON", "GET k"], 2),
         "+OK\r\n$2\r\nv1\r\n"
     );
-    let got = exchange(&mut c, &["SET k v2"], 2);
+    let got = exchange_words(&mut c, &["SET k v2"], 2);
     assert!(
         got.contains(">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n") && got.contains("+OK\r\n"),
         "{got}"
@@ -199,8 +193,11 @@ fn tracking_clients_are_closed_when_the_proxy_stops_hearing_of_writes() {
     let redis = Redis::start();
     let proxy = tracking_proxy(&redis, &[]);
     let mut c = connect(proxy.resp_port);
-    exchange(&mut c, &["HELLO 3"], 1);
-    assert_eq!(exchange(&mut c, &["CLIENT TRACKING ON"], 1), "+OK\r\n");
+    exchange_words(&mut c, &["HELLO 3"], 1);
+    assert_eq!(
+        exchange_words(&mut c, &["CLIENT TRACKING ON"], 1),
+        "+OK\r\n"
+    );
     let mut plain = connect(proxy.resp_port);
     // Kill the proxy's tracking connection (the one redirecting to itself).
     let mut admin = redis.client();
@@ -232,14 +229,14 @@ fn tracking_clients_are_closed_when_the_proxy_stops_hearing_of_writes() {
     // With PROXY_TRACKING_PREFIXES, only BCAST within them.
     let some = tracking_proxy(&redis, &[("PROXY_TRACKING_PREFIXES", "user:")]);
     let mut s = connect(some.resp_port);
-    exchange(&mut s, &["HELLO 3"], 1);
-    let refused = exchange(&mut s, &["CLIENT TRACKING ON"], 1);
+    exchange_words(&mut s, &["HELLO 3"], 1);
+    let refused = exchange_words(&mut s, &["CLIENT TRACKING ON"], 1);
     assert!(
         refused.starts_with("-ERR CLIENT TRACKING needs BCAST"),
         "{refused}"
     );
     assert_eq!(
-        exchange(&mut s, &["CLIENT TRACKING ON BCAST PREFIX user:1"], 1),
+        exchange_words(&mut s, &["CLIENT TRACKING ON BCAST PREFIX user:1"], 1),
         "+OK\r\n"
     );
 }
@@ -251,11 +248,11 @@ fn the_key_table_is_bounded() {
     let redis = Redis::start();
     let proxy = tracking_proxy(&redis, &[("PROXY_TRACKING_TABLE_MAX_KEYS", "100")]);
     let mut c = connect(proxy.resp_port);
-    exchange(&mut c, &["HELLO 3"], 1);
-    exchange(&mut c, &["CLIENT TRACKING ON"], 1);
+    exchange_words(&mut c, &["HELLO 3"], 1);
+    exchange_words(&mut c, &["CLIENT TRACKING ON"], 1);
     let gets: Vec<String> = (0..300).map(|i| format!("GET key{i}")).collect();
     let gets: Vec<&str> = gets.iter().map(String::as_str).collect();
-    s_write(&mut c, &gets);
+    send_words(&mut c, &gets);
     // 300 nils and, interleaved, the invalidations of what was let go (200 keys, in one
     // or more pushes).
     let mut nils = 0;
@@ -286,10 +283,24 @@ fn the_key_table_is_bounded() {
     assert_eq!(stats["client_tracking"]["evicted"], 200, "{stats}");
 }
 
-fn s_write(s: &mut TcpStream, commands: &[&str]) {
-    let mut bytes = Vec::new();
-    for c in commands {
-        bytes.extend(multibulk(&c.split(' ').collect::<Vec<_>>()));
+/// The ids of clients that read a key and left do not pile up under it until its next
+/// write: 200 short-lived tracking connections read the same key, and the table holds a
+/// bounded number of readers (4 per allowed key at most, between sweeps), not 200.
+#[test]
+fn readers_that_leave_are_swept_out_of_the_table() {
+    let redis = Redis::start();
+    redis.set("k", "v");
+    let proxy = tracking_proxy(&redis, &[("PROXY_TRACKING_TABLE_MAX_KEYS", "10")]);
+    for _ in 0..200 {
+        let mut c = connect(proxy.resp_port);
+        exchange_words(&mut c, &["HELLO 3"], 1);
+        assert_eq!(
+            exchange_words(&mut c, &["CLIENT TRACKING ON", "GET k"], 2),
+            "+OK\r\n$1\r\nv\r\n"
+        );
     }
-    s.write_all(&bytes).unwrap();
+    let stats = proxy.stats();
+    let readers = stats["client_tracking"]["readers"].as_u64().unwrap();
+    assert!(readers <= 41, "{readers} readers of one key: {stats}");
+    assert_eq!(stats["client_tracking"]["keys"], 1, "{stats}");
 }

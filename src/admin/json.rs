@@ -88,6 +88,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         "client_tracking": {
             "clients": s.clients.tracking_clients,
             "keys": s.clients.tracking_keys,
+            "readers": s.clients.tracking_readers,
             "pushes": s.clients.tracking_pushes,
             "evicted": s.clients.tracking_evicted,
         },

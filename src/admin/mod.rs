@@ -95,6 +95,8 @@ pub struct ClientCounts {
     pub tracking_clients: u64,
     /// Keys remembered for them now (at most PROXY_TRACKING_TABLE_MAX_KEYS).
     pub tracking_keys: u64,
+    /// Readers remembered over those keys now.
+    pub tracking_readers: u64,
     /// Invalidation pushes sent to them.
     pub tracking_pushes: u64,
     /// Keys let go because the table was full.
@@ -206,6 +208,7 @@ impl Admin {
         ClientCounts {
             tracking_clients: t.clients() as u64,
             tracking_keys: t.keys() as u64,
+            tracking_readers: t.readers() as u64,
             tracking_pushes: get(&t.stats.pushes),
             tracking_evicted: get(&t.stats.evicted),
             pubsub_subscriptions: h.subscriptions() as u64,

@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use parking_lot::Mutex;
 
 use super::error::BackendError;
-use super::job::{Answer, Mailbox, Waiter};
+use super::job::{Connection, Mailbox, Waiter};
 use super::outcome::Outcome;
 
 /// The channel a RESP2 redirect target subscribes to.
@@ -48,12 +48,8 @@ pub const CHANNEL: &[u8] = b"__redis__:invalidate";
 /// a RESP3 one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Destination {
-    /// The event loop of the connection.
-    pub loop_id: usize,
-    /// Its slot.
-    pub conn: usize,
-    /// The slot's generation.
-    pub generation: u32,
+    /// The connection.
+    pub to: Connection,
     /// As a pub/sub message (a RESP2 connection subscribed to [`CHANNEL`]).
     pub as_message: bool,
 }
@@ -62,23 +58,8 @@ impl Destination {
     /// The connection `waiter` answers to.
     pub fn of(waiter: &Waiter, as_message: bool) -> Destination {
         Destination {
-            loop_id: waiter.loop_id,
-            conn: waiter.conn,
-            generation: waiter.generation,
+            to: Connection::of(waiter),
             as_message,
-        }
-    }
-
-    fn push(&self, outcome: Outcome) -> Answer {
-        Answer {
-            waiter: Waiter {
-                loop_id: self.loop_id,
-                conn: self.conn,
-                generation: self.generation,
-                seq: Waiter::PUSH,
-                index: 0,
-            },
-            outcome,
         }
     }
 }
@@ -99,6 +80,11 @@ struct Table {
     /// is not looked for here (client ids are never reused): it is skipped when its keys
     /// are invalidated, and its keys leave the table then.
     keys: HashMap<Box<[u8]>, Vec<u64>>,
+    /// Client ids over every key's readers (departed clients' included until swept).
+    readers: usize,
+    /// Readers past which the next sweep comes: twice what the last one left, so that
+    /// sweeps stay amortized however many live readers there are.
+    sweep_at: usize,
     /// The BCAST clients and their prefixes (none: every key).
     bcast: HashMap<u64, Vec<Box<[u8]>>>,
     /// Connections subscribed to [`CHANNEL`], by client id (redirect targets).
@@ -119,8 +105,6 @@ pub struct ClientTracking {
     table: Mutex<Table>,
     /// Trackers now (read without the lock: no work at all while nobody tracks).
     trackers: AtomicUsize,
-    /// Keys in the table now.
-    keys: AtomicUsize,
     max_keys: usize,
     mailboxes: Vec<Mailbox>,
     /// Counters.
@@ -140,7 +124,6 @@ impl ClientTracking {
         ClientTracking {
             table: Mutex::new(Table::default()),
             trackers: AtomicUsize::new(0),
-            keys: AtomicUsize::new(0),
             max_keys: max_keys.max(1),
             mailboxes,
             stats: ClientTrackingStats::default(),
@@ -154,7 +137,12 @@ impl ClientTracking {
 
     /// Keys remembered for default-mode clients now.
     pub fn keys(&self) -> usize {
-        self.keys.load(Ordering::Relaxed)
+        self.table.lock().keys.len()
+    }
+
+    /// Readers remembered over all keys now (a key read by two clients counts two).
+    pub fn readers(&self) -> usize {
+        self.table.lock().readers
     }
 
     /// Turns tracking on for client `id` (replacing what it had): its invalidations go to
@@ -215,14 +203,15 @@ impl ClientTracking {
         for key in keys {
             let readers = match table.keys.get_mut(key) {
                 Some(readers) => readers,
-                None => {
-                    self.keys.fetch_add(1, Ordering::Relaxed);
-                    table.keys.entry(Box::from(key)).or_default()
-                }
+                None => table.keys.entry(Box::from(key)).or_default(),
             };
             if !readers.contains(&id) {
                 readers.push(id);
+                table.readers += 1;
             }
+        }
+        if table.readers > table.sweep_at.max(READERS_PER_KEY * self.max_keys) {
+            forget_the_departed(&mut table);
         }
         let over = table.keys.len().saturating_sub(self.max_keys);
         if over > 0 {
@@ -248,7 +237,7 @@ impl ClientTracking {
         let mut batches: HashMap<u64, Vec<&[u8]>> = HashMap::new();
         for key in keys {
             if let Some(readers) = table.keys.remove(key) {
-                self.keys.fetch_sub(1, Ordering::Relaxed);
+                table.readers -= readers.len();
                 for id in readers {
                     batches.entry(id).or_default().push(key);
                 }
@@ -275,9 +264,8 @@ impl ClientTracking {
             return;
         }
         let mut table = self.table.lock();
-        let n = table.keys.len();
         table.keys.clear();
-        self.keys.fetch_sub(n, Ordering::Relaxed);
+        table.readers = 0;
         let mut woken = vec![false; self.mailboxes.len()];
         for tracker in table.trackers.values() {
             if let Some(to) = tracker.to {
@@ -301,18 +289,18 @@ impl ClientTracking {
                 self.send(&to, Outcome::Failed(why.clone()), &mut woken);
             }
         }
-        let n = table.keys.len();
         table.keys.clear();
-        self.keys.fetch_sub(n, Ordering::Relaxed);
+        table.readers = 0;
         self.trackers.store(0, Ordering::Relaxed);
         self.wake(&woken);
     }
 
     fn send(&self, to: &Destination, outcome: Outcome, woken: &mut [bool]) {
-        if let Some(mailbox) = self.mailboxes.get(to.loop_id)
-            && mailbox.tx.send(to.push(outcome)).is_ok()
+        let loop_id = to.to.loop_id();
+        if let Some(mailbox) = self.mailboxes.get(loop_id)
+            && mailbox.tx.send(to.to.push(outcome)).is_ok()
         {
-            woken[to.loop_id] = true;
+            woken[loop_id] = true;
             self.stats.pushes.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -322,6 +310,26 @@ impl ClientTracking {
             let _ = self.mailboxes[loop_id].waker.wake();
         }
     }
+}
+
+/// How many readers per key on average the table holds before the ids of clients that
+/// left are swept out of it (a key read by many short-lived connections would otherwise
+/// keep every one of their ids until its next write).
+const READERS_PER_KEY: usize = 4;
+
+/// Drops the ids of clients no longer tracking from every key (and the keys left with
+/// no reader): O(table), once the readers pass [`READERS_PER_KEY`] per allowed key and
+/// twice what the last sweep left, so amortized over at least as many reads.
+fn forget_the_departed(table: &mut Table) {
+    let trackers = &table.trackers;
+    let mut readers = 0;
+    table.keys.retain(|_, ids| {
+        ids.retain(|id| trackers.contains_key(id));
+        readers += ids.len();
+        !ids.is_empty()
+    });
+    table.readers = readers;
+    table.sweep_at = 2 * readers;
 }
 
 /// An invalidation of `keys` (`None`: everything) as `to` gets it: `>2 invalidate [...]`
