@@ -172,8 +172,9 @@ fn an_admin_principal_may_kill_a_busy_script_and_run_admin_commands() {
     assert!(got.starts_with("-ERR CONFIG is not forwarded"), "{got}");
 }
 
-#[test]
-fn an_admin_principal_may_run_admin_commands_with_all() {
+/// Redis, a proxy with principals and PROXY_FORWARD=all, and a connection logged in as
+/// the admin principal once the proxy forwards.
+fn admin_with_all() -> (TempDir, Redis, Proxy, std::net::TcpStream) {
     let dir = TempDir::new("forward-safety");
     let file = auth_file(&dir);
     let redis = Redis::start();
@@ -189,6 +190,12 @@ fn an_admin_principal_may_run_admin_commands_with_all() {
     wait_for("the command catalog", Duration::from_secs(10), || {
         (!text(ask(&mut ops, &["HLEN", "x"])).starts_with("-ERR unknown")).then_some(())
     });
+    (dir, redis, proxy, ops)
+}
+
+#[test]
+fn an_admin_principal_may_run_admin_commands_with_all() {
+    let (_dir, _redis, proxy, mut ops) = admin_with_all();
     assert_eq!(
         text(ask(&mut ops, &["CONFIG", "GET", "maxmemory"])),
         "*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n"
@@ -207,21 +214,7 @@ fn an_admin_principal_may_run_admin_commands_with_all() {
 /// reaches Redis (SHUTDOWN queued and sent at EXEC would have stopped it).
 #[test]
 fn a_command_redis_refuses_in_a_transaction_is_refused_when_queued() {
-    let dir = TempDir::new("forward-safety");
-    let file = auth_file(&dir);
-    let redis = Redis::start();
-    let proxy = Proxy::start(
-        redis.port,
-        &[
-            ("PROXY_AUTH_FILE", file.to_str().unwrap()),
-            ("PROXY_FORWARD", "all"),
-        ],
-    );
-    let mut ops = connect(proxy.resp_port);
-    assert_eq!(text(ask(&mut ops, &["AUTH", OPS])), "+OK\r\n");
-    wait_for("the command catalog", Duration::from_secs(10), || {
-        (!text(ask(&mut ops, &["HLEN", "x"])).starts_with("-ERR unknown")).then_some(())
-    });
+    let (_dir, redis, _proxy, mut ops) = admin_with_all();
     assert_eq!(text(ask(&mut ops, &["MULTI"])), "+OK\r\n");
     assert_eq!(text(ask(&mut ops, &["SET", "k", "v"])), "+QUEUED\r\n");
     for refused in [&["SHUTDOWN", "NOSAVE"][..], &["SAVE"]] {

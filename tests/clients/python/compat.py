@@ -213,6 +213,17 @@ def published_to_someone(count):
     return count >= 1
 
 
+# The pub/sub group's steps, in the order both its sync and asyncio versions return them.
+PUBSUB_STEPS = (
+    "pubsub_subscribed",
+    "pubsub_published",
+    "pubsub_received",
+    "pubsub_ping_subscribed",
+    "pubsub_unsubscribed",
+    "pubsub_after_unsubscribe",
+)
+
+
 def pubsub_steps(r, port, kwargs):
     """Two subscribers on connections of their own (redis-py's pubsub()), one to a channel
     and one to a pattern, each confirmed before anything is published; a third connection
@@ -246,14 +257,7 @@ def pubsub_steps(r, port, kwargs):
     for ps, c in zip(subscribers, clients):
         ps.close()
         c.close()
-    return [
-        ("pubsub_subscribed", confirmed),
-        ("pubsub_published", published),
-        ("pubsub_received", received),
-        ("pubsub_ping_subscribed", ping),
-        ("pubsub_unsubscribed", left),
-        ("pubsub_after_unsubscribe", after),
-    ]
+    return list(zip(PUBSUB_STEPS, (confirmed, published, received, ping, left, after)))
 
 
 async def pubsub_steps_async(r, port, kwargs):
@@ -289,14 +293,7 @@ async def pubsub_steps_async(r, port, kwargs):
     for ps, c in zip(subscribers, clients):
         await ps.aclose()
         await c.aclose()
-    return [
-        ("pubsub_subscribed", confirmed),
-        ("pubsub_published", published),
-        ("pubsub_received", received),
-        ("pubsub_ping_subscribed", ping),
-        ("pubsub_unsubscribed", left),
-        ("pubsub_after_unsubscribe", after),
-    ]
+    return list(zip(PUBSUB_STEPS, (confirmed, published, received, ping, left, after)))
 
 
 def client_side_cache_refused(port):
