@@ -258,3 +258,56 @@ fn unsubscribing_is_confirmed_once_redis_has_let_the_channel_go() {
         "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:0\r\n"
     );
 }
+
+/// Many deaf subscribers cannot each hold 32 MiB: once the process is over
+/// PROXY_MAX_BUFFER_BYTES, a subscriber holding more than 8 MiB unsent is closed at its
+/// next message, while one that reads is served on.
+#[test]
+fn deaf_subscribers_are_closed_sooner_when_the_buffers_are_full() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_FORWARD", "all"),
+            ("PROXY_MAX_BUFFER_BYTES", &(16 << 20).to_string()),
+        ],
+    );
+    wait_for_catalog(&proxy);
+    let mut deaf: Vec<TcpStream> = (0..4).map(|_| connect(proxy.resp_port)).collect();
+    for s in &mut deaf {
+        exchange_words(s, &["SUBSCRIBE flood"], 1);
+    }
+    let mut reader = connect(proxy.resp_port);
+    exchange_words(&mut reader, &["SUBSCRIBE flood"], 1);
+    let payload = "x".repeat(1 << 20);
+    let mut publisher = connect(redis.port);
+    let (mut buf, mut chunk) = (Vec::new(), vec![0u8; 1 << 16]);
+    for i in 0..30 {
+        assert_eq!(
+            ask(&mut publisher, &["PUBLISH", "flood", &payload]),
+            b":1\r\n"
+        );
+        loop {
+            if let Some(len) = complete(&buf) {
+                buf.drain(..len);
+                break;
+            }
+            let n = reader.read(&mut chunk).expect("the reader is served");
+            assert!(n > 0, "the reader was closed after {i} messages");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+    for (i, s) in deaf.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut held = 0usize;
+        loop {
+            match s.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => held += n,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("deaf subscriber {i} was not closed: {e} after {held} bytes"),
+            }
+        }
+        assert!(held < 20 << 20, "deaf subscriber {i} got {held} bytes");
+    }
+}

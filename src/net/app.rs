@@ -39,6 +39,11 @@ pub enum Pushed {
 /// closed, as Redis closes a subscriber over `client-output-buffer-limit pubsub` (32 MiB).
 pub const PUSH_BACKLOG: usize = 32 << 20;
 
+/// Unsent bytes past which a connection is closed when a push arrives while the process
+/// is over PROXY_MAX_BUFFER_BYTES (Redis's pub/sub soft limit, 8 MiB): the per-connection
+/// limit alone would let many deaf subscribers hold [`PUSH_BACKLOG`] each.
+pub const PUSH_SOFT_BACKLOG: usize = 8 << 20;
+
 /// A protocol served by one event loop (one instance per loop, so it may keep per-loop
 /// scratch buffers and counters without locks).
 pub trait Application: Send + 'static {

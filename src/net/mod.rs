@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use mio::{Poll, Token, Waker};
 
-pub use self::app::{Application, PUSH_BACKLOG, Pushed, Served};
+pub use self::app::{Application, PUSH_BACKLOG, PUSH_SOFT_BACKLOG, Pushed, Served};
 pub use self::output::{Mark, Output, Released, Waiting};
 pub use self::replies::{Replies, Sink, Whom};
 

@@ -10,7 +10,7 @@ use super::{EventLoop, release};
 use crate::backend::{BackendError, Outcome, Waiter};
 use crate::clock::Nanos;
 use crate::net::app::Application;
-use crate::net::app::{PUSH_BACKLOG, Pushed};
+use crate::net::app::{PUSH_BACKLOG, PUSH_SOFT_BACKLOG, Pushed};
 use crate::net::transport::Transport;
 
 /// How long a draining loop waits for in-flight replies before it answers what is left as
@@ -39,7 +39,8 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
     }
 
     /// Writes a push on its connection; false when the connection must be closed now (its
-    /// client does not read what it is sent: over [`PUSH_BACKLOG`]).
+    /// client does not read what it is sent: over [`PUSH_BACKLOG`], or over
+    /// [`PUSH_SOFT_BACKLOG`] while the process is over PROXY_MAX_BUFFER_BYTES).
     fn push(&mut self, index: usize, outcome: Outcome) -> bool {
         let Some(conn) = self.slots[index].conn.as_mut() else {
             return true;
@@ -53,7 +54,13 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             return false;
         };
         match pushed {
-            Pushed::Sent => conn.output.buffered() <= PUSH_BACKLOG,
+            Pushed::Sent => {
+                // Counted at once: a message fanned out to many connections in one turn
+                // must see the budget it fills.
+                let held = conn.output.buffered();
+                self.account(index);
+                held <= PUSH_BACKLOG && (held <= PUSH_SOFT_BACKLOG || !self.over_budget())
+            }
             Pushed::Dropped => true,
             Pushed::Close => {
                 conn.closing = true;
