@@ -74,40 +74,17 @@ pub(super) fn pack(command: &Command) -> Vec<u8> {
     out
 }
 
-/// The elements of an array of bulk strings and integers (`*N` or a push `>N`), as
-/// slices of `frame`; `None` for anything else.
-pub fn elements(frame: &[u8]) -> Option<Vec<&[u8]>> {
-    let (&head, rest) = frame.split_first()?;
-    if head != b'*' && head != b'>' {
-        return None;
-    }
-    let (n, mut at) = number(rest)?;
-    let mut at_abs = 1 + at;
-    let mut parts = Vec::with_capacity(n.min(8) as usize);
-    for _ in 0..n {
-        let tag = *frame.get(at_abs)?;
-        let (len, used) = number(&frame[at_abs + 1..])?;
-        at = at_abs + 1 + used;
-        match tag {
-            b'$' => {
-                let len = usize::try_from(len).ok()?;
-                parts.push(frame.get(at..at + len)?);
-                at_abs = at + len + 2;
-            }
-            b':' => {
-                // The number's own digits.
-                parts.push(&frame[at_abs + 1..at - 2]);
-                at_abs = at;
-            }
-            _ => return None,
-        }
-    }
-    Some(parts)
-}
-
 /// The namespace and channel (or pattern) of a message frame: its first two elements,
 /// whatever follows (an invalidation's payload is an array).
 pub fn message_target(frame: &[u8]) -> Option<(Kind, &[u8])> {
+    let (first, name) = head(frame)?;
+    Some((Kind::of_message(first)?, name))
+}
+
+/// The first two elements of a RESP2 array whose first two elements are bulk strings (a
+/// confirmation's kind and name, a message's kind and channel or pattern), as slices of
+/// `frame`, whatever follows them; `None` for anything else.
+pub fn head(frame: &[u8]) -> Option<(&[u8], &[u8])> {
     let rest = frame.strip_prefix(b"*")?;
     let (_, mut at) = number(rest)?;
     at += 1;
@@ -122,7 +99,7 @@ pub fn message_target(frame: &[u8]) -> Option<(Kind, &[u8])> {
         *part = frame.get(start..start + len)?;
         at = start + len + 2;
     }
-    Some((Kind::of_message(two[0])?, two[1]))
+    Some((two[0], two[1]))
 }
 
 /// The decimal number at the start of `bytes` up to its CRLF, and the bytes it took with
@@ -138,20 +115,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn elements_reads_messages_and_confirmations() {
+    fn heads_of_messages_and_confirmations_are_read() {
         let m = b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n";
-        assert_eq!(
-            elements(m).unwrap(),
-            vec![&b"message"[..], b"news", b"hello"]
-        );
+        assert_eq!(head(m), Some((&b"message"[..], &b"news"[..])));
         let c = b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:12\r\n";
-        assert_eq!(elements(c).unwrap(), vec![&b"subscribe"[..], b"a", b"12"]);
+        assert_eq!(head(c), Some((&b"subscribe"[..], &b"a"[..])));
         let p = b">4\r\n$8\r\npmessage\r\n$2\r\na*\r\n$2\r\nab\r\n$0\r\n\r\n";
         assert_eq!(
-            elements(p).unwrap(),
-            vec![&b"pmessage"[..], b"a*", b"ab", b""]
+            head(p),
+            None,
+            "a push is not a frame of the hub's RESP2 connection"
         );
-        assert!(elements(b"+OK\r\n").is_none());
+        assert!(head(b"+OK\r\n").is_none());
         let invalidation =
             b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$1\r\nk\r\n";
         assert_eq!(
@@ -160,7 +135,8 @@ mod tests {
         );
         assert_eq!(message_target(p), None, "a push is not a message frame");
         assert_eq!(message_target(m), Some((Kind::Channel, &b"news"[..])));
-        assert!(elements(b"*2\r\n$7\r\nmessage\r\n$9\r\nshort\r\n").is_none());
+        assert_eq!(message_target(c), None, "a confirmation is not a message");
+        assert!(head(b"*2\r\n$7\r\nmessage\r\n$9\r\nshort\r\n").is_none());
     }
 
     #[test]

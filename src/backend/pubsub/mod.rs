@@ -37,7 +37,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-pub use self::frames::{Kind, elements, message_target};
+pub use self::frames::{Kind, message_target};
 /// A subscribed client's connection.
 pub use super::job::Connection as Member;
 

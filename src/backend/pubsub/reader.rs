@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::frames::{Kind, elements, pack};
+use super::frames::{Kind, head, pack};
 use super::{Command, Hub, POLL};
 use crate::backend::error::BackendError;
 use crate::backend::job::Answer;
@@ -107,35 +107,27 @@ impl Hub {
             }
             return;
         }
-        let Some(parts) = elements(&frame) else {
-            return;
-        };
-        let Some(&first) = parts.first() else {
+        // One copy, shared by every subscriber; the kind and name are read in place.
+        let frame: Arc<[u8]> = Arc::from(frame);
+        let Some((first, name)) = head(&frame) else {
             return;
         };
         if let Some((kind, subscribe)) = Kind::of_confirmation(first) {
             sent.pop_front();
-            if let Some(&name) = parts.get(1) {
-                if subscribe {
-                    self.confirmed(kind, name);
-                } else {
-                    self.left(kind, name);
-                }
+            if subscribe {
+                self.confirmed(kind, name);
+            } else {
+                self.left(kind, name);
             }
             return;
         }
         let Some(kind) = Kind::of_message(first) else {
             return;
         };
-        let Some(&name) = parts.get(1) else {
-            return;
-        };
-        let name: Box<[u8]> = Box::from(name);
         self.stats.messages.fetch_add(1, Ordering::Relaxed);
-        let frame: Arc<[u8]> = Arc::from(frame);
         let mut woken = vec![false; self.core.loops()];
         let state = self.state.lock();
-        if let Some(entry) = state.entries[kind.index()].get(&name) {
+        if let Some(entry) = state.entries[kind.index()].get(name) {
             for member in &entry.members {
                 if self
                     .core
