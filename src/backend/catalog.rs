@@ -55,6 +55,9 @@ pub struct CommandInfo {
     /// Its ACL categories (`@dangerous`, `@admin`, `@scripting`, `@fast`, ...), as far as
     /// forwarding needs them.
     pub categories: Categories,
+    /// Redis documents its complexity as `O(1)` (`COMMAND DOCS`, Redis 7): SET, SETEX and
+    /// LMOVE are `@slow` (for their options) yet take constant time.
+    pub constant: bool,
     /// Where its keys are (Redis 7's key specs; none before 7: the positions above).
     pub specs: Vec<KeySpec>,
 }
@@ -240,6 +243,10 @@ impl Catalog {
             for entry in &entries {
                 add_entry(&mut map, entry);
             }
+            // Redis before 7 has no COMMAND DOCS: every command not `@fast` stays slow.
+            if let Ok(docs) = redis::cmd("COMMAND").arg("DOCS").query(conn) {
+                mark_constant(&mut map, &docs);
+            }
             if !map.is_empty() {
                 *self.commands.write() = Some(map);
             }
@@ -281,6 +288,35 @@ fn int(v: Option<&redis::Value>) -> i64 {
     match v {
         Some(redis::Value::Int(n)) => *n,
         _ => 0,
+    }
+}
+
+/// The `(name, fields)` pairs of a map reply, as RESP3 sends it or flattened in RESP2.
+fn pairs(v: &redis::Value) -> Vec<(&redis::Value, &redis::Value)> {
+    match v {
+        redis::Value::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
+        redis::Value::Array(a) => a.chunks_exact(2).map(|p| (&p[0], &p[1])).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Marks the commands whose `COMMAND DOCS` complexity is `O(1)` (subcommands are named
+/// `container|sub` there too).
+fn mark_constant(map: &mut HashMap<Vec<u8>, Arc<CommandInfo>>, docs: &redis::Value) {
+    for (name, fields) in pairs(docs) {
+        let Some(name) = text(name) else { continue };
+        let full = name.to_ascii_lowercase();
+        for (field, value) in pairs(fields) {
+            match text(field) {
+                Some(b"complexity") if text(value) == Some(b"O(1)") => {
+                    if let Some(info) = map.get_mut(&full) {
+                        Arc::make_mut(info).constant = true;
+                    }
+                }
+                Some(b"subcommands") => mark_constant(map, value),
+                _ => {}
+            }
+        }
     }
 }
 
@@ -339,6 +375,7 @@ fn parse_entry(entry: &redis::Value) -> Option<(Vec<u8>, CommandInfo)> {
         request,
         response,
         categories: Categories::parse(&words(6)),
+        constant: false,
         specs: match fields.get(8) {
             Some(redis::Value::Array(specs) | redis::Value::Set(specs)) => {
                 specs.iter().filter_map(KeySpec::parse).collect()

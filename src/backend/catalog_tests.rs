@@ -136,3 +136,69 @@ fn a_container_is_described_by_its_subcommand() {
     assert!(unknown.container && !unknown.readonly, "{unknown:?}");
     assert!(catalog.command(&[&b"object"[..]]).unwrap().container);
 }
+
+#[test]
+fn commands_documented_as_constant_time_are_marked_from_command_docs() {
+    use redis::Value;
+    let entry = |name: &str, categories: &[&str]| {
+        Value::Array(vec![
+            Value::BulkString(name.into()),
+            Value::Int(-3),
+            Value::Array(vec![Value::SimpleString("write".into())]),
+            Value::Int(1),
+            Value::Int(1),
+            Value::Int(1),
+            Value::Array(
+                categories
+                    .iter()
+                    .map(|c| Value::SimpleString((*c).into()))
+                    .collect(),
+            ),
+        ])
+    };
+    let mut map = HashMap::new();
+    for name in ["set", "lrange", "client|id"] {
+        add_entry(&mut map, &entry(name, &["@write", "@slow"]));
+    }
+    let doc = |complexity: &str| {
+        vec![
+            Value::BulkString("summary".into()),
+            Value::BulkString("...".into()),
+            Value::BulkString("complexity".into()),
+            Value::BulkString(complexity.into()),
+        ]
+    };
+    let mut client = doc("Depends on subcommand.");
+    client.push(Value::BulkString("subcommands".into()));
+    client.push(Value::Array(vec![
+        Value::BulkString("client|id".into()),
+        Value::Array(doc("O(1)")),
+    ]));
+    // RESP2's flattened map.
+    let docs = Value::Array(vec![
+        Value::BulkString("set".into()),
+        Value::Array(doc("O(1)")),
+        Value::BulkString("lrange".into()),
+        Value::Array(doc(
+            "O(S+N) where S is the distance of start offset from HEAD",
+        )),
+        Value::BulkString("client".into()),
+        Value::Array(client),
+    ]);
+    mark_constant(&mut map, &docs);
+    assert!(map[&b"set"[..]].constant);
+    assert!(!map[&b"lrange"[..]].constant);
+    assert!(map[&b"client|id"[..]].constant);
+    // RESP3's map.
+    let mut map3 = HashMap::new();
+    add_entry(&mut map3, &entry("set", &["@write", "@slow"]));
+    let docs3 = Value::Map(vec![(
+        Value::BulkString("set".into()),
+        Value::Map(vec![(
+            Value::BulkString("complexity".into()),
+            Value::SimpleString("O(1)".into()),
+        )]),
+    )]);
+    mark_constant(&mut map3, &docs3);
+    assert!(map3[&b"set"[..]].constant);
+}
