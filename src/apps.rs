@@ -136,6 +136,13 @@ impl Application for Apps {
         }
     }
 
+    fn wants(&self, session: &Session) -> usize {
+        match session {
+            Session::Resp(s) => s.wants(),
+            _ => 0,
+        }
+    }
+
     fn max_input(&self, session: &Session) -> usize {
         match session {
             Session::Http(_) | Session::OverCap(_) => http::MAX_INPUT,

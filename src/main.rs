@@ -177,6 +177,7 @@ fn main() -> ExitCode {
         cluster: !config.cluster_nodes.is_empty(),
         tracking_prefixes: config.tracking_prefixes.clone(),
         clock: clock.clone(),
+        buffered: Arc::clone(&net.buffered),
     });
     let apps: Vec<Apps> = loop_stats
         .iter()

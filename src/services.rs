@@ -52,6 +52,9 @@ pub struct Services {
     pub tracking_prefixes: Vec<String>,
     /// The cache's clock.
     pub clock: Clock,
+    /// Bytes held over all connections, counted against PROXY_MAX_BUFFER_BYTES (the event
+    /// loops' count, which big forwarded requests join until answered).
+    pub buffered: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[cfg(test)]
@@ -69,6 +72,7 @@ impl Services {
         let clock = cache.clock().clone();
         let limits = crate::net::Limits::for_tests();
         let net = Arc::new(crate::net::NetShared::new(limits, clock.clone()));
+        let buffered = Arc::clone(&net.buffered);
         Services {
             admin: Admin::new(loops, Arc::clone(&cache), Arc::clone(&backend), net),
             throttle: Throttle::new(0, 1, clock.clone()),
@@ -88,6 +92,7 @@ impl Services {
             cluster: false,
             tracking_prefixes: Vec::new(),
             clock,
+            buffered,
         }
     }
 }

@@ -155,6 +155,35 @@ pub struct LaneTicket {
     /// The chain it came in, numbered by the lane thread that took it: a chain's commands
     /// go out in order on that thread's connection, none overtaking another.
     pub chain: Option<u64>,
+    /// A big request's bytes, counted in PROXY_MAX_BUFFER_BYTES until it is answered.
+    pub held: Option<Arc<Held>>,
+}
+
+/// Bytes a big forwarded request holds, counted in the process-wide total of held bytes
+/// (the one PROXY_MAX_BUFFER_BYTES bounds) from its queuing to its answer: over the budget,
+/// the event loops stop reading big requests, so a client cannot pile up values in the
+/// lane's queue that the budget never sees.
+#[derive(Debug)]
+pub struct Held {
+    total: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Held {
+    /// `bytes` counted in `total` while the result lives.
+    pub fn new(total: &Arc<AtomicUsize>, bytes: usize) -> Arc<Held> {
+        total.fetch_add(bytes, Ordering::Relaxed);
+        Arc::new(Held {
+            total: Arc::clone(total),
+            bytes,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// One forwarded script in flight, counted in its counter while it lives: while any runs,
@@ -361,7 +390,14 @@ impl Job {
 
     /// About how many bytes [`Job::write_to`] writes (to size a batch's buffer once).
     pub fn packed_hint(&self) -> usize {
-        let args = |args: &[Box<[u8]>]| args.iter().map(|a| a.len() + 16).sum::<usize>() + 16;
+        let size = |a: &[u8]| {
+            if a.len() >= super::pipeline::SPLICE_MIN {
+                16
+            } else {
+                a.len() + 16
+            }
+        };
+        let args = |args: &[Box<[u8]>]| args.iter().map(|a| size(a)).sum::<usize>() + 16;
         let one = match &self.request {
             Request::Fetch { key, .. } => 2 * (key.len() + 32),
             Request::Command {
@@ -372,9 +408,10 @@ impl Job {
     }
 
     /// Writes this job's commands to `out` as RESP (each after an `ASKING` when the job
-    /// asks: the flag holds for one command only).
-    pub fn write_to(&self, out: &mut Vec<u8>) {
-        use super::pipeline::command;
+    /// asks: the flag holds for one command only), its big arguments noted in `spliced`
+    /// (see [`super::pipeline::Packed`]).
+    pub fn write_to<'a>(&'a self, out: &mut Vec<u8>, spliced: &mut Vec<(usize, &'a [u8])>) {
+        use super::pipeline::{command, command_spliced};
         let asking = |out: &mut Vec<u8>| {
             if self.asking {
                 command(out, &[&b"ASKING"[..]]);
@@ -385,14 +422,14 @@ impl Job {
                 // The key's own time to live in the same round trip: a cached entry must
                 // never outlive its key in Redis.
                 asking(out);
-                command(out, &[&b"GET"[..], key]);
+                command_spliced(out, [&b"GET"[..], key].into_iter(), spliced);
                 asking(out);
-                command(out, &[&b"PTTL"[..], key]);
+                command_spliced(out, [&b"PTTL"[..], key].into_iter(), spliced);
             }
             Request::Command { args, prefix, .. } => {
                 for args in prefix.iter().chain(std::iter::once(args)) {
                     asking(out);
-                    command(out, args);
+                    command_spliced(out, args.iter().map(|a| &a[..]), spliced);
                 }
             }
         }

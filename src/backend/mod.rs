@@ -62,7 +62,8 @@ pub use self::core::{BackendCounts, BackendStats};
 pub use self::error::BackendError;
 pub use self::forwarding::{ChainLink, ChainRefused};
 pub use self::job::{
-    Answer, Changes, Job, LaneTicket, Mailbox, Outcome, Presence, Request, ScriptRunning, Waiter,
+    Answer, Changes, Held, Job, LaneTicket, Mailbox, Outcome, Presence, Request, ScriptRunning,
+    Waiter,
 };
 pub use self::keyspec::Keys;
 pub use self::lane::PER_CLIENT as FORWARDED_PER_CLIENT;

@@ -19,10 +19,16 @@ use redis::Value;
 
 use super::job::Job;
 
+/// Arguments at least this long are not copied into a batch's buffer: they are written to
+/// the socket from the job itself, so a big value is held once, not twice.
+pub const SPLICE_MIN: usize = 64 * 1024;
+
 /// A batch packed for sending.
-pub struct Packed {
-    /// The commands, as sent.
+pub struct Packed<'a> {
+    /// The commands, as sent, but for the big arguments spliced in.
     pub bytes: Vec<u8>,
+    /// Big arguments ([`SPLICE_MIN`]) and where in `bytes` each goes, in order.
+    pub spliced: Vec<(usize, &'a [u8])>,
     /// Replies expected, the HELLOs' included.
     pub replies: usize,
     /// Position among the replies of each `HELLO`, and whether it is `HELLO 3`.
@@ -38,10 +44,26 @@ pub struct Replies {
     pub left_in_resp3: bool,
 }
 
+impl<'a> Packed<'a> {
+    /// The bytes to send, in order: the buffer cut where the big arguments go.
+    pub fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        let mut at = 0;
+        let mut parts = Vec::with_capacity(2 * self.spliced.len() + 1);
+        for &(pos, arg) in &self.spliced {
+            parts.push(&self.bytes[at..pos]);
+            parts.push(arg);
+            at = pos;
+        }
+        parts.push(&self.bytes[at..]);
+        parts.into_iter().filter(|p| !p.is_empty())
+    }
+}
+
 /// Packs `batch`, each run of RESP3 jobs between `HELLO 3` and `HELLO 2`, as RESP written
-/// straight into one buffer.
-pub fn pack(batch: &[Job]) -> Packed {
+/// straight into one buffer (big arguments left in their jobs, see [`Packed::spliced`]).
+pub fn pack(batch: &[Job]) -> Packed<'_> {
     let mut bytes = Vec::with_capacity(batch.iter().map(Job::packed_hint).sum());
+    let mut spliced = Vec::new();
     let mut replies = 0;
     let mut hellos = Vec::new();
     let mut resp3 = false;
@@ -55,7 +77,7 @@ pub fn pack(batch: &[Job]) -> Packed {
             resp3 = job.resp3();
             switch(&mut bytes, &mut replies, resp3);
         }
-        job.write_to(&mut bytes);
+        job.write_to(&mut bytes, &mut spliced);
         replies += job.replies();
     }
     if resp3 {
@@ -63,8 +85,30 @@ pub fn pack(batch: &[Job]) -> Packed {
     }
     Packed {
         bytes,
+        spliced,
         replies,
         hellos,
+    }
+}
+
+/// [`command`], but an argument of [`SPLICE_MIN`] bytes or more is left out of `out`: its
+/// place is noted in `spliced`.
+pub fn command_spliced<'a>(
+    out: &mut Vec<u8>,
+    args: impl ExactSizeIterator<Item = &'a [u8]>,
+    spliced: &mut Vec<(usize, &'a [u8])>,
+) {
+    out.push(b'*');
+    decimal(out, args.len());
+    for arg in args {
+        out.push(b'$');
+        decimal(out, arg.len());
+        if arg.len() >= SPLICE_MIN {
+            spliced.push((out.len(), arg));
+        } else {
+            out.extend_from_slice(arg);
+        }
+        out.extend_from_slice(b"\r\n");
     }
 }
 
@@ -187,8 +231,32 @@ mod tests {
 
     #[test]
     fn resp2_batches_are_sent_as_before() {
-        let packed = pack(&[command(false), command(false)]);
+        let batch = [command(false), command(false)];
+        let packed = pack(&batch);
         assert_eq!(words(&packed), "HGETALL h HGETALL h");
         assert!(packed.hellos.is_empty());
+    }
+
+    #[test]
+    fn big_arguments_are_sent_from_their_job_not_copied() {
+        let mut big = command(false);
+        let value = vec![b'v'; SPLICE_MIN];
+        if let Request::Command { args, .. } = &mut big.request {
+            *args = vec![Box::from(&b"SET"[..]), Box::from(&b"k"[..]), value.into()];
+        }
+        let batch = [command(false), big, command(false)];
+        let packed = pack(&batch);
+        assert!(packed.bytes.len() < 200, "{} bytes copied", packed.bytes.len());
+        assert_eq!(packed.spliced.len(), 1);
+        let sent: Vec<u8> = packed.parts().flatten().copied().collect();
+        let mut plain = Vec::new();
+        command_of(&mut plain, &[&b"HGETALL"[..], b"h"]);
+        command_of(&mut plain, &[&b"SET"[..], b"k", &vec![b'v'; SPLICE_MIN]]);
+        command_of(&mut plain, &[&b"HGETALL"[..], b"h"]);
+        assert!(sent == plain, "the same bytes as packed whole");
+    }
+
+    fn command_of(out: &mut Vec<u8>, args: &[&[u8]]) {
+        super::command(out, args);
     }
 }

@@ -235,7 +235,9 @@ impl Worker {
                 conn.set_write_timeout(Some(wanted))?;
             }
             let packed = pipeline::pack(batch);
-            conn.send_packed_command(&packed.bytes)?;
+            for part in packed.parts() {
+                conn.send_packed_command(part)?;
+            }
             pipeline::read(conn, &packed, deadline)
         })();
         self.socket_timeout = wanted;

@@ -76,6 +76,13 @@ pub trait Application: Send + 'static {
     /// Most bytes buffered for one request of this session; more is refused and closed.
     fn max_input(&self, session: &Self::Session) -> usize;
 
+    /// How many bytes of input (from the first unserved one) the request being received
+    /// needs at least, when the application knows (a RESP argument's length was read); 0
+    /// when it does not. The input buffer grows to that at once.
+    fn wants(&self, _session: &Self::Session) -> usize {
+        0
+    }
+
     /// Serves the request at the start of `input`.
     fn serve(
         &mut self,

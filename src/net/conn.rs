@@ -31,6 +31,10 @@ pub const MAX_WAITING_KEYS: usize = 1024;
 /// Input buffer bytes not counted in PROXY_MAX_BUFFER_BYTES: every ordinary request fits.
 pub const INPUT_FREE: usize = 64 * 1024;
 
+/// Room left past what a request being received is known to need: its last small
+/// arguments after a big one (`SET k <value> EX 10`) fit without doubling the buffer.
+const WANT_SLACK: usize = 4096;
+
 /// Bytes read and not yet parsed: `buf[start..end]`.
 pub struct Input {
     buf: Vec<u8>,
@@ -80,10 +84,21 @@ impl Input {
         self.consume(self.end - self.start);
     }
 
+    /// Whether the buffer has no room left for a read (it compacts or grows first).
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.end == self.buf.len()
+    }
+
     /// Makes room for a read: compacts, or grows up to `max` bytes. False when full.
+    /// The buffer doubles, only once full, so it grows with what was received, never with
+    /// what a header announces. `want`: the bytes (from the first unconsumed one) the
+    /// request being received needs at least, when known (a big argument's length was
+    /// read): the last doubling stops there (and a little more), so a 100 MB value is held
+    /// in an allocation of its size, not one of 128 MB.
     /// (Inlined: both loops, in clear and TLS, call it.)
     #[inline]
-    fn make_room(&mut self, max: usize) -> bool {
+    fn make_room(&mut self, max: usize, want: usize) -> bool {
         if self.end < self.buf.len() {
             return true;
         }
@@ -96,7 +111,14 @@ impl Input {
         if self.buf.len() >= max {
             return false;
         }
-        let grown = (self.buf.len() * 2).min(max);
+        let doubled = self.buf.len() * 2;
+        let grown = if want > self.buf.len() {
+            want.saturating_add(WANT_SLACK).min(doubled)
+        } else {
+            doubled
+        }
+        .min(max);
+        self.buf.reserve_exact(grown - self.buf.len());
         self.buf.resize(grown, 0);
         true
     }
@@ -194,9 +216,9 @@ impl<S, W, T: Transport> Conn<S, W, T> {
             || out.waiting_keys() >= MAX_WAITING_KEYS
     }
 
-    /// One read into the input buffer.
-    pub fn read_once(&mut self, max_input: usize) -> io::Result<ReadOutcome> {
-        if !self.input.make_room(max_input) {
+    /// One read into the input buffer (`want`: see [`Input::make_room`]; 0 when unknown).
+    pub fn read_once(&mut self, max_input: usize, want: usize) -> io::Result<ReadOutcome> {
+        if !self.input.make_room(max_input, want) {
             return Ok(ReadOutcome::Full);
         }
         let end = self.input.end;

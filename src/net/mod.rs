@@ -44,6 +44,7 @@ use crossbeam_channel::Receiver;
 use mio::{Poll, Token, Waker};
 
 pub use self::app::{Application, PUSH_BACKLOG, PUSH_SOFT_BACKLOG, Pushed, Served};
+pub use self::conn::INPUT_FREE;
 pub use self::output::{Mark, Output, Released, Waiting};
 pub use self::replies::{Replies, Sink, Whom};
 
@@ -124,8 +125,9 @@ pub struct NetShared {
     pub over_cap: AtomicUsize,
     /// Set once on SIGTERM/SIGINT: stop accepting, drain, exit.
     pub shutdown: AtomicBool,
-    /// Reply bytes held over all connections (unsent, queued, values not yet rendered).
-    pub buffered: AtomicUsize,
+    /// Bytes held over all connections (replies unsent, queued, values not yet rendered;
+    /// big requests being received or forwarded): PROXY_MAX_BUFFER_BYTES bounds it.
+    pub buffered: Arc<AtomicUsize>,
     /// The server certificate when the ports speak TLS (replaced in place on SIGHUP).
     pub tls: Option<Arc<crate::tls::ServerTls>>,
     started: Instant,
@@ -141,7 +143,7 @@ impl NetShared {
             connections: AtomicUsize::new(0),
             over_cap: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
-            buffered: AtomicUsize::new(0),
+            buffered: Arc::new(AtomicUsize::new(0)),
             tls: None,
             started: Instant::now(),
             last_refusal_warning: AtomicU64::new(0),

@@ -98,6 +98,7 @@ impl Client {
             patience: None,
             script: None,
             chain: None,
+            held: None,
         }
     }
 }

@@ -87,6 +87,13 @@ pub struct Session {
     pub client: Client,
 }
 
+impl Session {
+    /// Bytes of input the command being received needs at least (see [`Parser::wants`]).
+    pub fn wants(&self) -> usize {
+        self.parser.wants()
+    }
+}
+
 /// Client IDs are handed out in order over the process, as Redis does.
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 

@@ -170,6 +170,15 @@ impl Parser {
         result
     }
 
+    /// How many bytes of the buffer the command being received needs at least: the end of
+    /// the argument whose length was read last (0 when none is being received).
+    pub fn wants(&self) -> usize {
+        match self.state {
+            State::Body => self.pos.saturating_add(self.bulk).saturating_add(2),
+            _ => 0,
+        }
+    }
+
     /// The arguments of the command the last `Ok(Some(_))` returned.
     pub fn args(&self) -> &Args {
         &self.args

@@ -193,6 +193,14 @@ impl RawConn {
         self.stream.write_all(bytes).map_err(failed)
     }
 
+    /// Writes `parts` whole, one after the other.
+    pub fn send_parts<'a>(
+        &mut self,
+        parts: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<(), BackendError> {
+        parts.into_iter().try_for_each(|part| self.send(part))
+    }
+
     /// Reads the next reply whole, as Redis sent it. A reply past `max` bytes is not
     /// kept: the rest of it is read and dropped as it comes (held at most one read at a
     /// time), so the connection stays in step, and [`ReplyError::TooLarge`] is answered;

@@ -126,7 +126,14 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                 }
                 let max_input = self.app.max_input(&conn.session);
                 let was_established = conn.transport.established();
-                let read = conn.read_once(max_input);
+                // What the request being received needs, asked only when the buffer must
+                // grow (the hit path never asks).
+                let want = if conn.input.is_full() {
+                    self.app.wants(&conn.session)
+                } else {
+                    0
+                };
+                let read = conn.read_once(max_input, want);
                 if !was_established && conn.transport.established() {
                     // The TLS handshake just finished, and its deadline with it: a request's
                     // own starts with its first byte (folded away in clear).

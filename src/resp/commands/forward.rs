@@ -188,6 +188,11 @@ pub fn submit(
     let resp3 = client.proto == write::RESP3;
     let mut lane = client.lane_ticket(!ordered, slow);
     lane.patience = on.patience;
+    let bytes = input.len();
+    if bytes >= crate::net::INPUT_FREE {
+        // Held until answered, in the budget the input buffer counted it in while received.
+        lane.held = Some(crate::backend::Held::new(&state.services.buffered, bytes));
+    }
     if info.categories.contains(Categories::SCRIPTING) {
         lane.script = Some(crate::backend::ScriptRunning::start(
             state.services.backend.scripts(),

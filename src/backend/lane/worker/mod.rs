@@ -225,7 +225,7 @@ impl LaneWorker {
             .max(Duration::from_millis(1));
         if let Err(err) = conn
             .set_timeout(timeout)
-            .and_then(|()| conn.send(&packed.bytes))
+            .and_then(|()| conn.send_parts(packed.parts()))
         {
             self.dropped(&err);
             for job in batch {

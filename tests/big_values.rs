@@ -1,0 +1,99 @@
+//! Big forwarded values against a real redis-server: a value on its way to Redis is held
+//! once (not again in the batch sent), and counted in PROXY_MAX_BUFFER_BYTES until Redis
+//! answered it, so the loops stop reading other big requests meanwhile.
+
+mod common;
+use common::resp_client::*;
+use common::*;
+
+use std::io::Write;
+use std::time::Duration;
+
+/// The resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+fn buffered(proxy: &Proxy) -> u64 {
+    proxy.stats()["buffers"]["bytes"]
+        .as_u64()
+        .expect("buffers.bytes")
+}
+
+/// A 32 MB SET that Redis holds (its writes paused) is held once by the proxy, and counted
+/// in the buffer budget (40 MiB) until answered; a second big SET meanwhile is not read
+/// whole past the budget; both land once Redis goes on.
+#[test]
+fn a_big_value_waiting_on_redis_is_held_once_and_counted_in_the_buffer_budget() {
+    const SIZE: usize = 32 << 20;
+    let redis = Redis::start();
+    let proxy = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_FORWARD", "all"),
+            ("PROXY_MAX_BUFFER_BYTES", "41943040"),
+            ("REDIS_TIMEOUT_MS", "30000"),
+        ],
+    );
+    wait_for_catalog(&proxy);
+    let before = rss(proxy.pid());
+    let value = "v".repeat(SIZE);
+    // Redis reads what it is sent and runs no write until the pause ends.
+    redis.run(&["CLIENT", "PAUSE", "60000", "WRITE"]);
+    let mut a = connect(proxy.resp_port);
+    a.write_all(&multibulk(&["SET", "a", &value])).unwrap();
+    let held = wait_for("the first value counted", Duration::from_secs(20), || {
+        let b = buffered(&proxy);
+        (b >= SIZE as u64).then_some(b)
+    });
+    assert!(held < 2 * SIZE as u64, "counted once: {held}");
+    // Sent to Redis and waiting for its reply: the proxy holds it once (the batch's
+    // buffer does not copy it), with room for allocator slack.
+    wait_for("the value sent to Redis", Duration::from_secs(20), || {
+        let clients = redis_cli(redis.port, &[], &["CLIENT", "LIST"]).1;
+        clients.contains("cmd=set").then_some(())
+    });
+    let grown = rss(proxy.pid()).saturating_sub(before);
+    assert!(
+        grown < SIZE as u64 * 3 / 2,
+        "the proxy grew by {grown} bytes for a {SIZE}-byte value"
+    );
+    // Over the budget, another big request is not read whole while the first is held.
+    let mut b = connect(proxy.resp_port);
+    let writer = {
+        let value = value.clone();
+        let mut b2 = b.try_clone().unwrap();
+        std::thread::spawn(move || b2.write_all(&multibulk(&["SET", "b", &value])))
+    };
+    let stats = wait_for(
+        "the second request started",
+        Duration::from_secs(20),
+        || {
+            let b = buffered(&proxy);
+            (b > held).then_some(b)
+        },
+    );
+    assert!(
+        stats < held + SIZE as u64,
+        "the second value was not read whole: {stats} held"
+    );
+    redis.run(&["CLIENT", "UNPAUSE"]);
+    b.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(read_replies(&mut a, 1), b"+OK\r\n");
+    writer.join().unwrap().unwrap();
+    assert_eq!(read_replies(&mut b, 1), b"+OK\r\n");
+    assert_eq!(
+        ask(&mut a, &["STRLEN", "b"]),
+        format!(":{SIZE}\r\n").as_bytes()
+    );
+    wait_for("the budget given back", Duration::from_secs(10), || {
+        (buffered(&proxy) < 1 << 20).then_some(())
+    });
+}
