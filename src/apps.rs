@@ -208,6 +208,14 @@ impl Application for Apps {
     }
 
     #[inline]
+    fn attach(&mut self, loop_id: usize, registry: &mio::Registry, token: mio::Token) {
+        self.resp.attach(loop_id, registry, token);
+    }
+
+    fn upstream_ready(&mut self) {
+        self.resp.upstream_ready();
+    }
+
     fn start_turn(&mut self, woke: Nanos) {
         self.http.start_turn(woke);
     }

@@ -60,6 +60,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "forwards_dropped": b.forwards_dropped,
             "forwards_refused": b.forwards_refused,
             "replies_too_large": b.replies_too_large,
+            "forwards_near": b.forwards_near,
             "miss_timeouts": s.miss_timeouts,
             "in_flight": s.in_flight,
         },

@@ -44,7 +44,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         );
     }
     let tracking = &s.tracking;
-    let counters: [(&str, &str, u64); 38] = [
+    let counters: [(&str, &str, u64); 39] = [
         (
             "client_tracking_pushes_total",
             "Invalidation pushes sent to the proxy's own CLIENT TRACKING clients.",
@@ -169,6 +169,11 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "backend_replies_too_large_total",
             "Forwarded replies refused past PROXY_MAX_REPLY_BYTES.",
             b.replies_too_large,
+        ),
+        (
+            "backend_forwards_near_total",
+            "Forwarded commands sent on an event loop's own connection to Redis.",
+            b.forwards_near,
         ),
         (
             "connections_accepted_total",

@@ -35,6 +35,8 @@ pub struct BackendStats {
     pub forwards_refused: AtomicU64,
     /// Forwarded replies refused past PROXY_MAX_REPLY_BYTES.
     pub replies_too_large: AtomicU64,
+    /// Forwarded commands sent by an event loop's own connection (the near lane).
+    pub forwards_near: AtomicU64,
 }
 
 /// The backend's counters read at one moment.
@@ -60,6 +62,8 @@ pub struct BackendCounts {
     pub forwards_refused: u64,
     /// Forwarded replies refused past PROXY_MAX_REPLY_BYTES.
     pub replies_too_large: u64,
+    /// Forwarded commands sent by an event loop's own connection (the near lane).
+    pub forwards_near: u64,
 }
 
 impl BackendStats {
@@ -77,6 +81,7 @@ impl BackendStats {
             forwards_dropped: get(&self.forwards_dropped),
             forwards_refused: get(&self.forwards_refused),
             replies_too_large: get(&self.replies_too_large),
+            forwards_near: get(&self.forwards_near),
         }
     }
 
@@ -286,6 +291,19 @@ impl Core {
         {
             self.redis_busy.store(false, Ordering::Relaxed);
         }
+    }
+
+    /// [`Core::flush`], but loop `own` is not woken: the caller runs in it and takes its
+    /// answers this turn.
+    pub fn flush_except_wake(&self, outbox: &mut Outbox, own: usize) {
+        if let Some(answers) = outbox.by_loop.get_mut(own)
+            && let Some(mailbox) = self.mailboxes.get(own)
+        {
+            for answer in answers.drain(..) {
+                let _ = mailbox.tx.send(answer);
+            }
+        }
+        self.flush(outbox);
     }
 
     /// Sends each loop its answers in `outbox` and wakes it once.

@@ -106,13 +106,26 @@ impl Backend {
     /// cluster's commands go to their slots' nodes one by one). Errs, queuing nothing,
     /// when the lane's queue is full.
     pub fn forward_chain(&self, chain: Vec<ChainLink>) -> Result<(), ChainRefused> {
+        match Backend::chain_job(chain) {
+            Some(head) => self.submit_chain(head),
+            None => Ok(()),
+        }
+    }
+
+    /// A chain as one job: its first command, the others in its [`Job::then`], in order;
+    /// `None` for an empty chain.
+    pub fn chain_job(chain: Vec<ChainLink>) -> Option<Job> {
         // One clock reading for the whole chain (they were all read in one pass).
         let now = std::time::Instant::now();
         let mut jobs = chain.into_iter().map(|link| link.into_job(Vec::new(), now));
-        let Some(mut head) = jobs.next() else {
-            return Ok(());
-        };
+        let mut head = jobs.next()?;
         head.then = jobs.collect();
+        Some(head)
+    }
+
+    /// Queues a chain made by [`Backend::chain_job`] on the lane's threads (see
+    /// [`Backend::forward_chain`]).
+    pub fn submit_chain(&self, head: Job) -> Result<(), ChainRefused> {
         self.upstream.submit(head).map_err(|head| {
             BackendStats::bump(&self.core.stats.forwards_refused);
             let waiters = std::iter::once(&*head)

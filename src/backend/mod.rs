@@ -48,6 +48,7 @@ mod outcome;
 mod pipeline;
 pub mod pubsub;
 mod singleflight;
+mod ticket;
 mod tracking;
 mod upstream;
 mod worker;
@@ -67,7 +68,7 @@ pub use self::job::{
 };
 pub use self::keyspec::Keys;
 pub use self::lane::PER_CLIENT as FORWARDED_PER_CLIENT;
-pub use self::lane::{PINNED_CONNECTIONS, PINNED_PER_ADDRESS, Pinned};
+pub use self::lane::{NearLane, PINNED_CONNECTIONS, PINNED_PER_ADDRESS, Pinned};
 pub use self::singleflight::MAX_QUEUED;
 pub use self::tracking::{Tracking, TrackingCounts, TrackingState, Trackings};
 pub use self::worker::MAX_BATCH;
@@ -88,6 +89,16 @@ pub struct Backend {
     /// The shared subscriber for the clients' SUBSCRIBE and PSUBSCRIBE (and SSUBSCRIBE
     /// without a cluster).
     pubsub: Arc<pubsub::Hub>,
+    /// What each event loop's near lane needs (a standalone Redis only).
+    near: Option<NearParts>,
+}
+
+/// Where a loop's near lane connects, and how it answers.
+struct NearParts {
+    target: lane::Target,
+    link: NodeLink,
+    timeout: Duration,
+    max_reply: usize,
 }
 
 /// The running backend threads; [`BackendThreads::stop`] ends them.
@@ -123,6 +134,7 @@ impl Backend {
         spawn_catalog_loader(Arc::clone(&core), catalog_from, config.redis_timeout);
         let mut listener = None;
         let mut pinned = None;
+        let mut near = None;
         let upstream: Box<dyn Upstream> = if config.cluster_nodes.is_empty() {
             let tracking = Arc::new(Tracking::new(config.invalidation));
             core.tracking.add(Arc::clone(&tracking), true);
@@ -149,6 +161,12 @@ impl Backend {
                 config.redis_timeout,
                 config.max_reply_bytes,
             ));
+            near = Some(NearParts {
+                target: connector.lane_target().clone(),
+                link: link.clone(),
+                timeout: config.redis_timeout,
+                max_reply: config.max_reply_bytes,
+            });
             Box::new(Standalone::start(&core, &connector, config, &link))
         } else {
             Box::new(cluster::Cluster::start(&core, config))
@@ -158,6 +176,7 @@ impl Backend {
             upstream,
             pinned,
             pubsub,
+            near,
         });
         let threads = BackendThreads {
             backend: Arc::clone(&backend),
@@ -251,6 +270,20 @@ impl Backend {
     /// client leaves, however soon the lease itself is dropped.
     pub fn lease_one(&self, peer: std::net::IpAddr) -> Option<Pinned> {
         self.pinned.as_ref()?.lease(peer, true)
+    }
+
+    /// A connection of the forwarding lane for event loop `loop_id` to drive itself (see
+    /// [`lane::NearLane`]); `None` in front of a cluster or with TLS towards Redis.
+    pub fn near_lane(&self, loop_id: usize) -> Option<NearLane> {
+        let near = self.near.as_ref()?;
+        NearLane::new(
+            &self.core,
+            &near.link,
+            &near.target,
+            near.timeout,
+            near.max_reply,
+            loop_id,
+        )
     }
 
     /// Asks Redis for a PING on behalf of `waiter` (readiness).

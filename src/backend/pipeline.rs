@@ -246,7 +246,11 @@ mod tests {
         }
         let batch = [command(false), big, command(false)];
         let packed = pack(&batch);
-        assert!(packed.bytes.len() < 200, "{} bytes copied", packed.bytes.len());
+        assert!(
+            packed.bytes.len() < 200,
+            "{} bytes copied",
+            packed.bytes.len()
+        );
         assert_eq!(packed.spliced.len(), 1);
         let sent: Vec<u8> = packed.parts().flatten().copied().collect();
         let mut plain = Vec::new();

@@ -96,12 +96,15 @@ impl Input {
     /// request being received needs at least, when known (a big argument's length was
     /// read): the last doubling stops there (and a little more), so a 100 MB value is held
     /// in an allocation of its size, not one of 128 MB.
-    /// (Inlined: both loops, in clear and TLS, call it.)
+    /// (The check for room is inlined: both loops, in clear and TLS, call it per read.)
     #[inline]
     fn make_room(&mut self, max: usize, want: usize) -> bool {
-        if self.end < self.buf.len() {
-            return true;
-        }
+        self.end < self.buf.len() || self.compact_or_grow(max, want)
+    }
+
+    /// [`Input::make_room`] when the buffer is full.
+    #[inline(never)]
+    fn compact_or_grow(&mut self, max: usize, want: usize) -> bool {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;

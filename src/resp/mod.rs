@@ -124,6 +124,9 @@ pub struct Loop {
     pub reply_command: bool,
     /// The last forwarded command's name and Redis's entry for it (not a container's).
     pub last_command: Option<(Box<[u8]>, Arc<crate::backend::CommandInfo>)>,
+    /// This loop's own connection of the forwarding lane, for quick commands (none before
+    /// the loop starts, in front of a cluster, with TLS towards Redis or PROXY_FORWARD=none).
+    pub near: Option<crate::backend::NearLane>,
 }
 
 /// The RESP application of one event loop.
@@ -147,6 +150,7 @@ impl RespApp {
                 chain_owner: (0, 0, 0),
                 last_command: None,
                 reply_command: false,
+                near: None,
             },
         }
     }
@@ -333,8 +337,31 @@ impl RespApp {
     }
 
     /// Records this turn's hits in the latency histogram (see the HTTP application).
+    /// Starts loop `loop_id`'s near lane (see [`crate::backend::NearLane`]) under `token`,
+    /// when commands are forwarded at all.
+    pub fn attach(&mut self, loop_id: usize, registry: &mio::Registry, token: mio::Token) {
+        let state = &mut self.state;
+        if state.services.forward == crate::config::Forward::None {
+            return;
+        }
+        state.near = state.services.backend.near_lane(loop_id);
+        if let Some(near) = state.near.as_mut() {
+            near.attach(registry, token);
+        }
+    }
+
+    /// The near lane's connection is ready: its replies are answered.
+    pub fn upstream_ready(&mut self) {
+        if let Some(near) = self.state.near.as_mut() {
+            near.ready();
+        }
+    }
+
     pub fn end_turn(&mut self, woke: Nanos) {
         let state = &mut self.state;
+        if let Some(near) = state.near.as_mut() {
+            near.turn();
+        }
         if state.turn_hits > 0 {
             let elapsed = state.services.clock.now().saturating_sub(woke);
             state.stats.hit_latency.record(elapsed, state.turn_hits);

@@ -188,6 +188,15 @@ impl RawConn {
         Ok(())
     }
 
+    /// The plain TCP socket, once logged in, for a poll of its own (`None` with TLS or
+    /// with bytes read and not consumed).
+    pub fn into_tcp(self) -> Option<TcpStream> {
+        match self.stream {
+            Stream::Plain(tcp) if self.start == self.end => Some(tcp),
+            _ => None,
+        }
+    }
+
     /// Writes `bytes` whole.
     pub fn send(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
         self.stream.write_all(bytes).map_err(failed)

@@ -38,7 +38,7 @@ use super::output::Released;
 use super::replies::Whom;
 use super::timers::IdleList;
 use super::transport::Transport;
-use super::{FIRST_CONN, LoopParts, NetShared, WAKER};
+use super::{FIRST_CONN, LoopParts, NetShared, UPSTREAM, WAKER};
 use crate::backend::Answer;
 use crate::clock::Nanos;
 use crate::stats::LoopStats;
@@ -150,6 +150,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                     .register(l, Token(i), Interest::READABLE)?;
             }
         }
+        self.app.attach(self.id, self.poll.registry(), UPSTREAM);
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.poll_timeout();
@@ -176,6 +177,10 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             for event in events.iter() {
                 match event.token() {
                     WAKER => woken = true,
+                    UPSTREAM => {
+                        self.app.upstream_ready();
+                        woken = true;
+                    }
                     Token(t) if t < FIRST_CONN => self.accept(t),
                     Token(t) => {
                         let index = t - FIRST_CONN;

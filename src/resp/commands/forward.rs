@@ -240,7 +240,18 @@ pub fn flush_chain(state: &mut Loop, sink: &mut dyn Sink<Wait>) -> bool {
     let chain = std::mem::take(&mut state.chain);
     let ordered = std::mem::take(&mut state.chain_ordered);
     let owner = state.chain_owner;
-    if let Err(refused) = state.services.backend.forward_chain(chain) {
+    let Some(head) = crate::backend::Backend::chain_job(chain) else {
+        return ordered;
+    };
+    // Quick commands go by the loop's own connection, out at the end of this turn.
+    let head = match state.near.as_mut() {
+        Some(near) => match near.take_chain(head) {
+            None => return ordered,
+            Some(head) => head,
+        },
+        None => head,
+    };
+    if let Err(refused) = state.services.backend.submit_chain(head) {
         let here = sink.waiter(0, 0);
         // The chain is this connection's (always, but for a connection closed by a panic
         // while it was served: its replies are nobody's then).

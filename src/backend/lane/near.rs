@@ -1,0 +1,407 @@
+//! The near lane: one connection of the forwarding lane owned by an event loop, so that a
+//! quick forwarded command costs no thread hand-off. Commands read in one loop turn, from
+//! all its clients, go out in one write at the end of the turn; their replies come back on
+//! the loop's own poll, are framed ([`super::frame`]) and answered in the same turn, with
+//! no wake-up of another thread on the way (what twemproxy does, with one process).
+//!
+//! Only what cannot hold the connection goes here: a command that is `@fast` (or
+//! documented `O(1)`), from a RESP2 client in REDIS_DB, not blocking, not a script, not
+//! in a transaction, under 64 KiB, in front of a standalone Redis without TLS. Anything
+//! else (and anything while the connection is down or has [`MAX_IN_FLIGHT`] commands
+//! out) takes the lane's threads. Redis answers a connection's commands in order, so the
+//! replies are matched to the commands sent, oldest first.
+//!
+//! A reply past PROXY_MAX_REPLY_BYTES is refused for its client and its bytes dropped as
+//! they come, as on the threads. A command not answered within REDIS_TIMEOUT_MS, a
+//! broken connection or a reply that is not RESP ends the connection: every command out
+//! on it is answered unavailable (the loop's own deadlines answer them anyway), and a new
+//! connection is opened by a short-lived thread (connecting and logging in block), with
+//! the lane's backoff.
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use mio::{Interest, Registry, Token};
+
+use super::conn::{RawConn, Target};
+use super::frame::{Framer, Scan};
+use crate::backend::core::{BackendStats, Core, Outbox};
+use crate::backend::error::BackendError;
+use crate::backend::job::{Job, KeyTtl, Outcome, Request};
+use crate::backend::pipeline;
+use crate::backend::worker::NodeLink;
+
+/// Most commands out on the connection at once; more go by the lane's threads.
+pub const MAX_IN_FLIGHT: usize = 1024;
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Buffers larger than this are given back once empty.
+const KEEP_BUFFER: usize = 1 << 20;
+
+/// First and longest pause between connection attempts.
+const MIN_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_millis(1000);
+
+/// An event loop's connection of the forwarding lane.
+pub struct NearLane {
+    core: Arc<Core>,
+    link: NodeLink,
+    target: Target,
+    timeout: Duration,
+    max_reply: usize,
+    /// The loop's poll, once attached, and this connection's token in it.
+    registry: Option<Registry>,
+    token: Token,
+    conn: Option<mio::net::TcpStream>,
+    /// A connection being opened by a helper thread.
+    connecting: Option<Receiver<Result<std::net::TcpStream, BackendError>>>,
+    retry_at: Instant,
+    backoff: Duration,
+    /// Commands packed and not yet written (`out[written..]`).
+    out: Vec<u8>,
+    written: usize,
+    /// Registered for writable too (the socket took less than what was queued).
+    writable: bool,
+    /// Commands sent (or packed), oldest first: the next reply is the first one's.
+    sent: VecDeque<Job>,
+    /// Bytes read and not yet framed: `input[start..end]`.
+    input: Vec<u8>,
+    start: usize,
+    end: usize,
+    framer: Framer,
+    /// The reply being read is over PROXY_MAX_REPLY_BYTES: its bytes are dropped.
+    skipping: bool,
+    outbox: Outbox,
+    loop_id: usize,
+}
+
+impl NearLane {
+    /// A near lane of loop `loop_id` to the node `target` (plain TCP only: `None` with
+    /// TLS, whose connections stay on the lane's threads).
+    pub fn new(
+        core: &Arc<Core>,
+        link: &NodeLink,
+        target: &Target,
+        timeout: Duration,
+        max_reply: usize,
+        loop_id: usize,
+    ) -> Option<NearLane> {
+        if target.tls.is_some() || target.readonly {
+            return None;
+        }
+        Some(NearLane {
+            core: Arc::clone(core),
+            link: link.clone(),
+            target: target.clone(),
+            timeout,
+            max_reply,
+            registry: None,
+            token: Token(0),
+            conn: None,
+            connecting: None,
+            retry_at: Instant::now(),
+            backoff: MIN_BACKOFF,
+            out: Vec::new(),
+            written: 0,
+            writable: false,
+            sent: VecDeque::new(),
+            input: Vec::new(),
+            start: 0,
+            end: 0,
+            framer: Framer::default(),
+            skipping: false,
+            outbox: Outbox::new(core.loops()),
+            loop_id,
+        })
+    }
+
+    /// Joins the loop's poll under `token` and starts connecting.
+    pub fn attach(&mut self, registry: &Registry, token: Token) {
+        self.registry = registry.try_clone().ok();
+        self.token = token;
+        self.connect();
+    }
+
+    /// Whether `job` may go by this connection (see the module doc).
+    fn fits(job: &Job) -> bool {
+        let Some(lane) = job.lane.as_deref() else {
+            return false;
+        };
+        let plain = matches!(&job.request, Request::Command { prefix, resp3: false, .. } if prefix.is_empty());
+        plain
+            && !job.asking
+            && job.part.is_none()
+            && !lane.slow
+            && lane.db.is_none()
+            && lane.patience.is_none()
+            && lane.script.is_none()
+            && lane.held.is_none()
+    }
+
+    /// Takes a client's chain (`head`, the rest in its `then`) to send at the end of the
+    /// turn, when every command of it fits and there is room; gives it back otherwise.
+    pub fn take_chain(&mut self, mut head: Job) -> Option<Job> {
+        if self.conn.is_none()
+            || self.sent.len() + 1 + head.then.len() > MAX_IN_FLIGHT
+            || !Self::fits(&head)
+            || !head.then.iter().all(Self::fits)
+        {
+            return Some(head);
+        }
+        let rest = std::mem::take(&mut head.then);
+        let count = 1 + rest.len() as u64;
+        self.core
+            .stats
+            .forwards_near
+            .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+        for job in std::iter::once(head).chain(rest) {
+            if let Request::Command { args, .. } = &job.request {
+                pipeline::command(&mut self.out, args);
+            }
+            self.sent.push_back(job);
+        }
+        None
+    }
+
+    /// End of a loop turn: writes what was packed, gives up on a reply past its deadline,
+    /// and picks up a connection opened meanwhile.
+    pub fn turn(&mut self) {
+        if self.conn.is_none() {
+            self.connect();
+            return;
+        }
+        if self.written < self.out.len() {
+            self.write();
+        }
+        if let Some(oldest) = self.sent.front()
+            && oldest.queued_at.elapsed() > self.timeout
+        {
+            self.drop_conn(BackendError::Timeout);
+        }
+    }
+
+    /// The connection is readable or writable: writes what waits, reads and answers the
+    /// replies that came (into the loop's own mailbox, not woken: it takes them this turn).
+    pub fn ready(&mut self) {
+        if self.conn.is_none() {
+            return;
+        }
+        if self.written < self.out.len() {
+            self.write();
+        }
+        self.read();
+        let own = self.loop_id;
+        self.core.flush_except_wake(&mut self.outbox, own);
+    }
+
+    fn write(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        while self.written < self.out.len() {
+            match conn.write(&self.out[self.written..]) {
+                Ok(0) => return self.drop_conn(closed()),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    return self.interest(true);
+                }
+                Err(e) => return self.drop_conn(BackendError::Io(Arc::from(e.to_string()))),
+            }
+        }
+        BackendStats::bump(&self.core.stats.batches);
+        self.out.clear();
+        self.written = 0;
+        if self.out.capacity() > KEEP_BUFFER {
+            self.out = Vec::new();
+        }
+        self.interest(false);
+    }
+
+    /// Registers for writable events too, or no longer.
+    fn interest(&mut self, writable: bool) {
+        if writable == self.writable {
+            return;
+        }
+        let (Some(conn), Some(registry)) = (self.conn.as_mut(), self.registry.as_ref()) else {
+            return;
+        };
+        let interest = if writable {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if registry.reregister(conn, self.token, interest).is_ok() {
+            self.writable = writable;
+        }
+    }
+
+    fn read(&mut self) {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return;
+            };
+            if self.start > 0 && self.input.len() - self.end < READ_CHUNK {
+                self.input.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.input.len() < self.end + READ_CHUNK {
+                self.input.resize(self.end + READ_CHUNK, 0);
+            }
+            match conn.read(&mut self.input[self.end..]) {
+                Ok(0) => return self.drop_conn(closed()),
+                Ok(n) => {
+                    self.end += n;
+                    if !self.frame() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return self.drop_conn(BackendError::Io(Arc::from(e.to_string()))),
+            }
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.input.len() > KEEP_BUFFER {
+                self.input = Vec::new();
+            }
+        }
+    }
+
+    /// Answers every whole reply read; false when the connection was dropped.
+    fn frame(&mut self) -> bool {
+        while self.start < self.end {
+            if self.sent.is_empty() {
+                let err = BackendError::Io(Arc::from("a reply from Redis nobody asked for"));
+                self.drop_conn(err);
+                return false;
+            }
+            match self.framer.scan(&self.input[self.start..self.end]) {
+                Scan::Whole(n) => {
+                    let outcome = if self.skipping {
+                        BackendStats::bump(&self.core.stats.replies_too_large);
+                        Outcome::Failed(BackendError::ReplyTooLarge)
+                    } else {
+                        Outcome::from_raw(self.input[self.start..self.start + n].to_vec())
+                    };
+                    self.start += n;
+                    self.framer.reset();
+                    self.skipping = false;
+                    let job = self.sent.pop_front().expect("checked above");
+                    self.link
+                        .deliver(&self.core, job, outcome, KeyTtl::Global, &mut self.outbox);
+                }
+                Scan::Partial => {
+                    if self.skipping || self.end - self.start > self.max_reply {
+                        // Every byte walked belongs to the reply refused: dropped now.
+                        self.skipping = true;
+                        let walked = self.framer.walked();
+                        self.framer.forget(walked);
+                        self.start += walked;
+                    }
+                    return true;
+                }
+                Scan::Invalid(why) => {
+                    let err =
+                        BackendError::Io(Arc::from(format!("unreadable reply from Redis: {why}")));
+                    self.drop_conn(err);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Ends the connection: every command out on it is answered `err` (woken: this may run
+    /// after the loop took its answers), and a new one is opened.
+    fn drop_conn(&mut self, err: BackendError) {
+        if let (Some(mut conn), Some(registry)) = (self.conn.take(), self.registry.as_ref()) {
+            let _ = registry.deregister(&mut conn);
+        }
+        self.conn = None;
+        self.writable = false;
+        self.out.clear();
+        self.written = 0;
+        self.start = 0;
+        self.end = 0;
+        self.framer.reset();
+        self.skipping = false;
+        BackendStats::bump(&self.core.stats.errors);
+        for job in std::mem::take(&mut self.sent) {
+            let outcome = Outcome::Failed(err.clone());
+            self.link
+                .deliver(&self.core, job, outcome, KeyTtl::Global, &mut self.outbox);
+        }
+        self.core.flush(&mut self.outbox);
+        self.connect();
+    }
+
+    /// Takes a connection a helper opened, or starts a helper when the backoff allows.
+    fn connect(&mut self) {
+        if let Some(rx) = &self.connecting {
+            let opened = match rx.try_recv() {
+                Ok(opened) => opened,
+                Err(crossbeam_channel::TryRecvError::Empty) => return,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    Err(BackendError::Io(Arc::from("connecting thread ended")))
+                }
+            };
+            self.connecting = None;
+            match opened.and_then(|tcp| self.register(tcp)) {
+                Ok(()) => {
+                    BackendStats::bump(&self.core.stats.connects);
+                    self.backoff = MIN_BACKOFF;
+                }
+                Err(_) => {
+                    self.retry_at = Instant::now() + self.backoff;
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+            return;
+        }
+        if self.registry.is_none() || Instant::now() < self.retry_at {
+            return;
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (target, timeout) = (self.target.clone(), self.timeout);
+        let name = format!("near-connect-{}", self.loop_id);
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            let opened = RawConn::open(&target, timeout).and_then(|c| {
+                c.into_tcp()
+                    .ok_or_else(|| BackendError::Io(Arc::from("not a plain connection")))
+            });
+            let _ = tx.send(opened);
+        });
+        match spawned {
+            Ok(_) => self.connecting = Some(rx),
+            Err(_) => self.retry_at = Instant::now() + MAX_BACKOFF,
+        }
+    }
+
+    fn register(&mut self, tcp: std::net::TcpStream) -> Result<(), BackendError> {
+        let io = |e: std::io::Error| BackendError::Io(Arc::from(e.to_string()));
+        tcp.set_nonblocking(true).map_err(io)?;
+        let mut conn = mio::net::TcpStream::from_std(tcp);
+        let registry = self
+            .registry
+            .as_ref()
+            .ok_or_else(|| BackendError::Io(Arc::from("no poll")))?;
+        registry
+            .register(&mut conn, self.token, Interest::READABLE)
+            .map_err(io)?;
+        self.conn = Some(conn);
+        Ok(())
+    }
+}
+
+fn closed() -> BackendError {
+    BackendError::Io(Arc::from("Redis closed the connection"))
+}

@@ -1,0 +1,176 @@
+//! The near lane against a real redis-server and the real binary: quick forwarded commands
+//! (HGET, INCR, ...) go by each event loop's own connection to Redis, many clients'
+//! commands in one write, and each client still gets its own replies in order; a reply
+//! over PROXY_MAX_REPLY_BYTES is refused for its client alone; a Redis that stalls or
+//! restarts costs the commands out on that connection, and the next ones are served on a
+//! new connection. Slow, blocking and big commands keep going by the lane's threads.
+
+mod common;
+use common::resp_client::*;
+use common::*;
+
+use std::io::Write;
+use std::time::Duration;
+
+const TOO_LARGE: &[u8] = b"-ERR reply too large (over PROXY_MAX_REPLY_BYTES)\r\n";
+
+fn near(proxy: &Proxy) -> u64 {
+    proxy.stats()["backend"]["forwards_near"]
+        .as_u64()
+        .expect("backend.forwards_near")
+}
+
+/// Eight clients pipelining HGETs of distinct fields (and INCRs of their own counters)
+/// each get their own values, in their order; the commands went by the near lane.
+#[test]
+fn many_clients_pipelining_quick_commands_each_get_their_own_replies_in_order() {
+    let redis = Redis::start();
+    let mut c = redis.client();
+    for f in 0..200 {
+        let _: () = redis::cmd("HSET")
+            .arg("h")
+            .arg(format!("f{f}"))
+            .arg(format!("value-{f}"))
+            .query(&mut c)
+            .unwrap();
+    }
+    let proxy = Proxy::start(
+        redis.port,
+        &[("PROXY_FORWARD", "all"), ("PROXY_WORKERS", "2")],
+    );
+    wait_for_catalog(&proxy);
+    let before = near(&proxy);
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let port = proxy.resp_port;
+            std::thread::spawn(move || {
+                let mut s = connect(port);
+                for round in 0..20 {
+                    let mut expected = Vec::new();
+                    let mut bytes = Vec::new();
+                    for i in 0..10 {
+                        let f = (client * 25 + round * 10 + i) % 200;
+                        bytes.extend(multibulk(&["HGET", "h", &format!("f{f}")]));
+                        let v = format!("value-{f}");
+                        expected.extend(format!("${}\r\n{v}\r\n", v.len()).into_bytes());
+                    }
+                    bytes.extend(multibulk(&["INCR", &format!("counter-{client}")]));
+                    expected.extend(format!(":{}\r\n", round + 1).into_bytes());
+                    s.write_all(&bytes).unwrap();
+                    let got = read_replies(&mut s, 11);
+                    assert_eq!(
+                        String::from_utf8_lossy(&got),
+                        String::from_utf8_lossy(&expected),
+                        "client {client}, round {round}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    // 8 clients x 20 rounds x 11 commands, all quick ones, all by the loops' connections.
+    assert!(near(&proxy) - before >= 8 * 20 * 11, "{}", proxy.stats());
+    // LRANGE (slow) goes by the lane's threads, and is answered all the same.
+    let mut s = connect(proxy.resp_port);
+    let at = near(&proxy);
+    assert_eq!(ask(&mut s, &["RPUSH", "l", "a", "b"]), b":2\r\n");
+    assert_eq!(
+        ask(&mut s, &["LRANGE", "l", "0", "-1"]),
+        b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    );
+    assert_eq!(near(&proxy) - at, 1, "RPUSH near, LRANGE by the threads");
+}
+
+/// A reply past PROXY_MAX_REPLY_BYTES on the near lane is refused for its command alone;
+/// the commands pipelined behind it on the same connection get their own replies.
+#[test]
+fn a_reply_too_large_on_the_near_lane_costs_only_its_command() {
+    let redis = Redis::start();
+    redis.run(&["HSET", "h", "big", &"x".repeat(300_000), "small", "s"]);
+    let proxy = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_FORWARD", "reads"),
+            ("PROXY_MAX_REPLY_BYTES", "100000"),
+        ],
+    );
+    wait_for_catalog(&proxy);
+    let before = near(&proxy);
+    let mut s = connect(proxy.resp_port);
+    send_words(&mut s, &["HGET h small", "HGET h big", "HGET h small"]);
+    let mut expected = b"$1\r\ns\r\n".to_vec();
+    expected.extend_from_slice(TOO_LARGE);
+    expected.extend_from_slice(b"$1\r\ns\r\n");
+    assert_eq!(read_replies(&mut s, 3), expected);
+    assert_eq!(near(&proxy) - before, 3);
+    let stats = proxy.stats();
+    assert!(stats["backend"]["replies_too_large"].as_u64() >= Some(1));
+    assert_eq!(ask(&mut s, &["HSTRLEN", "h", "big"]), b":300000\r\n");
+}
+
+/// Redis restarted: the near lane's connection is gone; commands get an error (never a
+/// wrong reply) until a new connection is up, then Redis's answers again.
+#[test]
+fn a_restarted_redis_is_reconnected_and_served_again() {
+    let port = free_port();
+    let mut redis = Redis::start_on(port);
+    redis.run(&["HSET", "h", "f", "one"]);
+    let proxy = Proxy::start(port, &[("PROXY_FORWARD", "reads")]);
+    wait_for_catalog(&proxy);
+    let mut s = connect(proxy.resp_port);
+    assert_eq!(ask(&mut s, &["HGET", "h", "f"]), b"$3\r\none\r\n");
+    drop(redis);
+    redis = Redis::start_on(port);
+    redis.run(&["HSET", "h", "f", "two"]);
+    let got = wait_for("HGET served again", Duration::from_secs(10), || {
+        let reply = ask(&mut s, &["HGET", "h", "f"]);
+        assert!(
+            reply == b"$3\r\ntwo\r\n" || reply.starts_with(b"-ERR"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+        (reply == b"$3\r\ntwo\r\n").then_some(reply)
+    });
+    assert_eq!(got, b"$3\r\ntwo\r\n");
+    let stats = proxy.stats();
+    assert!(
+        stats["backend"]["forwards_near"].as_u64() >= Some(2),
+        "{stats}"
+    );
+}
+
+/// Redis stalled (its clients paused): a quick write on the near lane is answered
+/// unavailable within REDIS_TIMEOUT_MS, and once Redis goes on, commands are served again
+/// on a new connection, each its own reply.
+#[test]
+fn a_stalled_redis_costs_the_commands_out_and_then_serves_again() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(
+        redis.port,
+        &[("PROXY_FORWARD", "all"), ("REDIS_TIMEOUT_MS", "300")],
+    );
+    wait_for_catalog(&proxy);
+    let mut s = connect(proxy.resp_port);
+    assert_eq!(ask(&mut s, &["INCR", "n"]), b":1\r\n");
+    redis.run(&["CLIENT", "PAUSE", "1500", "ALL"]);
+    // Answered within its deadline, while Redis still holds it (a read times out at 5 s).
+    let reply = ask(&mut s, &["INCR", "n"]);
+    assert_eq!(reply, b"-ERR backend unavailable\r\n");
+    wait_for("served again", Duration::from_secs(10), || {
+        (ask(&mut s, &["HGET", "nothing", "f"]) == b"$-1\r\n").then_some(())
+    });
+    // The INCR given up on ran or not (Redis drops a paused command with its connection).
+    let mut c = redis.client();
+    let n: i64 = redis::cmd("GET").arg("n").query(&mut c).unwrap();
+    assert!(n == 1 || n == 2, "{n}");
+    assert_eq!(
+        ask(&mut s, &["INCR", "n"]),
+        format!(":{}\r\n", n + 1).as_bytes()
+    );
+    assert_eq!(
+        ask(&mut s, &["GET", "n"]),
+        format!("$1\r\n{}\r\n", n + 1).as_bytes()
+    );
+}
