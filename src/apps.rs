@@ -212,8 +212,8 @@ impl Application for Apps {
         self.resp.attach(loop_id, registry, token);
     }
 
-    fn upstream_ready(&mut self) {
-        self.resp.upstream_ready();
+    fn upstream_ready(&mut self, which: usize) {
+        self.resp.upstream_ready(which);
     }
 
     fn start_turn(&mut self, woke: Nanos) {

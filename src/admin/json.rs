@@ -61,6 +61,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "forwards_refused": b.forwards_refused,
             "replies_too_large": b.replies_too_large,
             "forwards_near": b.forwards_near,
+            "fetches_near": b.fetches_near,
             "miss_timeouts": s.miss_timeouts,
             "in_flight": s.in_flight,
         },

@@ -44,7 +44,7 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
         );
     }
     let tracking = &s.tracking;
-    let counters: [(&str, &str, u64); 39] = [
+    let counters: [(&str, &str, u64); 40] = [
         (
             "client_tracking_pushes_total",
             "Invalidation pushes sent to the proxy's own CLIENT TRACKING clients.",
@@ -174,6 +174,11 @@ pub fn render(s: &Snapshot, out: &mut Vec<u8>) {
             "backend_forwards_near_total",
             "Forwarded commands sent on an event loop's own connection to Redis.",
             b.forwards_near,
+        ),
+        (
+            "backend_fetches_near_total",
+            "Keys fetched on an event loop's own connection to Redis.",
+            b.fetches_near,
         ),
         (
             "connections_accepted_total",

@@ -37,6 +37,8 @@ pub struct BackendStats {
     pub replies_too_large: AtomicU64,
     /// Forwarded commands sent by an event loop's own connection (the near lane).
     pub forwards_near: AtomicU64,
+    /// Keys fetched by an event loop's own connection (among `fetches`).
+    pub fetches_near: AtomicU64,
 }
 
 /// The backend's counters read at one moment.
@@ -64,6 +66,8 @@ pub struct BackendCounts {
     pub replies_too_large: u64,
     /// Forwarded commands sent by an event loop's own connection (the near lane).
     pub forwards_near: u64,
+    /// Keys fetched by an event loop's own connection (among `fetches`).
+    pub fetches_near: u64,
 }
 
 impl BackendStats {
@@ -82,6 +86,7 @@ impl BackendStats {
             forwards_refused: get(&self.forwards_refused),
             replies_too_large: get(&self.replies_too_large),
             forwards_near: get(&self.forwards_near),
+            fetches_near: get(&self.fetches_near),
         }
     }
 

@@ -68,7 +68,7 @@ pub use self::job::{
 };
 pub use self::keyspec::Keys;
 pub use self::lane::PER_CLIENT as FORWARDED_PER_CLIENT;
-pub use self::lane::{NearLane, PINNED_CONNECTIONS, PINNED_PER_ADDRESS, Pinned};
+pub use self::lane::{NearLane, PINNED_CONNECTIONS, PINNED_PER_ADDRESS, Pinned, fetch};
 pub use self::singleflight::MAX_QUEUED;
 pub use self::tracking::{Tracking, TrackingCounts, TrackingState, Trackings};
 pub use self::worker::MAX_BATCH;
@@ -216,6 +216,10 @@ impl Backend {
                     ticket,
                     flight,
                 });
+                // On the loop's own connection when it has one, sent at the end of its turn.
+                let Some(job) = lane::fetch::offer(job) else {
+                    return Ok(());
+                };
                 self.upstream.submit(job).map_err(|_| {
                     // The upstream is gone (shutting down): undo the flight.
                     core.flights.release(key, flight);
@@ -272,18 +276,30 @@ impl Backend {
         self.pinned.as_ref()?.lease(peer, true)
     }
 
-    /// A connection of the forwarding lane for event loop `loop_id` to drive itself (see
-    /// [`lane::NearLane`]); `None` in front of a cluster or with TLS towards Redis.
-    pub fn near_lane(&self, loop_id: usize) -> Option<NearLane> {
+    /// A connection for event loop `loop_id` to drive itself (see [`lane::NearLane`]):
+    /// of the forwarding lane, or for the loop's cache misses (`fetches`); `None` in front
+    /// of a cluster or with TLS towards Redis.
+    pub fn near_lane(&self, loop_id: usize, fetches: bool) -> Option<NearLane> {
         let near = self.near.as_ref()?;
+        // A fetched value is as large as Redis holds it (the cache bounds what it keeps).
+        let max_reply = if fetches { usize::MAX } else { near.max_reply };
         NearLane::new(
             &self.core,
             &near.link,
             &near.target,
             near.timeout,
-            near.max_reply,
+            max_reply,
             loop_id,
+            fetches,
         )
+    }
+
+    /// Makes the calling thread's event loop fetch its own misses (see
+    /// [`lane::NearLane`]) on a connection registered under `token`.
+    pub fn install_fetcher(&self, loop_id: usize, registry: &mio::Registry, token: mio::Token) {
+        if let Some(lane) = self.near_lane(loop_id, true) {
+            lane::fetch::install(lane, registry, token);
+        }
     }
 
     /// Asks Redis for a PING on behalf of `waiter` (readiness).

@@ -355,14 +355,14 @@ impl Worker {
 /// Test-only hooks (debug builds, which `cargo test` runs, and the `test-hooks` feature):
 /// never in a release build of the proxy.
 #[cfg(any(feature = "test-hooks", debug_assertions))]
-mod hooks {
+pub(crate) mod hooks {
     use std::sync::OnceLock;
     use std::time::Duration;
 
     /// Holds a batch's replies for PROXY_TEST_FILL_DELAY_MS before they fill the cache,
     /// so a system test can make an invalidation arrive while a fetched value is still on
     /// its way into the cache (the race tickets exist for).
-    pub(super) fn delay_fill() {
+    pub(crate) fn delay_fill() {
         static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
         let delay = DELAY.get_or_init(|| {
             std::env::var("PROXY_TEST_FILL_DELAY_MS")

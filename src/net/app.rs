@@ -122,14 +122,16 @@ pub trait Application: Send + 'static {
         Pushed::Close
     }
 
-    /// Called once when loop `loop_id` starts, with its poll's registry and the token under
-    /// which the application may register one socket of its own (a connection to its
-    /// backend): that socket's events come to [`Application::upstream_ready`].
+    /// Called once when loop `loop_id` starts, with its poll's registry and the first of
+    /// the tokens (`token`, `token + 1`) under which the application may register sockets
+    /// of its own (connections to its backend): their events come to
+    /// [`Application::upstream_ready`].
     fn attach(&mut self, _loop_id: usize, _registry: &mio::Registry, _token: mio::Token) {}
 
-    /// The application's own socket (see [`Application::attach`]) is ready. Answers it
-    /// puts in the loop's mailbox meanwhile are taken this turn, without a wake-up.
-    fn upstream_ready(&mut self) {}
+    /// The application's own socket `which` (0 or 1: its token less the first, see
+    /// [`Application::attach`]) is ready. Answers it puts in the loop's mailbox meanwhile
+    /// are taken this turn, without a wake-up.
+    fn upstream_ready(&mut self, _which: usize) {}
 
     /// Called at the start of every loop turn, before anything is served, with the time
     /// the loop woke (for state kept per turn, such as a pre-rendered date).

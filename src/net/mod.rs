@@ -59,8 +59,8 @@ use crate::stats::LoopStats;
 const MAX_LISTENERS: usize = 8;
 /// Token of the waker in every loop.
 const WAKER: Token = Token(MAX_LISTENERS);
-/// Token of the application's own socket in every loop ([`Application::attach`]), above
-/// any connection's.
+/// First token of the application's own sockets in every loop ([`Application::attach`]),
+/// above any connection's.
 const UPSTREAM: Token = Token(usize::MAX / 2);
 /// Connection `i` of a loop has token `FIRST_CONN + i`.
 const FIRST_CONN: usize = MAX_LISTENERS + 1;

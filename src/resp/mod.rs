@@ -337,23 +337,31 @@ impl RespApp {
     }
 
     /// Records this turn's hits in the latency histogram (see the HTTP application).
-    /// Starts loop `loop_id`'s near lane (see [`crate::backend::NearLane`]) under `token`,
-    /// when commands are forwarded at all.
+    /// Starts loop `loop_id`'s own connections to Redis (see [`crate::backend::NearLane`]):
+    /// its misses' under `token + 1`, and its near lane under `token` when commands are
+    /// forwarded at all.
     pub fn attach(&mut self, loop_id: usize, registry: &mio::Registry, token: mio::Token) {
         let state = &mut self.state;
+        let backend = &state.services.backend;
+        backend.install_fetcher(loop_id, registry, mio::Token(token.0 + 1));
         if state.services.forward == crate::config::Forward::None {
             return;
         }
-        state.near = state.services.backend.near_lane(loop_id);
+        state.near = backend.near_lane(loop_id, false);
         if let Some(near) = state.near.as_mut() {
             near.attach(registry, token);
         }
     }
 
-    /// The near lane's connection is ready: its replies are answered.
-    pub fn upstream_ready(&mut self) {
-        if let Some(near) = self.state.near.as_mut() {
-            near.ready();
+    /// One of the loop's own connections is ready: its replies are answered.
+    pub fn upstream_ready(&mut self, which: usize) {
+        match which {
+            0 => {
+                if let Some(near) = self.state.near.as_mut() {
+                    near.ready();
+                }
+            }
+            _ => crate::backend::fetch::ready(),
         }
     }
 
@@ -362,6 +370,7 @@ impl RespApp {
         if let Some(near) = state.near.as_mut() {
             near.turn();
         }
+        crate::backend::fetch::turn();
         if state.turn_hits > 0 {
             let elapsed = state.services.clock.now().saturating_sub(woke);
             state.stats.hit_latency.record(elapsed, state.turn_hits);

@@ -33,7 +33,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 pub use self::conn::{RawConn, ReplyError, Target};
-pub use self::near::NearLane;
+pub use self::near::{NearLane, fetch};
 pub use self::pinned::{PINNED_CONNECTIONS, PINNED_PER_ADDRESS, Pinned, PinnedPool};
 
 use self::worker::LaneWorker;

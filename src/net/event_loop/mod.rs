@@ -177,11 +177,11 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
             for event in events.iter() {
                 match event.token() {
                     WAKER => woken = true,
-                    UPSTREAM => {
-                        self.app.upstream_ready();
+                    Token(t) if t < FIRST_CONN => self.accept(t),
+                    Token(t) if t >= UPSTREAM.0 => {
+                        self.app.upstream_ready(t - UPSTREAM.0);
                         woken = true;
                     }
-                    Token(t) if t < FIRST_CONN => self.accept(t),
                     Token(t) => {
                         let index = t - FIRST_CONN;
                         if event.is_read_closed() || event.is_error() {

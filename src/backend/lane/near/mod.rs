@@ -4,6 +4,9 @@
 //! the loop's own poll, are framed ([`super::frame`]) and answered in the same turn, with
 //! no wake-up of another thread on the way (what twemproxy does, with one process).
 //!
+//! A loop has two: one for forwarded commands, one for its cache misses (`GET` and `PTTL`
+//! of a key whose single flight it leads, see [`fetch`]), never mixed, as on the threads.
+//!
 //! Only what cannot hold the connection goes here: a command that is `@fast` (or
 //! documented `O(1)`), from a RESP2 client in REDIS_DB, not blocking, not a script, not
 //! in a transaction, under 64 KiB, in front of a standalone Redis without TLS. Anything
@@ -26,13 +29,17 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use mio::{Interest, Registry, Token};
 
-use super::conn::{RawConn, Target};
+use super::conn::Target;
 use super::frame::{Framer, Scan};
 use crate::backend::core::{BackendStats, Core, Outbox};
 use crate::backend::error::BackendError;
+use crate::backend::health::ConnHealth;
 use crate::backend::job::{Job, KeyTtl, Outcome, Request};
 use crate::backend::pipeline;
 use crate::backend::worker::NodeLink;
+
+mod connect;
+pub mod fetch;
 
 /// Most commands out on the connection at once; more go by the lane's threads.
 pub const MAX_IN_FLIGHT: usize = 1024;
@@ -78,11 +85,17 @@ pub struct NearLane {
     skipping: bool,
     outbox: Outbox,
     loop_id: usize,
+    /// This one carries the loop's cache misses, not forwarded commands.
+    fetches: bool,
+    /// A fetch's `GET` reply, read, waiting for its `PTTL` reply.
+    first: Option<Vec<u8>>,
+    /// Its part in the backend's reachability (as a worker's connection).
+    health: ConnHealth,
 }
 
 impl NearLane {
-    /// A near lane of loop `loop_id` to the node `target` (plain TCP only: `None` with
-    /// TLS, whose connections stay on the lane's threads).
+    /// A near lane of loop `loop_id` to the node `target`, for forwarded commands or for
+    /// `fetches` (plain TCP only: `None` with TLS, whose connections stay on threads).
     pub fn new(
         core: &Arc<Core>,
         link: &NodeLink,
@@ -90,6 +103,7 @@ impl NearLane {
         timeout: Duration,
         max_reply: usize,
         loop_id: usize,
+        fetches: bool,
     ) -> Option<NearLane> {
         if target.tls.is_some() || target.readonly {
             return None;
@@ -117,6 +131,9 @@ impl NearLane {
             skipping: false,
             outbox: Outbox::new(core.loops()),
             loop_id,
+            fetches,
+            first: None,
+            health: ConnHealth::default(),
         })
     }
 
@@ -125,6 +142,25 @@ impl NearLane {
         self.registry = registry.try_clone().ok();
         self.token = token;
         self.connect();
+    }
+
+    /// Takes a fetch (its single flight's leader) to send at the end of the turn; gives it
+    /// back when this is not a fetching lane, it is not connected or it has no room.
+    pub fn take(&mut self, job: Job) -> Option<Job> {
+        let Request::Fetch { key, .. } = &job.request else {
+            return Some(job);
+        };
+        if !self.fetches || self.conn.is_none() || self.sent.len() >= MAX_IN_FLIGHT || job.asking {
+            return Some(job);
+        }
+        // The key's own time to live in the same round trip: a cached entry must never
+        // outlive its key in Redis.
+        pipeline::command(&mut self.out, &[&b"GET"[..], key]);
+        pipeline::command(&mut self.out, &[&b"PTTL"[..], key]);
+        BackendStats::bump(&self.core.stats.fetches);
+        BackendStats::bump(&self.core.stats.fetches_near);
+        self.sent.push_back(job);
+        None
     }
 
     /// Whether `job` may go by this connection (see the module doc).
@@ -146,7 +182,8 @@ impl NearLane {
     /// Takes a client's chain (`head`, the rest in its `then`) to send at the end of the
     /// turn, when every command of it fits and there is room; gives it back otherwise.
     pub fn take_chain(&mut self, mut head: Job) -> Option<Job> {
-        if self.conn.is_none()
+        if self.fetches
+            || self.conn.is_none()
             || self.sent.len() + 1 + head.then.len() > MAX_IN_FLIGHT
             || !Self::fits(&head)
             || !head.then.iter().all(Self::fits)
@@ -286,18 +323,34 @@ impl NearLane {
             }
             match self.framer.scan(&self.input[self.start..self.end]) {
                 Scan::Whole(n) => {
-                    let outcome = if self.skipping {
-                        BackendStats::bump(&self.core.stats.replies_too_large);
-                        Outcome::Failed(BackendError::ReplyTooLarge)
+                    let reply = &self.input[self.start..self.start + n];
+                    let answer = if !self.fetches {
+                        Some(if self.skipping {
+                            BackendStats::bump(&self.core.stats.replies_too_large);
+                            (Outcome::Failed(BackendError::ReplyTooLarge), KeyTtl::Global)
+                        } else {
+                            (Outcome::from_raw(reply.to_vec()), KeyTtl::Global)
+                        })
+                    } else if let Some(get) = self.first.take() {
+                        Some((fetch::outcome(&get), fetch::ttl(reply)))
                     } else {
-                        Outcome::from_raw(self.input[self.start..self.start + n].to_vec())
+                        // A fetch's GET reply: its PTTL reply comes next.
+                        self.first = Some(reply.to_vec());
+                        None
                     };
                     self.start += n;
                     self.framer.reset();
                     self.skipping = false;
-                    let job = self.sent.pop_front().expect("checked above");
-                    self.link
-                        .deliver(&self.core, job, outcome, KeyTtl::Global, &mut self.outbox);
+                    if let Some((outcome, ttl)) = answer {
+                        let job = self.sent.pop_front().expect("checked above");
+                        if self.fetches {
+                            #[cfg(any(feature = "test-hooks", debug_assertions))]
+                            crate::backend::worker::hooks::delay_fill();
+                        }
+                        self.link
+                            .deliver(&self.core, job, outcome, ttl, &mut self.outbox);
+                        self.core.health.succeeded(&mut self.health);
+                    }
                 }
                 Scan::Partial => {
                     if self.skipping || self.end - self.start > self.max_reply {
@@ -318,87 +371,6 @@ impl NearLane {
             }
         }
         true
-    }
-
-    /// Ends the connection: every command out on it is answered `err` (woken: this may run
-    /// after the loop took its answers), and a new one is opened.
-    fn drop_conn(&mut self, err: BackendError) {
-        if let (Some(mut conn), Some(registry)) = (self.conn.take(), self.registry.as_ref()) {
-            let _ = registry.deregister(&mut conn);
-        }
-        self.conn = None;
-        self.writable = false;
-        self.out.clear();
-        self.written = 0;
-        self.start = 0;
-        self.end = 0;
-        self.framer.reset();
-        self.skipping = false;
-        BackendStats::bump(&self.core.stats.errors);
-        for job in std::mem::take(&mut self.sent) {
-            let outcome = Outcome::Failed(err.clone());
-            self.link
-                .deliver(&self.core, job, outcome, KeyTtl::Global, &mut self.outbox);
-        }
-        self.core.flush(&mut self.outbox);
-        self.connect();
-    }
-
-    /// Takes a connection a helper opened, or starts a helper when the backoff allows.
-    fn connect(&mut self) {
-        if let Some(rx) = &self.connecting {
-            let opened = match rx.try_recv() {
-                Ok(opened) => opened,
-                Err(crossbeam_channel::TryRecvError::Empty) => return,
-                Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                    Err(BackendError::Io(Arc::from("connecting thread ended")))
-                }
-            };
-            self.connecting = None;
-            match opened.and_then(|tcp| self.register(tcp)) {
-                Ok(()) => {
-                    BackendStats::bump(&self.core.stats.connects);
-                    self.backoff = MIN_BACKOFF;
-                }
-                Err(_) => {
-                    self.retry_at = Instant::now() + self.backoff;
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                }
-            }
-            return;
-        }
-        if self.registry.is_none() || Instant::now() < self.retry_at {
-            return;
-        }
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let (target, timeout) = (self.target.clone(), self.timeout);
-        let name = format!("near-connect-{}", self.loop_id);
-        let spawned = std::thread::Builder::new().name(name).spawn(move || {
-            let opened = RawConn::open(&target, timeout).and_then(|c| {
-                c.into_tcp()
-                    .ok_or_else(|| BackendError::Io(Arc::from("not a plain connection")))
-            });
-            let _ = tx.send(opened);
-        });
-        match spawned {
-            Ok(_) => self.connecting = Some(rx),
-            Err(_) => self.retry_at = Instant::now() + MAX_BACKOFF,
-        }
-    }
-
-    fn register(&mut self, tcp: std::net::TcpStream) -> Result<(), BackendError> {
-        let io = |e: std::io::Error| BackendError::Io(Arc::from(e.to_string()));
-        tcp.set_nonblocking(true).map_err(io)?;
-        let mut conn = mio::net::TcpStream::from_std(tcp);
-        let registry = self
-            .registry
-            .as_ref()
-            .ok_or_else(|| BackendError::Io(Arc::from("no poll")))?;
-        registry
-            .register(&mut conn, self.token, Interest::READABLE)
-            .map_err(io)?;
-        self.conn = Some(conn);
-        Ok(())
     }
 }
 
