@@ -435,6 +435,39 @@ fn a_failover_and_a_stopped_master_only_touch_their_own_slots() {
     cluster.resume(replica);
 }
 
+/// A MOVED right after a forced failover: the demoted master redirects a key of its old
+/// slot never read before, and the MOVED repoints the slot at once; the slot's keys cached
+/// from the old master must still be dropped at the next map read (which then agrees with
+/// the MOVED and sees no change of owner). Invalidation is off, so nothing else drops them
+/// (with it on, the new master's announcements would hide a miss here).
+#[test]
+fn a_moved_after_a_failover_drops_the_keys_cached_from_the_old_master() {
+    let cluster = Cluster::start(3, 1);
+    let victim = cluster.masters()[0];
+    let tag = cluster.key_on(victim, "mv-");
+    let (old, fresh) = (format!("{{{tag}}}-cached"), format!("{{{tag}}}-fresh"));
+    cluster.set(&old, "v1");
+    cluster.set(&fresh, "f");
+    cluster.wait_for_replication(victim);
+    let proxy = cluster.start_proxy(&[
+        ("PROXY_TTL_MS", "600000"),
+        ("PROXY_INVALIDATION", "off"),
+        ("REDIS_TIMEOUT_MS", "500"),
+    ]);
+    assert_eq!(value_of(&proxy, &old), "v1");
+    assert!(cached(&proxy, &old), "cached before the failover");
+    let replica = cluster.replicas_of(victim)[0];
+    cluster.failover(replica);
+    // Read at once (the proxy reads the slot map every 2 s): the old master answers MOVED.
+    assert_eq!(value_of(&proxy, &fresh), "f");
+    cluster.set(&old, "v2");
+    wait_for(
+        "the old master's cached key dropped after the MOVED",
+        Duration::from_secs(10),
+        || (value_of(&proxy, &old) == "v2").then_some(()),
+    );
+}
+
 #[test]
 fn writes_on_every_master_invalidate_and_two_proxies_stay_coherent() {
     let cluster = Cluster::start(3, 0);
