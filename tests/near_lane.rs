@@ -174,3 +174,53 @@ fn a_stalled_redis_costs_the_commands_out_and_then_serves_again() {
         format!("$1\r\n{}\r\n", n + 1).as_bytes()
     );
 }
+
+/// Misses of both protocols are fetched on the loops' own connections (each a GET and a
+/// PTTL: a key's time to live in Redis bounds its entry); when Redis kills every
+/// connection of the proxy, misses are answered (an error at worst, never a wrong value)
+/// and fetched again on new ones.
+#[test]
+fn misses_are_fetched_on_the_loops_connections_and_survive_their_loss() {
+    let redis = Redis::start();
+    redis.set("a", "1");
+    redis.set("b", "2");
+    redis.run(&["SET", "short", "3", "PX", "60000"]);
+    let proxy = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_TTL_MS", "600000"),
+            ("PROXY_INVALIDATION", "tracking"),
+        ],
+    );
+    let fetched = |proxy: &Proxy| proxy.stats()["backend"]["fetches_near"].as_u64().unwrap();
+    // Tracking first: until it is up nothing is cached, and a miss may wait for it.
+    wait_for("tracking", Duration::from_secs(10), || {
+        (proxy.stats()["invalidation"]["state"] == "tracking").then_some(())
+    });
+    let before = fetched(&proxy);
+    let (status, body) = proxy.lookup("a");
+    assert_eq!((status, body["value"].as_str()), (200, Some("1")));
+    let mut s = connect(proxy.resp_port);
+    assert_eq!(ask(&mut s, &["GET", "b"]), b"$1\r\n2\r\n");
+    assert_eq!(ask(&mut s, &["GET", "nothing"]), b"$-1\r\n");
+    assert_eq!(fetched(&proxy) - before, 3, "{}", proxy.stats());
+    // The key's PTTL came with it: its entry expires with the key, not after 600 s.
+    assert_eq!(ask(&mut s, &["GET", "short"]), b"$1\r\n3\r\n");
+    let pttl = ask(&mut s, &["PTTL", "short"]);
+    let ms: i64 = String::from_utf8_lossy(&pttl[1..pttl.len() - 2])
+        .parse()
+        .unwrap();
+    assert!(ms > 0 && ms <= 60_000, "{ms}");
+    redis.run(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+    redis.set("c", "4");
+    let again = fetched(&proxy);
+    wait_for("misses fetched again", Duration::from_secs(10), || {
+        let reply = ask(&mut s, &["GET", "c"]);
+        assert!(
+            reply == b"$1\r\n4\r\n" || reply.starts_with(b"-ERR"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+        (reply == b"$1\r\n4\r\n" && fetched(&proxy) > again).then_some(())
+    });
+}
