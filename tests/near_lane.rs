@@ -224,3 +224,40 @@ fn misses_are_fetched_on_the_loops_connections_and_survive_their_loss() {
         (reply == b"$1\r\n4\r\n" && fetched(&proxy) > again).then_some(())
     });
 }
+
+/// RESP2 and RESP3 clients pipelining the same quick command on the same loop each get
+/// their protocol's reply (`ZSCORE`: a bulk string in RESP2, a double in RESP3), as Redis
+/// answers them: the near lane switches its connection with `HELLO` between them.
+#[test]
+fn resp2_and_resp3_clients_on_the_near_lane_get_their_own_reply_types() {
+    let redis = Redis::start();
+    redis.run(&["ZADD", "z", "1.5", "m"]);
+    let proxy = Proxy::start(
+        redis.port,
+        &[("PROXY_FORWARD", "reads"), ("PROXY_WORKERS", "1")],
+    );
+    wait_for_catalog(&proxy);
+    let before = near(&proxy);
+    let mut two = connect(proxy.resp_port);
+    let mut three = connect(proxy.resp_port);
+    let hello = ask(&mut three, &["HELLO", "3"]);
+    assert!(
+        hello.starts_with(b"%"),
+        "{}",
+        String::from_utf8_lossy(&hello)
+    );
+    for _ in 0..20 {
+        // Both written before either is read, so their commands share loop turns.
+        send_words(&mut two, &["ZSCORE z m", "ZSCORE z m", "ZMSCORE z m x"]);
+        send_words(&mut three, &["ZSCORE z m", "ZSCORE z m", "ZMSCORE z m x"]);
+        assert_eq!(
+            String::from_utf8_lossy(&read_replies(&mut two, 3)),
+            "$3\r\n1.5\r\n$3\r\n1.5\r\n*2\r\n$3\r\n1.5\r\n$-1\r\n"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&read_replies(&mut three, 3)),
+            ",1.5\r\n,1.5\r\n*2\r\n,1.5\r\n_\r\n"
+        );
+    }
+    assert_eq!(near(&proxy) - before, 120, "{}", proxy.stats());
+}

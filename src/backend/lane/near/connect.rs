@@ -29,9 +29,10 @@ impl NearLane {
         self.framer.reset();
         self.skipping = false;
         self.first = None;
+        self.resp3 = false;
         BackendStats::bump(&self.core.stats.errors);
         self.core.health.failed(&mut self.health, &err);
-        for job in std::mem::take(&mut self.sent) {
+        for job in std::mem::take(&mut self.sent).into_iter().flatten() {
             let outcome = Outcome::Failed(err.clone());
             self.link
                 .deliver(&self.core, job, outcome, KeyTtl::Global, &mut self.outbox);

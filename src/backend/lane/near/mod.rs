@@ -8,7 +8,8 @@
 //! of a key whose single flight it leads, see [`fetch`]), never mixed, as on the threads.
 //!
 //! Only what cannot hold the connection goes here: a command that is `@fast` (or
-//! documented `O(1)`), from a RESP2 client in REDIS_DB, not blocking, not a script, not
+//! documented `O(1)`), from a client in REDIS_DB (a RESP3 client's between `HELLO 3` and
+//! `HELLO 2`, as on the threads), not blocking, not a script, not
 //! in a transaction, under 64 KiB, in front of a standalone Redis without TLS. Anything
 //! else (and anything while the connection is down or has [`MAX_IN_FLIGHT`] commands
 //! out) takes the lane's threads. Redis answers a connection's commands in order, so the
@@ -74,8 +75,12 @@ pub struct NearLane {
     written: usize,
     /// Registered for writable too (the socket took less than what was queued).
     writable: bool,
-    /// Commands sent (or packed), oldest first: the next reply is the first one's.
-    sent: VecDeque<Job>,
+    /// Commands sent (or packed), oldest first: the next reply is the first one's (`None`:
+    /// a `HELLO` switching the connection's protocol, whose reply is dropped).
+    sent: VecDeque<Option<Job>>,
+    /// The protocol the connection speaks after what was packed: RESP3 from a `HELLO 3`
+    /// before a RESP3 client's command until a `HELLO 2` before a RESP2 client's.
+    resp3: bool,
     /// Bytes read and not yet framed: `input[start..end]`.
     input: Vec<u8>,
     start: usize,
@@ -124,6 +129,7 @@ impl NearLane {
             written: 0,
             writable: false,
             sent: VecDeque::new(),
+            resp3: false,
             input: Vec::new(),
             start: 0,
             end: 0,
@@ -159,7 +165,7 @@ impl NearLane {
         pipeline::command(&mut self.out, &[&b"PTTL"[..], key]);
         BackendStats::bump(&self.core.stats.fetches);
         BackendStats::bump(&self.core.stats.fetches_near);
-        self.sent.push_back(job);
+        self.sent.push_back(Some(job));
         None
     }
 
@@ -168,7 +174,7 @@ impl NearLane {
         let Some(lane) = job.lane.as_deref() else {
             return false;
         };
-        let plain = matches!(&job.request, Request::Command { prefix, resp3: false, .. } if prefix.is_empty());
+        let plain = matches!(&job.request, Request::Command { prefix, .. } if prefix.is_empty());
         plain
             && !job.asking
             && job.part.is_none()
@@ -184,7 +190,7 @@ impl NearLane {
     pub fn take_chain(&mut self, mut head: Job) -> Option<Job> {
         if self.fetches
             || self.conn.is_none()
-            || self.sent.len() + 1 + head.then.len() > MAX_IN_FLIGHT
+            || self.sent.len() + 2 * (1 + head.then.len()) > MAX_IN_FLIGHT
             || !Self::fits(&head)
             || !head.then.iter().all(Self::fits)
         {
@@ -197,10 +203,17 @@ impl NearLane {
             .forwards_near
             .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
         for job in std::iter::once(head).chain(rest) {
+            // A RESP3 client's reply is read in RESP3, with its types, as on the threads.
+            if job.resp3() != self.resp3 {
+                self.resp3 = job.resp3();
+                let version: &[u8] = if self.resp3 { b"3" } else { b"2" };
+                pipeline::command(&mut self.out, &[&b"HELLO"[..], version]);
+                self.sent.push_back(None);
+            }
             if let Request::Command { args, .. } = &job.request {
                 pipeline::command(&mut self.out, args);
             }
-            self.sent.push_back(job);
+            self.sent.push_back(Some(job));
         }
         None
     }
@@ -215,7 +228,7 @@ impl NearLane {
         if self.written < self.out.len() {
             self.write();
         }
-        if let Some(oldest) = self.sent.front()
+        if let Some(oldest) = self.sent.iter().find_map(Option::as_ref)
             && oldest.queued_at.elapsed() > self.timeout
         {
             self.drop_conn(BackendError::Timeout);
@@ -322,6 +335,19 @@ impl NearLane {
                 return false;
             }
             match self.framer.scan(&self.input[self.start..self.end]) {
+                Scan::Whole(n) if self.sent.front().is_some_and(Option::is_none) => {
+                    // A HELLO's reply: dropped, unless Redis refused the switch.
+                    let refused = !self.skipping && self.input[self.start] == b'-';
+                    self.start += n;
+                    self.framer.reset();
+                    self.skipping = false;
+                    self.sent.pop_front();
+                    if refused {
+                        let err = BackendError::Io(Arc::from("Redis refused HELLO"));
+                        self.drop_conn(err);
+                        return false;
+                    }
+                }
                 Scan::Whole(n) => {
                     let reply = &self.input[self.start..self.start + n];
                     let answer = if !self.fetches {
@@ -342,7 +368,7 @@ impl NearLane {
                     self.framer.reset();
                     self.skipping = false;
                     if let Some((outcome, ttl)) = answer {
-                        let job = self.sent.pop_front().expect("checked above");
+                        let job = self.sent.pop_front().flatten().expect("a command's");
                         if self.fetches {
                             #[cfg(any(feature = "test-hooks", debug_assertions))]
                             crate::backend::worker::hooks::delay_fill();
