@@ -38,6 +38,28 @@ where
         })
 }
 
+/// Runs `body`, part of thread `name`'s work that owns state no other part can recover (an
+/// event loop's own connections to Redis): a panic there ends the process as a guarded
+/// thread's would (see the module doc).
+#[inline]
+pub fn or_exit<R>(name: &str, body: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let said = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_string());
+            crate::error!(
+                "{name} panicked ({said}); exiting with code {EXIT_PANICKED} so that the \
+                 proxy is restarted whole"
+            );
+            std::process::exit(EXIT_PANICKED);
+        }
+    }
+}
+
 /// Test-only: panics when PROXY_TEST_PANIC_IN names `point` (`tracking`, `worker`,
 /// `lane`, `reaper`), so a system test can see the guard act. Only in debug builds (what
 /// `cargo test` runs) and with the `test-hooks` feature; never in a release build.

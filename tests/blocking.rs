@@ -156,3 +156,79 @@ fn a_resp3_client_blocks_on_its_watch_connection_and_keeps_its_watches() {
     assert_eq!(ask(&mut s, &["SET", "k", "v"]), b"+QUEUED\r\n");
     assert_eq!(ask(&mut s, &["EXEC"]), b"*1\r\n+OK\r\n");
 }
+
+/// CLIENT UNBLOCK through the proxy: an admin unblocks a client blocked in BLPOP, by the
+/// id the proxy gave it, as Redis would (nil, then `-UNBLOCKED` with ERROR); the blocked
+/// command is gone from Redis (a later push is not consumed by it); `:0` for a client not
+/// blocked; refused to everyone with authentication off (`@admin`).
+#[test]
+fn client_unblock_reaches_a_blocked_clients_command_in_redis() {
+    let dir = TempDir::new("unblock");
+    let file = dir.0.join("principals");
+    let (ops, web) = ("t-ops-unblock-71c2", "t-web-unblock-93a0");
+    let text = format!(
+        "ops admin {}\nweb read {}\n",
+        token_hash(ops),
+        token_hash(web)
+    );
+    std::fs::write(&file, text).unwrap();
+    let redis = Redis::start();
+    let proxy = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_FORWARD", "all"),
+            ("PROXY_AUTH_FILE", file.to_str().unwrap()),
+        ],
+    );
+    let mut admin = connect(proxy.resp_port);
+    assert_eq!(ask(&mut admin, &["AUTH", ops]), b"+OK\r\n");
+    let mut blocked = connect(proxy.resp_port);
+    assert_eq!(ask(&mut blocked, &["AUTH", ops]), b"+OK\r\n");
+    wait_for("the command catalog", Duration::from_secs(10), || {
+        (!ask(&mut admin, &["HLEN", "x"]).starts_with(b"-ERR unknown")).then_some(())
+    });
+    let id = String::from_utf8(ask(&mut blocked, &["CLIENT", "ID"])).unwrap();
+    let id = id.trim_start_matches(':').trim_end().to_string();
+    for (mode, expected) in [
+        (None, &b"*-1\r\n"[..]),
+        (
+            Some("ERROR"),
+            b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n",
+        ),
+    ] {
+        blocked.write_all(&multibulk(&["BLPOP", "l", "0"])).unwrap();
+        wait_for("BLPOP blocked in Redis", Duration::from_secs(10), || {
+            (blocked_clients(&redis) == 1).then_some(())
+        });
+        let mut command = vec!["CLIENT", "UNBLOCK", id.as_str()];
+        command.extend(mode);
+        // The proxy records the block once it is sent: asked until it knows it.
+        wait_for("CLIENT UNBLOCK", Duration::from_secs(10), || {
+            (ask(&mut admin, &command) == b":1\r\n").then_some(())
+        });
+        assert_eq!(read_replies(&mut blocked, 1), expected);
+        assert_eq!(blocked_clients(&redis), 0);
+    }
+    // Nothing of the unblocked commands waits in Redis: a push stays in the list.
+    assert_eq!(ask(&mut blocked, &["RPUSH", "l", "a"]), b":1\r\n");
+    assert_eq!(ask(&mut blocked, &["LLEN", "l"]), b":1\r\n");
+    assert_eq!(ask(&mut admin, &["CLIENT", "UNBLOCK", &id]), b":0\r\n");
+    assert_eq!(
+        ask(&mut admin, &["CLIENT", "UNBLOCK", "x"]),
+        b"-ERR value is not an integer or out of range\r\n"
+    );
+    assert_eq!(
+        ask(&mut admin, &["CLIENT", "UNBLOCK", &id, "SOON"]),
+        b"-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n"
+    );
+    // Not an admin: refused, as every @admin command.
+    let mut reader = connect(proxy.resp_port);
+    assert_eq!(ask(&mut reader, &["AUTH", web]), b"+OK\r\n");
+    let refused = ask(&mut reader, &["CLIENT", "UNBLOCK", &id]);
+    assert!(
+        refused.starts_with(b"-"),
+        "{}",
+        String::from_utf8_lossy(&refused)
+    );
+    assert_ne!(refused, b":0\r\n");
+}

@@ -212,10 +212,14 @@ fn misses_are_fetched_on_the_loops_connections_and_survive_their_loss() {
         .unwrap();
     assert!(ms > 0 && ms <= 60_000, "{ms}");
     redis.run(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
-    redis.set("c", "4");
     let again = fetched(&proxy);
+    // A new key each time: one fetched meanwhile by the worker threads is then cached.
+    let mut n = 0;
     wait_for("misses fetched again", Duration::from_secs(10), || {
-        let reply = ask(&mut s, &["GET", "c"]);
+        n += 1;
+        let key = format!("c{n}");
+        redis.set(&key, "4");
+        let reply = ask(&mut s, &["GET", &key]);
         assert!(
             reply == b"$1\r\n4\r\n" || reply.starts_with(b"-ERR"),
             "{}",
@@ -260,4 +264,38 @@ fn resp2_and_resp3_clients_on_the_near_lane_get_their_own_reply_types() {
         );
     }
     assert_eq!(near(&proxy) - before, 120, "{}", proxy.stats());
+}
+
+/// WAIT is `O(1)` by Redis's documentation but waits for replicas as long as it is told:
+/// it never takes the loop's near connection, so another client's quick command on the
+/// same loop is answered at once, not held behind it until REDIS_TIMEOUT_MS fails both.
+#[test]
+fn wait_never_holds_the_near_lane() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_FORWARD", "all"),
+            ("PROXY_WORKERS", "1"),
+            ("REDIS_TIMEOUT_MS", "1000"),
+        ],
+    );
+    wait_for_catalog(&proxy);
+    let mut waiter = connect(proxy.resp_port);
+    // No replica: Redis answers 0 after 3 s (the proxy gives up after 1 s).
+    waiter
+        .write_all(&multibulk(&["WAIT", "1", "3000"]))
+        .unwrap();
+    wait_for("WAIT in Redis", Duration::from_secs(10), || {
+        let clients = redis_cli(redis.port, &[], &["CLIENT", "LIST"]).1;
+        clients.contains("cmd=wait").then_some(())
+    });
+    let mut other = connect(proxy.resp_port);
+    assert_eq!(ask(&mut other, &["INCR", "n"]), b":1\r\n");
+    assert_eq!(ask(&mut other, &["INCR", "n"]), b":2\r\n");
+    let stats = proxy.stats();
+    assert!(
+        stats["backend"]["forwards_near"].as_u64() >= Some(2),
+        "{stats}"
+    );
 }

@@ -77,6 +77,10 @@ impl Categories {
     pub const FAST: Categories = Categories(8);
     /// `@keyspace`: about keys in general.
     pub const KEYSPACE: Categories = Categories(16);
+    /// `@blocking`: may block its connection (BLPOP, ...).
+    pub const BLOCKING: Categories = Categories(32);
+    /// `@connection`: about the connection (WAIT, which waits for replicas, is one).
+    pub const CONNECTION: Categories = Categories(64);
 
     /// The categories named in `words` (`@admin`, `admin`, any case); others are ignored.
     pub fn parse(words: &[&[u8]]) -> Categories {
@@ -89,6 +93,8 @@ impl Categories {
                 (b"scripting", Categories::SCRIPTING),
                 (b"fast", Categories::FAST),
                 (b"keyspace", Categories::KEYSPACE),
+                (b"blocking", Categories::BLOCKING),
+                (b"connection", Categories::CONNECTION),
             ]
             .into_iter()
             .find(|(name, _)| word.eq_ignore_ascii_case(name));
@@ -309,7 +315,13 @@ fn mark_constant(map: &mut HashMap<Vec<u8>, Arc<CommandInfo>>, docs: &redis::Val
         for (field, value) in pairs(fields) {
             match text(field) {
                 Some(b"complexity") if text(value) == Some(b"O(1)") => {
-                    if let Some(info) = map.get_mut(&full) {
+                    // WAIT is O(1) and waits for replicas as long as it is told: what may
+                    // block or wait on its connection is never quick.
+                    let waits = Categories(Categories::BLOCKING.0 | Categories::CONNECTION.0);
+                    if let Some(info) = map.get_mut(&full)
+                        && !info.blocking
+                        && info.categories.0 & waits.0 == 0
+                    {
                         Arc::make_mut(info).constant = true;
                     }
                 }

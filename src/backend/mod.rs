@@ -302,6 +302,12 @@ impl Backend {
         }
     }
 
+    /// The Redis client id of the connection proxy client `client`'s blocking command
+    /// waits on (for `CLIENT UNBLOCK`), if it waits on one.
+    pub fn blocked_redis_id(&self, client: u64) -> Option<i64> {
+        self.pinned.as_ref()?.redis_id_of(client)
+    }
+
     /// Asks Redis for a PING on behalf of `waiter` (readiness).
     pub fn ping(&self, waiter: Waiter) -> Result<(), BackendError> {
         self.command(vec![Box::from(&b"PING"[..])], waiter)

@@ -27,6 +27,8 @@ impl Presence {
 pub struct LaneTicket {
     /// Its client's presence.
     pub presence: Presence,
+    /// Its client's id (`CLIENT ID` through the proxy).
+    pub client: u64,
     /// It only reads: if the connection it went out on is dropped before its reply (for
     /// another command's sake), it may be sent again on a new one.
     pub rerunnable: bool,

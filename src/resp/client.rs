@@ -91,6 +91,7 @@ impl Client {
     pub fn lane_ticket(&self, rerunnable: bool, slow: bool) -> crate::backend::LaneTicket {
         crate::backend::LaneTicket {
             presence: self.presence.0.clone(),
+            client: self.id,
             rerunnable,
             slow,
             db: self.db,

@@ -172,9 +172,13 @@ impl Parser {
 
     /// How many bytes of the buffer the command being received needs at least: the end of
     /// the argument whose length was read last (0 when none is being received).
+    /// Only a big argument (64 KiB or more) gives a hint: for small ones the input buffer
+    /// doubles as usual rather than growing by a few bytes at a time.
     pub fn wants(&self) -> usize {
         match self.state {
-            State::Body => self.pos.saturating_add(self.bulk).saturating_add(2),
+            State::Body if self.bulk >= 64 * 1024 => {
+                self.pos.saturating_add(self.bulk).saturating_add(2)
+            }
             _ => 0,
         }
     }

@@ -197,6 +197,23 @@ impl RawConn {
         }
     }
 
+    /// This connection's client id in Redis (`CLIENT ID`); `None` when Redis refuses it
+    /// (an ACL user without `@connection`). A failure to ask (the connection is then out
+    /// of step) is an error.
+    pub fn client_id(&mut self, deadline: Instant) -> Result<Option<i64>, BackendError> {
+        self.send(b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n")?;
+        let reply = self.reply(64, deadline, None).map_err(|e| match e {
+            ReplyError::TooLarge => BackendError::Io(Arc::from("odd reply to CLIENT ID")),
+            ReplyError::Failed(e) => e,
+        })?;
+        let digits = reply
+            .strip_prefix(b":")
+            .and_then(|r| r.strip_suffix(b"\r\n"));
+        Ok(digits
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| d.parse().ok()))
+    }
+
     /// Writes `bytes` whole.
     pub fn send(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
         self.stream.write_all(bytes).map_err(failed)

@@ -17,7 +17,7 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 use super::conn::Target;
-use super::worker::LaneWorker;
+use super::worker::{BlockedIds, LaneWorker};
 use crate::backend::core::Core;
 use crate::backend::job::Job;
 use crate::backend::worker::NodeLink;
@@ -42,6 +42,8 @@ pub struct PinnedPool {
     blocked: Arc<AtomicUsize>,
     /// Leases held per client address.
     by_address: Arc<Mutex<HashMap<u128, usize>>>,
+    /// The Redis connection each client's blocking command waits on (`CLIENT UNBLOCK`).
+    ids: BlockedIds,
 }
 
 /// A connection pinned to one client until dropped.
@@ -85,6 +87,7 @@ impl PinnedPool {
             max_reply,
             leases: Arc::new(AtomicUsize::new(0)),
             blocked: Arc::new(AtomicUsize::new(0)),
+            ids: BlockedIds::default(),
             by_address: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -114,7 +117,8 @@ impl PinnedPool {
             self.timeout,
             self.max_reply,
             self.link.clone(),
-        );
+        )
+        .recording_blocked(Arc::clone(&self.ids));
         let name = format!("pinned {}:{}", self.target.host, self.target.port);
         let blocked = one_shot.then(|| {
             self.blocked.fetch_add(1, Ordering::AcqRel);
@@ -146,6 +150,12 @@ impl PinnedPool {
 }
 
 impl PinnedPool {
+    /// The Redis client id of the connection proxy client `client`'s blocking command
+    /// waits on, if it waits on one.
+    pub fn redis_id_of(&self, client: u64) -> Option<i64> {
+        self.ids.lock().get(&client).copied()
+    }
+
     /// Blocking commands in flight on leases of their own.
     pub fn blocked(&self) -> usize {
         self.blocked.load(Ordering::Acquire)

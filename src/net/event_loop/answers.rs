@@ -18,6 +18,24 @@ use crate::net::transport::Transport;
 pub(super) const DRAIN_LIMIT: Duration = Duration::from_millis(800);
 
 impl<A: Application, T: Transport> EventLoop<A, T> {
+    /// The application's own socket `which` is ready (see [`Application::attach`]); true:
+    /// its answers are in the mailbox, to take this turn. A panic there ends the process
+    /// (`guard::or_exit`): the state of those connections would be unknown.
+    pub(super) fn upstream_ready(&mut self, which: usize) -> bool {
+        let app = &mut self.app;
+        crate::guard::or_exit("an event loop's connection to Redis", || {
+            app.upstream_ready(which)
+        });
+        true
+    }
+
+    /// The application's end of the turn, after everything served in it (the expiries may
+    /// serve what waited), so that what it gathered goes out now.
+    pub(super) fn end_turn(&mut self) {
+        let (app, now) = (&mut self.app, self.now);
+        crate::guard::or_exit("the end of an event loop's turn", || app.end_turn(now));
+    }
+
     /// Records one outcome on its connection; false when the connection must be closed
     /// (the application panicked rendering it).
     pub(super) fn complete(&mut self, index: usize, seq: u64, key: u32, outcome: Outcome) -> bool {

@@ -178,10 +178,7 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                 match event.token() {
                     WAKER => woken = true,
                     Token(t) if t < FIRST_CONN => self.accept(t),
-                    Token(t) if t >= UPSTREAM.0 => {
-                        self.app.upstream_ready(t - UPSTREAM.0);
-                        woken = true;
-                    }
+                    Token(t) if t >= UPSTREAM.0 => woken = self.upstream_ready(t - UPSTREAM.0),
                     Token(t) => {
                         let index = t - FIRST_CONN;
                         if event.is_read_closed() || event.is_error() {
@@ -206,13 +203,13 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                 self.take_answers();
             }
             self.resume_budget_paused();
-            self.app.end_turn(self.now);
             if !self.delays.is_empty() {
                 self.expire_delays();
             }
             self.expire_misses();
             self.expire_requests();
             self.expire_idle();
+            self.end_turn();
             if self.shared.shutdown.load(Ordering::Acquire) && self.drain_step() {
                 return Ok(());
             }

@@ -137,6 +137,71 @@ fn millis(arg: &[u8]) -> Option<Duration> {
     })
 }
 
+/// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: client `id` (its `CLIENT ID` through the proxy),
+/// blocked in a blocking command, is unblocked in Redis on the connection its command
+/// waits on, so its command answers as Redis answers it (nil, or `-UNBLOCKED ...` with
+/// `ERROR`), and this answers Redis's `:1`; `:0` when it is not blocked. Allowed as Redis's
+/// own `CLIENT UNBLOCK` would be forwarded (`@admin`: an admin principal with
+/// PROXY_FORWARD=all).
+pub fn unblock(call: &mut Call<'_>) {
+    if call.argc() > 4 {
+        let text = "ERR unknown subcommand or wrong number of arguments for 'unblock'. Try \
+                    CLIENT HELP.";
+        return write::error(call.sink.out(), text);
+    }
+    match vet(
+        call.state,
+        call.client,
+        call.input,
+        call.args,
+        call.sink,
+        false,
+    ) {
+        Vetted::Allowed(_, cost) => {
+            if !charge(call.state, call.client, cost, call.sink) {
+                return;
+            }
+        }
+        Vetted::Refused => return,
+        Vetted::Unknown => {
+            let text = "ERR unknown subcommand 'unblock'. Try CLIENT HELP.";
+            return write::error(call.sink.out(), text);
+        }
+    }
+    let id = std::str::from_utf8(call.arg(2))
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok());
+    let Some(id) = id else {
+        return write::error(
+            call.sink.out(),
+            "ERR value is not an integer or out of range",
+        );
+    };
+    let mode: &[u8] = match call.argc() {
+        4 if call.arg(3).eq_ignore_ascii_case(b"TIMEOUT") => b"TIMEOUT",
+        4 if call.arg(3).eq_ignore_ascii_case(b"ERROR") => b"ERROR",
+        4 => {
+            let text = "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR";
+            return write::error(call.sink.out(), text);
+        }
+        _ => b"TIMEOUT",
+    };
+    let backend = &call.state.services.backend;
+    let Some(redis_id) = u64::try_from(id)
+        .ok()
+        .and_then(|id| backend.blocked_redis_id(id))
+    else {
+        return write::integer(call.sink.out(), 0);
+    };
+    let args = vec![
+        Box::from(&b"CLIENT"[..]),
+        Box::from(&b"UNBLOCK"[..]),
+        redis_id.to_string().into_bytes().into_boxed_slice(),
+        Box::from(mode),
+    ];
+    super::keys::forward_args(call, args);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -168,6 +168,8 @@ pub fn client(call: &mut Call<'_>) {
         super::tracking::getredir(call);
     } else if is("TRACKINGINFO") && argc == 2 {
         super::tracking::trackinginfo(call);
+    } else if is("UNBLOCK") && argc >= 3 {
+        super::blocking::unblock(call);
     } else if let Some(name) = [
         "getname",
         "setname",
@@ -175,6 +177,7 @@ pub fn client(call: &mut Call<'_>) {
         "setinfo",
         "getredir",
         "trackinginfo",
+        "unblock",
     ]
     .iter()
     .find(|n| is(n))

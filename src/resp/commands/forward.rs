@@ -309,9 +309,13 @@ pub fn vet(
         return Vetted::Refused;
     }
     let pinned = info.subscribes || (info.blocking && !in_block);
+    // CLIENT UNBLOCK acts on another client's blocking command, not on this connection
+    // (the proxy sends it for the client's own pinned connection, see `blocking::unblock`).
+    let unblock = args.len() > 1 && args.get(input, 1).eq_ignore_ascii_case(b"unblock");
     let shared_state = CONNECTION_STATE
         .iter()
-        .any(|c| name.eq_ignore_ascii_case(c));
+        .any(|c| name.eq_ignore_ascii_case(c))
+        && !(unblock && name.eq_ignore_ascii_case(b"client"));
     let admin = match (state.services.access.as_ref(), client.principal) {
         (Some(access), Some(p)) => access.required() && access.principal(p).is_admin(),
         _ => false,

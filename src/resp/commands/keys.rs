@@ -11,6 +11,12 @@ use crate::resp::{Wait, write_outcome};
 /// Sends the command to Redis unchanged and answers with Redis's reply.
 pub fn forward(call: &mut Call<'_>) {
     let args: Vec<Box<[u8]>> = (0..call.argc()).map(|i| Box::from(call.arg(i))).collect();
+    forward_args(call, args);
+}
+
+/// Sends `args` (a command that only reads, or changes no key) to Redis for `call`'s
+/// client and answers with Redis's reply.
+pub fn forward_args(call: &mut Call<'_>, args: Vec<Box<[u8]>>) {
     let seq = call.sink.wait(
         Wait {
             render: render_reply,

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use mio::Interest;
 
-use super::{MAX_BACKOFF, MIN_BACKOFF, NearLane};
+use super::{MAX_BACKOFF, NearLane};
 use crate::backend::core::BackendStats;
 use crate::backend::error::BackendError;
 use crate::backend::job::{KeyTtl, Outcome};
@@ -29,7 +29,13 @@ impl NearLane {
         self.framer.reset();
         self.skipping = false;
         self.first = None;
+        self.more = false;
         self.resp3 = false;
+        // The next connection waits out the backoff: a server that accepts and then closes
+        // (at maxclients, a load balancer) must not make the loop spin on connects. It is
+        // reset once a reply comes.
+        self.retry_at = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         BackendStats::bump(&self.core.stats.errors);
         self.core.health.failed(&mut self.health, &err);
         for job in std::mem::take(&mut self.sent).into_iter().flatten() {
@@ -55,7 +61,6 @@ impl NearLane {
             match opened.and_then(|tcp| self.register(tcp)) {
                 Ok(()) => {
                     BackendStats::bump(&self.core.stats.connects);
-                    self.backoff = MIN_BACKOFF;
                     let what = if self.fetches {
                         "misses"
                     } else {
@@ -83,12 +88,15 @@ impl NearLane {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let (target, timeout) = (self.target.clone(), self.timeout);
         let name = format!("near-connect-{}", self.loop_id);
+        let (core, loop_id) = (Arc::clone(&self.core), self.loop_id);
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
             let opened = RawConn::open(&target, timeout).and_then(|c| {
                 c.into_tcp()
                     .ok_or_else(|| BackendError::Io(Arc::from("not a plain connection")))
             });
             let _ = tx.send(opened);
+            // The loop picks it up at the end of its next turn: now, not at its next event.
+            core.wake(loop_id);
         });
         match spawned {
             Ok(_) => self.connecting = Some(rx),

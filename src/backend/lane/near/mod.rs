@@ -23,12 +23,11 @@
 //! the lane's backoff.
 
 use std::collections::VecDeque;
-use std::io::{ErrorKind, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use mio::{Interest, Registry, Token};
+use mio::{Registry, Token};
 
 use super::conn::Target;
 use super::frame::{Framer, Scan};
@@ -41,12 +40,17 @@ use crate::backend::worker::NodeLink;
 
 mod connect;
 pub mod fetch;
+mod io;
 
 /// Most commands out on the connection at once; more go by the lane's threads.
 pub const MAX_IN_FLIGHT: usize = 1024;
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Most bytes read per readiness (or turn) before the loop serves its clients again: a
+/// 50 MB value comes in over many turns, not one that holds every client of the loop.
+const READ_BUDGET: usize = 1 << 20;
 
 /// Buffers larger than this are given back once empty.
 const KEEP_BUFFER: usize = 1 << 20;
@@ -92,8 +96,11 @@ pub struct NearLane {
     loop_id: usize,
     /// This one carries the loop's cache misses, not forwarded commands.
     fetches: bool,
-    /// A fetch's `GET` reply, read, waiting for its `PTTL` reply.
-    first: Option<Vec<u8>>,
+    /// A fetch's answer from its `GET` reply, waiting for its `PTTL` reply.
+    first: Option<Outcome>,
+    /// Reading stopped at [`READ_BUDGET`] with bytes left in the socket: the loop was woken
+    /// to read on at its next turn (no new readiness comes for them).
+    more: bool,
     /// Its part in the backend's reachability (as a worker's connection).
     health: ConnHealth,
 }
@@ -139,6 +146,7 @@ impl NearLane {
             loop_id,
             fetches,
             first: None,
+            more: false,
             health: ConnHealth::default(),
         })
     }
@@ -228,6 +236,12 @@ impl NearLane {
         if self.written < self.out.len() {
             self.write();
         }
+        if self.more {
+            self.more = false;
+            self.read();
+            // The loop took its answers already this turn: woken for these.
+            self.core.flush(&mut self.outbox);
+        }
         if let Some(oldest) = self.sent.iter().find_map(Option::as_ref)
             && oldest.queued_at.elapsed() > self.timeout
         {
@@ -247,83 +261,6 @@ impl NearLane {
         self.read();
         let own = self.loop_id;
         self.core.flush_except_wake(&mut self.outbox, own);
-    }
-
-    fn write(&mut self) {
-        let Some(conn) = self.conn.as_mut() else {
-            return;
-        };
-        while self.written < self.out.len() {
-            match conn.write(&self.out[self.written..]) {
-                Ok(0) => return self.drop_conn(closed()),
-                Ok(n) => self.written += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    return self.interest(true);
-                }
-                Err(e) => return self.drop_conn(BackendError::Io(Arc::from(e.to_string()))),
-            }
-        }
-        BackendStats::bump(&self.core.stats.batches);
-        self.out.clear();
-        self.written = 0;
-        if self.out.capacity() > KEEP_BUFFER {
-            self.out = Vec::new();
-        }
-        self.interest(false);
-    }
-
-    /// Registers for writable events too, or no longer.
-    fn interest(&mut self, writable: bool) {
-        if writable == self.writable {
-            return;
-        }
-        let (Some(conn), Some(registry)) = (self.conn.as_mut(), self.registry.as_ref()) else {
-            return;
-        };
-        let interest = if writable {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        if registry.reregister(conn, self.token, interest).is_ok() {
-            self.writable = writable;
-        }
-    }
-
-    fn read(&mut self) {
-        loop {
-            let Some(conn) = self.conn.as_mut() else {
-                return;
-            };
-            if self.start > 0 && self.input.len() - self.end < READ_CHUNK {
-                self.input.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.input.len() < self.end + READ_CHUNK {
-                self.input.resize(self.end + READ_CHUNK, 0);
-            }
-            match conn.read(&mut self.input[self.end..]) {
-                Ok(0) => return self.drop_conn(closed()),
-                Ok(n) => {
-                    self.end += n;
-                    if !self.frame() {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => return self.drop_conn(BackendError::Io(Arc::from(e.to_string()))),
-            }
-        }
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-            if self.input.len() > KEEP_BUFFER {
-                self.input = Vec::new();
-            }
-        }
     }
 
     /// Answers every whole reply read; false when the connection was dropped.
@@ -358,10 +295,10 @@ impl NearLane {
                             (Outcome::from_raw(reply.to_vec()), KeyTtl::Global)
                         })
                     } else if let Some(get) = self.first.take() {
-                        Some((fetch::outcome(&get), fetch::ttl(reply)))
+                        Some((get, fetch::ttl(reply)))
                     } else {
                         // A fetch's GET reply: its PTTL reply comes next.
-                        self.first = Some(reply.to_vec());
+                        self.first = Some(fetch::outcome(reply));
                         None
                     };
                     self.start += n;
@@ -376,6 +313,7 @@ impl NearLane {
                         self.link
                             .deliver(&self.core, job, outcome, ttl, &mut self.outbox);
                         self.core.health.succeeded(&mut self.health);
+                        self.backoff = MIN_BACKOFF;
                     }
                 }
                 Scan::Partial => {
@@ -397,6 +335,19 @@ impl NearLane {
             }
         }
         true
+    }
+}
+
+impl Drop for NearLane {
+    /// The loop is ending: what is still out is answered (a fetch's flight released), not
+    /// left waiting for ever.
+    fn drop(&mut self) {
+        for job in std::mem::take(&mut self.sent).into_iter().flatten() {
+            let outcome = Outcome::Failed(BackendError::Stopped);
+            self.link
+                .deliver(&self.core, job, outcome, KeyTtl::Global, &mut self.outbox);
+        }
+        self.core.flush(&mut self.outbox);
     }
 }
 

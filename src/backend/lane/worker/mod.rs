@@ -18,7 +18,10 @@
 //! may have written are answered unavailable (whether they ran is unknown, as after any
 //! lost connection). The misses' connections never see any of it.
 
+mod connect;
 mod pending;
+
+pub use self::connect::BlockedIds;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,6 +79,10 @@ pub struct LaneWorker {
     slow_budget: usize,
     /// The database the connection is in (REDIS_DB after its login).
     conn_db: i64,
+    /// A pinned connection's record of the blocking commands waiting on it, and its Redis
+    /// client id (see [`BlockedIds`]).
+    blocked_ids: Option<BlockedIds>,
+    redis_id: Option<i64>,
     /// Chains taken so far (each numbered for [`LaneTicket::chain`]).
     ///
     /// [`LaneTicket::chain`]: crate::backend::LaneTicket::chain
@@ -109,8 +116,16 @@ impl LaneWorker {
             slow_budget: MAX_SLOW,
             chains: 0,
             conn_db: db,
+            blocked_ids: None,
+            redis_id: None,
             outbox,
         }
+    }
+
+    /// This (pinned) thread records its blocking commands in `ids`.
+    pub fn recording_blocked(mut self, ids: BlockedIds) -> LaneWorker {
+        self.blocked_ids = Some(ids);
+        self
     }
 
     /// Runs until a stop (`None`) is received or the channel closes.
@@ -215,6 +230,13 @@ impl LaneWorker {
             }
             return;
         }
+        let recorded = self.record_blocked(&batch);
+        self.send_connected(batch, oldest);
+        self.unrecord_blocked(recorded);
+    }
+
+    /// [`LaneWorker::send`] once connected (`oldest`: when its oldest command was queued).
+    fn send_connected(&mut self, batch: Vec<Job>, oldest: Instant) {
         let mut batch = batch;
         self.switch_databases(&mut batch);
         let packed = pipeline::pack(&batch);
@@ -370,40 +392,13 @@ impl LaneWorker {
     /// for it) and replaced on the next batch.
     fn dropped(&mut self, err: &BackendError) {
         self.conn = None;
+        self.redis_id = None;
         self.conn_db = self.target.db;
         BackendStats::bump(&self.core.stats.errors);
         if matches!(err, BackendError::Io(_))
             && let Some(cluster) = &self.link.cluster
         {
             cluster.node_failed();
-        }
-    }
-
-    /// Makes sure a connection is live, connecting (by `deadline`) when the backoff allows.
-    fn connect(&mut self, deadline: Instant) -> Result<(), BackendError> {
-        if self.conn.is_some() {
-            return Ok(());
-        }
-        let now = Instant::now();
-        if now < self.retry_at && !self.core.is_healthy() {
-            return Err(BackendError::Io("reconnecting (backing off)".into()));
-        }
-        match RawConn::open(&self.target, remaining(deadline)) {
-            Ok(conn) => {
-                BackendStats::bump(&self.core.stats.connects);
-                self.backoff = MIN_BACKOFF;
-                self.conn = Some(conn);
-                Ok(())
-            }
-            Err(err) => {
-                BackendStats::bump(&self.core.stats.errors);
-                if let Some(cluster) = &self.link.cluster {
-                    cluster.node_failed();
-                }
-                self.retry_at = now + self.backoff;
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                Err(err)
-            }
         }
     }
 }
