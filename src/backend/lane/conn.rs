@@ -197,11 +197,14 @@ impl RawConn {
         }
     }
 
-    /// This connection's client id in Redis (`CLIENT ID`); `None` when Redis refuses it
-    /// (an ACL user without `@connection`). A failure to ask (the connection is then out
-    /// of step) is an error.
-    pub fn client_id(&mut self, deadline: Instant) -> Result<Option<i64>, BackendError> {
-        self.send(b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n")?;
+    /// `CLIENT ID`, sent before a batch whose replies follow its own (see
+    /// [`RawConn::read_client_id`]).
+    pub const CLIENT_ID: &'static [u8] = b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n";
+
+    /// Reads the reply to a [`RawConn::CLIENT_ID`] sent: this connection's client id in
+    /// Redis; `None` when Redis refuses it (an ACL user without `@connection`). A failure
+    /// to read it (the connection is then out of step) is an error.
+    pub fn read_client_id(&mut self, deadline: Instant) -> Result<Option<i64>, BackendError> {
         let reply = self.reply(64, deadline, None).map_err(|e| match e {
             ReplyError::TooLarge => BackendError::Io(Arc::from("odd reply to CLIENT ID")),
             ReplyError::Failed(e) => e,

@@ -37,8 +37,8 @@ pub struct PinnedPool {
     timeout: Duration,
     max_reply: usize,
     leases: Arc<AtomicUsize>,
-    /// One-command leases alive: clients blocked in a blocking command (INFO's
-    /// `blocked_clients`).
+    /// One-command leases alive (a blocking command's, until its reply or its client's
+    /// leaving).
     blocked: Arc<AtomicUsize>,
     /// Leases held per client address.
     by_address: Arc<Mutex<HashMap<u128, usize>>>,
@@ -153,12 +153,20 @@ impl PinnedPool {
     /// The Redis client id of the connection proxy client `client`'s blocking command
     /// waits on, if it waits on one.
     pub fn redis_id_of(&self, client: u64) -> Option<i64> {
-        self.ids.lock().get(&client).copied()
+        let ids = self.ids.lock();
+        let (id, presence) = ids.get(&client)?;
+        if presence.has_left() { None } else { *id }
     }
 
     /// Blocking commands in flight on leases of their own.
+    /// (Counted once sent to Redis, as Redis counts them once they block: a client that
+    /// waits for `blocked_clients` and then acts on the blocked command finds it in Redis.)
     pub fn blocked(&self) -> usize {
-        self.blocked.load(Ordering::Acquire)
+        self.ids
+            .lock()
+            .values()
+            .filter(|(_, p)| !p.has_left())
+            .count()
     }
 }
 

@@ -7,40 +7,45 @@ use std::time::Instant;
 use super::{LaneWorker, MAX_BACKOFF, MIN_BACKOFF, remaining};
 use crate::backend::core::BackendStats;
 use crate::backend::error::BackendError;
-use crate::backend::job::Job;
+use crate::backend::job::{Job, Presence};
 use crate::backend::lane::conn::RawConn;
 
-/// Which Redis connection each proxy client's blocking command waits on (proxy client id
-/// to Redis client id), for `CLIENT UNBLOCK`.
-pub type BlockedIds = Arc<parking_lot::Mutex<std::collections::HashMap<u64, i64>>>;
+/// The blocking commands sent and not answered, by proxy client id, each with the Redis
+/// client id of the connection it waits on (`None` where Redis refused `CLIENT ID`) and
+/// its client's presence (one that left no longer counts, though its lane thread notices
+/// only at its next look): what `CLIENT UNBLOCK` reaches, and INFO's `blocked_clients`.
+pub type BlockedIds =
+    Arc<parking_lot::Mutex<std::collections::HashMap<u64, (Option<i64>, Presence)>>>;
 
 impl LaneWorker {
-    /// Records, for a pinned connection, the blocking commands of `batch` as waiting on it
-    /// (until [`LaneWorker::unrecord_blocked`]); the clients recorded.
-    pub(super) fn record_blocked(&self, batch: &[Job]) -> Vec<u64> {
-        let (Some(ids), Some(redis_id)) = (&self.blocked_ids, self.redis_id) else {
-            return Vec::new();
-        };
-        let clients: Vec<u64> = batch
+    /// The clients of the blocking commands of `batch`, and their presence.
+    pub(super) fn blocking_clients(batch: &[Job]) -> Vec<(u64, Presence)> {
+        batch
             .iter()
             .filter_map(|j| j.lane.as_deref())
             .filter(|l| l.patience.is_some())
-            .map(|l| l.client)
-            .collect();
-        let mut ids = ids.lock();
-        for &client in &clients {
-            ids.insert(client, redis_id);
+            .map(|l| (l.client, l.presence.clone()))
+            .collect()
+    }
+
+    /// Records, for a pinned connection, the blocking commands of `clients` as sent and
+    /// waiting on it (until [`LaneWorker::unrecord_blocked`]).
+    pub(super) fn record_blocked(&self, clients: &[(u64, Presence)]) {
+        if let Some(ids) = &self.blocked_ids {
+            let mut ids = ids.lock();
+            for (client, presence) in clients {
+                ids.insert(*client, (self.redis_id, presence.clone()));
+            }
         }
-        clients
     }
 
     /// Forgets `clients`' blocking commands (answered, or given up).
-    pub(super) fn unrecord_blocked(&self, clients: Vec<u64>) {
+    pub(super) fn unrecord_blocked(&self, clients: Vec<(u64, Presence)>) {
         if let Some(ids) = &self.blocked_ids
             && !clients.is_empty()
         {
             let mut ids = ids.lock();
-            for client in clients {
+            for (client, _) in clients {
                 ids.remove(&client);
             }
         }
@@ -56,12 +61,9 @@ impl LaneWorker {
             return Err(BackendError::Io("reconnecting (backing off)".into()));
         }
         match RawConn::open(&self.target, remaining(deadline)) {
-            Ok(mut conn) => {
+            Ok(conn) => {
                 BackendStats::bump(&self.core.stats.connects);
                 self.backoff = MIN_BACKOFF;
-                if self.blocked_ids.is_some() {
-                    self.redis_id = conn.client_id(deadline)?;
-                }
                 self.conn = Some(conn);
                 Ok(())
             }
@@ -74,6 +76,36 @@ impl LaneWorker {
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 Err(err)
             }
+        }
+    }
+
+    /// The commands sent behind one whose reply ended the connection: reads go out again
+    /// on the next connection, anything else is answered unavailable.
+    pub(super) fn after_drop(&mut self, rest: Vec<Job>) {
+        for job in rest {
+            if job.lane.as_ref().is_some_and(|l| l.rerunnable) {
+                self.pending.push(job);
+            } else {
+                let err = BackendError::Io(Arc::from(
+                    "the connection to Redis was dropped before the reply",
+                ));
+                self.answer(job, err);
+            }
+        }
+    }
+
+    /// The connection is out of step or failed: it is closed (Redis frees what it held
+    /// for it) and replaced on the next batch.
+    pub(super) fn dropped(&mut self, err: &BackendError) {
+        self.conn = None;
+        self.redis_id = None;
+        self.asked_id = false;
+        self.conn_db = self.target.db;
+        BackendStats::bump(&self.core.stats.errors);
+        if matches!(err, BackendError::Io(_))
+            && let Some(cluster) = &self.link.cluster
+        {
+            cluster.node_failed();
         }
     }
 }

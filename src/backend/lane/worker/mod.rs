@@ -83,6 +83,8 @@ pub struct LaneWorker {
     /// client id (see [`BlockedIds`]).
     blocked_ids: Option<BlockedIds>,
     redis_id: Option<i64>,
+    /// `CLIENT ID` was asked on this connection (answered or refused).
+    asked_id: bool,
     /// Chains taken so far (each numbered for [`LaneTicket::chain`]).
     ///
     /// [`LaneTicket::chain`]: crate::backend::LaneTicket::chain
@@ -118,6 +120,7 @@ impl LaneWorker {
             conn_db: db,
             blocked_ids: None,
             redis_id: None,
+            asked_id: false,
             outbox,
         }
     }
@@ -230,13 +233,19 @@ impl LaneWorker {
             }
             return;
         }
-        let recorded = self.record_blocked(&batch);
-        self.send_connected(batch, oldest);
-        self.unrecord_blocked(recorded);
+        let blocking = Self::blocking_clients(&batch);
+        self.send_connected(batch, oldest, &blocking);
+        self.unrecord_blocked(blocking);
     }
 
-    /// [`LaneWorker::send`] once connected (`oldest`: when its oldest command was queued).
-    fn send_connected(&mut self, batch: Vec<Job>, oldest: Instant) {
+    /// [`LaneWorker::send`] once connected (`oldest`: when its oldest command was queued;
+    /// `blocking`: the clients of its blocking commands, recorded once they are sent).
+    fn send_connected(
+        &mut self,
+        batch: Vec<Job>,
+        oldest: Instant,
+        blocking: &[(u64, crate::backend::job::Presence)],
+    ) {
         let mut batch = batch;
         self.switch_databases(&mut batch);
         let packed = pipeline::pack(&batch);
@@ -245,16 +254,34 @@ impl LaneWorker {
         let timeout = (oldest + self.timeout)
             .saturating_duration_since(sent_at)
             .max(Duration::from_millis(1));
-        if let Err(err) = conn
-            .set_timeout(timeout)
-            .and_then(|()| conn.send_parts(packed.parts()))
-        {
-            self.dropped(&err);
-            for job in batch {
-                self.answer(job, err.clone());
+        // A pinned connection learns its Redis client id with its first batch (no round
+        // trip of its own: the reply comes first, right away).
+        let ask_id = self.blocked_ids.is_some() && self.redis_id.is_none() && !self.asked_id;
+        let sent = conn.set_timeout(timeout).and_then(|()| {
+            if ask_id {
+                conn.send(RawConn::CLIENT_ID)?;
             }
-            return;
+            conn.send_parts(packed.parts())
+        });
+        let sent = sent.and_then(|()| match ask_id {
+            true => conn.read_client_id(sent_at + timeout).map(Some),
+            false => Ok(None),
+        });
+        match sent {
+            Ok(id) if ask_id => {
+                self.asked_id = true;
+                self.redis_id = id.flatten();
+            }
+            Ok(_) => {}
+            Err(err) => {
+                self.dropped(&err);
+                for job in batch {
+                    self.answer(job, err.clone());
+                }
+                return;
+            }
         }
+        self.record_blocked(blocking);
         BackendStats::bump(&self.core.stats.batches);
         let mut replies = Replies {
             hellos: packed.hellos.iter().peekable(),
@@ -370,35 +397,6 @@ impl LaneWorker {
                     lane.selects = true;
                 }
             }
-        }
-    }
-
-    /// The commands sent behind one whose reply ended the connection: reads go out again
-    /// on the next connection, anything else is answered unavailable.
-    fn after_drop(&mut self, rest: Vec<Job>) {
-        for job in rest {
-            if job.lane.as_ref().is_some_and(|l| l.rerunnable) {
-                self.pending.push(job);
-            } else {
-                let err = BackendError::Io(Arc::from(
-                    "the connection to Redis was dropped before the reply",
-                ));
-                self.answer(job, err);
-            }
-        }
-    }
-
-    /// The connection is out of step or failed: it is closed (Redis frees what it held
-    /// for it) and replaced on the next batch.
-    fn dropped(&mut self, err: &BackendError) {
-        self.conn = None;
-        self.redis_id = None;
-        self.conn_db = self.target.db;
-        BackendStats::bump(&self.core.stats.errors);
-        if matches!(err, BackendError::Io(_))
-            && let Some(cluster) = &self.link.cluster
-        {
-            cluster.node_failed();
         }
     }
 }
