@@ -109,6 +109,8 @@ fn exact() -> Vec<Vec<u8>> {
 #[test]
 fn edge_cases_of_every_command_are_the_same_bytes_as_redis() {
     let (redis, proxy) = setup();
+    // XREAD BLOCK and the forwarded commands need Redis's command table, read at start.
+    common::resp_client::wait_for_catalog(&proxy);
     assert_same_as_redis(redis.port, proxy.resp_port, &exact());
 }
 

@@ -249,11 +249,15 @@ impl Catalog {
             for entry in &entries {
                 add_entry(&mut map, entry);
             }
-            // Redis before 7 has no COMMAND DOCS: every command not `@fast` stays slow.
+            if map.is_empty() {
+                return;
+            }
+            // Forwarding starts now; what COMMAND DOCS adds (a big reply, slow to read in a
+            // debug build) comes a moment later. Redis before 7 has none: every command
+            // not `@fast` stays slow.
+            *self.commands.write() = Some(map.clone());
             if let Ok(docs) = redis::cmd("COMMAND").arg("DOCS").query(conn) {
                 mark_constant(&mut map, &docs);
-            }
-            if !map.is_empty() {
                 *self.commands.write() = Some(map);
             }
         }

@@ -31,9 +31,9 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
 
     /// The application's end of the turn, after everything served in it (the expiries may
     /// serve what waited), so that what it gathered goes out now.
+    #[inline]
     pub(super) fn end_turn(&mut self) {
-        let (app, now) = (&mut self.app, self.now);
-        crate::guard::or_exit("the end of an event loop's turn", || app.end_turn(now));
+        self.app.end_turn(self.now);
     }
 
     /// Records one outcome on its connection; false when the connection must be closed

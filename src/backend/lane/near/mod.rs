@@ -226,9 +226,24 @@ impl NearLane {
         None
     }
 
+    /// Whether [`NearLane::turn`] has anything to do: not connected, bytes to write or to
+    /// read on, or commands out (a cached hit's turn costs these few checks).
+    #[inline]
+    pub fn needs_turn(&self) -> bool {
+        self.conn.is_none() || self.written < self.out.len() || self.more || !self.sent.is_empty()
+    }
+
     /// End of a loop turn: writes what was packed, gives up on a reply past its deadline,
-    /// and picks up a connection opened meanwhile.
+    /// and picks up a connection opened meanwhile. A panic here ends the process (see
+    /// `guard::or_exit`): the connection's state would be unknown.
+    #[inline]
     pub fn turn(&mut self) {
+        if self.needs_turn() {
+            crate::guard::or_exit("an event loop's connection to Redis", || self.work());
+        }
+    }
+
+    fn work(&mut self) {
         if self.conn.is_none() {
             self.connect();
             return;
