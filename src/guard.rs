@@ -24,16 +24,7 @@ where
         .name(name.clone())
         .spawn(move || {
             if let Err(panic) = catch_unwind(AssertUnwindSafe(body)) {
-                let said = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".to_string());
-                crate::error!(
-                    "thread '{name}' panicked ({said}); exiting with code {EXIT_PANICKED} so \
-                     that the proxy is restarted whole"
-                );
-                std::process::exit(EXIT_PANICKED);
+                exit_after(&format!("thread '{name}'"), panic.as_ref());
             }
         })
 }
@@ -45,19 +36,22 @@ where
 pub fn or_exit<R>(name: &str, body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(r) => r,
-        Err(panic) => {
-            let said = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".to_string());
-            crate::error!(
-                "{name} panicked ({said}); exiting with code {EXIT_PANICKED} so that the \
-                 proxy is restarted whole"
-            );
-            std::process::exit(EXIT_PANICKED);
-        }
+        Err(panic) => exit_after(name, panic.as_ref()),
     }
+}
+
+/// Logs that `who` panicked (with what it said) and ends the process (see the module doc).
+fn exit_after(who: &str, panic: &(dyn std::any::Any + Send)) -> ! {
+    let said = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string());
+    crate::error!(
+        "{who} panicked ({said}); exiting with code {EXIT_PANICKED} so that the proxy is \
+         restarted whole"
+    );
+    std::process::exit(EXIT_PANICKED);
 }
 
 /// Test-only: panics when PROXY_TEST_PANIC_IN names `point` (`tracking`, `worker`,

@@ -37,9 +37,6 @@ pub struct PinnedPool {
     timeout: Duration,
     max_reply: usize,
     leases: Arc<AtomicUsize>,
-    /// One-command leases alive (a blocking command's, until its reply or its client's
-    /// leaving).
-    blocked: Arc<AtomicUsize>,
     /// Leases held per client address.
     by_address: Arc<Mutex<HashMap<u128, usize>>>,
     /// The Redis connection each client's blocking command waits on (`CLIENT UNBLOCK`).
@@ -60,8 +57,6 @@ struct Counted {
     leases: Arc<AtomicUsize>,
     by_address: Arc<Mutex<HashMap<u128, usize>>>,
     address: u128,
-    /// The pool's count of one-command leases, for one of those.
-    blocked: Option<Arc<AtomicUsize>>,
 }
 
 impl std::fmt::Debug for Pinned {
@@ -86,7 +81,6 @@ impl PinnedPool {
             timeout,
             max_reply,
             leases: Arc::new(AtomicUsize::new(0)),
-            blocked: Arc::new(AtomicUsize::new(0)),
             ids: BlockedIds::default(),
             by_address: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -120,15 +114,10 @@ impl PinnedPool {
         )
         .recording_blocked(Arc::clone(&self.ids));
         let name = format!("pinned {}:{}", self.target.host, self.target.port);
-        let blocked = one_shot.then(|| {
-            self.blocked.fetch_add(1, Ordering::AcqRel);
-            Arc::clone(&self.blocked)
-        });
         let counted = Counted {
             leases: Arc::clone(&self.leases),
             by_address: Arc::clone(&self.by_address),
             address,
-            blocked,
         };
         let (in_thread, in_lease) = if one_shot {
             (Some(counted), None)
@@ -179,9 +168,6 @@ impl Pinned {
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        if let Some(blocked) = &self.blocked {
-            blocked.fetch_sub(1, Ordering::AcqRel);
-        }
         self.leases.fetch_sub(1, Ordering::AcqRel);
         let mut by_address = self.by_address.lock();
         if let Some(held) = by_address.get_mut(&self.address) {
