@@ -9,17 +9,6 @@ use common::*;
 use std::io::Write;
 use std::time::Duration;
 
-/// The resident memory of process `pid`, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kb * 1024
-}
-
 fn buffered(proxy: &Proxy) -> u64 {
     proxy.stats()["buffers"]["bytes"]
         .as_u64()
@@ -42,7 +31,7 @@ fn a_big_value_waiting_on_redis_is_held_once_and_counted_in_the_buffer_budget() 
         ],
     );
     wait_for_catalog(&proxy);
-    let before = rss(proxy.pid());
+    let before = proxy.memory().1;
     let value = "v".repeat(SIZE);
     // Redis reads what it is sent and runs no write until the pause ends.
     redis.run(&["CLIENT", "PAUSE", "60000", "WRITE"]);
@@ -59,7 +48,7 @@ fn a_big_value_waiting_on_redis_is_held_once_and_counted_in_the_buffer_budget() 
         held >= SIZE as u64 && held < SIZE as u64 + (1 << 20),
         "counted once until answered: {held}"
     );
-    let grown = rss(proxy.pid()).saturating_sub(before);
+    let grown = proxy.memory().1.saturating_sub(before);
     assert!(
         grown < SIZE as u64 * 3 / 2,
         "the proxy grew by {grown} bytes for a {SIZE}-byte value"

@@ -18,9 +18,7 @@ fn tracking_proxy(redis: &Redis, extra: &[(&str, &str)]) -> Proxy {
     vars.extend_from_slice(extra);
     let proxy = Proxy::start(redis.port, &vars);
     wait_for_catalog(&proxy);
-    wait_for("tracking up", Duration::from_secs(10), || {
-        (proxy.stats()["invalidation"]["state"] == "tracking").then_some(())
-    });
+    proxy.wait_tracking();
     proxy
 }
 

@@ -17,9 +17,7 @@ fn proxy_on(redis: &Redis, extra: &[(&str, &str)]) -> Proxy {
     env.extend_from_slice(extra);
     let proxy = Proxy::start(redis.port, &env);
     if !extra.contains(&("PROXY_INVALIDATION", "off")) {
-        wait_for("tracking to be on", Duration::from_secs(10), || {
-            (proxy.stats()["invalidation"]["state"] == "tracking").then_some(())
-        });
+        proxy.wait_tracking();
     }
     proxy
 }

@@ -32,17 +32,6 @@ fn make_list(redis: &Redis, key: &str, n: u32) {
         .unwrap();
 }
 
-/// The proxy's peak and current resident memory, in bytes (`/proc/<pid>/status`).
-fn memory(proxy: &Proxy) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.pid())).unwrap();
-    let kb = |field: &str| -> u64 {
-        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-        let n: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        n * 1024
-    };
-    (kb("VmHWM:"), kb("VmRSS:"))
-}
-
 /// How many times Redis ran `command` (`INFO commandstats`), asked on `c` (a connection
 /// made before the load: Redis busy with it may be slow to accept a new one).
 fn calls(c: &mut redis::Connection, command: &str) -> u64 {
@@ -122,7 +111,7 @@ fn a_forwarded_reply_past_the_limit_is_refused_and_never_held() {
         b"*2\r\n$1\r\nm\r\n$1\r\nm\r\n"
     );
     assert_eq!(ask(&mut s, &["SCARD", "one"]), b":1\r\n");
-    let (peak, _) = memory(&proxy);
+    let (peak, _) = proxy.memory();
     assert!(peak < 150 << 20, "peak RSS {} MB", peak >> 20);
 }
 
@@ -157,7 +146,7 @@ fn clients_that_never_read_hold_a_bounded_amount_of_memory() {
     assert_eq!(proxy.lookup("cold").0, 200);
     // Ten clients, 16 replies of 0.6 MB each at most, plus buffers: far below what 2,000
     // replies would take (1.2 GB).
-    let (peak, _) = memory(&proxy);
+    let (peak, _) = proxy.memory();
     assert!(peak < 400 << 20, "peak RSS {} MB", peak >> 20);
     let ran = calls(&mut direct, "lrange");
     assert!(
@@ -189,7 +178,7 @@ fn clients_that_never_read_hold_a_bounded_amount_of_memory() {
     drop(silent);
     // Their memory goes back to the OS once they have left, not only to the allocator:
     // the resident size falls to under half its peak.
-    let (peak, _) = memory(&proxy);
+    let (peak, _) = proxy.memory();
     assert!(
         peak > 40 << 20,
         "the clients held too little to tell ({} MB)",
@@ -198,6 +187,6 @@ fn clients_that_never_read_hold_a_bounded_amount_of_memory() {
     wait_for(
         "the clients' memory returned to the OS",
         Duration::from_secs(30),
-        || (memory(&proxy).1 < peak / 2).then_some(()),
+        || (proxy.memory().1 < peak / 2).then_some(()),
     );
 }

@@ -194,9 +194,7 @@ fn misses_are_fetched_on_the_loops_connections_and_survive_their_loss() {
     );
     let fetched = |proxy: &Proxy| proxy.stats()["backend"]["fetches_near"].as_u64().unwrap();
     // Tracking first: until it is up nothing is cached, and a miss may wait for it.
-    wait_for("tracking", Duration::from_secs(10), || {
-        (proxy.stats()["invalidation"]["state"] == "tracking").then_some(())
-    });
+    proxy.wait_tracking();
     let before = fetched(&proxy);
     let (status, body) = proxy.lookup("a");
     assert_eq!((status, body["value"].as_str()), (200, Some("1")));

@@ -303,6 +303,24 @@ impl Proxy {
         self.child.pid()
     }
 
+    /// Waits until every node is tracked (nothing is cached before).
+    pub fn wait_tracking(&self) {
+        wait_for("tracking on", Duration::from_secs(10), || {
+            (self.stats()["invalidation"]["state"] == "tracking").then_some(())
+        });
+    }
+
+    /// The proxy's peak and current resident memory, in bytes (`/proc/<pid>/status`).
+    pub fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb = |field: &str| -> u64 {
+            let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+            let n: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            n * 1024
+        };
+        (kb("VmHWM:"), kb("VmRSS:"))
+    }
+
     /// Sends a signal by name (TERM, INT, KILL) to the proxy.
     pub fn signal(&self, name: &str) {
         let ok = Command::new("kill")
