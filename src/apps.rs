@@ -186,6 +186,18 @@ impl Application for Apps {
         }
     }
 
+    fn adopt(
+        &mut self,
+        session: &mut Session,
+        request: Vec<u8>,
+        at: usize,
+        replies: &mut Replies<'_, Wait>,
+    ) {
+        if let Session::Resp(_) = session {
+            self.resp.adopt(request, at, replies);
+        }
+    }
+
     fn refuse_timeout(&mut self, session: &mut Session, out: &mut Vec<u8>) {
         match session {
             Session::Http(_) | Session::OverCap(_) => self.http.refuse_timeout(out),

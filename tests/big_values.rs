@@ -86,3 +86,35 @@ fn a_big_value_waiting_on_redis_is_held_once_and_counted_in_the_buffer_budget() 
         (buffered(&proxy) < 1 << 20).then_some(())
     });
 }
+
+/// A big value is never held twice, not even for the moment of a copy: the connection's
+/// input buffer becomes the argument sent to Redis. The proxy's peak memory (VmHWM) grows
+/// by about the value's size for one 32 MB SET, not twice it.
+#[test]
+fn a_big_value_is_never_held_twice_on_its_way_to_redis() {
+    const SIZE: usize = 32 << 20;
+    let redis = Redis::start();
+    let proxy = Proxy::start(redis.port, &[("PROXY_FORWARD", "all")]);
+    wait_for_catalog(&proxy);
+    let mut c = connect(proxy.resp_port);
+    // Warm the paths (and their allocations) with a small value first.
+    assert_eq!(ask(&mut c, &["SET", "small", "v"]), b"+OK\r\n");
+    let before = proxy.memory().0;
+    // Sent in one piece, with a command behind it in the same write (one the proxy
+    // answers itself: a STRLEN would fetch the value back).
+    let mut request = multibulk(&["SET", "big", &"v".repeat(SIZE)]);
+    request.extend_from_slice(&multibulk(&["PING"]));
+    c.write_all(&request).unwrap();
+    drop(request);
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(read_replies(&mut c, 2), b"+OK\r\n+PONG\r\n");
+    let peak = proxy.memory().0.saturating_sub(before);
+    assert!(
+        peak < SIZE as u64 * 3 / 2,
+        "the proxy's peak grew by {peak} bytes for a {SIZE}-byte value"
+    );
+    assert_eq!(
+        redis_cli(redis.port, &[], &["STRLEN", "big"]).1.trim(),
+        SIZE.to_string()
+    );
+}

@@ -25,6 +25,25 @@ pub struct ChainLink {
     pub lane: LaneTicket,
 }
 
+impl ChainLink {
+    /// The command `args`, answered to `waiter`.
+    pub fn new(
+        args: Vec<Box<[u8]>>,
+        waiter: Waiter,
+        invalidates: Changes,
+        resp3: bool,
+        lane: LaneTicket,
+    ) -> ChainLink {
+        ChainLink {
+            args,
+            waiter,
+            invalidates,
+            resp3,
+            lane,
+        }
+    }
+}
+
 impl Backend {
     /// Sends a command forwarded for a client by the forwarding lane (see [`lane`]): never
     /// with the misses, never cached. `invalidates` (a write's keys) are removed from the
@@ -58,13 +77,21 @@ impl Backend {
         lane: LaneTicket,
         via: Option<&Pinned>,
     ) -> Result<(), BackendError> {
-        let link = ChainLink {
-            args,
-            waiter,
-            invalidates,
-            resp3,
-            lane,
-        };
+        let link = ChainLink::new(args, waiter, invalidates, resp3, lane);
+        self.forward_prefixed(prefix, link, via)
+    }
+
+    /// [`Backend::forward`] of a command already put together.
+    pub fn forward_link(&self, link: ChainLink, via: Option<&Pinned>) -> Result<(), BackendError> {
+        self.forward_prefixed(Vec::new(), link, via)
+    }
+
+    fn forward_prefixed(
+        &self,
+        prefix: Vec<Vec<Box<[u8]>>>,
+        link: ChainLink,
+        via: Option<&Pinned>,
+    ) -> Result<(), BackendError> {
         let job = link.into_job(prefix, std::time::Instant::now());
         let sent = match via {
             Some(pinned) => pinned.submit(job),

@@ -22,6 +22,10 @@ pub enum Served {
     ///
     /// [`Replies::hold`]: super::replies::Replies::hold
     Deferred,
+    /// A request of this many bytes was taken on by the application, which wants its bytes
+    /// as its own allocation rather than a copy (a big value on its way to the backend):
+    /// the loop hands them over with [`Application::adopt`].
+    Adopt(usize),
 }
 
 /// What became of a push ([`Application::push`]).
@@ -102,6 +106,18 @@ pub trait Application: Send + 'static {
 
     /// The reply to a request over [`Application::max_input`] (the connection closes after).
     fn refuse_oversized(&mut self, session: &mut Self::Session, out: &mut Vec<u8>);
+
+    /// Takes the bytes of the request [`Application::serve`] answered [`Served::Adopt`]
+    /// for: `request[at..]` (the buffer the connection read them into, given up by the
+    /// connection, so a big request is never held twice).
+    fn adopt(
+        &mut self,
+        _session: &mut Self::Session,
+        _request: Vec<u8>,
+        _at: usize,
+        _replies: &mut Replies<'_, Self::Wait>,
+    ) {
+    }
 
     /// The reply to a request not complete within the request timeout (the connection
     /// closes after).

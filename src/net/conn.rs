@@ -51,11 +51,13 @@ impl Input {
         }
     }
 
-    /// Bytes of its buffer past the first [`INPUT_FREE`]: those of a big request being
-    /// received, counted in the process-wide buffered total (PROXY_MAX_BUFFER_BYTES).
+    /// Bytes received into its buffer past the first [`INPUT_FREE`]: those of a big request
+    /// being received, counted in the process-wide buffered total (PROXY_MAX_BUFFER_BYTES).
+    /// Received, not allocated: a grown buffer's pages are the allocator's zeroed ones,
+    /// resident only once written.
     #[inline]
     pub fn counted(&self) -> usize {
-        self.buf.len().saturating_sub(INPUT_FREE)
+        self.end.saturating_sub(INPUT_FREE)
     }
 
     /// The bytes read and not yet consumed.
@@ -79,6 +81,25 @@ impl Input {
         }
     }
 
+    /// Gives up the first `n` pending bytes as a buffer of their own: the buffer they were
+    /// read into and where in it they start (nothing copied, but what followed them, moved
+    /// to a new buffer); a plain copy when what followed is itself big.
+    pub fn take(&mut self, n: usize) -> (Vec<u8>, usize) {
+        let (from, end) = (self.start, self.start + n);
+        let rest = self.end - end;
+        if rest > INITIAL_INPUT {
+            let copy = self.buf[from..end].to_vec();
+            self.consume(n);
+            return (copy, 0);
+        }
+        let mut taken = std::mem::replace(&mut self.buf, vec![0; INITIAL_INPUT]);
+        self.buf[..rest].copy_from_slice(&taken[end..self.end]);
+        self.start = 0;
+        self.end = rest;
+        taken.truncate(end);
+        (taken, from)
+    }
+
     /// Drops everything buffered.
     pub fn discard(&mut self) {
         self.consume(self.end - self.start);
@@ -91,11 +112,13 @@ impl Input {
     }
 
     /// Makes room for a read: compacts, or grows up to `max` bytes. False when full.
-    /// The buffer doubles, only once full, so it grows with what was received, never with
-    /// what a header announces. `want`: the bytes (from the first unconsumed one) the
-    /// request being received needs at least, when known (a big argument's length was
-    /// read): the last doubling stops there (and a little more), so a 100 MB value is held
-    /// in an allocation of its size, not one of 128 MB.
+    /// The buffer doubles, only once full. `want`: the bytes (from the first unconsumed
+    /// one) the request being received needs at least, when known (a big argument's length
+    /// was read): the buffer grows to that at once (and a little more), so a 100 MB value
+    /// is received into one allocation of its size, never copied from a smaller one.
+    /// Growing copies only the bytes received into a new zeroed allocation, whose pages
+    /// become resident only as bytes arrive (what a header announces costs address space,
+    /// not memory; the budget counts what was received, see [`Input::counted`]).
     /// (The check for room is inlined: both loops, in clear and TLS, call it per read.)
     #[inline]
     fn make_room(&mut self, max: usize, want: usize) -> bool {
@@ -114,15 +137,18 @@ impl Input {
         if self.buf.len() >= max {
             return false;
         }
-        let doubled = self.buf.len() * 2;
         let grown = if want > self.buf.len() {
-            want.saturating_add(WANT_SLACK).min(doubled)
+            want.saturating_add(WANT_SLACK)
         } else {
-            doubled
+            self.buf.len() * 2
         }
         .min(max);
-        self.buf.reserve_exact(grown - self.buf.len());
-        self.buf.resize(grown, 0);
+        // Not `resize`, which would write every new byte (and a `realloc` that moves leaves
+        // the old block dirty in the allocator for a while): a fresh zeroed block, the
+        // allocator's untouched pages, with what was received copied over.
+        let mut fresh = vec![0; grown];
+        fresh[..self.end].copy_from_slice(&self.buf[..self.end]);
+        self.buf = fresh;
         true
     }
 }

@@ -127,6 +127,9 @@ pub struct Loop {
     /// This loop's own connection of the forwarding lane, for quick commands (none before
     /// the loop starts, in front of a cluster, with TLS towards Redis or PROXY_FORWARD=none).
     pub near: Option<crate::backend::NearLane>,
+    /// A forwarded command waiting for its big argument's buffer (see
+    /// [`commands::adopt`]): set by the command, taken when the loop hands it over.
+    pub adopting: Option<commands::adopt::Adopting>,
 }
 
 /// The RESP application of one event loop.
@@ -151,6 +154,7 @@ impl RespApp {
                 last_command: None,
                 reply_command: false,
                 near: None,
+                adopting: None,
             },
         }
     }
@@ -206,6 +210,9 @@ impl RespApp {
         }
         if n > SHRINK_AFTER {
             session.parser.shrink();
+            if self.state.adopting.is_some() {
+                return Served::Adopt(n);
+            }
         }
         Served::Consumed(n)
     }
@@ -326,6 +333,12 @@ impl RespApp {
     /// The answer to a connection over the cap.
     pub fn refuse_connection(&mut self, out: &mut Vec<u8>) {
         write::error(out, "ERR max number of clients reached");
+    }
+
+    /// Takes over the buffer of the request [`RespApp::serve`] answered `Served::Adopt`
+    /// for: `request[at..]` (see [`commands::adopt`]).
+    pub fn adopt(&mut self, request: Vec<u8>, at: usize, sink: &mut dyn Sink<Wait>) {
+        commands::adopt::adopted(&mut self.state, request, at, sink);
     }
 
     /// The end of a serve pass over a connection's input: its chain of forwarded commands

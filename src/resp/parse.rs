@@ -97,6 +97,12 @@ impl Args {
         };
         &src[self.ranges[i].clone()]
     }
+
+    /// Where argument `i` lies in the input (None for an inline command's, which are
+    /// copied).
+    pub fn range(&self, i: usize) -> Option<Range<usize>> {
+        (!self.is_inline).then(|| self.ranges[i].clone())
+    }
 }
 
 /// A request that breaks the protocol; the text follows `-ERR Protocol error: `.

@@ -219,6 +219,13 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                         conn.input.consume(n);
                         consumed = true;
                     }
+                    Served::Adopt(n) => {
+                        let (request, at) = conn.input.take(n);
+                        let mut replies =
+                            Replies::new(&mut conn.output, &mut conn.closing, whom, now);
+                        app.adopt(&mut conn.session, request, at, &mut replies);
+                        consumed = true;
+                    }
                     Served::Deferred => {
                         // Served again once the replies ahead of it are answered (the
                         // answers settle this connection, which serves what is buffered).

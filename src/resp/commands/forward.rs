@@ -172,10 +172,8 @@ pub fn submit(
     // Held to the lane's allowance of slow commands per batch: not `@fast`, and not
     // documented as constant time either.
     let slow = blocking || !(info.categories.contains(Categories::FAST) || info.constant);
-    let argv: Vec<Box<[u8]>> = (0..args.len())
-        .map(|i| Box::from(args.get(input, i)))
-        .collect();
-    let invalidates = changes(info, &argv);
+    let alone = on.via.is_none() && !blocking;
+    let (argv, invalidates, adopt) = super::adopt::argv(info, input, args, alone);
     let seq = sink.wait(reply_wait(client.proto), 1);
     if blocking {
         sink.patient(seq);
@@ -198,6 +196,13 @@ pub fn submit(
             state.services.backend.scripts(),
         ));
     }
+    let link = ChainLink::new(argv, waiter, invalidates, resp3, lane);
+    if let Some(big) = adopt {
+        // Sent once the loop hands the request's buffer over (after the chain before it).
+        flush_chain(state, sink);
+        state.adopting = Some(super::adopt::Adopting::new(link, big, seq, ordered));
+        return;
+    }
     if chainable {
         // Sent with the connection's other forwarded commands of this pass, in order on
         // one lane connection; a write holds what follows once the chain goes out.
@@ -207,21 +212,11 @@ pub fn submit(
             flush_chain(state, sink);
         }
         state.chain_owner = owner;
-        state.chain.push(ChainLink {
-            args: argv,
-            waiter,
-            invalidates,
-            resp3,
-            lane,
-        });
+        state.chain.push(link);
         state.chain_ordered |= ordered;
         return;
     }
-    let sent = state
-        .services
-        .backend
-        .forward(argv, waiter, invalidates, resp3, lane, on.via);
-    if let Err(e) = sent {
+    if let Err(e) = state.services.backend.forward_link(link, on.via) {
         sink.resolve(seq, 0, Outcome::Failed(e));
     }
     if ordered {
@@ -399,7 +394,7 @@ pub fn charge(state: &mut Loop, client: &Client, cost: u64, sink: &mut dyn Sink<
 /// whole cache when that cannot be told: a write without keys (FLUSHDB, FLUSHALL,
 /// SWAPDB), a script or function without declared keys, or a spec Redis cannot describe
 /// (SORT ... STORE).
-pub fn changes(info: &CommandInfo, argv: &[Box<[u8]>]) -> Changes {
+pub fn changes<A: AsRef<[u8]>>(info: &CommandInfo, argv: &[A]) -> Changes {
     if info.readonly && !info.write {
         return Changes::default();
     }
@@ -410,7 +405,12 @@ pub fn changes(info: &CommandInfo, argv: &[Box<[u8]>]) -> Changes {
     if keys.unknown_writes || keyless_write {
         return Changes::Everything;
     }
-    Changes::Keys(keys.written.iter().map(|&i| argv[i].clone()).collect())
+    Changes::Keys(
+        keys.written
+            .iter()
+            .map(|&i| Box::from(argv[i].as_ref()))
+            .collect(),
+    )
 }
 
 /// Redis's reply to a forwarded command (the bytes Redis sent), or the proxy's error.

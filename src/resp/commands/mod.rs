@@ -17,6 +17,7 @@
 //! MULTI, only the rows flagged [`Flags::NOT_QUEUED`] are served until EXEC or DISCARD;
 //! every other command is queued for Redis, or refused there ([`transaction`]).
 
+pub mod adopt;
 mod auth;
 mod blocking;
 mod connection;

@@ -1,0 +1,107 @@
+//! A forwarded command with a big argument (64 KiB or more: a big value being `SET`) takes
+//! over the buffer its request was read into instead of copying the argument out of it,
+//! so the value is held once between the client and Redis, not twice for the moment of a
+//! copy. [`submit`] prepares the command with that argument left out and answers
+//! `Served::Adopt`; the loop hands the request's buffer over ([`adopted`]), the argument
+//! is cut out of it in place and the command goes to the lane.
+//!
+//! [`submit`]: super::forward::submit
+
+use std::ops::Range;
+
+use super::forward::changes;
+use crate::backend::{ChainLink, CommandInfo, Outcome};
+use crate::net::Sink;
+use crate::resp::parse::Args;
+use crate::resp::{Loop, Wait};
+
+/// A big argument to take over: its index, and where it lies in the request.
+pub type Big = (usize, Range<usize>);
+
+/// A command waiting for its big argument's buffer.
+pub struct Adopting {
+    /// The command, its big argument empty.
+    link: ChainLink,
+    /// Which argument that is, and where it lies in the request.
+    index: usize,
+    range: Range<usize>,
+    /// Its reply's place, and whether what follows waits for it.
+    seq: u64,
+    ordered: bool,
+}
+
+/// The arguments of `args` (of `input`, a whole request) as the lane takes them, and what
+/// they may change. With `adopt` (a command sent alone, on a shared lane), the biggest
+/// argument of 64 KiB or more is left empty, to be taken over: its index and range.
+pub fn argv(
+    info: &CommandInfo,
+    input: &[u8],
+    args: &Args,
+    adopt: bool,
+) -> (Vec<Box<[u8]>>, crate::backend::Changes, Option<Big>) {
+    let big = adopt && input.len() > crate::net::INPUT_FREE;
+    let taken = big
+        .then(|| {
+            (0..args.len())
+                .map(|i| (i, args.get(input, i).len()))
+                .filter(|&(_, len)| len >= crate::net::INPUT_FREE)
+                .max_by_key(|&(_, len)| len)
+                .and_then(|(i, _)| Some((i, args.range(i)?)))
+        })
+        .flatten();
+    let Some((index, range)) = taken else {
+        let argv: Vec<Box<[u8]>> = (0..args.len())
+            .map(|i| Box::from(args.get(input, i)))
+            .collect();
+        let invalidates = changes(info, &argv);
+        return (argv, invalidates, None);
+    };
+    // The keys are read from the whole arguments (a big key is a key still).
+    let whole: Vec<&[u8]> = (0..args.len()).map(|i| args.get(input, i)).collect();
+    let invalidates = changes(info, &whole);
+    let argv = (0..args.len())
+        .map(|i| match i == index {
+            true => Box::default(),
+            false => Box::from(whole[i]),
+        })
+        .collect();
+    (argv, invalidates, Some((index, range)))
+}
+
+impl Adopting {
+    /// `link`, its argument `index` (at `range` of the request) to be taken over.
+    pub fn new(link: ChainLink, (index, range): Big, seq: u64, ordered: bool) -> Adopting {
+        Adopting {
+            link,
+            index,
+            range,
+            seq,
+            ordered,
+        }
+    }
+}
+
+/// The request of the command waiting in `state` is `request[at..]`: its big argument is
+/// cut out of that buffer in place (moved to its start, the rest given back), and the
+/// command goes to the lane.
+pub fn adopted(state: &mut Loop, mut request: Vec<u8>, at: usize, sink: &mut dyn Sink<Wait>) {
+    let Some(Adopting {
+        mut link,
+        index,
+        range,
+        seq,
+        ordered,
+    }) = state.adopting.take()
+    else {
+        return;
+    };
+    request.truncate(at + range.end);
+    request.drain(..at + range.start);
+    link.args[index] = request.into_boxed_slice();
+    if let Err(e) = state.services.backend.forward_link(link, None) {
+        sink.resolve(seq, 0, Outcome::Failed(e));
+    }
+    if ordered {
+        sink.hold();
+    }
+}
