@@ -98,7 +98,10 @@ fn shard_subscribers_on_different_masters_get_redis_bytes() {
         "the direct subscriber and the proxy's one connection"
     );
     let message0 = pushed(&mut direct0, 1);
-    assert!(message0.starts_with("*3\r\n$8\r\nsmessage\r\n"), "{message0:?}");
+    assert!(
+        message0.starts_with("*3\r\n$8\r\nsmessage\r\n"),
+        "{message0:?}"
+    );
     assert_eq!(pushed(&mut a, 1), message0);
     assert_eq!(pushed(&mut both, 1), message0);
     // SPUBLISH through the proxy (PROXY_FORWARD=all): routed to the slot's master.
@@ -142,6 +145,10 @@ fn one_ssubscribe_across_slots_is_refused_as_the_cluster_refuses_it() {
         assert_eq!(words(&mut s, &command, 1), want, "{command}");
         // Not a subscriber: any command runs.
         assert_eq!(words(&mut s, "PING", 1), "+PONG\r\n");
+        let command = format!("SUNSUBSCRIBE {pair}");
+        let want = words(&mut direct, &command, 1);
+        assert!(want.starts_with("-CROSSSLOT"), "{want:?}");
+        assert_eq!(words(&mut s, &command, 1), want, "{command}");
     }
     // One slot through a hash tag: both subscribed.
     let mut s = connect(proxy.resp_port);
@@ -246,10 +253,14 @@ fn a_slot_moved_away_unsubscribes_its_channels_as_redis_does() {
     assert_eq!(pushed(&mut a, 1), confirmation("sunsubscribe", &c0, 1));
     assert_eq!(pushed(&mut a3, 1), format!(">{}", &want[1..]));
     // Subscribed again, on the slot's new master (once the proxy has read the new map).
-    wait_for("the channel subscribed again", Duration::from_secs(10), || {
-        let got = words(&mut a, &format!("SSUBSCRIBE {c0}"), 1);
-        (got == confirmation("ssubscribe", &c0, 2)).then_some(())
-    });
+    wait_for(
+        "the channel subscribed again",
+        Duration::from_secs(10),
+        || {
+            let got = words(&mut a, &format!("SSUBSCRIBE {c0}"), 1);
+            (got == confirmation("ssubscribe", &c0, 2)).then_some(())
+        },
+    );
     assert_eq!(shardnumsub(&cluster, m1, &c0), Reply::Int(1));
     let mut p = connect(proxy.resp_port);
     assert_eq!(words(&mut p, &format!("SPUBLISH {c0} moved"), 1), ":1\r\n");

@@ -27,6 +27,7 @@
 //! only take the hub's lock and queue a command for its thread, which alone talks to Redis.
 
 mod frames;
+mod nodes;
 mod reader;
 
 use std::collections::{HashMap, HashSet};
@@ -37,7 +38,8 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-pub use self::frames::{Kind, message_target};
+pub use self::frames::{Kind, ended_target, message_target};
+pub use self::nodes::Hubs;
 /// A subscribed client's connection.
 pub use super::job::Connection as Member;
 
@@ -96,14 +98,20 @@ pub struct Hub {
     state: Mutex<State>,
     commands: Sender<Command>,
     stop: AtomicBool,
-    /// Counters.
-    pub stats: HubStats,
+    /// Counters (shared by the hubs of a cluster's nodes).
+    pub stats: Arc<HubStats>,
 }
 
 impl Hub {
     /// The hub of the node at `target`, and its thread started (it connects once someone
-    /// subscribes).
-    pub fn start(core: &Arc<Core>, target: Target, timeout: Duration, max: usize) -> Arc<Hub> {
+    /// subscribes); it counts in `stats`.
+    pub fn start(
+        core: &Arc<Core>,
+        target: Target,
+        timeout: Duration,
+        max: usize,
+        stats: Arc<HubStats>,
+    ) -> Arc<Hub> {
         let (commands, requests) = crossbeam_channel::unbounded();
         let hub = Arc::new(Hub {
             core: Arc::clone(core),
@@ -113,7 +121,7 @@ impl Hub {
             }),
             commands,
             stop: AtomicBool::new(false),
-            stats: HubStats::default(),
+            stats,
         });
         let name = format!("pubsub {}:{}", target.host, target.port);
         let runner = Arc::clone(&hub);
