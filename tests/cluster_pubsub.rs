@@ -2,8 +2,9 @@
 //! Cluster: subscribers of channels on different masters get the bytes a direct subscriber
 //! of the owning node gets (RESP2 and RESP3), SPUBLISH through the proxy reaches them, a
 //! subscription across slots is refused as the cluster refuses it, SUNSUBSCRIBE counts as
-//! Redis counts, every proxy subscriber of a channel costs its node one subscriber, and a
-//! slot moved away ends its channels' subscriptions as Redis ends them.
+//! Redis counts, every proxy subscriber of a channel costs its node one subscriber, a slot
+//! moved away ends its channels' subscriptions as Redis ends them, and a broken connection
+//! to one master closes only the subscribers of that master's channels.
 
 mod common;
 use common::cluster::*;
@@ -272,4 +273,38 @@ fn a_slot_moved_away_unsubscribes_its_channels_as_redis_does() {
     assert_eq!(words(&mut p, &format!("SPUBLISH {c0} moved"), 1), ":1\r\n");
     let got = pushed(&mut a, 1);
     assert!(got.contains("moved"), "{got:?}");
+}
+
+#[test]
+fn a_broken_node_connection_closes_only_that_nodes_subscribers() {
+    let cluster = Cluster::start(3, 0);
+    let ((c0, m0), (c1, m1)) = two_channels(&cluster);
+    let proxy = proxy_on(&cluster);
+    let mut x = connect(proxy.resp_port);
+    let mut y = connect(proxy.resp_port);
+    words(&mut x, &format!("SSUBSCRIBE {c0}"), 1);
+    words(&mut y, &format!("SSUBSCRIBE {c1}"), 1);
+    // The proxy's shard subscriber on m0 is its only pub/sub client there.
+    assert_eq!(
+        cluster.on(m0, &["CLIENT", "KILL", "TYPE", "pubsub"]),
+        Reply::Int(1)
+    );
+    // x is closed, as a direct subscriber of m0 would be; y is served on.
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(&mut x, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "{:?}", String::from_utf8_lossy(&buf[..n]));
+    let mut direct = connect(cluster.port(m1));
+    assert_eq!(
+        words(&mut direct, &format!("SPUBLISH {c1} on"), 1),
+        ":1\r\n"
+    );
+    let got = pushed(&mut y, 1);
+    assert!(got.ends_with("$2\r\non\r\n"), "{got:?}");
+    // x's library reconnects and subscribes again.
+    let mut x = connect(proxy.resp_port);
+    assert_eq!(
+        words(&mut x, &format!("SSUBSCRIBE {c0}"), 1),
+        confirmation("ssubscribe", &c0, 1)
+    );
+    assert_eq!(shardnumsub(&cluster, m0, &c0), Reply::Int(1));
 }
