@@ -94,7 +94,7 @@ pub fn ended(kind: Kind, name: &[u8], tell: bool) -> Vec<u8> {
     out
 }
 
-/// The namespace and name of a frame made by [`ended`], and whether the client is told.
+/// The namespace and name of a frame made by `ended`, and whether the client is told.
 pub fn ended_target(frame: &[u8]) -> Option<(Kind, &[u8], bool)> {
     let (first, name) = head(frame)?;
     match Kind::of_confirmation(first)? {

@@ -23,6 +23,14 @@
 //! a direct subscriber whose connection broke: every subscriber's connection is closed (its
 //! client library reconnects and subscribes again), as Redis's own restart would.
 //!
+//! In front of a Redis Cluster, a shard channel lives on the master of its slot: [`Hubs`]
+//! holds one hub per master (started the first time one of its shard channels is
+//! subscribed to) besides the main one, on the first node, for channels and patterns. When
+//! a slot leaves a master, Redis ends its channels' subscriptions unasked (`sunsubscribe`):
+//! the hub tells its members, whose loops tell the clients as Redis would; a subscription
+//! Redis refuses (ACL, or `MOVED` while the proxy's slot map is behind) is forgotten by the
+//! members' loops as well ([`ended_target`]).
+//!
 //! Nothing here runs on an event loop: the loops call [`Hub::subscribe`] and friends, which
 //! only take the hub's lock and queue a command for its thread, which alone talks to Redis.
 

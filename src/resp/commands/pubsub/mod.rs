@@ -16,7 +16,7 @@
 //!   otherwise, as the cluster answers, `SUNSUBSCRIBE` too). When the slot leaves that
 //!   master, Redis ends the subscription and the client gets its `sunsubscribe`, as from
 //!   Redis; a subscription sent while the slot moves is answered `TRYAGAIN`.
-//! - A RESP2 client with subscriptions is in Redis's subscriber mode ([`mode`]).
+//! - A RESP2 client with subscriptions is in Redis's subscriber mode (see `mode`).
 //!
 //! Limits: at most [`MAX_PER_CONNECTION`] names per connection and [`MAX_IN_HUB`] over all
 //! (each costs the hubs and Redis memory); a principal limited to key prefixes
