@@ -121,9 +121,25 @@ impl Backend {
         self.core.scripts.load(Relaxed) > 0 || self.core.redis_busy.load(Relaxed)
     }
 
-    /// The shared subscriber of the clients' pub/sub (see [`pubsub`]).
-    pub fn pubsub(&self) -> &Arc<pubsub::Hub> {
+    /// The shared subscribers of the clients' pub/sub (see [`pubsub`]).
+    pub fn pubsub(&self) -> &pubsub::Hubs {
         &self.pubsub
+    }
+
+    /// The hub of the shard channels of hash slot `slot`: that of its master in a
+    /// cluster (CLUSTERDOWN, as Redis answers, while no node serves the slot), the main
+    /// hub for a standalone Redis.
+    pub fn shard_hub(&self, slot: u16) -> Result<Arc<pubsub::Hub>, BackendError> {
+        if !self.pubsub.per_node() {
+            return Ok(Arc::clone(self.pubsub.main()));
+        }
+        match self.upstream.master_of(slot) {
+            Some(target) => Ok(self.pubsub.of_node(&target)),
+            None => Err(BackendError::from_server(
+                "CLUSTERDOWN",
+                "Hash slot not served",
+            )),
+        }
     }
 
     /// Forwards a client's pipelined commands (each as [`Backend::forward`] would, with its

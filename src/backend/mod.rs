@@ -86,9 +86,9 @@ pub struct Backend {
     upstream: Box<dyn Upstream>,
     /// Connections pinned to clients (WATCH); none for a cluster.
     pinned: Option<lane::PinnedPool>,
-    /// The shared subscriber for the clients' SUBSCRIBE and PSUBSCRIBE (and SSUBSCRIBE
-    /// without a cluster).
-    pubsub: Arc<pubsub::Hub>,
+    /// The shared subscribers of the clients' pub/sub: one for SUBSCRIBE and PSUBSCRIBE
+    /// (and SSUBSCRIBE without a cluster), one per master for a cluster's SSUBSCRIBE.
+    pubsub: pubsub::Hubs,
     /// What each event loop's near lane needs (a standalone Redis only).
     near: Option<NearParts>,
 }
@@ -125,11 +125,12 @@ impl Backend {
             Some((host, port)) => Connector::for_node(config, host, *port),
             None => Connector::standalone(config),
         };
-        let pubsub = pubsub::Hub::start(
+        let pubsub = pubsub::Hubs::start(
             &core,
             catalog_from.lane_target().clone(),
             config.redis_timeout,
             config.max_reply_bytes,
+            !config.cluster_nodes.is_empty(),
         );
         spawn_catalog_loader(Arc::clone(&core), catalog_from, config.redis_timeout);
         let mut listener = None;

@@ -29,6 +29,12 @@ pub trait Upstream: Send + Sync {
     /// `grace`; a thread still blocked on a slow Redis after that is left to end with the
     /// process (its requests were already answered by the draining loops).
     fn stop(&self, grace: Duration);
+
+    /// Where the master of hash slot `slot` is, as the upstream knows now: a cluster's
+    /// (`None` while no node serves the slot); a standalone Redis has no slots (`None`).
+    fn master_of(&self, _slot: u16) -> Option<super::lane::Target> {
+        None
+    }
 }
 
 /// The queues and threads of one Redis node: `connections` worker threads on one queue

@@ -178,6 +178,15 @@ impl Upstream for Cluster {
             }
         }
     }
+
+    fn master_of(&self, slot: u16) -> Option<super::lane::Target> {
+        let index = self.shared.map.read().write[usize::from(slot)];
+        let node = self.shared.nodes.read().get(index).cloned();
+        if node.is_none() {
+            self.shared.request_refresh();
+        }
+        Some(node?.connector.lane_target().clone())
+    }
 }
 
 /// Where a job goes.

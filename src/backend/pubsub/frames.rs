@@ -74,6 +74,35 @@ pub(super) fn pack(command: &Command) -> Vec<u8> {
     out
 }
 
+/// What the hub pushes to a member whose subscription to `name` in `kind` Redis ended
+/// without being asked (a shard channel's slot moved away, or Redis refused it): a frame
+/// `[unsubscribe verb, name]`, which the member's loop turns into the client's own
+/// confirmation when `tell` (the count then is the client's), and forgets silently when
+/// not (the client got Redis's refusal as its answer).
+pub fn ended(kind: Kind, name: &[u8], tell: bool) -> Vec<u8> {
+    let verb = kind.command(false);
+    let mut out = Vec::with_capacity(name.len() + 32);
+    let n = if tell { 3 } else { 2 };
+    out.extend_from_slice(
+        format!("*{n}\r\n${}\r\n{verb}\r\n${}\r\n", verb.len(), name.len()).as_bytes(),
+    );
+    out.extend_from_slice(name);
+    out.extend_from_slice(b"\r\n");
+    if tell {
+        out.extend_from_slice(b":0\r\n");
+    }
+    out
+}
+
+/// The namespace and name of a frame made by `ended`, and whether the client is told.
+pub fn ended_target(frame: &[u8]) -> Option<(Kind, &[u8], bool)> {
+    let (first, name) = head(frame)?;
+    match Kind::of_confirmation(first)? {
+        (kind, false) => Some((kind, name, !frame.starts_with(b"*2\r\n"))),
+        _ => None,
+    }
+}
+
 /// The namespace and channel (or pattern) of a message frame: its first two elements,
 /// whatever follows (an invalidation's payload is an array).
 pub fn message_target(frame: &[u8]) -> Option<(Kind, &[u8])> {
@@ -137,6 +166,12 @@ mod tests {
         assert_eq!(message_target(m), Some((Kind::Channel, &b"news"[..])));
         assert_eq!(message_target(c), None, "a confirmation is not a message");
         assert!(head(b"*2\r\n$7\r\nmessage\r\n$9\r\nshort\r\n").is_none());
+        let told = ended(Kind::Shard, b"s", true);
+        assert_eq!(told, b"*3\r\n$12\r\nsunsubscribe\r\n$1\r\ns\r\n:0\r\n");
+        assert_eq!(ended_target(&told), Some((Kind::Shard, &b"s"[..], true)));
+        let silent = ended(Kind::Shard, b"s", false);
+        assert_eq!(ended_target(&silent), Some((Kind::Shard, &b"s"[..], false)));
+        assert_eq!(ended_target(c), None, "a subscription is no end");
     }
 
     #[test]

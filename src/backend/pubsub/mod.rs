@@ -23,10 +23,19 @@
 //! a direct subscriber whose connection broke: every subscriber's connection is closed (its
 //! client library reconnects and subscribes again), as Redis's own restart would.
 //!
+//! In front of a Redis Cluster, a shard channel lives on the master of its slot: [`Hubs`]
+//! holds one hub per master (started the first time one of its shard channels is
+//! subscribed to) besides the main one, on the first node, for channels and patterns. When
+//! a slot leaves a master, Redis ends its channels' subscriptions unasked (`sunsubscribe`):
+//! the hub tells its members, whose loops tell the clients as Redis would; a subscription
+//! Redis refuses (ACL, or `MOVED` while the proxy's slot map is behind) is forgotten by the
+//! members' loops as well ([`ended_target`]).
+//!
 //! Nothing here runs on an event loop: the loops call [`Hub::subscribe`] and friends, which
 //! only take the hub's lock and queue a command for its thread, which alone talks to Redis.
 
 mod frames;
+mod nodes;
 mod reader;
 
 use std::collections::{HashMap, HashSet};
@@ -37,7 +46,8 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-pub use self::frames::{Kind, message_target};
+pub use self::frames::{Kind, ended_target, message_target};
+pub use self::nodes::Hubs;
 /// A subscribed client's connection.
 pub use super::job::Connection as Member;
 
@@ -96,14 +106,20 @@ pub struct Hub {
     state: Mutex<State>,
     commands: Sender<Command>,
     stop: AtomicBool,
-    /// Counters.
-    pub stats: HubStats,
+    /// Counters (shared by the hubs of a cluster's nodes).
+    pub stats: Arc<HubStats>,
 }
 
 impl Hub {
     /// The hub of the node at `target`, and its thread started (it connects once someone
-    /// subscribes).
-    pub fn start(core: &Arc<Core>, target: Target, timeout: Duration, max: usize) -> Arc<Hub> {
+    /// subscribes); it counts in `stats`.
+    pub fn start(
+        core: &Arc<Core>,
+        target: Target,
+        timeout: Duration,
+        max: usize,
+        stats: Arc<HubStats>,
+    ) -> Arc<Hub> {
         let (commands, requests) = crossbeam_channel::unbounded();
         let hub = Arc::new(Hub {
             core: Arc::clone(core),
@@ -113,7 +129,7 @@ impl Hub {
             }),
             commands,
             stop: AtomicBool::new(false),
-            stats: HubStats::default(),
+            stats,
         });
         let name = format!("pubsub {}:{}", target.host, target.port);
         let runner = Arc::clone(&hub);

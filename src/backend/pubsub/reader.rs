@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::frames::{Kind, head, pack};
+use super::frames::{Kind, ended, head, pack};
 use super::{Command, Hub, POLL};
 use crate::backend::error::BackendError;
 use crate::backend::job::Answer;
@@ -113,6 +113,14 @@ impl Hub {
             return;
         };
         if let Some((kind, subscribe)) = Kind::of_confirmation(first) {
+            let asked = sent
+                .front()
+                .is_some_and(|(k, s, n)| (*k, *s) == (kind, subscribe) && &n[..] == name);
+            if kind == Kind::Shard && !subscribe && !asked {
+                // Not asked for: the channel's slot left this node (a reshard or a
+                // failover), and Redis ended the subscription.
+                return self.ended(kind, name, None);
+            }
             sent.pop_front();
             if subscribe {
                 self.confirmed(kind, name);
@@ -178,25 +186,48 @@ impl Hub {
         }
     }
 
-    /// Redis refused the hub's subscription to `name` (an ACL on channels): those waiting
-    /// get Redis's error.
+    /// Redis refused the hub's subscription to `name` (an ACL on channels, or a shard
+    /// channel's slot no longer on this node): those waiting get Redis's error (TRYAGAIN
+    /// for a moved slot: the proxy routes the next try by its slot map, read again by
+    /// then), and their loops forget the name.
     pub(super) fn refused(&self, kind: Kind, name: &[u8], text: &str) {
-        let mut state = self.state.lock();
-        let entries = &mut state.entries[kind.index()];
-        if entries.get(name).is_some_and(|e| !e.confirmed)
-            && let Some(entry) = entries.remove(name)
-        {
-            let (code, detail) = text.split_once(' ').unwrap_or((text, ""));
-            let error = BackendError::Server {
+        let (code, detail) = text.split_once(' ').unwrap_or((text, ""));
+        let error = match code {
+            "MOVED" | "ASK" => moving(),
+            _ => BackendError::Server {
                 code: Arc::from(code),
                 detail: Arc::from(detail),
-            };
-            for (_, confirm) in entry.waiting {
-                self.core.deliver_one(Answer {
-                    waiter: confirm,
-                    outcome: Outcome::Failed(error.clone()),
-                });
-            }
+            },
+        };
+        if self.state.lock().entries[kind.index()]
+            .get(name)
+            .is_some_and(|e| !e.confirmed)
+        {
+            self.ended(kind, name, Some(error));
+        }
+    }
+
+    /// Redis ended the hub's subscription to `name`: refused it (`error`, for those
+    /// waiting), or dropped it unasked (the members are told, as Redis tells a direct
+    /// subscriber, with their own counts). Every loop concerned forgets the name.
+    pub(super) fn ended(&self, kind: Kind, name: &[u8], error: Option<BackendError>) {
+        let Some(entry) = self.state.lock().entries[kind.index()].remove(name) else {
+            return;
+        };
+        let told: Arc<[u8]> = Arc::from(ended(kind, name, true));
+        let silent: Arc<[u8]> = Arc::from(ended(kind, name, false));
+        let error = error.unwrap_or_else(moving);
+        for (member, confirm) in entry.waiting {
+            self.core.deliver_one(Answer {
+                waiter: confirm,
+                outcome: Outcome::Failed(error.clone()),
+            });
+            let forget = Outcome::Raw(Arc::clone(&silent));
+            self.core.deliver_one(member.push(forget));
+        }
+        for member in entry.members {
+            let tell = Outcome::Raw(Arc::clone(&told));
+            self.core.deliver_one(member.push(tell));
         }
     }
 
@@ -235,4 +266,9 @@ impl Hub {
                 .deliver_one(member.push(Outcome::Failed(error.clone())));
         }
     }
+}
+
+/// The answer to a subscription to a shard channel whose slot is moving.
+fn moving() -> BackendError {
+    BackendError::from_server("TRYAGAIN", "the shard channel's slot is moving; try again")
 }

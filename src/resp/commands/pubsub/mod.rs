@@ -1,5 +1,7 @@
-//! Pub/sub for the proxy's clients, as Redis answers it, over the backend's one shared
-//! subscriber connection per node ([`hub`]):
+//! Pub/sub for the proxy's clients, as Redis answers it, over the backend's shared
+//! subscriber connections ([`hub`]): one to Redis (the first node of REDIS_CLUSTER_NODES,
+//! which sees every PUBLISH) for channels and patterns, and, in front of a Redis Cluster,
+//! one per master for the shard channels of its slots.
 //!
 //! - `SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE` name ...: one confirmation per name, sent once
 //!   Redis has confirmed the hub's own subscription (at once when the hub had one already),
@@ -9,20 +11,26 @@
 //!   hub leaves Redis's channel once its last subscriber has gone.
 //! - Messages: the frames Redis sent to the hub, passed on whole (a push for a RESP3
 //!   client), only for what the connection is still subscribed to.
-//! - A RESP2 client with subscriptions is in Redis's subscriber mode: only the commands
-//!   above, `PING` (answered `pong` in an array) and `QUIT` are served, as Redis answers.
-//!   A RESP3 client may run any command meanwhile.
+//! - In front of a Redis Cluster, `SSUBSCRIBE` goes to the master of its channels' slot
+//!   (by the proxy's slot map); one command's channels must share a slot (`CROSSSLOT`
+//!   otherwise, as the cluster answers, `SUNSUBSCRIBE` too). When the slot leaves that
+//!   master, Redis ends the subscription and the client gets its `sunsubscribe`, as from
+//!   Redis; a subscription sent while the slot moves is answered `TRYAGAIN`.
+//! - A RESP2 client with subscriptions is in Redis's subscriber mode (see `mode`).
 //!
 //! Limits: at most [`MAX_PER_CONNECTION`] names per connection and [`MAX_IN_HUB`] over all
-//! (each costs the hub and Redis memory); a principal limited to key prefixes
-//! (PROXY_AUTH_FILE) may subscribe only to names within them; a connection that does not read its messages is closed past
-//! `PUSH_BACKLOG` bytes unsent, as Redis closes one past its pub/sub output limit. In front
-//! of a Redis Cluster, `SSUBSCRIBE` is refused (shard channels live on their slot's node;
-//! the hub subscribes on the first node of REDIS_CLUSTER_NODES, which sees every PUBLISH).
+//! (each costs the hubs and Redis memory); a principal limited to key prefixes
+//! (PROXY_AUTH_FILE) may subscribe only to names within them; a connection that does not
+//! read its messages is closed past `PUSH_BACKLOG` bytes unsent, as Redis closes one past
+//! its pub/sub output limit.
 //!
 //! [`hub`]: crate::backend::pubsub
 
-use std::collections::HashSet;
+mod mode;
+
+pub use self::mode::{refuse_in_subscriber_mode, subscriber_ping};
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::Call;
@@ -41,11 +49,14 @@ pub const MAX_PER_CONNECTION: usize = 10_000;
 /// would otherwise add up without bound).
 pub const MAX_IN_HUB: usize = 1_000_000;
 
-/// A connection's subscriptions; its hub forgets it when this is dropped.
+/// A connection's subscriptions; its hubs forget it when this is dropped.
 pub struct Subscriptions {
     names: [HashSet<Box<[u8]>>; 3],
     member: Member,
+    /// The hub of its channels and patterns.
     hub: Arc<Hub>,
+    /// The hub of each of its shard channels (in a cluster, its slot's master's).
+    shard_hubs: HashMap<Box<[u8]>, Arc<Hub>>,
     /// Subscribed to `__redis__:invalidate`: a redirect target of the client tracking
     /// table, under this client id (taken back when unsubscribed or dropped).
     target: Option<(u64, Arc<ClientTracking>)>,
@@ -82,6 +93,23 @@ impl Subscriptions {
     pub fn has(&self, kind: Kind, name: &[u8]) -> bool {
         self.names[Subscriptions::of(kind)].contains(name)
     }
+
+    /// Takes `name` off the connection's subscriptions in `kind`: its hub, when it had it.
+    fn forget(&mut self, kind: Kind, name: &[u8]) -> Option<Arc<Hub>> {
+        if !self.names[Subscriptions::of(kind)].remove(name) {
+            return None;
+        }
+        if kind == Kind::Channel
+            && name == client_tracking::CHANNEL
+            && let Some((id, table)) = self.target.take()
+        {
+            table.target(id, None);
+        }
+        match kind {
+            Kind::Shard => self.shard_hubs.remove(name),
+            _ => Some(Arc::clone(&self.hub)),
+        }
+    }
 }
 
 impl Drop for Subscriptions {
@@ -89,12 +117,15 @@ impl Drop for Subscriptions {
         if let Some((id, table)) = self.target.take() {
             table.target(id, None);
         }
-        let all = Kind::ALL.into_iter().flat_map(|kind| {
+        let all = [Kind::Channel, Kind::Pattern].into_iter().flat_map(|kind| {
             self.names[Subscriptions::of(kind)]
                 .iter()
                 .map(move |name| (kind, &name[..]))
         });
         self.hub.leave(self.member, all);
+        for (name, hub) in &self.shard_hubs {
+            hub.leave(self.member, std::iter::once((Kind::Shard, &name[..])));
+        }
     }
 }
 
@@ -137,11 +168,6 @@ fn refusal(call: &Call<'_>, kind: Kind) -> Option<String> {
             "ERR {verb} is not forwarded by proxyredis (PROXY_FORWARD=none)"
         ));
     }
-    if kind == Kind::Shard && services.cluster {
-        return Some(format!(
-            "ERR {verb} is not supported by proxyredis in front of a Redis Cluster"
-        ));
-    }
     if let (Some(access), Some(p)) = (services.access.as_ref(), call.client.principal) {
         let principal = access.principal(p);
         if principal.is_restricted() && !(1..call.argc()).all(|i| principal.may_use(call.arg(i))) {
@@ -152,8 +178,10 @@ fn refusal(call: &Call<'_>, kind: Kind) -> Option<String> {
             );
         }
     }
-    let hub = services.backend.pubsub();
-    if hub.subscriptions() + call.argc() - 1 > MAX_IN_HUB {
+    if let Some(crossslot) = crossslot(call, kind) {
+        return Some(crossslot);
+    }
+    if services.backend.pubsub().subscriptions() + call.argc() - 1 > MAX_IN_HUB {
         return Some(format!(
             "ERR too many channels subscribed through proxyredis (it holds at most \
              {MAX_IN_HUB} in Redis for all its clients)"
@@ -173,18 +201,38 @@ fn refusal(call: &Call<'_>, kind: Kind) -> Option<String> {
     None
 }
 
+/// Redis Cluster's answer to shard channels of different slots in one command.
+fn crossslot(call: &Call<'_>, kind: Kind) -> Option<String> {
+    if kind != Kind::Shard || !call.state.services.backend.pubsub().per_node() {
+        return None;
+    }
+    let slot = |i| crate::backend::slot_of(call.arg(i));
+    (2..call.argc())
+        .any(|i| slot(i) != slot(1))
+        .then(|| "CROSSSLOT Keys in request don't hash to the same slot".to_string())
+}
+
 fn subscribe_in(call: &mut Call<'_>, kind: Kind) {
     if let Some(why) = refusal(call, kind) {
         return write::error(call.sink.out(), &why);
     }
     let proto = call.client.proto;
     let waiter = call.sink.waiter(0, 0);
-    let hub = call.state.services.backend.pubsub();
+    let backend = &call.state.services.backend;
+    let hub = match kind {
+        // The hub of the master of the channels' one slot (in a cluster).
+        Kind::Shard => match backend.shard_hub(crate::backend::slot_of(call.arg(1))) {
+            Ok(hub) => hub,
+            Err(e) => return write::error(call.sink.out(), &e.to_string()),
+        },
+        _ => Arc::clone(backend.pubsub().main()),
+    };
     let subs = call.client.subs.get_or_insert_with(|| {
         Box::new(Subscriptions {
             names: Default::default(),
             member: Member::of(&waiter),
-            hub: Arc::clone(hub),
+            hub: Arc::clone(backend.pubsub().main()),
+            shard_hubs: HashMap::new(),
             target: None,
         })
     });
@@ -194,6 +242,9 @@ fn subscribe_in(call: &mut Call<'_>, kind: Kind) {
         let name = call.args.get(call.input, i);
         if subs.names[Subscriptions::of(kind)].insert(Box::from(name)) {
             new.push(i);
+            if kind == Kind::Shard {
+                subs.shard_hubs.insert(Box::from(name), Arc::clone(&hub));
+            }
             if kind == Kind::Channel && name == client_tracking::CHANNEL {
                 // A connection others may name in CLIENT TRACKING ... REDIRECT.
                 let table = call.state.services.backend.clients();
@@ -241,6 +292,9 @@ fn confirmed_by_hub(proto: u8, confirmations: Vec<u8>) -> Wait {
 fn prepared_only(_: &[Option<Outcome>], _: u8, _: &mut Vec<u8>) {}
 
 fn unsubscribe_in(call: &mut Call<'_>, kind: Kind) {
+    if let Some(crossslot) = crossslot(call, kind) {
+        return write::error(call.sink.out(), &crossslot);
+    }
     let proto = call.client.proto;
     let verb = kind.command(false);
     let mut out = Vec::new();
@@ -266,20 +320,11 @@ fn unsubscribe_in(call: &mut Call<'_>, kind: Kind) {
     }
     let mut left = Vec::new();
     for name in names {
-        if subs.names[set].remove(&name) {
-            if kind == Kind::Channel
-                && &name[..] == client_tracking::CHANNEL
-                && let Some((id, table)) = subs.target.take()
-            {
-                table.target(id, None);
-            }
-            confirmation(&mut out, proto, verb, Some(&name), subs.count(kind));
-            left.push(name);
-        } else {
-            confirmation(&mut out, proto, verb, Some(&name), subs.count(kind));
-        }
+        let hub = subs.forget(kind, &name);
+        confirmation(&mut out, proto, verb, Some(&name), subs.count(kind));
+        left.extend(hub.map(|hub| (name, hub)));
     }
-    let (hub, member) = (Arc::clone(&subs.hub), subs.member);
+    let member = subs.member;
     if subs.total() == 0 {
         call.client.subs = None;
         call.client.settle();
@@ -290,7 +335,7 @@ fn unsubscribe_in(call: &mut Call<'_>, kind: Kind) {
     // Confirmed once the hub has left what nobody else holds (see `Hub::unsubscribe`).
     let wait = confirmed_by_hub(proto, out);
     let seq = call.sink.wait(wait, left.len());
-    for (index, name) in left.iter().enumerate() {
+    for (index, (name, hub)) in left.iter().enumerate() {
         hub.unsubscribe(kind, name, member, call.sink.waiter(seq, index as u32));
     }
 }
@@ -307,36 +352,6 @@ fn confirmation(out: &mut Vec<u8>, proto: u8, verb: &str, name: Option<&[u8]>, c
     write::integer(out, count as i64);
 }
 
-/// Whether a RESP2 client in subscriber mode may run `name`, and Redis's refusal when not.
-pub fn refuse_in_subscriber_mode(client: &Client, name: &[u8], out: &mut Vec<u8>) -> bool {
-    let allowed = super::find(name).is_some_and(|(_, c)| super::is_subscription(c))
-        || [&b"ping"[..], b"quit", b"reset"]
-            .iter()
-            .any(|a| name.eq_ignore_ascii_case(a));
-    if client.subs.is_none() || client.proto == RESP3 || allowed {
-        return false;
-    }
-    let mut text = b"ERR Can't execute '".to_vec();
-    text.extend(name.iter().take(64).map(u8::to_ascii_lowercase));
-    text.extend_from_slice(
-        b"': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this \
-          context",
-    );
-    write::error_bytes(out, &text);
-    true
-}
-
-/// `PING [message]` of a RESP2 subscriber: `["pong", message or ""]`, as Redis answers.
-pub fn subscriber_ping(client: &Client, message: Option<&[u8]>, out: &mut Vec<u8>) -> bool {
-    if client.subs.is_none() || client.proto == RESP3 {
-        return false;
-    }
-    write::array(out, 2);
-    write::bulk(out, b"pong");
-    write::bulk(out, message.unwrap_or(b""));
-    true
-}
-
 /// Writes a message the hub pushed, if the connection is still subscribed to its channel
 /// (or pattern); a failure (the hub lost Redis) ends the connection.
 pub fn push(client: &mut Client, outcome: Outcome, out: &mut Vec<u8>) -> Pushed {
@@ -349,9 +364,26 @@ pub fn push(client: &mut Client, outcome: Outcome, out: &mut Vec<u8>) -> Pushed 
         out.extend_from_slice(&frame);
         return Pushed::Sent;
     }
-    let Some(subs) = client.subs.as_ref() else {
+    let Some(subs) = client.subs.as_mut() else {
         return Pushed::Dropped;
     };
+    if let Some((kind, name, tell)) = pubsub::ended_target(&frame) {
+        // Redis ended the subscription (see `Hub::ended`): the client is told with its
+        // own count, as Redis tells a direct subscriber, or forgets it quietly.
+        if subs.forget(kind, name).is_none() {
+            return Pushed::Dropped;
+        }
+        let count = subs.count(kind);
+        if subs.total() == 0 {
+            client.subs = None;
+            client.settle();
+        }
+        if !tell {
+            return Pushed::Dropped;
+        }
+        confirmation(out, client.proto, kind.command(false), Some(name), count);
+        return Pushed::Sent;
+    }
     match pubsub::message_target(&frame) {
         Some((kind, name)) if subs.has(kind, name) => {}
         _ => return Pushed::Dropped,
