@@ -193,8 +193,8 @@ impl Application for Apps {
         at: usize,
         replies: &mut Replies<'_, Wait>,
     ) {
-        if let Session::Resp(_) = session {
-            self.resp.adopt(request, at, replies);
+        if let Session::Resp(s) = session {
+            self.resp.adopt(s, request, at, replies);
         }
     }
 

@@ -118,3 +118,32 @@ fn a_big_value_is_never_held_twice_on_its_way_to_redis() {
         SIZE.to_string()
     );
 }
+
+/// The same in a transaction (redis-py's default pipeline): the queued command takes the
+/// input buffer over too, and `EXEC` writes the value to Redis from there.
+#[test]
+fn a_big_value_queued_in_a_transaction_is_held_once() {
+    const SIZE: usize = 32 << 20;
+    let redis = Redis::start();
+    let proxy = Proxy::start(redis.port, &[("PROXY_FORWARD", "all")]);
+    wait_for_catalog(&proxy);
+    let mut c = connect(proxy.resp_port);
+    assert_eq!(ask(&mut c, &["SET", "small", "v"]), b"+OK\r\n");
+    assert_eq!(ask(&mut c, &["MULTI"]), b"+OK\r\n");
+    let before = proxy.memory().0;
+    let mut request = multibulk(&["SET", "big", &"v".repeat(SIZE)]);
+    request.extend_from_slice(&multibulk(&["EXEC"]));
+    c.write_all(&request).unwrap();
+    drop(request);
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(read_replies(&mut c, 2), b"+QUEUED\r\n*1\r\n+OK\r\n");
+    let peak = proxy.memory().0.saturating_sub(before);
+    assert!(
+        peak < SIZE as u64 * 3 / 2,
+        "the proxy's peak grew by {peak} bytes for a {SIZE}-byte value"
+    );
+    assert_eq!(
+        redis_cli(redis.port, &[], &["STRLEN", "big"]).1.trim(),
+        SIZE.to_string()
+    );
+}

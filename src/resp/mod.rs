@@ -337,8 +337,14 @@ impl RespApp {
 
     /// Takes over the buffer of the request [`RespApp::serve`] answered `Served::Adopt`
     /// for: `request[at..]` (see [`commands::adopt`]).
-    pub fn adopt(&mut self, request: Vec<u8>, at: usize, sink: &mut dyn Sink<Wait>) {
-        commands::adopt::adopted(&mut self.state, request, at, sink);
+    pub fn adopt(
+        &mut self,
+        session: &mut Session,
+        request: Vec<u8>,
+        at: usize,
+        sink: &mut dyn Sink<Wait>,
+    ) {
+        commands::adopt::adopted(&mut self.state, &mut session.client, request, at, sink);
     }
 
     /// The end of a serve pass over a connection's input: its chain of forwarded commands

@@ -13,25 +13,34 @@ use super::forward::changes;
 use crate::backend::{ChainLink, CommandInfo, Outcome};
 use crate::net::Sink;
 use crate::resp::parse::Args;
-use crate::resp::{Loop, Wait};
+use crate::resp::{Client, Loop, Wait};
 
 /// A big argument to take over: its index, and where it lies in the request.
 pub type Big = (usize, Range<usize>);
 
 /// A command waiting for its big argument's buffer.
 pub struct Adopting {
-    /// The command, its big argument empty.
-    link: ChainLink,
     /// Which argument that is, and where it lies in the request.
     index: usize,
     range: Range<usize>,
-    /// Its reply's place, and whether what follows waits for it.
-    seq: u64,
-    ordered: bool,
+    to: To,
+}
+
+/// Where the command waiting for its argument goes.
+enum To {
+    /// To the lane (its big argument empty), with its reply's place and whether what
+    /// follows waits for it.
+    Lane {
+        link: ChainLink,
+        seq: u64,
+        ordered: bool,
+    },
+    /// It is the last command queued in the client's transaction.
+    Queue,
 }
 
 /// The arguments of `args` (of `input`, a whole request) as the lane takes them, and what
-/// they may change. With `adopt` (a command sent alone, on a shared lane), the biggest
+/// they may change. With `adopt` (a command sent alone on a shared lane, or queued), the biggest
 /// argument of 64 KiB or more is left empty, to be taken over: its index and range.
 pub fn argv(
     info: &CommandInfo,
@@ -69,39 +78,56 @@ pub fn argv(
 }
 
 impl Adopting {
-    /// `link`, its argument `index` (at `range` of the request) to be taken over.
+    /// `link`, its argument `index` (at `range` of the request) to be taken over, then
+    /// sent.
     pub fn new(link: ChainLink, (index, range): Big, seq: u64, ordered: bool) -> Adopting {
-        Adopting {
-            link,
-            index,
-            range,
-            seq,
-            ordered,
-        }
+        let to = To::Lane { link, seq, ordered };
+        Adopting { index, range, to }
+    }
+
+    /// The last command queued in the client's transaction, its argument `index` (at
+    /// `range` of the request) to be taken over.
+    pub fn queued((index, range): Big) -> Adopting {
+        let to = To::Queue;
+        Adopting { index, range, to }
     }
 }
 
 /// The request of the command waiting in `state` is `request[at..]`: its big argument is
 /// cut out of that buffer in place (moved to its start, the rest given back), and the
-/// command goes to the lane.
-pub fn adopted(state: &mut Loop, mut request: Vec<u8>, at: usize, sink: &mut dyn Sink<Wait>) {
-    let Some(Adopting {
-        mut link,
-        index,
-        range,
-        seq,
-        ordered,
-    }) = state.adopting.take()
-    else {
+/// command goes to the lane (or stays queued in `client`'s transaction).
+pub fn adopted(
+    state: &mut Loop,
+    client: &mut Client,
+    mut request: Vec<u8>,
+    at: usize,
+    sink: &mut dyn Sink<Wait>,
+) {
+    let Some(Adopting { index, range, to }) = state.adopting.take() else {
         return;
     };
     request.truncate(at + range.end);
     request.drain(..at + range.start);
-    link.args[index] = request.into_boxed_slice();
-    if let Err(e) = state.services.backend.forward_link(link, None) {
-        sink.resolve(seq, 0, Outcome::Failed(e));
-    }
-    if ordered {
-        sink.hold();
+    let arg = request.into_boxed_slice();
+    match to {
+        To::Lane {
+            mut link,
+            seq,
+            ordered,
+        } => {
+            link.args[index] = arg;
+            if let Err(e) = state.services.backend.forward_link(link, None) {
+                sink.resolve(seq, 0, Outcome::Failed(e));
+            }
+            if ordered {
+                sink.hold();
+            }
+        }
+        To::Queue => {
+            let queued = client.multi.as_deref_mut();
+            if let Some(argv) = queued.and_then(|q| q.commands.last_mut()) {
+                argv[index] = arg;
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@
 //! connections together past PROXY_MAX_BUFFER_BYTES.
 
 use super::Call;
-use super::forward::{Vetted, changes, charge, reply_wait, vet};
+use super::forward::{Vetted, charge, reply_wait, vet};
 use crate::backend::{Changes, Outcome, PINNED_CONNECTIONS, PINNED_PER_ADDRESS};
 use crate::net::Sink;
 use crate::resp::client::QUEUED_BYTES;
@@ -197,11 +197,12 @@ pub fn queue(
         }
         Vetted::Allowed(_, cost) if !charge(state, client, cost, sink) => true,
         Vetted::Allowed(info, _) => {
-            let argv: Vec<Box<[u8]>> = (0..args.len())
-                .map(|i| Box::from(args.get(input, i)))
-                .collect();
+            // A big argument is taken over from the input buffer once this is served.
+            let (argv, invalidates, big) = super::adopt::argv(&info, input, args, true);
             // What the queue holds: each argument's bytes and its allocation's bookkeeping.
-            let bytes = argv.iter().map(|a| a.len() + ARG_OVERHEAD).sum::<usize>();
+            let bytes = (0..args.len())
+                .map(|i| args.get(input, i).len() + ARG_OVERHEAD)
+                .sum::<usize>();
             let queued = client.multi.as_deref_mut().expect("queuing");
             let all = QUEUED_BYTES.load(Ordering::Relaxed);
             if queued.commands.len() >= MAX_COMMANDS || queued.bytes + bytes > MAX_BYTES {
@@ -212,10 +213,11 @@ pub fn queue(
                 write::error(sink.out(), text);
                 true
             } else {
-                merge(&mut queued.changes, changes(&info, &argv));
+                merge(&mut queued.changes, invalidates);
                 QUEUED_BYTES.fetch_add(bytes, Ordering::Relaxed);
                 queued.bytes += bytes;
                 queued.commands.push(argv);
+                state.adopting = big.map(super::adopt::Adopting::queued);
                 write::simple(sink.out(), "QUEUED");
                 false
             }
