@@ -50,8 +50,25 @@ pub(super) fn whole(args: &mut Args, buf: &[u8], max_bulk: usize) -> (Option<usi
 /// A number line at `from`: an optional `-`, 1 to 18 digits, `\r\n`; the number and
 /// where the next line starts. None for anything else (left to the state machine). Adds
 /// the bytes it looked at to `looked`.
-#[inline]
+#[inline(always)]
 fn number_line(buf: &[u8], from: usize, looked: &mut usize) -> Option<(i64, usize)> {
+    // The usual lengths first: one or two digits (`*2`, `$3`, `$16`).
+    match buf.get(from..) {
+        Some([d @ b'0'..=b'9', b'\r', b'\n', ..]) => {
+            *looked += 3;
+            Some((i64::from(d - b'0'), from + 3))
+        }
+        Some([d @ b'0'..=b'9', e @ b'0'..=b'9', b'\r', b'\n', ..]) => {
+            *looked += 4;
+            Some((i64::from(d - b'0') * 10 + i64::from(e - b'0'), from + 4))
+        }
+        _ => number_line_long(buf, from, looked),
+    }
+}
+
+/// [`number_line`] past two digits, or negative, or not a number line at all.
+#[inline(never)]
+fn number_line_long(buf: &[u8], from: usize, looked: &mut usize) -> Option<(i64, usize)> {
     let neg = buf.get(from) == Some(&b'-');
     let start = from + usize::from(neg);
     let mut i = start;
