@@ -116,6 +116,9 @@ pub struct Core {
     pub scripts: Arc<std::sync::atomic::AtomicUsize>,
     /// Redis answered BUSY, and no PING since said otherwise.
     pub redis_busy: std::sync::atomic::AtomicBool,
+    /// Asks a cluster's control for its slot map again (set by the cluster upstream): a
+    /// shard subscriber heard that a slot moved (a `MOVED`, or its channels dropped).
+    pub slot_moved: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// The clients tracking keys through the proxy (`CLIENT TRACKING ON`).
     pub clients: Arc<super::client_tracking::ClientTracking>,
     /// Counters.
@@ -138,12 +141,20 @@ impl Core {
             clients: Arc::new(clients),
             scripts: Arc::default(),
             redis_busy: std::sync::atomic::AtomicBool::new(false),
+            slot_moved: std::sync::OnceLock::new(),
             flights: SingleFlight::default(),
             cache,
             mailboxes,
             health: Health::default(),
             auth: AuthWatch::default(),
             stats: BackendStats::default(),
+        }
+    }
+
+    /// A slot moved, as a shard subscriber heard: the slot map is read again (a cluster).
+    pub fn slot_moved(&self) {
+        if let Some(refresh) = self.slot_moved.get() {
+            refresh();
         }
     }
 

@@ -145,6 +145,12 @@ impl Cluster {
             me: me.clone(),
         });
         let thread = control::spawn(Arc::clone(&shared), rx);
+        let weak = Arc::downgrade(&shared);
+        let _ = core.slot_moved.set(Box::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.request_refresh();
+            }
+        }));
         Cluster {
             shared,
             control: Mutex::new(Some(thread)),

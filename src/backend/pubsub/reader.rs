@@ -193,7 +193,10 @@ impl Hub {
     pub(super) fn refused(&self, kind: Kind, name: &[u8], text: &str) {
         let (code, detail) = text.split_once(' ').unwrap_or((text, ""));
         let error = match code {
-            "MOVED" | "ASK" => moving(),
+            "MOVED" | "ASK" => {
+                self.core.slot_moved();
+                moving()
+            }
             _ => BackendError::Server {
                 code: Arc::from(code),
                 detail: Arc::from(detail),
@@ -216,6 +219,10 @@ impl Hub {
         };
         let told: Arc<[u8]> = Arc::from(ended(kind, name, true));
         let silent: Arc<[u8]> = Arc::from(ended(kind, name, false));
+        if kind == Kind::Shard && error.is_none() {
+            // Dropped unasked: the channel's slot moved away from this node.
+            self.core.slot_moved();
+        }
         let error = error.unwrap_or_else(moving);
         for (member, confirm) in entry.waiting {
             self.core.deliver_one(Answer {
