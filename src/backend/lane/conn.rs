@@ -14,7 +14,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::frame::{Framer, Scan};
+use super::frame::{Framer, Scan, make_room};
 use crate::backend::error::BackendError;
 use crate::backend::job::Presence;
 
@@ -249,6 +249,8 @@ impl RawConn {
         loop {
             match self.framer.scan(&self.buf[self.start..self.end]) {
                 Scan::Whole(n) => {
+                    // (One read may bring a whole reply over the limit.)
+                    let keep = keep && n <= max;
                     let reply = keep.then(|| self.buf[self.start..self.start + n].to_vec());
                     self.start += n;
                     if self.start == self.end {
@@ -277,7 +279,9 @@ impl RawConn {
             if Instant::now() >= deadline {
                 return Err(ReplyError::Failed(BackendError::Timeout));
             }
-            match (self.fill(), watch) {
+            // Nothing more of a reply refused is kept: no room asked for it.
+            let limit = if keep { max } else { 0 };
+            match (self.fill(limit), watch) {
                 (Ok(()), _) => {}
                 (Err(ReplyError::Failed(BackendError::Timeout)), Some(client)) => {
                     if client.has_left() {
@@ -289,16 +293,18 @@ impl RawConn {
         }
     }
 
-    /// Reads what the socket has into the buffer (at least one byte, or fails).
-    fn fill(&mut self) -> Result<(), ReplyError> {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.buf.len() < self.end + READ_CHUNK {
-            self.buf.resize(self.end + READ_CHUNK, 0);
-        }
+    /// Reads what the socket has into the buffer (at least one byte, or fails), with room
+    /// for the rest of a bulk being read up to `limit` bytes.
+    fn fill(&mut self, limit: usize) -> Result<(), ReplyError> {
+        // The rest of a big bulk (a value) at once, within the reply limit.
+        let want = self.framer.bulk_left().min(limit);
+        make_room(
+            &mut self.buf,
+            &mut self.start,
+            &mut self.end,
+            want,
+            READ_CHUNK,
+        );
         loop {
             match self.stream.read(&mut self.buf[self.end..]) {
                 Ok(0) => {

@@ -75,6 +75,12 @@ impl Framer {
         self.at
     }
 
+    /// Bytes of the bulk string being walked still to come (0 between elements): what
+    /// Redis announced the reply needs beyond what was read.
+    pub fn bulk_left(&self) -> usize {
+        usize::try_from(self.bulk_left).unwrap_or(usize::MAX)
+    }
+
     /// The first `n` walked bytes were dropped by the caller: the next slice scanned
     /// starts after them.
     pub fn forget(&mut self, n: usize) {
@@ -183,6 +189,31 @@ impl Framer {
             self.open.pop();
         }
     }
+}
+
+/// Makes room in `buf` for a read after the bytes kept, `buf[*start..*end]`: at least
+/// `chunk` bytes, or `want` (the rest of a bulk being read, as Redis announced it) when
+/// more. They are moved to the front first; a buffer too small is replaced by a fresh
+/// zeroed one of the size needed (at least twice the old), the kept bytes copied over (not `resize`, whose
+/// reallocations leave each old block dirty in the allocator for a while and write every
+/// new byte: the fresh block's pages become resident only as bytes arrive).
+pub fn make_room(buf: &mut Vec<u8>, start: &mut usize, end: &mut usize, want: usize, chunk: usize) {
+    let live = *end - *start;
+    let room = want.max(chunk);
+    if buf.len() - *end >= room {
+        return;
+    }
+    if buf.len() - live >= room {
+        buf.copy_within(*start..*end, 0);
+    } else {
+        // At least doubled: a reply of many small elements grows the buffer in a few
+        // steps, not one chunk at a time.
+        let mut fresh = vec![0; (live + room).max(buf.len() * 2)];
+        fresh[..live].copy_from_slice(&buf[*start..*end]);
+        *buf = fresh;
+    }
+    *start = 0;
+    *end = live;
 }
 
 /// Where the first CRLF of `bytes` starts. A byte search for the CR, then a look at the

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use mio::Interest;
 
+use super::super::frame::make_room;
 use super::{KEEP_BUFFER, NearLane, READ_BUDGET, READ_CHUNK, closed};
 use crate::backend::core::BackendStats;
 use crate::backend::error::BackendError;
@@ -64,14 +65,18 @@ impl NearLane {
                 self.core.wake(self.loop_id);
                 return;
             }
-            if self.start > 0 && self.input.len() - self.end < READ_CHUNK {
-                self.input.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.input.len() < self.end + READ_CHUNK {
-                self.input.resize(self.end + READ_CHUNK, 0);
-            }
+            // The rest of a big bulk (a value) at once, within the reply limit.
+            let want = match self.skipping {
+                true => 0,
+                false => self.framer.bulk_left().min(self.max_reply),
+            };
+            make_room(
+                &mut self.input,
+                &mut self.start,
+                &mut self.end,
+                want,
+                READ_CHUNK,
+            );
             match conn.read(&mut self.input[self.end..]) {
                 Ok(0) => return self.drop_conn(closed()),
                 Ok(n) => {

@@ -302,18 +302,25 @@ impl NearLane {
                 }
                 Scan::Whole(n) => {
                     let reply = &self.input[self.start..self.start + n];
+                    // (One read may bring a whole reply over the limit.)
+                    let too_large = self.skipping || n > self.max_reply;
+                    if too_large {
+                        BackendStats::bump(&self.core.stats.replies_too_large);
+                    }
+                    let refused = || Outcome::Failed(BackendError::ReplyTooLarge);
                     let answer = if !self.fetches {
-                        Some(if self.skipping {
-                            BackendStats::bump(&self.core.stats.replies_too_large);
-                            (Outcome::Failed(BackendError::ReplyTooLarge), KeyTtl::Global)
-                        } else {
-                            (Outcome::from_raw(reply.to_vec()), KeyTtl::Global)
+                        Some(match too_large {
+                            true => (refused(), KeyTtl::Global),
+                            false => (Outcome::from_raw(reply.to_vec()), KeyTtl::Global),
                         })
                     } else if let Some(get) = self.first.take() {
                         Some((get, fetch::ttl(reply)))
                     } else {
                         // A fetch's GET reply: its PTTL reply comes next.
-                        self.first = Some(fetch::outcome(reply));
+                        self.first = Some(match too_large {
+                            true => refused(),
+                            false => fetch::outcome(reply),
+                        });
                         None
                     };
                     self.start += n;
