@@ -210,8 +210,12 @@ impl RespApp {
         }
         if n > SHRINK_AFTER {
             session.parser.shrink();
-            if self.state.adopting.is_some() {
-                return Served::Adopt(n);
+            if let Some(adopting) = &self.state.adopting {
+                if adopting.is_of(sink) {
+                    return Served::Adopt(n);
+                }
+                // Left by a connection whose serving panicked.
+                self.state.adopting = None;
             }
         }
         Served::Consumed(n)

@@ -24,6 +24,8 @@ pub struct Adopting {
     index: usize,
     range: Range<usize>,
     to: To,
+    /// The connection (loop, slot, generation) whose request it is.
+    owner: (usize, usize, u32),
 }
 
 /// Where the command waiting for its argument goes.
@@ -81,15 +83,34 @@ impl Adopting {
     /// `link`, its argument `index` (at `range` of the request) to be taken over, then
     /// sent.
     pub fn new(link: ChainLink, (index, range): Big, seq: u64, ordered: bool) -> Adopting {
+        let w = link.waiter;
+        let owner = (w.loop_id, w.conn, w.generation);
         let to = To::Lane { link, seq, ordered };
-        Adopting { index, range, to }
+        Adopting {
+            index,
+            range,
+            to,
+            owner,
+        }
     }
 
-    /// The last command queued in the client's transaction, its argument `index` (at
-    /// `range` of the request) to be taken over.
-    pub fn queued((index, range): Big) -> Adopting {
-        let to = To::Queue;
-        Adopting { index, range, to }
+    /// The last command queued in the client's transaction (the connection `sink`
+    /// serves), its argument `index` (at `range` of the request) to be taken over.
+    pub fn queued((index, range): Big, sink: &dyn Sink<Wait>) -> Adopting {
+        let w = sink.waiter(0, 0);
+        Adopting {
+            index,
+            range,
+            to: To::Queue,
+            owner: (w.loop_id, w.conn, w.generation),
+        }
+    }
+
+    /// Whether it is of the connection `sink` serves (not one left by a connection whose
+    /// serving panicked before its request was handed over).
+    pub fn is_of(&self, sink: &dyn Sink<Wait>) -> bool {
+        let w = sink.waiter(0, 0);
+        self.owner == (w.loop_id, w.conn, w.generation)
     }
 }
 
@@ -103,9 +124,15 @@ pub fn adopted(
     at: usize,
     sink: &mut dyn Sink<Wait>,
 ) {
-    let Some(Adopting { index, range, to }) = state.adopting.take() else {
+    let Some(Adopting {
+        index, range, to, ..
+    }) = state.adopting.take()
+    else {
         return;
     };
+    if request.len() < at + range.end {
+        return;
+    }
     request.truncate(at + range.end);
     request.drain(..at + range.start);
     let arg = request.into_boxed_slice();

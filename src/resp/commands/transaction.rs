@@ -217,7 +217,7 @@ pub fn queue(
                 QUEUED_BYTES.fetch_add(bytes, Ordering::Relaxed);
                 queued.bytes += bytes;
                 queued.commands.push(argv);
-                state.adopting = big.map(super::adopt::Adopting::queued);
+                state.adopting = big.map(|big| super::adopt::Adopting::queued(big, sink));
                 write::simple(sink.out(), "QUEUED");
                 false
             }
