@@ -1,0 +1,196 @@
+//! Blocking commands and WATCH through the proxy in front of a real local Redis Cluster:
+//! a BLPOP runs on a connection of its own to its slot's master and gets Redis's bytes
+//! (woken by a push, or timed out), keys of different slots get the cluster's CROSSSLOT,
+//! WATCH pins a connection to its slot's master so that a conflicting write makes EXEC
+//! answer nil, and a client that leaves while blocked gives its node connection back.
+
+mod common;
+use common::cluster::*;
+use common::resp_client::*;
+use common::*;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// A proxy forwarding everything to `cluster`, once it knows Redis's commands.
+fn proxy_on(cluster: &Cluster) -> Proxy {
+    let proxy = cluster.start_proxy(&[("PROXY_FORWARD", "all")]);
+    wait_for_catalog(&proxy);
+    proxy
+}
+
+/// Sends one command (space-separated words) and reads exactly one reply, as text.
+fn words(s: &mut TcpStream, command: &str) -> String {
+    exchange_words(s, &[command], 1)
+}
+
+/// How many clients of node `i` run `cmd` now (its `CLIENT LIST`).
+fn running(cluster: &Cluster, i: usize, cmd: &str) -> usize {
+    let list = cluster.on(i, &["CLIENT", "LIST"]).text();
+    let needle = format!(" cmd={cmd} ");
+    list.lines().filter(|l| l.contains(&needle)).count()
+}
+
+/// Waits until node `i` has `n` clients blocked in BLPOP.
+fn wait_blpops(cluster: &Cluster, i: usize, n: usize) {
+    wait_for(
+        &format!("{n} BLPOP clients on node {i}"),
+        Duration::from_secs(5),
+        || (running(cluster, i, "blpop") == n).then_some(()),
+    );
+}
+
+#[test]
+fn blpop_on_two_masters_is_woken_by_a_push_or_times_out() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let (m0, m1) = (masters[0], masters[1]);
+    let (k0, k1) = (cluster.key_on(m0, "jobs-a"), cluster.key_on(m1, "jobs-b"));
+    let proxy = proxy_on(&cluster);
+    let mut a = connect(proxy.resp_port);
+    let mut b = connect(proxy.resp_port);
+    a.write_all(&multibulk(&["BLPOP", &k0, "10"])).unwrap();
+    b.write_all(&multibulk(&["BLPOP", &k1, "10"])).unwrap();
+    // Each blocks on the master of its key's slot.
+    wait_blpops(&cluster, m0, 1);
+    wait_blpops(&cluster, m1, 1);
+    let mut info = connect(proxy.resp_port);
+    let clients = words(&mut info, "INFO clients");
+    assert!(clients.contains("blocked_clients:2"), "{clients}");
+    // Pushes through the proxy wake them, each with Redis's reply.
+    let mut pusher = connect(proxy.resp_port);
+    assert_eq!(words(&mut pusher, &format!("LPUSH {k1} second")), ":1\r\n");
+    assert_eq!(words(&mut pusher, &format!("LPUSH {k0} first")), ":1\r\n");
+    let reply = |key: &str, value: &str| {
+        format!(
+            "*2\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n",
+            key.len(),
+            value.len()
+        )
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&read_replies(&mut a, 1)),
+        reply(&k0, "first")
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&read_replies(&mut b, 1)),
+        reply(&k1, "second")
+    );
+    // The same reply as the node's own to the same pop.
+    let mut direct = connect(cluster.port(m0));
+    words(&mut pusher, &format!("LPUSH {k0} first"));
+    assert_eq!(
+        words(&mut direct, &format!("BLPOP {k0} 1")),
+        reply(&k0, "first")
+    );
+    // A BLPOP that times out: the null array, as the node answers it.
+    let want = words(&mut direct, &format!("BLPOP {k0} 0.1"));
+    assert_eq!(want, "*-1\r\n");
+    assert_eq!(words(&mut a, &format!("BLPOP {k0} 0.1")), want);
+    assert_eq!(words(&mut b, &format!("BRPOP {k1} 0.1")), want);
+    // The connections were given back: nothing blocked, in the proxy or the nodes.
+    let clients = words(&mut info, "INFO clients");
+    assert!(clients.contains("blocked_clients:0"), "{clients}");
+    wait_blpops(&cluster, m0, 0);
+}
+
+#[test]
+fn keys_of_different_slots_get_the_clusters_crossslot() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_on(&cluster);
+    let (x, y) = ("list-x", "list-y");
+    assert_ne!(slot_of(x), slot_of(y));
+    // The cluster's own answer (any node: CROSSSLOT is judged before MOVED).
+    let mut direct = connect(cluster.port(cluster.master_for_slot(slot_of(x))));
+    let want = words(&mut direct, &format!("BLPOP {x} {y} 1"));
+    assert_eq!(
+        want,
+        "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    );
+    let mut c = connect(proxy.resp_port);
+    assert_eq!(words(&mut c, &format!("BLPOP {x} {y} 1")), want);
+    assert_eq!(words(&mut c, &format!("BZPOPMIN {x} {y} 1")), want);
+    assert_eq!(words(&mut c, &format!("BLMPOP 1 2 {x} {y} LEFT")), want);
+    assert_eq!(words(&mut c, &format!("BLMOVE {x} {y} LEFT LEFT 1")), want);
+    let xread = format!("XREAD BLOCK 100 STREAMS {x} {y} 0 0");
+    assert_eq!(words(&mut direct, &xread), want);
+    assert_eq!(words(&mut c, &xread), want);
+    // Hash tags put keys in one slot: allowed, and answered as Redis answers.
+    let (tx, ty) = ("{user7}.x", "{user7}.y");
+    assert_eq!(
+        words(&mut c, &format!("BLPOP {tx} {ty} 0.1")),
+        "*-1\r\n",
+        "keys of one slot through {{tags}}"
+    );
+    words(&mut c, &format!("RPUSH {ty} v"));
+    assert_eq!(
+        words(&mut c, &format!("BLMOVE {ty} {tx} LEFT LEFT 1")),
+        "$1\r\nv\r\n"
+    );
+    // WAIT names no key: refused with the reason.
+    let wait = words(&mut c, "WAIT 0 10");
+    assert!(wait.starts_with("-ERR WAIT "), "{wait}");
+}
+
+#[test]
+fn watch_pins_a_connection_to_the_slots_master() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let k = cluster.key_on(masters[0], "watched");
+    let elsewhere = cluster.key_on(masters[1], "other");
+    let proxy = proxy_on(&cluster);
+    let mut w = connect(proxy.resp_port);
+    let mut other = connect(proxy.resp_port);
+    // A conflicting write between WATCH and EXEC: the transaction does not run.
+    assert_eq!(words(&mut w, &format!("WATCH {k}")), "+OK\r\n");
+    assert_eq!(words(&mut other, &format!("SET {k} theirs")), "+OK\r\n");
+    let tx = [
+        "MULTI".to_string(),
+        format!("SET {k} mine"),
+        "EXEC".to_string(),
+    ];
+    let tx: Vec<&str> = tx.iter().map(String::as_str).collect();
+    assert_eq!(exchange_words(&mut w, &tx, 3), "+OK\r\n+QUEUED\r\n*-1\r\n");
+    assert_eq!(cluster.get(&k).as_deref(), Some(&b"theirs"[..]));
+    // Without one, it runs.
+    assert_eq!(words(&mut w, &format!("WATCH {k}")), "+OK\r\n");
+    assert_eq!(exchange_words(&mut w, &tx, 3), "+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n");
+    assert_eq!(cluster.get(&k).as_deref(), Some(&b"mine"[..]));
+    // Keys of other slots: CROSSSLOT, in one WATCH or a later one.
+    let crossslot = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+    assert_eq!(words(&mut w, &format!("WATCH {k} {elsewhere}")), crossslot);
+    assert_eq!(words(&mut w, &format!("WATCH {k}")), "+OK\r\n");
+    assert_eq!(words(&mut w, &format!("WATCH {elsewhere}")), crossslot);
+    // The first watch still holds.
+    assert_eq!(words(&mut other, &format!("SET {k} again")), "+OK\r\n");
+    assert_eq!(exchange_words(&mut w, &tx, 3), "+OK\r\n+QUEUED\r\n*-1\r\n");
+    // UNWATCH lets the connection go; a client that leaves while watching too.
+    assert_eq!(words(&mut w, &format!("WATCH {k}")), "+OK\r\n");
+    assert_eq!(words(&mut w, "UNWATCH"), "+OK\r\n");
+    assert_eq!(words(&mut w, &format!("WATCH {elsewhere}")), "+OK\r\n");
+    assert_eq!(words(&mut w, "UNWATCH"), "+OK\r\n");
+}
+
+#[test]
+fn a_client_that_leaves_while_blocked_gives_its_node_connection_back() {
+    let cluster = Cluster::start(3, 0);
+    let m = cluster.masters()[2];
+    let k = cluster.key_on(m, "never");
+    let proxy = proxy_on(&cluster);
+    let mut gone = connect(proxy.resp_port);
+    gone.write_all(&multibulk(&["BLPOP", &k, "0"])).unwrap();
+    wait_blpops(&cluster, m, 1);
+    drop(gone);
+    // Closed within the 200 ms look at its client (polled, a few seconds at most).
+    wait_blpops(&cluster, m, 0);
+    let mut info = connect(proxy.resp_port);
+    wait_for("the proxy's blocked_clients at 0", Duration::from_secs(5), || {
+        words(&mut info, "INFO clients")
+            .contains("blocked_clients:0")
+            .then_some(())
+    });
+    // The pool has its lease back: a new block on the same node works.
+    let mut again = connect(proxy.resp_port);
+    assert_eq!(words(&mut again, &format!("BLPOP {k} 0.1")), "*-1\r\n");
+}
