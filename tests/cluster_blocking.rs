@@ -25,19 +25,21 @@ fn words(s: &mut TcpStream, command: &str) -> String {
     exchange_words(s, &[command], 1)
 }
 
-/// How many clients of node `i` run `cmd` now (its `CLIENT LIST`).
-fn running(cluster: &Cluster, i: usize, cmd: &str) -> usize {
+/// How many clients of node `i` last ran BLPOP (its `CLIENT LIST`), and how many of them
+/// are blocked in it now.
+fn blpops(cluster: &Cluster, i: usize) -> (usize, usize) {
     let list = cluster.on(i, &["CLIENT", "LIST"]).text();
-    let needle = format!(" cmd={cmd} ");
-    list.lines().filter(|l| l.contains(&needle)).count()
+    let ran: Vec<&str> = list.lines().filter(|l| l.contains(" cmd=blpop ")).collect();
+    let blocked = ran.iter().filter(|l| l.contains(" flags=b ")).count();
+    (ran.len(), blocked)
 }
 
 /// Waits until node `i` has `n` clients blocked in BLPOP.
 fn wait_blpops(cluster: &Cluster, i: usize, n: usize) {
     wait_for(
-        &format!("{n} BLPOP clients on node {i}"),
+        &format!("{n} clients blocked in BLPOP on node {i}"),
         Duration::from_secs(5),
-        || (running(cluster, i, "blpop") == n).then_some(()),
+        || (blpops(cluster, i).1 == n).then_some(()),
     );
 }
 
@@ -128,9 +130,12 @@ fn keys_of_different_slots_get_the_clusters_crossslot() {
         words(&mut c, &format!("BLMOVE {ty} {tx} LEFT LEFT 1")),
         "$1\r\nv\r\n"
     );
-    // WAIT names no key: refused with the reason.
+    // WAIT names no key: refused with the reason outside WATCH, run on its node after.
     let wait = words(&mut c, "WAIT 0 10");
     assert!(wait.starts_with("-ERR WAIT "), "{wait}");
+    assert_eq!(words(&mut c, &format!("WATCH {x}")), "+OK\r\n");
+    assert_eq!(words(&mut c, "WAIT 0 10"), ":0\r\n", "no replicas");
+    assert_eq!(words(&mut c, "UNWATCH"), "+OK\r\n");
 }
 
 #[test]
@@ -155,7 +160,10 @@ fn watch_pins_a_connection_to_the_slots_master() {
     assert_eq!(cluster.get(&k).as_deref(), Some(&b"theirs"[..]));
     // Without one, it runs.
     assert_eq!(words(&mut w, &format!("WATCH {k}")), "+OK\r\n");
-    assert_eq!(exchange_words(&mut w, &tx, 3), "+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n");
+    assert_eq!(
+        exchange_words(&mut w, &tx, 3),
+        "+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n"
+    );
     assert_eq!(cluster.get(&k).as_deref(), Some(&b"mine"[..]));
     // Keys of other slots: CROSSSLOT, in one WATCH or a later one.
     let crossslot = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
@@ -182,15 +190,64 @@ fn a_client_that_leaves_while_blocked_gives_its_node_connection_back() {
     gone.write_all(&multibulk(&["BLPOP", &k, "0"])).unwrap();
     wait_blpops(&cluster, m, 1);
     drop(gone);
-    // Closed within the 200 ms look at its client (polled, a few seconds at most).
-    wait_blpops(&cluster, m, 0);
+    // Closed within the 200 ms look at its client (polled, a few seconds at most): the
+    // node no longer lists a client whose command is BLPOP.
+    wait_for(
+        "the node's BLPOP client gone",
+        Duration::from_secs(5),
+        || (blpops(&cluster, m).0 == 0).then_some(()),
+    );
     let mut info = connect(proxy.resp_port);
-    wait_for("the proxy's blocked_clients at 0", Duration::from_secs(5), || {
-        words(&mut info, "INFO clients")
-            .contains("blocked_clients:0")
-            .then_some(())
-    });
+    wait_for(
+        "the proxy's blocked_clients at 0",
+        Duration::from_secs(5),
+        || {
+            words(&mut info, "INFO clients")
+                .contains("blocked_clients:0")
+                .then_some(())
+        },
+    );
     // The pool has its lease back: a new block on the same node works.
     let mut again = connect(proxy.resp_port);
     assert_eq!(words(&mut again, &format!("BLPOP {k} 0.1")), "*-1\r\n");
+}
+
+/// CLIENT UNBLOCK (an admin's) reaches the blocked command on its own node, one that does
+/// not serve slot 0 (where a keyless command would go), and answers as Redis answers.
+#[test]
+fn client_unblock_reaches_the_node_its_client_is_blocked_on() {
+    let dir = TempDir::new("cluster-unblock");
+    let file = dir.0.join("principals");
+    let ops = "t-ops-cluster-unblock-5d1e";
+    std::fs::write(&file, format!("ops admin {}\n", token_hash(ops))).unwrap();
+    let cluster = Cluster::start(3, 0);
+    let first = cluster.master_for_slot(0);
+    let m = *cluster.masters().iter().find(|&&m| m != first).unwrap();
+    let k = cluster.key_on(m, "unblocked");
+    let proxy = cluster.start_proxy(&[
+        ("PROXY_FORWARD", "all"),
+        ("PROXY_AUTH_FILE", file.to_str().unwrap()),
+    ]);
+    let mut admin = connect(proxy.resp_port);
+    let mut blocked = connect(proxy.resp_port);
+    assert_eq!(words(&mut admin, &format!("AUTH {ops}")), "+OK\r\n");
+    assert_eq!(words(&mut blocked, &format!("AUTH {ops}")), "+OK\r\n");
+    wait_for("the command catalog", Duration::from_secs(10), || {
+        (!words(&mut admin, "HLEN x").starts_with("-ERR unknown")).then_some(())
+    });
+    let id = words(&mut blocked, "CLIENT ID");
+    let id = id.trim_start_matches(':').trim_end().to_string();
+    blocked.write_all(&multibulk(&["BLPOP", &k, "0"])).unwrap();
+    wait_blpops(&cluster, m, 1);
+    let unblock = format!("CLIENT UNBLOCK {id} ERROR");
+    // The proxy records the block once it is sent: asked until it knows it.
+    wait_for("CLIENT UNBLOCK", Duration::from_secs(10), || {
+        (words(&mut admin, &unblock) == ":1\r\n").then_some(())
+    });
+    assert_eq!(
+        String::from_utf8_lossy(&read_replies(&mut blocked, 1)),
+        "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
+    );
+    wait_blpops(&cluster, m, 0);
+    assert_eq!(words(&mut admin, &unblock), ":0\r\n");
 }
