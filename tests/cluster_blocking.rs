@@ -2,7 +2,9 @@
 //! a BLPOP runs on a connection of its own to its slot's master and gets Redis's bytes
 //! (woken by a push, or timed out), keys of different slots get the cluster's CROSSSLOT,
 //! WATCH pins a connection to its slot's master so that a conflicting write makes EXEC
-//! answer nil, and a client that leaves while blocked gives its node connection back.
+//! answer nil, a client that leaves while blocked gives its node connection back, CLIENT
+//! UNBLOCK reaches the node its client is blocked on, and one pool bounds every node's
+//! pinned connections.
 
 mod common;
 use common::cluster::*;
@@ -250,4 +252,35 @@ fn client_unblock_reaches_the_node_its_client_is_blocked_on() {
     );
     wait_blpops(&cluster, m, 0);
     assert_eq!(words(&mut admin, &unblock), ":0\r\n");
+}
+
+/// The pool's limits hold over all nodes together: 8 pinned connections per client
+/// address, whichever masters they go to; one let go makes room for the next.
+#[test]
+fn one_pool_bounds_the_pinned_connections_of_every_node() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let keys: Vec<String> = (0..9)
+        .map(|i| cluster.key_on(masters[i % 3], &format!("pool{i}-")))
+        .collect();
+    let proxy = proxy_on(&cluster);
+    let mut clients: Vec<TcpStream> = (0..9).map(|_| connect(proxy.resp_port)).collect();
+    for (c, k) in clients.iter_mut().zip(&keys).take(8) {
+        assert_eq!(words(c, &format!("WATCH {k}")), "+OK\r\n");
+    }
+    let refused = words(&mut clients[8], &format!("WATCH {}", keys[8]));
+    assert!(
+        refused.starts_with("-ERR WATCH: no connection can be pinned now"),
+        "{refused}"
+    );
+    let blpop = words(&mut clients[8], &format!("BLPOP {} 0.1", keys[8]));
+    assert!(
+        blpop.starts_with("-ERR BLPOP: no connection can be pinned now"),
+        "{blpop}"
+    );
+    assert_eq!(words(&mut clients[0], "UNWATCH"), "+OK\r\n");
+    assert_eq!(
+        words(&mut clients[8], &format!("WATCH {}", keys[8])),
+        "+OK\r\n"
+    );
 }
