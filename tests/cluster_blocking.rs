@@ -284,3 +284,47 @@ fn one_pool_bounds_the_pinned_connections_of_every_node() {
         "+OK\r\n"
     );
 }
+
+/// A watched key's slot moved to another master before EXEC: the transaction gets Redis's
+/// MOVED (not a bare EXECABORT), and once the client lets its connection go, its next
+/// WATCH goes to the new master.
+#[test]
+fn a_slot_moved_under_a_watch_answers_redis_moved() {
+    let cluster = Cluster::start(3, 0);
+    let masters = cluster.masters();
+    let k = cluster.key_on(masters[0], "moving");
+    let proxy = proxy_on(&cluster);
+    let mut w = connect(proxy.resp_port);
+    assert_eq!(words(&mut w, &format!("WATCH {k}")), "+OK\r\n");
+    cluster.begin_migration(slot_of(&k), masters[1]).finish();
+    let mut old = connect(cluster.port(masters[0]));
+    let moved = words(&mut old, &format!("SET {k} v"));
+    assert!(moved.starts_with("-MOVED "), "{moved}");
+    let tx = [
+        "MULTI".to_string(),
+        format!("SET {k} v"),
+        "EXEC".to_string(),
+    ];
+    let tx: Vec<&str> = tx.iter().map(String::as_str).collect();
+    assert_eq!(
+        exchange_words(&mut w, &tx, 3),
+        format!("+OK\r\n+QUEUED\r\n{moved}")
+    );
+    // A client retrying (UNWATCH after a failed WATCH, as libraries reset) gets there.
+    wait_for(
+        "WATCH on the slot's new master",
+        Duration::from_secs(10),
+        || {
+            if words(&mut w, &format!("WATCH {k}")) == "+OK\r\n" {
+                return Some(());
+            }
+            assert_eq!(words(&mut w, "UNWATCH"), "+OK\r\n");
+            None
+        },
+    );
+    assert_eq!(
+        exchange_words(&mut w, &tx, 3),
+        "+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n"
+    );
+    assert_eq!(cluster.get(&k).as_deref(), Some(&b"v"[..]));
+}
