@@ -45,6 +45,7 @@ mod job;
 mod keyspec;
 mod lane;
 mod outcome;
+mod pinning;
 mod pipeline;
 pub mod pubsub;
 mod singleflight;
@@ -57,7 +58,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::catalog::{Catalog, Categories, CommandInfo};
-pub use self::cluster::slot_of;
+pub use self::cluster::{crossslot, slot_of};
 pub use self::connector::Connector;
 pub use self::core::{BackendCounts, BackendStats};
 pub use self::error::BackendError;
@@ -69,6 +70,7 @@ pub use self::job::{
 pub use self::keyspec::Keys;
 pub use self::lane::PER_CLIENT as FORWARDED_PER_CLIENT;
 pub use self::lane::{NearLane, PINNED_CONNECTIONS, PINNED_PER_ADDRESS, Pinned, fetch};
+pub use self::pinning::{PinRefused, keys_slot, watch_slot};
 pub use self::singleflight::MAX_QUEUED;
 pub use self::tracking::{Tracking, TrackingCounts, TrackingState, Trackings};
 pub use self::worker::MAX_BATCH;
@@ -84,8 +86,11 @@ use crate::lru::Cache;
 pub struct Backend {
     core: Arc<Core>,
     upstream: Box<dyn Upstream>,
-    /// Connections pinned to clients (WATCH); none for a cluster.
-    pinned: Option<lane::PinnedPool>,
+    /// Connections pinned to clients (WATCH, blocking commands), to any node.
+    pinned: lane::PinnedPool,
+    /// The node they connect to: a standalone Redis's; none for a cluster, where each
+    /// lease goes to the master of its keys' slot.
+    pinned_home: Option<lane::Target>,
     /// The shared subscribers of the clients' pub/sub: one for SUBSCRIBE and PSUBSCRIBE
     /// (and SSUBSCRIBE without a cluster), one per master for a cluster's SSUBSCRIBE.
     pubsub: pubsub::Hubs,
@@ -134,7 +139,13 @@ impl Backend {
         );
         spawn_catalog_loader(Arc::clone(&core), catalog_from, config.redis_timeout);
         let mut listener = None;
-        let mut pinned = None;
+        // A pinned connection to a cluster's node passes MOVED and ASK on to its client
+        // (a transaction is the client's to retry), and nothing it answers is cached.
+        let mut pinned_link = NodeLink {
+            tracking: Arc::new(Tracking::new(false)),
+            cluster: None,
+        };
+        let mut pinned_home = None;
         let mut near = None;
         let upstream: Box<dyn Upstream> = if config.cluster_nodes.is_empty() {
             let tracking = Arc::new(Tracking::new(config.invalidation));
@@ -155,27 +166,29 @@ impl Backend {
                 cluster: None,
             };
             let connector = Connector::standalone(config);
-            pinned = Some(lane::PinnedPool::new(
-                &core,
-                connector.lane_target(),
-                &link,
-                config.redis_timeout,
-                config.max_reply_bytes,
-            ));
+            pinned_home = Some(connector.lane_target().clone());
             near = Some(NearParts {
                 target: connector.lane_target().clone(),
                 link: link.clone(),
                 timeout: config.redis_timeout,
                 max_reply: config.max_reply_bytes,
             });
+            pinned_link = link.clone();
             Box::new(Standalone::start(&core, &connector, config, &link))
         } else {
             Box::new(cluster::Cluster::start(&core, config))
         };
+        let pinned = lane::PinnedPool::new(
+            &core,
+            &pinned_link,
+            config.redis_timeout,
+            config.max_reply_bytes,
+        );
         let backend = Arc::new(Backend {
             core,
             upstream,
             pinned,
+            pinned_home,
             pubsub,
             near,
         });
@@ -257,26 +270,6 @@ impl Backend {
         &self.core.catalog
     }
 
-    /// A connection pinned to one client at `peer` (for WATCH ... EXEC); `None` when they
-    /// are all leased (or its address's share), or with a cluster (where the proxy does
-    /// not pin connections).
-    pub fn lease(&self, peer: std::net::IpAddr) -> Option<Pinned> {
-        self.pinned.as_ref()?.lease(peer, false)
-    }
-
-    /// Clients whose blocking command waits on a lease of its own (INFO's
-    /// `blocked_clients`).
-    pub fn blocked_clients(&self) -> usize {
-        self.pinned.as_ref().map_or(0, lane::PinnedPool::blocked)
-    }
-
-    /// A connection of Redis for one blocking command of a client at `peer` (see
-    /// [`Backend::lease`]): counted in the same pool until that command is answered or its
-    /// client leaves, however soon the lease itself is dropped.
-    pub fn lease_one(&self, peer: std::net::IpAddr) -> Option<Pinned> {
-        self.pinned.as_ref()?.lease(peer, true)
-    }
-
     /// A connection for event loop `loop_id` to drive itself (see [`lane::NearLane`]):
     /// of the forwarding lane, or for the loop's cache misses (`fetches`); `None` in front
     /// of a cluster or with TLS towards Redis.
@@ -301,12 +294,6 @@ impl Backend {
         if let Some(lane) = self.near_lane(loop_id, true) {
             lane::fetch::install(lane, registry, token);
         }
-    }
-
-    /// The Redis client id of the connection proxy client `client`'s blocking command
-    /// waits on (for `CLIENT UNBLOCK`), if it waits on one.
-    pub fn blocked_redis_id(&self, client: u64) -> Option<i64> {
-        self.pinned.as_ref()?.redis_id_of(client)
     }
 
     /// Asks Redis for a PING on behalf of `waiter` (readiness).

@@ -197,6 +197,15 @@ fn dispatch_rest(
             return true;
         }
     }
+    if state.services.cluster
+        && client.pinned.is_none()
+        && commands::blocking::waits_for_own_writes(name)
+    {
+        // Whatever Redis's catalog says of it, WAIT has no node without WATCH's.
+        state.stats.resp.incr(not_forwarded_row(), 0);
+        write::error(sink.out(), &commands::blocking::keyless_refusal(name));
+        return true;
+    }
     let row = match commands::forward::forward(state, client, input, args, sink) {
         Forwarded::Deferred => return false,
         Forwarded::Sent => forwarded_row(),

@@ -5,7 +5,9 @@
 //! `DISCARD`, `UNWATCH`, the client leaving), after the commands already queued, and the
 //! connection is closed with it (Redis forgets the watched keys). A blocking command
 //! (`BLPOP`, `XREAD BLOCK`, `WAIT`, ...) takes a lease of its own for its one command. At most
-//! [`PINNED_CONNECTIONS`] leases at once, [`PINNED_PER_ADDRESS`] of them to one address.
+//! [`PINNED_CONNECTIONS`] leases at once, [`PINNED_PER_ADDRESS`] of them to one address,
+//! over every node: in front of a Redis Cluster each lease names the node it connects to
+//! (the master of its keys' slot), and the one pool bounds them all.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -29,10 +31,9 @@ pub const PINNED_CONNECTIONS: usize = 64;
 /// host cannot hold them all.
 pub const PINNED_PER_ADDRESS: usize = 8;
 
-/// What a lease is made of: the node's lane connection settings.
+/// What a lease is made of: the lane connection settings, for the node each lease names.
 pub struct PinnedPool {
     core: Arc<Core>,
-    target: Target,
     link: NodeLink,
     timeout: Duration,
     max_reply: usize,
@@ -46,6 +47,8 @@ pub struct PinnedPool {
 /// A connection pinned to one client until dropped.
 pub struct Pinned {
     jobs: Sender<Option<Job>>,
+    /// The hash slot it was leased for (in front of a cluster: its keys' slot).
+    slot: Option<u16>,
     /// The lease's place in the pool (a blocking command's is held by its thread).
     _counted: Option<Counted>,
 }
@@ -66,17 +69,16 @@ impl std::fmt::Debug for Pinned {
 }
 
 impl PinnedPool {
-    /// Leases of connections to the node `target`, answering through `core`.
+    /// Leases of connections to Redis nodes, answering through `core` by `link` (whose
+    /// `cluster` is none: a redirection is the client's to follow, its reply passed on).
     pub fn new(
         core: &Arc<Core>,
-        target: &Target,
         link: &NodeLink,
         timeout: Duration,
         max_reply: usize,
     ) -> PinnedPool {
         PinnedPool {
             core: Arc::clone(core),
-            target: target.clone(),
             link: link.clone(),
             timeout,
             max_reply,
@@ -86,10 +88,17 @@ impl PinnedPool {
         }
     }
 
-    /// A new lease for a client at `peer`; `None` when [`PINNED_CONNECTIONS`] are leased
-    /// already, or [`PINNED_PER_ADDRESS`] to clients of its address. A `one_shot` lease
-    /// (a blocking command's) stays counted until its thread ends, not until it is dropped.
-    pub fn lease(&self, peer: IpAddr, one_shot: bool) -> Option<Pinned> {
+    /// A new lease of a connection to `target` for a client at `peer` (for keys of hash
+    /// `slot`); `None` when [`PINNED_CONNECTIONS`] are leased already, or
+    /// [`PINNED_PER_ADDRESS`] to clients of its address. A `one_shot` lease (a blocking
+    /// command's) stays counted until its thread ends, not until it is dropped.
+    pub fn lease(
+        &self,
+        target: &Target,
+        slot: Option<u16>,
+        peer: IpAddr,
+        one_shot: bool,
+    ) -> Option<Pinned> {
         let address = crate::throttle::address_key(peer);
         {
             let mut by_address = self.by_address.lock();
@@ -107,13 +116,13 @@ impl PinnedPool {
         let worker = LaneWorker::new(
             Arc::clone(&self.core),
             rx,
-            self.target.clone(),
+            target.clone(),
             self.timeout,
             self.max_reply,
             self.link.clone(),
         )
         .recording_blocked(Arc::clone(&self.ids));
-        let name = format!("pinned {}:{}", self.target.host, self.target.port);
+        let name = format!("pinned {}:{}", target.host, target.port);
         let counted = Counted {
             leases: Arc::clone(&self.leases),
             by_address: Arc::clone(&self.by_address),
@@ -133,6 +142,7 @@ impl PinnedPool {
         .ok()?;
         Some(Pinned {
             jobs: tx,
+            slot,
             _counted: in_lease,
         })
     }
@@ -140,11 +150,14 @@ impl PinnedPool {
 
 impl PinnedPool {
     /// The Redis client id of the connection proxy client `client`'s blocking command
-    /// waits on, if it waits on one.
-    pub fn redis_id_of(&self, client: u64) -> Option<i64> {
+    /// waits on, and its node, if it waits on one.
+    pub fn redis_id_of(&self, client: u64) -> Option<(i64, Target)> {
         let ids = self.ids.lock();
-        let (id, presence) = ids.get(&client)?;
-        if presence.has_left() { None } else { *id }
+        let (id, presence, target) = ids.get(&client)?;
+        if presence.has_left() {
+            return None;
+        }
+        Some(((*id)?, target.clone()))
     }
 
     /// Blocking commands in flight on leases of their own.
@@ -154,12 +167,17 @@ impl PinnedPool {
         self.ids
             .lock()
             .values()
-            .filter(|(_, p)| !p.has_left())
+            .filter(|(_, p, _)| !p.has_left())
             .count()
     }
 }
 
 impl Pinned {
+    /// The hash slot it was leased for (in front of a cluster), if any.
+    pub fn slot(&self) -> Option<u16> {
+        self.slot
+    }
+
     /// Queues `job` on this connection; gives it back when its queue is full.
     pub fn submit(&self, job: Job) -> Result<(), Box<Job>> {
         super::submit(&self.jobs, job)

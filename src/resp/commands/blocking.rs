@@ -11,14 +11,18 @@
 //!   closed, and Redis forgets the blocked command with it).
 //! - As on its own Redis connection, it waits for the client's earlier replies, and
 //!   nothing after it is served until it is answered.
-//! - Not in front of a Redis Cluster; with PROXY_FORWARD as for any command (a blocking
-//!   pop writes, so it needs `all`).
+//! - In front of a Redis Cluster: its keys must share a slot (`-CROSSSLOT` otherwise, as
+//!   the cluster answers), and its lease connects to that slot's master. `WAIT` and
+//!   `WAITAOF` name no key: they run on the client's WATCH connection, and are refused
+//!   without one (a connection of their own has written nothing to wait for).
+//! - With PROXY_FORWARD as for any command (a blocking pop writes, so it needs `all`).
 
 use std::time::Duration;
 
 use super::Call;
 use super::forward::{Pinning, Vetted, charge, submit, vet};
-use crate::backend::{PINNED_CONNECTIONS, PINNED_PER_ADDRESS};
+use crate::backend::{CommandInfo, Pinned};
+use crate::backend::{PINNED_CONNECTIONS, PINNED_PER_ADDRESS, PinRefused, keys_slot};
 use crate::resp::write;
 
 /// Forwards the blocking command of `call` on a pinned connection.
@@ -47,29 +51,15 @@ pub fn forward(call: &mut Call<'_>) {
         call.state.deferred = true;
         return;
     }
-    if call.state.services.cluster {
-        let text = format!(
-            "ERR {name} is not supported by proxyredis in front of a Redis Cluster (blocking \
-             commands need a pinned connection)"
-        );
-        return write::error(call.sink.out(), &text);
-    }
     let own;
     let via = match call.client.pinned.as_deref() {
         Some(pinned) => pinned,
-        None => match call.state.services.backend.lease_one(call.client.peer) {
+        None => match lease(call, &name, &info) {
             Some(pinned) => {
                 own = pinned;
                 &own
             }
-            None => {
-                let text = format!(
-                    "ERR {name}: no connection can be pinned now (at most \
-                     {PINNED_CONNECTIONS} at once, {PINNED_PER_ADDRESS} per client \
-                     address); try again"
-                );
-                return write::error(call.sink.out(), &text);
-            }
+            None => return,
         },
     };
     if !charge(call.state, call.client, cost, call.sink) {
@@ -88,6 +78,61 @@ pub fn forward(call: &mut Call<'_>) {
         &info,
         on,
     );
+}
+
+/// A connection for the blocking command of `call` alone (in front of a cluster, to the
+/// master of its keys' slot), or `None` with the client's error written.
+fn lease(call: &mut Call<'_>, name: &str, info: &CommandInfo) -> Option<Pinned> {
+    let backend = &call.state.services.backend;
+    let mut slot = None;
+    if backend.pins_by_slot() {
+        let args: Vec<&[u8]> = (0..call.argc()).map(|i| call.arg(i)).collect();
+        slot = match keys_slot(info, &args) {
+            Ok(Some(slot)) => Some(slot),
+            Ok(None) => {
+                write::error(call.sink.out(), &keyless_refusal(name.as_bytes()));
+                return None;
+            }
+            Err(e) => {
+                write::error(call.sink.out(), &e.to_string());
+                return None;
+            }
+        };
+    }
+    match backend.lease_one(call.client.peer, slot) {
+        Ok(pinned) => Some(pinned),
+        Err(refused) => {
+            write::error(call.sink.out(), &refusal(name, &refused));
+            None
+        }
+    }
+}
+
+/// Whether command `name` waits on what its own connection wrote (`WAIT`, `WAITAOF`),
+/// which in front of a cluster names no node unless the client has a WATCH connection.
+pub fn waits_for_own_writes(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"wait") || name.eq_ignore_ascii_case(b"waitaof")
+}
+
+/// The error for a blocking command without keys (`WAIT`) in front of a cluster, outside
+/// WATCH.
+pub fn keyless_refusal(name: &[u8]) -> String {
+    let name = String::from_utf8_lossy(&name[..name.len().min(64)]).to_ascii_uppercase();
+    format!(
+        "ERR {name} is not supported by proxyredis in front of a Redis Cluster outside WATCH \
+         (it names no key, so no node; after WATCH it runs on the watched keys' master)"
+    )
+}
+
+/// The client's error for a connection that cannot be pinned for command `name`.
+pub fn refusal(name: &str, refused: &PinRefused) -> String {
+    match refused {
+        PinRefused::Full => format!(
+            "ERR {name}: no connection can be pinned now (at most {PINNED_CONNECTIONS} at \
+             once, {PINNED_PER_ADDRESS} per client address); try again"
+        ),
+        PinRefused::NoNode => "CLUSTERDOWN Hash slot not served".to_string(),
+    }
 }
 
 /// How long past REDIS_TIMEOUT_MS the reply of the blocking command of `call` may take:
@@ -186,10 +231,10 @@ pub fn unblock(call: &mut Call<'_>) {
         }
         _ => b"TIMEOUT",
     };
-    let backend = &call.state.services.backend;
-    let Some(redis_id) = u64::try_from(id)
+    let peer = call.client.peer;
+    let Some((redis_id, via)) = u64::try_from(id)
         .ok()
-        .and_then(|id| backend.blocked_redis_id(id))
+        .and_then(|id| call.state.services.backend.blocked_redis_id(id, peer))
     else {
         return write::integer(call.sink.out(), 0);
     };
@@ -199,7 +244,12 @@ pub fn unblock(call: &mut Call<'_>) {
         redis_id.to_string().into_bytes().into_boxed_slice(),
         Box::from(mode),
     ];
-    super::keys::forward_args(call, args);
+    // In front of a cluster, on a connection of its own to the blocked command's node.
+    match via {
+        Ok(None) => super::keys::forward_args(call, args),
+        Ok(Some(own)) => super::keys::forward_args_via(call, args, Some(&own)),
+        Err(refused) => write::error(call.sink.out(), &refusal("CLIENT UNBLOCK", &refused)),
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //!   by the forwarding lane (never on the misses' connections).
 
 use super::Call;
-use crate::backend::{Changes, Outcome};
+use crate::backend::{Changes, Outcome, Pinned};
 use crate::resp::{Wait, write_outcome};
 
 /// Sends the command to Redis unchanged and answers with Redis's reply.
@@ -17,6 +17,13 @@ pub fn forward(call: &mut Call<'_>) {
 /// Sends `args` (a command that only reads, or changes no key) to Redis for `call`'s
 /// client and answers with Redis's reply.
 pub fn forward_args(call: &mut Call<'_>, args: Vec<Box<[u8]>>) {
+    let via = call.client.pinned.take();
+    forward_args_via(call, args, via.as_deref());
+    call.client.pinned = via;
+}
+
+/// [`forward_args`] on the connection `via` (a shared lane's when `None`).
+pub fn forward_args_via(call: &mut Call<'_>, args: Vec<Box<[u8]>>, via: Option<&Pinned>) {
     let seq = call.sink.wait(
         Wait {
             render: render_reply,
@@ -31,7 +38,6 @@ pub fn forward_args(call: &mut Call<'_>, args: Vec<Box<[u8]>>) {
     let waiter = call.sink.waiter(seq, 0);
     let lane = call.client.lane_ticket(true, false);
     let backend = &call.state.services.backend;
-    let via = call.client.pinned.as_deref();
     if let Err(e) = backend.forward(args, waiter, Changes::default(), false, lane, via) {
         call.sink.resolve(seq, 0, Outcome::Failed(e));
     }

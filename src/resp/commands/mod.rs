@@ -19,7 +19,7 @@
 
 pub mod adopt;
 mod auth;
-mod blocking;
+pub mod blocking;
 mod connection;
 pub mod forward;
 mod keys;

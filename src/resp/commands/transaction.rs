@@ -8,14 +8,16 @@
 //! discarded because of previous errors.`, as Redis does. The commands are Redis's to run,
 //! the cached ones (GET, MGET) included: inside a transaction nothing is answered from the
 //! cache. What the commands may change leaves the cache before `EXEC`'s reply. `WATCH`
-//! needs a connection pinned to the client and stays refused. A queue holds at most
+//! pins a connection of Redis to the client (in front of a cluster, to the master of the
+//! watched keys' one slot; a later `WATCH` of another slot gets `-CROSSSLOT`), and the
+//! transaction then runs there. A queue holds at most
 //! [`MAX_COMMANDS`] commands and [`MAX_BYTES`] bytes: past them the transaction is
 //! refused like a command with an error, and so is one that would take the queues of all
 //! connections together past PROXY_MAX_BUFFER_BYTES.
 
 use super::Call;
 use super::forward::{Vetted, charge, reply_wait, vet};
-use crate::backend::{Changes, Outcome, PINNED_CONNECTIONS, PINNED_PER_ADDRESS};
+use crate::backend::{Changes, Outcome, Pinned, crossslot, watch_slot};
 use crate::net::Sink;
 use crate::resp::client::QUEUED_BYTES;
 use crate::resp::parse::Args;
@@ -76,20 +78,30 @@ fn watch_now(call: &mut Call<'_>) {
         // Forwarding waits for Redis's description of its commands.
         return write::error(call.sink.out(), "ERR backend unavailable");
     }
+    let backend = &call.state.services.backend;
+    // In front of a cluster, the watched keys' one slot, and its master's connection.
+    let mut slot = None;
+    if backend.pins_by_slot() {
+        let args: Vec<&[u8]> = (0..call.argc()).map(|i| call.arg(i)).collect();
+        slot = match watch_slot(&args) {
+            Ok(slot) => slot,
+            Err(e) => return write::error(call.sink.out(), &e.to_string()),
+        };
+        let pinned_slot = call.client.pinned.as_deref().and_then(Pinned::slot);
+        if pinned_slot.is_some_and(|pinned| slot.is_some_and(|s| s != pinned)) {
+            // Keys of another slot than those watched already, as a cluster answers.
+            return write::error(call.sink.out(), &crossslot().to_string());
+        }
+    }
     let leased_now = call.client.pinned.is_none();
     if leased_now {
-        if call.state.services.cluster {
-            let text = "ERR WATCH is not supported by proxyredis in front of a Redis Cluster";
-            return write::error(call.sink.out(), text);
+        match backend.lease(call.client.peer, slot) {
+            Ok(pinned) => call.client.pinned = Some(Box::new(pinned)),
+            Err(refused) => {
+                let text = super::blocking::refusal("WATCH", &refused);
+                return write::error(call.sink.out(), &text);
+            }
         }
-        let Some(pinned) = call.state.services.backend.lease(call.client.peer) else {
-            let text = format!(
-                "ERR WATCH: no connection can be pinned now (at most {PINNED_CONNECTIONS} at \
-                 once, {PINNED_PER_ADDRESS} per client address); try again"
-            );
-            return write::error(call.sink.out(), &text);
-        };
-        call.client.pinned = Some(Box::new(pinned));
     }
     if !forward_on_pinned(call) && leased_now && !call.state.deferred {
         // Refused (PROXY_FORWARD=reads, permissions, rate limits): nothing is watched.

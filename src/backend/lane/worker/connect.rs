@@ -8,14 +8,15 @@ use super::{LaneWorker, MAX_BACKOFF, MIN_BACKOFF, remaining};
 use crate::backend::core::BackendStats;
 use crate::backend::error::BackendError;
 use crate::backend::job::{Job, Presence};
-use crate::backend::lane::conn::RawConn;
+use crate::backend::lane::conn::{RawConn, Target};
 
 /// The blocking commands sent and not answered, by proxy client id, each with the Redis
 /// client id of the connection it waits on (`None` where Redis refused `CLIENT ID`) and
 /// its client's presence (one that left no longer counts, though its lane thread notices
-/// only at its next look): what `CLIENT UNBLOCK` reaches, and INFO's `blocked_clients`.
+/// only at its next look), and the node it is on: what `CLIENT UNBLOCK` reaches, and
+/// INFO's `blocked_clients`.
 pub type BlockedIds =
-    Arc<parking_lot::Mutex<std::collections::HashMap<u64, (Option<i64>, Presence)>>>;
+    Arc<parking_lot::Mutex<std::collections::HashMap<u64, (Option<i64>, Presence, Target)>>>;
 
 impl LaneWorker {
     /// The clients of the blocking commands of `batch`, and their presence.
@@ -34,7 +35,10 @@ impl LaneWorker {
         if let Some(ids) = &self.blocked_ids {
             let mut ids = ids.lock();
             for (client, presence) in clients {
-                ids.insert(*client, (self.redis_id, presence.clone()));
+                ids.insert(
+                    *client,
+                    (self.redis_id, presence.clone(), self.target.clone()),
+                );
             }
         }
     }

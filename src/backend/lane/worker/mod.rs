@@ -320,7 +320,7 @@ impl LaneWorker {
             // The job's answer is its last reply: those of an `ASKING` before each command
             // and of a block's first commands (a `SELECT`, `MULTI`, `+QUEUED`s) come first.
             let selects = job.lane.as_deref().is_some_and(|l| l.selects);
-            let mut refused_select = None;
+            let (mut refused_select, mut moved) = (None, None);
             for i in 1..job.replies() {
                 if matches!(result, Err(ReplyError::Failed(_))) {
                     break;
@@ -332,10 +332,20 @@ impl LaneWorker {
                 {
                     refused_select = Some(reply.clone());
                 }
+                if let Ok(reply) = &result
+                    && reply.starts_with(b"-MOVED ")
+                {
+                    moved.get_or_insert_with(|| reply.clone());
+                }
                 result = replies.next(conn, deadline, watch);
             }
             if let (Some(error), Ok(_)) = (refused_select, &result) {
                 lost_database = true;
+                result = Ok(error);
+            } else if let (Some(error), Ok(reply)) = (moved, &result)
+                && reply.starts_with(b"-EXECABORT")
+            {
+                // A transaction's command whose slot moved: Redis's MOVED, not EXECABORT.
                 result = Ok(error);
             }
             match result {
