@@ -7,6 +7,7 @@
 
 mod common;
 use common::resp_client::*;
+use common::wire::show;
 use common::*;
 
 use std::io::Write;
@@ -296,4 +297,56 @@ fn wait_never_holds_the_near_lane() {
         stats["backend"]["forwards_near"].as_u64() >= Some(2),
         "{stats}"
     );
+}
+
+/// A range read bounded by its arguments (at most 128 elements from either end) is quick
+/// whatever the size of the collection, and goes by the near lane with Redis's exact
+/// reply; an unbounded range (`0 -1`), or one far from both ends, keeps going by the
+/// lane's threads.
+#[test]
+fn range_reads_bounded_by_their_arguments_go_by_the_near_lane() {
+    let redis = Redis::start();
+    let mut c = redis.client();
+    for i in 0..300 {
+        let _: () = redis::cmd("RPUSH").arg("l").arg(i).query(&mut c).unwrap();
+        let _: () = redis::cmd("ZADD")
+            .arg("z")
+            .arg(i)
+            .arg(format!("m{i}"))
+            .query(&mut c)
+            .unwrap();
+    }
+    let proxy = Proxy::start(redis.port, &[("PROXY_FORWARD", "reads")]);
+    wait_for_catalog(&proxy);
+    let mut p = connect(proxy.resp_port);
+    let mut direct = connect(redis.port);
+    let bounded: &[&[&str]] = &[
+        &["LRANGE", "l", "0", "99"],
+        &["LRANGE", "l", "-100", "-1"],
+        &["ZRANGE", "z", "0", "9", "WITHSCORES"],
+        &["ZREVRANGE", "z", "0", "9"],
+    ];
+    for args in bounded {
+        let before = near(&proxy);
+        assert_eq!(
+            show(&ask(&mut p, args)),
+            show(&ask(&mut direct, args)),
+            "{args:?}"
+        );
+        assert_eq!(near(&proxy), before + 1, "{args:?} went by the near lane");
+    }
+    let unbounded: &[&[&str]] = &[
+        &["LRANGE", "l", "0", "-1"],
+        &["LRANGE", "l", "150", "160"],
+        &["ZRANGE", "z", "0", "9", "BYSCORE"],
+    ];
+    for args in unbounded {
+        let before = near(&proxy);
+        assert_eq!(
+            show(&ask(&mut p, args)),
+            show(&ask(&mut direct, args)),
+            "{args:?}"
+        );
+        assert_eq!(near(&proxy), before, "{args:?} went by the lane's threads");
+    }
 }

@@ -169,9 +169,10 @@ pub fn submit(
 ) {
     let blocking = on.patience.is_some();
     let ordered = blocking || info.write || !info.readonly;
-    // Held to the lane's allowance of slow commands per batch: not `@fast`, and not
-    // documented as constant time either.
-    let slow = blocking || !(info.categories.contains(Categories::FAST) || info.constant);
+    // Held to the lane's allowance of slow commands per batch: not `@fast`, not documented
+    // as constant time, and not bounded by its arguments either.
+    let quick = info.categories.contains(Categories::FAST) || info.constant;
+    let slow = blocking || !(quick || super::bounded::quick(input, args));
     let alone = on.via.is_none() && !blocking;
     let (argv, invalidates, adopt) = super::adopt::argv(info, input, args, alone);
     let seq = sink.wait(reply_wait(client.proto), 1);

@@ -20,6 +20,7 @@
 pub mod adopt;
 mod auth;
 pub mod blocking;
+mod bounded;
 mod connection;
 pub mod forward;
 mod keys;
