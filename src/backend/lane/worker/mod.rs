@@ -4,19 +4,18 @@
 //! A batch is what is queued when the thread wakes (at most [`MAX_BATCH`]), less the
 //! commands whose client has left (dropped unsent, counted), those that waited past
 //! REDIS_TIMEOUT_MS (answered unavailable), and slow (not `@fast`) commands past the
-//! batch's allowance: [`MAX_SLOW`] while batches come back quickly, one after a batch
-//! that held Redis longer than [`SLOW_BATCH`], [`SLOW_EACH`] per slow command of it on
-//! average (Redis runs a connection's pipeline in one
-//! go, so a batch of big LRANGEs would hold every miss behind it for their sum; one at a
-//! time lets Redis serve the misses' connections between them). Those wait, in order, for
-//! the next batches. Each reply is read within the deadline of
-//! its own command (REDIS_TIMEOUT_MS from when it was queued) and within
-//! PROXY_MAX_REPLY_BYTES: a reply past the size is `-ERR reply too large` for its client
-//! alone (its bytes dropped as they come). A reply past its deadline, or a failed
-//! connection, ends the connection: that command's client is answered unavailable, the
-//! commands sent after it that only read go out again on a new connection, and those that
-//! may have written are answered unavailable (whether they ran is unknown, as after any
-//! lost connection). The misses' connections never see any of it.
+//! batch's allowance: [`MAX_SLOW`] while batches come back quickly, one after a batch that
+//! held Redis longer than [`SLOW_BATCH`], [`SLOW_EACH`] per slow command of it on average
+//! (Redis runs a connection's pipeline in one go, so a batch of big LRANGEs would hold
+//! every miss behind it for their sum; one at a time lets Redis serve the misses'
+//! connections between them). Those wait, in order, for the next batches. Each reply is
+//! read within the deadline of its own command (REDIS_TIMEOUT_MS from when it was queued)
+//! and within PROXY_MAX_REPLY_BYTES: a reply past the size is `-ERR reply too large` for
+//! its client alone (its bytes dropped as they come). A reply past its deadline, or a
+//! failed connection, ends the connection: that command's client is answered unavailable,
+//! the commands sent after it that only read go out again on a new connection, and those
+//! that may have written are answered unavailable (whether they ran is unknown, as after
+//! any lost connection). The misses' connections never see any of it.
 
 mod connect;
 mod pending;
@@ -203,9 +202,8 @@ impl LaneWorker {
         }
     }
 
-    /// When `job`'s reply is given up: REDIS_TIMEOUT_MS after it was queued, and a
-    /// blocking command's own timeout later (never, for one that blocks until its client
-    /// leaves).
+    /// When `job`'s reply is given up: REDIS_TIMEOUT_MS after it was queued, and a blocking
+    /// command's own timeout later (never, for one that blocks until its client leaves).
     fn deadline(&self, job: &Job) -> Instant {
         let patience = job.lane.as_deref().and_then(|l| l.patience);
         let wait = self.timeout.saturating_add(patience.unwrap_or_default());
@@ -350,6 +348,9 @@ impl LaneWorker {
             }
             match result {
                 Ok(reply) => {
+                    if reply.starts_with(b"-MOVED ") {
+                        self.core.slot_moved(); // (a pinned connection's: read the map again)
+                    }
                     let outcome = Outcome::from_raw(reply);
                     self.link
                         .deliver(&self.core, job, outcome, KeyTtl::Global, &mut self.outbox);
