@@ -147,3 +147,87 @@ fn a_big_value_queued_in_a_transaction_is_held_once() {
         SIZE.to_string()
     );
 }
+
+/// The proxy's address space (VmSize), in bytes.
+fn address_space(proxy: &Proxy) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.pid())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
+
+/// Headers alone cannot make the proxy reserve memory: an input buffer is made to the
+/// size a request announces only within PROXY_MAX_BUFFER_BYTES over all connections
+/// (where overcommit is strict, each such buffer is memory committed, and an allocation
+/// refused ends the process). Past it, buffers grow as bytes arrive.
+#[test]
+fn headers_announcing_huge_values_reserve_at_most_the_buffer_budget() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(redis.port, &[("PROXY_MAX_BUFFER_BYTES", "67108864")]);
+    wait_for_catalog(&proxy);
+    let before = address_space(&proxy);
+    let mut conns = Vec::new();
+    for _ in 0..40 {
+        let mut c = connect(proxy.resp_port);
+        let mut head = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870000\r\n".to_vec();
+        head.extend_from_slice(&[b'x'; 100 << 10]);
+        c.write_all(&head).unwrap();
+        conns.push(c);
+    }
+    // Every connection's first bytes were read (the proxy answers a PING after them on a
+    // connection of its own only once its loops went round).
+    let mut p = connect(proxy.resp_port);
+    assert_eq!(ask(&mut p, &["PING"]), b"+PONG\r\n");
+    let grown = address_space(&proxy).saturating_sub(before);
+    assert!(
+        grown < 1 << 30,
+        "40 headers of 512 MB values took {grown} bytes of address space"
+    );
+}
+
+/// A buffer grown for a big request is let go once it holds only a little (a client that
+/// keeps a command half-sent after a big one): its pages were written, and would stay
+/// resident uncounted in PROXY_MAX_BUFFER_BYTES.
+#[test]
+fn a_buffer_grown_for_a_big_request_is_let_go_when_little_remains() {
+    const SIZE: usize = 40 << 20;
+    let redis = Redis::start();
+    // The half-sent command is not timed out meanwhile.
+    let proxy = Proxy::start(
+        redis.port,
+        &[
+            ("PROXY_FORWARD", "reads"),
+            ("PROXY_REQUEST_TIMEOUT_MS", "120000"),
+        ],
+    );
+    wait_for_catalog(&proxy);
+    let before = proxy.memory().1;
+    let mut c = connect(proxy.resp_port);
+    // Refused (a write, with `reads`) once read whole; then PINGs past the buffer's end,
+    // and half a PING kept pending.
+    let mut request = multibulk(&["SET", "k", &"v".repeat(SIZE)]);
+    for _ in 0..1000 {
+        request.extend_from_slice(&multibulk(&["PING"]));
+    }
+    request.extend_from_slice(b"*1\r\n$4\r\nPI");
+    c.write_all(&request).unwrap();
+    drop(request);
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let replies = read_replies(&mut c, 1001);
+    assert!(
+        replies.starts_with(b"-ERR SET is not forwarded"),
+        "{}",
+        String::from_utf8_lossy(&replies[..80])
+    );
+    assert!(replies.ends_with(b"+PONG\r\n"));
+    wait_for("the big buffer given back", Duration::from_secs(20), || {
+        (proxy.memory().1 < before + (SIZE as u64) / 4).then_some(())
+    });
+    // The half-sent command is still served once whole.
+    c.write_all(b"NG\r\n").unwrap();
+    assert_eq!(read_replies(&mut c, 1), b"+PONG\r\n");
+}

@@ -5,6 +5,7 @@
 //! Its bytes cross the socket through its [`Transport`]: in clear, or a TLS session.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mio::net::TcpStream;
 
@@ -40,6 +41,22 @@ pub struct Input {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Set while `buf` was made to the size a request announced, its share of the
+    /// process's allowance for those.
+    announced: Option<Announced>,
+}
+
+/// An input buffer's share of [`NetShared::announced`](super::NetShared), given back when
+/// the buffer goes.
+struct Announced {
+    pool: std::sync::Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Drop for Announced {
+    fn drop(&mut self) {
+        self.pool.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 impl Input {
@@ -48,6 +65,7 @@ impl Input {
             buf: vec![0; INITIAL_INPUT],
             start: 0,
             end: 0,
+            announced: None,
         }
     }
 
@@ -77,6 +95,7 @@ impl Input {
                 // Grown for one big request: give the memory back.
                 self.buf.truncate(INITIAL_INPUT);
                 self.buf.shrink_to_fit();
+                self.announced = None;
             }
         }
     }
@@ -93,11 +112,40 @@ impl Input {
             return (copy, 0);
         }
         let mut taken = std::mem::replace(&mut self.buf, vec![0; INITIAL_INPUT]);
+        self.announced = None;
         self.buf[..rest].copy_from_slice(&taken[end..self.end]);
         self.start = 0;
         self.end = rest;
         taken.truncate(end);
         (taken, from)
+    }
+
+    /// `want` (see [`Input::make_room`]) when the process can afford a buffer of that
+    /// size now, taken from `pool` (at most `limit` bytes over all connections); 0
+    /// otherwise, and the buffer then doubles as bytes arrive. A header alone thus never
+    /// makes the process reserve more than `limit` of address space, however many
+    /// connections send one.
+    pub fn afford(
+        &mut self,
+        want: usize,
+        pool: &std::sync::Arc<AtomicUsize>,
+        limit: usize,
+    ) -> usize {
+        if want <= self.buf.len() {
+            return want;
+        }
+        let bytes = want.saturating_add(WANT_SLACK);
+        if pool
+            .fetch_add(bytes, Ordering::Relaxed)
+            .saturating_add(bytes)
+            > limit
+        {
+            pool.fetch_sub(bytes, Ordering::Relaxed);
+            return 0;
+        }
+        let pool = std::sync::Arc::clone(pool);
+        self.announced = Some(Announced { pool, bytes });
+        want
     }
 
     /// Drops everything buffered.
@@ -129,15 +177,28 @@ impl Input {
     #[inline(never)]
     fn compact_or_grow(&mut self, max: usize, want: usize) -> bool {
         if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
+            let pending = self.end - self.start;
+            let fits = (2 * pending).max(INITIAL_INPUT);
+            if fits < self.buf.len() {
+                // A buffer grown for a big request, now holding little: a fresh one of the
+                // size needed, so the big one's pages go back (they were written, and would
+                // stay resident uncounted once the bytes counted moved to the front).
+                let mut fresh = vec![0; fits];
+                fresh[..pending].copy_from_slice(&self.buf[self.start..self.end]);
+                self.buf = fresh;
+                self.announced = None;
+            } else {
+                self.buf.copy_within(self.start..self.end, 0);
+            }
+            self.end = pending;
             self.start = 0;
             return true;
         }
         if self.buf.len() >= max {
             return false;
         }
-        let grown = if want > self.buf.len() {
+        let announced = want > self.buf.len();
+        let grown = if announced {
             want.saturating_add(WANT_SLACK)
         } else {
             self.buf.len() * 2
@@ -149,6 +210,10 @@ impl Input {
         let mut fresh = vec![0; grown];
         fresh[..self.end].copy_from_slice(&self.buf[..self.end]);
         self.buf = fresh;
+        if !announced {
+            // Grown by doubling: not to the size a request announced.
+            self.announced = None;
+        }
         true
     }
 }

@@ -131,6 +131,9 @@ pub struct NetShared {
     /// Bytes held over all connections (replies unsent, queued, values not yet rendered;
     /// big requests being received or forwarded): PROXY_MAX_BUFFER_BYTES bounds it.
     pub buffered: Arc<AtomicUsize>,
+    /// Bytes of input buffers made at once to the size a request announced (see
+    /// `Input::afford`): at most PROXY_MAX_BUFFER_BYTES of them at a time.
+    pub announced: Arc<AtomicUsize>,
     /// The server certificate when the ports speak TLS (replaced in place on SIGHUP).
     pub tls: Option<Arc<crate::tls::ServerTls>>,
     started: Instant,
@@ -147,6 +150,7 @@ impl NetShared {
             over_cap: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             buffered: Arc::new(AtomicUsize::new(0)),
+            announced: Arc::new(AtomicUsize::new(0)),
             tls: None,
             started: Instant::now(),
             last_refusal_warning: AtomicU64::new(0),

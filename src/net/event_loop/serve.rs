@@ -129,7 +129,10 @@ impl<A: Application, T: Transport> EventLoop<A, T> {
                 // What the request being received needs, asked only when the buffer must
                 // grow (the hit path never asks).
                 let want = if conn.input.is_full() {
-                    self.app.wants(&conn.session)
+                    let want = self.app.wants(&conn.session);
+                    let (pool, limit) =
+                        (&self.shared.announced, self.shared.limits.max_buffer_bytes);
+                    conn.input.afford(want, pool, limit)
                 } else {
                     0
                 };
