@@ -8,9 +8,11 @@
 //! [`submit`]: super::forward::submit
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::forward::changes;
-use crate::backend::{ChainLink, CommandInfo, Outcome};
+
+use crate::backend::{BackendError, ChainLink, CommandInfo, Outcome};
 use crate::net::Sink;
 use crate::resp::parse::Args;
 use crate::resp::{Client, Loop, Wait};
@@ -130,11 +132,10 @@ pub fn adopted(
     else {
         return;
     };
-    if request.len() < at + range.end {
-        return;
-    }
+    // (Always within the request handed over; never cut outside it.)
+    let whole = request.len() >= at + range.end;
     request.truncate(at + range.end);
-    request.drain(..at + range.start);
+    request.drain(..(at + range.start).min(request.len()));
     let arg = request.into_boxed_slice();
     match to {
         To::Lane {
@@ -143,7 +144,13 @@ pub fn adopted(
             ordered,
         } => {
             link.args[index] = arg;
-            if let Err(e) = state.services.backend.forward_link(link, None) {
+            let sent = match whole {
+                true => state.services.backend.forward_link(link, None),
+                false => Err(BackendError::Io(Arc::from(
+                    "the request was not handed over",
+                ))),
+            };
+            if let Err(e) = sent {
                 sink.resolve(seq, 0, Outcome::Failed(e));
             }
             if ordered {
@@ -151,9 +158,12 @@ pub fn adopted(
             }
         }
         To::Queue => {
-            let queued = client.multi.as_deref_mut();
-            if let Some(argv) = queued.and_then(|q| q.commands.last_mut()) {
-                argv[index] = arg;
+            if let Some(queued) = client.multi.as_deref_mut() {
+                match queued.commands.last_mut() {
+                    Some(argv) if whole => argv[index] = arg,
+                    // EXEC answers EXECABORT rather than run the command without it.
+                    _ => queued.failed = true,
+                }
             }
         }
     }

@@ -20,7 +20,8 @@
 use std::time::Duration;
 
 use super::Call;
-use super::forward::{Pinning, Vetted, charge, submit, vet};
+use super::forward::{Pinning, Vetted, submit, vet};
+use super::policy::charge;
 use crate::backend::{CommandInfo, Pinned};
 use crate::backend::{PINNED_CONNECTIONS, PINNED_PER_ADDRESS, PinRefused, keys_slot};
 use crate::resp::write;

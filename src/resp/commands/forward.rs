@@ -32,7 +32,7 @@
 //! a command Redis does not know, or one asked before the catalog is read, gets the
 //! unknown-command error. Nothing forwarded is cached.
 
-use super::policy::{Asked, Rules};
+use super::policy::{Asked, Rules, charge};
 use std::time::Duration;
 
 use crate::backend::{
@@ -119,7 +119,11 @@ fn send(
     // A write waits for the connection's earlier replies (unless they are all its chain's,
     // which it joins); any command waits while the client holds its share of the lane.
     let chained = !state.chain.is_empty() && sink.in_flight() == state.chain.len();
-    if (ordered && sink.waiting() && !chained) || sink.in_flight() >= FORWARDED_PER_CLIENT {
+    // One sent alone, not in the chain (a big request, or on a pinned connection), waits
+    // for a write in the chain as well: it could reach Redis first.
+    let alone = input.len() > crate::net::INPUT_FREE || client.pinned.is_some();
+    let behind = (ordered && sink.waiting() && !chained) || (alone && state.chain_ordered);
+    if behind || sink.in_flight() >= FORWARDED_PER_CLIENT {
         flush_chain(state, sink);
         return Forwarded::Deferred;
     }
@@ -370,24 +374,6 @@ fn command_info(state: &mut Loop, words: &[&[u8]]) -> Option<std::sync::Arc<Comm
         state.last_command = Some((Box::from(words[0]), std::sync::Arc::clone(&info)));
     }
     Some(info)
-}
-
-/// Takes `cost` from the rate limits (forwarded commands count in the same limits as
-/// lookups, by their weight); false, the refusal written, when over one.
-pub fn charge(state: &mut Loop, client: &Client, cost: u64, sink: &mut dyn Sink<Wait>) -> bool {
-    if !state.services.throttle.allow_n(cost) {
-        state.stats.throttled.incr();
-        write::error(sink.out(), "ERR rate limit exceeded");
-        return false;
-    }
-    if let Some(access) = state.services.access.as_ref()
-        && !access.allow_n(crate::resp::access::who(client), cost)
-    {
-        state.stats.client_throttled.incr();
-        write::error(sink.out(), "ERR client rate limit exceeded");
-        return false;
-    }
-    true
 }
 
 /// What the command may change, to drop from the cache before its reply: nothing for a

@@ -25,6 +25,8 @@
 
 use crate::backend::{Categories, CommandInfo};
 use crate::config::Forward;
+use crate::net::Sink;
+use crate::resp::{Client, Loop, Wait, write};
 
 /// Cost of a `@fast` command: one lookup.
 pub const FAST: u64 = 1;
@@ -165,6 +167,24 @@ fn negative_count(asked: &Asked<'_>) -> bool {
         && asked
             .second
             .is_some_and(|c| c.first() == Some(&b'-') && c.len() > 1)
+}
+
+/// Takes `cost` from the rate limits (forwarded commands count in the same limits as
+/// lookups, by their weight); false, the refusal written, when over one.
+pub fn charge(state: &mut Loop, client: &Client, cost: u64, sink: &mut dyn Sink<Wait>) -> bool {
+    if !state.services.throttle.allow_n(cost) {
+        state.stats.throttled.incr();
+        write::error(sink.out(), "ERR rate limit exceeded");
+        return false;
+    }
+    if let Some(access) = state.services.access.as_ref()
+        && !access.allow_n(crate::resp::access::who(client), cost)
+    {
+        state.stats.client_throttled.incr();
+        write::error(sink.out(), "ERR client rate limit exceeded");
+        return false;
+    }
+    true
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@
 //! connections together past PROXY_MAX_BUFFER_BYTES.
 
 use super::Call;
-use super::forward::{Vetted, charge, reply_wait, vet};
+use super::forward::{Vetted, reply_wait, vet};
+use super::policy::charge;
 use crate::backend::{Changes, Outcome, Pinned, crossslot, watch_slot};
 use crate::net::Sink;
 use crate::resp::client::QUEUED_BYTES;
