@@ -328,3 +328,24 @@ fn a_slot_moved_under_a_watch_answers_redis_moved() {
     );
     assert_eq!(cluster.get(&k).as_deref(), Some(&b"v"[..]));
 }
+
+/// A blocking command that names no key because it is malformed gets the error Redis
+/// gives a direct client, not the proxy's refusal of keyless commands.
+#[test]
+fn a_malformed_blocking_command_gets_the_clusters_own_error() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_on(&cluster);
+    let mut direct = connect(cluster.port(cluster.masters()[0]));
+    let mut c = connect(proxy.resp_port);
+    for command in [
+        "BLPOP",
+        "BLMPOP 0 -1 a LEFT",
+        "BLMPOP 0 5 a LEFT",
+        "XREAD BLOCK 100 STREAMS a",
+        "BZMPOP 0.1 3 a MIN",
+    ] {
+        let want = words(&mut direct, command);
+        assert!(want.starts_with("-ERR "), "{command}: {want}");
+        assert_eq!(words(&mut c, command), want, "{command}");
+    }
+}

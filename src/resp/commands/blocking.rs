@@ -90,6 +90,9 @@ fn lease(call: &mut Call<'_>, name: &str, info: &CommandInfo) -> Option<Pinned> 
         let args: Vec<&[u8]> = (0..call.argc()).map(|i| call.arg(i)).collect();
         slot = match keys_slot(info, &args) {
             Ok(Some(slot)) => Some(slot),
+            // A command with keys that names none is malformed (`BLPOP` alone, `BLMPOP 0 -1
+            // a LEFT`): any master answers its error at once, as Redis words it.
+            Ok(None) if !info.specs.is_empty() || info.first_key > 0 => Some(0),
             Ok(None) => {
                 write::error(call.sink.out(), &keyless_refusal(name.as_bytes()));
                 return None;
