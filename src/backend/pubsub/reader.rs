@@ -102,6 +102,16 @@ impl Hub {
     pub(super) fn on_frame(&self, frame: Vec<u8>, sent: &mut VecDeque<Command>) {
         if frame.first() == Some(&b'-') {
             let text = String::from_utf8_lossy(&frame[1..]).trim_end().to_string();
+            // A MOVED for another slot than the first command's answers an unsubscribe
+            // whose confirmation was taken from Redis's own `sunsubscribe` (the slot moved
+            // while it was asked): that channel is gone already, nothing to pop.
+            let moved = text.strip_prefix("MOVED ").and_then(|t| t.split(' ').next());
+            let slot = moved.and_then(|s| s.parse::<u16>().ok());
+            if let (Some(slot), Some((_, _, name))) = (slot, sent.front())
+                && crate::backend::cluster::slot_of(name) != slot
+            {
+                return;
+            }
             if let Some((kind, true, name)) = sent.pop_front() {
                 self.refused(kind, &name, &text);
             }
