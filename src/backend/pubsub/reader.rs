@@ -105,7 +105,9 @@ impl Hub {
             // A MOVED for another slot than the first command's answers an unsubscribe
             // whose confirmation was taken from Redis's own `sunsubscribe` (the slot moved
             // while it was asked): that channel is gone already, nothing to pop.
-            let moved = text.strip_prefix("MOVED ").and_then(|t| t.split(' ').next());
+            let moved = text
+                .strip_prefix("MOVED ")
+                .and_then(|t| t.split(' ').next());
             let slot = moved.and_then(|s| s.parse::<u16>().ok());
             if let (Some(slot), Some((_, _, name))) = (slot, sent.front())
                 && crate::backend::cluster::slot_of(name) != slot
