@@ -58,7 +58,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::catalog::{Catalog, Categories, CommandInfo};
-pub use self::cluster::{crossslot, slot_of};
+pub use self::cluster::{crossslot, one_slot, slot_of};
 pub use self::connector::Connector;
 pub use self::core::{BackendCounts, BackendStats};
 pub use self::error::BackendError;

@@ -82,28 +82,12 @@ pub fn keys_slot<A: AsRef<[u8]>>(
     info: &CommandInfo,
     args: &[A],
 ) -> Result<Option<u16>, BackendError> {
-    let mut slot = None;
-    for i in info.keys(args).all {
-        let s = cluster::slot_of(args[i].as_ref());
-        if slot.is_some_and(|prev| prev != s) {
-            return Err(cluster::crossslot());
-        }
-        slot = Some(s);
-    }
-    Ok(slot)
+    cluster::one_slot(info.keys(args).all.iter().map(|&i| &args[i]))
 }
 
 /// [`keys_slot`] of the keys of `WATCH key ...` (every argument after its name).
 pub fn watch_slot<A: AsRef<[u8]>>(args: &[A]) -> Result<Option<u16>, BackendError> {
-    let mut slot = None;
-    for key in args.iter().skip(1) {
-        let s = cluster::slot_of(key.as_ref());
-        if slot.is_some_and(|prev| prev != s) {
-            return Err(cluster::crossslot());
-        }
-        slot = Some(s);
-    }
-    Ok(slot)
+    cluster::one_slot(args.iter().skip(1))
 }
 
 #[cfg(test)]

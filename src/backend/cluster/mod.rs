@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
-pub use self::slots::{SLOTS, crossslot, slot_of};
+pub use self::slots::{SLOTS, crossslot, one_slot, slot_of};
 
 use self::slots::{block_slot, command_slot};
 

@@ -140,15 +140,26 @@ pub fn command_slot(
     let Some(info) = info else {
         return Ok((None, false));
     };
-    let mut slot = None;
-    for i in info.keys(args).all {
-        let s = slot_of(&args[i]);
-        if slot.is_some_and(|prev| prev != s) {
-            return Err(crossslot());
-        }
-        slot = Some(s);
-    }
+    let slot = one_slot(info.keys(args).all.iter().map(|&i| &args[i]))?;
     Ok((slot, info.readonly && !info.write))
+}
+
+/// The one slot of `keys` (`None` for no key); CROSSSLOT when they span slots, as Redis
+/// answers.
+pub fn one_slot<K: AsRef<[u8]>>(
+    keys: impl IntoIterator<Item = K>,
+) -> Result<Option<u16>, BackendError> {
+    same_slot(keys.into_iter().map(|k| slot_of(k.as_ref())))
+}
+
+/// The one slot of `slots` (`None` when there is none); CROSSSLOT when they differ.
+fn same_slot(slots: impl IntoIterator<Item = u16>) -> Result<Option<u16>, BackendError> {
+    let mut slots = slots.into_iter();
+    let first = slots.next();
+    match first {
+        Some(s) if slots.any(|other| other != s) => Err(crossslot()),
+        _ => Ok(first),
+    }
 }
 
 /// Redis Cluster's answer to a command or transaction whose keys span slots.
@@ -162,17 +173,12 @@ pub fn block_slot(
     catalog: &Catalog,
     commands: &[Vec<Box<[u8]>>],
 ) -> Result<Option<u16>, BackendError> {
-    let mut slot = None;
+    let mut slots = Vec::new();
     for command in commands {
         let info = catalog.command(command);
-        if let (Some(s), _) = command_slot(command, info.as_deref())? {
-            if slot.is_some_and(|prev| prev != s) {
-                return Err(crossslot());
-            }
-            slot = Some(s);
-        }
+        slots.extend(command_slot(command, info.as_deref())?.0);
     }
-    Ok(slot)
+    same_slot(slots)
 }
 
 #[cfg(test)]

@@ -206,10 +206,8 @@ fn crossslot(call: &Call<'_>, kind: Kind) -> Option<String> {
     if kind != Kind::Shard || !call.state.services.backend.pubsub().per_node() {
         return None;
     }
-    let slot = |i| crate::backend::slot_of(call.arg(i));
-    (2..call.argc())
-        .any(|i| slot(i) != slot(1))
-        .then(|| "CROSSSLOT Keys in request don't hash to the same slot".to_string())
+    let names = (1..call.argc()).map(|i| call.arg(i));
+    crate::backend::one_slot(names).err().map(|e| e.to_string())
 }
 
 fn subscribe_in(call: &mut Call<'_>, kind: Kind) {
