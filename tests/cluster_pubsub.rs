@@ -123,17 +123,22 @@ fn shard_subscribers_on_different_masters_get_redis_bytes() {
     assert_eq!(words(&mut b, "PING", 1), "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
 }
 
+/// A shard channel of node `node` in another slot than `channel`'s.
+fn another_slot_of(cluster: &Cluster, node: usize, channel: &str) -> String {
+    cluster
+        .keys_on(node, "shard-c", 50)
+        .into_iter()
+        .find(|k| slot_of(k) != slot_of(channel))
+        .expect("another slot of the node")
+}
+
 #[test]
 fn one_ssubscribe_across_slots_is_refused_as_the_cluster_refuses_it() {
     let cluster = Cluster::start(3, 0);
     let ((c0, m0), (c1, _)) = two_channels(&cluster);
     let proxy = proxy_on(&cluster);
     // Two slots of one node, and two slots of two nodes.
-    let other0 = cluster
-        .keys_on(m0, "shard-c", 50)
-        .into_iter()
-        .find(|k| slot_of(k) != slot_of(&c0))
-        .expect("another slot of the node");
+    let other0 = another_slot_of(&cluster, m0, &c0);
     for pair in [format!("{c0} {other0}"), format!("{c0} {c1}")] {
         let command = format!("SSUBSCRIBE {pair}");
         let mut direct = connect(cluster.port(m0));
@@ -164,11 +169,7 @@ fn sunsubscribe_counts_as_redis_counts() {
     let ((c0, m0), (c1, _)) = two_channels(&cluster);
     let proxy = proxy_on(&cluster);
     // Two channels of one node in two slots: the same transcript as the node's own.
-    let other0 = cluster
-        .keys_on(m0, "shard-c", 50)
-        .into_iter()
-        .find(|k| slot_of(k) != slot_of(&c0))
-        .expect("another slot of the node");
+    let other0 = another_slot_of(&cluster, m0, &c0);
     let script = [
         format!("SSUBSCRIBE {c0}"),
         format!("SSUBSCRIBE {other0}"),
